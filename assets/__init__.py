@@ -1,0 +1,1 @@
+"""Bundled assets: the demo recording (demo/) and icons."""
