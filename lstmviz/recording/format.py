@@ -1,0 +1,159 @@
+"""The recording file format: names, constants and the small rules shared by writer and reader.
+
+``docs/format.md`` is the specification; this module is its executable half. Every HDF5 path and
+attribute name used by the writer, the reader, validation and migrations is defined here, so the
+layout is changed in one place (and a change of layout means a new ``FORMAT_VERSION`` and a
+migration, see ``migrations.py``).
+
+Layout of format version 1 (``N`` positions on the main axis, ``I`` items)::
+
+    /                      attrs: lstmviz = "recording", format_version = 1
+    /axes/positions/item_offsets     int64 [I + 1]
+    /axes/<axis>/item_offsets        int64 [I + 1]     (extra axes)
+    /tokens                int32 [N]
+    /vocab                 UTF-8 string [V]
+    /provenance            UTF-8 string, scalar (JSON)
+    /taps/<tap name>       float32|float16 [rows of its axis, units]   attrs: layer, signal, axis, description
+    /annotations/<name>/values   int32 [N or I] (categorical) | float64 [N or I] (numeric)
+    /annotations/<name>/labels   UTF-8 string [L] (categorical only)
+    /derived               empty group reserved for rebuildable caches
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+class RecordingError(Exception):
+    """A recording file cannot be used: ``str(e) == f"{e.path}: {e.problem}"``.
+
+    Raised by ``open_recording`` and by ``Recording`` methods instead of any h5py or OS error, so a
+    user always reads which file is at fault and what is wrong with it.
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):  # picklable across worker processes despite the two-argument constructor
+        return (type(self), (self.path, self.problem))
+
+
+@dataclass(frozen=True)
+class TapInfo:
+    """One tap of a recording: a ``[rows of its axis, units]`` dataset."""
+
+    name: str
+    units: int
+    dtype: str  # storage dtype, "float32" or "float16"; reads always return float32
+    axis: str
+    layer: int | None
+    signal: str
+    description: str
+
+
+@dataclass(frozen=True)
+class AnnotationInfo:
+    """One annotation: categorical (label ids, -1 = missing) or numeric (NaN = missing)."""
+
+    name: str
+    kind: str  # "categorical" | "numeric"
+    level: str  # "position" | "item"
+    labels: list[str] | None
+    description: str
+
+
+FORMAT_VERSION = 1
+"""The version this lstmviz writes; it reads this one and, through migrations, older ones."""
+
+# --- root attributes -------------------------------------------------------------------------
+MARKER_ATTR = "lstmviz"
+MARKER_VALUE = "recording"
+VERSION_ATTR = "format_version"
+INCOMPLETE_ATTR = "lstmviz_incomplete"
+"""Set while a writer is filling a temporary file; a finished recording never carries it."""
+
+# --- groups and datasets ---------------------------------------------------------------------
+AXES = "axes"
+MAIN_AXIS = "positions"
+OFFSETS = "item_offsets"
+TOKENS = "tokens"
+VOCAB = "vocab"
+PROVENANCE = "provenance"
+TAPS = "taps"
+ANNOTATIONS = "annotations"
+VALUES = "values"
+LABELS = "labels"
+DERIVED = "derived"
+ORDER_ATTR = "order"
+"""Attribute of ``/taps`` and ``/annotations``: the names in declaration order (HDF5 sorts links)."""
+
+# --- attributes of taps, axes and annotations ------------------------------------------------
+TAP_ATTRS = ("layer", "signal", "axis", "description")
+NO_LAYER = -1
+KIND, LEVEL, DESCRIPTION = "kind", "level", "description"
+
+CATEGORICAL, NUMERIC = "categorical", "numeric"
+KINDS = (CATEGORICAL, NUMERIC)
+POSITION, ITEM = "position", "item"
+LEVELS = (POSITION, ITEM)
+MISSING_LABEL = -1
+
+# --- dtypes ----------------------------------------------------------------------------------
+TAP_DTYPES = ("float32", "float16")
+OFFSET_DTYPE = np.dtype(np.int64)
+TOKEN_DTYPE = np.dtype(np.int32)
+CATEGORICAL_DTYPE = np.dtype(np.int32)
+NUMERIC_DTYPE = np.dtype(np.float64)
+
+# --- chunking (see docs/format.md, "Chunk shape") ----------------------------------------------
+CHUNK_TARGET_BYTES = 64 * 1024
+"""Upper bound for one chunk; a random row read pays for its whole chunk, so chunks stay small."""
+LIBVER = ("v110", "latest")
+"""HDF5 >= 1.10 file format: an extensible-array chunk index, O(1) chunk lookup while appending."""
+
+
+def tap_chunk_rows(units: int, itemsize: int) -> int:
+    """Rows per chunk of a tap: the largest power of two whose chunk (all units) fits the target.
+
+    A chunk always spans every unit, so one row lives in exactly one chunk.
+    """
+    row_bytes = max(1, units * itemsize)
+    rows = 1
+    while rows * 2 * row_bytes <= CHUNK_TARGET_BYTES:
+        rows *= 2
+    return rows
+
+
+def vector_chunk_len(itemsize: int) -> int:
+    """Elements per chunk of a 1-D dataset (tokens, offsets, annotations)."""
+    return tap_chunk_rows(1, itemsize)
+
+
+def check_tap_name(name: str) -> None:
+    """A tap name is ``/``-separated (``layer0/gates/f``) without empty parts."""
+    if not isinstance(name, str) or not name or name.startswith("/") or name.endswith("/") or "//" in name:
+        raise ValueError(f"tap name must be a non-empty, '/'-separated name without empty parts, got {name!r}")
+    if any(part in (".", "..") for part in name.split("/")):
+        raise ValueError(f"tap name must not contain '.' or '..' parts, got {name!r}")
+
+
+def check_plain_name(name: str, what: str) -> None:
+    """Axis and annotation names are single HDF5 link names: non-empty, no ``/``."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"{what} name must be a non-empty string without '/', got {name!r}")
+
+
+def tap_path(name: str) -> str:
+    return f"{TAPS}/{name}"
+
+
+def axis_offsets_path(axis: str) -> str:
+    return f"{AXES}/{axis}/{OFFSETS}"
+
+
+def annotation_path(name: str) -> str:
+    return f"{ANNOTATIONS}/{name}"

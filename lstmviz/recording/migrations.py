@@ -1,0 +1,163 @@
+"""Upgrade recordings written by older format versions.
+
+``MIGRATIONS`` maps a version ``v`` to a function that upgrades an open, writable ``h5py.File``
+in place from ``v`` to ``v + 1`` (and sets the ``format_version`` attribute to ``v + 1``). Chained,
+they bring any supported file to ``FORMAT_VERSION``. They are used two ways:
+
+* ``migrate(path_or_file)`` upgrades a file on disk: a path is copied to a temporary file beside
+  it, upgraded there and renamed over the original only on success (never half-written); an open
+  writable file is upgraded in place.
+* ``for_reading(f)`` is the read-time hook used by ``open_recording``: it upgrades an *overlay* —
+  a small temporary HDF5 file holding the attributes and small datasets, with the large datasets
+  mapped onto the original by HDF5 virtual datasets — so old files open without being modified
+  and without copying their tap data.
+
+Format v1 is the only version so far, so the table is empty. How to add v2 is in docs/format.md,
+"Versioning and migrations".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import h5py
+
+from lstmviz.recording import format as fmt
+from lstmviz.recording.format import RecordingError
+
+Upgrade = Callable[[h5py.File], None]
+
+MIGRATIONS: dict[int, Upgrade] = {}
+"""version v -> in-place upgrade of a writable file from v to v + 1."""
+
+OLDEST_VERSION = 1
+"""The oldest version that ever existed; files claiming an older one are unknown."""
+
+_OVERLAY_COPY_BYTES = 1 << 20  # datasets up to this size are copied into the overlay, bigger ones mapped
+
+
+def readable_versions() -> str:
+    """The versions this lstmviz can open, for messages: ``"version 1"`` or ``"versions 1 to 3"``."""
+    current = fmt.FORMAT_VERSION
+    oldest = current
+    while oldest - 1 >= OLDEST_VERSION and (oldest - 1) in MIGRATIONS:
+        oldest -= 1
+    return f"version {current}" if oldest == current else f"versions {oldest} to {current}"
+
+
+def can_upgrade(version: int) -> bool:
+    """Whether a file of ``version`` can be read: it is current, or a chain of upgrades leads there."""
+    return OLDEST_VERSION <= version <= fmt.FORMAT_VERSION and all(
+        v in MIGRATIONS for v in range(version, fmt.FORMAT_VERSION))
+
+
+def upgrade_open_file(f: h5py.File, path: str | Path | None = None) -> int:
+    """Apply the upgrades from the file's version to ``FORMAT_VERSION`` in place; returns the new version."""
+    where = path if path is not None else f.filename
+    version = int(f.attrs[fmt.VERSION_ATTR])
+    if not can_upgrade(version):
+        raise RecordingError(where, f"cannot upgrade format version {version} (this lstmviz reads {readable_versions()})")
+    while version < fmt.FORMAT_VERSION:
+        MIGRATIONS[version](f)
+        new = int(f.attrs[fmt.VERSION_ATTR])
+        if new != version + 1:
+            raise RuntimeError(f"the upgrade from format version {version} left format_version = {new}, expected {version + 1}")
+        version = new
+    return version
+
+
+def migrate(target: str | os.PathLike | h5py.File) -> int:
+    """Upgrade a recording to ``FORMAT_VERSION`` and return the version it has now.
+
+    A path is upgraded through a temporary copy that replaces the file only on success. An open
+    ``h5py.File`` must be writable and is upgraded in place.
+    """
+    if isinstance(target, h5py.File):
+        if target.mode != "r+":
+            raise ValueError(f"migrate: {target.filename!r} is open read-only; open it with mode 'r+' or pass its path")
+        from lstmviz.recording.validation import check_root
+
+        check_root(target, target.filename)
+        return upgrade_open_file(target)
+
+    from lstmviz.recording.reader import open_h5, open_recording
+    from lstmviz.recording.validation import check_root
+
+    path = Path(target)
+    with open_h5(path) as f:
+        version = check_root(f, path)
+    if version == fmt.FORMAT_VERSION:
+        open_recording(path).close()  # validates, and says in words what is wrong
+        return version
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.migrate.tmp.h5")
+    try:
+        shutil.copyfile(path, temp)
+        with h5py.File(temp, "r+") as f:
+            version = upgrade_open_file(f, path)
+        open_recording(temp).close()  # the upgraded file must be a valid current recording
+        with open(temp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)
+        raise
+    return version
+
+
+def for_reading(f: h5py.File, path: str | Path) -> h5py.File:
+    """The read-time hook: ``f`` itself if current, else a read-only, upgraded overlay of it.
+
+    The overlay is a small temporary HDF5 file (attributes and small datasets copied, large ones
+    mapped onto ``f``'s file by virtual datasets), upgraded, reopened read-only and unlinked at once.
+    It is a real file, not an in-memory one, because HDF5 opens the sources of virtual datasets
+    with the driver and intent of the file holding them: an in-memory driver would load the whole
+    original into memory, and a writable intent would try to lock it exclusively.
+    """
+    version = int(f.attrs[fmt.VERSION_ATTR])
+    if version == fmt.FORMAT_VERSION:
+        return f
+    fd, name = tempfile.mkstemp(prefix="lstmviz-upgrade-", suffix=".h5")
+    os.close(fd)
+    try:
+        with h5py.File(name, "w", libver=fmt.LIBVER) as overlay:
+            _fill_overlay(f, overlay)
+            upgrade_open_file(overlay, path)
+        return h5py.File(name, "r")
+    except RecordingError:
+        raise
+    except Exception as e:
+        raise RecordingError(path, f"upgrading this format version {version} file for reading failed "
+                                   f"({type(e).__name__}: {e}); please report this") from None
+    finally:
+        with contextlib.suppress(OSError):  # an open file stays readable after unlink on POSIX
+            os.remove(name)
+
+
+def _fill_overlay(src: h5py.File, dst: h5py.File) -> None:
+    """Copy ``src`` into ``dst``, its large numeric datasets as virtual views of ``src``'s file."""
+    source_name = os.path.abspath(src.filename)
+    dst.attrs.update(src.attrs)
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Group):
+            dst.require_group(name).attrs.update(obj.attrs)
+            return
+        if not isinstance(obj, h5py.Dataset):
+            return
+        small = obj.shape == () or obj.size * obj.dtype.itemsize <= _OVERLAY_COPY_BYTES
+        if small or h5py.check_string_dtype(obj.dtype) is not None or obj.dtype.kind not in "biuf":
+            src.copy(obj, dst, name=name)
+            return
+        layout = h5py.VirtualLayout(shape=obj.shape, dtype=obj.dtype, maxshape=obj.maxshape)
+        layout[...] = h5py.VirtualSource(source_name, name, shape=obj.shape)
+        ds = dst.create_virtual_dataset(name, layout)
+        ds.attrs.update(obj.attrs)
+
+    src.visititems(visit)

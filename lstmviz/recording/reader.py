@@ -1,0 +1,279 @@
+"""Open a recording lazily: metadata and offsets on open, tap values only for the slices asked for.
+
+``open_recording`` validates the file (see ``validation.py``) and never lets an h5py or OS error
+through: every problem is a ``RecordingError`` whose text names the file and the problem.
+Argument mistakes (a position outside the file, an unknown unit) are ``IndexError``/``ValueError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from lstmviz.recording import format as fmt
+from lstmviz.recording import migrations, validation
+from lstmviz.recording.format import AnnotationInfo, RecordingError, TapInfo
+
+_READ_BLOCK_BYTES = 8 * 1024 * 1024
+"""Tap reads go through blocks of about this many stored bytes, so column selections stay bounded."""
+
+
+def open_recording(path: str | os.PathLike) -> "Recording":
+    """Open and validate a recording; raises ``RecordingError`` naming the file and the problem."""
+    p = Path(path)
+    f = open_h5(p)
+    view = f
+    try:
+        version = validation.check_root(f, p)
+        view = migrations.for_reading(f, p)
+        header = validation.read_header(view, p, version)
+    except BaseException as e:
+        if view is not f:
+            view.close()
+        f.close()
+        if isinstance(e, RecordingError) or not isinstance(e, Exception):
+            raise
+        raise RecordingError(p, f"the file is damaged and cannot be read ({type(e).__name__}: {e})") from None
+    return Recording(p, f, view, header)
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open ``path`` read-only as HDF5, or say in words why it cannot be (``RecordingError``)."""
+    if not path.exists():
+        raise RecordingError(path, "no such file")
+    if path.is_dir():
+        raise RecordingError(path, "is a directory, not a recording file")
+    if not os.access(path, os.R_OK):
+        raise RecordingError(path, "permission denied: the file cannot be read")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise RecordingError(path, _why_not_hdf5(path, e)) from None
+
+
+def _why_not_hdf5(path: Path, error: OSError) -> str:
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes); it is not a recording"
+    try:
+        signature = h5py.is_hdf5(path)
+    except Exception:
+        signature = False
+    if not signature:
+        return f"not an HDF5 file ({size} bytes without the HDF5 signature); it is not an lstmviz recording"
+    if "truncated" in str(error).lower():
+        return (f"the file is truncated ({size} bytes on disk, fewer than HDF5 expects); it was cut short "
+                f"while copying or writing — copy or record it again")
+    return f"an HDF5 file that cannot be opened; it is damaged ({error})"
+
+
+class Recording:
+    """A recording opened for reading. Never loads a whole tap; every read returns a new array.
+
+    Positions are main-axis indices ``0 <= p < n_positions``; ranges are half-open ``[start, stop)``.
+    """
+
+    def __init__(self, path: Path, file: h5py.File, view: h5py.File, header: validation.Header):
+        self.path = path
+        self._file = file
+        self._view = view
+        self._header = header
+        self.format_version: int = header.format_version
+        """The version written in the file (older files are upgraded on read, see migrations.py)."""
+        self.item_offsets: np.ndarray = header.offsets[fmt.MAIN_AXIS]
+        self.n_items: int = header.n_items
+        self.n_positions: int = header.n_positions
+        self.vocab: list[str] = header.vocab
+        self.taps: dict[str, TapInfo] = header.taps
+        self.annotations: dict[str, AnnotationInfo] = header.annotations
+        self.provenance: dict = header.provenance
+        self.axes: dict[str, str] = dict(header.axis_descriptions)
+        """axis name -> description; ``"positions"`` is the main axis."""
+
+    # --- positions and items ---------------------------------------------------------------
+
+    def axis_offsets(self, axis: str = fmt.MAIN_AXIS) -> np.ndarray:
+        """int64 ``[n_items + 1]``: item ``i`` covers rows ``[offsets[i], offsets[i + 1])`` of ``axis``."""
+        try:
+            return self._header.offsets[axis]
+        except KeyError:
+            raise RecordingError(self.path, f"has no axis {axis!r} (axes: {', '.join(self._header.offsets)})") from None
+
+    def axis_length(self, axis: str = fmt.MAIN_AXIS) -> int:
+        """Rows on ``axis`` (``n_positions`` for the main axis)."""
+        return int(self.axis_offsets(axis)[-1])
+
+    def item_range(self, item: int, axis: str = fmt.MAIN_AXIS) -> tuple[int, int]:
+        """``(start, stop)`` of ``item`` on ``axis``."""
+        offsets = self.axis_offsets(axis)
+        i = _index(item, "item")
+        if not 0 <= i < self.n_items:
+            raise IndexError(f"item {i} is outside 0..{self.n_items - 1} ({self.n_items} items)")
+        return int(offsets[i]), int(offsets[i + 1])
+
+    def item_of(self, position: int | np.ndarray) -> int | np.ndarray:
+        """The item holding main-axis ``position`` (an int, or an int64 array for an array)."""
+        scalar = np.ndim(position) == 0
+        p = np.asarray(position)
+        if p.dtype.kind not in "iu":
+            raise TypeError(f"positions must be integers, got dtype {p.dtype}")
+        if p.size and (p.min() < 0 or p.max() >= self.n_positions):
+            bad = p.min() if p.min() < 0 else p.max()
+            raise IndexError(f"position {bad} is outside 0..{self.n_positions - 1} ({self.n_positions} positions)")
+        items = np.searchsorted(self.item_offsets, p, side="right") - 1
+        return int(items) if scalar else items.astype(np.int64)
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    def token_ids(self, start: int, stop: int) -> np.ndarray:
+        """int64 token ids of positions ``[start, stop)``."""
+        a, b = _range(start, stop, self.n_positions, "position")
+        with self._reading(f"tokens {a}..{b}"):
+            return self._view[fmt.TOKENS][a:b].astype(np.int64)
+
+    def tokens(self, start: int, stop: int) -> list[str]:
+        """Token strings of positions ``[start, stop)`` (the ids as text if the file has no vocabulary)."""
+        ids = self.token_ids(start, stop)
+        if not self.vocab:
+            return [str(i) for i in ids]
+        if ids.size and ids.max() >= len(self.vocab):
+            i = int(np.argmax(ids >= len(self.vocab)))
+            raise RecordingError(self.path, f"token id {ids[i]} at position {start + i} is outside the vocabulary "
+                                            f"({len(self.vocab)} entries); the file is damaged")
+        vocab = self.vocab
+        return [vocab[i] for i in ids]
+
+    # --- states ----------------------------------------------------------------------------
+
+    def states(self, tap: str, start: int | None = None, stop: int | None = None, units=None) -> np.ndarray:
+        """float32 ``[stop - start, k]`` values of ``tap`` over rows ``[start, stop)`` of its axis.
+
+        ``units``: ``None`` (all), a ``slice``, or a list/array of unit indices in any order (the
+        columns come back in that order; negative indices count from the end), or a boolean mask.
+        """
+        info = self._tap(tap)
+        a, b = _range(start, stop, self.axis_length(info.axis), f"row of tap {tap!r}")
+        cols = _units(units, info.units, tap)
+        k = info.units if cols is None else len(range(info.units)[cols]) if isinstance(cols, slice) else len(cols)
+        out = np.empty((b - a, k), dtype=np.float32)
+        with self._reading(f"tap {tap!r} rows {a}..{b}"):
+            ds = self._view[fmt.tap_path(tap)]
+            step = _block_rows(ds)
+            for lo in range(a, b, step):
+                hi = min(b, lo + step)
+                block = ds[lo:hi]  # whole rows: a chunk spans all units, so this costs no extra I/O
+                out[lo - a:hi - a] = block if cols is None else block[:, cols]
+        return out
+
+    def item_states(self, tap: str, item: int, units=None) -> np.ndarray:
+        """float32 ``[rows of item, k]`` values of ``tap`` for one item (on the tap's own axis)."""
+        start, stop = self.item_range(item, self._tap(tap).axis)
+        return self.states(tap, start, stop, units)
+
+    # --- annotations -----------------------------------------------------------------------
+
+    def annotation(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Values of annotation ``name``: positions ``[start, stop)`` (per position) or items (per item).
+
+        Categorical: int32 label ids into ``annotations[name].labels`` (-1 = missing);
+        numeric: float64 (NaN = missing).
+        """
+        info = self.annotations.get(name)
+        if info is None:
+            raise RecordingError(self.path, f"has no annotation {name!r} "
+                                            f"(annotations: {', '.join(self.annotations) or 'none'})")
+        n = self.n_positions if info.level == fmt.POSITION else self.n_items
+        a, b = _range(start, stop, n, info.level)
+        with self._reading(f"annotation {name!r} {a}..{b}"):
+            return self._view[f"{fmt.annotation_path(name)}/{fmt.VALUES}"][a:b]
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the file; later reads raise ``ValueError``."""
+        for f in {id(self._view): self._view, id(self._file): self._file}.values():
+            if f is not None:
+                with contextlib.suppress(Exception):
+                    f.close()
+        self._view = self._file = None
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Recording({str(self.path)!r}, items={self.n_items}, positions={self.n_positions}, "
+                f"taps={list(self.taps)})")
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _tap(self, name: str) -> TapInfo:
+        info = self.taps.get(name)
+        if info is None:
+            raise RecordingError(self.path, f"has no tap {name!r} (taps: {', '.join(self.taps) or 'none'})")
+        return info
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        if self._view is None:
+            raise ValueError(f"read of {what} from a closed recording ({self.path})")
+        try:
+            yield
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise RecordingError(self.path, f"cannot read {what}: the file is damaged ({e})") from None
+
+
+def _index(value, what: str) -> int:
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {value!r}") from None
+
+
+def _range(start, stop, n: int, what: str) -> tuple[int, int]:
+    a = 0 if start is None else _index(start, "start")
+    b = n if stop is None else _index(stop, "stop")
+    if not 0 <= a <= b <= n:
+        raise IndexError(f"{what} range [{a}, {b}) is outside [0, {n}) or reversed")
+    return a, b
+
+
+def _units(units, n_units: int, tap: str) -> slice | np.ndarray | None:
+    """Normalise a unit selection to None (all), a slice, or an int64 index array in request order."""
+    if units is None:
+        return None
+    if isinstance(units, slice):
+        return units
+    idx = np.asarray(units)
+    if idx.dtype == bool:
+        if idx.shape != (n_units,):
+            raise IndexError(f"tap {tap!r}: a boolean unit mask needs shape ({n_units},), got {idx.shape}")
+        return np.flatnonzero(idx)
+    if idx.ndim == 0:
+        idx = idx.reshape(1)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise TypeError(f"tap {tap!r}: units must be None, a slice, or a 1-D list of ints, got {units!r}")
+    idx = idx.astype(np.int64)
+    if idx.size and (idx.min() < -n_units or idx.max() >= n_units):
+        bad = idx.min() if idx.min() < -n_units else idx.max()
+        raise IndexError(f"tap {tap!r}: unit {bad} is outside 0..{n_units - 1} ({n_units} units)")
+    return np.where(idx < 0, idx + n_units, idx)
+
+
+def _block_rows(ds: h5py.Dataset) -> int:
+    row_bytes = max(1, ds.shape[1] * ds.dtype.itemsize)
+    rows = max(1, _READ_BLOCK_BYTES // row_bytes)
+    chunk = ds.chunks[0] if ds.chunks else 1
+    return max(chunk, rows // chunk * chunk)

@@ -1,0 +1,258 @@
+"""Check an open HDF5 file against the recording format and turn it into a checked header.
+
+Everything here is cheap on big files: offsets, shapes, dtypes and attributes are checked, tap data
+is never read. The only values scanned are categorical annotation ids (4 bytes per position, read
+in blocks) because an out-of-range label id would otherwise surface much later as a wrong label.
+Every problem is a ``RecordingError`` naming the file and saying what is wrong in words.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lstmviz.recording import format as fmt
+from lstmviz.recording.format import AnnotationInfo, RecordingError, TapInfo
+
+_SCAN_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything small about a recording, checked: offsets, names, metadata."""
+
+    format_version: int
+    offsets: dict[str, np.ndarray]  # axis -> int64 [n_items + 1]
+    axis_descriptions: dict[str, str]
+    vocab: list[str]
+    provenance: dict
+    taps: dict[str, TapInfo]
+    annotations: dict[str, AnnotationInfo]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.offsets[fmt.MAIN_AXIS]) - 1
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.offsets[fmt.MAIN_AXIS][-1])
+
+
+def check_root(f: h5py.File, path: str | Path) -> int:
+    """The file's format version, after checking that it is a finished lstmviz recording."""
+    attrs = f.attrs
+    if fmt.INCOMPLETE_ATTR in attrs:
+        raise RecordingError(path, "an unfinished recording: the program writing it stopped before closing it "
+                                   "(killed or crashed); delete it and record again")
+    marker = _as_str(attrs.get(fmt.MARKER_ATTR))
+    if marker != fmt.MARKER_VALUE:
+        raise RecordingError(path, f"an HDF5 file but not an lstmviz recording (no root attribute "
+                                   f"{fmt.MARKER_ATTR!r} = {fmt.MARKER_VALUE!r})")
+    raw = attrs.get(fmt.VERSION_ATTR)
+    if raw is None:
+        raise RecordingError(path, f"an lstmviz recording without a {fmt.VERSION_ATTR!r} attribute; the file is damaged")
+    if not (isinstance(raw, (int, np.integer)) and not isinstance(raw, bool)):
+        if not (isinstance(raw, np.ndarray) and raw.shape == () and raw.dtype.kind in "iu"):
+            raise RecordingError(path, f"the {fmt.VERSION_ATTR!r} attribute is not an integer (got {raw!r}); the file is damaged")
+    version = int(raw)
+    current = fmt.FORMAT_VERSION
+    if version > current:
+        raise RecordingError(path, f"written by a newer lstmviz (format version {version}; this lstmviz reads "
+                                   f"versions up to {current}); upgrade lstmviz to open it")
+    from lstmviz.recording import migrations
+
+    if version < 1 or not migrations.can_upgrade(version):
+        raise RecordingError(path, f"unknown format version {version} (this lstmviz reads "
+                                   f"{migrations.readable_versions()})")
+    return version
+
+
+def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
+    """Check the layout of a current-version file and return its header."""
+    axis_group = _group(f, fmt.AXES, path, "position axes")
+    if fmt.MAIN_AXIS not in axis_group:
+        raise RecordingError(path, f"missing required group '/{fmt.AXES}/{fmt.MAIN_AXIS}' (the main position axis); "
+                                   f"the file is damaged or not written by lstmviz")
+    offsets: dict[str, np.ndarray] = {}
+    descriptions: dict[str, str] = {}
+    for axis in [fmt.MAIN_AXIS, *sorted(a for a in axis_group if a != fmt.MAIN_AXIS)]:
+        group = _group(f, f"{fmt.AXES}/{axis}", path, f"axis {axis!r}")
+        offsets[axis] = _offsets(f, axis, path)
+        descriptions[axis] = _as_str(group.attrs.get(fmt.DESCRIPTION, ""))
+    n_items = len(offsets[fmt.MAIN_AXIS]) - 1
+    for axis, o in offsets.items():
+        if len(o) - 1 != n_items:
+            raise RecordingError(path, f"axis {axis!r} has offsets for {len(o) - 1} items but the main axis "
+                                       f"{fmt.MAIN_AXIS!r} has {n_items}")
+
+    tokens = _dataset(f, fmt.TOKENS, path, "token ids")
+    if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+        raise RecordingError(path, f"'/{fmt.TOKENS}' must be a 1-D integer dataset, got shape {tokens.shape} dtype {tokens.dtype}")
+    n_positions = int(offsets[fmt.MAIN_AXIS][-1])
+    if tokens.shape[0] != n_positions:
+        raise RecordingError(path, f"the last item offset of axis {fmt.MAIN_AXIS!r} is {n_positions} but "
+                                   f"'/{fmt.TOKENS}' has {tokens.shape[0]} positions")
+
+    return Header(
+        format_version=version,
+        offsets=offsets,
+        axis_descriptions=descriptions,
+        vocab=_vocab(f, path),
+        provenance=_provenance(f, path),
+        taps=_taps(f, path, offsets),
+        annotations=_annotations(f, path, n_positions, n_items),
+    )
+
+
+def _offsets(f: h5py.File, axis: str, path) -> np.ndarray:
+    ds = _dataset(f, fmt.axis_offsets_path(axis), path, f"item offsets of axis {axis!r}")
+    if ds.ndim != 1 or ds.dtype.kind not in "iu" or ds.shape[0] < 1:
+        raise RecordingError(path, f"item offsets of axis {axis!r} must be a non-empty 1-D integer dataset, "
+                                   f"got shape {ds.shape} dtype {ds.dtype}")
+    o = ds[()].astype(np.int64)
+    if o[0] != 0:
+        raise RecordingError(path, f"item offsets of axis {axis!r} must start at 0, got {o[0]}")
+    steps = np.diff(o)
+    if (steps <= 0).any():
+        i = int(np.argmax(steps <= 0))
+        raise RecordingError(path, f"item offsets of axis {axis!r} are not strictly increasing at item {i} "
+                                   f"(offsets[{i}] = {o[i]}, offsets[{i + 1}] = {o[i + 1]}); every item needs at "
+                                   f"least one position")
+    o.flags.writeable = False
+    return o
+
+
+def _vocab(f: h5py.File, path) -> list[str]:
+    ds = _dataset(f, fmt.VOCAB, path, "vocabulary")
+    if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
+        raise RecordingError(path, f"'/{fmt.VOCAB}' must be a 1-D string dataset, got shape {ds.shape} dtype {ds.dtype}")
+    return [str(s) for s in ds.asstr()[()]] if ds.shape[0] else []
+
+
+def _provenance(f: h5py.File, path) -> dict:
+    ds = _dataset(f, fmt.PROVENANCE, path, "provenance")
+    if ds.shape != () or h5py.check_string_dtype(ds.dtype) is None:
+        raise RecordingError(path, f"'/{fmt.PROVENANCE}' must be a scalar string (JSON), got shape {ds.shape} dtype {ds.dtype}")
+    text = ds.asstr()[()]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecordingError(path, f"'/{fmt.PROVENANCE}' is not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise RecordingError(path, f"'/{fmt.PROVENANCE}' must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _taps(f: h5py.File, path, offsets: dict[str, np.ndarray]) -> dict[str, TapInfo]:
+    group = _group(f, fmt.TAPS, path, "taps")
+    taps: dict[str, TapInfo] = {}
+    for name in _order(group, path, "taps"):
+        ds = f.get(fmt.tap_path(name))
+        if not isinstance(ds, h5py.Dataset):
+            raise RecordingError(path, f"tap {name!r} is listed in '/{fmt.TAPS}' but its dataset "
+                                       f"'/{fmt.tap_path(name)}' is missing")
+        if ds.ndim != 2 or ds.dtype.name not in fmt.TAP_DTYPES:
+            raise RecordingError(path, f"tap {name!r} must be a 2-D float32 or float16 dataset [positions, units], "
+                                       f"got shape {ds.shape} dtype {ds.dtype}")
+        axis = _as_str(ds.attrs.get("axis", ""))
+        if axis not in offsets:
+            raise RecordingError(path, f"tap {name!r} is on axis {axis!r}, which the file does not define "
+                                       f"(axes: {', '.join(offsets)})")
+        rows = int(offsets[axis][-1])
+        if ds.shape[0] != rows:
+            raise RecordingError(path, f"tap {name!r} has {ds.shape[0]} rows but axis {axis!r} has {rows} "
+                                       f"positions (its last item offset)")
+        layer = int(ds.attrs.get("layer", fmt.NO_LAYER))
+        taps[name] = TapInfo(
+            name=name, units=int(ds.shape[1]), dtype=ds.dtype.name, axis=axis,
+            layer=None if layer < 0 else layer,
+            signal=_as_str(ds.attrs.get("signal", "")) or name.rsplit("/", 1)[-1],
+            description=_as_str(ds.attrs.get("description", "")),
+        )
+    return taps
+
+
+def _annotations(f: h5py.File, path, n_positions: int, n_items: int) -> dict[str, AnnotationInfo]:
+    group = _group(f, fmt.ANNOTATIONS, path, "annotations")
+    out: dict[str, AnnotationInfo] = {}
+    for name in _order(group, path, "annotations"):
+        g = f.get(fmt.annotation_path(name))
+        if not isinstance(g, h5py.Group):
+            raise RecordingError(path, f"annotation {name!r} is listed in '/{fmt.ANNOTATIONS}' but its group "
+                                       f"'/{fmt.annotation_path(name)}' is missing")
+        kind, level = _as_str(g.attrs.get(fmt.KIND)), _as_str(g.attrs.get(fmt.LEVEL))
+        if kind not in fmt.KINDS or level not in fmt.LEVELS:
+            raise RecordingError(path, f"annotation {name!r} has kind {kind!r} and level {level!r}; "
+                                       f"expected kind in {fmt.KINDS} and level in {fmt.LEVELS}")
+        values = _dataset(f, f"{fmt.annotation_path(name)}/{fmt.VALUES}", path, f"values of annotation {name!r}")
+        expected = n_positions if level == fmt.POSITION else n_items
+        unit = "positions" if level == fmt.POSITION else "items"
+        if values.ndim != 1 or values.shape[0] != expected:
+            raise RecordingError(path, f"annotation {name!r} is per {level} and must have {expected} values "
+                                       f"(one per {level}; the file has {expected} {unit}), got shape {values.shape}")
+        labels = None
+        if kind == fmt.CATEGORICAL:
+            labels_ds = _dataset(f, f"{fmt.annotation_path(name)}/{fmt.LABELS}", path, f"labels of annotation {name!r}")
+            if labels_ds.ndim != 1 or h5py.check_string_dtype(labels_ds.dtype) is None:
+                raise RecordingError(path, f"labels of annotation {name!r} must be a 1-D string dataset")
+            labels = [str(s) for s in labels_ds.asstr()[()]] if labels_ds.shape[0] else []
+            if values.dtype.kind not in "iu":
+                raise RecordingError(path, f"categorical annotation {name!r} must store integer label ids, got dtype {values.dtype}")
+            _check_label_range(values, len(labels), name, path)
+        elif values.dtype.kind != "f":
+            raise RecordingError(path, f"numeric annotation {name!r} must store floats, got dtype {values.dtype}")
+        out[name] = AnnotationInfo(name=name, kind=kind, level=level, labels=labels,
+                                   description=_as_str(g.attrs.get(fmt.DESCRIPTION, "")))
+    return out
+
+
+def _check_label_range(values: h5py.Dataset, n_labels: int, name: str, path) -> None:
+    for start in range(0, values.shape[0], _SCAN_BLOCK):
+        block = values[start:start + _SCAN_BLOCK]
+        bad = (block < fmt.MISSING_LABEL) | (block >= n_labels)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise RecordingError(path, f"annotation {name!r} has label id {block[i]} at index {start + i}, outside "
+                                       f"-1..{n_labels - 1} ({n_labels} labels, -1 = missing)")
+
+
+def _order(group: h5py.Group, path, what: str) -> list[str]:
+    raw = group.attrs.get(fmt.ORDER_ATTR)
+    if raw is None:
+        raise RecordingError(path, f"'/{group.name.lstrip('/')}' has no {fmt.ORDER_ATTR!r} attribute listing its {what}; "
+                                   f"the file is damaged or not written by lstmviz")
+    return [_as_str(x) for x in np.atleast_1d(raw)]
+
+
+def _dataset(f: h5py.File, name: str, path, what: str) -> h5py.Dataset:
+    obj = f.get(name)
+    if obj is None:
+        raise RecordingError(path, f"missing required dataset '/{name}' ({what}); the file is damaged or "
+                                   f"not written by lstmviz")
+    if not isinstance(obj, h5py.Dataset):
+        raise RecordingError(path, f"'/{name}' ({what}) must be a dataset, found a {type(obj).__name__}")
+    return obj
+
+
+def _group(f: h5py.File, name: str, path, what: str) -> h5py.Group:
+    obj = f.get(name)
+    if obj is None:
+        raise RecordingError(path, f"missing required group '/{name}' ({what}); the file is damaged or "
+                                   f"not written by lstmviz")
+    if not isinstance(obj, h5py.Group):
+        raise RecordingError(path, f"'/{name}' ({what}) must be a group, found a {type(obj).__name__}")
+    return obj
+
+
+def _as_str(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _as_str(value.item())
+    return str(value)

@@ -1,0 +1,574 @@
+"""Stream items into a recording file, in bounded memory, never leaving a half-written file behind.
+
+The writer fills a temporary file beside the final name (same directory, so the final
+``os.replace`` is atomic) and renames it only when ``close()`` has written, flushed and fsync'd
+everything. Items are small (a 20-token sentence), so appends are buffered and written in blocks of
+about ``FLUSH_BYTES`` into resizable, row-chunked datasets; memory stays bounded however long the
+recording grows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from lstmviz.recording import format as fmt
+
+FLUSH_BYTES = 16 * 1024 * 1024
+"""Buffered bytes that trigger a write to the file; a few of these are the writer's whole footprint."""
+
+_STR = h5py.string_dtype("utf-8")
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_FLOAT16_OVERFLOW = 65520.0  # the smallest magnitude that rounds to inf in float16 (65504 is the largest finite)
+
+
+@dataclass(frozen=True)
+class _TapSpec:
+    units: int
+    dtype: np.dtype
+    axis: str
+    layer: int | None
+    signal: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _DatasetPlan:
+    """A resizable dataset created at the first write, when its chunk size can fit its data."""
+
+    dtype: np.dtype
+    units: int | None  # None: 1-D
+    chunk_rows: int
+    attrs: dict
+
+
+@dataclass(frozen=True)
+class _AnnotationSpec:
+    kind: str
+    level: str
+    labels: tuple[str, ...] | None
+    description: str
+
+
+class RecordingWriter:
+    """Write a recording: declare axes, taps and annotations, append items, then ``close()``.
+
+    Args:
+        path: the final file name. Nothing is written under it before ``close()`` succeeds; an
+            existing file there is replaced atomically at that moment and not touched before.
+        vocab: token id -> token string (UTF-8); ``None`` for data without a vocabulary.
+        provenance: a JSON-serialisable dict (engine, config, dataset, split, checkpoint, sha256,
+            versions, ...). The writer adds ``versions`` of lstmviz, h5py and numpy and ``created``.
+        dtype: storage dtype of taps, ``"float32"`` or ``"float16"`` (``add_tap`` may override).
+
+    Use it as a context manager: ``close()`` on success, ``abort()`` on an exception.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, vocab: list[str] | None = None,
+                 provenance: dict | None = None, dtype: str = "float32"):
+        self.path = Path(path)
+        self._dtype = _storage_dtype(dtype, "dtype")
+        if self.path.is_dir():
+            raise IsADirectoryError(f"recording path {str(self.path)!r} is a directory; give a file name")
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"directory {str(self.path.parent)!r} for the recording does not exist")
+        self._vocab = _check_vocab(vocab)
+        provenance_text = provenance_to_json(provenance)
+
+        self._axes: dict[str, str] = {fmt.MAIN_AXIS: ""}
+        self._taps: dict[str, _TapSpec] = {}
+        self._annotations: dict[str, _AnnotationSpec] = {}
+        self._n_items = 0
+        self._axis_rows: dict[str, int] = {}
+        self._plans: dict[str, _DatasetPlan] = {}
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._arrays: dict[str, list[np.ndarray]] = {}
+        self._scalars: dict[str, list[int | float]] = {}
+        self._buffered_bytes = 0
+        self._flush_bytes = FLUSH_BYTES
+        self._state = "declaring"  # -> "appending" -> "closed" | "aborted"
+
+        # hidden, same directory: os.replace stays atomic and `ls` does not show work in progress
+        self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp.h5")
+        self._file: h5py.File | None = None
+        self._file = h5py.File(self.temp_path, "w", libver=fmt.LIBVER)
+        try:
+            f = self._file
+            f.attrs[fmt.INCOMPLETE_ATTR] = True  # marker and version are only set by close()
+            f.create_dataset(fmt.VOCAB, data=np.array(self._vocab, dtype=object), dtype=_STR, shape=(len(self._vocab),))
+            f.create_dataset(fmt.PROVENANCE, data=provenance_text, dtype=_STR)
+        except BaseException:
+            self.abort()
+            raise
+
+    # --- declaration -----------------------------------------------------------------------
+
+    def add_axis(self, name: str, *, description: str = "") -> None:
+        """Declare an extra position axis (e.g. a layer at another resolution) with its own offsets."""
+        self._check_declaring("add_axis")
+        fmt.check_plain_name(name, "axis")
+        if name in self._axes:
+            raise ValueError(f"axis {name!r} is already declared")
+        self._axes[name] = str(description)
+
+    def add_tap(self, name: str, units: int, *, axis: str = fmt.MAIN_AXIS, layer: int | None = None,
+                signal: str = "", description: str = "", dtype: str | None = None) -> None:
+        """Declare a tap: a ``[rows of axis, units]`` dataset filled by every ``append_item``."""
+        self._check_declaring("add_tap")
+        fmt.check_tap_name(name)
+        if name in self._taps:
+            raise ValueError(f"tap {name!r} is already declared")
+        for other in self._taps:
+            if other.startswith(name + "/") or name.startswith(other + "/"):
+                raise ValueError(f"tap {name!r} clashes with tap {other!r}: one name may not be a group of the other")
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"tap {name!r}: units must be a positive integer, got {units!r}")
+        if axis not in self._axes:
+            raise ValueError(f"tap {name!r}: axis {axis!r} is not declared (declared: {list(self._axes)}); call add_axis first")
+        if layer is not None and (isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or layer < 0):
+            raise ValueError(f"tap {name!r}: layer must be None or a non-negative integer, got {layer!r}")
+        storage = self._dtype if dtype is None else _storage_dtype(dtype, f"tap {name!r}: dtype")
+        self._taps[name] = _TapSpec(int(units), storage, axis, None if layer is None else int(layer),
+                                    str(signal or name.rsplit("/", 1)[-1]), str(description))
+
+    def add_annotation(self, name: str, *, kind: str, level: str = fmt.POSITION,
+                       labels: list[str] | None = None, description: str = "") -> None:
+        """Declare an annotation.
+
+        ``kind="categorical"``: int label ids into ``labels`` (-1 = missing); ``kind="numeric"``:
+        floats (NaN = missing). ``level="position"``: one value per main-axis position;
+        ``level="item"``: one value per item.
+        """
+        self._check_declaring("add_annotation")
+        fmt.check_plain_name(name, "annotation")
+        if name in self._annotations:
+            raise ValueError(f"annotation {name!r} is already declared")
+        if kind not in fmt.KINDS:
+            raise ValueError(f"annotation {name!r}: kind must be one of {fmt.KINDS}, got {kind!r}")
+        if level not in fmt.LEVELS:
+            raise ValueError(f"annotation {name!r}: level must be one of {fmt.LEVELS}, got {level!r}")
+        if kind == fmt.CATEGORICAL:
+            if labels is None or isinstance(labels, str) or len(labels) == 0:
+                raise ValueError(f"annotation {name!r}: a categorical annotation needs a non-empty list of labels, got {labels!r}")
+            bad = [x for x in labels if not isinstance(x, str)]
+            if bad:
+                raise ValueError(f"annotation {name!r}: labels must be strings, got {bad[0]!r}")
+            labels = tuple(labels)
+        elif labels is not None:
+            raise ValueError(f"annotation {name!r}: a numeric annotation has no labels, got {labels!r}")
+        self._annotations[name] = _AnnotationSpec(kind, level, labels, str(description))
+
+    # --- appending -------------------------------------------------------------------------
+
+    @property
+    def n_items(self) -> int:
+        """Items appended so far."""
+        return self._n_items
+
+    @property
+    def n_positions(self) -> int:
+        """Main-axis positions appended so far."""
+        return self._axis_rows.get(fmt.MAIN_AXIS, 0)
+
+    def append_item(self, tokens, states: Mapping[str, Any],
+                    annotations: Mapping[str, Any] | None = None,
+                    item_annotations: Mapping[str, Any] | None = None) -> int:
+        """Append one item and return its index.
+
+        ``tokens``: int ids ``[n]``; ``states[tap]``: ``[rows, units]`` with ``rows == n`` on the main
+        axis; ``annotations[name]``: ``[n]`` for every position-level annotation;
+        ``item_annotations[name]``: a scalar (or ``None`` = missing) for every item-level one.
+        Everything is checked before anything is stored, so a ``ValueError`` leaves the writer as
+        it was.
+        """
+        self._check_open("append_item")
+        if self._state == "declaring":
+            self._begin()
+        ids = self._check_tokens(tokens)
+        n = len(ids)
+        rows, converted = self._check_states(states, n)
+        position_values = self._check_position_annotations(annotations, n)
+        item_values = self._check_item_annotations(item_annotations)
+
+        self._push_array(fmt.TOKENS, ids)
+        for name, data in converted.items():
+            self._push_array(fmt.tap_path(name), data)
+        for name, values in position_values.items():
+            self._push_array(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        for name, value in item_values.items():
+            self._push_scalar(f"{fmt.annotation_path(name)}/{fmt.VALUES}", value)
+        for axis, count in rows.items():
+            self._axis_rows[axis] += count
+            self._push_scalar(fmt.axis_offsets_path(axis), self._axis_rows[axis])
+        self._n_items += 1
+        if self._buffered_bytes >= self._flush_bytes:
+            self._flush(final=False)
+        return self._n_items - 1
+
+    def flush(self) -> None:
+        """Write buffered items into the temporary file (the final name is still untouched)."""
+        self._flush(final=False)
+        if self._file is not None:
+            self._file.flush()
+
+    def _flush(self, final: bool) -> None:
+        self._check_open("flush")
+        if self._state == "declaring":
+            return
+        try:
+            for path, parts in self._arrays.items():
+                if parts or (final and path not in self._datasets):
+                    data = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else None
+                    self._extend(path, data, final)
+                    parts.clear()
+            for path, values in self._scalars.items():
+                if values or (final and path not in self._datasets):
+                    self._extend(path, np.asarray(values, dtype=self._plans[path].dtype), final)
+                    values.clear()
+            self._buffered_bytes = 0
+        except BaseException:
+            self.abort()  # a failed write (disk full) leaves nothing behind
+            raise
+
+    # --- finishing -------------------------------------------------------------------------
+
+    def close(self) -> Path:
+        """Write everything, fsync, and rename the temporary file to the final name; returns it."""
+        if self._state == "closed":
+            return self.path
+        self._check_open("close")
+        try:
+            if self._state == "declaring":
+                self._begin()
+            self._flush(final=True)
+            f = self._file
+            del f.attrs[fmt.INCOMPLETE_ATTR]
+            f.attrs[fmt.MARKER_ATTR] = fmt.MARKER_VALUE
+            f.attrs[fmt.VERSION_ATTR] = np.int64(fmt.FORMAT_VERSION)
+            f.flush()
+            f.close()
+            self._file = None
+            _fsync_path(self.temp_path)
+            os.replace(self.temp_path, self.path)
+            _fsync_directory(self.path.parent)
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "closed"
+        return self.path
+
+    def abort(self) -> None:
+        """Discard the recording: close and remove the temporary file. The final name is never touched."""
+        if self._state in ("closed", "aborted"):
+            return
+        self._state = "aborted"
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.temp_path)
+        self._arrays.clear()
+        self._scalars.clear()
+
+    def __enter__(self) -> "RecordingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self):
+        # a writer dropped without close() must not leave its temporary file behind
+        with contextlib.suppress(Exception):
+            if getattr(self, "_state", "aborted") not in ("closed", "aborted"):
+                self.abort()
+
+    def __repr__(self) -> str:
+        return (f"RecordingWriter({str(self.path)!r}, taps={len(self._taps)}, items={self._n_items}, "
+                f"positions={self.n_positions}, state={self._state!r})")
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _check_declaring(self, what: str) -> None:
+        self._check_open(what)
+        if self._state != "declaring":
+            raise RuntimeError(f"{what}: declare axes, taps and annotations before the first append_item")
+
+    def _check_open(self, what: str) -> None:
+        if self._state in ("closed", "aborted"):
+            raise RuntimeError(f"{what}: the writer for {str(self.path)!r} is already {self._state}")
+
+    def _begin(self) -> None:
+        """Freeze the declarations and create the (empty, resizable) datasets."""
+        unused = [a for a in self._axes if a != fmt.MAIN_AXIS and not any(t.axis == a for t in self._taps.values())]
+        if unused:
+            raise ValueError(f"axis {unused[0]!r} has no taps; declare a tap on it (add_tap(..., axis={unused[0]!r})) or do not add it")
+        f = self._file
+        for axis, description in self._axes.items():
+            group = f.create_group(f"{fmt.AXES}/{axis}")
+            group.attrs[fmt.DESCRIPTION] = description
+            self._plan_vector(fmt.axis_offsets_path(axis), fmt.OFFSET_DTYPE, scalar=True)
+            self._scalars[fmt.axis_offsets_path(axis)].append(0)
+            self._axis_rows[axis] = 0
+        self._plan_vector(fmt.TOKENS, fmt.TOKEN_DTYPE)
+
+        taps = f.create_group(fmt.TAPS)
+        taps.attrs.create(fmt.ORDER_ATTR, np.array(list(self._taps), dtype=object), dtype=_STR)
+        for name, spec in self._taps.items():
+            attrs = {"layer": np.int64(fmt.NO_LAYER if spec.layer is None else spec.layer),
+                     "signal": spec.signal, "axis": spec.axis, "description": spec.description}
+            self._plans[fmt.tap_path(name)] = _DatasetPlan(
+                spec.dtype, spec.units, fmt.tap_chunk_rows(spec.units, spec.dtype.itemsize), attrs)
+            self._arrays[fmt.tap_path(name)] = []
+
+        annotations = f.create_group(fmt.ANNOTATIONS)
+        annotations.attrs.create(fmt.ORDER_ATTR, np.array(list(self._annotations), dtype=object), dtype=_STR)
+        for name, spec in self._annotations.items():
+            group = f.create_group(fmt.annotation_path(name))
+            group.attrs[fmt.KIND] = spec.kind
+            group.attrs[fmt.LEVEL] = spec.level
+            group.attrs[fmt.DESCRIPTION] = spec.description
+            dtype = fmt.CATEGORICAL_DTYPE if spec.kind == fmt.CATEGORICAL else fmt.NUMERIC_DTYPE
+            self._plan_vector(f"{fmt.annotation_path(name)}/{fmt.VALUES}", dtype, scalar=spec.level == fmt.ITEM)
+            if spec.labels is not None:
+                group.create_dataset(fmt.LABELS, data=np.array(spec.labels, dtype=object), dtype=_STR)
+        derived = f.create_group(fmt.DERIVED)
+        derived.attrs[fmt.DESCRIPTION] = "caches that can always be rebuilt from the raw data; empty in format v1"
+        self._state = "appending"
+
+    def _plan_vector(self, path: str, dtype: np.dtype, *, scalar: bool = False) -> None:
+        self._plans[path] = _DatasetPlan(dtype, None, fmt.vector_chunk_len(dtype.itemsize), {})
+        if scalar:
+            self._scalars[path] = []
+        else:
+            self._arrays[path] = []
+
+    def _extend(self, path: str, data: np.ndarray | None, final: bool) -> None:
+        ds = self._datasets.get(path)
+        if ds is None:
+            ds = self._datasets[path] = self._create(path, 0 if data is None else len(data), final)
+        if data is None or len(data) == 0:
+            return
+        n = ds.shape[0]
+        ds.resize(n + len(data), axis=0)
+        ds[n:] = data
+
+    def _create(self, path: str, rows: int, final: bool) -> h5py.Dataset:
+        """Create a planned dataset; if its first write is also its last, the chunk just fits the data.
+
+        (HDF5 allocates whole chunks, so a small recording would otherwise carry 64 KiB per dataset.)
+        """
+        plan = self._plans[path]
+        chunk_rows = max(1, min(plan.chunk_rows, rows)) if final else plan.chunk_rows
+        tail = () if plan.units is None else (plan.units,)
+        ds = self._file.create_dataset(path, shape=(0, *tail), maxshape=(None, *tail),
+                                       chunks=(chunk_rows, *tail), dtype=plan.dtype)
+        for key, value in plan.attrs.items():
+            ds.attrs[key] = value
+        return ds
+
+    def _push_array(self, path: str, data: np.ndarray) -> None:
+        self._arrays[path].append(data)
+        self._buffered_bytes += data.nbytes
+
+    def _push_scalar(self, path: str, value) -> None:
+        self._scalars[path].append(value)
+        self._buffered_bytes += 8
+
+    def _check_tokens(self, tokens) -> np.ndarray:
+        t = np.asarray(tokens)
+        if t.ndim != 1:
+            raise ValueError(f"tokens: expected a 1-D array of token ids, got shape {t.shape}")
+        if len(t) == 0:
+            raise ValueError("tokens: expected at least 1 token, got an empty item (zero-length items are not allowed)")
+        if t.dtype.kind == "f":
+            bad = ~np.isfinite(t)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValueError(f"tokens: expected integer token ids, got {t[i]} at index {i}")
+            frac = t != np.floor(t)
+            if frac.any():
+                i = int(np.argmax(frac))
+                raise ValueError(f"tokens: expected integer token ids, got {t[i]} at index {i}")
+        elif t.dtype.kind not in "iu":
+            raise ValueError(f"tokens: expected integer token ids, got dtype {t.dtype}")
+        lo, hi = t.min(), t.max()
+        limit = len(self._vocab) if self._vocab else _INT32_MAX + 1
+        if lo < 0 or hi >= limit:
+            i = int(np.argmax(t < 0)) if lo < 0 else int(np.argmax(t >= limit))
+            where = f"the vocabulary of {len(self._vocab)} entries" if self._vocab else "int32"
+            raise ValueError(f"tokens: expected ids in 0..{limit - 1} ({where}), got {t[i]} at index {i}")
+        return t.astype(fmt.TOKEN_DTYPE)
+
+    def _check_states(self, states: Mapping[str, Any], n: int) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        if not isinstance(states, Mapping):
+            raise ValueError(f"states: expected a dict tap name -> array, got {type(states).__name__}")
+        _check_keys("states", states, self._taps, "tap")
+        rows: dict[str, int] = {fmt.MAIN_AXIS: n}
+        first_on_axis: dict[str, str] = {}
+        converted: dict[str, np.ndarray] = {}
+        for name, spec in self._taps.items():
+            a = np.asarray(states[name])
+            expected_rows = rows.get(spec.axis)
+            shown = "n" if expected_rows is None else expected_rows
+            if a.ndim != 2 or a.shape[1] != spec.units:
+                raise ValueError(f"tap {name!r}: expected shape [{shown}, {spec.units}], got {list(a.shape)}")
+            if a.dtype.kind not in "fiu":
+                raise ValueError(f"tap {name!r}: expected floating-point values, got dtype {a.dtype}")
+            if expected_rows is None:
+                if a.shape[0] == 0:
+                    raise ValueError(f"tap {name!r}: expected at least 1 row on axis {spec.axis!r}, got 0 (zero-length items are not allowed)")
+                rows[spec.axis] = a.shape[0]
+                first_on_axis[spec.axis] = name
+            elif a.shape[0] != expected_rows:
+                why = (f"one per token, {n} tokens" if spec.axis == fmt.MAIN_AXIS
+                       else f"as many as tap {first_on_axis[spec.axis]!r} on axis {spec.axis!r}")
+                raise ValueError(f"tap {name!r}: expected {expected_rows} rows ({why}), got {a.shape[0]}")
+            # checked on the input: numpy's float16 comparisons are emulated and 10x slower
+            if spec.dtype == np.float16 and a.dtype.kind == "f":
+                overflow = np.abs(a) >= _FLOAT16_OVERFLOW
+                if overflow.any() and np.isfinite(a[overflow]).any():
+                    big = float(np.abs(a[overflow & np.isfinite(a)]).max())
+                    raise ValueError(f"tap {name!r}: value {big:.4g} overflows float16 (largest 65504); "
+                                     f"store this tap as float32 (add_tap(..., dtype='float32'))")
+            converted[name] = a.astype(spec.dtype, copy=True)  # a copy: the caller may reuse its buffer
+        return rows, converted
+
+    def _check_position_annotations(self, annotations, n: int) -> dict[str, np.ndarray]:
+        declared = {k: s for k, s in self._annotations.items() if s.level == fmt.POSITION}
+        given = {} if annotations is None else annotations
+        _check_keys("annotations", given, declared, "position-level annotation")
+        out = {}
+        for name, spec in declared.items():
+            a = np.asarray(given[name])
+            if a.shape != (n,):
+                raise ValueError(f"annotation {name!r}: expected shape [{n}] (one value per token), got {list(a.shape)}")
+            out[name] = _annotation_values(name, spec, a)
+        return out
+
+    def _check_item_annotations(self, item_annotations) -> dict[str, int | float]:
+        declared = {k: s for k, s in self._annotations.items() if s.level == fmt.ITEM}
+        given = {} if item_annotations is None else item_annotations
+        _check_keys("item_annotations", given, declared, "item-level annotation")
+        out = {}
+        for name, spec in declared.items():
+            value = given[name]
+            if value is None:
+                out[name] = fmt.MISSING_LABEL if spec.kind == fmt.CATEGORICAL else math.nan
+                continue
+            a = np.asarray(value)
+            if a.shape != ():
+                raise ValueError(f"item annotation {name!r}: expected one scalar per item, got shape {list(a.shape)}")
+            out[name] = _annotation_values(name, spec, a.reshape(1))[0].item()
+        return out
+
+
+def _annotation_values(name: str, spec: _AnnotationSpec, a: np.ndarray) -> np.ndarray:
+    """Check and convert annotation values: label ids in range, or numbers."""
+    if spec.kind == fmt.CATEGORICAL:
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"annotation {name!r}: expected integer label ids (-1 = missing), got dtype {a.dtype}")
+        n_labels = len(spec.labels)
+        bad = (a < fmt.MISSING_LABEL) | (a >= n_labels)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"annotation {name!r}: expected label ids in -1..{n_labels - 1} "
+                             f"({n_labels} labels, -1 = missing), got {a[i]} at index {i}")
+        return a.astype(fmt.CATEGORICAL_DTYPE)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"annotation {name!r}: expected numbers (NaN = missing), got dtype {a.dtype}")
+    return a.astype(fmt.NUMERIC_DTYPE)
+
+
+def _check_keys(what: str, given: Mapping, declared: Mapping, noun: str) -> None:
+    missing = [k for k in declared if k not in given]
+    extra = [k for k in given if k not in declared]
+    if missing:
+        raise ValueError(f"{what}: expected values for every declared {noun} {list(declared)}, missing {missing}")
+    if extra:
+        raise ValueError(f"{what}: got undeclared {noun}s {extra} (declared: {list(declared)}); declare them before the first item")
+
+
+def _storage_dtype(dtype: str, what: str) -> np.dtype:
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in fmt.TAP_DTYPES:
+        raise ValueError(f"{what}: expected one of {fmt.TAP_DTYPES}, got {dtype!r}")
+    return np.dtype(name)
+
+
+def _check_vocab(vocab) -> list[str]:
+    if vocab is None:
+        return []
+    if isinstance(vocab, str):
+        raise ValueError("vocab: expected a list of token strings, got a single string")
+    vocab = list(vocab)
+    for i, token in enumerate(vocab):
+        if not isinstance(token, str):
+            raise ValueError(f"vocab: expected strings, got {token!r} ({type(token).__name__}) at id {i}")
+    return vocab
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} {value!r} cannot be stored as JSON")
+
+
+def provenance_to_json(provenance: dict | None) -> str:
+    """The provenance as stored: the caller's dict plus library versions and the creation time."""
+    if provenance is None:
+        provenance = {}
+    if not isinstance(provenance, Mapping):
+        raise ValueError(f"provenance: expected a dict, got {type(provenance).__name__}")
+    import lstmviz
+
+    record = dict(provenance)
+    versions = record.get("versions") or {}
+    if not isinstance(versions, Mapping):
+        raise ValueError(f"provenance['versions']: expected a dict library -> version, got {versions!r}")
+    versions = dict(versions)
+    versions.update(lstmviz=lstmviz.__version__, h5py=h5py.__version__, numpy=np.__version__)
+    record["versions"] = versions
+    record["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        return json.dumps(record, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"provenance: expected JSON-serialisable values (dicts, lists, str, numbers), {e}") from None
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make the rename durable; not every platform can open a directory, which is fine."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
