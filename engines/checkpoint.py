@@ -1,0 +1,321 @@
+"""Safe, atomic model checkpoints.
+
+A checkpoint is one ``torch.save`` file holding a dict of tensors and plain values only::
+
+    {"format": "lstmviz-checkpoint", "version": 1,
+     "engine": "lstm", "config": {...}, "vocab": [...], "dataset": "parens", "step": 2000,
+     "metrics": {...}, "train_settings": {...}, "versions": {"torch": "...", "lstmviz": "..."},
+     "created": "2026-01-01T12:00:00Z",
+     "state_dict": {name: tensor}}
+
+It is written to a temporary name beside the final one and renamed over it, so a crash or an error
+leaves the previous file untouched. It is read with ``torch.load(weights_only=True)``: a checkpoint
+is untrusted input, and a file that would need arbitrary Python objects unpickled is refused.
+Every problem is a :class:`CheckpointError` whose message is ``"<path>: <problem>"``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import os
+import pickle
+import pickletools
+import re
+import uuid
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "lstmviz-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "engine", "config", "vocab", "dataset", "step", "metrics", "state_dict")
+
+
+class CheckpointError(Exception):
+    """A checkpoint file that cannot be used; ``str(e) == f"{e.path}: {e.problem}"``."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+# ---------------------------------------------------------------------------------------------- save
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as plain Python (dict/list/str/int/float/bool/None) that weights_only can load."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)  # a str subclass (e.g. torch's TorchVersion) would need its class to unpickle
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be strings, got {key!r}")
+            out[key] = _plain(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalar
+        return _plain(value.item(), where)
+    raise TypeError(f"{where}: expected plain values (str, int, float, bool, None, list, dict), "
+                    f"got {type(value).__name__}")
+
+
+def _versions() -> dict:
+    try:
+        from lstmviz import __version__ as lstmviz_version
+    except ImportError:  # pragma: no cover
+        lstmviz_version = "unknown"
+    return {"torch": str(torch.__version__), "lstmviz": str(lstmviz_version)}
+
+
+def atomic_torch_save(obj: Any, path) -> Path:
+    """``torch.save(obj)`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temp, "xb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path,
+    model: nn.Module,
+    *,
+    engine: str,
+    config: dict,
+    vocab: list[str],
+    dataset: str | None,
+    step: int,
+    metrics: dict,
+    train_settings: dict | None = None,
+) -> Path:
+    """Write ``model``'s weights and what is needed to rebuild it; atomic (temp file + rename).
+
+    ``config`` must rebuild the model with ``registry.get(engine).build(vocab_size=len(vocab), **config)``.
+    ``train_settings`` (optional) records how it was trained. Values must be plain (TypeError otherwise).
+    """
+    state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "engine": str(engine),
+        "config": _plain(config, "config"),
+        "vocab": [str(token) for token in vocab],
+        "dataset": None if dataset is None else str(dataset),
+        "step": int(step),
+        "metrics": _plain(metrics, "metrics"),
+        "train_settings": _plain(train_settings or {}, "train_settings"),
+        "versions": _versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "state_dict": state_dict,
+    }
+    return atomic_torch_save(payload, path)
+
+
+# ---------------------------------------------------------------------------------------------- load
+
+_ALLOWED_GLOBAL_MODULES = ("torch", "collections")
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """The ``module.name`` globals a pickle refers to, found by parsing its opcodes (nothing executed)."""
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                found.append(arg.replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # damaged stream: report what was found so far
+        pass
+    return found
+
+
+def _pickles_in(data: bytes) -> list[bytes]:
+    """The pickle streams of a torch file: ``*/data.pkl`` of a zip archive, or the whole legacy file."""
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return [archive.read(n) for n in archive.namelist() if n.endswith(".pkl")]
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return []
+    return [data]
+
+
+def _unsafe_globals(data: bytes) -> list[str]:
+    names = [g for stream in _pickles_in(data) for g in _pickle_globals(stream)]
+    return sorted({g for g in names if g.split(".", 1)[0] not in _ALLOWED_GLOBAL_MODULES})
+
+
+def _read_payload(path: Path, data: bytes, map_location) -> Any:
+    if not data:
+        raise CheckpointError(path, "empty file, not a PyTorch checkpoint")
+    is_zip = data[:4] == b"PK\x03\x04"
+    is_pickle = len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5
+    if not (is_zip or is_pickle):
+        raise CheckpointError(
+            path, f"not a PyTorch checkpoint (neither a torch zip archive nor a pickle; starts with {data[:8]!r})"
+        )
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it better
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        message = str(exc)
+        match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+        unsafe = [match.group(1)] if match else _unsafe_globals(data)
+        if unsafe:
+            raise CheckpointError(
+                path,
+                "the file contains Python objects that are not unpickled for safety "
+                f"({', '.join(unsafe[:5])}); an lstmviz checkpoint holds only tensors and plain values",
+            ) from None
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(message)})") from None
+    except Exception as exc:  # zip damage (RuntimeError), truncation (EOFError), odd contents (KeyError) ...
+        kind = "damaged PyTorch file" if is_zip else "not a readable PyTorch checkpoint"
+        raise CheckpointError(path, f"{kind} ({type(exc).__name__}: {_first_line(str(exc))})") from None
+
+
+def _first_line(message: str) -> str:
+    message = re.sub(r"\x1b\[[0-9;]*m", "", message).strip()
+    line = message.splitlines()[0] if message else "no details"
+    return line[:200]
+
+
+def _check_payload(path: Path, payload: Any) -> dict:
+    if not isinstance(payload, dict):
+        raise CheckpointError(path, f"not an lstmviz checkpoint (holds a {type(payload).__name__}, expected a dict)")
+    if payload.get("format") != FORMAT:
+        hint = ""
+        if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+            hint = "; it looks like a bare state_dict: write checkpoints with save_checkpoint or `lstmviz train`"
+        raise CheckpointError(path, f"not an lstmviz checkpoint (no format marker {FORMAT!r}){hint}")
+    version = payload.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(path, f"bad checkpoint version {version!r}, expected an int")
+    if version > VERSION:
+        raise CheckpointError(
+            path, f"checkpoint format version {version} is newer than this lstmviz reads (up to {VERSION}); upgrade lstmviz"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(path, f"incomplete lstmviz checkpoint: missing {', '.join(missing)}")
+    expected_types = {"engine": str, "config": dict, "vocab": list, "step": int, "metrics": dict, "state_dict": dict}
+    for key, kind in expected_types.items():
+        if not isinstance(payload[key], kind):
+            raise CheckpointError(
+                path, f"bad {key!r}: expected {kind.__name__}, got {type(payload[key]).__name__}"
+            )
+    if not all(isinstance(token, str) for token in payload["vocab"]) or not payload["vocab"]:
+        raise CheckpointError(path, "bad 'vocab': expected a non-empty list of token strings")
+    if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise CheckpointError(path, "bad 'state_dict': expected tensors only")
+    return payload
+
+
+def _state_dict_problem(model: nn.Module, state_dict: dict) -> str | None:
+    """Why ``state_dict`` does not fit ``model``, or None."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        parts.append(f"unexpected {', '.join(unexpected[:5])}" + (" ..." if len(unexpected) > 5 else ""))
+    if wrong:
+        parts.append(f"shape (file vs config) {', '.join(wrong[:5])}" + (" ..." if len(wrong) > 5 else ""))
+    return "; ".join(parts) or None
+
+
+def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model of a checkpoint (in eval mode) and return ``(model, meta)``.
+
+    ``meta`` has engine, config, vocab, dataset, step, metrics, train_settings, versions, created,
+    format_version, path and sha256 (of the file's bytes, for provenance). Raises :class:`CheckpointError`.
+    """
+    from . import registry  # the registry imports no torch; engines are loaded on demand
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "no such file")
+    if path.is_dir():
+        raise CheckpointError(path, "is a directory, not a checkpoint file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read ({exc.strerror or exc})") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    payload = _check_payload(path, _read_payload(path, data, map_location))
+
+    engine = payload["engine"]
+    if engine not in registry.names():
+        raise CheckpointError(path, f"unknown engine {engine!r}; available: {', '.join(registry.names()) or 'none'}")
+    spec = registry.get(engine)
+    vocab = list(payload["vocab"])
+    config = dict(payload["config"])
+    try:
+        model = spec.build(vocab_size=len(vocab), **config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(path, f"config does not build engine {engine!r}: {exc}") from None
+    state_dict = payload["state_dict"]
+    problem = _state_dict_problem(model, state_dict)
+    if problem:
+        raise CheckpointError(path, f"state_dict does not match the config of engine {engine!r}: {problem}")
+    float_dtypes = {t.dtype for t in state_dict.values() if t.is_floating_point()}
+    if len(float_dtypes) == 1:
+        model = model.to(float_dtypes.pop())  # keep float64 weights float64
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(path, f"state_dict does not match the config: {_first_line(str(exc))}") from None
+    if isinstance(map_location, (str, torch.device)):
+        model.to(map_location)
+    model.eval()
+
+    meta = {
+        "engine": engine,
+        "config": config,
+        "vocab": vocab,
+        "dataset": payload["dataset"],
+        "step": payload["step"],
+        "metrics": dict(payload["metrics"]),
+        "train_settings": dict(payload.get("train_settings") or {}),
+        "versions": dict(payload.get("versions") or {}),
+        "created": payload.get("created"),
+        "format_version": payload["version"],
+        "path": str(path.resolve()),
+        "sha256": sha256,
+    }
+    return model, meta

@@ -1,0 +1,139 @@
+"""Engine ``lstm``: the LSTM language model of Zaremba, Sutskever & Vinyals (2014).
+
+"Recurrent Neural Network Regularization" (arXiv:1409.2329) regularises a stacked LSTM with dropout
+on the non-recurrent connections only: the embedding output, the inputs between stacked layers and
+the top layer's output before the decoder. The recurrent connections ``h_{t-1}`` and ``c_{t-1}`` are
+never dropped, so the memory is not erased by noise at every step. The mask is ordinary dropout,
+drawn afresh at every time step (not the tied "variational" mask of Gal & Ghahramani).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmviz.recording.taps import Tap
+
+from ..spec import EngineSpec, Paper
+from .base import RecurrentLanguageModel, RecurrentLayer, State
+
+
+class LSTMLayer(RecurrentLayer):
+    r"""One LSTM layer, with PyTorch's parameter layout (gate order i, f, g, o).
+
+    .. math::
+        i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\
+        f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+        g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\
+        c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
+        h_t &= o_t \odot \tanh(c_t)
+
+    ``weight_ih`` [4H, input_size], ``weight_hh`` [4H, H], ``bias_ih`` and ``bias_hh`` [4H] are laid
+    out as in ``nn.LSTM`` (the two biases sum to Zaremba's single bias), so weights copy over 1:1.
+    ``W_x x + b`` is computed for all steps in one GEMM (:meth:`project_input`).
+
+    Taps (one call per step, ``[batch, H]``, ``step=t``): ``layer{l}/gates/{i,f,g,o}`` (post-activation),
+    ``layer{l}/c``, ``layer{l}/h``. A hook that replaces a tap's value changes the rest of the recurrence.
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, *, layer: int):
+        super().__init__(input_size, hidden_size, layer=layer)
+        gates = 4 * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(gates, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(gates))
+        self.bias_hh = nn.Parameter(torch.empty(gates))
+        prefix = f"layer{layer}"
+        self.i_tap = Tap(f"{prefix}/gates/i", signal="i", layer=layer, description=(
+            "input gate after the sigmoid, i_t = sigmoid(W_ii x_t + W_hi h_{t-1} + b_i), in (0, 1)"))
+        self.f_tap = Tap(f"{prefix}/gates/f", signal="f", layer=layer, description=(
+            "forget gate after the sigmoid, f_t = sigmoid(W_if x_t + W_hf h_{t-1} + b_f), in (0, 1)"))
+        self.g_tap = Tap(f"{prefix}/gates/g", signal="g", layer=layer, description=(
+            "candidate cell value after the tanh, g_t = tanh(W_ig x_t + W_hg h_{t-1} + b_g), in (-1, 1)"))
+        self.o_tap = Tap(f"{prefix}/gates/o", signal="o", layer=layer, description=(
+            "output gate after the sigmoid, o_t = sigmoid(W_io x_t + W_ho h_{t-1} + b_o), in (0, 1)"))
+        self.c_tap = Tap(f"{prefix}/c", signal="c", layer=layer, description=(
+            "cell state c_t = f_t * c_{t-1} + i_t * g_t (unbounded)"))
+        self.h_tap = Tap(f"{prefix}/h", signal="h", layer=layer, description=(
+            "hidden state h_t = o_t * tanh(c_t), in (-1, 1); the layer's output"))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.LSTM's default: U(-1/sqrt(H), 1/sqrt(H)); the language model re-draws with its init_range."""
+        bound = self.hidden_size ** -0.5
+        with torch.no_grad():
+            for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+                p.uniform_(-bound, bound)
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
+
+    def step(self, x_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
+        h_prev, c_prev = state
+        pre_i, pre_f, pre_g, pre_o = torch.addmm(x_t, h_prev, self.weight_hh.t()).chunk(4, dim=1)
+        i = self.i_tap(torch.sigmoid(pre_i), step=t)
+        f = self.f_tap(torch.sigmoid(pre_f), step=t)
+        g = self.g_tap(torch.tanh(pre_g), step=t)
+        o = self.o_tap(torch.sigmoid(pre_o), step=t)
+        c = self.c_tap(f * c_prev + i * g, step=t)
+        h = self.h_tap(o * torch.tanh(c), step=t)
+        return h, (h, c)
+
+
+class LSTMLanguageModel(RecurrentLanguageModel):
+    r"""Zaremba et al.'s stacked LSTM language model (arXiv:1409.2329).
+
+    With D ordinary dropout (fresh mask per step) and ``h^0_t = E[x_t]`` the word embedding:
+
+    .. math::
+        [i, f, g, o]^l_t &= W^l_x D(h^{l-1}_t) + W^l_h h^l_{t-1} + b^l \\
+        c^l_t &= \sigma(f^l_t) \odot c^l_{t-1} + \sigma(i^l_t) \odot \tanh(g^l_t) \\
+        h^l_t &= \sigma(o^l_t) \odot \tanh(c^l_t) \\
+        \mathrm{logits}_t &= W_{dec} D(h^L_t) + b_{dec}
+
+    D acts on the embedding output, between layers and on the top output; never on ``h^l_{t-1}`` or
+    ``c^l_{t-1}``. State: ``(h, c)``, each ``[num_layers, batch, hidden_size]``. Every parameter is
+    initialised from U(-init_range, init_range) (the paper: 0.1 small, 0.05 medium, 0.04 large).
+    Each layer equals ``nn.LSTM`` with the same weights (see :class:`LSTMLayer`).
+    """
+
+    layer_class = LSTMLayer
+
+
+SPEC = EngineSpec(
+    name="lstm",
+    description="Stacked LSTM language model with dropout on non-recurrent connections (Zaremba et al. 2014)",
+    family="recurrent",
+    paper=Paper(
+        title="Recurrent Neural Network Regularization",
+        authors="Wojciech Zaremba, Ilya Sutskever, Oriol Vinyals",
+        arxiv="1409.2329",
+        year=2014,
+    ),
+    build=LSTMLanguageModel,
+    default_config={"embedding_dim": 128, "hidden_size": 128, "num_layers": 2, "init_range": 0.1},
+    taps=(
+        "layer{layer}/h",
+        "layer{layer}/c",
+        "layer{layer}/gates/i",
+        "layer{layer}/gates/f",
+        "layer{layer}/gates/g",
+        "layer{layer}/gates/o",
+    ),
+    default_dataset="parens",
+    train_defaults={
+        "steps": 2000,
+        "batch_size": 32,
+        "bptt": 50,
+        "lr": 3e-3,
+        "optimizer": "adam",
+        "clip": 5.0,
+        "dropout": 0.1,
+        "eval_every": 250,
+        "seed": 0,
+    },
+)

@@ -1,0 +1,336 @@
+"""The shared training loop for language-model engines: stateful truncated BPTT.
+
+The training token stream is cut into ``batch_size`` contiguous parallel streams (rows). Each step
+trains on the next ``bptt`` columns: the model reads ``x = data[:, p : p+bptt]`` and predicts
+``y = data[:, p+1 : p+1+bptt]``, starting from the state the previous segment ended in, detached from
+its graph (Zaremba et al.'s stateful truncated BPTT). When the rows run out, the next epoch starts at
+column 0 with a zero state. Gradients are clipped by their global norm; the optimizer is Adam
+(default: fast convergence on CPU) or SGD. Validation loss and perplexity are computed over the
+validation stream with dropout off, every ``eval_every`` steps and at the end.
+
+Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
+nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
+or holds the last *periodic* checkpoint (``checkpoint_every``), which is complete and loads cleanly.
+No temporary file is left behind. Every write is atomic (temporary name, then rename).
+
+Determinism: with the same seed, data and settings (and the same torch thread count) two runs give
+identical weights and metrics. The caller's global RNG state is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmviz.tasks import Task, ensure_task
+
+from . import registry
+from .checkpoint import save_checkpoint
+from .spec import ConfigError
+
+#: every training setting and its default; an engine's ``train_defaults`` overrides these
+TRAIN_SETTINGS: dict[str, Any] = {
+    "steps": 1000,  # optimisation steps (one BPTT segment of every row each)
+    "batch_size": 32,  # parallel streams
+    "bptt": 35,  # steps per truncated-BPTT segment
+    "lr": 1e-3,
+    "optimizer": "adam",  # "adam" or "sgd"
+    "momentum": 0.0,  # SGD only
+    "weight_decay": 0.0,
+    "clip": 5.0,  # max global gradient norm; 0 or None: no clipping
+    "dropout": None,  # passed to the engine's build() when not None
+    "eval_every": 200,  # validation every N steps (0: only at the end)
+    "valid_tokens": None,  # validate on the first N tokens of the validation stream (None: all)
+    "checkpoint_every": 0,  # also save a checkpoint to `out` every N steps (0: only at the end)
+    "seed": 0,
+    "device": "cpu",
+    "threads": None,  # torch intra-op threads during training (None: leave torch's setting)
+}
+
+_OPTIMIZERS = ("adam", "sgd")
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+def resolve_train_settings(engine_defaults: dict, overrides: dict) -> dict:
+    """``TRAIN_SETTINGS`` <- the engine's defaults <- ``overrides``, checked (ConfigError when wrong)."""
+    known = sorted(TRAIN_SETTINGS)
+    for source, values in (("engine train_defaults", engine_defaults), ("training", overrides)):
+        unknown = sorted(set(values) - set(TRAIN_SETTINGS))
+        if unknown:
+            raise ConfigError(
+                f"unknown {source} setting {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+            )
+    s = {**TRAIN_SETTINGS, **engine_defaults, **overrides}
+
+    def need(key: str, ok: bool, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"training setting {key!r}: expected {expected}, got {s[key]!r}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    def is_number(v) -> bool:
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+    for key in ("steps", "batch_size", "bptt"):
+        need(key, is_int(s[key]) and s[key] >= 1, "a positive int")
+    for key in ("eval_every", "checkpoint_every"):
+        need(key, is_int(s[key]) and s[key] >= 0, "an int >= 0")
+    need("seed", is_int(s["seed"]), "an int")
+    need("lr", is_number(s["lr"]) and s["lr"] > 0, "a positive number")
+    need("momentum", is_number(s["momentum"]) and s["momentum"] >= 0, "a number >= 0")
+    need("weight_decay", is_number(s["weight_decay"]) and s["weight_decay"] >= 0, "a number >= 0")
+    need("clip", s["clip"] is None or (is_number(s["clip"]) and s["clip"] >= 0), "a number >= 0 or None")
+    need("dropout", s["dropout"] is None or (is_number(s["dropout"]) and 0 <= s["dropout"] < 1),
+         "a probability in [0, 1) or None")
+    need("optimizer", s["optimizer"] in _OPTIMIZERS, f"one of {', '.join(_OPTIMIZERS)}")
+    need("valid_tokens", s["valid_tokens"] is None or (is_int(s["valid_tokens"]) and s["valid_tokens"] >= 2),
+         "an int >= 2 or None")
+    need("device", isinstance(s["device"], str), "a device name such as 'cpu' or 'cuda'")
+    need("threads", s["threads"] is None or (is_int(s["threads"]) and s["threads"] >= 1), "a positive int or None")
+    for key in ("steps", "batch_size", "bptt", "eval_every", "checkpoint_every", "seed"):
+        s[key] = int(s[key])
+    for key in ("lr", "momentum", "weight_decay"):
+        s[key] = float(s[key])
+    s["clip"] = None if not s["clip"] else float(s["clip"])
+    s["dropout"] = None if s["dropout"] is None else float(s["dropout"])
+    return s
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def token_stream(dataset, vocab_size: int, what: str) -> Tensor:
+    """The dataset's concatenated token ids as a 1-D int64 tensor, checked against the vocabulary."""
+    stream = np.asarray(dataset.token_stream())
+    if stream.ndim != 1 or not np.issubdtype(stream.dtype, np.integer):
+        raise ValueError(f"{what}: expected token_stream() to give 1-D integer ids, "
+                         f"got dtype {stream.dtype} and shape {stream.shape}")
+    if stream.size and (stream.min() < 0 or stream.max() >= vocab_size):
+        raise ValueError(f"{what}: expected token ids in [0, {vocab_size}) (the vocabulary), "
+                         f"got ids from {stream.min()} to {stream.max()}")
+    return torch.from_numpy(stream.astype(np.int64, copy=False))
+
+
+def batchify(stream: Tensor, batch_size: int) -> Tensor:
+    """Cut a 1-D stream into ``batch_size`` contiguous rows ``[batch_size, len // batch_size]``."""
+    columns = stream.numel() // batch_size
+    return stream[: columns * batch_size].reshape(batch_size, columns)
+
+
+def detach_state(state):
+    """The state with every tensor cut from its autograd graph (the truncation of truncated BPTT)."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(s) for s in state)
+    return state
+
+
+def _dataset_name(dataset) -> str | None:
+    name = getattr(dataset, "name", None)
+    if not name and hasattr(dataset, "provenance"):
+        name = (dataset.provenance() or {}).get("name")
+    return None if name is None else str(name)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Tensor, bptt: int) -> float:
+    """Mean next-token cross-entropy (nats) over ``data`` [rows, columns], state carried, dropout off."""
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    try:
+        for start in range(0, data.shape[1] - 1, bptt):
+            x = data[:, start : min(start + bptt, data.shape[1] - 1)]
+            y = data[:, start + 1 : start + 1 + x.shape[1]]
+            logits, state = model(x, state)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+            count += y.numel()
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)
+
+
+def _perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def train(
+    engine: str,
+    dataset_train,
+    dataset_valid=None,
+    *,
+    out,
+    steps: int | None = None,
+    seed: int | None = None,
+    task: Task | None = None,
+    config: dict | None = None,
+    **train_overrides,
+) -> dict:
+    """Train engine ``engine`` as a language model on ``dataset_train`` and save a checkpoint at ``out``.
+
+    Args:
+        engine: registry name (``"lstm"``, ``"gru"``, ...).
+        dataset_train, dataset_valid: objects with ``.vocab`` (list of token strings) and
+            ``.token_stream()`` (1-D int ids); the validation set must use the same vocabulary.
+        out: checkpoint path, written atomically at the end (and every ``checkpoint_every`` steps).
+        steps, seed: shortcuts for the settings of the same name (None: the engine's default).
+        task: progress ``task.progress(step, steps, "loss 1.234 | valid ppl 3.21")`` and cancellation.
+        config: engine hyperparameters overriding ``spec.default_config`` (dropout is a training setting).
+        **train_overrides: any key of :data:`TRAIN_SETTINGS`.
+
+    Returns:
+        metrics: ``steps``, ``tokens``, ``seconds``, ``tokens_per_s`` (training tokens per second of
+        training, validation excluded), ``first_train_loss`` (step 1), ``train_loss`` (mean of the last
+        min(20, steps) steps), ``valid_loss``/``valid_ppl`` (final), ``best_valid_loss``/``best_valid_ppl``/
+        ``best_valid_step`` (None without validation data). Losses are in nats per token.
+
+    Raises:
+        UnknownName (unknown engine), ConfigError (unknown or bad setting / hyperparameter),
+        ValueError (dataset too small or ids outside the vocabulary), Cancelled (see module docstring).
+    """
+    task = ensure_task(task)
+    spec = registry.get(engine)
+    config = dict(config or {})
+    if "dropout" in config:
+        raise ConfigError("dropout is a training setting: pass dropout=... to train(), not in config")
+    if steps is not None:
+        train_overrides["steps"] = steps
+    if seed is not None:
+        train_overrides["seed"] = seed
+    settings = resolve_train_settings(spec.train_defaults, train_overrides)
+    model_config = spec.resolve_config(config)
+    if settings["dropout"] is not None:
+        model_config["dropout"] = settings["dropout"]
+
+    vocab = [str(token) for token in dataset_train.vocab]
+    batch_size, bptt, total_steps = settings["batch_size"], settings["bptt"], settings["steps"]
+    stream = token_stream(dataset_train, len(vocab), "training data")
+    if stream.numel() // batch_size < bptt + 1:
+        raise ValueError(
+            f"training data too small: {stream.numel()} tokens, but batch_size={batch_size} x (bptt={bptt} + 1) "
+            f"= {batch_size * (bptt + 1)} are needed for one step; use a smaller batch_size or bptt"
+        )
+    device = torch.device(settings["device"])
+    train_data = batchify(stream, batch_size).to(device)
+    valid_data = None
+    if dataset_valid is not None:
+        if [str(t) for t in dataset_valid.vocab] != vocab:
+            raise ValueError("validation data: expected the training data's vocabulary, got a different one")
+        valid_stream = token_stream(dataset_valid, len(vocab), "validation data")
+        if settings["valid_tokens"] is not None:
+            valid_stream = valid_stream[: settings["valid_tokens"]]
+        if valid_stream.numel() < 2:
+            raise ValueError(f"validation data too small: expected at least 2 tokens, got {valid_stream.numel()}")
+        rows = max(1, min(batch_size, valid_stream.numel() // (bptt + 1)))
+        valid_data = batchify(valid_stream, rows).to(device)
+
+    task.check()
+    out = Path(out)
+    dataset_name = _dataset_name(dataset_train)
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    threads = torch.get_num_threads()
+    if settings["threads"]:
+        torch.set_num_threads(settings["threads"])
+    try:
+        with torch.random.fork_rng(devices=rng_devices):
+            return _run(spec, model_config, settings, vocab, train_data, valid_data, out, dataset_name, device, task)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(spec, model_config, settings, vocab, train_data, valid_data, out, dataset_name, device, task) -> dict:
+    """The loop itself (inside train()'s RNG fork); see train()."""
+    bptt, total_steps = settings["bptt"], settings["steps"]
+    torch.manual_seed(settings["seed"])
+    model = spec.build(vocab_size=len(vocab), **model_config).to(device)
+    optimizer = _make_optimizer(model, settings)
+    losses: list[float] = []
+    best = {"loss": math.inf, "step": None}
+    valid_loss = None
+    state, column, tokens, train_seconds = None, 0, 0, 0.0
+    started = time.perf_counter()
+
+    def save(step: int) -> dict:
+        metrics = _metrics(step)
+        save_checkpoint(
+            out, model, engine=spec.name, config=model_config, vocab=vocab, dataset=dataset_name,
+            step=step, metrics=metrics, train_settings=settings,
+        )
+        return metrics
+
+    def _metrics(step: int) -> dict:
+        tail = losses[-min(20, len(losses)):] if losses else [math.nan]
+        has_valid = best["step"] is not None
+        return {
+            "steps": step,
+            "tokens": tokens,
+            "seconds": round(time.perf_counter() - started, 3),
+            "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+            "first_train_loss": losses[0] if losses else None,
+            "train_loss": float(np.mean(tail)),
+            "valid_loss": valid_loss,
+            "valid_ppl": None if valid_loss is None else _perplexity(valid_loss),
+            "best_valid_loss": best["loss"] if has_valid else None,
+            "best_valid_ppl": _perplexity(best["loss"]) if has_valid else None,
+            "best_valid_step": best["step"],
+        }
+
+    model.train()
+    for step in range(1, total_steps + 1):
+        tick = time.perf_counter()
+        if column + bptt + 1 > train_data.shape[1]:  # a new epoch: back to the start, fresh state
+            column, state = 0, None
+        x = train_data[:, column : column + bptt]
+        y = train_data[:, column + 1 : column + 1 + bptt]
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings["clip"]:
+            nn.utils.clip_grad_norm_(model.parameters(), settings["clip"])
+        optimizer.step()
+        state = detach_state(state)
+        column += bptt
+        tokens += x.numel()
+        losses.append(loss.item())
+        train_seconds += time.perf_counter() - tick
+
+        if valid_data is not None and (
+            step == total_steps or (settings["eval_every"] and step % settings["eval_every"] == 0)
+        ):
+            valid_loss = evaluate(model, valid_data, bptt)
+            if valid_loss < best["loss"]:
+                best.update(loss=valid_loss, step=step)
+        message = f"loss {np.mean(losses[-20:]):.3f}"
+        if valid_loss is not None:
+            message += f" | valid ppl {_perplexity(valid_loss):.3f}"
+        task.progress(step, total_steps, message)  # raises Cancelled when cancelled
+        if settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0 and step < total_steps:
+            save(step)
+
+    return save(total_steps)  # the metrics in the checkpoint are the ones returned
+
+
+def _make_optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:
+    if settings["optimizer"] == "adam":
+        return torch.optim.Adam(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    return torch.optim.SGD(
+        model.parameters(), lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"]
+    )
