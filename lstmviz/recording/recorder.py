@@ -1,0 +1,18 @@
+"""The recorder: capture named signals of a model during a forward pass, and record a dataset to a file.
+
+    with Recorder(model, ["lstm/layer*/c", "decoder"]) as rec:
+        model(tokens)
+    states = rec.collect()          # {"lstm/layer0/c": [B, T, H], ..., "decoder": [B, T, V]}
+
+Hooks and patches exist only inside the ``with`` block and are removed (exactly those of this
+recorder) on exit, also when the block raises. See :mod:`.recorder_sources` for what can be recorded
+and :mod:`.rnn_recovery` for how the hidden signals of ``nn.LSTM`` / ``nn.GRU`` are recovered.
+"""
+
+from __future__ import annotations
+
+from .recorder_context import Recorder
+from .recorder_run import record
+from .recorder_sources import SignalInfo, list_signals
+
+__all__ = ["Recorder", "SignalInfo", "list_signals", "record"]

@@ -1,0 +1,103 @@
+"""The :class:`Recorder` context manager: hooks that capture named signals during forward passes."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .recorder_sources import SignalInfo, Source, build_sources, select_signals, signal_catalog
+
+
+class Recorder:
+    """Context manager that records the selected signals of ``model``.
+
+    Args:
+        model: any ``nn.Module``.
+        signals: exact names or fnmatch patterns from :func:`list_signals`; ``None`` records every tap
+            and every signal of every ``nn.LSTM`` / ``nn.GRU``.
+        batch_first: layout of *module outputs* recorded by module path (``[B, T, ...]`` when True,
+            ``[T, B, ...]`` when False). Taps are batch-first by contract; RNN signals know their layout.
+        accumulate: when False (default) a forward call of ``model`` itself starts a fresh recording, so
+            :meth:`collect` returns the last forward. When True, values of all calls since
+            :meth:`clear` are joined along time (for a ``forward`` that calls the model several times).
+
+    Within one recording, successive calls of the same tap or module are joined along time: a step tap
+    called at steps 0..T-1 gives ``[B, T, units]``, an ``nn.LSTM`` called once per token does too.
+    """
+
+    def __init__(self, model: nn.Module, signals: list[str] | str | None = None, *, batch_first: bool = True,
+                 accumulate: bool = False):
+        self.model = model
+        self.catalog = signal_catalog(model)
+        self.signals: list[str] = select_signals(self.catalog, signals)
+        self.batch_first = batch_first
+        self.accumulate = accumulate
+        self._sources: list[Source] = build_sources(self.catalog, self.signals, batch_first)
+        self._attached: list[Source] = []
+        self._pre_hook = None
+        self._forwards = 0
+
+    @property
+    def infos(self) -> dict[str, SignalInfo]:
+        """What each selected signal is (kind, layer, signal, description, units if known)."""
+        return {name: self.catalog[name] for name in self.signals}
+
+    def __enter__(self) -> "Recorder":
+        if self._attached or self._pre_hook is not None:
+            raise RuntimeError("this Recorder is already active; a Recorder is not re-entrant")
+        try:
+            for source in self._sources:
+                source.attach()
+                self._attached.append(source)
+            self._pre_hook = self.model.register_forward_pre_hook(self._on_model_forward)
+        except BaseException:
+            self._detach()
+            raise
+        self.clear()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._detach()
+        return False
+
+    def _detach(self) -> None:
+        errors = []
+        if self._pre_hook is not None:
+            self._pre_hook.remove()
+            self._pre_hook = None
+        while self._attached:
+            source = self._attached.pop()
+            try:
+                source.detach()
+            except Exception as e:  # keep removing the others
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def _on_model_forward(self, module, args) -> None:
+        if not self.accumulate:
+            self.clear()
+        self._forwards += 1
+
+    def clear(self) -> None:
+        """Forget all recorded values."""
+        for source in self._sources:
+            source.clear()
+
+    def collect(self) -> dict[str, Tensor]:
+        """Per selected signal, a detached ``[batch, time, units]`` tensor (batch first).
+
+        Raises ``ValueError`` naming the signals that produced no values (their module was not called).
+        """
+        values: dict[str, Tensor] = {}
+        for source in self._sources:
+            values.update(source.values())
+        missing = [n for n in self.signals if n not in values]
+        if missing:
+            where = "; ".join(
+                f"{n!r} ({self.catalog[n].kind} at module path {self.catalog[n].path or '<model>'!r})" for n in missing
+            )
+            raise ValueError(
+                f"no values were recorded for {where}: the module was not called during the forward pass"
+                + ("" if self._forwards else " (no forward pass of the model ran inside the recorder)")
+            )
+        return {n: values[n] for n in self.signals}

@@ -1,0 +1,75 @@
+"""The import rules of DESIGN.md, checked on the source (not by convention)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QT_MODULES = ("PySide6", "pyqtgraph", "PyQt5", "PyQt6", "qtpy")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _sources(*dirs: str) -> list[Path]:
+    return sorted(p for d in dirs for p in (ROOT / d).rglob("*.py"))
+
+
+def _offenders(files, forbidden) -> list[str]:
+    bad = []
+    for path in files:
+        for name in _imports(path):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    return bad
+
+
+def test_sources_exist():
+    assert len(_sources("lstmviz", "engines", "datasets")) > 10
+
+
+def test_qt_only_inside_lstmviz_qt():
+    files = [p for p in _sources("lstmviz", "engines", "datasets") if "qt" not in p.relative_to(ROOT).parts[:2]]
+    assert _offenders(files, QT_MODULES) == []
+
+
+def test_engines_and_datasets_never_import_qt_or_analysis():
+    assert _offenders(_sources("engines", "datasets"), ("lstmviz.qt", "lstmviz.analysis")) == []
+
+
+def test_recording_never_imports_analysis():
+    assert _offenders(_sources("lstmviz/recording"), ("lstmviz.analysis", "lstmviz.qt")) == []
+
+
+@pytest.mark.parametrize("module", ["format", "writer", "reader", "validation", "migrations", "summary"])
+def test_file_format_modules_do_not_need_torch(module):
+    path = ROOT / "lstmviz" / "recording" / f"{module}.py"
+    assert path.exists(), path
+    assert _offenders([path], ("torch",)) == []
+
+
+def test_datasets_do_not_need_torch():
+    assert _offenders(_sources("datasets"), ("torch",)) == []
+
+
+def test_every_package_directory_is_installed():
+    """A sub-package missing from pyproject's package list would work editable and vanish in a wheel."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = config["package-dir"]
+    declared = set(config["packages"])
+    found = set()
+    for package, directory in mapping.items():
+        for init in (ROOT / directory).rglob("__init__.py"):
+            found.add(".".join([package, *init.parent.relative_to(ROOT / directory).parts]))
+    assert found == declared
