@@ -1,0 +1,288 @@
+"""The ``lstmviz`` command.
+
+    lstmviz [FILE]                                   open the window (the bundled demo without FILE)
+    lstmviz --screenshot PNG [FILE]                  render the window offscreen to PNG and exit
+    lstmviz train ENGINE --dataset D --out CKPT      train a built-in engine
+    lstmviz record (ENGINE|CKPT) --dataset D --out FILE   record hidden states into a recording
+    lstmviz info FILE                                summarise a recording
+
+Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
+``--help`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+COMMANDS = ("train", "record", "info")
+
+
+class UsageError(Exception):
+    """A problem with the command line; printed with the usage of the command."""
+
+
+def _key_values(pairs: list[str] | None, what: str) -> dict:
+    """Parse ``key=value`` pairs; values are JSON when they parse as JSON, else strings."""
+    out: dict = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must look like KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _open_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstmviz",
+        description="Visual analysis of the hidden states of recurrent networks.",
+        epilog="commands: lstmviz train | record | info  (each has --help)",
+    )
+    p.add_argument("file", nargs="?", help="recording to open (default: the bundled demo)")
+    p.add_argument("--screenshot", metavar="PNG", help="render the main window offscreen to PNG and exit")
+    p.add_argument("--version", action="version", version=_version())
+    return p
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lstmviz train", description="Train a built-in engine on a dataset.")
+    p.add_argument("engine", help="engine name (see `lstmviz train --list`)", nargs="?")
+    p.add_argument("--list", action="store_true", help="list engines and datasets and exit")
+    p.add_argument("--dataset", help="dataset name (default: the engine's default dataset)")
+    p.add_argument("--out", help="checkpoint file to write")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: the engine's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
+                   help="engine hyperparameter, e.g. --set hidden_size=64 (repeatable)")
+    p.add_argument("--train", dest="train", action="append", metavar="KEY=VALUE",
+                   help="training setting, e.g. --train lr=0.002 --train batch_size=32 (repeatable)")
+    p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
+                   help="dataset option, e.g. --dataset-option tokens=200000 (repeatable)")
+    p.add_argument("--no-valid", action="store_true", help="skip validation")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _record_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstmviz record",
+        description="Run a model over a dataset split and record its hidden states into a recording file.",
+    )
+    p.add_argument("model", help="a checkpoint file written by `lstmviz train`, or an engine name (untrained)")
+    p.add_argument("--dataset", help="dataset name (default: the checkpoint's dataset)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--out", required=True, help="recording file to write (.h5)")
+    p.add_argument("--signals", nargs="+", metavar="PATTERN",
+                   help="tap names or patterns to record, e.g. 'layer*/c' (default: all)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage dtype")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-items", type=int, help="record only the first N items")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed for an untrained engine")
+    p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
+                   help="hyperparameter of an untrained engine (repeatable)")
+    p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
+                   help="dataset option (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _info_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lstmviz info", description="Print a summary of a recording.")
+    p.add_argument("file", help="recording file")
+    return p
+
+
+def _version() -> str:
+    from lstmviz import __version__
+
+    return f"lstmviz {__version__}"
+
+
+def _demo_path() -> Path | None:
+    from importlib.resources import files
+
+    demo = Path(str(files("lstmviz.assets") / "demo" / "parens-lstm.h5"))
+    return demo if demo.exists() else None
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    if args.file is not None and not Path(args.file).exists():
+        raise UsageError(f"no such file: {args.file}")
+    from lstmviz.qt import app
+
+    if args.screenshot:
+        app.screenshot(args.screenshot, args.file)
+        print(f"wrote {args.screenshot}")
+        return 0
+    return app.run(args.file)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from lstmviz.recording import open_recording, summarize
+
+    with open_recording(args.file) as rec:
+        print(summarize(rec))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lstmviz.datasets import load_dataset, registry as datasets
+    from lstmviz.engines import registry as engines
+
+    if args.list:
+        print("engines:")
+        for name, spec in engines.all().items():
+            print(f"  {name:10s} {spec.description}")
+        print("datasets:")
+        for name, spec in datasets.all().items():
+            print(f"  {name:10s} {spec.description}")
+        return 0
+    if not args.engine:
+        raise UsageError("name an engine to train (see `lstmviz train --list`)")
+    if not args.out:
+        raise UsageError("--out CKPT is required: the checkpoint file to write")
+    if args.steps is not None and args.steps <= 0:
+        raise UsageError(f"--steps must be a positive number, got {args.steps}")
+    spec = engines.get(args.engine)
+    dataset_name = args.dataset or spec.default_dataset
+    options = _key_values(args.dataset_options, "--dataset-option")
+    config = _key_values(args.config, "--set")
+    train_overrides = _key_values(args.train, "--train")
+
+    from lstmviz.engines.training import train
+    from lstmviz.tasks import TqdmTask
+
+    train_data = load_dataset(dataset_name, "train", **options)
+    valid_data = None if args.no_valid else load_dataset(dataset_name, "valid", **options)
+    with TqdmTask(desc=f"train {spec.name} on {dataset_name}", unit="step", disable=args.quiet or None) as task:
+        metrics = train(
+            spec.name, train_data, valid_data, out=args.out, steps=args.steps, seed=args.seed, task=task,
+            config=config, **train_overrides,
+        )
+    print(f"wrote {args.out}")
+    for key, value in metrics.items():
+        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import torch
+
+    from lstmviz.datasets import load_dataset
+    from lstmviz.engines import registry as engines
+    from lstmviz.engines.checkpoint import load_checkpoint
+    from lstmviz.recording.recorder import record
+
+    if args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.max_items is not None and args.max_items <= 0:
+        raise UsageError(f"--max-items must be positive, got {args.max_items}")
+    options = _key_values(args.dataset_options, "--dataset-option")
+    model_path = Path(args.model)
+    provenance: dict = {}
+    if model_path.exists():
+        if args.config:
+            raise UsageError("--set applies to an untrained engine; a checkpoint carries its own config")
+        model, meta = load_checkpoint(model_path)
+        dataset_name = args.dataset or meta["dataset"]
+        dataset = load_dataset(dataset_name, args.split, **options)
+        if list(meta["vocab"]) != list(dataset.vocab):
+            raise UsageError(
+                f"checkpoint {model_path} was trained with a different vocabulary than dataset "
+                f"{dataset_name!r} ({len(meta['vocab'])} vs {len(dataset.vocab)} tokens); record on its dataset "
+                f"({meta['dataset']!r})"
+            )
+        provenance.update(
+            engine=meta["engine"], config=meta["config"], checkpoint=str(model_path.resolve()),
+            checkpoint_sha256=meta["sha256"], checkpoint_step=meta["step"], train_metrics=meta.get("metrics", {}),
+            trained_on=meta["dataset"],
+        )
+    elif "/" in args.model or args.model.endswith((".pt", ".pth", ".ckpt")):
+        raise UsageError(f"no such checkpoint file: {args.model}")
+    else:
+        spec = engines.get(args.model)
+        dataset_name = args.dataset or spec.default_dataset
+        dataset = load_dataset(dataset_name, args.split, **options)
+        config = {**spec.default_config, **_key_values(args.config, "--set")}
+        torch.manual_seed(args.seed)
+        model = spec.build(vocab_size=len(dataset.vocab), **config)
+        provenance.update(engine=spec.name, config=config, checkpoint=None, untrained_seed=args.seed)
+        print(f"note: recording an untrained {spec.name} (random weights, seed {args.seed})", file=sys.stderr)
+
+    out = record(
+        model, dataset, args.out, signals=args.signals, batch_size=args.batch_size, dtype=args.dtype,
+        progress=not args.quiet, provenance=provenance, max_items=args.max_items,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser}
+_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info}
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean 'the user gave something wrong': printed in one line, no traceback."""
+    errors: list[type[BaseException]] = [UsageError, FileNotFoundError, IsADirectoryError, PermissionError]
+    from lstmviz.registry import UnknownName
+
+    errors.append(UnknownName)
+    try:
+        from lstmviz.recording import RecordingError
+
+        errors.append(RecordingError)
+    except ImportError:  # pragma: no cover - partial installs
+        pass
+    if "lstmviz.engines.checkpoint" in sys.modules:
+        errors.append(sys.modules["lstmviz.engines.checkpoint"].CheckpointError)
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # torch's OpenMP threads busy-wait by default, which collapses throughput when another process
+    # shares the cores; must be set before torch is first imported
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        parser = _PARSERS[argv[0]]()
+        args = parser.parse_args(argv[1:])
+        command = _COMMANDS[argv[0]]
+    else:
+        parser = _open_parser()
+        args = parser.parse_args(argv)
+        command = cmd_open
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        print("lstmviz: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from lstmviz.tasks import Cancelled
+
+        if isinstance(exc, Cancelled):
+            print("lstmviz: cancelled", file=sys.stderr)
+            return 130
+        if isinstance(exc, UsageError):
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, (ValueError, *_expected_errors())):
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
