@@ -1,0 +1,126 @@
+"""The info panel: what the open recording is — file, provenance, taps and annotations (with legends)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from PySide6 import QtWidgets
+
+from lstmviz.qt.palette import category_color
+from lstmviz.qt.workspace import Workspace
+
+#: Provenance keys shown first, in this order, with these names; other keys follow as they are.
+_PROVENANCE_ORDER = [
+    ("engine", "Engine"), ("dataset", "Dataset"), ("split", "Split"), ("checkpoint", "Checkpoint"),
+    ("checkpoint_sha256", "Checkpoint sha256"), ("checkpoint_step", "Trained steps"), ("config", "Config"),
+    ("created", "Created"),
+]
+_EMPTY_HTML = (
+    "<p style='color:#666'>No recording is open.</p>"
+    "<p style='color:#666'>Open one with <b>File &gt; Open</b> (Ctrl+O) or drop an <tt>.h5</tt> file onto the window.</p>"
+)
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+#: Provenance keys not listed: their content is shown elsewhere in the panel (annotations, taps).
+_PROVENANCE_HIDDEN = {"dataset_details", "signals", "vocab"}
+#: Longer values are cut; `lstmviz info FILE` prints them whole.
+_MAX_VALUE_CHARS = 90
+
+
+def _format_value(value) -> str:
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={_short(v)}" for k, v in sorted(value.items()))
+        return "<tt>" + _esc(_elide(text)) + "</tt>"
+    if isinstance(value, list | tuple):
+        return "<tt>" + _esc(_elide(json.dumps(value, default=str))) + "</tt>"
+    text = str(value)
+    if len(text) > 24 and all(c in "0123456789abcdef" for c in text):
+        text = text[:12] + "…"
+    return _esc(_elide(text))
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
+
+
+def _elide(text: str) -> str:
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 1] + "…"
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    cells = "".join(
+        f"<tr><td style='color:#555; padding-right:8px; white-space:nowrap' valign='top'>{k}</td><td>{v}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
+
+
+def recording_html(recording) -> str:
+    """The panel's HTML for a recording."""
+    path = Path(recording.path)
+    out = [f"<h3 style='margin-bottom:2px'>{_esc(path.name)}</h3>", f"<p style='color:#666; margin-top:0'>{_esc(path.parent)}</p>"]
+    out.append(
+        _table([
+            ("Items", f"{recording.n_items:,}"),
+            ("Positions", f"{recording.n_positions:,}"),
+            ("Vocabulary", f"{len(recording.vocab):,} tokens"),
+            ("Format", f"version {recording.format_version}"),
+        ])
+    )
+
+    provenance = {k: v for k, v in (recording.provenance or {}).items() if k not in _PROVENANCE_HIDDEN}
+    rows = [(name, _format_value(provenance.pop(key))) for key, name in _PROVENANCE_ORDER if key in provenance]
+    rows += [(_esc(key), _format_value(value)) for key, value in sorted(provenance.items())]
+    out.append("<h4>Provenance</h4>")
+    out.append(_table(rows) if rows else "<p style='color:#666'>none recorded</p>")
+
+    out.append("<h4>Taps</h4>")
+    tap_rows = []
+    for info in recording.taps.values():
+        details = [f"{info.units} units", info.dtype]
+        if info.layer is not None:
+            details.insert(1, f"layer {info.layer}")
+        if info.axis != "positions":
+            details.append(f"axis {info.axis}")
+        text = ", ".join(_esc(d) for d in details)
+        if info.description:
+            text += f"<br><span style='color:#666'>{_esc(info.description)}</span>"
+        tap_rows.append((f"<b>{_esc(info.name)}</b>", text))
+    out.append(_table(tap_rows) if tap_rows else "<p style='color:#666'>none</p>")
+
+    out.append("<h4>Annotations</h4>")
+    if not recording.annotations:
+        out.append("<p style='color:#666'>none</p>")
+    for info in recording.annotations.values():
+        out.append(f"<p style='margin-bottom:2px'><b>{_esc(info.name)}</b> <span style='color:#666'>"
+                   f"({_esc(info.kind)}, per {_esc(info.level)})</span></p>")
+        if info.description:
+            out.append(f"<p style='color:#666; margin-top:0; margin-bottom:2px'>{_esc(info.description)}</p>")
+        if info.kind == "categorical" and info.labels:
+            swatches = []
+            for i, label in enumerate(info.labels):
+                r, g, b = category_color(i)
+                swatches.append(f"<span style='color:rgb({r},{g},{b}); font-size:large'>■</span>&nbsp;{_esc(label)}")
+            out.append("<p style='margin-top:0'>" + " &nbsp; ".join(swatches) + "</p>")
+    return "\n".join(out)
+
+
+class InfoPanel(QtWidgets.QTextBrowser):
+    """A read-only rich-text panel describing the workspace's recording."""
+
+    def __init__(self, workspace: Workspace, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = workspace
+        self.setOpenLinks(False)
+        self.setMinimumWidth(240)
+        workspace.recording_changed.connect(self._show)
+        self._show(workspace.recording)
+
+    def _show(self, recording) -> None:
+        self.setHtml(_EMPTY_HTML if recording is None else recording_html(recording))

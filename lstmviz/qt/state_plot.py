@@ -1,0 +1,218 @@
+"""The state plot (LSTMVis's "Select view" line plot): every unit of one tap over the window.
+
+All units are drawn as ONE ``PlotCurveItem`` whose ``connect`` array breaks the line between units
+(one item per unit costs 6-13x more per frame; see perf_limits L17/L18). Lines are dark grey with
+opacity 1/sqrt(D), antialiasing off, over a dashed zero line; the y range is symmetric when any value
+is negative. The window's tokens are the bottom axis (``TokenAxis``), categorical annotations are colour
+tracks under it (``AnnotationTrack``), and hovering shows position, token and the nearest unit's value.
+
+The view only draws what the workspace gives it and turns gestures (hover, wheel) into requests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lstmviz.qt.annotation_track import AnnotationTrack
+from lstmviz.qt.hover_text import describe_hover
+from lstmviz.qt.palette import (
+    AXIS,
+    BACKGROUND,
+    FOREGROUND,
+    HIGHLIGHT,
+    HOVER_LINE,
+    ITEM_BOUNDARY,
+    UNIT_LINE,
+    ZERO_LINE,
+    unit_line_alpha,
+)
+from lstmviz.qt.token_axis import TokenAxis
+from lstmviz.qt.workspace import Hover, Workspace
+
+LEFT_AXIS_WIDTH = 92
+
+
+class WindowViewBox(pg.ViewBox):
+    """A ViewBox that does not pan or zoom itself: the wheel asks to scroll the window instead."""
+
+    #: wheel steps (positive = towards later positions) and whether Ctrl was held
+    wheel_scrolled = QtCore.Signal(int, bool)
+
+    def __init__(self):
+        super().__init__(enableMenu=False, defaultPadding=0.0)
+        self.setMouseEnabled(x=False, y=False)
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt's name)
+        steps = -int(round(ev.delta() / 120)) or (-1 if ev.delta() > 0 else 1)
+        ctrl = bool(ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier)
+        self.wheel_scrolled.emit(steps, ctrl)
+        ev.accept()
+
+
+def _styled_axis(axis: pg.AxisItem) -> None:
+    axis.setPen(pg.mkPen(AXIS))
+    axis.setTextPen(pg.mkPen(FOREGROUND))
+
+
+class StatePlot(pg.GraphicsLayoutWidget):
+    """Line plot of all units of the workspace's tap over its window, with tokens and colour tracks."""
+
+    def __init__(self, workspace: Workspace, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent, border=None)
+        self.setBackground(BACKGROUND)
+        self.setAntialiasing(False)
+        self.workspace = workspace
+        self.ci.layout.setContentsMargins(6, 6, 14, 6)
+        self.ci.layout.setVerticalSpacing(3)
+
+        self.token_axis = TokenAxis()
+        self.view_box = WindowViewBox()
+        self.plot: pg.PlotItem = self.addPlot(
+            row=0, col=0, viewBox=self.view_box, axisItems={"bottom": self.token_axis}
+        )
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.showAxis("top")
+        for name in ("left", "top"):
+            _styled_axis(self.plot.getAxis(name))
+        self.plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        self.plot.getAxis("top").setStyle(tickLength=-4)
+        self.plot.getAxis("left").setStyle(tickLength=-4)
+
+        self.zero_line = pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen(ZERO_LINE, width=1, style=QtCore.Qt.PenStyle.DashLine))
+        self.boundary_lines = pg.PlotCurveItem(
+            pen=pg.mkPen(ITEM_BOUNDARY, width=1.5, style=QtCore.Qt.PenStyle.DashLine), connect="pairs", antialias=False
+        )
+        self.curve = pg.PlotCurveItem(antialias=False, skipFiniteCheck=True)
+        self.highlight_curve = pg.PlotCurveItem(pen=pg.mkPen(HIGHLIGHT, width=2), antialias=True)
+        self.hover_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(HOVER_LINE, width=1))
+        self.hover_line.hide()
+        for item in (self.zero_line, self.boundary_lines, self.curve, self.highlight_curve, self.hover_line):
+            self.plot.addItem(item, ignoreBounds=True)
+        self.hover_label = pg.LabelItem(justify="left", color=FOREGROUND, size="9pt")
+        self.hover_label.setParentItem(self.view_box)
+        self.hover_label.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(6, 2))
+
+        self.tracks: list[AnnotationTrack] = []
+        self._connect_cache: np.ndarray | None = None
+
+        self.view_box.wheel_scrolled.connect(self._wheel_scrolled)
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+        workspace.recording_changed.connect(self._rebuild_tracks)
+        workspace.view_changed.connect(self.redraw)
+        workspace.hover_changed.connect(self._show_hover)
+        self._rebuild_tracks()
+        self.redraw()
+
+    # ------------------------------------------------------------------ drawing
+    def export_item(self) -> pg.GraphicsLayout:
+        """The graphics item that exports draw: the plot with its tokens and colour tracks."""
+        return self.ci
+
+    def redraw(self) -> None:
+        """Draw the workspace's current window."""
+        ws = self.workspace
+        values = ws.values()
+        start, stop = ws.window_range()
+        n, units = values.shape
+        if n == 0 or units == 0:
+            self.curve.setData([], [])
+        else:
+            x = np.broadcast_to(np.arange(start, stop, dtype=np.float64), (units, n)).ravel()
+            y = np.ascontiguousarray(values.T).ravel()
+            self.curve.setPen(pg.mkPen((*UNIT_LINE, unit_line_alpha(units)), width=1))
+            self.curve.setData(x, y, connect=self._connect(units, n))
+        low, high = ws.value_range()
+        self.plot.setXRange(ws.window_start - 0.5, ws.window_start + ws.window_width - 0.5, padding=0)
+        self.plot.setYRange(low, high, padding=0.03)
+        self.zero_line.setVisible(low < 0 < high)
+        starts = ws.item_starts()
+        if starts:
+            bx = np.repeat(np.asarray(starts, dtype=np.float64) - 0.5, 2)
+            by = np.tile([low - abs(high - low), high + abs(high - low)], len(starts))
+            self.boundary_lines.setData(bx, by)
+        else:
+            self.boundary_lines.setData([], [])
+        self.token_axis.set_tokens(ws.window_start, ws.tokens(), starts)
+        for track in self.tracks:
+            track.set_values(ws.window_start, ws.annotation_window(track.name))
+        info = ws.tap_info()
+        if info is None:
+            self.plot.setTitle(None)
+            self.plot.setLabel("left", "")
+        else:
+            layer = f" · layer {info.layer}" if info.layer is not None else ""
+            self.plot.setTitle(
+                f"{info.name} · {info.units} units{layer} · {'tanh of ' if ws.transform == 'tanh' else ''}recorded values",
+                color=FOREGROUND,
+                size="10pt",
+            )
+            self.plot.setLabel("left", "tanh(value)" if ws.transform == "tanh" else "value", color=FOREGROUND)
+        self._show_hover(ws.hover)
+
+    def _connect(self, units: int, n: int) -> np.ndarray:
+        """The connect array: True between consecutive points of one unit, False at each unit's end."""
+        if self._connect_cache is None or self._connect_cache.size != units * n:
+            connect = np.ones(units * n, dtype=bool)
+            connect[n - 1 :: n] = False
+            self._connect_cache = connect
+        return self._connect_cache
+
+    def _rebuild_tracks(self, *_):
+        for track in self.tracks:
+            self.ci.removeItem(track)
+        self.tracks = []
+        for row, info in enumerate(self.workspace.categorical_tracks(), start=1):
+            track = AnnotationTrack(info.name, info.labels, info.description)
+            track.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+            track.setXLink(self.plot)
+            self.ci.addItem(track, row=row, col=0)
+            self.tracks.append(track)
+
+    # ------------------------------------------------------------------ hover and wheel
+    def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
+        ws = self.workspace
+        if self.view_box.sceneBoundingRect().contains(scene_pos):
+            point = self.view_box.mapSceneToView(scene_pos)
+            ws.set_hover(point.x(), point.y())
+            return
+        for item in [self.token_axis, *(t.vb for t in self.tracks)]:
+            if item.sceneBoundingRect().contains(scene_pos):
+                ws.set_hover(self.view_box.mapSceneToView(scene_pos).x(), None)
+                return
+        ws.set_hover(None)
+
+    def leaveEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt's name)
+        self.workspace.set_hover(None)
+        super().leaveEvent(event)
+
+    def _show_hover(self, hover: Hover | None) -> None:
+        self.token_axis.set_highlight(None if hover is None else hover.position)
+        if hover is None:
+            self.hover_line.hide()
+            self.highlight_curve.setData([], [])
+            self.hover_label.setText("")
+            for track in self.tracks:
+                track.show_label(None)
+            return
+        self.hover_line.setPos(hover.position)
+        self.hover_line.show()
+        if hover.unit is not None:
+            start, stop = self.workspace.window_range()
+            self.highlight_curve.setData(
+                np.arange(start, stop, dtype=np.float64), self.workspace.values()[:, hover.unit]
+            )
+        else:
+            self.highlight_curve.setData([], [])
+        self.hover_label.setText(describe_hover(hover))
+        for track in self.tracks:
+            track.show_label(hover.labels.get(track.name))
+
+    def _wheel_scrolled(self, steps: int, ctrl: bool) -> None:
+        ws = self.workspace
+        if ctrl:
+            ws.set_window_width(ws.window_width + 10 * steps)
+        else:
+            ws.scroll_by(max(1, ws.window_width // 20) * steps)
