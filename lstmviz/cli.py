@@ -47,6 +47,7 @@ def _open_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", nargs="?", help="recording to open (default: the bundled demo)")
     p.add_argument("--screenshot", metavar="PNG", help="render the main window offscreen to PNG and exit")
+    p.add_argument("--units", metavar="LIST", help="units of the shown tap to draw in colour, e.g. '3,17,40-42'")
     p.add_argument("--version", action="version", version=_version())
     return p
 
@@ -121,10 +122,10 @@ def cmd_open(args: argparse.Namespace) -> int:
     from lstmviz.qt import app
 
     if args.screenshot:
-        app.screenshot(args.screenshot, args.file)
+        app.screenshot(args.screenshot, args.file, units=args.units)
         print(f"wrote {args.screenshot}")
         return 0
-    return app.run(args.file)
+    return app.run(args.file, units=args.units)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

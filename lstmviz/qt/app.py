@@ -36,7 +36,7 @@ def _application(argv: list[str] | None):
     return app
 
 
-def run(path: str | None, *, argv: list[str] | None = None) -> int:
+def run(path: str | None, *, argv: list[str] | None = None, units: str | None = None) -> int:
     """Open the main window on ``path`` (the bundled demo when None) and run the event loop.
 
     Returns the application's exit code. A file that cannot be opened is reported in a dialog; the
@@ -53,14 +53,18 @@ def run(path: str | None, *, argv: list[str] | None = None) -> int:
     window.show()
     target = path if path is not None else demo_path()
     if target is not None:
-        QtCore.QTimer.singleShot(0, lambda: window.open_file(target))
+        def open_target():
+            if window.open_file(target) and units:
+                window.highlight_units(units)
+
+        QtCore.QTimer.singleShot(0, open_target)
     try:
         return int(app.exec())
     finally:
         reporter.uninstall()
 
 
-def screenshot(png: str, path: str | None, *, size: tuple[int, int] = (1400, 850)) -> None:
+def screenshot(png: str, path: str | None, *, size: tuple[int, int] = (1400, 850), units: str | None = None) -> None:
     """Render the main window on ``path`` (the demo when None) offscreen into ``png`` and return.
 
     Runs no blocking event loop. A file that cannot be opened raises (RecordingError / OSError), so
@@ -77,6 +81,10 @@ def screenshot(png: str, path: str | None, *, size: tuple[int, int] = (1400, 850
         target = path if path is not None else demo_path()
         if target is not None:
             window.workspace.open(target)
+            if units:
+                from lstmviz.qt.main_window import parse_units
+
+                window.workspace.set_highlighted_units(parse_units(units))
         window.show()
         for _ in range(3):  # let layouts settle: docks, toolbar and the plot's graphics layout
             app.processEvents()

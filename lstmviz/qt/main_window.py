@@ -131,6 +131,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.transform_actions[name] = action
         ws.transform_changed.connect(lambda n: self.transform_actions[n].setChecked(True))
         view_menu.addSeparator()
+        self.units_action = self._action(view_menu, "&Highlight Units…", self.choose_units, "Ctrl+U",
+                                         "Draw chosen units of the tap in colour")
+        view_menu.addSeparator()
         view_menu.addAction(self.info_dock.toggleViewAction())
 
         nav = bar.addMenu("&Navigate")
@@ -150,6 +153,26 @@ class MainWindow(QtWidgets.QMainWindow):
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About lstmviz", self._about)
+
+    def highlight_units(self, text: str) -> bool:
+        """Highlight the units named in ``text`` ("3, 17, 40-42"); report a bad list in a dialog."""
+        try:
+            self.workspace.set_highlighted_units(parse_units(text))
+        except ValueError as exc:
+            show_error(self, "Cannot highlight units", describe_exception(exc))
+            return False
+        return True
+
+    def choose_units(self) -> None:
+        ws = self.workspace
+        if ws.recording is None:
+            return
+        current = ", ".join(map(str, ws.highlighted_units))
+        text, ok = QtWidgets.QInputDialog.getText(
+            self, "Highlight units", f"Units of {ws.tap} to draw in colour (e.g. 3, 17, 40-42):", text=current
+        )
+        if ok:
+            self.highlight_units(text)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -184,6 +207,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pages.setCurrentIndex(1 if has else 0)
         self.export_action.setEnabled(has)
         self.close_action.setEnabled(has)
+        self.units_action.setEnabled(has)
         for action in self.navigation_actions:
             action.setEnabled(has)
         self.setWindowTitle(f"{Path(recording.path).name} — lstmviz" if has else "lstmviz")
@@ -252,6 +276,21 @@ class MainWindow(QtWidgets.QMainWindow):
             suffix = next((s for s, f in FORMATS.items() if f == chosen), ".png")
             path += suffix
         self.export_plot(path)
+
+
+def parse_units(text: str) -> list[int]:
+    """Unit indices from text such as ``"3, 17 40-42"``; ValueError says which part is not a unit."""
+    units: list[int] = []
+    for part in text.replace(",", " ").split():
+        low, dash, high = part.partition("-")
+        try:
+            if dash:
+                units.extend(range(int(low), int(high) + 1))
+            else:
+                units.append(int(part))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a unit number or a range like 40-42") from None
+    return units
 
 
 def _dropped_file(mime: QtCore.QMimeData) -> str | None:

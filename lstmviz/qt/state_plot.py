@@ -24,6 +24,7 @@ from lstmviz.qt.palette import (
     HIGHLIGHT,
     HOVER_LINE,
     ITEM_BOUNDARY,
+    SELECTED_UNITS,
     UNIT_LINE,
     ZERO_LINE,
     unit_line_alpha,
@@ -87,9 +88,12 @@ class StatePlot(pg.GraphicsLayoutWidget):
         )
         self.curve = pg.PlotCurveItem(antialias=False, skipFiniteCheck=True)
         self.highlight_curve = pg.PlotCurveItem(pen=pg.mkPen(HIGHLIGHT, width=2), antialias=True)
+        # the units the user asked to see, in colour over the grey lines (one item for all of them)
+        self.units_curve = pg.PlotCurveItem(pen=pg.mkPen(SELECTED_UNITS, width=1.8), antialias=True)
         self.hover_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(HOVER_LINE, width=1))
         self.hover_line.hide()
-        for item in (self.zero_line, self.boundary_lines, self.curve, self.highlight_curve, self.hover_line):
+        for item in (self.zero_line, self.boundary_lines, self.curve, self.units_curve, self.highlight_curve,
+                     self.hover_line):
             self.plot.addItem(item, ignoreBounds=True)
         self.hover_label = pg.LabelItem(justify="left", color=FOREGROUND, size="9pt")
         self.hover_label.setParentItem(self.view_box)
@@ -124,6 +128,15 @@ class StatePlot(pg.GraphicsLayoutWidget):
             y = np.ascontiguousarray(values.T).ravel()
             self.curve.setPen(pg.mkPen((*UNIT_LINE, unit_line_alpha(units)), width=1))
             self.curve.setData(x, y, connect=self._connect(units, n))
+        chosen = [u for u in ws.highlighted_units if u < units]
+        if n and chosen:
+            sub = np.ascontiguousarray(values[:, chosen].T)
+            connect = np.ones(sub.size, dtype=bool)
+            connect[n - 1 :: n] = False
+            self.units_curve.setData(np.tile(np.arange(start, stop, dtype=np.float64), len(chosen)), sub.ravel(),
+                                     connect=connect)
+        else:
+            self.units_curve.setData([], [])
         low, high = ws.value_range()
         self.plot.setXRange(ws.window_start - 0.5, ws.window_start + ws.window_width - 0.5, padding=0)
         self.plot.setYRange(low, high, padding=0.03)

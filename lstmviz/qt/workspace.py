@@ -70,6 +70,8 @@ class Workspace(QObject):
     window_changed = Signal(int, int)
     item_changed = Signal(int)
     transform_changed = Signal(str)
+    #: the units drawn in colour over the grey lines (a list of unit indices of the current tap)
+    units_changed = Signal(list)
     #: a Hover, or None when the pointer left the data
     hover_changed = Signal(object)
     #: emitted once after any change of what the window shows
@@ -84,6 +86,7 @@ class Workspace(QObject):
         self.window_width = DEFAULT_WINDOW_WIDTH
         self.item = 0
         self.transform = "raw"
+        self.highlighted_units: list[int] = []
         self.hover: Hover | None = None
         self._hover_request: tuple[float | None, float | None] | None = None
         self._values_key: tuple | None = None
@@ -101,6 +104,7 @@ class Workspace(QObject):
         self.window_width = int(np.clip(DEFAULT_WINDOW_WIDTH, MIN_WINDOW_WIDTH, MAX_WINDOW_WIDTH))
         self.item = 0
         self.hover = None
+        self.highlighted_units = []
         self._values_key = self._values = None
         if previous is not None:
             previous.close()
@@ -156,8 +160,26 @@ class Workspace(QObject):
         if name not in self.taps:
             raise KeyError(f"no tap {name!r} over positions in {self.recording.path}; taps: {self.taps}")
         self.tap = name
+        units = self.recording.taps[name].units
+        if any(u >= units for u in self.highlighted_units):
+            self.highlighted_units = []
+            self.units_changed.emit([])
         self.tap_changed.emit(name)
         self._refresh_hover()
+        self.view_changed.emit()
+
+    def set_highlighted_units(self, units) -> None:
+        """Draw these units of the current tap in colour; ValueError names units the tap lacks."""
+        units = sorted({int(u) for u in units})
+        if self.recording is not None and self.tap is not None:
+            n = self.recording.taps[self.tap].units
+            bad = [u for u in units if not 0 <= u < n]
+            if bad:
+                raise ValueError(f"tap {self.tap} has units 0-{n - 1}; no unit {', '.join(map(str, bad))}")
+        if units == self.highlighted_units:
+            return
+        self.highlighted_units = units
+        self.units_changed.emit(units)
         self.view_changed.emit()
 
     def set_transform(self, name: str) -> None:

@@ -169,3 +169,24 @@ def test_unexpected_errors_become_a_readable_notification(window, monkeypatch):
         reporter.handle(type(exc), exc, exc.__traceback__)
     QtWidgets.QApplication.processEvents()
     assert shown and "the tap has no values" in shown[0][0] and "Traceback" in shown[0][1]
+
+
+def test_highlighted_units_are_drawn_in_colour(window, recording_path, qtbot, captured_errors):
+    window.open_file(recording_path)
+    ws = window.workspace
+    with qtbot.waitSignal(ws.units_changed):
+        assert window.highlight_units("0, 2-3")
+    assert ws.highlighted_units == [0, 2, 3]
+    start, stop = ws.window_range()
+    x, y = window.state_plot.units_curve.getData()
+    with open_recording(recording_path) as rec:
+        expected = rec.states(ws.tap, start, stop, units=[0, 2, 3])
+    np.testing.assert_allclose(y.reshape(3, -1), expected.T, rtol=1e-6)
+
+    assert not window.highlight_units("7, x")
+    assert not window.highlight_units("999")
+    assert "999" in captured_errors[-1][1] and ws.highlighted_units == [0, 2, 3]
+
+    with qtbot.waitSignal(ws.view_changed):
+        ws.set_tap("layer1/c")
+    assert window.state_plot.units_curve.getData()[1].size == 3 * (stop - start)
