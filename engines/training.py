@@ -220,7 +220,7 @@ def train(
         model_config["dropout"] = settings["dropout"]
 
     vocab = [str(token) for token in dataset_train.vocab]
-    batch_size, bptt, total_steps = settings["batch_size"], settings["bptt"], settings["steps"]
+    batch_size, bptt = settings["batch_size"], settings["bptt"]
     stream = token_stream(dataset_train, len(vocab), "training data")
     if stream.numel() // batch_size < bptt + 1:
         raise ValueError(

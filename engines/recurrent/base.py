@@ -61,6 +61,31 @@ class RecurrentLayer(nn.Module):
         return f"input_size={self.input_size}, hidden_size={self.hidden_size}, layer={self.layer}"
 
 
+class GatedLayer(RecurrentLayer):
+    """A layer with ``nn.LSTM``/``nn.GRU``-style parameters: ``gate_count`` stacked gate blocks.
+
+    ``weight_ih`` [G*H, input_size], ``weight_hh`` [G*H, H], ``bias_ih`` and ``bias_hh`` [G*H], laid
+    out as in PyTorch's fused modules so weights copy over one to one.
+    """
+
+    gate_count: ClassVar[int] = 1
+
+    def __init__(self, input_size: int, hidden_size: int, *, layer: int):
+        super().__init__(input_size, hidden_size, layer=layer)
+        rows = self.gate_count * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(rows))
+        self.bias_hh = nn.Parameter(torch.empty(rows))
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: U(-1/sqrt(H), 1/sqrt(H)); the language model re-draws with its init_range."""
+        bound = self.hidden_size ** -0.5
+        with torch.no_grad():
+            for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+                p.uniform_(-bound, bound)
+
+
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected {name} to be a positive int, got {value!r}")

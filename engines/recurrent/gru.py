@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from lstmviz.recording.taps import Tap
 
 from ..spec import EngineSpec, Paper
-from .base import RecurrentLanguageModel, RecurrentLayer, State
+from .base import GatedLayer, RecurrentLanguageModel, State
 
 
-class GRULayer(RecurrentLayer):
+class GRULayer(GatedLayer):
     r"""One GRU layer, with PyTorch's parameter layout (gate order r, z, n).
 
     .. math::
@@ -39,15 +39,11 @@ class GRULayer(RecurrentLayer):
     and ``layer{l}/h``. A hook that replaces a tap's value changes the rest of the recurrence.
     """
 
+    gate_count = 3
     state_names = ("h",)
 
     def __init__(self, input_size: int, hidden_size: int, *, layer: int):
         super().__init__(input_size, hidden_size, layer=layer)
-        gates = 3 * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gates, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(gates))
-        self.bias_hh = nn.Parameter(torch.empty(gates))
         prefix = f"layer{layer}"
         self.r_tap = Tap(f"{prefix}/gates/r", signal="r", layer=layer, description=(
             "reset gate after the sigmoid, r_t = sigmoid(W_ir x_t + W_hr h_{t-1} + b_r), in (0, 1)"))
@@ -59,13 +55,6 @@ class GRULayer(RecurrentLayer):
         self.h_tap = Tap(f"{prefix}/h", signal="h", layer=layer, description=(
             "hidden state h_t = (1 - z_t) * n_t + z_t * h_{t-1}, in (-1, 1); the layer's output"))
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """nn.GRU's default: U(-1/sqrt(H), 1/sqrt(H)); the language model re-draws with its init_range."""
-        bound = self.hidden_size ** -0.5
-        with torch.no_grad():
-            for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
-                p.uniform_(-bound, bound)
 
     def project_input(self, x: Tensor) -> Tensor:
         hidden = self.hidden_size

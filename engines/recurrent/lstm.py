@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from lstmviz.recording.taps import Tap
 
 from ..spec import EngineSpec, Paper
-from .base import RecurrentLanguageModel, RecurrentLayer, State
+from .base import GatedLayer, RecurrentLanguageModel, State
 
 
-class LSTMLayer(RecurrentLayer):
+class LSTMLayer(GatedLayer):
     r"""One LSTM layer, with PyTorch's parameter layout (gate order i, f, g, o).
 
     .. math::
@@ -38,15 +38,11 @@ class LSTMLayer(RecurrentLayer):
     ``layer{l}/c``, ``layer{l}/h``. A hook that replaces a tap's value changes the rest of the recurrence.
     """
 
+    gate_count = 4
     state_names = ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, *, layer: int):
         super().__init__(input_size, hidden_size, layer=layer)
-        gates = 4 * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gates, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(gates, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(gates))
-        self.bias_hh = nn.Parameter(torch.empty(gates))
         prefix = f"layer{layer}"
         self.i_tap = Tap(f"{prefix}/gates/i", signal="i", layer=layer, description=(
             "input gate after the sigmoid, i_t = sigmoid(W_ii x_t + W_hi h_{t-1} + b_i), in (0, 1)"))
@@ -61,13 +57,6 @@ class LSTMLayer(RecurrentLayer):
         self.h_tap = Tap(f"{prefix}/h", signal="h", layer=layer, description=(
             "hidden state h_t = o_t * tanh(c_t), in (-1, 1); the layer's output"))
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """nn.LSTM's default: U(-1/sqrt(H), 1/sqrt(H)); the language model re-draws with its init_range."""
-        bound = self.hidden_size ** -0.5
-        with torch.no_grad():
-            for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
-                p.uniform_(-bound, bound)
 
     def project_input(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.annotation_track import AnnotationTrack
 from lstmviz.qt.hover_text import describe_hover
