@@ -63,7 +63,7 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 def recording_html(recording) -> str:
     """The panel's HTML for a recording."""
-    path = Path(recording.path)
+    path = Path(recording.path).resolve()
     out = [f"<h3 style='margin-bottom:2px'>{_esc(path.name)}</h3>", f"<p style='color:#666; margin-top:0'>{_esc(path.parent)}</p>"]
     out.append(
         _table([
