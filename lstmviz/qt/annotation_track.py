@@ -38,7 +38,7 @@ class AnnotationTrack(pg.PlotItem):
         left.setTicks([[(0.5, name)], []])
         left.setStyle(tickLength=0)
         self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(categorical_lut(max(len(self.labels), 1)))
+        self.image.setLookupTable(categorical_lut(self.labels))
         self.addItem(self.image)
         self.setToolTip(self._tooltip(None))
 
@@ -48,7 +48,7 @@ class AnnotationTrack(pg.PlotItem):
         n_colors = len(self.labels) + 1
         if label_ids.size and int(label_ids.max()) + 1 >= n_colors:
             self.labels += [str(i) for i in range(len(self.labels), int(label_ids.max()) + 1)]
-            self.image.setLookupTable(categorical_lut(len(self.labels)))
+            self.image.setLookupTable(categorical_lut(self.labels))
             n_colors = len(self.labels) + 1
         indices = np.clip(label_ids + 1, 0, n_colors - 1).astype(np.uint16)[None, :]
         if indices.shape[1] == 0:

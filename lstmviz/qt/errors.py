@@ -41,7 +41,7 @@ class ErrorReporter(QtCore.QObject):
         self._previous = (sys.excepthook, threading.excepthook)
         self._reported.connect(self._show, QtCore.Qt.ConnectionType.QueuedConnection)
 
-    def install(self) -> "ErrorReporter":
+    def install(self) -> ErrorReporter:
         sys.excepthook = self.handle
         threading.excepthook = lambda args: self.handle(args.exc_type, args.exc_value, args.exc_traceback)
         return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyqtgraph as pg
-import pyqtgraph.exporters  # noqa: F401 (registers the exporters)
+import pyqtgraph.exporters
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.qt.palette import BACKGROUND
@@ -34,7 +34,7 @@ def export_graphics(item: QtWidgets.QGraphicsItem, path: str | Path, *, scale: f
     if suffix == ".png":
         exporter = pg.exporters.ImageExporter(item)
         rect = item.sceneBoundingRect()
-        exporter.parameters()["width"] = int(round(rect.width() * scale))
+        exporter.parameters()["width"] = round(rect.width() * scale)
         exporter.parameters()["background"] = pg.mkColor(BACKGROUND)
         exporter.export(str(path))
     elif suffix == ".svg":

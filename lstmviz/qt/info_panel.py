@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from lstmviz.qt.palette import category_color
+from lstmviz.qt.palette import label_colors
 from lstmviz.qt.workspace import Workspace
 
 #: Provenance keys shown first, in this order, with these names; other keys follow as they are.
@@ -104,8 +104,7 @@ def recording_html(recording) -> str:
             out.append(f"<p style='color:#666; margin-top:0; margin-bottom:2px'>{_esc(info.description)}</p>")
         if info.kind == "categorical" and info.labels:
             swatches = []
-            for i, label in enumerate(info.labels):
-                r, g, b = category_color(i)
+            for label, (r, g, b) in zip(info.labels, label_colors(list(info.labels))):
                 swatches.append(f"<span style='color:rgb({r},{g},{b}); font-size:large'>■</span>&nbsp;{_esc(label)}")
             out.append("<p style='margin-top:0'>" + " &nbsp; ".join(swatches) + "</p>")
     return "\n".join(out)

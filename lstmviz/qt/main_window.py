@@ -233,16 +233,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.open_file(path)
 
-    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
         if _dropped_file(event.mimeData()) is not None:
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event: QtGui.QDragMoveEvent) -> None:  # noqa: N802 (Qt's name)
+    def dragMoveEvent(self, event: QtGui.QDragMoveEvent) -> None:
         self.dragEnterEvent(event)
 
-    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 (Qt's name)
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
         path = _dropped_file(event.mimeData())
         if path is None:
             event.ignore()

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.workspace import MAX_WINDOW_WIDTH, MIN_WINDOW_WIDTH, TRANSFORMS, Workspace
+from lstmviz.qt.workspace import (
+    MAX_WINDOW_WIDTH,
+    MIN_WINDOW_WIDTH,
+    TRANSFORMS,
+    Workspace,
+)
 
 _SIGNAL_NAMES = {"h": "hidden state", "c": "cell state", "i": "input gate", "f": "forget gate",
                  "g": "cell input", "o": "output gate", "r": "reset gate", "z": "update gate", "n": "new gate"}
@@ -112,7 +117,7 @@ class NavigationBar(QtWidgets.QWidget):
                 self.tap_combo.addItem(tap_label(recording.taps[name]), name)
         with QtCore.QSignalBlocker(self.item_spin):
             self.item_spin.setRange(0, max(0, ws.n_items - 1))
-        self.item_count.setText(f"of {max(0, ws.n_items - 1):,}")
+        self.item_count.setText(f"of {ws.n_items:,}")
         self.jump_edit.setValidator(QtGui.QIntValidator(0, max(0, ws.n_positions - 1), self.jump_edit))
         self.jump_edit.setToolTip(f"Type a corpus position (0–{max(0, ws.n_positions - 1):,}) and press Enter")
         self.setEnabled(recording is not None)

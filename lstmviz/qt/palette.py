@@ -29,19 +29,45 @@ CATEGORICAL = [
 def unit_line_alpha(units: int) -> int:
     """Opacity (0-255) of one unit's line: 1/sqrt(D) as in LSTMVis, kept visible for small D."""
     alpha = 1.0 / math.sqrt(max(units, 1))
-    return int(round(255 * min(1.0, max(alpha, 0.04))))
+    return round(255 * min(1.0, max(alpha, 0.04)))
 
 
-def category_color(label: int) -> tuple[int, int, int]:
-    """The colour of categorical label id ``label`` (ids past the palette wrap around)."""
-    return CATEGORICAL[int(label) % len(CATEGORICAL)]
+#: Anchors of a sequential ramp (ColorBrewer YlGnBu) for ordered labels such as depth 0, 1, 2, ...
+SEQUENTIAL = [(255, 255, 204), (161, 218, 180), (65, 182, 196), (44, 127, 184), (37, 52, 148), (8, 29, 88)]
 
 
-def categorical_lut(n_labels: int) -> np.ndarray:
-    """An RGBA lookup table ``[n_labels + 1, 4]``: entry 0 is "missing" (transparent), entry i+1 is label i."""
-    lut = np.zeros((n_labels + 1, 4), dtype=np.ubyte)
+def is_ordinal(labels: list[str] | None) -> bool:
+    """Labels that are all integers (depth, count) are shown on an ordered ramp."""
+    if not labels:
+        return False
+    try:
+        [int(label) for label in labels]
+    except ValueError:
+        return False
+    return True
+
+
+def _ramp(t: float) -> tuple[int, int, int]:
+    t = min(1.0, max(0.0, t)) * (len(SEQUENTIAL) - 1)
+    i = min(int(t), len(SEQUENTIAL) - 2)
+    f = t - i
+    a, b = SEQUENTIAL[i], SEQUENTIAL[i + 1]
+    return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
+
+
+def label_colors(labels: list[str]) -> list[tuple[int, int, int]]:
+    """One colour per label: an ordered ramp for integer labels, else the qualitative palette."""
+    n = len(labels)
+    if is_ordinal(labels) and n > 1:
+        return [_ramp(0.1 + 0.9 * i / (n - 1)) for i in range(n)]
+    return [CATEGORICAL[i % len(CATEGORICAL)] for i in range(n)]
+
+
+def categorical_lut(labels: list[str]) -> np.ndarray:
+    """An RGBA lookup table ``[len(labels) + 1, 4]``: entry 0 is "missing" (transparent), entry i+1 is label i."""
+    lut = np.zeros((len(labels) + 1, 4), dtype=np.ubyte)
     lut[0] = MISSING
-    for i in range(n_labels):
-        lut[i + 1, :3] = category_color(i)
+    for i, color in enumerate(label_colors(labels)):
+        lut[i + 1, :3] = color
         lut[i + 1, 3] = 255
     return lut

@@ -1,6 +1,6 @@
 """The state plot (LSTMVis's "Select view" line plot): every unit of one tap over the window.
 
-All units are drawn as ONE ``PlotCurveItem`` whose ``connect`` array breaks the line between units
+All units are drawn as ONE ``PlotCurveItem`` with a NaN after each unit's line (``connect="finite"``)
 (one item per unit costs 6-13x more per frame; see perf_limits L17/L18). Lines are dark grey with
 opacity 1/sqrt(D), antialiasing off, over a dashed zero line; the y range is symmetric when any value
 is negative. The window's tokens are the bottom axis (``TokenAxis``), categorical annotations are colour
@@ -45,8 +45,8 @@ class WindowViewBox(pg.ViewBox):
         super().__init__(enableMenu=False, defaultPadding=0.0)
         self.setMouseEnabled(x=False, y=False)
 
-    def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt's name)
-        steps = -int(round(ev.delta() / 120)) or (-1 if ev.delta() > 0 else 1)
+    def wheelEvent(self, ev, axis=None):
+        steps = -round(ev.delta() / 120) or (-1 if ev.delta() > 0 else 1)
         ctrl = bool(ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier)
         self.wheel_scrolled.emit(steps, ctrl)
         ev.accept()
@@ -86,7 +86,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
         self.boundary_lines = pg.PlotCurveItem(
             pen=pg.mkPen(ITEM_BOUNDARY, width=1.5, style=QtCore.Qt.PenStyle.DashLine), connect="pairs", antialias=False
         )
-        self.curve = pg.PlotCurveItem(antialias=False, skipFiniteCheck=True)
+        self.curve = pg.PlotCurveItem(antialias=False)
         self.highlight_curve = pg.PlotCurveItem(pen=pg.mkPen(HIGHLIGHT, width=2), antialias=True)
         # the units the user asked to see, in colour over the grey lines (one item for all of them)
         self.units_curve = pg.PlotCurveItem(pen=pg.mkPen(SELECTED_UNITS, width=1.8), antialias=True)
@@ -95,12 +95,16 @@ class StatePlot(pg.GraphicsLayoutWidget):
         for item in (self.zero_line, self.boundary_lines, self.curve, self.units_curve, self.highlight_curve,
                      self.hover_line):
             self.plot.addItem(item, ignoreBounds=True)
-        self.hover_label = pg.LabelItem(justify="left", color=FOREGROUND, size="9pt")
+        # the read-out sits in the view box's pixel frame (not the data frame), on an opaque card
+        self.hover_label = pg.TextItem(
+            anchor=(0, 0), color=FOREGROUND, fill=pg.mkBrush(*BACKGROUND, 225), border=pg.mkPen(AXIS)
+        )
         self.hover_label.setParentItem(self.view_box)
-        self.hover_label.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(6, 2))
+        self.hover_label.setPos(6, 4)
+        self.hover_label.setZValue(20)
+        self.hover_label.hide()
 
         self.tracks: list[AnnotationTrack] = []
-        self._connect_cache: np.ndarray | None = None
 
         self.view_box.wheel_scrolled.connect(self._wheel_scrolled)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
@@ -119,22 +123,16 @@ class StatePlot(pg.GraphicsLayoutWidget):
         """Draw the workspace's current window."""
         ws = self.workspace
         values = ws.values()
-        start, stop = ws.window_range()
+        start, _ = ws.window_range()
         n, units = values.shape
         if n == 0 or units == 0:
             self.curve.setData([], [])
         else:
-            x = np.broadcast_to(np.arange(start, stop, dtype=np.float64), (units, n)).ravel()
-            y = np.ascontiguousarray(values.T).ravel()
             self.curve.setPen(pg.mkPen((*UNIT_LINE, unit_line_alpha(units)), width=1))
-            self.curve.setData(x, y, connect=self._connect(units, n))
+            self.curve.setData(*unit_lines(start, values), connect="finite")
         chosen = [u for u in ws.highlighted_units if u < units]
         if n and chosen:
-            sub = np.ascontiguousarray(values[:, chosen].T)
-            connect = np.ones(sub.size, dtype=bool)
-            connect[n - 1 :: n] = False
-            self.units_curve.setData(np.tile(np.arange(start, stop, dtype=np.float64), len(chosen)), sub.ravel(),
-                                     connect=connect)
+            self.units_curve.setData(*unit_lines(start, values[:, chosen]), connect="finite")
         else:
             self.units_curve.setData([], [])
         low, high = ws.value_range()
@@ -165,14 +163,6 @@ class StatePlot(pg.GraphicsLayoutWidget):
             self.plot.setLabel("left", "tanh(value)" if ws.transform == "tanh" else "value", color=FOREGROUND)
         self._show_hover(ws.hover)
 
-    def _connect(self, units: int, n: int) -> np.ndarray:
-        """The connect array: True between consecutive points of one unit, False at each unit's end."""
-        if self._connect_cache is None or self._connect_cache.size != units * n:
-            connect = np.ones(units * n, dtype=bool)
-            connect[n - 1 :: n] = False
-            self._connect_cache = connect
-        return self._connect_cache
-
     def _rebuild_tracks(self, *_):
         for track in self.tracks:
             self.ci.removeItem(track)
@@ -197,7 +187,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
                 return
         ws.set_hover(None)
 
-    def leaveEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt's name)
+    def leaveEvent(self, event: QtCore.QEvent) -> None:
         self.workspace.set_hover(None)
         super().leaveEvent(event)
 
@@ -206,7 +196,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
         if hover is None:
             self.hover_line.hide()
             self.highlight_curve.setData([], [])
-            self.hover_label.setText("")
+            self.hover_label.hide()
             for track in self.tracks:
                 track.show_label(None)
             return
@@ -219,7 +209,8 @@ class StatePlot(pg.GraphicsLayoutWidget):
             )
         else:
             self.highlight_curve.setData([], [])
-        self.hover_label.setText(describe_hover(hover))
+        self.hover_label.setHtml(describe_hover(hover))
+        self.hover_label.show()
         for track in self.tracks:
             track.show_label(hover.labels.get(track.name))
 
@@ -229,3 +220,19 @@ class StatePlot(pg.GraphicsLayoutWidget):
             ws.set_window_width(ws.window_width + 10 * steps)
         else:
             ws.scroll_by(max(1, ws.window_width // 20) * steps)
+
+
+def unit_lines(start: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every unit's line, one after another, each followed by a NaN that breaks the line.
+
+    ``values`` is ``[positions, units]``; the result has ``units * (positions + 1)`` points, for one
+    ``PlotCurveItem`` with ``connect="finite"`` (2-3x faster to path than a boolean connect array).
+    """
+    n, units = values.shape
+    x = np.empty((units, n + 1), dtype=np.float64)
+    x[:, :n] = np.arange(start, start + n, dtype=np.float64)
+    x[:, n] = np.nan
+    y = np.empty((units, n + 1), dtype=np.float64)
+    y[:, :n] = values.T
+    y[:, n] = np.nan
+    return x.ravel(), y.ravel()

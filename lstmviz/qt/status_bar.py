@@ -20,6 +20,8 @@ class StatusBar(QtWidgets.QStatusBar):
         self.size_label = QtWidgets.QLabel()
         self.range_label = QtWidgets.QLabel()
         self.hover_label = QtWidgets.QLabel()
+        for label in (self.file_label, self.size_label, self.range_label):
+            label.setContentsMargins(4, 0, 12, 0)
         self.addWidget(self.file_label)
         self.addWidget(self.size_label)
         self.addWidget(self.range_label)

@@ -14,9 +14,10 @@ item, so a window on a short last item runs past the corpus end (that part is em
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -331,7 +332,7 @@ class Workspace(QObject):
         if self.recording is None or position is None:
             return None
         start, stop = self.window_range()
-        index = int(round(position)) - start
+        index = round(position) - start
         if not 0 <= index < stop - start:
             return None
         pos = start + index

@@ -51,7 +51,7 @@ def window(qtbot):
 def captured_errors(monkeypatch):
     """Error dialogs are recorded instead of shown (a modal dialog would block the test)."""
     shown = []
-    import lstmviz.qt.main_window as main_window
+    from lstmviz.qt import main_window
 
     monkeypatch.setattr(main_window, "show_error", lambda parent, title, message, details="": shown.append((title, message)))
     return shown

@@ -6,13 +6,18 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from lstmviz.recording import open_recording
 
 
+def _lines(curve, n):
+    """A curve's data as [lines, n] x and y arrays; every line must end in a NaN separator."""
+    x, y = curve.getData()
+    x, y = x.reshape(-1, n + 1), y.reshape(-1, n + 1)
+    assert np.isnan(x[:, n]).all() and np.isnan(y[:, n]).all()
+    return x[:, :n], y[:, :n]
+
+
 def _curve_matrix(window):
     """The drawn curve as [units, positions] y values, and its x positions."""
-    ws = window.workspace
-    x, y = window.state_plot.curve.getData()
-    start, stop = ws.window_range()
-    n = stop - start
-    return x.reshape(-1, n), y.reshape(-1, n)
+    start, stop = window.workspace.window_range()
+    return _lines(window.state_plot.curve, stop - start)
 
 
 def _ink_pixels(widget) -> int:
@@ -65,7 +70,7 @@ def test_moving_through_items_and_positions(window, recording_path, qtbot):
     with open_recording(recording_path) as rec:
         first = rec.item_range(1)[0]
     assert ws.window_range()[0] == first
-    xs, ys = _curve_matrix(window)
+    xs, _ = _curve_matrix(window)
     assert xs[0, 0] == first
 
     with qtbot.waitSignal(ws.window_changed):
@@ -97,7 +102,7 @@ def test_bad_file_shows_a_dialog_and_keeps_the_open_recording(window, recording_
     bad.write_bytes(b"\x00\x01not an hdf5 file" * 100)
     assert not window.open_file(bad)
     assert len(captured_errors) == 1
-    title, message = captured_errors[0]
+    _, message = captured_errors[0]
     assert "garbage.h5" in message and "Traceback" not in message
     assert str(window.workspace.recording.path).endswith("small.h5")
     assert window.pages.currentIndex() == 1
@@ -178,10 +183,10 @@ def test_highlighted_units_are_drawn_in_colour(window, recording_path, qtbot, ca
         assert window.highlight_units("0, 2-3")
     assert ws.highlighted_units == [0, 2, 3]
     start, stop = ws.window_range()
-    x, y = window.state_plot.units_curve.getData()
+    _, y = _lines(window.state_plot.units_curve, stop - start)
     with open_recording(recording_path) as rec:
         expected = rec.states(ws.tap, start, stop, units=[0, 2, 3])
-    np.testing.assert_allclose(y.reshape(3, -1), expected.T, rtol=1e-6)
+    np.testing.assert_allclose(y, expected.T, rtol=1e-6)
 
     assert not window.highlight_units("7, x")
     assert not window.highlight_units("999")
@@ -189,4 +194,4 @@ def test_highlighted_units_are_drawn_in_colour(window, recording_path, qtbot, ca
 
     with qtbot.waitSignal(ws.view_changed):
         ws.set_tap("layer1/c")
-    assert window.state_plot.units_curve.getData()[1].size == 3 * (stop - start)
+    assert _lines(window.state_plot.units_curve, stop - start)[1].shape == (3, stop - start)
