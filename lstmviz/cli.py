@@ -205,7 +205,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             )
         provenance.update(
             engine=meta["engine"], config=meta["config"], checkpoint=str(model_path.resolve()),
-            checkpoint_sha256=meta["sha256"], checkpoint_step=meta["step"], train_metrics=meta.get("metrics", {}),
+            sha256=meta["sha256"], checkpoint_step=meta["step"], train_metrics=meta.get("metrics", {}),
             trained_on=meta["dataset"],
         )
     elif "/" in args.model or args.model.endswith((".pt", ".pth", ".ckpt")):

@@ -27,6 +27,20 @@ from torch import Tensor, nn
 
 State = tuple[Tensor, ...]
 
+#: Training defaults of the built-in recurrent language models: small CPU-friendly runs on parens
+#: (Adam converges in minutes on 2 cores; Zaremba's SGD schedule is available through the settings).
+LANGUAGE_MODEL_TRAIN_DEFAULTS = {
+    "steps": 2000,
+    "batch_size": 32,
+    "bptt": 50,
+    "lr": 3e-3,
+    "optimizer": "adam",
+    "clip": 5.0,
+    "dropout": 0.1,
+    "eval_every": 250,
+    "seed": 0,
+}
+
 
 class RecurrentLayer(nn.Module):
     """One recurrent layer. Subclasses implement :meth:`step` and usually :meth:`project_input`.

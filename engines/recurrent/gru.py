@@ -18,7 +18,7 @@ from torch import Tensor
 from lstmviz.recording.taps import Tap
 
 from ..spec import EngineSpec, Paper
-from .base import GatedLayer, RecurrentLanguageModel, State
+from .base import LANGUAGE_MODEL_TRAIN_DEFAULTS, GatedLayer, RecurrentLanguageModel, State
 
 
 class GRULayer(GatedLayer):
@@ -110,15 +110,5 @@ SPEC = EngineSpec(
     default_config={"embedding_dim": 128, "hidden_size": 128, "num_layers": 2, "init_range": 0.1},
     taps=("layer{layer}/h", "layer{layer}/gates/r", "layer{layer}/gates/z", "layer{layer}/gates/n"),
     default_dataset="parens",
-    train_defaults={
-        "steps": 2000,
-        "batch_size": 32,
-        "bptt": 50,
-        "lr": 3e-3,
-        "optimizer": "adam",
-        "clip": 5.0,
-        "dropout": 0.1,
-        "eval_every": 250,
-        "seed": 0,
-    },
+    train_defaults=LANGUAGE_MODEL_TRAIN_DEFAULTS,
 )

@@ -16,7 +16,7 @@ from torch import Tensor
 from lstmviz.recording.taps import Tap
 
 from ..spec import EngineSpec, Paper
-from .base import GatedLayer, RecurrentLanguageModel, State
+from .base import LANGUAGE_MODEL_TRAIN_DEFAULTS, GatedLayer, RecurrentLanguageModel, State
 
 
 class LSTMLayer(GatedLayer):
@@ -114,15 +114,5 @@ SPEC = EngineSpec(
         "layer{layer}/gates/o",
     ),
     default_dataset="parens",
-    train_defaults={
-        "steps": 2000,
-        "batch_size": 32,
-        "bptt": 50,
-        "lr": 3e-3,
-        "optimizer": "adam",
-        "clip": 5.0,
-        "dropout": 0.1,
-        "eval_every": 250,
-        "seed": 0,
-    },
+    train_defaults=LANGUAGE_MODEL_TRAIN_DEFAULTS,
 )

@@ -14,7 +14,7 @@ from lstmviz.qt.workspace import Workspace
 #: Provenance keys shown first, in this order, with these names; other keys follow as they are.
 _PROVENANCE_ORDER = [
     ("engine", "Engine"), ("dataset", "Dataset"), ("split", "Split"), ("checkpoint", "Checkpoint"),
-    ("checkpoint_sha256", "Checkpoint sha256"), ("checkpoint_step", "Trained steps"), ("config", "Config"),
+    ("sha256", "Checkpoint sha256"), ("checkpoint_step", "Trained steps"), ("config", "Config"),
     ("created", "Created"),
 ]
 _EMPTY_HTML = (

@@ -41,7 +41,7 @@ def test_record_checkpoint_then_info(checkpoint, tmp_path, capsys):
         assert set(rec.taps) == {"layer0/h", "layer0/c", "layer1/h", "layer1/c"}
         assert rec.taps["layer1/c"].units == 12
         assert rec.provenance["engine"] == "lstm"
-        assert len(rec.provenance["checkpoint_sha256"]) == 64
+        assert len(rec.provenance["sha256"]) == 64
         assert "depth" in rec.annotations
         assert np.isfinite(rec.states("layer1/c", 0, rec.n_positions)).all()
     capsys.readouterr()
