@@ -1,0 +1,133 @@
+"""Run long analysis functions on worker threads, with progress, cancel, and "the latest request wins".
+
+Work is grouped by *channel* ("index", "match", "stats" ...). Submitting to a channel cancels whatever
+that channel was running; results, progress and errors of a superseded request are dropped, so a view
+only ever sees the answer to the last thing the user asked. Each request gets an id, passed with every
+signal, so a view can also tell its own requests apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from lstmviz.tasks import Cancelled, Task
+
+#: progress signals of one request are emitted at most this often (the last one always gets through)
+PROGRESS_INTERVAL_S = 0.05
+
+
+class _Bridge(QObject):
+    progress = Signal(str, int, int, object, str)
+    done = Signal(str, int, object, object)  # channel, id, result, exception (or None)
+
+
+class _Job(QRunnable):
+    def __init__(self, bridge: _Bridge, channel: str, request_id: int, fn: Callable[[Task], Any], task: Task):
+        super().__init__()
+        self.setAutoDelete(True)
+        self.bridge, self.channel, self.request_id, self.fn, self.task = bridge, channel, request_id, fn, task
+
+    def run(self) -> None:
+        try:
+            result = self.fn(self.task)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the GUI thread
+            self.bridge.done.emit(self.channel, self.request_id, None, exc)
+        else:
+            self.bridge.done.emit(self.channel, self.request_id, result, None)
+
+
+class TaskRunner(QObject):
+    """Runs ``fn(task)`` on a thread pool; one live request per channel."""
+
+    #: channel, request id, done, total (int or None), message
+    progress = Signal(str, int, int, object, str)
+    #: channel, request id, result
+    finished = Signal(str, int, object)
+    #: channel, request id, exception (never a Cancelled)
+    failed = Signal(str, int, object)
+    #: channel, request id
+    cancelled = Signal(str, int)
+    #: channel, whether a request is running on it
+    busy_changed = Signal(str, bool)
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 2):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._bridge = _Bridge()
+        self._bridge.progress.connect(self._on_progress)
+        self._bridge.done.connect(self._on_done)
+        self._next_id = 0
+        self._latest: dict[str, int] = {}
+        self._tasks: dict[tuple[str, int], Task] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, channel: str, fn: Callable[[Task], Any]) -> int:
+        """Start ``fn(task)`` on ``channel``, cancelling the request running there. Returns its id."""
+        self.cancel(channel)
+        self._next_id += 1
+        request_id = self._next_id
+        last_emit = [0.0]
+
+        def on_progress(done: int, total: int | None, message: str) -> None:
+            now = time.monotonic()
+            if now - last_emit[0] >= PROGRESS_INTERVAL_S or (total is not None and done >= total):
+                last_emit[0] = now
+                self._bridge.progress.emit(channel, request_id, int(done), total, message)
+
+        task = Task(on_progress=on_progress)
+        with self._lock:
+            self._latest[channel] = request_id
+            self._tasks[(channel, request_id)] = task
+        self.busy_changed.emit(channel, True)
+        self._pool.start(_Job(self._bridge, channel, request_id, fn, task))
+        return request_id
+
+    def cancel(self, channel: str) -> None:
+        """Cancel the request running on ``channel`` (if any); it reports ``cancelled`` when it stops."""
+        with self._lock:
+            request_id = self._latest.get(channel)
+            task = self._tasks.get((channel, request_id)) if request_id is not None else None
+        if task is not None:
+            task.cancel()
+
+    def is_busy(self, channel: str) -> bool:
+        with self._lock:
+            request_id = self._latest.get(channel)
+            return request_id is not None and (channel, request_id) in self._tasks
+
+    def latest(self, channel: str) -> int | None:
+        return self._latest.get(channel)
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel everything and wait for the threads to stop (call before the application quits)."""
+        with self._lock:
+            tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        return self._pool.waitForDone(timeout_ms)
+
+    def _current(self, channel: str, request_id: int) -> bool:
+        return self._latest.get(channel) == request_id
+
+    def _on_progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
+        if self._current(channel, request_id):
+            self.progress.emit(channel, request_id, done, total, message)
+
+    def _on_done(self, channel: str, request_id: int, result, exc) -> None:
+        with self._lock:
+            self._tasks.pop((channel, request_id), None)
+        if not self._current(channel, request_id):
+            return  # superseded: the newer request reports for this channel
+        if isinstance(exc, Cancelled):
+            self.cancelled.emit(channel, request_id)
+        elif exc is not None:
+            self.failed.emit(channel, request_id, exc)
+        else:
+            self.finished.emit(channel, request_id, result)
+        self.busy_changed.emit(channel, False)
