@@ -1,0 +1,258 @@
+"""Saved workspaces: round trip, relative and absolute recording paths, every way a file can be bad."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from lstmviz.analysis.workspace_file import (
+    TRANSFORMS,
+    WORKSPACE_VERSION,
+    MatchSettings,
+    PaneState,
+    WorkspaceFileError,
+    WorkspaceState,
+    load_workspace,
+    restore_valid,
+    save_workspace,
+    validate_against,
+)
+from lstmviz.recording import RecordingWriter, open_recording
+
+
+def write_recording(path):
+    with RecordingWriter(path, vocab=["<pad>", "x"]) as w:
+        w.add_tap("layer0/h", 4)
+        w.add_tap("layer0/c", 6)
+        w.add_annotation("depth", kind="categorical", labels=["0", "1"])
+        for n in (10, 15):
+            w.append_item(np.ones(n, np.int64), {"layer0/h": np.zeros((n, 4), np.float32),
+                                                "layer0/c": np.zeros((n, 6), np.float32)},
+                          annotations={"depth": np.zeros(n, np.int64)})
+    return path
+
+
+@pytest.fixture
+def layout(tmp_path):
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    (root / "ws").mkdir()
+    return root, write_recording(root / "data" / "rec.h5")
+
+
+def full_state(recording):
+    return WorkspaceState(
+        recording=str(recording),
+        window_start=7,
+        window_width=120,
+        panes=[
+            PaneState("layer0/c", transform="zscore", threshold=1.5, brush=(3, 8), pad_left=2, pad_right=1,
+                      tolerance=0.75, direction="both", added=((1, 1), (2, -1)), removed=((5, 1),)),
+            PaneState("layer0/h"),
+        ],
+        active_pane=1,
+        match=MatchSettings(mode="scored", limit=None, min_length=2, length_weight=1.25, candidate_cap=500,
+                            left=4, right=16),
+        annotations=["depth"],
+        aggregate_annotation="depth",
+    )
+
+
+def test_round_trip(layout):
+    root, recording = layout
+    state = full_state(recording)
+    path = save_workspace(root / "ws" / "a.lstmviz.json", state)
+    assert load_workspace(path) == state
+    text = path.read_text()
+    data = json.loads(text)
+    assert data["lstmviz_workspace"] == WORKSPACE_VERSION
+    assert data["recording"] == {"path": "../data/rec.h5", "absolute": str(recording)}
+    assert "\n  " in text  # pretty-printed
+    assert [p.name for p in (root / "ws").iterdir()] == ["a.lstmviz.json"]  # no temporary file left
+    # defaults round-trip too, and numpy scalars from the GUI are saved as plain numbers
+    minimal = WorkspaceState(str(recording), window_start=np.int64(3), panes=[PaneState("layer0/h", brush=(np.int64(1), 4))])
+    loaded = load_workspace(save_workspace(root / "ws" / "b.json", minimal))
+    assert loaded.window_start == 3 and loaded.panes[0].brush == (1, 4)
+    assert loaded.match == MatchSettings() and loaded.annotations == [] and loaded.aggregate_annotation is None
+
+
+def test_relative_path_survives_moving_the_folder_and_absolute_is_the_fallback(layout):
+    root, recording = layout
+    save_workspace(root / "ws" / "a.json", full_state(recording))
+    moved = root.parent / "moved"
+    shutil.move(str(root), str(moved))
+    loaded = load_workspace(moved / "ws" / "a.json")
+    assert loaded.recording == str(moved / "data" / "rec.h5")  # found via the relative path
+    # the JSON alone moved one level deeper: the relative path breaks, and the absolute one is gone
+    (moved / "ws" / "deeper").mkdir()
+    shutil.copy(moved / "ws" / "a.json", moved / "ws" / "deeper" / "a.json")
+    with pytest.raises(WorkspaceFileError) as e:
+        load_workspace(moved / "ws" / "deeper" / "a.json")
+    assert "recording it names is missing" in str(e.value)
+    assert str(moved / "ws" / "data" / "rec.h5") in str(e.value)  # the relative path it tried
+    assert str(root / "data" / "rec.h5") in str(e.value)  # and the absolute one
+    # with the recording back at the absolute path, the fallback finds it
+    (root / "data").mkdir(parents=True)
+    shutil.copy(moved / "data" / "rec.h5", root / "data" / "rec.h5")
+    assert load_workspace(moved / "ws" / "deeper" / "a.json").recording == str(root / "data" / "rec.h5")
+
+
+def valid_dict(layout):
+    root, recording = layout
+    path = save_workspace(root / "ws" / "v.json", full_state(recording))
+    return json.loads(path.read_text())
+
+
+def load_dict(layout, data, name="bad.json"):
+    path = layout[0] / "ws" / name
+    path.write_text(json.dumps(data))
+    return load_workspace(path)
+
+
+def set_key(data, keys, value):
+    obj = data
+    for k in keys[:-1]:
+        obj = obj[k]
+    if value is DELETE:
+        del obj[keys[-1]]
+    else:
+        obj[keys[-1]] = value
+    return data
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("keys,value,message", [
+    (("lstmviz_workspace",), WORKSPACE_VERSION + 1, "newer lstmviz"),
+    (("lstmviz_workspace",), "1", "version must be a whole number"),
+    (("lstmviz_workspace",), 0, "version must be a whole number >= 1"),
+    (("lstmviz_workspace",), DELETE, "not an lstmviz workspace"),
+    (("recording",), DELETE, "has no 'recording' entry"),
+    (("recording",), "rec.h5", "recording must be a JSON object"),
+    (("recording", "path"), 5, "recording path must be a string"),
+    (("panes",), DELETE, "has no 'panes' entry"),
+    (("panes",), {}, "panes must be a list"),
+    (("panes", 0), "layer0/c", "pane 0 must be a JSON object"),
+    (("panes", 0, "tap"), DELETE, "pane 0 has no 'tap' entry"),
+    (("panes", 0, "tap"), 3, "pane 0 tap must be a string"),
+    (("panes", 0, "transform"), "log", "pane 0 transform is 'log', which is not one of raw, tanh, zscore"),
+    (("panes", 0, "direction"), "up", "pane 0 direction is 'up'"),
+    (("panes", 0, "threshold"), "high", "pane 0 threshold must be a finite number"),
+    (("panes", 0, "threshold"), True, "pane 0 threshold must be a finite number"),
+    (("panes", 0, "brush"), [5, 2], r"pane 0 brush \[5, 2\) is empty"),
+    (("panes", 0, "brush"), [5], "pane 0 brush must be"),
+    (("panes", 0, "brush"), [1.5, 3], "pane 0 brush start must be a whole number"),
+    (("panes", 0, "pad_left"), -1, "pane 0 pad_left must be >= 0"),
+    (("panes", 0, "tolerance"), 0, r"pane 0 tolerance must be in \(0, 1\]"),
+    (("panes", 0, "added"), [[1, 2]], r"pane 0 added\[0\] sign must be 1 or -1"),
+    (("panes", 0, "added"), [1], r"pane 0 added\[0\] must be \[unit, sign\]"),
+    (("panes", 0, "removed"), [[-1, 1]], r"pane 0 removed\[0\] unit must be >= 0"),
+    (("active_pane",), 2, "active_pane is 2 but the workspace has 2 pane"),
+    (("window",), [0, 100], "window must be a JSON object"),
+    (("window", "width"), 0, "window width must be >= 1"),
+    (("match", "mode"), "fast", "match mode is 'fast', which is not one of lstmvis, scored"),
+    (("match", "limit"), 0, "match limit must be >= 1"),
+    (("match", "length_weight"), -1, "match length_weight must be >= 0"),
+    (("annotations",), "depth", "annotations must be a list"),
+    (("annotations",), [1], r"annotations\[0\] must be a string"),
+    (("aggregate_annotation",), 1, "aggregate_annotation must be a string"),
+])
+def test_every_bad_entry_is_a_sentence(layout, keys, value, message):
+    data = set_key(valid_dict(layout), keys, value)
+    with pytest.raises(WorkspaceFileError, match=message) as e:
+        load_dict(layout, data)
+    assert str(e.value).startswith(str(layout[0] / "ws" / "bad.json") + ": ")
+
+
+def test_files_that_are_not_workspaces(layout):
+    ws = layout[0] / "ws"
+    cases = {
+        "missing.json": (None, "no such file"),
+        "text.json": ("not json {", r"not valid JSON \(Expecting value at line 1, column 1\)"),
+        "binary.json": (b"\xff\xfe\x00garbage", "not UTF-8"),
+        "list.json": ("[1, 2]", "not an lstmviz workspace"),
+    }
+    for name, (content, message) in cases.items():
+        if isinstance(content, bytes):
+            (ws / name).write_bytes(content)
+        elif content is not None:
+            (ws / name).write_text(content)
+        with pytest.raises(WorkspaceFileError, match=message):
+            load_workspace(ws / name)
+    with pytest.raises(WorkspaceFileError, match="is a folder"):
+        load_workspace(ws)
+    assert issubclass(WorkspaceFileError, ValueError)
+
+
+def test_missing_recording_names_the_paths_tried(layout):
+    root, recording = layout
+    data = valid_dict(layout)
+    data["recording"] = {"path": "../data/gone.h5", "absolute": "/nowhere/gone.h5"}
+    with pytest.raises(WorkspaceFileError) as e:
+        load_dict(layout, data)
+    assert str(root / "data" / "gone.h5") in str(e.value) and "/nowhere/gone.h5" in str(e.value)
+    data["recording"] = {}
+    with pytest.raises(WorkspaceFileError, match="neither a 'path' nor an 'absolute'"):
+        load_dict(layout, data)
+    data["recording"] = {"path": None, "absolute": str(recording)}  # a relative path was not possible
+    assert load_dict(layout, data).recording == str(recording)
+
+
+def test_saving_an_invalid_state_is_refused(layout):
+    root, recording = layout
+    state = full_state(recording)
+    state.panes[0].direction = "sideways"
+    with pytest.raises(WorkspaceFileError, match="direction is 'sideways'"):
+        save_workspace(root / "ws" / "x.json", state)
+    state = full_state(recording)
+    state.panes[0].threshold = float("nan")
+    with pytest.raises(WorkspaceFileError, match="threshold must be a finite number"):
+        save_workspace(root / "ws" / "x.json", state)
+    assert not (root / "ws" / "x.json").exists()
+
+
+def test_validate_against_a_recording(layout):
+    _, recording = layout
+    state = full_state(recording)
+    rec = open_recording(recording)
+    try:
+        assert validate_against(state, rec) == []
+        state.panes.append(PaneState("layer9/c"))
+        state.panes[0].brush = (20, 26)  # the corpus has 25 positions
+        state.panes[1].added = ((4, 1), (1, -1))  # layer0/h has units 0-3
+        state.annotations = ["depth", "pos"]
+        state.aggregate_annotation = "pos"
+        state.window_start = 25
+        state.active_pane = 2
+        restored, problems = restore_valid(state, rec)
+        assert len(problems) == 6
+        text = "\n".join(problems)
+        assert "no tap 'layer9/c'" in text and "brush [20, 26) is outside the corpus of 25 positions" in text
+        assert "added units 4 are not in tap 'layer0/h' (units 0-3)" in text
+        assert "no annotation 'pos'; its track" in text and "no annotation 'pos' to aggregate" in text
+        assert "window start 25" in text
+        assert [p.tap for p in restored.panes] == ["layer0/c", "layer0/h"]
+        assert restored.panes[0].brush is None and restored.panes[1].added == ((1, -1),)
+        assert restored.annotations == ["depth"] and restored.aggregate_annotation is None
+        assert restored.active_pane == 0 and restored.window_start == 0
+        assert validate_against(state, rec) == problems
+        assert validate_against(restored, rec) == []
+    finally:
+        rec.close()
+
+
+def test_pane_selection_spec():
+    pane = PaneState("t", threshold=0.4, brush=(3, 9), pad_left=0, pad_right=2, tolerance=0.5,
+                     direction="negative", added=((1, -1),), removed=((2, -1),))
+    spec = pane.selection_spec()
+    assert (spec.brush_start, spec.brush_stop, spec.threshold, spec.pad_left, spec.pad_right) == (3, 9, 0.4, 0, 2)
+    assert spec.tolerance == 0.5 and spec.direction == "negative"
+    assert spec.added == ((1, -1),) and spec.removed == ((2, -1),)
+    assert PaneState("t").selection_spec() is None
+
+
+def test_transforms_agree_with_the_analysis_module():
+    transforms = pytest.importorskip("lstmviz.analysis.transforms")
+    assert tuple(transforms.TRANSFORMS) == TRANSFORMS
