@@ -171,6 +171,27 @@ class Recording:
                 out[lo - a:hi - a] = block if cols is None else block[:, cols]
         return out
 
+    def raw_states(self, tap: str, start: int | None = None, stop: int | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+        """All units of ``tap`` over rows ``[start, stop)`` in the stored dtype (float16 or float32).
+
+        For streaming passes that handle float16 themselves (the match index): no conversion and,
+        with ``out`` (C-contiguous, shape ``[stop - start, units]``, the stored dtype), no allocation.
+        Returns ``out`` when given.
+        """
+        info = self._tap(tap)
+        a, b = _range(start, stop, self.axis_length(info.axis), f"row of tap {tap!r}")
+        dtype = np.dtype(info.dtype)
+        if out is None:
+            out = np.empty((b - a, info.units), dtype=dtype)
+        elif out.shape != (b - a, info.units) or out.dtype != dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {dtype} array of shape {(b - a, info.units)}, "
+                             f"got {out.dtype} {out.shape}")
+        if b > a:
+            with self._reading(f"tap {tap!r} rows {a}..{b}"):
+                self._view[fmt.tap_path(tap)].read_direct(out, np.s_[a:b])
+        return out
+
     def item_states(self, tap: str, item: int, units=None) -> np.ndarray:
         """float32 ``[rows of item, k]`` values of ``tap`` for one item (on the tap's own axis)."""
         start, stop = self.item_range(item, self._tap(tap).axis)
