@@ -1,7 +1,8 @@
 """The ``lstmviz`` command.
 
     lstmviz [FILE]                                   open the window (the bundled demo without FILE)
-    lstmviz --screenshot PNG [FILE]                  render the window offscreen to PNG and exit
+    lstmviz [FILE] --workspace W                     restore a saved workspace (on FILE, else on its recording)
+    lstmviz --screenshot PNG [FILE] [--workspace W]  render the window offscreen to PNG and exit
     lstmviz train ENGINE --dataset D --out CKPT      train a built-in engine
     lstmviz record (ENGINE|CKPT) --dataset D --out FILE   record hidden states into a recording
     lstmviz info FILE                                summarise a recording
@@ -47,6 +48,11 @@ def _open_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", nargs="?", help="recording to open (default: the bundled demo)")
     p.add_argument("--screenshot", metavar="PNG", help="render the main window offscreen to PNG and exit")
+    p.add_argument("--size", metavar="WxH", default="1400x850",
+                   help="window size for --screenshot, e.g. 1600x1100 (default: 1400x850)")
+    p.add_argument("--workspace", metavar="W",
+                   help="a saved workspace (File > Save Workspace) to restore: panes, selections, window; "
+                        "on FILE when given, else on the recording it names")
     p.add_argument("--units", metavar="LIST", help="units of the shown tap to draw in colour, e.g. '3,17,40-42'")
     p.add_argument("--version", action="version", version=_version())
     return p
@@ -119,13 +125,29 @@ def _demo_path() -> Path | None:
 def cmd_open(args: argparse.Namespace) -> int:
     if args.file is not None and not Path(args.file).exists():
         raise UsageError(f"no such file: {args.file}")
+    if args.workspace is not None and not Path(args.workspace).is_file():
+        raise UsageError(f"no such workspace file: {args.workspace}")
     from lstmviz.qt import app
 
+    size = _window_size(args.size)
     if args.screenshot:
-        app.screenshot(args.screenshot, args.file, units=args.units)
+        problems = app.screenshot(args.screenshot, args.file, size=size, units=args.units, workspace=args.workspace)
+        for problem in problems:
+            print(f"lstmviz: note: {problem}", file=sys.stderr)
         print(f"wrote {args.screenshot}")
         return 0
-    return app.run(args.file, units=args.units)
+    return app.run(args.file, units=args.units, workspace=args.workspace)
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = None
+    if not sep or size is None or min(size) < 200 or max(size) > 10000:
+        raise UsageError(f"--size must be WIDTHxHEIGHT in pixels (200-10000), e.g. 1600x1100; got {text!r}")
+    return size
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -137,7 +159,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lstmviz.datasets import load_dataset, registry as datasets
+    from lstmviz.datasets import load_dataset
+    from lstmviz.datasets import registry as datasets
     from lstmviz.engines import registry as engines
 
     if args.list:

@@ -1,28 +1,39 @@
-"""A colour track: one categorical per-position annotation as a row of coloured cells under the tokens.
+"""A colour track: one per-position annotation as a row of coloured cells under the tokens.
 
-One ``ImageItem`` row with a categorical lookup table, x-linked to the state plot so each cell sits
-under its token. The left axis names the annotation; the tooltip and the hover read-out name the label.
+Categorical annotations get one colour per label (an ordered ramp for integer labels such as depth);
+numeric ones a sequential colour ramp between the lowest and highest value seen (missing values are
+transparent). The row is one RGBA ``ImageItem``, x-linked to the pane plots so each cell sits under its
+token. ``set_values(..., mask=)`` scales each cell's opacity (LSTMVis's "mask": faded where few
+selected units are on). The left axis names the annotation; the tooltip names the hovered label.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui
 
-from lstmviz.qt.palette import AXIS, FOREGROUND, categorical_lut
+from lstmviz.qt.palette import AXIS, FOREGROUND, categorical_lut, ramp_lut
+
+#: opacity of a cell where no selected unit is on, when masked (LSTMVis: 0.2)
+MASK_FLOOR = 0.2
+#: positions read to find a numeric annotation's colour range (plus every window shown)
+RANGE_SAMPLE = 200_000
 
 
 class AnnotationTrack(pg.PlotItem):
-    """A thin plot row showing one categorical annotation over the window's positions."""
+    """A thin plot row showing one annotation over the window's positions."""
 
     HEIGHT = 20
 
-    def __init__(self, name: str, labels: list[str] | None, description: str = ""):
+    def __init__(self, name: str, labels: list[str] | None, description: str = "", kind: str = "categorical",
+                 value_range: tuple[float, float] | None = None):
         super().__init__()
         self.name = name
+        self.kind = kind
         self.labels = list(labels or [])
         self.description = description
+        self.value_range = value_range
         self.hideAxis("bottom")
         self.hideButtons()
         self.setMenuEnabled(False)
@@ -35,27 +46,63 @@ class AnnotationTrack(pg.PlotItem):
         left = self.getAxis("left")
         left.setPen(pg.mkPen(AXIS))
         left.setTextPen(pg.mkPen(FOREGROUND))
-        left.setTicks([[(0.5, name)], []])
         left.setStyle(tickLength=0)
+        self.set_label_width(None)
         self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(categorical_lut(self.labels))
         self.addItem(self.image)
+        self._lut = categorical_lut(self.labels) if kind == "categorical" else ramp_lut()
+        #: the label ids (categorical) or values (numeric) shown, one per position
+        self.values = np.zeros(0)
         self.setToolTip(self._tooltip(None))
 
-    def set_values(self, start: int, label_ids: np.ndarray) -> None:
-        """Show label ids (``-1`` = missing) for positions ``start, start + 1, ...``."""
-        label_ids = np.asarray(label_ids, dtype=np.int64)
-        n_colors = len(self.labels) + 1
-        if label_ids.size and int(label_ids.max()) + 1 >= n_colors:
-            self.labels += [str(i) for i in range(len(self.labels), int(label_ids.max()) + 1)]
-            self.image.setLookupTable(categorical_lut(self.labels))
-            n_colors = len(self.labels) + 1
-        indices = np.clip(label_ids + 1, 0, n_colors - 1).astype(np.uint16)[None, :]
-        if indices.shape[1] == 0:
+    def set_label_width(self, width: int | None) -> None:
+        """Fit the name into ``width`` pixels of the left axis (elided with "…"; the tooltip has it whole)."""
+        name = self.name
+        if width is not None:
+            metrics = QtGui.QFontMetrics(QtGui.QFont())
+            name = metrics.elidedText(self.name, QtCore.Qt.TextElideMode.ElideRight, max(20, width - 12))
+            self.getAxis("left").setWidth(width)
+        self.getAxis("left").setTicks([[(0.5, name)], []])
+
+    def set_values(self, start: int, values: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Show label ids (``-1`` = missing) or numbers (NaN = missing) for positions ``start, ...``.
+
+        ``mask``: one opacity factor in [0, 1] per position (None: fully opaque).
+        """
+        self.values = np.asarray(values)
+        if self.values.size == 0:
             self.image.clear()
             return
-        self.image.setImage(indices, levels=(0, n_colors), autoLevels=False)
-        self.image.setRect(QtCore.QRectF(start - 0.5, 0.0, indices.shape[1], 1.0))
+        rgba = self._colors(self.values)
+        if mask is not None:
+            rgba[:, 3] = np.round(rgba[:, 3] * np.clip(np.asarray(mask, dtype=np.float64), 0.0, 1.0)).astype(np.ubyte)
+        self.image.setImage(rgba[None, :, :], autoLevels=False, levels=None)
+        self.image.setRect(QtCore.QRectF(start - 0.5, 0.0, rgba.shape[0], 1.0))
+
+    def rgba(self) -> np.ndarray:
+        """The colours shown, ``[positions, 4]`` (for tests and exports)."""
+        image = self.image.image
+        return np.zeros((0, 4), np.ubyte) if image is None else image[0]
+
+    def _colors(self, values: np.ndarray) -> np.ndarray:
+        if self.kind == "categorical":
+            ids = values.astype(np.int64)
+            if ids.size and int(ids.max()) >= len(self.labels):
+                self.labels += [str(i) for i in range(len(self.labels), int(ids.max()) + 1)]
+                self._lut = categorical_lut(self.labels)
+            return self._lut[np.clip(ids + 1, 0, len(self._lut) - 1)].copy()
+        values = values.astype(np.float64)
+        finite = np.isfinite(values)
+        low, high = self.value_range if self.value_range is not None else (np.nan, np.nan)
+        if finite.any():
+            low = np.nanmin([low, values[finite].min()])
+            high = np.nanmax([high, values[finite].max()])
+            self.value_range = (float(low), float(high))
+        t = (values - low) / (high - low) if finite.any() and high > low else np.zeros_like(values)
+        index = np.clip(np.nan_to_num(t * (len(self._lut) - 1), nan=0.0), 0, len(self._lut) - 1).astype(np.int64)
+        rgba = self._lut[index].copy()
+        rgba[~finite, 3] = 0
+        return rgba
 
     def show_label(self, label: str | None) -> None:
         """Name the hovered position's label in the tooltip."""
@@ -63,4 +110,20 @@ class AnnotationTrack(pg.PlotItem):
 
     def _tooltip(self, label: str | None) -> str:
         head = f"<b>{self.name}</b>" + (f": {label}" if label is not None else "")
+        if self.kind == "numeric" and self.value_range is not None:
+            head += f"<br>colour ramp from {self.value_range[0]:.4g} (light) to {self.value_range[1]:.4g} (dark)"
         return head + (f"<br>{self.description}" if self.description else "")
+
+
+def numeric_range(recording, name: str) -> tuple[float, float] | None:
+    """The lowest and highest value of a numeric annotation over its first ``RANGE_SAMPLE`` positions."""
+    values = np.asarray(recording.annotation(name, 0, min(RANGE_SAMPLE, int(recording.n_positions))), dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
+
+
+def activity_mask(counts: np.ndarray, maximum: int) -> np.ndarray:
+    """Opacity per position from active counts: ``MASK_FLOOR`` where none is on, 1 where all are."""
+    if maximum <= 0:
+        return np.ones(len(counts))
+    return MASK_FLOOR + (1.0 - MASK_FLOOR) * np.clip(np.asarray(counts, dtype=np.float64) / maximum, 0.0, 1.0)

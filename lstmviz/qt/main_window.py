@@ -1,8 +1,9 @@
-"""The main window: menus, the navigation toolbar, the state plot, the info dock and the status bar.
+"""The main window: menus, the navigation toolbar, the select view, the docks and the status bar.
 
 It owns the workspace and wires the views to it; it opens recordings (command line, File > Open,
-Open Recent, drag-and-drop) and reports a file that cannot be opened in a dialog while the previous
-recording stays open.
+Open Recent, drag-and-drop) and workspaces (File > Open Workspace), and reports a file that cannot be
+opened in a dialog while the previous recording stays open. Docks: Selection (the active pane's
+selected units and candidates), Recording (what the file is), Find (token search, Ctrl+F).
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.qt.annotations_dialog import AnnotationsDialog
 from lstmviz.qt.errors import describe_exception, show_error
-from lstmviz.qt.export import FORMATS, export_graphics
+from lstmviz.qt.file_actions import FileActions, expected_open_errors
+from lstmviz.qt.find_panel import FindPanel
 from lstmviz.qt.info_panel import InfoPanel
+from lstmviz.qt.match_panel import MatchPanel
 from lstmviz.qt.navigation import NavigationBar
+from lstmviz.qt.pane_model import TRANSFORM_NAMES
 from lstmviz.qt.position_scroller import PositionScroller
 from lstmviz.qt.recent_files import RecentFiles
+from lstmviz.qt.selection_panel import SelectionPanel
 from lstmviz.qt.state_plot import StatePlot
 from lstmviz.qt.status_bar import StatusBar
 from lstmviz.qt.workspace import TRANSFORMS, Workspace
@@ -30,16 +36,7 @@ EMPTY_MESSAGE = (
 )
 
 
-def expected_open_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "this file cannot be opened" (reported in words, not as a crash)."""
-    try:
-        from lstmviz.recording import RecordingError
-    except ImportError:  # the reader is not importable: every open fails with an OSError or worse
-        return (OSError,)
-    return (RecordingError, OSError)
-
-
-class MainWindow(QtWidgets.QMainWindow):
+class MainWindow(FileActions, QtWidgets.QMainWindow):
     """The lstmviz main window over one workspace."""
 
     def __init__(
@@ -79,21 +76,43 @@ class MainWindow(QtWidgets.QMainWindow):
         toolbar.addWidget(self.navigation)
         self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, toolbar)
 
+        self.selection_panel = SelectionPanel(ws)
+        self.selection_dock = self._dock("Selection", "selection", self.selection_panel,
+                                         QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.info_panel = InfoPanel(ws)
-        self.info_dock = QtWidgets.QDockWidget("Recording", self)
-        self.info_dock.setObjectName("info")
-        self.info_dock.setWidget(self.info_panel)
-        self.info_dock.setFeatures(
-            QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable
-            | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
-        )
-        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.info_dock)
-        self.resizeDocks([self.info_dock], [300], QtCore.Qt.Orientation.Horizontal)
+        self.info_dock = self._dock("Recording", "info", self.info_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.selection_dock, self.info_dock)
+        self.selection_dock.raise_()
+        self.resizeDocks([self.selection_dock], [330], QtCore.Qt.Orientation.Horizontal)
+        self.find_panel = FindPanel(ws)
+        self.find_dock = self._dock("Find", "find", self.find_panel, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.find_dock.hide()
+        self.match_panel = MatchPanel(ws)
+        # the panel's control row is wide; scrolling it keeps a narrow window possible
+        match_scroller = QtWidgets.QScrollArea()
+        match_scroller.setWidgetResizable(True)
+        match_scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        match_scroller.setWidget(self.match_panel)
+        self.match_dock = self._dock("Match", "match", match_scroller, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.match_dock], [330], QtCore.Qt.Orientation.Vertical)
+        self.navigation.find_button.clicked.connect(self.show_find)
+        ws.error_occurred.connect(lambda title, message: show_error(self, title, message))
 
         self.setStatusBar(StatusBar(ws))
         self._build_menus()
         ws.recording_changed.connect(self._recording_changed)
         self._recording_changed(ws.recording)
+
+    def _dock(self, title: str, name: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+        )
+        self.addDockWidget(area, dock)
+        return dock
 
     # ------------------------------------------------------------------ menus and shortcuts
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
@@ -112,9 +131,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "&Open…", self.choose_and_open, QtGui.QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action(file_menu, "Open &Workspace…", self.choose_and_open_workspace, "Ctrl+Shift+O",
+                     "Open a saved workspace: its recording, panes, selections and window")
+        self.save_workspace_action = self._action(file_menu, "&Save Workspace…", self.choose_and_save_workspace,
+                                                  QtGui.QKeySequence.StandardKey.Save,
+                                                  "Save the panes, selections, window and settings to a file")
         file_menu.addSeparator()
         self.export_action = self._action(file_menu, "&Export Plot…", self.choose_and_export, "Ctrl+E",
-                                          "Save the state plot as PNG, SVG or PDF")
+                                          "Save the select view (every pane) as PNG, SVG or PDF")
+        self.export_data_action = self._action(file_menu, "Export Selection &Data…", self.choose_and_export_data,
+                                               "Ctrl+Shift+E",
+                                               "Save the active pane's selected units and candidate ranking as CSV or NPY")
         self.close_action = self._action(file_menu, "&Close", ws.close, QtGui.QKeySequence.StandardKey.Close)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
@@ -123,18 +150,43 @@ class MainWindow(QtWidgets.QMainWindow):
         group = QtGui.QActionGroup(self)
         self.transform_actions = {}
         for name in TRANSFORMS:
-            action = view_menu.addAction("Raw values" if name == "raw" else "tanh of values")
+            action = view_menu.addAction(f"Active Pane: {TRANSFORM_NAMES[name].capitalize()}")
             action.setCheckable(True)
             action.setChecked(name == ws.transform)
             action.triggered.connect(lambda _=False, n=name: ws.set_transform(n))
             group.addAction(action)
             self.transform_actions[name] = action
-        ws.transform_changed.connect(lambda n: self.transform_actions[n].setChecked(True))
+        ws.transform_changed.connect(lambda n: n in self.transform_actions and self.transform_actions[n].setChecked(True))
         view_menu.addSeparator()
+        self.pane_actions = [
+            self._action(view_menu, "Add &Pane", lambda: ws.add_pane(), "Ctrl+Shift+N",
+                         "Add a pane under the others: another tap over the same positions"),
+            self._action(view_menu, "Remove Active Pane", self._remove_active_pane, None, "Remove the active pane"),
+        ]
+        view_menu.addSeparator()
+        self.annotations_action = self._action(view_menu, "&Annotations…", self.choose_annotations, None,
+                                               "Choose which annotation tracks are shown under the tokens")
+        self.mask_action = view_menu.addAction("&Mask Annotations by Activity")
+        self.mask_action.setCheckable(True)
+        self.mask_action.setChecked(ws.mask_annotations)
+        self.mask_action.setStatusTip("Fade annotation colours where few of the active pane's selected units are on")
+        self.mask_action.toggled.connect(ws.set_mask_annotations)
+        ws.mask_annotations_changed.connect(self.mask_action.setChecked)
         self.units_action = self._action(view_menu, "&Highlight Units…", self.choose_units, "Ctrl+U",
-                                         "Draw chosen units of the tap in colour")
+                                         "Draw chosen units of the active pane's tap in colour")
         view_menu.addSeparator()
-        view_menu.addAction(self.info_dock.toggleViewAction())
+        for dock in (self.selection_dock, self.info_dock, self.find_dock, self.match_dock):
+            view_menu.addAction(dock.toggleViewAction())
+
+        match_menu = bar.addMenu("&Match")
+        panel = self.match_panel
+        for action in (panel.match_action, panel.cancel_action, None, panel.export_view_action,
+                       panel.export_data_action):
+            if action is None:
+                match_menu.addSeparator()
+            else:
+                match_menu.addAction(action)
+        panel.match_action.triggered.connect(self._show_match_dock)
 
         nav = bar.addMenu("&Navigate")
         self.navigation_actions = [
@@ -150,6 +202,8 @@ class MainWindow(QtWidgets.QMainWindow):
         ]
         nav.addSeparator()
         self.navigation_actions.append(self._action(nav, "Go to Position…", self._focus_jump, "Ctrl+G"))
+        self.navigation_actions.append(self._action(nav, "&Find…", self.show_find, QtGui.QKeySequence.StandardKey.Find,
+                                                    "Find a phrase or a regular expression in the tokens"))
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About lstmviz", self._about)
@@ -188,6 +242,23 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recent_menu.addSeparator()
             self.recent_menu.addAction("Clear List", self.recent_files.clear)
 
+    def _remove_active_pane(self) -> None:
+        ws = self.workspace
+        if len(ws.panes) > 1:
+            ws.remove_pane(ws.active_index)
+
+    def choose_annotations(self) -> None:
+        if self.workspace.recording is None:
+            return
+        AnnotationsDialog(self.workspace, self).exec()
+
+    def show_find(self) -> None:
+        """Show the Find dock and put the cursor in its search field (Ctrl+F)."""
+        self.find_dock.show()
+        self.find_dock.raise_()
+        self.find_panel.edit.setFocus()
+        self.find_panel.edit.selectAll()
+
     def _focus_jump(self) -> None:
         self.navigation.jump_edit.setFocus()
         self.navigation.jump_edit.selectAll()
@@ -205,10 +276,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _recording_changed(self, recording) -> None:
         has = recording is not None
         self.pages.setCurrentIndex(1 if has else 0)
-        self.export_action.setEnabled(has)
-        self.close_action.setEnabled(has)
-        self.units_action.setEnabled(has)
-        for action in self.navigation_actions:
+        for action in (self.export_action, self.export_data_action, self.close_action, self.units_action,
+                       self.save_workspace_action, self.annotations_action, self.mask_action,
+                       *self.navigation_actions, *self.pane_actions, *self.transform_actions.values()):
             action.setEnabled(has)
         self.setWindowTitle(f"{Path(recording.path).name} — lstmviz" if has else "lstmviz")
 
@@ -251,31 +321,14 @@ class MainWindow(QtWidgets.QMainWindow):
         # open after the drop returns: a modal error dialog must not block the drag source
         QtCore.QTimer.singleShot(0, lambda: self.open_file(path))
 
-    # ------------------------------------------------------------------ export
-    def export_plot(self, path: str | Path) -> bool:
-        """Export the state plot (with tokens and tracks) to PNG, SVG or PDF; report failures in a dialog."""
-        try:
-            written = export_graphics(self.state_plot.export_item(), path)
-        except (ValueError, OSError) as exc:
-            show_error(self, "Cannot export", describe_exception(exc))
-            return False
-        self.statusBar().showMessage(f"Exported the plot to {written}", 6000)
-        return True
+    def _show_match_dock(self) -> None:
+        self.match_dock.show()
+        self.match_dock.raise_()
 
-    def choose_and_export(self) -> None:
-        ws = self.workspace
-        if ws.recording is None:
-            return
-        default = Path(ws.recording.path).with_name(
-            f"{Path(ws.recording.path).stem}-{(ws.tap or 'plot').replace('/', '-')}-{ws.window_start}.png"
-        )
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export plot", str(default), ";;".join(FORMATS.values()))
-        if not path:
-            return
-        if Path(path).suffix.lower() not in FORMATS:
-            suffix = next((s for s, f in FORMATS.items() if f == chosen), ".png")
-            path += suffix
-        self.export_plot(path)
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.match_panel.shutdown()
+        self.workspace.shutdown()
+        super().closeEvent(event)
 
 
 def parse_units(text: str) -> list[int]:

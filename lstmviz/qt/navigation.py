@@ -1,35 +1,15 @@
-"""Navigation controls: tap chooser, value transform, item stepper, window width and jump-to-position.
+"""Navigation controls: item stepper, window width, jump-to-position, find and add-pane.
 
 Every control mirrors one workspace setting: user input asks the workspace to change, and the
-workspace's signals set the control (with its own signals blocked, so nothing loops).
+workspace's signals set the control (with its own signals blocked, so nothing loops). The tap and
+value transform are chosen per pane, in each pane's control strip.
 """
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.workspace import (
-    MAX_WINDOW_WIDTH,
-    MIN_WINDOW_WIDTH,
-    TRANSFORMS,
-    Workspace,
-)
-
-_SIGNAL_NAMES = {"h": "hidden state", "c": "cell state", "i": "input gate", "f": "forget gate",
-                 "g": "cell input", "o": "output gate", "r": "reset gate", "z": "update gate", "n": "new gate"}
-
-
-def tap_label(info) -> str:
-    """How a tap is listed: name, units, layer and signal."""
-    parts = [f"{info.units} units"]
-    if info.layer is not None:
-        parts.append(f"layer {info.layer}")
-    signal = info.signal or info.name.rsplit("/", 1)[-1]
-    if signal in _SIGNAL_NAMES:
-        parts.append(_SIGNAL_NAMES[signal])
-    elif info.signal:
-        parts.append(info.signal)
-    return f"{info.name}  ({', '.join(parts)})"
+from lstmviz.qt.workspace import MAX_WINDOW_WIDTH, MIN_WINDOW_WIDTH, Workspace
 
 
 class NavigationBar(QtWidgets.QWidget):
@@ -41,13 +21,6 @@ class NavigationBar(QtWidgets.QWidget):
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         layout.setSpacing(6)
-
-        self.tap_combo = QtWidgets.QComboBox()
-        self.tap_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.tap_combo.setToolTip("The recorded signal whose units are drawn")
-        self.transform_combo = QtWidgets.QComboBox()
-        self.transform_combo.addItems(list(TRANSFORMS))
-        self.transform_combo.setToolTip("Values as recorded, or squashed with tanh (as LSTMVis shows them)")
 
         self.prev_item = QtWidgets.QToolButton(text="◀")
         self.prev_item.setToolTip("Previous item (Page Up)")
@@ -70,20 +43,24 @@ class NavigationBar(QtWidgets.QWidget):
         self.jump_edit.setMaximumWidth(110)
         self.jump_edit.setValidator(QtGui.QIntValidator(0, 2**31 - 1, self.jump_edit))
         self.jump_edit.setToolTip("Type a corpus position and press Enter")
+        self.find_button = QtWidgets.QToolButton(text="Find…")
+        self.find_button.setToolTip("Find a phrase or a regular expression in the tokens (Ctrl+F)")
+        self.add_pane_button = QtWidgets.QToolButton(text="+ Pane")
+        self.add_pane_button.setToolTip("Add a pane under the others: another tap over the same positions, "
+                                        "with its own threshold and selection")
 
         def label(text: str) -> QtWidgets.QLabel:
             return QtWidgets.QLabel(text)
 
         for widget in (
-            label("Tap"), self.tap_combo, label("Values"), self.transform_combo, _separator(),
             label("Item"), self.prev_item, self.item_spin, self.item_count, self.next_item, _separator(),
-            label("Window"), self.width_spin, _separator(), label("Go to"), self.jump_edit,
+            label("Window"), self.width_spin, _separator(), label("Go to"), self.jump_edit, self.find_button,
+            _separator(), self.add_pane_button,
         ):
             layout.addWidget(widget)
         layout.addStretch(1)
 
-        self.tap_combo.activated.connect(self._tap_chosen)
-        self.transform_combo.activated.connect(lambda i: workspace.set_transform(TRANSFORMS[i]))
+        self.add_pane_button.clicked.connect(lambda: workspace.add_pane())
         self.prev_item.clicked.connect(lambda: workspace.go_to_item(workspace.item - 1))
         self.next_item.clicked.connect(lambda: workspace.go_to_item(workspace.item + 1))
         self.item_spin.valueChanged.connect(workspace.go_to_item)
@@ -91,18 +68,11 @@ class NavigationBar(QtWidgets.QWidget):
         self.jump_edit.returnPressed.connect(self._jump)
 
         workspace.recording_changed.connect(self._recording_changed)
-        workspace.tap_changed.connect(self._tap_changed)
-        workspace.transform_changed.connect(self._transform_changed)
         workspace.item_changed.connect(self._item_changed)
         workspace.window_changed.connect(self._window_changed)
         self._recording_changed(workspace.recording)
 
     # ------------------------------------------------------------------ user input -> workspace
-    def _tap_chosen(self, index: int) -> None:
-        name = self.tap_combo.itemData(index)
-        if name:
-            self.workspace.set_tap(name)
-
     def _jump(self) -> None:
         text = self.jump_edit.text().strip()
         if text:
@@ -111,28 +81,14 @@ class NavigationBar(QtWidgets.QWidget):
     # ------------------------------------------------------------------ workspace -> controls
     def _recording_changed(self, recording) -> None:
         ws = self.workspace
-        with QtCore.QSignalBlocker(self.tap_combo):
-            self.tap_combo.clear()
-            for name in ws.taps:
-                self.tap_combo.addItem(tap_label(recording.taps[name]), name)
         with QtCore.QSignalBlocker(self.item_spin):
             self.item_spin.setRange(0, max(0, ws.n_items - 1))
         self.item_count.setText(f"of {ws.n_items:,}")
         self.jump_edit.setValidator(QtGui.QIntValidator(0, max(0, ws.n_positions - 1), self.jump_edit))
         self.jump_edit.setToolTip(f"Type a corpus position (0–{max(0, ws.n_positions - 1):,}) and press Enter")
         self.setEnabled(recording is not None)
-        self._tap_changed(ws.tap or "")
-        self._transform_changed(ws.transform)
         self._item_changed(ws.item)
         self._window_changed(ws.window_start, ws.window_width)
-
-    def _tap_changed(self, name: str) -> None:
-        with QtCore.QSignalBlocker(self.tap_combo):
-            self.tap_combo.setCurrentIndex(max(0, self.tap_combo.findData(name)))
-
-    def _transform_changed(self, name: str) -> None:
-        with QtCore.QSignalBlocker(self.transform_combo):
-            self.transform_combo.setCurrentIndex(TRANSFORMS.index(name))
 
     def _item_changed(self, item: int) -> None:
         with QtCore.QSignalBlocker(self.item_spin):

@@ -12,7 +12,17 @@ AXIS = (110, 110, 110)
 UNIT_LINE = (30, 30, 30)
 HIGHLIGHT = (31, 119, 180)
 HOVER_LINE = (214, 39, 40)
-SELECTED_UNITS = (214, 39, 40)
+#: units the user asked to see (View > Highlight Units, --units)
+HIGHLIGHTED_UNITS = (148, 103, 189)
+#: the units a pane's selection holds
+SELECTION = (214, 39, 40)
+#: the brushed range (translucent over the plot, outlined on the token row)
+BRUSH = (31, 119, 180)
+#: the off-padding bands and their handles (hatched)
+PADDING = (110, 110, 110)
+#: token backgrounds by how many selected units are on (white to this)
+ACTIVE_SHADE = (31, 119, 180)
+THRESHOLD = (20, 120, 60)
 ZERO_LINE = (150, 150, 150)
 ITEM_BOUNDARY = (230, 120, 20)
 MISSING = (0, 0, 0, 0)
@@ -70,4 +80,13 @@ def categorical_lut(labels: list[str]) -> np.ndarray:
     for i, color in enumerate(label_colors(labels)):
         lut[i + 1, :3] = color
         lut[i + 1, 3] = 255
+    return lut
+
+
+def ramp_lut(n: int = 256) -> np.ndarray:
+    """An RGBA lookup table ``[n, 4]`` along the sequential ramp, for numeric annotations."""
+    lut = np.zeros((n, 4), dtype=np.ubyte)
+    for i in range(n):
+        lut[i, :3] = _ramp(i / max(1, n - 1))
+        lut[i, 3] = 255
     return lut

@@ -1,64 +1,33 @@
-"""The state plot (LSTMVis's "Select view" line plot): every unit of one tap over the window.
+"""The select view (LSTMVis's "Select view"): the workspace's panes stacked over one window of positions.
 
-All units are drawn as ONE ``PlotCurveItem`` with a NaN after each unit's line (``connect="finite"``)
-(one item per unit costs 6-13x more per frame; see perf_limits L17/L18). Lines are dark grey with
-opacity 1/sqrt(D), antialiasing off, over a dashed zero line; the y range is symmetric when any value
-is negative. The window's tokens are the bottom axis (``TokenAxis``), categorical annotations are colour
-tracks under it (``AnnotationTrack``), and hovering shows position, token and the nearest unit's value.
-
-The view only draws what the workspace gives it and turns gestures (hover, wheel) into requests.
+One ``GraphicsLayoutWidget`` holds a ``PanePlot`` per pane (each with its token row) and, under them,
+the visible annotation tracks (``AnnotationTrack``), all x-linked, so one export draws every pane.
+Each pane's control strip (``PaneStrip``) is a real widget laid over its plot's title row (exports
+show the title instead). Hovering shows the position in every pane and the nearest unit of the pane
+under the pointer; the wheel scrolls the window (Ctrl: wider / narrower); clicking a pane makes it
+active. With "mask annotations by activity" on, track colours fade where few of the active pane's
+selected units are on.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.annotation_track import AnnotationTrack
-from lstmviz.qt.hover_text import describe_hover
-from lstmviz.qt.palette import (
-    AXIS,
-    BACKGROUND,
-    FOREGROUND,
-    HIGHLIGHT,
-    HOVER_LINE,
-    ITEM_BOUNDARY,
-    SELECTED_UNITS,
-    UNIT_LINE,
-    ZERO_LINE,
-    unit_line_alpha,
-)
-from lstmviz.qt.token_axis import TokenAxis
+from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, numeric_range
+from lstmviz.qt.palette import BACKGROUND
+from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, PanePlot, unit_lines
+from lstmviz.qt.pane_strip import PaneStrip
 from lstmviz.qt.workspace import Hover, Workspace
 
-LEFT_AXIS_WIDTH = 92
+__all__ = ["StatePlot", "unit_lines"]
 
-
-class WindowViewBox(pg.ViewBox):
-    """A ViewBox that does not pan or zoom itself: the wheel asks to scroll the window instead."""
-
-    #: wheel steps (positive = towards later positions) and whether Ctrl was held
-    wheel_scrolled = QtCore.Signal(int, bool)
-
-    def __init__(self):
-        super().__init__(enableMenu=False, defaultPadding=0.0)
-        self.setMouseEnabled(x=False, y=False)
-
-    def wheelEvent(self, ev, axis=None):
-        steps = -round(ev.delta() / 120) or (-1 if ev.delta() > 0 else 1)
-        ctrl = bool(ev.modifiers() & QtCore.Qt.KeyboardModifier.ControlModifier)
-        self.wheel_scrolled.emit(steps, ctrl)
-        ev.accept()
-
-
-def _styled_axis(axis: pg.AxisItem) -> None:
-    axis.setPen(pg.mkPen(AXIS))
-    axis.setTextPen(pg.mkPen(FOREGROUND))
+#: the pointer picks a selected unit over a nearer grey one within this many pixels
+HOVER_TOLERANCE_PX = 6
 
 
 class StatePlot(pg.GraphicsLayoutWidget):
-    """Line plot of all units of the workspace's tap over its window, with tokens and colour tracks."""
+    """Every pane of the workspace over its window, with tokens and annotation tracks."""
 
     def __init__(self, workspace: Workspace, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent, border=None)
@@ -67,152 +36,163 @@ class StatePlot(pg.GraphicsLayoutWidget):
         self.workspace = workspace
         self.ci.layout.setContentsMargins(6, 6, 14, 6)
         self.ci.layout.setVerticalSpacing(3)
-
-        self.token_axis = TokenAxis()
-        self.view_box = WindowViewBox()
-        self.plot: pg.PlotItem = self.addPlot(
-            row=0, col=0, viewBox=self.view_box, axisItems={"bottom": self.token_axis}
-        )
-        self.plot.hideButtons()
-        self.plot.setMenuEnabled(False)
-        self.plot.showAxis("top")
-        for name in ("left", "top"):
-            _styled_axis(self.plot.getAxis(name))
-        self.plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
-        self.plot.getAxis("top").setStyle(tickLength=-4)
-        self.plot.getAxis("left").setStyle(tickLength=-4)
-
-        self.zero_line = pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen(ZERO_LINE, width=1, style=QtCore.Qt.PenStyle.DashLine))
-        self.boundary_lines = pg.PlotCurveItem(
-            pen=pg.mkPen(ITEM_BOUNDARY, width=1.5, style=QtCore.Qt.PenStyle.DashLine), connect="pairs", antialias=False
-        )
-        self.curve = pg.PlotCurveItem(antialias=False)
-        self.highlight_curve = pg.PlotCurveItem(pen=pg.mkPen(HIGHLIGHT, width=2), antialias=True)
-        # the units the user asked to see, in colour over the grey lines (one item for all of them)
-        self.units_curve = pg.PlotCurveItem(pen=pg.mkPen(SELECTED_UNITS, width=1.8), antialias=True)
-        self.hover_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(HOVER_LINE, width=1))
-        self.hover_line.hide()
-        for item in (self.zero_line, self.boundary_lines, self.curve, self.units_curve, self.highlight_curve,
-                     self.hover_line):
-            self.plot.addItem(item, ignoreBounds=True)
-        # the read-out sits in the view box's pixel frame (not the data frame), on an opaque card
-        self.hover_label = pg.TextItem(
-            anchor=(0, 0), color=FOREGROUND, fill=pg.mkBrush(*BACKGROUND, 225), border=pg.mkPen(AXIS)
-        )
-        self.hover_label.setParentItem(self.view_box)
-        self.hover_label.setPos(6, 4)
-        self.hover_label.setZValue(20)
-        self.hover_label.hide()
-
+        self.pane_plots: list[PanePlot] = []
+        self.strips: list[PaneStrip] = []
         self.tracks: list[AnnotationTrack] = []
+        self._track_ranges: dict[str, tuple[float, float] | None] = {}
 
-        self.view_box.wheel_scrolled.connect(self._wheel_scrolled)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
-        workspace.recording_changed.connect(self._rebuild_tracks)
+        self.scene().sigMouseClicked.connect(self._mouse_clicked)
+        workspace.panes_changed.connect(self._rebuild)
+        workspace.recording_changed.connect(self._recording_changed)
+        workspace.visible_annotations_changed.connect(lambda _: self._rebuild())
         workspace.view_changed.connect(self.redraw)
         workspace.hover_changed.connect(self._show_hover)
-        self._rebuild_tracks()
-        self.redraw()
+        workspace.active_pane_changed.connect(self._active_changed)
+        workspace.mask_annotations_changed.connect(lambda _: self._draw_tracks())
+        self._active_pane = None
+        self._rebuild()
 
-    # ------------------------------------------------------------------ drawing
+    # ------------------------------------------------------------------ the active pane's plot
+    @property
+    def active_plot(self) -> PanePlot | None:
+        pane = self.workspace.active_pane
+        return next((p for p in self.pane_plots if p.pane is pane), self.pane_plots[0] if self.pane_plots else None)
+
+    @property
+    def plot(self) -> PanePlot | None:
+        return self.active_plot
+
+    # ------------------------------------------------------------------ building
     def export_item(self) -> pg.GraphicsLayout:
-        """The graphics item that exports draw: the plot with its tokens and colour tracks."""
+        """The graphics item that exports draw: every pane with its tokens, and the tracks."""
         return self.ci
 
-    def redraw(self) -> None:
-        """Draw the workspace's current window."""
-        ws = self.workspace
-        values = ws.values()
-        start, _ = ws.window_range()
-        n, units = values.shape
-        if n == 0 or units == 0:
-            self.curve.setData([], [])
-        else:
-            self.curve.setPen(pg.mkPen((*UNIT_LINE, unit_line_alpha(units)), width=1))
-            self.curve.setData(*unit_lines(start, values), connect="finite")
-        chosen = [u for u in ws.highlighted_units if u < units]
-        if n and chosen:
-            self.units_curve.setData(*unit_lines(start, values[:, chosen]), connect="finite")
-        else:
-            self.units_curve.setData([], [])
-        low, high = ws.value_range()
-        self.plot.setXRange(ws.window_start - 0.5, ws.window_start + ws.window_width - 0.5, padding=0)
-        self.plot.setYRange(low, high, padding=0.03)
-        self.zero_line.setVisible(low < 0 < high)
-        starts = ws.item_starts()
-        if starts:
-            bx = np.repeat(np.asarray(starts, dtype=np.float64) - 0.5, 2)
-            by = np.tile([low - abs(high - low), high + abs(high - low)], len(starts))
-            self.boundary_lines.setData(bx, by)
-        else:
-            self.boundary_lines.setData([], [])
-        self.token_axis.set_tokens(ws.window_start, ws.tokens(), starts)
-        for track in self.tracks:
-            track.set_values(ws.window_start, ws.annotation_window(track.name))
-        info = ws.tap_info()
-        if info is None:
-            self.plot.setTitle(None)
-            self.plot.setLabel("left", "")
-        else:
-            layer = f" · layer {info.layer}" if info.layer is not None else ""
-            self.plot.setTitle(
-                f"{info.name} · {info.units} units{layer} · {'tanh of ' if ws.transform == 'tanh' else ''}recorded values",
-                color=FOREGROUND,
-                size="10pt",
-            )
-            self.plot.setLabel("left", "tanh(value)" if ws.transform == "tanh" else "value", color=FOREGROUND)
-        self._show_hover(ws.hover)
+    def _recording_changed(self, recording) -> None:
+        self._track_ranges = {}
+        self._rebuild()
 
-    def _rebuild_tracks(self, *_):
-        for track in self.tracks:
-            self.ci.removeItem(track)
-        self.tracks = []
-        for row, info in enumerate(self.workspace.categorical_tracks(), start=1):
-            track = AnnotationTrack(info.name, info.labels, info.description)
-            track.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
-            track.setXLink(self.plot)
+    def _rebuild(self, *_) -> None:
+        """Lay out one plot per pane, then the visible annotation tracks."""
+        ws = self.workspace
+        for plot in self.pane_plots:
+            plot.detach()
+            plot.pane.changed.disconnect(self._pane_changed)
+        for strip in self.strips:
+            strip.detach()
+            strip.hide()
+            strip.deleteLater()
+        self.ci.clear()
+        self.pane_plots, self.strips, self.tracks = [], [], []
+        if ws.recording is None:
+            return
+        for i, pane in enumerate(ws.panes):
+            plot = PanePlot(ws, pane, i)
+            plot.view_box.wheel_scrolled.connect(self._wheel_scrolled)
+            plot.token_axis.dragged.connect(lambda drag, p=pane: self._activate(p))
+            if self.pane_plots:
+                plot.setXLink(self.pane_plots[0])
+            self.ci.addItem(plot, row=i, col=0)
+            self.pane_plots.append(plot)
+            strip = PaneStrip(ws, pane, i, parent=self.viewport())
+            strip.show()
+            self.strips.append(strip)
+            plot.geometryChanged.connect(lambda plot=plot, strip=strip: self._place_strip(plot, strip))
+            pane.changed.connect(self._pane_changed)
+        for row, info in enumerate(ws.annotation_tracks(), start=len(ws.panes)):
+            value_range = None
+            if info.kind == "numeric":
+                if info.name not in self._track_ranges:
+                    self._track_ranges[info.name] = numeric_range(ws.recording, info.name)
+                value_range = self._track_ranges[info.name]
+            track = AnnotationTrack(info.name, info.labels, info.description, info.kind, value_range)
+            track.set_label_width(LEFT_AXIS_WIDTH)
+            track.setXLink(self.pane_plots[0])
             self.ci.addItem(track, row=row, col=0)
             self.tracks.append(track)
+        self._active_pane = ws.active_pane
+        self.redraw()
 
-    # ------------------------------------------------------------------ hover and wheel
+    def _place_strip(self, plot: PanePlot, strip: PaneStrip) -> None:
+        rect = self.mapFromScene(plot.sceneBoundingRect()).boundingRect()
+        strip.setGeometry(rect.left() + 2, rect.top() + 1, rect.width() - 4, strip.HEIGHT)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        for plot, strip in zip(getattr(self, "pane_plots", ()), getattr(self, "strips", ())):
+            self._place_strip(plot, strip)
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        """Draw every pane and track over the workspace's current window."""
+        if self.workspace.recording is None:
+            return
+        for plot in self.pane_plots:
+            plot.redraw()
+        self._draw_tracks()
+
+    def _pane_changed(self) -> None:
+        if self.sender() is self.workspace.active_pane:
+            self._draw_tracks()
+
+    def _draw_tracks(self) -> None:
+        ws = self.workspace
+        if ws.recording is None or not self.tracks:
+            return
+        mask = None
+        pane = ws.active_pane
+        if ws.mask_annotations and pane is not None and pane.selection is not None and len(pane.selection):
+            mask = activity_mask(pane.active_counts(), len(pane.selection))
+        for track in self.tracks:
+            track.set_values(ws.window_start, ws.annotation_window(track.name), mask)
+
+    def _active_changed(self, pane) -> None:
+        if pane is not self._active_pane:
+            self._active_pane = pane
+            for plot in self.pane_plots:
+                plot.redraw()
+            self._draw_tracks()
+
+    # ------------------------------------------------------------------ hover, clicks and wheel
+    def _plot_at(self, scene_pos: QtCore.QPointF) -> tuple[int, PanePlot] | None:
+        for i, plot in enumerate(self.pane_plots):
+            if plot.sceneBoundingRect().contains(scene_pos):
+                return i, plot
+        return None
+
     def _mouse_moved(self, scene_pos: QtCore.QPointF) -> None:
         ws = self.workspace
-        if self.view_box.sceneBoundingRect().contains(scene_pos):
-            point = self.view_box.mapSceneToView(scene_pos)
-            ws.set_hover(point.x(), point.y())
-            return
-        for item in [self.token_axis, *(t.vb for t in self.tracks)]:
-            if item.sceneBoundingRect().contains(scene_pos):
-                ws.set_hover(self.view_box.mapSceneToView(scene_pos).x(), None)
+        for i, plot in enumerate(self.pane_plots):
+            if plot.view_box.sceneBoundingRect().contains(scene_pos):
+                point = plot.view_box.mapSceneToView(scene_pos)
+                tolerance = HOVER_TOLERANCE_PX * plot.view_box.viewPixelSize()[1]
+                ws.set_hover(point.x(), point.y(), pane=i, tolerance=tolerance)
+                return
+        if self.pane_plots:
+            items = [p.token_axis for p in self.pane_plots] + [t.vb for t in self.tracks]
+            if any(item.sceneBoundingRect().contains(scene_pos) for item in items):
+                ws.set_hover(self.pane_plots[0].view_box.mapSceneToView(scene_pos).x(), None)
                 return
         ws.set_hover(None)
+
+    def _mouse_clicked(self, ev) -> None:
+        found = self._plot_at(ev.scenePos())
+        if found is not None:
+            self.workspace.set_active_pane(found[0])
+
+    def _activate(self, pane) -> None:
+        if pane in self.workspace.panes:
+            self.workspace.set_active_pane(self.workspace.panes.index(pane))
 
     def leaveEvent(self, event: QtCore.QEvent) -> None:
         self.workspace.set_hover(None)
         super().leaveEvent(event)
 
     def _show_hover(self, hover: Hover | None) -> None:
-        self.token_axis.set_highlight(None if hover is None else hover.position)
-        if hover is None:
-            self.hover_line.hide()
-            self.highlight_curve.setData([], [])
-            self.hover_label.hide()
-            for track in self.tracks:
-                track.show_label(None)
-            return
-        self.hover_line.setPos(hover.position)
-        self.hover_line.show()
-        if hover.unit is not None:
-            start, stop = self.workspace.window_range()
-            self.highlight_curve.setData(
-                np.arange(start, stop, dtype=np.float64), self.workspace.values()[:, hover.unit]
-            )
-        else:
-            self.highlight_curve.setData([], [])
-        self.hover_label.setHtml(describe_hover(hover))
-        self.hover_label.show()
+        for plot in self.pane_plots:
+            plot.show_hover(hover)
         for track in self.tracks:
-            track.show_label(hover.labels.get(track.name))
+            track.show_label(None if hover is None else hover.labels.get(track.name))
 
     def _wheel_scrolled(self, steps: int, ctrl: bool) -> None:
         ws = self.workspace
@@ -222,17 +202,11 @@ class StatePlot(pg.GraphicsLayoutWidget):
             ws.scroll_by(max(1, ws.window_width // 20) * steps)
 
 
-def unit_lines(start: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of every unit's line, one after another, each followed by a NaN that breaks the line.
+def _active_item(name: str) -> property:
+    return property(lambda self: getattr(self.active_plot, name), doc=f"``{name}`` of the active pane's plot")
 
-    ``values`` is ``[positions, units]``; the result has ``units * (positions + 1)`` points, for one
-    ``PlotCurveItem`` with ``connect="finite"`` (2-3x faster to path than a boolean connect array).
-    """
-    n, units = values.shape
-    x = np.empty((units, n + 1), dtype=np.float64)
-    x[:, :n] = np.arange(start, start + n, dtype=np.float64)
-    x[:, n] = np.nan
-    y = np.empty((units, n + 1), dtype=np.float64)
-    y[:, :n] = values.T
-    y[:, n] = np.nan
-    return x.ravel(), y.ravel()
+
+# the items of the active pane's plot, as a one-pane view had them
+for _name in ("curve", "units_curve", "selected_curve", "highlight_curve", "token_axis", "view_box", "hover_label",
+              "bands", "threshold_line", "mirror_line", "boundary_lines", "hover_line"):
+    setattr(StatePlot, _name, _active_item(_name))

@@ -1,4 +1,5 @@
-"""The status bar: file name, corpus size, the window's range and what is under the pointer."""
+"""The status bar: file name, corpus size, the window's range, what is under the pointer, and the
+progress of background work (z-score statistics, searches, ...) on the workspace's runner."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ class StatusBar(QtWidgets.QStatusBar):
         self.addWidget(self.size_label)
         self.addWidget(self.range_label)
         self.addWidget(self.hover_label, 1)
+        self.progress_label = QtWidgets.QLabel()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(140)
+        self.progress.setTextVisible(False)
+        self.addPermanentWidget(self.progress_label)
+        self.addPermanentWidget(self.progress)
+        self.progress_label.hide()
+        self.progress.hide()
+        self._busy: set[str] = set()
+        workspace.runner.progress.connect(self._progress)
+        workspace.runner.busy_changed.connect(self._busy_changed)
         workspace.recording_changed.connect(self._update)
         workspace.view_changed.connect(self._update)
         workspace.hover_changed.connect(lambda hover: self.hover_label.setText("" if hover is None else describe_hover(hover)))
@@ -45,3 +57,19 @@ class StatusBar(QtWidgets.QStatusBar):
         self.range_label.setText(
             f"positions {start:,}–{max(start, stop - 1):,} · item {ws.item:,} ({item_start:,}–{item_stop - 1:,})"
         )
+
+    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
+        what = channel.replace("stats:", "z-score statistics of ")
+        self.progress_label.setText(f"{what}: {message}" if message else what)
+        if total:
+            self.progress.setRange(0, int(total))
+            self.progress.setValue(int(done))
+        else:
+            self.progress.setRange(0, 0)
+
+    def _busy_changed(self, channel: str, busy: bool) -> None:
+        (self._busy.add if busy else self._busy.discard)(channel)
+        self.progress_label.setVisible(bool(self._busy))
+        self.progress.setVisible(bool(self._busy))
+        if busy:
+            self.progress.setRange(0, 0)

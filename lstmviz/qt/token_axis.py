@@ -1,9 +1,16 @@
-"""The token axis: the tokens of the window written under the state plot, one per x position.
+"""The token axis: the tokens of the window written under a pane's plot, one per x position.
 
 A pyqtgraph ``AxisItem`` whose labels are the token strings at integer positions. Tokens are written
 horizontally when every one fits in its column, vertically (reading upwards, elided to the axis
 height) when the columns are narrow, and only every k-th token when even a vertical label does not
 fit. Item boundaries are drawn as orange separators and the hovered position gets a light background.
+
+It is also the pane's *token row*, where the hypothesis is brushed (as in LSTMVis): token
+backgrounds are shaded white to blue by how many selected units are on (``set_shading``), the brushed
+range is outlined, the off-padding is hatched grey with a handle at each outer end
+(``set_selection_marks``), and mouse drags and clicks are reported in data x (``dragged``,
+``clicked``; ``handle_at`` tells whether a drag starts on a padding handle). What a gesture means is
+decided by ``lstmviz.qt.brush_gesture``.
 """
 
 from __future__ import annotations
@@ -15,8 +22,28 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from lstmviz.qt.palette import AXIS, FOREGROUND, HIGHLIGHT, ITEM_BOUNDARY
+from lstmviz.qt.palette import AXIS, FOREGROUND, ITEM_BOUNDARY
+from lstmviz.qt.token_marks import TokenRowMarks
 from lstmviz.qt.token_text import display_token
+
+#: how far (pixels) outside / inside its edge a padding handle can be grabbed
+HANDLE_GRAB_PX = 9
+HANDLE_INSIDE_PX = 2
+TOKEN_ROW_TIP = (
+    "<b>Token row</b><br>Drag across tokens to brush a hypothesis range (a click brushes one token).<br>"
+    "Drag the grey ◀ ▶ handles at the outer ends of the hatched bands to set how many positions "
+    "before / after the brush must be <i>off</i>.<br>Blue backgrounds: how many selected units are on."
+)
+
+
+@dataclass(frozen=True)
+class TokenDrag:
+    """A drag over the token row: where it started and where the pointer is, in data x."""
+
+    start_x: float
+    x: float
+    is_start: bool
+    is_finish: bool
 
 
 @dataclass
@@ -37,12 +64,16 @@ class TokenAxisLayout:
     labels: list[TokenLabel] = field(default_factory=list)
     separators: list[float] = field(default_factory=list)
     boundaries: list[float] = field(default_factory=list)
-    highlight: tuple[float, float] | None = None
     font_scale: float = 1.0
 
 
 class TokenAxis(pg.AxisItem):
-    """Bottom axis of the state plot whose tick labels are the window's tokens."""
+    """Bottom axis of a pane's plot whose tick labels are the window's tokens; also the brushing row."""
+
+    #: a TokenDrag while the left button drags over the row
+    dragged = QtCore.Signal(object)
+    #: data x of a left click on the row
+    clicked = QtCore.Signal(float)
 
     PADDING = 4
     MAX_VERTICAL_HEIGHT = 72
@@ -57,13 +88,15 @@ class TokenAxis(pg.AxisItem):
         self._start = 0
         self._tokens: list[str] = []
         self._item_starts: list[int] = []
-        self._highlight: int | None = None
+        self.marks = TokenRowMarks(self)
         self.setHeight(self._height_for(vertical=False))
+        self.setToolTip(TOKEN_ROW_TIP)
 
     # ------------------------------------------------------------------ what to show
     def set_tokens(self, start: int, tokens: list[str], item_starts: list[int] = ()) -> None:
         """Show ``tokens`` at positions ``start, start + 1, ...`` and separators before ``item_starts``."""
         self._start = int(start)
+        self.marks.set_start(self._start)
         self._tokens = [display_token(t) for t in tokens]
         self._item_starts = list(item_starts)
         self._fit_height()
@@ -71,9 +104,73 @@ class TokenAxis(pg.AxisItem):
 
     def set_highlight(self, position: int | None) -> None:
         """Give the token at ``position`` a background (None: no highlight)."""
-        if position != self._highlight:
-            self._highlight = position
-            self._invalidate()
+        self.marks.set_highlight(position)
+
+    def set_shading(self, counts: np.ndarray | None, maximum: int) -> None:
+        """Shade token backgrounds by ``counts`` (one per window position) out of ``maximum`` units."""
+        self.marks.set_shading(self._start, counts, maximum)
+
+    def set_selection_marks(self, brush: tuple[int, int] | None, pad_left: int = 0, pad_right: int = 0) -> None:
+        """Outline the brushed positions ``[start, stop)`` and hatch the padding (None: no brush)."""
+        self.marks.set_selection(brush, pad_left, pad_right)
+
+    def handle_boundaries(self) -> tuple[float, float] | None:
+        """Data x of the left and right padding handles (the outer edges of the padding), or None."""
+        if self.marks.selection is None:
+            return None
+        (start, stop), left, right = self.marks.selection
+        return start - left - 0.5, stop + right - 0.5
+
+    def handle_at(self, x: float) -> str | None:
+        """"left" or "right" when data x is on a padding handle, else None.
+
+        A handle is grabbed on its outer side (where its triangle is drawn), so a drag that starts
+        inside the brush always brushes anew, even when there is no padding on that side.
+        """
+        bounds = self.handle_boundaries()
+        scale = self._pixels_per_position()
+        if bounds is None or scale <= 0:
+            return None
+        left, right = ((x - b) * scale for b in bounds)  # pixels right of each handle
+        if -HANDLE_GRAB_PX <= left <= HANDLE_INSIDE_PX:
+            return "left"
+        if -HANDLE_INSIDE_PX <= right <= HANDLE_GRAB_PX:
+            return "right"
+        return None
+
+    # ------------------------------------------------------------------ gestures
+    def _data_x(self, ev) -> float:
+        view = self.linkedView()
+        return float(view.mapSceneToView(ev.scenePos()).x()) if view is not None else float(ev.pos().x())
+
+    def mouseDragEvent(self, ev):
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            ev.ignore()
+            return
+        ev.accept()
+        view = self.linkedView()
+        start = float(view.mapSceneToView(ev.buttonDownScenePos()).x()) if view is not None else 0.0
+        self.dragged.emit(TokenDrag(start, self._data_x(ev), ev.isStart(), ev.isFinish()))
+
+    def mouseClickEvent(self, ev):
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            ev.ignore()
+            return
+        ev.accept()
+        self.clicked.emit(self._data_x(ev))
+
+    def hoverEvent(self, ev):
+        if ev.isExit():
+            self.unsetCursor()
+            return
+        view = self.linkedView()
+        if view is None:
+            return
+        x = float(view.mapSceneToView(ev.scenePos()).x())
+        if self.handle_at(x) is not None:
+            self.setCursor(QtCore.Qt.CursorShape.SizeHorCursor)
+        else:
+            self.setCursor(QtCore.Qt.CursorShape.IBeamCursor)
 
     def tokens(self) -> list[str]:
         """The displayed token texts (after whitespace glyphs)."""
@@ -83,11 +180,13 @@ class TokenAxis(pg.AxisItem):
         super().resizeEvent(ev)
         if hasattr(self, "_metrics"):
             self._fit_height()
+            self.marks.geometry_changed()
 
     def linkedViewChanged(self, view, newRange=None):
         super().linkedViewChanged(view, newRange)
         if hasattr(self, "_metrics"):
             self._fit_height()
+            self.marks.geometry_changed()
 
     def _pixels_per_position(self) -> float:
         low, high = self.range
@@ -151,22 +250,16 @@ class TokenAxis(pg.AxisItem):
             if scale >= 6:
                 layout.separators.append(px(position - 0.5))
         layout.boundaries = [px(b - 0.5) for b in self._item_starts]
-        if self._highlight is not None and 0 <= self._highlight - self._start < len(self._tokens):
-            layout.highlight = (px(self._highlight - 0.5), scale)
         return (layout,)
 
     def drawPicture(self, p, layout: TokenAxisLayout):
-        """Draw the axis line, column separators, item boundaries, highlight and token labels."""
+        """Draw the axis line, column separators, item boundaries and token labels (the marks of the
+        selection and the hover are the ``TokenRowMarks`` child, so they change without re-laying out text)."""
         bounds = layout.bounds
         top = bounds.top()
         p.setRenderHint(p.RenderHint.Antialiasing, False)
         p.setRenderHint(p.RenderHint.TextAntialiasing, True)
         p.setClipRect(bounds)
-        if layout.highlight is not None:
-            left, width = layout.highlight
-            color = QtGui.QColor(*HIGHLIGHT)
-            color.setAlpha(45)
-            p.fillRect(QtCore.QRectF(left, top, width, bounds.height()), color)
         p.setPen(self.pen())
         p.drawLine(QtCore.QPointF(bounds.left(), top), QtCore.QPointF(bounds.right(), top))
         for x in layout.separators:
@@ -203,3 +296,4 @@ class TokenAxis(pg.AxisItem):
                     int(QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop),
                     label.text,
                 )
+

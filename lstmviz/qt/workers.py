@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -33,12 +34,36 @@ class _Job(QRunnable):
         self.bridge, self.channel, self.request_id, self.fn, self.task = bridge, channel, request_id, fn, task
 
     def run(self) -> None:
+        # The GUI thread keeps its own references to fn and task until the answer arrives, and this
+        # thread lets go of its references first: a Python wrapper of a QObject (a view captured by fn)
+        # whose last reference dies on a worker thread is deleted later by PySide, twice if the GUI
+        # thread deletes it too (a segfault in QObject::~QObject).
+        fn, task = self.fn, self.task
+        self.fn = self.task = None
         try:
-            result = self.fn(self.task)
+            result = fn(task)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the GUI thread
-            self.bridge.done.emit(self.channel, self.request_id, None, exc)
+            del fn, task
+            self.bridge.done.emit(self.channel, self.request_id, None, _detached(exc))
         else:
+            del fn, task
             self.bridge.done.emit(self.channel, self.request_id, result, None)
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """``exc`` without its traceback frames (they hold the worker's locals); the text is kept in
+    ``exc.lstmviz_traceback`` for error details."""
+    try:
+        exc.lstmviz_traceback = "".join(traceback.format_exception(exc))
+    except Exception:  # noqa: BLE001 - an exception that refuses attributes still goes back
+        pass
+    seen = set()
+    link = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return exc
 
 
 class TaskRunner(QObject):
@@ -59,12 +84,13 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
-        self._bridge = _Bridge()
+        self._bridge = _Bridge(self)  # parented: its lifetime is Qt's, never a worker thread's
         self._bridge.progress.connect(self._on_progress)
         self._bridge.done.connect(self._on_done)
         self._next_id = 0
         self._latest: dict[str, int] = {}
         self._tasks: dict[tuple[str, int], Task] = {}
+        self._keep: dict[tuple[str, int], tuple] = {}  # fn and task, released on the GUI thread
         self._lock = threading.Lock()
 
     def submit(self, channel: str, fn: Callable[[Task], Any]) -> int:
@@ -84,6 +110,7 @@ class TaskRunner(QObject):
         with self._lock:
             self._latest[channel] = request_id
             self._tasks[(channel, request_id)] = task
+        self._keep[(channel, request_id)] = (fn, task)
         self.busy_changed.emit(channel, True)
         self._pool.start(_Job(self._bridge, channel, request_id, fn, task))
         return request_id
@@ -122,6 +149,7 @@ class TaskRunner(QObject):
     def _on_done(self, channel: str, request_id: int, result, exc) -> None:
         with self._lock:
             self._tasks.pop((channel, request_id), None)
+        self._keep.pop((channel, request_id), None)
         if not self._current(channel, request_id):
             return  # superseded: the newer request reports for this channel
         if isinstance(exc, Cancelled):

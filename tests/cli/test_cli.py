@@ -24,7 +24,7 @@ def checkpoint(tmp_path_factory):
 def test_train_writes_a_loadable_checkpoint(checkpoint):
     from lstmviz.engines.checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(checkpoint)
+    _, meta = load_checkpoint(checkpoint)
     assert meta["engine"] == "lstm" and meta["dataset"] == "parens" and meta["step"] == 30
     assert meta["config"]["hidden_size"] == 12
 
@@ -108,7 +108,7 @@ def test_record_rejects_checkpoint_on_another_vocabulary(checkpoint, tmp_path, c
 
 @pytest.mark.parametrize("command", [[], ["train"], ["record"], ["info"]])
 def test_help_of_every_command(command):
-    result = subprocess.run([sys.executable, "-m", "lstmviz.cli", *command, "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "lstmviz.cli", *command, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "usage: lstmviz" in result.stdout
 
@@ -117,10 +117,76 @@ def test_screenshot_of_a_recording(checkpoint, tmp_path):
     rec = tmp_path / "rec.h5"
     assert main(["record", str(checkpoint), "--out", str(rec), "--quiet", "--max-items", "3", *TINY_DATA]) == 0
     png = tmp_path / "window.png"
-    assert main(["--screenshot", str(png), str(rec)]) == 0
+    assert main(["--screenshot", str(png), str(rec), "--size", "1500x900"]) == 0
+    from PySide6.QtGui import QImage
+
+    image = QImage(str(png))
+    assert not image.isNull() and (image.width(), image.height()) == (1500, 900)
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 20
+
+
+def _small_recording(path):
+    from lstmviz.recording import RecordingWriter
+
+    rng = np.random.default_rng(0)
+    with RecordingWriter(path, vocab=["<pad>", "(", ")", "0", "1"]) as writer:
+        writer.add_tap("layer0/c", 8, layer=0, signal="c")
+        writer.add_tap("layer1/c", 8, layer=1, signal="c")
+        for _ in range(2):
+            states = {name: rng.uniform(-0.2, 0.2, (30, 8)).astype(np.float32) for name in ("layer0/c", "layer1/c")}
+            states["layer0/c"][5:9, 2] = 1.0
+            writer.append_item(rng.integers(1, 5, 30), states)
+    return path
+
+
+def _workspace_file(path, recording):
+    from lstmviz.analysis.workspace_file import (
+        PaneState,
+        WorkspaceState,
+        save_workspace,
+    )
+
+    state = WorkspaceState(recording=str(recording), window_start=0, window_width=40, panes=[
+        PaneState(tap="layer0/c", transform="raw", threshold=0.5, brush=(5, 9)),
+        PaneState(tap="layer1/c", transform="zscore", threshold=1.0, brush=(20, 23)),
+    ])
+    return save_workspace(path, state)
+
+
+def _colours(png):
     from PySide6.QtGui import QImage
 
     image = QImage(str(png))
     assert not image.isNull() and image.width() > 400
-    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
-    assert len(colours) > 20
+    return {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+
+
+def test_screenshot_of_a_workspace_with_its_recording_or_another_file(tmp_path, capsys):
+    rec = _small_recording(tmp_path / "rec.h5")
+    workspace = _workspace_file(tmp_path / "session.lstmviz.json", rec)
+    png = tmp_path / "ws.png"
+    assert main(["--screenshot", str(png), "--workspace", str(workspace)]) == 0
+    assert len(_colours(png)) > 20
+    other = _small_recording(tmp_path / "other.h5")
+    png2 = tmp_path / "ws2.png"
+    assert main(["--screenshot", str(png2), str(other), "--workspace", str(workspace)]) == 0
+    assert png2.exists() and "wrote" in capsys.readouterr().out
+
+
+def test_a_bad_workspace_file_is_one_line_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{ nope")
+    assert main(["--screenshot", str(tmp_path / "x.png"), "--workspace", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "Traceback" not in err
+    assert main(["--workspace", str(tmp_path / "missing.json")]) == 2
+    assert "no such workspace file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["1500", "wide", "100x100", "1500x90000"])
+def test_bad_window_size_is_one_line(size, tmp_path, capsys):
+    assert main(["--screenshot", str(tmp_path / "x.png"), "--size", size]) != 0
+    err = capsys.readouterr().err
+    assert "--size must be WIDTHxHEIGHT" in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()

@@ -48,7 +48,7 @@ def test_an_empty_window_invites_to_open(window):
 
 def test_changing_the_tap_redraws_it(window, recording_path, qtbot):
     window.open_file(recording_path)
-    combo = window.navigation.tap_combo
+    combo = window.state_plot.strips[0].tap_combo  # the (active) pane's control strip
     index = combo.findData("layer1/c")
     assert index >= 0
     with qtbot.waitSignal(window.workspace.tap_changed):
@@ -140,8 +140,12 @@ def test_annotation_track_shows_the_labels_of_the_window(window, recording_path)
     start, stop = window.workspace.window_range()
     with open_recording(recording_path) as rec:
         depth = rec.annotation("depth", start, stop)
-    image = tracks[0].image.image
-    np.testing.assert_array_equal(image[0], depth + 1)  # index 0 of the lookup table is "missing"
+    np.testing.assert_array_equal(tracks[0].values, depth)
+    from lstmviz.qt.palette import label_colors
+
+    colours = np.array(label_colors(["0", "1", "2", "3"]))
+    np.testing.assert_array_equal(tracks[0].rgba()[:, :3], colours[depth])
+    assert (tracks[0].rgba()[:, 3] == 255).all()  # nothing selected: no masking
 
 
 def test_the_info_panel_describes_the_recording(window, recording_path):

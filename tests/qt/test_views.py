@@ -102,7 +102,7 @@ def test_a_window_across_items_marks_the_boundaries(window, recording_path):
 def test_tanh_transform_draws_tanh_of_the_file_values(window, recording_path):
     window.open_file(recording_path)
     ws = window.workspace
-    window.navigation.transform_combo.activated.emit(1)
+    window.state_plot.strips[0].transform_combo.activated.emit(1)
     assert ws.transform == "tanh" and window.transform_actions["tanh"].isChecked()
     start, stop = ws.window_range()
     _, y = window.state_plot.curve.getData()

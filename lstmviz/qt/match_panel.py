@@ -1,0 +1,963 @@
+"""The Match panel: search the whole corpus for the active pane's hypothesis and study the results.
+
+LSTMVis's "Match view", built from a workspace. Pressing **Match** (Ctrl+M) turns the active pane's
+selection (units and signs, off-padding, brushed length) and the panel's settings (mode, result limit,
+minimum length, length weight, candidate cap: ``workspace.match_settings``, saved with the workspace)
+into a ``MatchQuery``; the bit index of (tap, transform, threshold) is opened on the worker channel
+"index" (it is cached on disk; building it can take seconds on a big file, with progress), then
+``matching.match`` runs on channel "match". A newer request supersedes an older one; Cancel stops it.
+The status line says how many matches were found and how long it took.
+
+The results (``MatchView``: one row per match, tokens aligned at the match start, strips of match count
+and chosen annotations under the tokens) sit beside the aggregate view (the distribution of one
+annotation at each offset, against the corpus, computed on channel "aggregate"). Clicking a result (or
+Enter) asks the workspace to show it (``workspace.show_match``).
+
+Exports: ``export_view`` (PNG/SVG/PDF of the results and aggregate views), ``export_matches`` and
+``export_aggregate`` (CSV/NPY); the actions ``export_view_action`` and ``export_data_action`` open a
+file dialog (the main window can put them in its menus).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lstmviz.qt.aggregate_view import AggregateView
+from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
+from lstmviz.qt.match_view import MatchView, legend_html
+from lstmviz.qt.widget_export import (
+    DATA_FORMATS,
+    VIEW_FORMATS,
+    export_table,
+    export_widget,
+    with_suffix,
+)
+
+MODE_NAMES = {"lstmvis": "LSTMVis", "scored": "scored"}
+#: index objects kept in memory per panel (most recent first out)
+INDEX_CACHE_SIZE = 4
+HOVER_HINT = "Hover a token for its labels and match count; click a row (or press Enter) to show it in the panes."
+#: sentences listed under the aggregate table
+ENRICHMENT_SENTENCES = 12
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that state a problem with the input (shown as a sentence, without a traceback)."""
+    errors: tuple[type[BaseException], ...] = (ValueError, KeyError, IndexError, OSError)
+    try:
+        from lstmviz.recording import RecordingError
+    except ImportError:
+        return errors
+    return errors + (RecordingError,)
+
+
+def _open_index(recording, key, task):
+    from lstmviz.analysis.bitindex import open_index
+
+    return open_index(recording, key, task=task)
+
+
+def _match(index, query, task):
+    from lstmviz.analysis.matching import match
+
+    return match(index, query, task=task)
+
+
+def _counter(index, units, signs):
+    from lstmviz.analysis.matching import match_counts
+
+    def count(start: int, stop: int):
+        return match_counts(index, units, signs, start, stop)
+
+    return count
+
+
+def _aggregate(recording, name: str, anchors, offsets, task):
+    from lstmviz.analysis.aggregate import (
+        LabelTable,
+        aggregate,
+        describe_enrichment,
+        top_enrichments,
+    )
+
+    table = aggregate(recording, name, anchors, offsets=offsets, task=task)
+    sentences = []
+    if isinstance(table, LabelTable):
+        info = recording.annotations.get(name, name)
+        sentences = [describe_enrichment(row, info) for row in top_enrichments(table, limit=ENRICHMENT_SENTENCES)]
+    return table, sentences
+
+
+@dataclass
+class _Request:
+    """One press of Match: what it asks for, and where it is (stage "index" or "match")."""
+
+    recording: object
+    key: object  # IndexKey
+    query: object  # MatchQuery
+    stage: str = "index"
+    request_id: int = 0
+    started: float = 0.0
+    index_note: str = ""
+    index_seconds: float = 0.0
+
+
+@dataclass
+class MatchContext:
+    """What produced the shown results (the match count strip reads the same index)."""
+
+    recording: object
+    key: object
+    query: object
+    index: object
+    index_note: str = ""
+
+
+def _duration(seconds: float) -> str:
+    return f"{1000 * seconds:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def _units_text(units, signs, limit: int = 12) -> str:
+    pairs = [f"{'−' if int(s) < 0 else ''}{int(u)}" for u, s in zip(units, signs)]
+    text = ", ".join(pairs[:limit])
+    return text + (f", … ({len(pairs)} units)" if len(pairs) > limit else "")
+
+
+class MatchPanel(QtWidgets.QWidget):
+    """Controls, the match results and the aggregated annotations, over a workspace."""
+
+    #: the results now shown (a MatchResults, or None when cleared)
+    results_changed = QtCore.Signal(object)
+    #: the aggregated table now shown (LabelTable / NumericTable, or None)
+    aggregate_changed = QtCore.Signal(object)
+    #: whether a match request (index or search) is running
+    busy_changed = QtCore.Signal(bool)
+    #: the text of the status line
+    status_changed = QtCore.Signal(str)
+    #: a result row was clicked / activated: start position and length (after workspace.show_match)
+    result_activated = QtCore.Signal(int, int)
+
+    def __init__(self, workspace, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = workspace
+        self.runner = workspace.runner
+        self.results = None
+        self.context: MatchContext | None = None
+        self.aggregate_table = None
+        self.align = "start"
+        self._request: _Request | None = None
+        self._aggregate_id: int | None = None
+        self._index_cache: list[tuple[tuple, object]] = []
+        self._strip_names: list[str] = []
+        self._pane = None
+        self._pane_connections: list = []
+        self._syncing = False
+        self._status = ""
+
+        self.model = MatchTableModel(self)
+        self.view = MatchView(self.model)
+        self.view.result_activated.connect(self._activated)
+        self.view.hovered.connect(self._hovered)
+        self.aggregate_view = AggregateView()
+        self.aggregate_view.annotation_chosen.connect(self._aggregate_chosen)
+
+        self._build_controls()
+        self._build_layout()
+        self._build_actions()
+
+        self.runner.finished.connect(self._finished)
+        self.runner.failed.connect(self._failed)
+        self.runner.cancelled.connect(self._cancelled)
+        self.runner.progress.connect(self._progress)
+        workspace.recording_changed.connect(self._recording_changed)
+        workspace.active_pane_changed.connect(self._active_pane_changed)
+        workspace.match_settings_changed.connect(self._load_settings)
+        # optional parts of the workspace: strips follow the visible tracks, the aggregated annotation is
+        # kept (and saved) by the workspace
+        if hasattr(workspace, "visible_annotations_changed"):
+            workspace.visible_annotations_changed.connect(self._visible_annotations_changed)
+        if hasattr(workspace, "aggregate_annotation_changed"):
+            workspace.aggregate_annotation_changed.connect(self._aggregate_annotation_changed)
+        self._load_settings()
+        self._recording_changed(workspace.recording)
+        self._active_pane_changed()
+
+    # ------------------------------------------------------------------ building
+    def _build_controls(self) -> None:
+        self.mode_combo = QtWidgets.QComboBox()
+        for mode, name in MODE_NAMES.items():
+            self.mode_combo.addItem(name, mode)
+        self.mode_combo.setToolTip(
+            "LSTMVis: rank as LSTMVis does (most selected units on, then fewest other units, then longest).\n"
+            "scored: rank by Jaccard × a length factor against the brushed length."
+        )
+        self.limit_spin = QtWidgets.QSpinBox()
+        self.limit_spin.setRange(0, 10_000_000)
+        self.limit_spin.setSpecialValueText("all")
+        self.limit_spin.setSingleStep(100)
+        self.limit_spin.setToolTip("How many results to return, best first (all: every candidate)")
+        self.min_length_spin = QtWidgets.QSpinBox()
+        self.min_length_spin.setRange(1, 100_000)
+        self.min_length_spin.setToolTip("Shortest matched run (LSTMVis itself never matches runs shorter than 2)")
+        self.weight_spin = QtWidgets.QDoubleSpinBox()
+        self.weight_spin.setRange(0.0, 10.0)
+        self.weight_spin.setSingleStep(0.1)
+        self.weight_spin.setDecimals(2)
+        self.weight_spin.setToolTip("scored mode: exponent b of the length factor (min(L, Ls) / max(L, Ls)) ** b")
+        self.cap_spin = QtWidgets.QSpinBox()
+        self.cap_spin.setRange(0, 100_000_000)
+        self.cap_spin.setSingleStep(1000)
+        self.cap_spin.setSpecialValueText("none")
+        self.cap_spin.setToolTip("Candidate runs scored at most (LSTMVis precise mode: 10,000; none: no cap)")
+        self.left_spin = QtWidgets.QSpinBox()
+        self.left_spin.setRange(0, 200)
+        self.left_spin.setToolTip("Tokens shown before offset 0")
+        self.right_spin = QtWidgets.QSpinBox()
+        self.right_spin.setRange(0, 500)
+        self.right_spin.setToolTip("Tokens shown after offset 0")
+        self.align_combo = QtWidgets.QComboBox()
+        self.align_combo.addItem("match start", "start")
+        self.align_combo.addItem("match end", "end")
+        self.align_combo.setToolTip("Offset 0 is the first matched token (as LSTMVis) or the last one")
+        for widget, signal in (
+            (self.mode_combo, self.mode_combo.currentIndexChanged),
+            (self.limit_spin, self.limit_spin.valueChanged),
+            (self.min_length_spin, self.min_length_spin.valueChanged),
+            (self.weight_spin, self.weight_spin.valueChanged),
+            (self.cap_spin, self.cap_spin.valueChanged),
+            (self.left_spin, self.left_spin.valueChanged),
+            (self.right_spin, self.right_spin.valueChanged),
+        ):
+            signal.connect(self._store_settings)
+        self.align_combo.currentIndexChanged.connect(self._align_changed)
+
+        self.selection_label = QtWidgets.QLabel()
+        self.selection_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.selection_label.setStyleSheet("color: #444")
+        self.match_button = QtWidgets.QPushButton("Match")
+        self.match_button.setToolTip("Search the whole corpus for the selected units (Ctrl+M)")
+        self.match_button.clicked.connect(self.match)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setVisible(False)
+        self.status_label = QtWidgets.QLabel("Select units in a pane, then press Match (Ctrl+M).")
+        self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.strips_button = QtWidgets.QToolButton()
+        self.strips_button.setText("Strips")
+        self.strips_button.setToolTip("Annotations shown as strips under the tokens")
+        self.strips_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.strips_menu = QtWidgets.QMenu(self.strips_button)
+        self.strips_button.setMenu(self.strips_menu)
+        self.paint_combo = QtWidgets.QComboBox()
+        self.paint_combo.setToolTip("Paint one strip's colours onto the token backgrounds")
+        self.paint_combo.currentIndexChanged.connect(self._paint_changed)
+        self.mask_check = QtWidgets.QCheckBox("mask")
+        self.mask_check.setChecked(True)
+        self.mask_check.setToolTip("Fade the painted colours where few selected units are on (as LSTMVis)")
+        self.mask_check.toggled.connect(self._mask_changed)
+        self.legend_label = QtWidgets.QLabel()
+        self.legend_label.setWordWrap(True)
+        self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.hover_label = QtWidgets.QLabel(HOVER_HINT)
+        self.hover_label.setStyleSheet("color: #444")
+        self.hover_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+
+    @staticmethod
+    def _labelled(text: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        layout = QtWidgets.QHBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        layout.addWidget(QtWidgets.QLabel(text))
+        layout.addWidget(widget)
+        return box
+
+    def _build_layout(self) -> None:
+        row1 = QtWidgets.QHBoxLayout()
+        row1.setSpacing(10)
+        row1.addWidget(self._labelled("Mode", self.mode_combo))
+        row1.addWidget(self._labelled("Results", self.limit_spin))
+        row1.addWidget(self._labelled("Min length", self.min_length_spin))
+        row1.addWidget(self._labelled("Length weight", self.weight_spin))
+        row1.addWidget(self._labelled("Candidates", self.cap_spin))
+        row1.addStretch(1)
+        row1.addWidget(self.match_button)
+        row1.addWidget(self.progress)
+        row1.addWidget(self.cancel_button)
+        row2 = QtWidgets.QHBoxLayout()
+        row2.setSpacing(10)
+        row2.addWidget(self.selection_label, 1)
+        row2.addWidget(self._labelled("Context before", self.left_spin))
+        row2.addWidget(self._labelled("after", self.right_spin))
+        row2.addWidget(self._labelled("offset 0 at", self.align_combo))
+        row2.addWidget(self.strips_button)
+        row2.addWidget(self._labelled("Paint tokens", self.paint_combo))
+        row2.addWidget(self.mask_check)
+
+        results = QtWidgets.QWidget()
+        results_layout = QtWidgets.QVBoxLayout(results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.setSpacing(3)
+        results_layout.addWidget(self.legend_label)
+        results_layout.addWidget(self.view, 1)
+        results_layout.addWidget(self.hover_label)
+        self.results_widget = results
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter.addWidget(results)
+        self.splitter.addWidget(self.aggregate_view)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(4)
+        layout.addLayout(row1)
+        layout.addLayout(row2)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.splitter, 1)
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
+            a = QtGui.QAction(text, self)
+            a.triggered.connect(slot)
+            if shortcut is not None:
+                a.setShortcut(QtGui.QKeySequence(shortcut))
+            if tip:
+                a.setStatusTip(tip)
+                a.setToolTip(tip)
+            self.addAction(a)
+            return a
+
+        self.match_action = action("&Match", self.match, "Ctrl+M", "Search the corpus for the selected units")
+        self.cancel_action = action("Cancel Match", self.cancel, None, "Stop the running match")
+        self.cancel_action.setEnabled(False)
+        self.export_view_action = action("Export Match &View…", self.choose_and_export_view, "Ctrl+Alt+E",
+                                         "Save the match results and aggregate views as PNG, SVG or PDF")
+        self.export_data_action = action("Export Match &Data…", self.choose_and_export_data, "Ctrl+Alt+D",
+                                         "Save the matches or the aggregated table as CSV or NPY")
+
+    # ------------------------------------------------------------------ settings (workspace.match_settings)
+    def _load_settings(self, *_) -> None:
+        s = self.workspace.match_settings
+        self._syncing = True
+        try:
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(s.mode)))
+            self.limit_spin.setValue(0 if s.limit is None else int(s.limit))
+            self.min_length_spin.setValue(int(s.min_length))
+            self.weight_spin.setValue(float(s.length_weight))
+            self.cap_spin.setValue(0 if s.candidate_cap is None else int(s.candidate_cap))
+            self.left_spin.setValue(int(s.left))
+            self.right_spin.setValue(int(s.right))
+        finally:
+            self._syncing = False
+        self.weight_spin.setEnabled(s.mode == "scored")
+        self._apply_context()
+
+    def settings_from_controls(self):
+        """The MatchSettings the controls show."""
+        limit = self.limit_spin.value()
+        cap = self.cap_spin.value()
+        return replace(
+            self.workspace.match_settings,
+            mode=self.mode_combo.currentData(),
+            limit=None if limit == 0 else int(limit),
+            min_length=int(self.min_length_spin.value()),
+            length_weight=float(self.weight_spin.value()),
+            candidate_cap=None if cap == 0 else int(cap),
+            left=int(self.left_spin.value()),
+            right=int(self.right_spin.value()),
+        )
+
+    def _store_settings(self, *_) -> None:
+        if self._syncing:
+            return
+        settings = self.settings_from_controls()
+        self.weight_spin.setEnabled(settings.mode == "scored")
+        if settings != self.workspace.match_settings:
+            self.workspace.set_match_settings(settings)
+        self._apply_context()
+
+    def _apply_context(self) -> None:
+        s = self.workspace.match_settings
+        before = (self.model.left, self.model.right, self.model.align)
+        self.model.set_context(int(s.left), int(s.right), self.align)
+        if before != (self.model.left, self.model.right, self.model.align) and self.results is not None:
+            self._start_aggregate()
+
+    def _align_changed(self, _index: int) -> None:
+        self.align = self.align_combo.currentData()
+        self._apply_context()
+
+    # ------------------------------------------------------------------ workspace changes
+    def _recording_changed(self, recording=None) -> None:
+        self._abandon_request()
+        self._index_cache.clear()
+        self._set_results(None, None)
+        recording = self.workspace.recording
+        names = [] if recording is None else list(recording.annotations)
+        visible = [getattr(a, "name", a) for a in (getattr(self.workspace, "visible_annotations", None) or [])]
+        strips = [n for n in visible if n in names]
+        if not strips and recording is not None:
+            strips = [n for n, info in recording.annotations.items()
+                      if info.kind == "categorical" and info.level == "position"][:1]
+        self._fill_strips_menu(names, strips)
+        self.aggregate_view.set_annotations(names, self._aggregate_default())
+        self.match_action.setEnabled(recording is not None)
+        self.match_button.setEnabled(recording is not None)
+        self._update_selection_label()
+
+    def _aggregate_default(self) -> str | None:
+        """The workspace's aggregated annotation, else the first categorical strip, else the first one."""
+        recording = self.workspace.recording
+        if recording is None:
+            return None
+        chosen = getattr(self.workspace, "aggregate_annotation", None)
+        if chosen in recording.annotations:
+            return chosen
+        categorical = [n for n in self._strip_names if recording.annotations[n].kind == "categorical"]
+        categorical += [n for n, info in recording.annotations.items() if info.kind == "categorical"]
+        return categorical[0] if categorical else next(iter(recording.annotations), None)
+
+    def _aggregate_chosen(self, name: str) -> None:
+        setter = getattr(self.workspace, "set_aggregate_annotation", None)
+        if setter is not None and name != getattr(self.workspace, "aggregate_annotation", None):
+            setter(name)  # comes back through aggregate_annotation_changed
+        self._start_aggregate()
+
+    def _aggregate_annotation_changed(self, name) -> None:
+        recording = self.workspace.recording
+        if recording is None or name is None or name not in recording.annotations:
+            return
+        if name != self.aggregate_view.annotation():
+            self.aggregate_view.set_annotations(list(recording.annotations), name)
+            self._start_aggregate()
+
+    def _visible_annotations_changed(self, names) -> None:
+        """Strips follow the tracks shown in the state panes (the Strips menu can change them here)."""
+        self.set_strips([getattr(n, "name", n) for n in names])
+
+    def _active_pane_changed(self, *_) -> None:
+        pane = getattr(self.workspace, "active_pane", None)
+        if pane is self._pane:
+            self._update_selection_label()
+            return
+        if self._pane is not None:
+            for signal, slot in self._pane_connections:
+                try:
+                    signal.disconnect(slot)
+                except (RuntimeError, TypeError):
+                    pass
+        self._pane = pane
+        self._pane_connections = []
+        if pane is not None:
+            self._pane_connections.append((pane.selection_changed, self._selection_changed))
+            changed = getattr(pane, "changed", None)  # padding, threshold ...: refresh the label
+            if changed is not None:
+                self._pane_connections.append((changed, self._update_selection_label))
+            for signal, slot in self._pane_connections:
+                signal.connect(slot)
+        self._update_selection_label()
+
+    def _selection_changed(self, selection=None, *_) -> None:
+        self._update_selection_label()
+        if self.results is None or self._request is not None:
+            return
+        q = self.results.query
+        pairs = set() if selection is None else {(int(u), int(x)) for u, x in zip(selection.units, selection.signs)}
+        if pairs != set(zip(q.units, q.signs)):
+            self._set_status(self._result_status() + " — the selection changed since; press Match to update")
+        else:
+            self._set_status(self._result_status())
+
+    def _update_selection_label(self, *_) -> None:
+        pane = getattr(self.workspace, "active_pane", None)
+        if self.workspace.recording is None or pane is None:
+            self.selection_label.setText("<i>No pane to match from.</i>")
+            return
+        selection = pane.selection
+        units = "" if selection is None or len(selection) == 0 else _units_text(selection.units, selection.signs)
+        what = f"units <b>{units}</b>" if units else "<i>no units selected</i>"
+        brush = pane.brush
+        length = f" · brushed length {brush[1] - brush[0]}" if brush is not None else ""
+        self.selection_label.setText(
+            f"{what} of <b>{pane.tap}</b> ({pane.transform}, threshold {pane.threshold:g}){length} · "
+            f"padding {pane.pad_left} before, {pane.pad_right} after (from the pane)"
+        )
+
+    # ------------------------------------------------------------------ matching
+    def build_query(self):
+        """The MatchQuery for the active pane and the panel's settings (ValueError with a sentence if none)."""
+        from lstmviz.analysis.match_types import MatchQuery
+
+        pane = self.workspace.active_pane
+        selection = pane.selection if pane is not None else None
+        if selection is None or len(selection) == 0:
+            raise ValueError("No units are selected: brush a range in a state pane (or add units by hand), "
+                             "then press Match.")
+        s = self.settings_from_controls()
+        brush = pane.brush
+        return MatchQuery(
+            units=tuple(int(u) for u in selection.units),
+            signs=tuple(int(x) for x in selection.signs),
+            mode=s.mode,
+            pad_left=int(pane.pad_left),
+            pad_right=int(pane.pad_right),
+            min_length=int(s.min_length),
+            limit=s.limit,
+            candidate_cap=s.candidate_cap,
+            selection_length=None if brush is None else int(brush[1] - brush[0]),
+            length_weight=float(s.length_weight),
+        )
+
+    def match(self) -> bool:
+        """Start a match for the active pane's selection. False (and a message in the status line) when
+        there is nothing to match."""
+        from lstmviz.analysis.bitindex import IndexKey
+
+        ws = self.workspace
+        recording = ws.recording
+        if recording is None:
+            self._set_status("Open a recording to match.", problem=True)
+            return False
+        pane = ws.active_pane
+        try:
+            query = self.build_query()
+        except ValueError as exc:
+            self._set_status(describe_exception(exc), problem=True)
+            return False
+        key = IndexKey(pane.tap, pane.transform, float(pane.threshold))
+        self._abandon_request()
+        request = _Request(recording, key, query, started=time.perf_counter())
+        self._request = request
+        index = self._cached_index(recording, key)
+        if index is not None:
+            request.index_note = "index in memory"
+            self._submit_match(request, index)
+        else:
+            request.stage = "index"
+            t0 = time.perf_counter()
+
+            def open_job(task, recording=recording, key=key, t0=t0):
+                index = _open_index(recording, key, task)
+                # a cached index loads without reporting progress; building reports it
+                how = "built in memory" if getattr(index, "path", None) is None else (
+                    "built" if task.total is not None or task.message else "loaded")
+                return index, time.perf_counter() - t0, how
+
+            request.request_id = self.runner.submit("index", open_job)
+            self._set_status(f"Opening the match index of {key.tap} ({key.transform} ≥ {key.threshold:g})…")
+        self._set_busy(True)
+        return True
+
+    def _submit_match(self, request: _Request, index) -> None:
+        request.stage = "match"
+        query = request.query
+
+        def match_job(task, index=index, query=query):
+            t0 = time.perf_counter()
+            results = _match(index, query, task)
+            return results, index, time.perf_counter() - t0
+
+        request.request_id = self.runner.submit("match", match_job)
+        self._set_status(f"Matching {query.k} units…")
+
+    def cancel(self) -> None:
+        """Stop the running match request (it reports "cancelled")."""
+        request = self._request
+        if request is not None and self.runner.latest(request.stage) == request.request_id:
+            self.runner.cancel(request.stage)
+
+    def _abandon_request(self) -> None:
+        """Forget the running request (cancelling it if it is still the latest on its channel)."""
+        request, self._request = self._request, None
+        if request is not None and self.runner.latest(request.stage) == request.request_id:
+            self.runner.cancel(request.stage)
+        if request is not None:
+            self._set_busy(False)
+
+    def _mine(self, channel: str, request_id: int) -> bool:
+        r = self._request
+        return r is not None and r.stage == channel and r.request_id == request_id
+
+    def _superseded(self, channel: str) -> bool:
+        """Another view's request took this panel's channel: ours will never report."""
+        r = self._request
+        return r is not None and r.stage == channel and self.runner.latest(channel) != r.request_id
+
+    def _finished(self, channel: str, request_id: int, result) -> None:
+        if channel == "aggregate":
+            if request_id == self._aggregate_id:
+                self._aggregate_id = None
+                table, sentences = result
+                self._show_aggregate(table, sentences)
+            elif self._aggregate_id is not None and self.runner.latest("aggregate") != self._aggregate_id:
+                self._aggregate_id = None  # another view's request took the channel
+                self.aggregate_view.set_message("The aggregation was superseded by another request.")
+            return
+        if not self._mine(channel, request_id):
+            if self._superseded(channel):
+                self._request = None
+                self._set_busy(False)
+                self._set_status("The match was superseded by another request; press Match again.")
+            return
+        request = self._request
+        if channel == "index":
+            index, seconds, how = result
+            request.index_seconds = seconds
+            request.index_note = f"index {how} in {_duration(seconds)}"
+            self._remember_index(request.recording, request.key, index)
+            self._submit_match(request, index)
+            return
+        results, index, seconds = result
+        self._request = None
+        self._set_busy(False)
+        self.context = MatchContext(request.recording, request.key, request.query, index, request.index_note)
+        self._set_results(results, self.context, seconds)
+
+    def _failed(self, channel: str, request_id: int, exc) -> None:
+        if channel == "aggregate":
+            if request_id == self._aggregate_id:
+                self._aggregate_id = None
+                self.aggregate_view.set_message(f"Cannot aggregate: {describe_exception(exc)}")
+                self._report(exc, "Cannot aggregate")
+            return
+        if not self._mine(channel, request_id):
+            return
+        self._request = None
+        self._set_busy(False)
+        what = "open the match index" if channel == "index" else "match"
+        self._set_status(f"Could not {what}: {describe_exception(exc)}", problem=True)
+        self._report(exc, "Cannot open the match index" if channel == "index" else "Cannot match")
+
+    def _cancelled(self, channel: str, request_id: int) -> None:
+        if channel == "aggregate":
+            if request_id == self._aggregate_id:
+                self._aggregate_id = None
+                self.aggregate_view.set_message("Aggregation cancelled.")
+            return
+        if self._mine(channel, request_id):
+            self._request = None
+            self._set_busy(False)
+            self._set_status("Match cancelled.")
+
+    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
+        if not self._mine(channel, request_id):
+            return
+        if total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(1.0, done / max(total, 1))))
+        else:
+            self.progress.setRange(0, 0)
+        label = "index" if channel == "index" else "match"
+        self.progress.setFormat(f"{label}: {message} %p%" if message and total else f"{label} %p%")
+
+    def _report(self, exc: BaseException, title: str) -> None:
+        """Worker errors through the app's one error path: the workspace's ``error_occurred`` (the window
+        shows it) when it has one, else a dialog (``errors.show_error``). Expected problems are one
+        sentence; anything else also goes to stderr with its traceback."""
+        expected = isinstance(exc, _expected_errors())
+        details = "" if expected else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        message = describe_exception(exc) if expected else (
+            f"Something went wrong: {describe_exception(exc)}\n\nThe window is still usable.")
+        if details:
+            sys.stderr.write(details)
+        signal = getattr(self.workspace, "error_occurred", None)
+        if signal is not None:
+            signal.emit(title, message)
+        else:
+            show_error(self, title, message, details)
+
+    def _cached_index(self, recording, key):
+        for (rec_id, k), index in self._index_cache:
+            if rec_id == id(recording) and k == key:
+                return index
+        return None
+
+    def _remember_index(self, recording, key, index) -> None:
+        self._index_cache = [(rk, i) for rk, i in self._index_cache if rk != (id(recording), key)]
+        self._index_cache.insert(0, ((id(recording), key), index))
+        del self._index_cache[INDEX_CACHE_SIZE:]
+
+    # ------------------------------------------------------------------ results
+    def _set_results(self, results, context: MatchContext | None, seconds: float = 0.0) -> None:
+        self.results = results
+        self._match_seconds = seconds
+        if results is None:
+            self.context = None
+            self._cancel_aggregate()
+            self.model.set_results(None, self.workspace.recording)
+            self._show_aggregate(None, [])
+        else:
+            q = context.query
+            counter = _counter(context.index, q.units, q.signs)
+            self.model.set_annotations(self._strip_names)
+            self.model.set_results(results, context.recording, counter=counter, units_total=q.k)
+            self._set_status(self._result_status())
+            self._start_aggregate()
+        self._refresh_paint_combo()
+        self._update_legend()
+        self.results_changed.emit(results)
+
+    def _result_status(self) -> str:
+        results = self.results
+        if results is None:
+            return ""
+        n = len(results)
+        elapsed = results.elapsed_s if getattr(results, "elapsed_s", 0) else self._match_seconds
+        q = results.query
+        text = f"{n:,} match{'es' if n != 1 else ''} in {_duration(elapsed)}"
+        notes = [self.context.index_note] if self.context and self.context.index_note else []
+        notes.append(f"{results.n_candidates:,} candidates scored")
+        if q.limit is not None and n >= q.limit:
+            notes.append(f"the best {q.limit:,}")
+        if not results.exact:
+            notes.append("candidate cap reached: the ranking is not proven complete")
+        return f"{text} ({'; '.join(notes)})"
+
+    def _set_status(self, text: str, problem: bool = False) -> None:
+        self._status = text
+        self.status_label.setStyleSheet("color: #b00000" if problem else "")
+        self.status_label.setText(text)
+        self.status_changed.emit(text)
+
+    def status_text(self) -> str:
+        return self._status
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("")
+        self.busy_changed.emit(busy)
+
+    @property
+    def busy(self) -> bool:
+        return self._request is not None
+
+    def _activated(self, start: int, length: int) -> None:
+        try:
+            self.workspace.show_match(int(start), int(length))
+        except ValueError as exc:  # e.g. the recording changed under the results
+            self._set_status(f"Cannot show that match: {describe_exception(exc)}", problem=True)
+            return
+        self.result_activated.emit(int(start), int(length))
+
+    def _hovered(self, text: str) -> None:
+        self.hover_label.setText(text or HOVER_HINT)
+
+    # ------------------------------------------------------------------ strips and painting
+    def _fill_strips_menu(self, names: list[str], chosen: list[str]) -> None:
+        self.strips_menu.clear()
+        recording = self.workspace.recording
+        for name in names:
+            info = recording.annotations[name]
+            kind = info.kind + (", per item" if info.level == "item" else "")
+            action = self.strips_menu.addAction(f"{name} ({kind})")
+            action.setCheckable(True)
+            action.setChecked(name in chosen)
+            action.setData(name)
+            if info.description:
+                action.setToolTip(info.description)
+            action.toggled.connect(lambda on, n=name: self._strip_toggled(n, on))
+        if not names:
+            self.strips_menu.addAction("(no annotations)").setEnabled(False)
+        self.strips_button.setEnabled(bool(names))
+        self.set_strips(chosen)
+
+    def _strip_toggled(self, name: str, on: bool) -> None:
+        names = [n for n in self._strip_names if n != name]
+        if on:
+            order = [a.data() for a in self.strips_menu.actions()]
+            names.append(name)
+            names.sort(key=lambda n: order.index(n) if n in order else len(order))
+        self.set_strips(names)
+
+    def set_strips(self, names) -> None:
+        """Show strips for these annotations under the tokens (after the match count)."""
+        recording = self.workspace.recording
+        names = [n for n in names if recording is not None and n in recording.annotations]
+        self._strip_names = names
+        for action in self.strips_menu.actions():
+            if action.isCheckable():
+                action.blockSignals(True)
+                action.setChecked(action.data() in names)
+                action.blockSignals(False)
+        self.strips_button.setText(f"Strips ({len(names)})" if names else "Strips")
+        self.model.set_annotations(names)
+        self._refresh_paint_combo()
+        self._update_legend()
+
+    @property
+    def strips(self) -> list[str]:
+        return list(self._strip_names)
+
+    def _refresh_paint_combo(self) -> None:
+        current = self.paint_combo.currentData()
+        self.paint_combo.blockSignals(True)
+        self.paint_combo.clear()
+        self.paint_combo.addItem("none", None)
+        for strip in self.model.strips:
+            self.paint_combo.addItem(strip.name, strip.name)
+        i = self.paint_combo.findData(current) if current else 0
+        self.paint_combo.setCurrentIndex(max(0, i))
+        self.paint_combo.blockSignals(False)
+        self.view.set_paint_strip(self.paint_combo.currentData())
+        self.mask_check.setEnabled(self.paint_combo.currentData() is not None)
+
+    def set_paint_strip(self, name: str | None) -> None:
+        """Paint this strip ("match count" or an annotation shown as a strip) onto the token backgrounds."""
+        i = self.paint_combo.findData(name) if name else 0
+        if i < 0:
+            raise ValueError(f"no strip {name!r} to paint; strips: {', '.join(s.name for s in self.model.strips)}")
+        self.paint_combo.setCurrentIndex(i)
+        self._paint_changed(i)
+
+    def _paint_changed(self, _index: int) -> None:
+        name = self.paint_combo.currentData()
+        self.view.set_paint_strip(name)
+        self.mask_check.setEnabled(name is not None)
+        self._update_legend()
+
+    def _mask_changed(self, on: bool) -> None:
+        self.view.set_mask(on)
+        self._update_legend()
+
+    def _update_legend(self) -> None:
+        self.legend_label.setText(legend_html(self.model, self.view.paint_strip,
+                                              self.view.mask and self.view.paint_strip not in (None, COUNT_STRIP)))
+
+    # ------------------------------------------------------------------ aggregation
+    def anchors(self):
+        """The positions at offset 0 of every result (match starts, or last matched tokens)."""
+        r = self.results
+        if r is None:
+            return None
+        return r.starts if self.align == "start" else r.starts + r.lengths - 1
+
+    def _start_aggregate(self) -> None:
+        name = self.aggregate_view.annotation()
+        recording = self.context.recording if self.context is not None else None
+        if self.results is None or recording is None or name is None:
+            self._cancel_aggregate()
+            self._show_aggregate(None, [])
+            return
+        if len(self.results) == 0:
+            self._cancel_aggregate()
+            self._show_aggregate(None, [])
+            self.aggregate_view.set_message("No matches to aggregate.")
+            return
+        anchors = self.anchors().copy()
+        offsets = range(-self.model.left, self.model.right + 1)
+        self.aggregate_view.set_message(f"Aggregating {name} over {len(anchors):,} matches…")
+
+        def job(task, recording=recording, name=name, anchors=anchors, offsets=offsets):
+            return _aggregate(recording, name, anchors, offsets, task)
+
+        self._aggregate_id = self.runner.submit("aggregate", job)
+
+    def _cancel_aggregate(self) -> None:
+        if self._aggregate_id is not None and self.runner.latest("aggregate") == self._aggregate_id:
+            self.runner.cancel("aggregate")
+        self._aggregate_id = None
+
+    def _show_aggregate(self, table, sentences) -> None:
+        if self.align == "end" and sentences:
+            sentences = [_end_anchored(s) for s in sentences]
+        self.aggregate_table = table
+        self.aggregate_view.set_table(table, sentences, "start" if self.align == "start" else "end")
+        self.aggregate_changed.emit(table)
+
+    # ------------------------------------------------------------------ export
+    def export_view(self, path: str | Path, *, part: str = "views") -> Path:
+        """Write the results and aggregate views ("views"), only the results ("results"), only the
+        aggregate ("aggregate") or the whole panel ("panel") to PNG, SVG or PDF."""
+        widgets = {"views": self.splitter, "results": self.results_widget, "aggregate": self.aggregate_view,
+                   "panel": self}
+        if part not in widgets:
+            raise ValueError(f"unknown part {part!r}; choose one of {', '.join(widgets)}")
+        return export_widget(widgets[part], path)
+
+    def export_matches(self, path: str | Path) -> Path:
+        """The matches (rank, positions, scores and the text around them) as CSV or NPY."""
+        from lstmviz.analysis.export_data import match_columns
+
+        if self.results is None or self.context is None:
+            raise ValueError("There are no matches to export yet: press Match first.")
+        columns = match_columns(self.results, self.context.recording, left=self.model.left, right=self.model.right)
+        return export_table(path, columns)
+
+    def export_aggregate(self, path: str | Path) -> Path:
+        """The aggregated annotation table (long format) as CSV or NPY."""
+        from lstmviz.analysis.export_data import label_table_columns
+
+        if self.aggregate_table is None:
+            raise ValueError("There is no aggregated table to export yet: match, then choose an annotation.")
+        return export_table(path, label_table_columns(self.aggregate_table))
+
+    def _default_path(self, what: str, suffix: str) -> str:
+        recording = self.workspace.recording
+        if recording is None:
+            return f"{what}{suffix}"
+        p = Path(recording.path)
+        return str(p.with_name(f"{p.stem}-{what}{suffix}"))
+
+    def choose_and_export_view(self) -> bool:
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export match view", self._default_path("matches", ".png"), ";;".join(VIEW_FORMATS.values()))
+        if not path:
+            return False
+        return self._guarded("Cannot export", lambda: self.export_view(with_suffix(path, chosen, VIEW_FORMATS)))
+
+    def choose_and_export_data(self) -> bool:
+        filters = {
+            "Matches, CSV table (*.csv)": ("matches", ".csv"),
+            "Matches, NumPy array (*.npy)": ("matches", ".npy"),
+            "Aggregated annotation, CSV table (*.csv)": ("aggregate", ".csv"),
+            "Aggregated annotation, NumPy array (*.npy)": ("aggregate", ".npy"),
+        }
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export match data", self._default_path("matches", ".csv"), ";;".join(filters))
+        if not path:
+            return False
+        what, suffix = filters.get(chosen, ("matches", ".csv"))
+        if Path(path).suffix.lower() not in DATA_FORMATS:
+            path += suffix
+        export = self.export_aggregate if what == "aggregate" else self.export_matches
+        return self._guarded("Cannot export", lambda: export(path))
+
+    def _guarded(self, title: str, fn) -> bool:
+        try:
+            written = fn()
+        except (ValueError, OSError) as exc:
+            show_error(self, title, describe_exception(exc))
+            return False
+        self._set_status(f"Exported to {written}")
+        return True
+
+    def shutdown(self) -> None:
+        """Cancel this panel's running requests (call before the runner shuts down)."""
+        self._abandon_request()
+        self._cancel_aggregate()
+
+
+def _end_anchored(sentence: str) -> str:
+    """``describe_enrichment`` speaks of match starts; with offsets from the match end, say "end"."""
+    for a, b in (("matches start on", "matches end on"), ("matches start right after", "matches end right after"),
+                 ("matches start ", "matches end "), ("after their start", "after their end")):
+        sentence = sentence.replace(a, b)
+    return sentence
