@@ -7,6 +7,7 @@ tests/qt/test_export_formats.py, which exports every format).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -51,17 +52,24 @@ def export_graphics(item: QtWidgets.QGraphicsItem, path: str | Path, *, scale: f
 def _export_pdf(item: QtWidgets.QGraphicsItem, path: Path) -> None:
     """Render the item's scene rectangle onto one PDF page of the same size (1 px = 1 pt)."""
     source = item.sceneBoundingRect()
+    with pdf_page(path, source.width(), source.height()) as painter:
+        item.scene().render(painter, QtCore.QRectF(0, 0, source.width(), source.height()), source)
+
+
+@contextmanager
+def pdf_page(path: Path, width: float, height: float, title: str = "lstmviz"):
+    """A painter on a one-page PDF of ``width`` x ``height`` points, background already filled."""
     writer = QtGui.QPdfWriter(str(path))
     writer.setResolution(72)
-    writer.setPageSize(QtGui.QPageSize(QtCore.QSizeF(source.width(), source.height()), QtGui.QPageSize.Unit.Point))
+    writer.setPageSize(QtGui.QPageSize(QtCore.QSizeF(width, height), QtGui.QPageSize.Unit.Point))
     writer.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
     writer.setCreator("lstmviz")
+    writer.setTitle(title)
     painter = QtGui.QPainter()
     if not painter.begin(writer):
         raise OSError(f"{path}: cannot write a PDF there")
     try:
-        target = QtCore.QRectF(0, 0, source.width(), source.height())
-        painter.fillRect(target, QtGui.QColor(*BACKGROUND))
-        item.scene().render(painter, target, source)
+        painter.fillRect(QtCore.QRectF(0, 0, width, height), QtGui.QColor(*BACKGROUND))
+        yield painter
     finally:
         painter.end()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.qt.export import pdf_page
 from lstmviz.qt.palette import BACKGROUND
 
 VIEW_FORMATS = {
@@ -171,20 +172,8 @@ def _export_svg(widget: QtWidgets.QWidget, path: Path) -> None:
 
 def _export_pdf(widget: QtWidgets.QWidget, path: Path) -> None:
     size = widget.size()
-    writer = QtGui.QPdfWriter(str(path))
-    writer.setResolution(72)
-    writer.setPageSize(QtGui.QPageSize(QtCore.QSizeF(size.width(), size.height()), QtGui.QPageSize.Unit.Point))
-    writer.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
-    writer.setCreator("lstmviz")
-    writer.setTitle(widget.windowTitle() or "lstmviz")
-    painter = QtGui.QPainter()
-    if not painter.begin(writer):
-        raise OSError(f"{path}: cannot write a PDF there")
-    try:
-        painter.fillRect(QtCore.QRect(0, 0, size.width(), size.height()), QtGui.QColor(*BACKGROUND))
+    with pdf_page(path, size.width(), size.height(), widget.windowTitle() or "lstmviz") as painter:
         widget.render(painter, QtCore.QPoint(0, 0))
-    finally:
-        painter.end()
 
 
 def export_table(path: str | Path, columns: dict) -> Path:
