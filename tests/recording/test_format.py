@@ -516,3 +516,16 @@ def test_summary(tmp_path):
     assert "parens, split valid" in text and "depth=3" in text
     assert "/tmp/x.pt" in text and "sha256 ffffffffffff…" in text and "f" * 20 not in text
     assert "torch 2.13.0" in text and "h5py" in text and "created" in text
+
+
+def test_float16_input_to_a_float16_tap_is_stored_as_is_without_warnings(tmp_path):
+    import warnings
+
+    values = np.array([[1.5, -2.0, np.inf, 65504.0]], dtype=np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "overflow encountered in cast" would fail here
+        with RecordingWriter(tmp_path / "f16.h5", vocab=["a"], dtype="float16") as writer:
+            writer.add_tap("t", 4)
+            writer.append_item([0], {"t": values})
+    with open_recording(tmp_path / "f16.h5") as rec:
+        assert rec.raw_states("t").tolist() == values.tolist()
