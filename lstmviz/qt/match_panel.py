@@ -320,6 +320,7 @@ class MatchPanel(QtWidgets.QWidget):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
+        self.aggregate_view.setMinimumWidth(360)  # the offset x label table stays readable beside the rows
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
