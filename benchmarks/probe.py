@@ -1,0 +1,138 @@
+"""Linear probes at scale: ``fit_probe`` vs scikit-learn's ``LogisticRegression`` on the same data.
+
+A synthetic recording of --positions positions x 512 units (float16, items of 100-300 positions) is
+built once under --data-dir. Each position carries one of 10 classes (skewed frequencies); a tap holds
+per-unit bias and scale + N(0, 1) noise + a class mean (a random vector of norm ~--separation) so that
+the label is linearly decodable but not perfectly. In one run it prints:
+
+  (a) ``fit_probe`` (4 l2 values, chosen on the validation items, streamed from the file): wall time,
+      chosen l2, held-out accuracy with its 95% item-bootstrap interval;
+  (a') the same with ``max_positions=--max-positions`` (a seeded subset of the training positions,
+       kept in memory between epochs; validation and test positions are all used);
+  (b) ``sklearn.linear_model.LogisticRegression(solver="lbfgs")`` on the same standardised training
+      positions (float32, loaded into memory; load time reported separately), one fit at
+      C = 1 / (2 · l2 · n_train) (the same objective as ours at the chosen l2), scored on the same test
+      positions;
+  (c) the time ratio (sklearn fit only, and sklearn load + fit, over our whole fit) and the accuracy
+      difference (goal: ratio >= 5, |difference| <= 1 point).
+
+Measured numbers only; nothing is asserted. scikit-learn is needed only here (``pip install
+scikit-learn``), never by lstmviz.
+
+    python benchmarks/probe.py                         # 1M x 512 (builds ~1 GB once)
+    python benchmarks/probe.py --positions 200000      # quicker
+    python benchmarks/probe.py --max-positions 0       # skip (a'), the fit on a training subsample
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lstmviz.analysis.probes import fit_probe, probe_labels, split_items
+from lstmviz.analysis.transforms import tap_stats
+from lstmviz.recording import RecordingWriter, open_recording
+
+TAP = "layer0/h"
+UNITS = 512
+CLASSES = 10
+
+
+def build(path: Path, positions: int, separation: float, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    bias = rng.normal(0, 2, UNITS).astype(np.float32)
+    scale = rng.uniform(0.3, 3.0, UNITS).astype(np.float32)
+    centers = rng.standard_normal((CLASSES, UNITS)).astype(np.float32)
+    centers *= separation / np.sqrt(UNITS)
+    freq = np.linspace(3, 1, CLASSES)
+    freq /= freq.sum()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with RecordingWriter(path, vocab=[f"w{i}" for i in range(1000)], dtype="float16") as w:
+        w.add_tap(TAP, UNITS, layer=0, signal="h")
+        w.add_annotation("cls", kind="categorical", labels=[f"c{i}" for i in range(CLASSES)])
+        done = 0
+        while done < positions:
+            n = min(int(rng.integers(100, 301)), positions - done)
+            y = rng.choice(CLASSES, n, p=freq)
+            x = rng.standard_normal((n, UNITS), dtype=np.float32) + centers[y]
+            w.append_item(rng.integers(0, 1000, n), {TAP: (x * scale + bias).astype(np.float16)},
+                          annotations={"cls": y})
+            done += n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--positions", type=int, default=1_000_000)
+    parser.add_argument("--separation", type=float, default=3.0)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/lstmviz-bench"))
+    parser.add_argument("--max-positions", type=int, default=100_000,
+                        help="also fit on a random subset of this many training positions (0: skip)")
+    parser.add_argument("--max-iter", type=int, default=1000, help="sklearn lbfgs iterations at most")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+    path = args.data_dir / f"probe-{args.positions}x{UNITS}-s{args.separation:g}.h5"
+    if not path.exists():
+        t = time.perf_counter()
+        build(path, args.positions, args.separation)
+        print(f"built {path} in {time.perf_counter() - t:.1f} s")
+    with open_recording(path) as rec:
+        labels = probe_labels(rec, "cls")
+        split = split_items(rec.n_items, seed=0)
+        names = list(rec.annotations["cls"].labels)
+        tap_stats(rec, TAP)  # cached statistics, as in the application (computed once per recording)
+        print(f"recording: {rec.n_positions} positions x {UNITS} units (float16), {rec.n_items} items")
+
+        t = time.perf_counter()
+        ours = fit_probe(rec, TAP, labels, split, annotation="cls", label_names=names)
+        t_ours = time.perf_counter() - t
+        print(f"(a) fit_probe: {t_ours:.2f} s (4 l2 values, {ours.n_train} train positions); l2 = {ours.l2:g}; "
+              f"test accuracy {100 * ours.accuracy:.2f}% [{100 * ours.ci_low:.2f}, {100 * ours.ci_high:.2f}] "
+              f"on {ours.n_test} positions; majority {100 * ours.majority_accuracy:.2f}%")
+
+        if args.max_positions:
+            t = time.perf_counter()
+            sub = fit_probe(rec, TAP, labels, split, annotation="cls", label_names=names,
+                            max_positions=args.max_positions)
+            t_sub = time.perf_counter() - t
+            print(f"(a') fit_probe(max_positions={args.max_positions}): {t_sub:.2f} s; l2 = {sub.l2:g}; "
+                  f"test accuracy {100 * sub.accuracy:.2f}% [{100 * sub.ci_low:.2f}, {100 * sub.ci_high:.2f}]")
+
+        from sklearn.linear_model import LogisticRegression
+
+        t = time.perf_counter()
+        stats = tap_stats(rec, TAP)
+        x = rec.raw_states(TAP).astype(np.float32)
+        x -= stats.mean.astype(np.float32)
+        x /= stats.safe_std().astype(np.float32)
+        items = rec.item_of(np.arange(rec.n_positions))
+        train = np.isin(items, split[0]) & (labels >= 0)
+        test = np.isin(items, split[2]) & (labels >= 0)
+        x_train, y_train = x[train], labels[train]
+        x_test, y_test = x[test], labels[test]
+        del x
+        t_load = time.perf_counter() - t
+        c = 1.0 / (2.0 * ours.l2 * len(y_train))
+        t = time.perf_counter()
+        clf = LogisticRegression(C=c, solver="lbfgs", max_iter=args.max_iter)
+        clf.fit(x_train, y_train)
+        t_sk = time.perf_counter() - t
+        acc_sk = float(np.mean(clf.predict(x_test) == y_test))
+        print(f"(b) sklearn LogisticRegression(lbfgs, C={c:.3g}): load + standardise {t_load:.2f} s, "
+              f"fit {t_sk:.2f} s ({int(np.max(clf.n_iter_))} iterations); test accuracy {100 * acc_sk:.2f}% "
+              f"on {len(y_test)} positions")
+        print(f"(c) speed-up {t_sk / t_ours:.1f}x (fit only), {(t_sk + t_load) / t_ours:.1f}x (load + fit); "
+              f"accuracy ours - sklearn = {100 * (ours.accuracy - acc_sk):+.2f} points "
+              f"(goal >= 5x, within 1 point)")
+        if args.max_positions:
+            print(f"(c') with max_positions={args.max_positions}: speed-up {t_sk / t_sub:.1f}x (fit only), "
+                  f"{(t_sk + t_load) / t_sub:.1f}x (load + fit); accuracy ours - sklearn = "
+                  f"{100 * (sub.accuracy - acc_sk):+.2f} points")
+
+
+if __name__ == "__main__":
+    main()
