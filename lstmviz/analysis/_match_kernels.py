@@ -161,6 +161,19 @@ def _item_cursor(item_offsets, t):
     return np.searchsorted(item_offsets, t, side="right")
 
 
+@njit(nogil=True, inline="always")
+def _emit_run(start, length, level, min_len, max_len, counts, q, out_start, out_len, out_level):
+    """Store the closed run [start, start + length) of ``level`` at slot q if its length is allowed;
+    returns the next free slot."""
+    if length < min_len or length > max_len:
+        return q
+    counts[level] += 1
+    out_start[q] = start
+    out_len[q] = length
+    out_level[q] = level
+    return q + 1
+
+
 @njit(nogil=True, cache=True)
 def _runs_block(c, c64, lo, b0, b1, item_offsets, min_len, max_len, counts, q0, out_start, out_len,
                out_level):
@@ -187,14 +200,8 @@ def _runs_block(c, c64, lo, b0, b1, item_offsets, min_len, max_len, counts, q0, 
             # item end (or block end): close every open run at t
             while sp > 0:
                 sp -= 1
-                L = t - sstart[sp]
-                if L >= min_len and L <= max_len:
-                    h = sval[sp]
-                    counts[h] += 1
-                    out_start[q] = sstart[sp]
-                    out_len[q] = L
-                    out_level[q] = h
-                    q += 1
+                q = _emit_run(sstart[sp], t - sstart[sp], sval[sp], min_len, max_len, counts, q,
+                              out_start, out_len, out_level)
             if t >= b1:
                 break
             while it < n_off and item_offsets[it] <= t:
@@ -221,14 +228,8 @@ def _runs_block(c, c64, lo, b0, b1, item_offsets, min_len, max_len, counts, q0, 
         start = t
         while sp > 0 and sval[sp - 1] > v:
             sp -= 1
-            L = t - sstart[sp]
-            if L >= min_len and L <= max_len:
-                h = sval[sp]
-                counts[h] += 1
-                out_start[q] = sstart[sp]
-                out_len[q] = L
-                out_level[q] = h
-                q += 1
+            q = _emit_run(sstart[sp], t - sstart[sp], sval[sp], min_len, max_len, counts, q,
+                          out_start, out_len, out_level)
             start = sstart[sp]
         if v > 0 and (sp == 0 or sval[sp - 1] < v):
             sval[sp] = v
