@@ -64,12 +64,36 @@ def build(path: Path, positions: int, separation: float, seed: int = 0) -> None:
             done += n
 
 
+def load_for_sklearn(rec, split, labels):
+    """The training and test rows, standardised as float32 arrays in memory, read slab by slab."""
+    stats = tap_stats(rec, TAP)
+    mean = stats.mean.astype(np.float32)
+    inv = (1.0 / stats.safe_std()).astype(np.float32)
+    items = rec.item_of(np.arange(rec.n_positions))
+    train = np.isin(items, split[0]) & (labels >= 0)
+    test = np.isin(items, split[2]) & (labels >= 0)
+    x_train = np.empty((int(train.sum()), UNITS), np.float32)
+    x_test = np.empty((int(test.sum()), UNITS), np.float32)
+    i = j = 0
+    buf = np.empty((65536, UNITS), np.float16)
+    for a in range(0, rec.n_positions, len(buf)):
+        c = min(rec.n_positions, a + len(buf))
+        x = rec.raw_states(TAP, a, c, out=buf[: c - a])
+        for mask, out, at in ((train[a:c], x_train, i), (test[a:c], x_test, j)):
+            rows = x[mask]
+            np.subtract(rows, mean, out=out[at:at + len(rows)])
+            out[at:at + len(rows)] *= inv
+        i += int(train[a:c].sum())
+        j += int(test[a:c].sum())
+    return x_train, labels[train], x_test, labels[test]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--positions", type=int, default=1_000_000)
     parser.add_argument("--separation", type=float, default=3.0)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/lstmviz-bench"))
-    parser.add_argument("--max-positions", type=int, default=100_000,
+    parser.add_argument("--max-positions", type=int, default=0,
                         help="also fit on a random subset of this many training positions (0: skip)")
     parser.add_argument("--max-iter", type=int, default=1000, help="sklearn lbfgs iterations at most")
     args = parser.parse_args()
@@ -80,6 +104,9 @@ def main() -> None:
         t = time.perf_counter()
         build(path, args.positions, args.separation)
         print(f"built {path} in {time.perf_counter() - t:.1f} s")
+    import torch  # noqa: F401 - the application has imported torch long before a probe runs
+    from sklearn.linear_model import LogisticRegression
+
     with open_recording(path) as rec:
         labels = probe_labels(rec, "cls")
         split = split_items(rec.n_items, seed=0)
@@ -87,34 +114,26 @@ def main() -> None:
         tap_stats(rec, TAP)  # cached statistics, as in the application (computed once per recording)
         print(f"recording: {rec.n_positions} positions x {UNITS} units (float16), {rec.n_items} items")
 
-        t = time.perf_counter()
-        ours = fit_probe(rec, TAP, labels, split, annotation="cls", label_names=names)
-        t_ours = time.perf_counter() - t
-        print(f"(a) fit_probe: {t_ours:.2f} s (4 l2 values, {ours.n_train} train positions); l2 = {ours.l2:g}; "
-              f"test accuracy {100 * ours.accuracy:.2f}% [{100 * ours.ci_low:.2f}, {100 * ours.ci_high:.2f}] "
-              f"on {ours.n_test} positions; majority {100 * ours.majority_accuracy:.2f}%")
+        times = []
+        for attempt in ("first in this process", "again"):
+            t = time.perf_counter()
+            ours = fit_probe(rec, TAP, labels, split, annotation="cls", label_names=names)
+            times.append(time.perf_counter() - t)
+            print(f"(a) fit_probe, {attempt}: {times[-1]:.2f} s (reads the tap, chooses l2 among "
+                  f"{len(ours.valid_accuracy)}, fits {ours.n_train} train positions); l2 = {ours.l2:.3g}; "
+                  f"test accuracy {100 * ours.accuracy:.2f}% [{100 * ours.ci_low:.2f}, {100 * ours.ci_high:.2f}] "
+                  f"on {ours.n_test} positions; majority {100 * ours.majority_accuracy:.2f}%")
+        t_ours = times[0]
 
         if args.max_positions:
             t = time.perf_counter()
             sub = fit_probe(rec, TAP, labels, split, annotation="cls", label_names=names,
                             max_positions=args.max_positions)
-            t_sub = time.perf_counter() - t
-            print(f"(a') fit_probe(max_positions={args.max_positions}): {t_sub:.2f} s; l2 = {sub.l2:g}; "
+            print(f"(a') fit_probe(max_positions={args.max_positions}): {time.perf_counter() - t:.2f} s; "
                   f"test accuracy {100 * sub.accuracy:.2f}% [{100 * sub.ci_low:.2f}, {100 * sub.ci_high:.2f}]")
 
-        from sklearn.linear_model import LogisticRegression
-
         t = time.perf_counter()
-        stats = tap_stats(rec, TAP)
-        x = rec.raw_states(TAP).astype(np.float32)
-        x -= stats.mean.astype(np.float32)
-        x /= stats.safe_std().astype(np.float32)
-        items = rec.item_of(np.arange(rec.n_positions))
-        train = np.isin(items, split[0]) & (labels >= 0)
-        test = np.isin(items, split[2]) & (labels >= 0)
-        x_train, y_train = x[train], labels[train]
-        x_test, y_test = x[test], labels[test]
-        del x
+        x_train, y_train, x_test, y_test = load_for_sklearn(rec, split, labels)
         t_load = time.perf_counter() - t
         c = 1.0 / (2.0 * ours.l2 * len(y_train))
         t = time.perf_counter()
@@ -122,16 +141,13 @@ def main() -> None:
         clf.fit(x_train, y_train)
         t_sk = time.perf_counter() - t
         acc_sk = float(np.mean(clf.predict(x_test) == y_test))
-        print(f"(b) sklearn LogisticRegression(lbfgs, C={c:.3g}): load + standardise {t_load:.2f} s, "
-              f"fit {t_sk:.2f} s ({int(np.max(clf.n_iter_))} iterations); test accuracy {100 * acc_sk:.2f}% "
-              f"on {len(y_test)} positions")
-        print(f"(c) speed-up {t_sk / t_ours:.1f}x (fit only), {(t_sk + t_load) / t_ours:.1f}x (load + fit); "
-              f"accuracy ours - sklearn = {100 * (ours.accuracy - acc_sk):+.2f} points "
-              f"(goal >= 5x, within 1 point)")
-        if args.max_positions:
-            print(f"(c') with max_positions={args.max_positions}: speed-up {t_sk / t_sub:.1f}x (fit only), "
-                  f"{(t_sk + t_load) / t_sub:.1f}x (load + fit); accuracy ours - sklearn = "
-                  f"{100 * (sub.accuracy - acc_sk):+.2f} points")
+        print(f"(b) sklearn LogisticRegression(lbfgs, C={c:.3g}, the objective of (a)): load + standardise "
+              f"{t_load:.2f} s, fit {t_sk:.2f} s ({int(np.max(clf.n_iter_))} iterations); test accuracy "
+              f"{100 * acc_sk:.2f}% on {len(y_test)} positions")
+        print(f"(c) speed-up over (a) first: {t_sk / t_ours:.1f}x (sklearn fit only), "
+              f"{(t_sk + t_load) / t_ours:.1f}x (sklearn load + fit); over (a) again: "
+              f"{t_sk / times[1]:.1f}x / {(t_sk + t_load) / times[1]:.1f}x; accuracy ours - sklearn = "
+              f"{100 * (ours.accuracy - acc_sk):+.2f} points (goal >= 5x, within 1 point)")
 
 
 if __name__ == "__main__":

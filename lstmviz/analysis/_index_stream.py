@@ -27,18 +27,25 @@ class SlabReader:
 
     ``x`` is ``[stop - start, units]`` in the tap's stored dtype and is reused after the loop body
     asks for the next slab. Leaving the ``with`` block (also by an exception) stops the reader.
+    ``ranges``: read these ``(start, stop)`` row ranges (each at most ``rows`` long) in this order
+    instead of ``[start, stop)`` in slabs of ``rows``.
     """
 
     def __init__(self, recording, tap: str, rows: int, *, start: int = 0, stop: int | None = None,
-                 buffers: int = 3):
+                 buffers: int = 3, ranges=None):
         info = recording.taps[tap]
         self._recording = recording
         self._tap = tap
         self._rows = int(rows)
-        self._start = int(start)
-        self._stop = recording.axis_length(info.axis) if stop is None else int(stop)
-        n = max(0, self._stop - self._start)
-        shape = (min(self._rows, n) if n else 1, info.units)
+        start = int(start)
+        stop = recording.axis_length(info.axis) if stop is None else int(stop)
+        if ranges is None:
+            ranges = [(a, min(stop, a + self._rows)) for a in range(start, stop, self._rows)]
+        self._ranges = [(int(a), int(b)) for a, b in ranges]
+        if any(b - a > self._rows or b < a for a, b in self._ranges):
+            raise ValueError(f"every range must hold 0..{self._rows} rows")
+        n = max([b - a for a, b in self._ranges], default=0)
+        shape = (n if n else 1, info.units)
         self._free: queue.Queue = queue.Queue()
         self._full: queue.Queue = queue.Queue()
         for _ in range(buffers):
@@ -56,7 +63,7 @@ class SlabReader:
         self._thread.join()
 
     def __iter__(self):
-        for a in range(self._start, self._stop, self._rows):
+        for _ in self._ranges:
             item = self._full.get()
             if isinstance(item, BaseException):
                 raise item
@@ -66,11 +73,10 @@ class SlabReader:
 
     def _read_all(self) -> None:
         try:
-            for a in range(self._start, self._stop, self._rows):
+            for a, b in self._ranges:
                 buf = self._free.get()
                 if buf is None or self._halt.is_set():
                     return
-                b = min(self._stop, a + self._rows)
                 self._recording.raw_states(self._tap, a, b, out=buf[: b - a])
                 self._full.put((a, b, buf))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it

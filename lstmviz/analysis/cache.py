@@ -60,7 +60,9 @@ def recording_fingerprint(recording) -> str:
     """A hex digest that changes when the recording file changes.
 
     Built from the file's size and modification time (ns), the writer's ``created`` time, the number
-    of positions, and each tap's name, units, dtype and axis. Cheap: one ``stat``, no data read.
+    of positions, each tap's name, units, dtype and axis, and the checkpoint whose states the recording
+    object reads (``Recording.at_checkpoint``; none for the main states). Cheap: one ``stat``, no data
+    read.
     """
     st = os.stat(recording.path)
     taps = [[t.name, int(t.units), str(t.dtype), t.axis] for t in recording.taps.values()]
@@ -71,6 +73,9 @@ def recording_fingerprint(recording) -> str:
         "n_positions": int(recording.n_positions),
         "taps": taps,
     }
+    checkpoint = getattr(recording, "checkpoint", None)
+    if checkpoint is not None:  # so that the main states keep the fingerprints of caches already built
+        parts["checkpoint"] = str(checkpoint)
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 

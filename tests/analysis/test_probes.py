@@ -226,12 +226,57 @@ def test_probe_all_reports_progress_and_cancels(rec):
     assert len(calls) == 3
 
 
-def test_streaming_and_subsampled_fits(rec, monkeypatch):
+@pytest.mark.parametrize("memory_bytes", [None, 0, 1500 * 2 * UNITS])
+@pytest.mark.parametrize("select_rows", [None, 200])
+def test_every_data_path_finds_the_planted_tag(rec, monkeypatch, memory_bytes, select_rows):
+    """In memory, streamed every epoch (memory_bytes=0), training rows in memory with evaluation
+    streamed; with l2 chosen on all training rows or on a subset then refitted on all."""
     from lstmviz.analysis import probes
 
-    monkeypatch.setattr(probes, "IN_MEMORY_BYTES", 0)  # re-read the tap every epoch
-    streamed = _fit(rec, "planted", "tag")
-    assert streamed.accuracy > 0.97
+    if select_rows is not None:
+        monkeypatch.setattr(probes, "SELECT_ROWS", select_rows)
+    fit = _fit(rec, "planted", "tag", memory_bytes=memory_bytes)
+    assert fit.accuracy > 0.97
+    noise = _fit(rec, "noise", "tag", memory_bytes=memory_bytes)
+    assert noise.accuracy < noise.majority_accuracy + 0.08
+    assert set(fit.valid_accuracy) == set(probes.DEFAULT_L2_GRID)
+    # chosen on a subset, l2 is rescaled to the whole training set (the same C = 1 / (2 l2 n))
+    scale = select_rows / fit.n_train if select_rows else 1.0
+    assert any(np.isclose(fit.l2, v * scale) for v in probes.DEFAULT_L2_GRID)
+
+
+def test_same_result_in_memory_and_streamed(rec):
+    """The data path changes batch composition only: both fits land on the same accuracy."""
+    a = _fit(rec, "planted", "tag")
+    b = _fit(rec, "planted", "tag", memory_bytes=0)
+    assert abs(a.accuracy - b.accuracy) < 0.02
+    assert a.n_train == b.n_train and a.n_test == b.n_test
+
+
+def test_subsampled_fit(rec):
     sub = _fit(rec, "planted", "tag", max_positions=300)
     assert sub.n_train == 300
     assert sub.accuracy > 0.9
+
+
+def test_control_probe_reuses_the_rows_of_the_probe(rec, monkeypatch):
+    """``shared`` carries the standardised rows from a probe to its control: the tap is read once,
+    and the control's result is the same as a control fitted on its own."""
+    reads = []
+    original = rec.raw_states
+
+    def counting(tap, *args, **kw):
+        reads.append(tap)
+        return original(tap, *args, **kw)
+
+    labels = probe_labels(rec, "tag")
+    split = split_items(rec.n_items, seed=0)
+    alone = fit_probe(rec, "planted", labels, split, control=True)
+    monkeypatch.setattr(rec, "raw_states", counting)
+    shared = {}
+    fit_probe(rec, "planted", labels, split, shared=shared)
+    first = len(reads)
+    control = fit_probe(rec, "planted", labels, split, control=True, shared=shared)
+    assert first > 0 and len(reads) == first  # the control read nothing
+    assert control.accuracy == alone.accuracy
+    np.testing.assert_allclose(control.weights, alone.weights, rtol=1e-5, atol=1e-6)

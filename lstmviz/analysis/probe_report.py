@@ -1,0 +1,357 @@
+"""A probe study of one label: a probe per tap, its control task, the baselines, and curves over training.
+
+``run_probes`` is what the Probes panel runs: it fits, for one categorical annotation (optionally
+shifted, optionally only at the last position of each item), one probe and one control probe per tap
+(``probes.fit_probe``), the input-token baseline (``probes.input_baseline``) and reports the majority
+baseline, all on one item split. The result, a ``ProbeReport``, is cached with the recording's derived
+data (``cache.cache_dir_for``) and reused while the recording and every option are unchanged.
+
+``probe_curves`` does the same for every checkpoint of a recording made from several checkpoints of
+one training run (``lstmviz record --checkpoint A --checkpoint B ...``; ``Recording.checkpoints``) and
+returns ``ProbeCurves``: accuracy per tap against training step, as in Alain & Bengio's figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lstmviz.analysis import cache as cache_files
+from lstmviz.analysis.probes import (
+    DEFAULT_L2_GRID,
+    ProbeResult,
+    fit_probe,
+    input_baseline,
+    probe_labels,
+    split_items,
+)
+from lstmviz.tasks import Task, ensure_task
+
+REPORT_CACHE_VERSION = 1
+AT_CHOICES = ("all", "last")
+
+
+@dataclass
+class ProbeReport:
+    """Probes of one label on several taps of one recording (one checkpoint), on one item split.
+
+    ``taps`` is ordered by layer (then declaration order). ``probes[tap]`` is the probe on the real
+    label, ``controls[tap]`` the same probe on Hewitt & Liang's control task (empty when controls were
+    not asked for), ``baseline`` the input-token baseline (``None`` when not asked for).
+    ``majority_accuracy`` is the test accuracy of always predicting the training majority class.
+    """
+
+    annotation: str
+    labels: list[str]
+    shift: int
+    at: str
+    taps: list[str]
+    layers: dict[str, int | None]
+    probes: dict[str, ProbeResult]
+    controls: dict[str, ProbeResult] = field(default_factory=dict)
+    baseline: ProbeResult | None = None
+    majority_accuracy: float = math.nan
+    split_sizes: tuple[int, int, int] = (0, 0, 0)  # items in train, validation, test
+    checkpoint: str | None = None
+    step: int | None = None
+
+    def selectivity(self, tap: str) -> float:
+        """Accuracy − control accuracy (NaN without a control probe)."""
+        control = self.controls.get(tap)
+        return self.probes[tap].accuracy - control.accuracy if control is not None else math.nan
+
+    def best_tap(self) -> str:
+        return max(self.taps, key=lambda t: self.probes[t].accuracy)
+
+    def table(self) -> dict[str, list]:
+        """One row per tap (then the input baseline), as columns for ``export_data.write_table``."""
+        cols: dict[str, list] = {k: [] for k in (
+            "checkpoint", "step", "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
+            "ci_high", "control_accuracy", "control_ci_low", "control_ci_high", "selectivity",
+            "majority_accuracy", "l2", "n_train", "n_test")}
+
+        def add(name, layer, result, control):
+            cols["checkpoint"].append(self.checkpoint or "")
+            cols["step"].append(-1 if self.step is None else int(self.step))
+            cols["tap"].append(name)
+            cols["layer"].append(-1 if layer is None else int(layer))
+            cols["annotation"].append(self.annotation)
+            cols["shift"].append(int(self.shift))
+            cols["at"].append(self.at)
+            cols["accuracy"].append(result.accuracy)
+            cols["ci_low"].append(result.ci_low)
+            cols["ci_high"].append(result.ci_high)
+            cols["control_accuracy"].append(control.accuracy if control else math.nan)
+            cols["control_ci_low"].append(control.ci_low if control else math.nan)
+            cols["control_ci_high"].append(control.ci_high if control else math.nan)
+            cols["selectivity"].append(result.accuracy - control.accuracy if control else math.nan)
+            cols["majority_accuracy"].append(self.majority_accuracy)
+            cols["l2"].append(result.l2)
+            cols["n_train"].append(result.n_train)
+            cols["n_test"].append(result.n_test)
+
+        for tap in self.taps:
+            add(tap, self.layers.get(tap), self.probes[tap], self.controls.get(tap))
+        if self.baseline is not None:
+            add(self.baseline.tap, None, self.baseline, None)
+        return cols
+
+
+@dataclass
+class ProbeCurves:
+    """``ProbeReport``s of one label for every checkpoint of a recording, in training order."""
+
+    annotation: str
+    labels: list[str]
+    shift: int
+    at: str
+    taps: list[str]
+    checkpoints: list[str]
+    steps: list[int | None]
+    reports: list[ProbeReport]
+
+    def _series(self, tap: str, what: str, control: bool = False) -> np.ndarray:
+        out = []
+        for r in self.reports:
+            res = (r.controls if control else r.probes).get(tap)
+            out.append(getattr(res, what) if res is not None else math.nan)
+        return np.asarray(out, dtype=float)
+
+    def accuracy(self, tap: str) -> np.ndarray:
+        return self._series(tap, "accuracy")
+
+    def interval(self, tap: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._series(tap, "ci_low"), self._series(tap, "ci_high")
+
+    def control_accuracy(self, tap: str) -> np.ndarray:
+        return self._series(tap, "accuracy", control=True)
+
+    def majority_accuracy(self) -> np.ndarray:
+        return np.asarray([r.majority_accuracy for r in self.reports], dtype=float)
+
+    def x(self) -> np.ndarray:
+        """The x axis: training steps when every checkpoint has one, else 0, 1, 2, ..."""
+        if self.steps and all(s is not None for s in self.steps):
+            return np.asarray(self.steps, dtype=float)
+        return np.arange(len(self.reports), dtype=float)
+
+    def table(self) -> dict[str, list]:
+        cols: dict[str, list] = {}
+        for r in self.reports:
+            for k, v in r.table().items():
+                cols.setdefault(k, []).extend(v)
+        return cols
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def ordered_taps(recording, taps=None) -> list[str]:
+    """The taps to probe: the given ones (validated) or every tap on the main axis, ordered by layer
+    (taps without a layer last), then by declaration order."""
+    declared = list(recording.taps)
+    if taps is None:
+        chosen = [t for t in declared if recording.taps[t].axis == "positions"]
+    else:
+        chosen = [taps] if isinstance(taps, str) else list(taps)
+        for t in chosen:
+            if t not in recording.taps:
+                raise KeyError(f"The recording has no tap {t!r}; it has {', '.join(declared)}.")
+    if not chosen:
+        raise ValueError("No tap to probe: the recording has no tap on the main axis.")
+
+    def key(t):
+        layer = recording.taps[t].layer
+        return (layer is None or layer < 0, layer if layer is not None else 0, declared.index(t))
+
+    return sorted(dict.fromkeys(chosen), key=key)
+
+
+def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str = "all",
+               control: bool = True, baseline: bool = True, seed: int = 0, l2_grid=DEFAULT_L2_GRID,
+               max_positions: int | None = None, task=None, cache: bool = True) -> ProbeReport:
+    """Probe ``annotation`` on ``taps`` (default: all main-axis taps); see the module docstring.
+
+    ``at="last"`` uses only the last position of each item (the state after reading the whole item;
+    the natural choice for an item-level label such as a sentence's class). ``shift`` as in
+    ``probes.probe_labels``. Progress: ``task.progress(done, total, message)`` over all probes;
+    cancelling raises ``Cancelled`` and caches nothing.
+    """
+    task = ensure_task(task)
+    if at not in AT_CHOICES:
+        raise ValueError(f"at must be one of {', '.join(AT_CHOICES)}, got {at!r}.")
+    taps = ordered_taps(recording, taps)
+    labels = probe_labels(recording, annotation, shift=shift, at=at)
+    names = list(recording.annotations[annotation].labels)
+    key = _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, l2_grid,
+                     max_positions)
+    path = _cache_path(recording, annotation, key) if cache else None
+    if path is not None:
+        cached = _load_report(path, key)
+        if cached is not None:
+            task.progress(1, 1, "Probes (cached)")
+            return cached
+    split = split_items(recording.n_items, seed=seed)
+    # a tap's probe and control probe are adjacent: the control reuses the rows read for the probe
+    jobs = [(t, c) for t in taps for c in ((False, True) if control else (False,))]
+    shared: dict = {}
+    scale = 1000
+    total = len(jobs) * scale + (1 if baseline else 0)
+    probes: dict[str, ProbeResult] = {}
+    controls: dict[str, ProbeResult] = {}
+    for i, (tap, is_control) in enumerate(jobs):
+        def forward(done, of, text, base=i * scale):
+            frac = min(1.0, done / of) if of else 0.0
+            task.progress(base + int(frac * (scale - 1)), total, text)
+
+        task.progress(i * scale, total, f"Probe {tap}" + (" (control)" if is_control else ""))
+        result = fit_probe(recording, tap, labels, split, control=is_control, seed=seed,
+                           annotation=annotation, label_names=names, shift=shift, l2_grid=l2_grid,
+                           max_positions=max_positions, task=Task(on_progress=forward), shared=shared)
+        (controls if is_control else probes)[tap] = result
+    shared.clear()
+    base = None
+    if baseline:
+        task.progress(len(jobs) * scale, total, "Input baseline")
+        base = input_baseline(recording, labels, split, annotation=annotation, label_names=names,
+                              seed=seed, shift=shift)
+    first = probes[taps[0]]
+    report = ProbeReport(
+        annotation=annotation, labels=names, shift=int(shift), at=at, taps=taps,
+        layers={t: recording.taps[t].layer for t in taps}, probes=probes, controls=controls,
+        baseline=base, majority_accuracy=first.majority_accuracy,
+        split_sizes=tuple(len(s) for s in split), checkpoint=getattr(recording, "checkpoint", None),
+        step=_step_of(recording))
+    task.progress(total, total, "Probes done")
+    if path is not None:
+        _save_report(path, key, report)
+    return report
+
+
+def probe_curves(recording, annotation: str, taps=None, *, shift: int = 0, at: str = "all",
+                 control: bool = True, seed: int = 0, max_positions: int | None = None, task=None,
+                 cache: bool = True) -> ProbeCurves:
+    """``run_probes`` at every checkpoint of ``recording`` (``Recording.checkpoints``), in order.
+
+    Raises ``ValueError`` for a recording of a single model state. The same item split and seed are
+    used at every checkpoint, so differences between checkpoints are differences between models.
+    """
+    task = ensure_task(task)
+    checkpoints = list(getattr(recording, "checkpoints", []) or [])
+    if len(checkpoints) < 2:
+        raise ValueError("This recording holds the states of one model only; record several checkpoints "
+                         "of one run (lstmviz record --checkpoint A --checkpoint B ...) to draw probe "
+                         "curves over training.")
+    taps = ordered_taps(recording, taps)
+    reports = []
+    n = len(checkpoints)
+    for i, ck in enumerate(checkpoints):
+        def forward(done, of, text, base=i, name=ck.name):
+            frac = min(1.0, done / of) if of else 0.0
+            task.progress(int((base + frac) * 1000), n * 1000, f"{name}: {text}")
+
+        view = recording.at_checkpoint(ck.name)
+        reports.append(run_probes(view, annotation, taps, shift=shift, at=at, control=control,
+                                  baseline=(i == n - 1), seed=seed, max_positions=max_positions,
+                                  task=Task(on_progress=forward), cache=cache))
+    task.progress(n * 1000, n * 1000, "Probe curves done")
+    first = reports[0]
+    return ProbeCurves(annotation=annotation, labels=first.labels, shift=first.shift, at=at, taps=taps,
+                       checkpoints=[c.name for c in checkpoints], steps=[c.step for c in checkpoints],
+                       reports=reports)
+
+
+def _step_of(recording):
+    name = getattr(recording, "checkpoint", None)
+    for ck in getattr(recording, "checkpoints", []) or []:
+        if ck.name == name:
+            return ck.step
+    return None
+
+
+# --------------------------------------------------------------------------------------------- cache
+
+
+def _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, l2_grid, max_positions):
+    return {
+        "version": REPORT_CACHE_VERSION,
+        "fingerprint": cache_files.recording_fingerprint(recording),
+        "checkpoint": getattr(recording, "checkpoint", None),
+        "annotation": annotation, "taps": list(taps), "shift": int(shift), "at": at,
+        "control": bool(control), "baseline": bool(baseline), "seed": int(seed),
+        "l2_grid": [float(v) for v in l2_grid],
+        "max_positions": None if max_positions is None else int(max_positions),
+    }
+
+
+def _cache_path(recording, annotation, key):
+    text = json.dumps(key, sort_keys=True)
+    name = cache_files.cache_name("probes", annotation, key["checkpoint"] or "main", text, suffix=".npz")
+    return cache_files.cache_dir_for(recording.path) / name
+
+
+_RESULT_ARRAYS = ("weights", "bias", "confusion", "per_class_accuracy")
+
+
+def _save_report(path, key, report: ProbeReport) -> None:
+    arrays = {}
+    meta = {"key": key, "report": {}, "results": []}
+    for k in ("annotation", "labels", "shift", "at", "taps", "majority_accuracy", "checkpoint", "step"):
+        meta["report"][k] = getattr(report, k)
+    meta["report"]["layers"] = report.layers
+    meta["report"]["split_sizes"] = list(report.split_sizes)
+    results = [("probe", t, r) for t, r in report.probes.items()]
+    results += [("control", t, r) for t, r in report.controls.items()]
+    if report.baseline is not None:
+        results.append(("baseline", report.baseline.tap, report.baseline))
+    for i, (role, tap, r) in enumerate(results):
+        fields = {k: getattr(r, k) for k in ("tap", "annotation", "labels", "accuracy", "ci_low", "ci_high",
+                                             "majority_accuracy", "l2", "n_train", "n_test", "control",
+                                             "shift")}
+        fields["valid_accuracy"] = [[float(a), float(b)] for a, b in r.valid_accuracy.items()]
+        meta["results"].append({"role": role, "fields": fields})
+        for name in _RESULT_ARRAYS:
+            arrays[f"{i}_{name}"] = np.asarray(getattr(r, name))
+    arrays["meta"] = np.array(json.dumps(meta, default=_json_default))
+    try:
+        with cache_files.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+    except OSError:
+        pass  # an unwritable cache directory only costs a recomputation next time
+
+
+def _load_report(path, key) -> ProbeReport | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("key") != json.loads(json.dumps(key)):
+                return None
+            r = meta["report"]
+            probes, controls, baseline = {}, {}, None
+            for i, entry in enumerate(meta["results"]):
+                f = dict(entry["fields"])
+                f["valid_accuracy"] = {a: b for a, b in f["valid_accuracy"]}
+                arrays = {name: np.array(data[f"{i}_{name}"]) for name in _RESULT_ARRAYS}
+                result = ProbeResult(**f, **arrays)
+                if entry["role"] == "probe":
+                    probes[result.tap] = result
+                elif entry["role"] == "control":
+                    controls[result.tap] = result
+                else:
+                    baseline = result
+            return ProbeReport(annotation=r["annotation"], labels=r["labels"], shift=r["shift"], at=r["at"],
+                               taps=r["taps"], layers=r["layers"], probes=probes, controls=controls,
+                               baseline=baseline, majority_accuracy=r["majority_accuracy"],
+                               split_sizes=tuple(r["split_sizes"]), checkpoint=r["checkpoint"],
+                               step=r["step"])
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
