@@ -5,8 +5,12 @@ A checkpoint is one ``torch.save`` file holding a dict of tensors and plain valu
     {"format": "lstmviz-checkpoint", "version": 1,
      "engine": "lstm", "config": {...}, "vocab": [...], "dataset": "parens", "step": 2000,
      "metrics": {...}, "train_settings": {...}, "versions": {"torch": "...", "lstmviz": "..."},
-     "created": "2026-01-01T12:00:00Z",
+     "created": "2026-01-01T12:00:00Z", "run": "9f1c...",
      "state_dict": {name: tensor}}
+
+``run`` (optional, None when unknown) identifies the training run that wrote the checkpoint: every
+checkpoint of one ``train()`` call has the same random id, so ``lstmviz record`` can tell several
+checkpoints of one run from look-alike checkpoints of another run with the same settings.
 
 It is written to a temporary name beside the final one and renamed over it, so a crash or an error
 leaves the previous file untouched. It is read with ``torch.load(weights_only=True)``: a checkpoint
@@ -111,11 +115,13 @@ def save_checkpoint(
     step: int,
     metrics: dict,
     train_settings: dict | None = None,
+    run: str | None = None,
 ) -> Path:
     """Write ``model``'s weights and what is needed to rebuild it; atomic (temp file + rename).
 
     ``config`` must rebuild the model with ``registry.get(engine).build(vocab_size=len(vocab), **config)``.
-    ``train_settings`` (optional) records how it was trained. Values must be plain (TypeError otherwise).
+    ``train_settings`` (optional) records how it was trained, ``run`` (optional) the id of the training
+    run it belongs to. Values must be plain (TypeError otherwise).
     """
     state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     payload = {
@@ -130,6 +136,7 @@ def save_checkpoint(
         "train_settings": _plain(train_settings or {}, "train_settings"),
         "versions": _versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run": None if run is None else str(run),
         "state_dict": state_dict,
     }
     return atomic_torch_save(payload, path)
@@ -263,7 +270,8 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint (in eval mode) and return ``(model, meta)``.
 
     ``meta`` has engine, config, vocab, dataset, step, metrics, train_settings, versions, created,
-    format_version, path and sha256 (of the file's bytes, for provenance). Raises :class:`CheckpointError`.
+    run (the training run's id, None when unknown), format_version, path and sha256 (of the file's
+    bytes, for provenance). Raises :class:`CheckpointError`.
     """
     from . import registry  # the registry imports no torch; engines are loaded on demand
 
@@ -314,6 +322,7 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
         "train_settings": dict(payload.get("train_settings") or {}),
         "versions": dict(payload.get("versions") or {}),
         "created": payload.get("created"),
+        "run": payload.get("run") if isinstance(payload.get("run"), str) else None,
         "format_version": payload["version"],
         "path": str(path.resolve()),
         "sha256": sha256,

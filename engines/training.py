@@ -13,6 +13,12 @@ nothing more is written: the file at ``out`` is either untouched (a previous fil
 or holds the last *periodic* checkpoint (``checkpoint_every``), which is complete and loads cleanly.
 No temporary file is left behind. Every write is atomic (temporary name, then rename).
 
+Several checkpoints of one run (``keep_checkpoints=True``): besides ``out``, the weights before the
+first step, every periodic checkpoint and the final one are kept as ``<out stem>-step<NNNNNN><suffix>``
+beside ``out`` (``run.pt`` -> ``run-step000000.pt``, ``run-step000200.pt``, ...), so that
+``lstmviz record run-step*.pt`` can record the states of each over the same items (probe curves over
+training). A cancelled run keeps the ones written so far.
+
 Determinism: with the same seed, data and settings (and the same torch thread count) two runs give
 identical weights and metrics. The caller's global RNG state is restored afterwards.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,7 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "eval_every": 200,  # validation every N steps (0: only at the end)
     "valid_tokens": None,  # validate on the first N tokens of the validation stream (None: all)
     "checkpoint_every": 0,  # also save a checkpoint to `out` every N steps (0: only at the end)
+    "keep_checkpoints": False,  # also keep step 0, every periodic and the final checkpoint as <out stem>-stepNNNNNN<suffix>
     "seed": 0,
     "device": "cpu",
     "threads": None,  # torch intra-op threads during training (None: leave torch's setting)
@@ -97,6 +105,10 @@ def resolve_train_settings(engine_defaults: dict, overrides: dict) -> dict:
          "an int >= 2 or None")
     need("device", isinstance(s["device"], str), "a device name such as 'cpu' or 'cuda'")
     need("threads", s["threads"] is None or (is_int(s["threads"]) and s["threads"] >= 1), "a positive int or None")
+    need("keep_checkpoints", isinstance(s["keep_checkpoints"], bool) or (is_int(s["keep_checkpoints"])
+                                                                       and s["keep_checkpoints"] in (0, 1)),
+         "a bool (true/false or 1/0)")
+    s["keep_checkpoints"] = bool(s["keep_checkpoints"])
     for key in ("steps", "batch_size", "bptt", "eval_every", "checkpoint_every", "seed"):
         s[key] = int(s[key])
     for key in ("lr", "momentum", "weight_decay"):
@@ -189,7 +201,9 @@ def train(
         engine: registry name (``"lstm"``, ``"gru"``, ...).
         dataset_train, dataset_valid: objects with ``.vocab`` (list of token strings) and
             ``.token_stream()`` (1-D int ids); the validation set must use the same vocabulary.
-        out: checkpoint path, written atomically at the end (and every ``checkpoint_every`` steps).
+        out: checkpoint path, written atomically at the end (and every ``checkpoint_every`` steps); with
+            ``keep_checkpoints`` also ``<out stem>-step<NNNNNN><suffix>`` for step 0, every periodic
+            checkpoint and the final one (:func:`kept_checkpoint_path`).
         steps, seed: shortcuts for the settings of the same name (None: the engine's default).
         task: progress ``task.progress(step, steps, "loss 1.234 | valid ppl 3.21")`` and cancellation.
         config: engine hyperparameters overriding ``spec.default_config`` (dropout is a training setting).
@@ -255,6 +269,12 @@ def train(
         torch.set_num_threads(threads)
 
 
+def kept_checkpoint_path(out, step: int) -> Path:
+    """Where ``keep_checkpoints`` keeps the checkpoint of ``step``: ``run.pt`` -> ``run-step000200.pt``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}-step{int(step):06d}{out.suffix}")
+
+
 def _run(spec, model_config, settings, vocab, train_data, valid_data, out, dataset_name, device, task) -> dict:
     """The loop itself (inside train()'s RNG fork); see train()."""
     bptt, total_steps = settings["bptt"], settings["steps"]
@@ -266,17 +286,19 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
     valid_loss = None
     state, column, tokens, train_seconds = None, 0, 0, 0.0
     started = time.perf_counter()
+    run = uuid.uuid4().hex  # every checkpoint of this run carries it (checkpoint.py, "run")
 
-    def save(step: int) -> dict:
+    def save(step: int, *, main: bool = True) -> dict:
         metrics = _metrics(step)
-        save_checkpoint(
-            out, model, engine=spec.name, config=model_config, vocab=vocab, dataset=dataset_name,
-            step=step, metrics=metrics, train_settings=settings,
-        )
+        targets = ([out] if main else []) + ([kept_checkpoint_path(out, step)] if settings["keep_checkpoints"] else [])
+        for target in targets:
+            save_checkpoint(
+                target, model, engine=spec.name, config=model_config, vocab=vocab, dataset=dataset_name,
+                step=step, metrics=metrics, train_settings=settings, run=run,
+            )
         return metrics
 
     def _metrics(step: int) -> dict:
-        tail = losses[-min(20, len(losses)):] if losses else [math.nan]
         has_valid = best["step"] is not None
         return {
             "steps": step,
@@ -284,7 +306,7 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
             "seconds": round(time.perf_counter() - started, 3),
             "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
             "first_train_loss": losses[0] if losses else None,
-            "train_loss": float(np.mean(tail)),
+            "train_loss": float(np.mean(losses[-20:])) if losses else None,  # None: before the first step
             "valid_loss": valid_loss,
             "valid_ppl": None if valid_loss is None else _perplexity(valid_loss),
             "best_valid_loss": best["loss"] if has_valid else None,
@@ -292,6 +314,8 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
             "best_valid_step": best["step"],
         }
 
+    if settings["keep_checkpoints"]:
+        save(0, main=False)  # the initial weights: the first point of a curve over training
     model.train()
     for step in range(1, total_steps + 1):
         tick = time.perf_counter()

@@ -4,7 +4,9 @@
     lstmviz [FILE] --workspace W                     restore a saved workspace (on FILE, else on its recording)
     lstmviz --screenshot PNG [FILE] [--workspace W]  render the window offscreen to PNG and exit
     lstmviz train ENGINE --dataset D --out CKPT      train a built-in engine
-    lstmviz record (ENGINE|CKPT) --dataset D --out FILE   record hidden states into a recording
+    lstmviz record (ENGINE|CKPT [CKPT ...]) --dataset D --out FILE
+                                                     record hidden states into a recording (several
+                                                     checkpoints of one run: one recording of all)
     lstmviz info FILE                                summarise a recording
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
@@ -14,6 +16,8 @@ Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmvi
 from __future__ import annotations
 
 import argparse
+import glob
+import itertools
 import json
 import os
 import sys
@@ -69,7 +73,10 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
                    help="engine hyperparameter, e.g. --set hidden_size=64 (repeatable)")
     p.add_argument("--train", dest="train", action="append", metavar="KEY=VALUE",
-                   help="training setting, e.g. --train lr=0.002 --train batch_size=32 (repeatable)")
+                   help="training setting, e.g. --train lr=0.002 --train batch_size=32 (repeatable); "
+                        "--train checkpoint_every=200 --train keep_checkpoints=1 also keeps the initial, "
+                        "every periodic and the final checkpoint as OUT-stepNNNNNN.pt beside --out, for "
+                        "`lstmviz record` of several checkpoints")
     p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --dataset-option tokens=200000 (repeatable)")
     p.add_argument("--no-valid", action="store_true", help="skip validation")
@@ -80,9 +87,15 @@ def _train_parser() -> argparse.ArgumentParser:
 def _record_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lstmviz record",
-        description="Run a model over a dataset split and record its hidden states into a recording file.",
+        description="Run a model over a dataset split and record its hidden states into a recording file. "
+                    "Given several checkpoint files of one training run (e.g. from `lstmviz train --train "
+                    "checkpoint_every=200 --train keep_checkpoints=1`), it records the states of each over "
+                    "the same items into one recording, ordered by training step; the last checkpoint's "
+                    "states are the recording's main states.",
     )
-    p.add_argument("model", help="a checkpoint file written by `lstmviz train`, or an engine name (untrained)")
+    p.add_argument("model", nargs="+", metavar="CKPT|ENGINE",
+                   help="a checkpoint file written by `lstmviz train`, several checkpoint files of one "
+                        "training run, or an engine name (untrained)")
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's dataset)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--out", required=True, help="recording file to write (.h5)")
@@ -194,30 +207,36 @@ def cmd_train(args: argparse.Namespace) -> int:
             config=config, **train_overrides,
         )
     print(f"wrote {args.out}")
+    if train_overrides.get("keep_checkpoints"):
+        out = Path(args.out)
+        kept = sorted(out.parent.glob(f"{glob.escape(out.stem)}-step[0-9]*{glob.escape(out.suffix)}"))
+        pattern = out.with_name(f"{out.stem}-step*{out.suffix}")
+        print(f"kept {len(kept)} checkpoints as {pattern} (record them all: lstmviz record {pattern} --out R.h5)")
     for key, value in metrics.items():
         print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     return 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import torch
-
     from lstmviz.datasets import load_dataset
     from lstmviz.engines import registry as engines
     from lstmviz.engines.checkpoint import load_checkpoint
-    from lstmviz.recording.recorder import record
+    from lstmviz.recording.recorder import CheckpointSource, record
 
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     if args.max_items is not None and args.max_items <= 0:
         raise UsageError(f"--max-items must be positive, got {args.max_items}")
     options = _key_values(args.dataset_options, "--dataset-option")
-    model_path = Path(args.model)
+    files, names = _models_and_engines(args.model)
     provenance: dict = {}
-    if model_path.exists():
+    checkpoints = None
+    if files:
         if args.config:
             raise UsageError("--set applies to an untrained engine; a checkpoint carries its own config")
-        model, meta = load_checkpoint(model_path)
+        run = _one_training_run(files, load_checkpoint)
+        model_path, meta = run[-1]  # the main checkpoint: the last in training order
+        model, _ = load_checkpoint(model_path)
         dataset_name = args.dataset or meta["dataset"]
         dataset = load_dataset(dataset_name, args.split, **options)
         if list(meta["vocab"]) != list(dataset.vocab):
@@ -231,13 +250,19 @@ def cmd_record(args: argparse.Namespace) -> int:
             sha256=meta["sha256"], checkpoint_step=meta["step"], train_metrics=meta.get("metrics", {}),
             trained_on=meta["dataset"],
         )
-    elif "/" in args.model or args.model.endswith((".pt", ".pth", ".ckpt")):
-        raise UsageError(f"no such checkpoint file: {args.model}")
+        if len(run) > 1:
+            checkpoints = [
+                CheckpointSource(_checkpoint_loader(path, m["sha256"], load_checkpoint), step=m["step"],
+                                 path=str(path.resolve()), sha256=m["sha256"], metrics=m.get("metrics", {}))
+                for path, m in run
+            ]
     else:
-        spec = engines.get(args.model)
+        spec = engines.get(names[0])
         dataset_name = args.dataset or spec.default_dataset
         dataset = load_dataset(dataset_name, args.split, **options)
         config = {**spec.default_config, **_key_values(args.config, "--set")}
+        import torch
+
         torch.manual_seed(args.seed)
         model = spec.build(vocab_size=len(dataset.vocab), **config)
         provenance.update(engine=spec.name, config=config, checkpoint=None, untrained_seed=args.seed)
@@ -245,10 +270,100 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     out = record(
         model, dataset, args.out, signals=args.signals, batch_size=args.batch_size, dtype=args.dtype,
-        progress=not args.quiet, provenance=provenance, max_items=args.max_items,
+        progress=not args.quiet, provenance=provenance, max_items=args.max_items, checkpoints=checkpoints,
     )
-    print(f"wrote {out}")
+    if checkpoints:
+        steps = ", ".join(str(c.step) for c in sorted(checkpoints, key=lambda c: c.step))
+        print(f"wrote {out} ({len(checkpoints)} checkpoints, steps {steps}; the main states are step "
+              f"{checkpoints[-1].step}'s)")
+    else:
+        print(f"wrote {out}")
     return 0
+
+
+def _models_and_engines(given: list[str]) -> tuple[list[Path], list[str]]:
+    """Split `lstmviz record`'s positional arguments into checkpoint files and (at most one) engine name."""
+    files: list[Path] = []
+    names: list[str] = []
+    for text in given:
+        path = Path(text)
+        if path.exists():
+            files.append(path)
+        elif "/" in text or os.sep in text or text.endswith((".pt", ".pth", ".ckpt")):
+            raise UsageError(f"no such checkpoint file: {text}")
+        else:
+            names.append(text)
+    if names and files:
+        raise UsageError(
+            f"give either one engine name (an untrained model) or checkpoint files of one training run, not "
+            f"both: {names[0]!r} is not a file (an engine name?) but {files[0]} is a checkpoint file"
+        )
+    if len(names) > 1:
+        raise UsageError(f"give one engine name (an untrained model), got {len(names)}: "
+                         f"{', '.join(map(repr, names))} (none of them is a file)")
+    return files, names
+
+
+def _one_training_run(files: list[Path], load_checkpoint) -> list[tuple[Path, dict]]:
+    """``(path, meta)`` of every checkpoint in step order, after checking they are one training run."""
+    run = []
+    for path in files:
+        _, meta = load_checkpoint(path)  # validates the file; the model is built again when it is recorded
+        run.append((path, meta))
+    run.sort(key=lambda pm: pm[1]["step"])
+    if len(run) < 2:
+        return run
+    first_path, first = run[0]
+    for path, meta in run[1:]:
+        for key, what in (("engine", "engines"), ("config", "configurations"), ("vocab", "vocabularies"),
+                          ("dataset", "training datasets")):
+            if meta[key] != first[key]:
+                raise UsageError(
+                    f"{first_path} and {path} are not checkpoints of one training run: they have different "
+                    f"{what} ({_difference(key, first[key], meta[key])}); record them separately"
+                )
+    runs = {meta.get("run") for _, meta in run}
+    if None not in runs and len(runs) > 1:  # checkpoints written by lstmviz train know their run
+        (path_a, a), (path_b, b) = run[0], next(pm for pm in run if pm[1]["run"] != run[0][1]["run"])
+        raise UsageError(
+            f"{path_a} and {path_b} are not checkpoints of one training run: they were written by different "
+            f"runs of `lstmviz train` (run {a['run'][:8]} vs {b['run'][:8]}), although with the same settings; "
+            f"was --out reused by a later run that left older files beside it?"
+        )
+    for (path_a, a), (path_b, b) in itertools.pairwise(run):
+        if a["step"] == b["step"]:
+            same = path_a.resolve() == path_b.resolve()
+            raise UsageError(
+                f"{path_a} and {path_b} both hold step {a['step']}"
+                + (" (the same file given twice)" if same else "")
+                + "; give each training step once"
+            )
+    return run
+
+
+def _difference(key: str, a, b) -> str:
+    if key == "config" and isinstance(a, dict) and isinstance(b, dict):
+        keys = [k for k in sorted(set(a) | set(b), key=str) if a.get(k, "-") != b.get(k, "-")]
+        return ", ".join(f"{k} {a.get(k, '-')} vs {b.get(k, '-')}" for k in keys[:5])
+    if key == "vocab":
+        if len(a) != len(b):
+            return f"{len(a)} vs {len(b)} tokens"
+        i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        return f"token {i} is {a[i]!r} vs {b[i]!r}"
+    return f"{a!r} vs {b!r}"
+
+
+def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
+    """Load the weights of ``path`` when its turn comes; refuse a file that changed since it was checked."""
+    def load():
+        model, meta = load_checkpoint(path)
+        if meta["sha256"] != sha256:
+            from lstmviz.engines.checkpoint import CheckpointError
+
+            raise CheckpointError(path, "the file changed while the recording was made; record again")
+        return model.state_dict()
+
+    return load
 
 
 # ---------------------------------------------------------------------------------------------- main

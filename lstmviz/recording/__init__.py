@@ -4,7 +4,7 @@ Nothing imported here needs torch; the recorder (``lstmviz.recording.recorder``)
 its own, where a model is run.
 """
 
-from lstmviz.recording.format import FORMAT_VERSION, AnnotationInfo, RecordingError, TapInfo
+from lstmviz.recording.format import FORMAT_VERSION, AnnotationInfo, CheckpointInfo, RecordingError, TapInfo
 from lstmviz.recording.migrations import migrate
 from lstmviz.recording.reader import Recording, open_recording
 from lstmviz.recording.summary import summarize
@@ -13,6 +13,7 @@ from lstmviz.recording.writer import RecordingWriter
 __all__ = [
     "FORMAT_VERSION",
     "AnnotationInfo",
+    "CheckpointInfo",
     "Recording",
     "RecordingError",
     "RecordingWriter",

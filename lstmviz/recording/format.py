@@ -5,9 +5,9 @@ attribute name used by the writer, the reader, validation and migrations is defi
 layout is changed in one place (and a change of layout means a new ``FORMAT_VERSION`` and a
 migration, see ``migrations.py``).
 
-Layout of format version 1 (``N`` positions on the main axis, ``I`` items)::
+Layout of format version 2 (``N`` positions on the main axis, ``I`` items)::
 
-    /                      attrs: lstmviz = "recording", format_version = 1
+    /                      attrs: lstmviz = "recording", format_version = 2
     /axes/positions/item_offsets     int64 [I + 1]
     /axes/<axis>/item_offsets        int64 [I + 1]     (extra axes)
     /tokens                int32 [N]
@@ -17,6 +17,13 @@ Layout of format version 1 (``N`` positions on the main axis, ``I`` items)::
     /annotations/<name>/values   int32 [N or I] (categorical) | float64 [N or I] (numeric)
     /annotations/<name>/labels   UTF-8 string [L] (categorical only)
     /derived               empty group reserved for rebuildable caches
+    /checkpoints           attrs: order = names in training order (may be empty), main = name or ""
+    /checkpoints/<name>    attrs: step (int64, -1 = unknown), path, sha256, metrics (JSON object)
+    /checkpoints/<name>/taps/<tap name>   same shape and dtype as /taps/<tap name>; for the main
+                           checkpoint an HDF5 hard link to /taps/<tap name> (the same dataset)
+
+Version 2 added ``/checkpoints`` (several checkpoints of one training run in one recording); a v1
+file is upgraded by ``migrations._v1_to_v2`` (an empty ``/checkpoints``).
 """
 
 from __future__ import annotations
@@ -66,7 +73,23 @@ class AnnotationInfo:
     description: str
 
 
-FORMAT_VERSION = 1
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One checkpoint of a multi-checkpoint recording (format v2 ``/checkpoints/<name>``).
+
+    ``is_main`` is True for exactly one checkpoint: the one whose states are the recording's main
+    ``/taps`` (the last one in training order when lstmviz wrote the file).
+    """
+
+    name: str  # a single HDF5 name without "/", e.g. "step-000200"; unique in the file
+    step: int | None  # the training step, None when unknown
+    path: str  # the checkpoint file it was loaded from ("" when unknown)
+    sha256: str  # hex sha256 of that file ("" when unknown)
+    metrics: dict  # the checkpoint's training metrics ({} when unknown)
+    is_main: bool
+
+
+FORMAT_VERSION = 2
 """The version this lstmviz writes; it reads this one and, through migrations, older ones."""
 
 # --- root attributes -------------------------------------------------------------------------
@@ -88,8 +111,14 @@ ANNOTATIONS = "annotations"
 VALUES = "values"
 LABELS = "labels"
 DERIVED = "derived"
+CHECKPOINTS = "checkpoints"
+MAIN_ATTR = "main"
+"""Attribute of ``/checkpoints``: the name of the checkpoint whose states are ``/taps`` ("" if none)."""
+CHECKPOINT_ATTRS = ("step", "path", "sha256", "metrics")
+NO_STEP = -1
 ORDER_ATTR = "order"
-"""Attribute of ``/taps`` and ``/annotations``: the names in declaration order (HDF5 sorts links)."""
+"""Attribute of ``/taps`` and ``/annotations`` (names in declaration order; HDF5 sorts links) and of
+``/checkpoints`` (names in training order)."""
 
 # --- attributes of taps, axes and annotations ------------------------------------------------
 TAP_ATTRS = ("layer", "signal", "axis", "description")
@@ -157,3 +186,17 @@ def axis_offsets_path(axis: str) -> str:
 
 def annotation_path(name: str) -> str:
     return f"{ANNOTATIONS}/{name}"
+
+
+def checkpoint_path(name: str) -> str:
+    return f"{CHECKPOINTS}/{name}"
+
+
+def checkpoint_tap_path(checkpoint: str, tap: str) -> str:
+    """``checkpoints/<checkpoint>/taps/<tap>``: the states of ``tap`` computed by that checkpoint."""
+    return f"{CHECKPOINTS}/{checkpoint}/{TAPS}/{tap}"
+
+
+def step_checkpoint_name(step: int) -> str:
+    """The name lstmviz gives the checkpoint of training step ``step``: ``step-000200``."""
+    return f"step-{int(step):06d}"

@@ -12,8 +12,8 @@ they bring any supported file to ``FORMAT_VERSION``. They are used two ways:
   mapped onto the original by HDF5 virtual datasets — so old files open without being modified
   and without copying their tap data.
 
-Format v1 is the only version so far, so the table is empty. How to add v2 is in docs/format.md,
-"Versioning and migrations".
+Versions: 1 -> 2 adds the group ``/checkpoints`` (empty for a v1 file: it holds the states of one
+model). How to add a version is in docs/format.md, "Versioning and migrations".
 """
 
 from __future__ import annotations
@@ -27,13 +27,26 @@ from pathlib import Path
 from typing import Callable
 
 import h5py
+import numpy as np
 
 from lstmviz.recording import format as fmt
 from lstmviz.recording.format import RecordingError
 
 Upgrade = Callable[[h5py.File], None]
 
-MIGRATIONS: dict[int, Upgrade] = {}
+
+def _v1_to_v2(f: h5py.File) -> None:
+    """v1 -> v2: an empty ``/checkpoints`` group (a v1 file holds the states of one model).
+
+    Metadata only, so it works on the read-time overlay without copying tap data.
+    """
+    group = f.require_group(fmt.CHECKPOINTS)
+    group.attrs.create(fmt.ORDER_ATTR, np.array([], dtype=object), dtype=h5py.string_dtype("utf-8"))
+    group.attrs[fmt.MAIN_ATTR] = ""
+    f.attrs[fmt.VERSION_ATTR] = np.int64(2)
+
+
+MIGRATIONS: dict[int, Upgrade] = {1: _v1_to_v2}
 """version v -> in-place upgrade of a writable file from v to v + 1."""
 
 OLDEST_VERSION = 1
@@ -141,11 +154,26 @@ def for_reading(f: h5py.File, path: str | Path) -> h5py.File:
 
 
 def _fill_overlay(src: h5py.File, dst: h5py.File) -> None:
-    """Copy ``src`` into ``dst``, its large numeric datasets as virtual views of ``src``'s file."""
+    """Copy ``src`` into ``dst``, its large numeric datasets as virtual views of ``src``'s file.
+
+    Walks links, not objects: an object reachable by several hard links (since v2 the main
+    checkpoint's states are hard links to ``/taps``) is made once and linked again under its other
+    names, as in the original. Soft and external links are copied as links.
+    """
     source_name = os.path.abspath(src.filename)
     dst.attrs.update(src.attrs)
+    made: dict[int, str] = {}  # address of an object in src -> its first path in dst
 
-    def visit(name: str, obj) -> None:
+    def visit(name: str, link) -> None:
+        if not isinstance(link, h5py.HardLink):
+            dst[name] = link  # SoftLink / ExternalLink, kept as they are
+            return
+        obj = src[name]
+        address = h5py.h5o.get_info(obj.id).addr
+        if address in made:
+            dst[name] = dst[made[address]]  # another hard link to the same object
+            return
+        made[address] = name
         if isinstance(obj, h5py.Group):
             dst.require_group(name).attrs.update(obj.attrs)
             return
@@ -160,4 +188,13 @@ def _fill_overlay(src: h5py.File, dst: h5py.File) -> None:
         ds = dst.create_virtual_dataset(name, layout)
         ds.attrs.update(obj.attrs)
 
-    src.visititems(visit)
+    def walk(group: h5py.Group, prefix: str) -> None:  # (h5py's visititems_links needs h5py >= 3.11)
+        for key in group:
+            name = f"{prefix}{key}"
+            link = group.get(key, getlink=True)
+            first = isinstance(link, h5py.HardLink) and h5py.h5o.get_info(group[key].id).addr not in made
+            visit(name, link)
+            if first and isinstance(group[key], h5py.Group):
+                walk(group[key], f"{name}/")
+
+    walk(src, "")

@@ -18,13 +18,18 @@ import numpy as np
 
 from lstmviz.recording import format as fmt
 from lstmviz.recording import migrations, validation
-from lstmviz.recording.format import AnnotationInfo, RecordingError, TapInfo
+from lstmviz.recording.format import (
+    AnnotationInfo,
+    CheckpointInfo,
+    RecordingError,
+    TapInfo,
+)
 
 _READ_BLOCK_BYTES = 8 * 1024 * 1024
 """Tap reads go through blocks of about this many stored bytes, so column selections stay bounded."""
 
 
-def open_recording(path: str | os.PathLike) -> "Recording":
+def open_recording(path: str | os.PathLike) -> Recording:
     """Open and validate a recording; raises ``RecordingError`` naming the file and the problem."""
     p = Path(path)
     f = open_h5(p)
@@ -77,12 +82,23 @@ class Recording:
     """A recording opened for reading. Never loads a whole tap; every read returns a new array.
 
     Positions are main-axis indices ``0 <= p < n_positions``; ranges are half-open ``[start, stop)``.
+
+    A recording of several checkpoints of one training run lists them in :attr:`checkpoints`;
+    :meth:`at_checkpoint` gives a view whose tap reads return one checkpoint's states. The recording
+    itself reads the main states (``/taps``, the last checkpoint) and has ``checkpoint is None``.
     """
+
+    checkpoint: str | None = None
+    """The checkpoint whose states the tap reads return: None for the main states, else a name from
+    :attr:`checkpoints` (a view made by :meth:`at_checkpoint`)."""
 
     def __init__(self, path: Path, file: h5py.File, view: h5py.File, header: validation.Header):
         self.path = path
         self._file = file
-        self._view = view
+        self._view_file = view
+        self._parent: Recording | None = None  # set on views made by at_checkpoint
+        self._closed = False
+        self._tap_prefix = fmt.TAPS
         self._header = header
         self.format_version: int = header.format_version
         """The version written in the file (older files are upgraded on read, see migrations.py)."""
@@ -95,6 +111,36 @@ class Recording:
         self.provenance: dict = header.provenance
         self.axes: dict[str, str] = dict(header.axis_descriptions)
         """axis name -> description; ``"positions"`` is the main axis."""
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    @property
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """The checkpoints whose states the file holds, in training order (ascending step, ties in the
+        order written); ``[]`` for a recording of one model state (every format v1 file)."""
+        return list(self._header.checkpoints)
+
+    def at_checkpoint(self, name: str) -> Recording:
+        """A view of this file whose tap reads return the states of checkpoint ``name``.
+
+        Tokens, vocabulary, items, annotations, provenance and ``path`` are those of the recording;
+        ``taps`` describes the same taps (every checkpoint has the same taps, rows and units). The
+        view has ``checkpoint == name``. It shares the open file: closing the recording closes its
+        views (their reads then raise ``ValueError``), while closing a view leaves the recording and
+        other views open. Raises ``RecordingError`` for a name the file does not have.
+        """
+        root = self._parent or self
+        names = [c.name for c in self._header.checkpoints]
+        if name not in names:
+            has = ", ".join(names) if names else "none: it holds the states of one model"
+            raise RecordingError(self.path, f"has no checkpoint {name!r} (checkpoints: {has})")
+        view = object.__new__(Recording)
+        view.__dict__.update(root.__dict__)
+        view._parent = root
+        view._closed = False
+        view.checkpoint = name
+        view._tap_prefix = f"{fmt.checkpoint_path(name)}/{fmt.TAPS}"
+        return view
 
     # --- positions and items ---------------------------------------------------------------
 
@@ -163,7 +209,7 @@ class Recording:
         k = info.units if cols is None else len(range(info.units)[cols]) if isinstance(cols, slice) else len(cols)
         out = np.empty((b - a, k), dtype=np.float32)
         with self._reading(f"tap {tap!r} rows {a}..{b}"):
-            ds = self._view[fmt.tap_path(tap)]
+            ds = self._tap_dataset(tap)
             step = _block_rows(ds)
             for lo in range(a, b, step):
                 hi = min(b, lo + step)
@@ -189,7 +235,7 @@ class Recording:
                              f"got {out.dtype} {out.shape}")
         if b > a:
             with self._reading(f"tap {tap!r} rows {a}..{b}"):
-                self._view[fmt.tap_path(tap)].read_direct(out, np.s_[a:b])
+                self._tap_dataset(tap).read_direct(out, np.s_[a:b])
         return out
 
     def item_states(self, tap: str, item: int, units=None) -> np.ndarray:
@@ -217,28 +263,46 @@ class Recording:
     # --- life cycle ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the file; later reads raise ``ValueError``."""
-        for f in {id(self._view): self._view, id(self._file): self._file}.values():
+        """Close the file (and every view of it); later reads raise ``ValueError``.
+
+        On a view made by :meth:`at_checkpoint`, closes only that view.
+        """
+        self._closed = True
+        if self._parent is not None:
+            return
+        for f in {id(self._view_file): self._view_file, id(self._file): self._file}.values():
             if f is not None:
                 with contextlib.suppress(Exception):
                     f.close()
-        self._view = self._file = None
+        self._view_file = self._file = None
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return self._closed or (self._parent is not None and self._parent.closed)
 
-    def __enter__(self) -> "Recording":
+    @property
+    def _view(self) -> h5py.File | None:
+        """The HDF5 file read from (the upgraded overlay of an older file); None once closed."""
+        if self.closed:
+            return None
+        return self._parent._view_file if self._parent is not None else self._view_file
+
+    def __enter__(self) -> Recording:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __repr__(self) -> str:
+        at = "" if self.checkpoint is None else f", checkpoint={self.checkpoint!r}"
         return (f"Recording({str(self.path)!r}, items={self.n_items}, positions={self.n_positions}, "
-                f"taps={list(self.taps)})")
+                f"taps={list(self.taps)}{at})")
 
     # --- internals -------------------------------------------------------------------------
+
+    def _tap_dataset(self, tap: str) -> h5py.Dataset:
+        """The dataset of ``tap`` for this recording's checkpoint (call inside ``_reading``)."""
+        return self._view[f"{self._tap_prefix}/{tap}"]
 
     def _tap(self, name: str) -> TapInfo:
         info = self.taps.get(name)

@@ -12,7 +12,7 @@ and :mod:`.rnn_recovery` for how the hidden signals of ``nn.LSTM`` / ``nn.GRU`` 
 from __future__ import annotations
 
 from .recorder_context import Recorder
-from .recorder_run import record
+from .recorder_run import CheckpointSource, record
 from .recorder_sources import SignalInfo, list_signals
 
-__all__ = ["Recorder", "SignalInfo", "list_signals", "record"]
+__all__ = ["CheckpointSource", "Recorder", "SignalInfo", "list_signals", "record"]

@@ -5,21 +5,31 @@ that every signal has one ``[units]`` row per token, cut the padding off, and ap
 :class:`~lstmviz.recording.writer.RecordingWriter` in the data's item order. Only one batch of states
 is in memory at a time; the writer streams to a temporary file that becomes the output on success and
 is removed on any error or cancellation.
+
+With ``checkpoints=[...]`` (several checkpoints of one training run), each checkpoint is loaded into
+the model in turn and the model is run over the same items once per checkpoint: first the main
+checkpoint (the last in training order), whose states become the recording's main ``/taps`` along
+with the tokens and annotations, then every other checkpoint, whose states stream into
+``/checkpoints/<name>/taps`` (format v2).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstmviz.recording import format as fmt
 from lstmviz.recording.writer import RecordingWriter
 from lstmviz.tasks import Task, TqdmTask, ensure_task
 
@@ -27,6 +37,29 @@ from .recorder_context import Recorder
 from .recorder_data import DataSource, Item, pad_batch
 
 ForwardFn = Callable[[nn.Module, Tensor, Tensor], Any]
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """One checkpoint of a training run, for ``record(..., checkpoints=[...])``.
+
+    Args:
+        state: the weights: a ``state_dict``, an ``nn.Module`` (its ``state_dict()``), or a
+            zero-argument callable returning either, called when the checkpoint is recorded (so only
+            one checkpoint's weights need to be in memory at a time).
+        step: the training step (``None`` = unknown; either every checkpoint has one or none does).
+        name: its name in the file (a single name without ``/``); default ``step-000200`` from the
+            step, else ``checkpoint-<i>`` (``i`` = its position in the given list).
+        path, sha256, metrics: the checkpoint file, its hex sha256 and its training metrics, stored
+            with the checkpoint's states.
+    """
+
+    state: Any
+    step: int | None = None
+    name: str | None = None
+    path: str = ""
+    sha256: str = ""
+    metrics: dict | None = None
 
 
 def record(
@@ -46,6 +79,7 @@ def record(
     provenance: dict | None = None,
     max_items: int | None = None,
     pad_id: int = 0,
+    checkpoints: Sequence[CheckpointSource | tuple] | None = None,
 ) -> Path:
     """Record ``signals`` of ``model`` over every item of ``data`` into the recording file ``out``.
 
@@ -70,6 +104,18 @@ def record(
         provenance: stored in the file, over what ``record`` gathers (dataset, model class, versions).
         max_items: record only the first ``max_items`` items.
         pad_id: token id used to pad shorter items of a batch (id 0 is ``<pad>`` in built-in vocabularies).
+        checkpoints: several checkpoints of one training run of ``model`` to record into one file
+            (format v2 ``/checkpoints``): :class:`CheckpointSource` objects or tuples
+            ``(step_or_name, state)`` / ``(step_or_name, state, meta)`` where an int is the step, a
+            string the name, and ``meta`` a dict with any of ``step``, ``name``, ``path``, ``sha256``,
+            ``metrics``. They are ordered by step (the given order among equal steps or without steps);
+            each is loaded into ``model`` (``load_state_dict(strict=True)``) and the model is run over
+            the same items once per checkpoint, so ``data`` must be readable more than once (a dataset
+            or a list, not a generator). The last one is the main checkpoint: its states are the
+            recording's main states (``/taps``), and the provenance gets its ``checkpoint`` path,
+            ``sha256``, ``checkpoint_step`` and ``train_metrics`` unless ``provenance`` gives them.
+            A single checkpoint is recorded like a plain model (no ``/checkpoints`` entries).
+            ``model``'s own weights are restored afterwards.
 
     Returns the path of the written file.
     """
@@ -78,44 +124,170 @@ def record(
     if vocab is None and hasattr(data, "vocab"):
         vocab = list(data.vocab)
     source = DataSource(data, max_items, vocab_size=len(vocab) if vocab else None)
+    sources = _checkpoint_sources(checkpoints)
+    if len(sources) > 1 and not source.dataset and _one_shot(data):
+        raise ValueError(
+            f"record(checkpoints=...) runs the model over the data once per checkpoint, so data must be a "
+            f"dataset or a list that can be read more than once, got a {type(data).__name__} (an iterator)")
     _check_device(model, device)
     recorder = Recorder(model, signals, batch_first=batch_first, accumulate=True)
     if forward is None and batch_size > 1:
         _warn_if_padding_is_read_backwards(recorder)
-    meta = _provenance(model, data if source.dataset else None, recorder.signals, provenance)
+    main = sources[-1] if sources else None
+    meta = _provenance(model, data if source.dataset else None, recorder.signals, provenance, main)
 
     bar = TqdmTask("recording", unit="item", disable=False) if _want_bar(progress, task) else None
     task = ensure_task(task)
     modes = [(m, m.training) for m in model.modules()]
+    original = {k: v.detach().clone() for k, v in model.state_dict().items()} if sources else None
     writer = RecordingWriter(out, vocab=vocab, provenance=meta, dtype=dtype)
     try:
+        for src in sources if len(sources) > 1 else []:
+            writer.add_checkpoint(src.name, step=src.step, path=src.path, sha256=src.sha256, metrics=src.metrics)
         model.eval()
-        task.progress(0, source.total, "recording")
-        done = 0
-        declared = False
-        with torch.no_grad(), recorder:
-            for batch in source.batches(batch_size):
-                task.check()
-                states = _run_batch(model, recorder, forward, batch, pad_id, batch_first, device)
-                if not declared:
-                    _declare(writer, recorder, states, source)
-                    declared = True
-                _append(writer, batch, states)
-                done += len(batch)
-                if bar is not None:
-                    bar.progress(done, source.total)
-                task.progress(done, source.total, "recording")
-        if done == 0:
+        passes = max(1, len(sources))
+        total = None if source.total is None else source.total * passes
+        progress_state = {"done": 0, "total": total, "bar": bar}
+        task.progress(0, total, "recording")
+        if main is not None:
+            _load_state(model, main, original)
+        digest = _record_pass(model, recorder, forward, source, writer, None, task, progress_state,
+                              batch_size, pad_id, batch_first, device)
+        if writer.n_items == 0:
             raise ValueError("no items to record: data is empty")
+        for src in sources[:-1] if len(sources) > 1 else []:
+            _load_state(model, src, original)
+            again = _record_pass(model, recorder, forward, source, writer, src.name, task, progress_state,
+                                 batch_size, pad_id, batch_first, device)
+            if again != digest:
+                raise ValueError(
+                    f"the data gave other items on the pass for checkpoint {src.name!r} than on the first pass "
+                    f"(record(checkpoints=...) needs data that gives the same items, in the same order, every "
+                    f"time it is read)")
         return writer.close()
     except BaseException:
         writer.abort()
         raise
     finally:
+        if original is not None:
+            model.load_state_dict(original)
         for module, training in modes:
             module.training = training
         if bar is not None:
             bar.close()
+
+
+def _record_pass(model, recorder: Recorder, forward, source: DataSource, writer: RecordingWriter,
+                 checkpoint: str | None, task: Task, progress_state: dict, batch_size, pad_id, batch_first,
+                 device) -> str:
+    """Run the model over every item once; returns a digest of the items' tokens (to compare passes).
+
+    ``checkpoint`` None: the main pass, items are appended with their tokens and annotations;
+    otherwise the states go to that (non-main) checkpoint of the writer.
+    """
+    digest = hashlib.sha256()
+    declared = writer.n_items > 0 or checkpoint is not None
+    label = "recording" if checkpoint is None else f"recording {checkpoint}"
+    with torch.no_grad(), recorder:
+        for batch in source.batches(batch_size):
+            task.check()
+            states = _run_batch(model, recorder, forward, batch, pad_id, batch_first, device)
+            if not declared:
+                _declare(writer, recorder, states, source)
+                declared = True
+            if checkpoint is None:
+                _append(writer, batch, states)
+            else:
+                _append_checkpoint(writer, checkpoint, batch, states)
+            for item in batch:
+                digest.update(np.int64(len(item.tokens)).tobytes())
+                digest.update(np.ascontiguousarray(item.tokens, dtype=np.int64).tobytes())
+            progress_state["done"] += len(batch)
+            if progress_state["bar"] is not None:
+                progress_state["bar"].progress(progress_state["done"], progress_state["total"])
+            task.progress(progress_state["done"], progress_state["total"], label)
+    return digest.hexdigest()
+
+
+def _one_shot(data) -> bool:
+    """Whether ``data`` is an iterator, which gives its items only once."""
+    try:
+        return iter(data) is data
+    except TypeError:  # not iterable at all: DataSource says so in words
+        return False
+
+
+def _checkpoint_sources(checkpoints) -> list[CheckpointSource]:
+    """The given checkpoints as ``CheckpointSource``s with names, in training order (checked)."""
+    if checkpoints is None:
+        return []
+    if isinstance(checkpoints, (str, bytes, Mapping)) or not isinstance(checkpoints, Sequence):
+        raise ValueError(f"checkpoints: expected a list of CheckpointSource or (step_or_name, state[, meta]) "
+                         f"tuples, got {type(checkpoints).__name__}")
+    out: list[CheckpointSource] = []
+    for i, given in enumerate(checkpoints):
+        src = _checkpoint_source(given, i)
+        if src.step is not None and (isinstance(src.step, bool) or not isinstance(src.step, (int, np.integer))
+                                     or src.step < 0):
+            raise ValueError(f"checkpoints[{i}]: step must be None or a non-negative integer, got {src.step!r}")
+        name = src.name
+        if name is None:
+            name = fmt.step_checkpoint_name(src.step) if src.step is not None else f"checkpoint-{i}"
+        try:
+            fmt.check_plain_name(name, "checkpoint")
+        except ValueError as e:
+            raise ValueError(f"checkpoints[{i}]: {e}") from None
+        out.append(CheckpointSource(src.state, None if src.step is None else int(src.step), name,
+                                    os.fspath(src.path or ""), str(src.sha256 or ""), dict(src.metrics or {})))
+    names = [c.name for c in out]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"checkpoints: names must be unique, got {', '.join(map(repr, duplicates))} more than once")
+    with_steps = [c.step is not None for c in out]
+    if any(with_steps) and not all(with_steps):
+        raise ValueError("checkpoints: either every checkpoint has a step or none does (they are ordered by step)")
+    return sorted(out, key=lambda c: c.step or 0)  # stable: equal steps keep the given order
+
+
+def _checkpoint_source(given, i: int) -> CheckpointSource:
+    if isinstance(given, CheckpointSource):
+        return given
+    if not isinstance(given, tuple) or len(given) not in (2, 3):
+        raise ValueError(f"checkpoints[{i}]: expected a CheckpointSource or a tuple (step_or_name, state) or "
+                         f"(step_or_name, state, meta), got {type(given).__name__}")
+    key, state, extra = given[0], given[1], (given[2] if len(given) == 3 else None) or {}
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"checkpoints[{i}]: meta must be a dict, got {type(extra).__name__}")
+    unknown = sorted(set(extra) - {"step", "name", "path", "sha256", "metrics"})
+    if unknown:
+        raise ValueError(f"checkpoints[{i}]: unknown meta keys {unknown}; known: step, name, path, sha256, metrics")
+    fields = dict(extra)
+    if isinstance(key, str):
+        fields["name"] = key
+    elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        fields["step"] = int(key)
+    elif key is not None:
+        raise ValueError(f"checkpoints[{i}]: the first element must be a step (int) or a name (str), got {key!r}")
+    return CheckpointSource(state, **fields)
+
+
+def _load_state(model: nn.Module, src: CheckpointSource, original: dict) -> None:
+    """Load checkpoint ``src``'s weights into ``model`` (strict), or say why they do not fit."""
+    state = src.state
+    if callable(state) and not isinstance(state, nn.Module):
+        state = state()
+    if state is model:  # the model itself as one of its checkpoints: the weights it came with
+        state = original
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    if not isinstance(state, Mapping):
+        raise ValueError(f"checkpoint {src.name!r}: expected a state_dict, an nn.Module, or a function returning "
+                         f"one, got {type(state).__name__}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise ValueError(f"checkpoint {src.name!r} does not fit the model: {' '.join(lines)[:400]}") from None
 
 
 def _want_bar(progress: bool | None, task: Task | None) -> bool:
@@ -228,7 +400,15 @@ def _append(writer: RecordingWriter, batch: list[Item], states: dict[str, Tensor
         )
 
 
-def _provenance(model: nn.Module, dataset, signals: list[str], given: dict | None) -> dict:
+def _append_checkpoint(writer: RecordingWriter, checkpoint: str, batch: list[Item], states: dict[str, Tensor]) -> None:
+    arrays = {name: _to_numpy(value) for name, value in states.items()}
+    for b, item in enumerate(batch):
+        n = len(item.tokens)
+        writer.append_checkpoint_item(checkpoint, {name: a[b, :n] for name, a in arrays.items()})
+
+
+def _provenance(model: nn.Module, dataset, signals: list[str], given: dict | None,
+                main: CheckpointSource | None = None) -> dict:
     meta: dict[str, Any] = {}
     if dataset is not None and hasattr(dataset, "provenance"):
         details = dict(dataset.provenance() or {})
@@ -240,6 +420,15 @@ def _provenance(model: nn.Module, dataset, signals: list[str], given: dict | Non
     meta["model"] = f"{type(model).__module__}.{type(model).__qualname__}"
     meta["signals"] = list(signals)
     meta["versions"] = {"torch": torch.__version__, "python": platform.python_version()}
+    if main is not None:  # the main states are the main checkpoint's
+        if main.path:
+            meta["checkpoint"] = main.path
+        if main.sha256:
+            meta["sha256"] = main.sha256
+        if main.step is not None:
+            meta["checkpoint_step"] = main.step
+        if main.metrics:
+            meta["train_metrics"] = main.metrics
     for key, value in (given or {}).items():
         if key == "versions" and isinstance(value, dict):
             meta["versions"] = {**meta["versions"], **value}

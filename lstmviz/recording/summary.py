@@ -45,9 +45,25 @@ def summarize(recording: Recording) -> str:
         [[a.name, a.kind, f"per {a.level}", _labels(a.labels) if a.labels is not None else _cut(a.description, 60)]
          for a in rec.annotations.values()],
     ) or ["  none"]
+    checkpoints = rec.checkpoints
+    if checkpoints:
+        lines += ["", f"Checkpoints ({len(checkpoints)}, in training order; the main one's states are the taps above)"]
+        lines += _table(
+            ["name", "step", "main", "file", "metrics"],
+            [[c.name, "?" if c.step is None else f"{c.step:,}", "main" if c.is_main else "",
+              os.path.basename(c.path), _metrics(c.metrics)] for c in checkpoints],
+        )
     lines += ["", "Provenance"]
     lines += _provenance(rec.provenance) or ["  none"]
     return "\n".join(lines)
+
+
+_SHOWN_METRICS = ("train_loss", "valid_loss", "valid_ppl")
+
+
+def _metrics(metrics: dict) -> str:
+    shown = [(k, metrics[k]) for k in _SHOWN_METRICS if isinstance(metrics.get(k), (int, float))]
+    return ", ".join(f"{k} {v:.4g}" for k, v in shown)
 
 
 def _row(key: str, value: str) -> str:

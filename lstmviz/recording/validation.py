@@ -8,6 +8,7 @@ Every problem is a ``RecordingError`` naming the file and saying what is wrong i
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,12 @@ import h5py
 import numpy as np
 
 from lstmviz.recording import format as fmt
-from lstmviz.recording.format import AnnotationInfo, RecordingError, TapInfo
+from lstmviz.recording.format import (
+    AnnotationInfo,
+    CheckpointInfo,
+    RecordingError,
+    TapInfo,
+)
 
 _SCAN_BLOCK = 1 << 20
 
@@ -32,6 +38,7 @@ class Header:
     provenance: dict
     taps: dict[str, TapInfo]
     annotations: dict[str, AnnotationInfo]
+    checkpoints: list[CheckpointInfo]  # training order; [] for a recording of one model state
 
     @property
     def n_items(self) -> int:
@@ -97,14 +104,16 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
         raise RecordingError(path, f"the last item offset of axis {fmt.MAIN_AXIS!r} is {n_positions} but "
                                    f"'/{fmt.TOKENS}' has {tokens.shape[0]} positions")
 
+    taps = _taps(f, path, offsets)
     return Header(
         format_version=version,
         offsets=offsets,
         axis_descriptions=descriptions,
         vocab=_vocab(f, path),
         provenance=_provenance(f, path),
-        taps=_taps(f, path, offsets),
+        taps=taps,
         annotations=_annotations(f, path, n_positions, n_items),
+        checkpoints=_checkpoints(f, path, taps),
     )
 
 
@@ -208,6 +217,90 @@ def _annotations(f: h5py.File, path, n_positions: int, n_items: int) -> dict[str
         out[name] = AnnotationInfo(name=name, kind=kind, level=level, labels=labels,
                                    description=_as_str(g.attrs.get(fmt.DESCRIPTION, "")))
     return out
+
+
+def _checkpoints(f: h5py.File, path, taps: dict[str, TapInfo]) -> list[CheckpointInfo]:
+    """``/checkpoints``: names, training order, the main one, and states shaped like ``/taps``."""
+    group = _group(f, fmt.CHECKPOINTS, path, "checkpoints")
+    order = _order(group, path, "checkpoints")
+    where = f"'/{fmt.CHECKPOINTS}'"
+    seen: set[str] = set()
+    for name in order:
+        if not name or "/" in name or name in (".", ".."):
+            raise RecordingError(path, f"{where} lists the checkpoint name {name!r}; a checkpoint name is a "
+                                       f"single name without '/'")
+        if name in seen:
+            raise RecordingError(path, f"{where} lists the checkpoint {name!r} twice")
+        seen.add(name)
+    main = _as_str(group.attrs.get(fmt.MAIN_ATTR))
+    if main is None:
+        raise RecordingError(path, f"{where} has no {fmt.MAIN_ATTR!r} attribute naming the checkpoint whose "
+                                   f"states are '/{fmt.TAPS}'; the file is damaged or not written by lstmviz")
+    if order and main not in seen:
+        raise RecordingError(path, f"the main checkpoint {main!r} (attribute {fmt.MAIN_ATTR!r} of {where}) is not "
+                                   f"one of the checkpoints listed there ({', '.join(order)})")
+    if not order and main:
+        raise RecordingError(path, f"the main checkpoint {main!r} (attribute {fmt.MAIN_ATTR!r} of {where}) is "
+                                   f"named but {where} lists no checkpoints")
+    out: list[CheckpointInfo] = []
+    for name in order:
+        g = _group(f, fmt.checkpoint_path(name), path, f"checkpoint {name!r}")
+        raw = g.attrs.get("step")
+        if raw is None or np.ndim(raw) != 0 or np.asarray(raw).dtype.kind not in "iu" or int(raw) < fmt.NO_STEP:
+            raise RecordingError(path, f"checkpoint {name!r} must have an integer 'step' attribute "
+                                       f"(-1 = unknown), got {raw!r}")
+        step = int(raw)
+        text = _as_str(g.attrs.get("metrics", "{}"))
+        try:
+            metrics = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RecordingError(path, f"the 'metrics' attribute of checkpoint {name!r} is not valid JSON ({e})") from None
+        if not isinstance(metrics, dict):
+            raise RecordingError(path, f"the 'metrics' attribute of checkpoint {name!r} must hold a JSON object, "
+                                       f"got {type(metrics).__name__}")
+        _checkpoint_states(f, path, name, taps, name == main)
+        out.append(CheckpointInfo(name=name, step=None if step == fmt.NO_STEP else step,
+                                  path=_as_str(g.attrs.get("path", "")), sha256=_as_str(g.attrs.get("sha256", "")),
+                                  metrics=metrics, is_main=name == main))
+    known = [c.step is not None for c in out]
+    if any(known) and not all(known):
+        missing = next(c.name for c in out if c.step is None)
+        raise RecordingError(path, f"checkpoint {missing!r} has no step (-1) but others have one; either every "
+                                   f"checkpoint has a step or none does")
+    for a, b in itertools.pairwise(out):
+        if a.step is not None and b.step < a.step:
+            raise RecordingError(path, f"checkpoint {b.name!r} (step {b.step}) is listed after {a.name!r} "
+                                       f"(step {a.step}) in {where}; the order must be ascending step")
+    return out
+
+
+def _checkpoint_states(f: h5py.File, path, name: str, taps: dict[str, TapInfo], is_main: bool) -> None:
+    """Every tap of ``/taps`` under ``/checkpoints/<name>/taps``, same shape and dtype, nothing else."""
+    prefix = f"{fmt.checkpoint_path(name)}/{fmt.TAPS}"
+    group = _group(f, prefix, path, f"states of checkpoint {name!r}")
+    for tap in taps:
+        own = f.get(fmt.tap_path(tap))
+        ds = f.get(fmt.checkpoint_tap_path(name, tap))
+        where = f"'/{fmt.checkpoint_tap_path(name, tap)}'"
+        if not isinstance(ds, h5py.Dataset):
+            raise RecordingError(path, f"checkpoint {name!r} has no states of tap {tap!r}: dataset {where} is missing")
+        if ds.shape != own.shape or ds.dtype != own.dtype:
+            raise RecordingError(path, f"checkpoint {name!r}: {where} has shape {ds.shape} dtype {ds.dtype} but "
+                                       f"tap {tap!r} ('/{fmt.tap_path(tap)}') has shape {own.shape} dtype {own.dtype}; "
+                                       f"every checkpoint needs the same rows and units")
+        if is_main and ds.id != own.id:
+            raise RecordingError(path, f"checkpoint {name!r} is the main checkpoint, but {where} is not the dataset "
+                                       f"'/{fmt.tap_path(tap)}' (it must be a hard link to it)")
+    extra: list[str] = []
+
+    def visit(rel: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset) and rel not in taps:
+            extra.append(rel)
+
+    group.visititems(visit)
+    if extra:
+        raise RecordingError(path, f"checkpoint {name!r} has states of {', '.join(map(repr, sorted(extra)))}, "
+                                   f"which '/{fmt.TAPS}' does not list (taps: {', '.join(taps) or 'none'})")
 
 
 def _check_label_range(values: h5py.Dataset, n_labels: int, name: str, path) -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import secrets
+from array import array
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,8 +61,23 @@ class _AnnotationSpec:
     description: str
 
 
+@dataclass(frozen=True)
+class _CheckpointSpec:
+    step: int | None
+    path: str
+    sha256: str
+    metrics_json: str
+
+
 class RecordingWriter:
     """Write a recording: declare axes, taps and annotations, append items, then ``close()``.
+
+    Several checkpoints of one training run (format v2 ``/checkpoints``): declare each with
+    :meth:`add_checkpoint`. The states passed to :meth:`append_item` are those of the *main*
+    checkpoint (:attr:`main_checkpoint`, the last in training order); the states of every other
+    checkpoint for the same items, in the same order, go through :meth:`append_checkpoint_item`
+    (item ``k`` of a checkpoint after item ``k`` was appended). ``close()`` refuses (and removes the
+    temporary file) unless every checkpoint has the states of every item.
 
     Args:
         path: the final file name. Nothing is written under it before ``close()`` succeeds; an
@@ -88,6 +104,10 @@ class RecordingWriter:
         self._axes: dict[str, str] = {fmt.MAIN_AXIS: ""}
         self._taps: dict[str, _TapSpec] = {}
         self._annotations: dict[str, _AnnotationSpec] = {}
+        self._checkpoints: dict[str, _CheckpointSpec] = {}
+        self._checkpoint_order: list[str] = []  # training order, fixed by _begin()
+        self._checkpoint_items: dict[str, int] = {}  # non-main checkpoint -> items appended
+        self._item_ends: dict[str, array] = {}  # axis -> end row of every item (only with checkpoints)
         self._n_items = 0
         self._axis_rows: dict[str, int] = {}
         self._plans: dict[str, _DatasetPlan] = {}
@@ -168,6 +188,60 @@ class RecordingWriter:
             raise ValueError(f"annotation {name!r}: a numeric annotation has no labels, got {labels!r}")
         self._annotations[name] = _AnnotationSpec(kind, level, labels, str(description))
 
+    def add_checkpoint(self, name: str, *, step: int | None = None, path: str | os.PathLike = "",
+                       sha256: str = "", metrics: Mapping | None = None) -> None:
+        """Declare a checkpoint of the training run whose states this recording holds.
+
+        ``name``: a single name without ``/`` (``"step-000200"``), unique. ``step``: the training step
+        (``None`` = unknown; either every checkpoint has a step or none does). ``path``, ``sha256``:
+        the checkpoint file and its hex sha256; ``metrics``: its training metrics (JSON-serialisable).
+
+        Training order is ascending step (declaration order among equal steps, or when no checkpoint
+        has a step); the last checkpoint in that order is the main one: its states are the ones given
+        to :meth:`append_item` and stored in ``/taps``. Every other checkpoint needs
+        :meth:`append_checkpoint_item` for every item.
+        """
+        self._check_declaring("add_checkpoint")
+        fmt.check_plain_name(name, "checkpoint")
+        if name in self._checkpoints:
+            raise ValueError(f"checkpoint {name!r} is already declared")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0):
+            raise ValueError(f"checkpoint {name!r}: step must be None or a non-negative integer, got {step!r}")
+        if self._checkpoints:
+            others_have_steps = next(iter(self._checkpoints.values())).step is not None
+            if others_have_steps != (step is not None):
+                raise ValueError(f"checkpoint {name!r}: either every checkpoint has a step or none does "
+                                 f"(training order is by step); got step={step!r} after "
+                                 f"{'checkpoints with steps' if others_have_steps else 'checkpoints without steps'}")
+        if not isinstance(path, (str, os.PathLike)):
+            raise ValueError(f"checkpoint {name!r}: path must be a string, got {type(path).__name__}")
+        if not isinstance(sha256, str):
+            raise ValueError(f"checkpoint {name!r}: sha256 must be a hex string, got {type(sha256).__name__}")
+        if metrics is None:
+            metrics = {}
+        if not isinstance(metrics, Mapping):
+            raise ValueError(f"checkpoint {name!r}: metrics must be a dict, got {type(metrics).__name__}")
+        try:
+            text = json.dumps(dict(metrics), ensure_ascii=False, default=_json_default)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"checkpoint {name!r}: metrics must be JSON-serialisable, {e}") from None
+        self._checkpoints[name] = _CheckpointSpec(None if step is None else int(step), os.fspath(path),
+                                                  str(sha256), text)
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """The declared checkpoints in training order (ascending step, ties in declaration order)."""
+        if self._checkpoint_order:
+            return list(self._checkpoint_order)
+        names = list(self._checkpoints)
+        return sorted(names, key=lambda n: self._checkpoints[n].step or 0)  # stable: ties keep their order
+
+    @property
+    def main_checkpoint(self) -> str | None:
+        """The checkpoint whose states :meth:`append_item` takes (the last in training order), or None."""
+        order = self.checkpoints
+        return order[-1] if order else None
+
     # --- appending -------------------------------------------------------------------------
 
     @property
@@ -210,10 +284,49 @@ class RecordingWriter:
         for axis, count in rows.items():
             self._axis_rows[axis] += count
             self._push_scalar(fmt.axis_offsets_path(axis), self._axis_rows[axis])
+            if axis in self._item_ends:
+                self._item_ends[axis].append(self._axis_rows[axis])
         self._n_items += 1
         if self._buffered_bytes >= self._flush_bytes:
             self._flush(final=False)
         return self._n_items - 1
+
+    def append_checkpoint_item(self, checkpoint: str, states: Mapping[str, Any]) -> int:
+        """Append the states of the next item of a (non-main) checkpoint and return the item's index.
+
+        Item ``k`` of a checkpoint is the ``k``-th call for that checkpoint; it must already have been
+        appended with :meth:`append_item`, and ``states`` must have exactly its rows (same taps,
+        units, and rows on every axis as the main checkpoint's states of that item). Everything is
+        checked before anything is stored, so a ``ValueError`` leaves the writer as it was.
+        """
+        self._check_open("append_checkpoint_item")
+        if checkpoint not in self._checkpoints:
+            declared = ", ".join(map(repr, self._checkpoints)) or "none"
+            raise ValueError(f"checkpoint {checkpoint!r} is not declared (declared: {declared}); "
+                             f"call add_checkpoint before the first item")
+        if checkpoint == self.main_checkpoint:
+            raise ValueError(f"checkpoint {checkpoint!r} is the main checkpoint (the last in training order): "
+                             f"its states are the ones given to append_item")
+        k = self._checkpoint_items.get(checkpoint, 0)
+        if k >= self._n_items:
+            raise ValueError(f"checkpoint {checkpoint!r}: item {k} has not been appended yet "
+                             f"({self._n_items} items so far); append it with append_item first")
+        expected = {axis: ends[k] - (ends[k - 1] if k else 0) for axis, ends in self._item_ends.items()}
+        try:
+            rows, converted = self._check_states(states, expected[fmt.MAIN_AXIS])
+            for axis, count in rows.items():
+                if count != expected[axis]:
+                    first = next(n for n, spec in self._taps.items() if spec.axis == axis)
+                    raise ValueError(f"tap {first!r}: expected {expected[axis]} rows on axis {axis!r} "
+                                     f"(as the main checkpoint's item {k}), got {count}")
+        except ValueError as e:
+            raise ValueError(f"checkpoint {checkpoint!r}, item {k}: {e}") from None
+        for name, data in converted.items():
+            self._push_array(fmt.checkpoint_tap_path(checkpoint, name), data)
+        self._checkpoint_items[checkpoint] = k + 1
+        if self._buffered_bytes >= self._flush_bytes:
+            self._flush(final=False)
+        return k
 
     def flush(self) -> None:
         """Write buffered items into the temporary file (the final name is still untouched)."""
@@ -250,8 +363,10 @@ class RecordingWriter:
         try:
             if self._state == "declaring":
                 self._begin()
+            self._check_checkpoints_complete()
             self._flush(final=True)
             f = self._file
+            self._link_main_checkpoint()
             del f.attrs[fmt.INCOMPLETE_ATTR]
             f.attrs[fmt.MARKER_ATTR] = fmt.MARKER_VALUE
             f.attrs[fmt.VERSION_ATTR] = np.int64(fmt.FORMAT_VERSION)
@@ -347,8 +462,50 @@ class RecordingWriter:
             if spec.labels is not None:
                 group.create_dataset(fmt.LABELS, data=np.array(spec.labels, dtype=object), dtype=_STR)
         derived = f.create_group(fmt.DERIVED)
-        derived.attrs[fmt.DESCRIPTION] = "caches that can always be rebuilt from the raw data; empty in format v1"
+        derived.attrs[fmt.DESCRIPTION] = "reserved for caches that can always be rebuilt from the raw data; empty"
+        self._begin_checkpoints()
         self._state = "appending"
+
+    def _begin_checkpoints(self) -> None:
+        """Create ``/checkpoints`` (always; empty without checkpoints) and plan the non-main states."""
+        f = self._file
+        self._checkpoint_order = order = self.checkpoints
+        main = order[-1] if order else ""
+        group = f.create_group(fmt.CHECKPOINTS)
+        group.attrs.create(fmt.ORDER_ATTR, np.array(order, dtype=object), dtype=_STR)
+        group.attrs[fmt.MAIN_ATTR] = main
+        for name in order:
+            spec = self._checkpoints[name]
+            g = group.create_group(name)
+            g.attrs["step"] = np.int64(fmt.NO_STEP if spec.step is None else spec.step)
+            g.attrs["path"] = spec.path
+            g.attrs["sha256"] = spec.sha256
+            g.attrs["metrics"] = spec.metrics_json
+            g.create_group(fmt.TAPS)
+            if name == main:
+                continue  # hard links to /taps, made by close()
+            self._checkpoint_items[name] = 0
+            for tap in self._taps:
+                main_plan = self._plans[fmt.tap_path(tap)]
+                self._plans[fmt.checkpoint_tap_path(name, tap)] = main_plan
+                self._arrays[fmt.checkpoint_tap_path(name, tap)] = []
+        if len(order) > 1:
+            self._item_ends = {axis: array("q") for axis in self._axes}
+
+    def _check_checkpoints_complete(self) -> None:
+        for name, count in self._checkpoint_items.items():
+            if count != self._n_items:
+                raise ValueError(
+                    f"checkpoint {name!r} has the states of {count} of the {self._n_items} items; every "
+                    f"checkpoint needs the states of every item (append_checkpoint_item) before close()")
+
+    def _link_main_checkpoint(self) -> None:
+        """The main checkpoint's states are /taps itself: hard links, no copy."""
+        main = self.main_checkpoint
+        if main is None:
+            return
+        for tap in self._taps:
+            self._file[fmt.checkpoint_tap_path(main, tap)] = self._datasets[fmt.tap_path(tap)]
 
     def _plan_vector(self, path: str, dtype: np.dtype, *, scalar: bool = False) -> None:
         self._plans[path] = _DatasetPlan(dtype, None, fmt.vector_chunk_len(dtype.itemsize), {})

@@ -14,11 +14,17 @@ TINY_MODEL = ["--set", "hidden_size=12", "--set", "embedding_dim=8"]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    """lstm.pt (step 30), and kept beside it lstm-step000000.pt, -step000010, -step000020, -step000030."""
     out = tmp_path_factory.mktemp("ckpt") / "lstm.pt"
     code = main(["train", "lstm", "--dataset", "parens", "--steps", "30", "--out", str(out), "--quiet",
-                 "--train", "batch_size=4", "--train", "bptt=20", *TINY_DATA, *TINY_MODEL])
+                 "--train", "batch_size=4", "--train", "bptt=20", "--train", "checkpoint_every=10",
+                 "--train", "keep_checkpoints=1", *TINY_DATA, *TINY_MODEL])
     assert code == 0
     return out
+
+
+def _kept(checkpoint, step):
+    return checkpoint.with_name(f"lstm-step{step:06d}.pt")
 
 
 def test_train_writes_a_loadable_checkpoint(checkpoint):
@@ -27,6 +33,15 @@ def test_train_writes_a_loadable_checkpoint(checkpoint):
     _, meta = load_checkpoint(checkpoint)
     assert meta["engine"] == "lstm" and meta["dataset"] == "parens" and meta["step"] == 30
     assert meta["config"]["hidden_size"] == 12
+
+
+def test_train_keeps_every_checkpoint_when_asked(checkpoint):
+    from lstmviz.engines.checkpoint import load_checkpoint
+
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == [
+        "lstm-step000000.pt", "lstm-step000010.pt", "lstm-step000020.pt", "lstm-step000030.pt", "lstm.pt"]
+    for step in (0, 10, 20, 30):
+        assert load_checkpoint(_kept(checkpoint, step))[1]["step"] == step
 
 
 def test_record_checkpoint_then_info(checkpoint, tmp_path, capsys):
@@ -49,6 +64,84 @@ def test_record_checkpoint_then_info(checkpoint, tmp_path, capsys):
     text = capsys.readouterr().out
     for expected in ("layer1/c", "depth", "lstm", "parens"):
         assert expected in text
+
+
+def test_record_several_checkpoints_of_one_run_then_info(checkpoint, tmp_path, capsys):
+    from lstmviz.engines.checkpoint import load_checkpoint
+
+    from lstmviz.recording import open_recording
+
+    out = tmp_path / "run.h5"
+    files = [_kept(checkpoint, 20), _kept(checkpoint, 0), _kept(checkpoint, 10)]  # any order: sorted by step
+    args = ["--split", "valid", "--quiet", "--max-items", "4", "--signals", "layer1/c", "layer0/h", *TINY_DATA]
+    assert main(["record", *map(str, files), "--out", str(out), *args]) == 0
+    assert "3 checkpoints, steps 0, 10, 20" in capsys.readouterr().out
+    single = tmp_path / "step10.h5"
+    assert main(["record", str(_kept(checkpoint, 10)), "--out", str(single), *args]) == 0
+    with open_recording(out) as rec, open_recording(single) as alone:
+        assert alone.checkpoints == []  # one checkpoint: a plain recording, no curve to offer
+        cks = rec.checkpoints
+        assert [(c.name, c.step, c.is_main) for c in cks] == [
+            ("step-000000", 0, False), ("step-000010", 10, False), ("step-000020", 20, True)]
+        for c in cks:
+            meta = load_checkpoint(c.path)[1]
+            assert c.sha256 == meta["sha256"] and c.metrics == meta["metrics"] and meta["step"] == c.step
+        assert rec.provenance["checkpoint"] == str(_kept(checkpoint, 20).resolve())
+        assert rec.provenance["checkpoint_step"] == 20 and rec.provenance["sha256"] == cks[-1].sha256
+        view = rec.at_checkpoint("step-000010")
+        for tap in ("layer1/c", "layer0/h"):
+            assert np.array_equal(view.states(tap), alone.states(tap))
+            assert not np.array_equal(rec.at_checkpoint("step-000000").states(tap), view.states(tap))
+            assert np.array_equal(rec.at_checkpoint("step-000020").states(tap), rec.states(tap))
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Checkpoints (3" in text
+    lines = [line.split() for line in text.splitlines() if line.strip().startswith("step-0000")]
+    assert [line[:3] for line in lines] == [["step-000000", "0", "lstm-step000000.pt"],
+                                             ["step-000010", "10", "lstm-step000010.pt"],
+                                             ["step-000020", "20", "main"]]
+
+
+def _variant(src, dst, **changes):
+    """A copy of checkpoint ``src`` with other metadata (engines/checkpoint.py helpers)."""
+    from lstmviz.engines.checkpoint import load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(src)
+    fields = {k: meta[k] for k in ("engine", "config", "vocab", "dataset", "step", "metrics")}  # not the run
+    return save_checkpoint(dst, model, **{**fields, **changes})
+
+
+def test_record_refuses_checkpoints_that_are_not_one_run(checkpoint, tmp_path, capsys):
+    from lstmviz.engines.checkpoint import load_checkpoint
+
+    ten, twenty = _kept(checkpoint, 10), _kept(checkpoint, 20)
+    meta = load_checkpoint(ten)[1]
+    other_config = _variant(twenty, tmp_path / "init.pt", config={**meta["config"], "init_range": 0.5})
+    other_vocab = _variant(twenty, tmp_path / "vocab.pt", vocab=list(reversed(meta["vocab"])))
+    copy = _variant(ten, tmp_path / "copy.pt")
+    rerun = _variant(twenty, tmp_path / "lstm-step000025.pt", step=25, run="f" * 32)
+    cases = [
+        ([rerun, ten], (f"{ten} and {rerun} are not checkpoints of one training run: they were written by "
+                        f"different runs of `lstmviz train` (run {meta['run'][:8]} vs ffffffff)")),
+        ([ten, other_config], (f"{ten} and {other_config} are not checkpoints of one training run: they have "
+                               f"different configurations (init_range {meta['config']['init_range']} vs 0.5)")),
+        ([other_vocab, ten], "are not checkpoints of one training run: they have different vocabularies (token 0 is"),
+        ([ten, twenty, ten], (f"{ten} and {ten} both hold step 10 (the same file given twice); give each training "
+                              f"step once")),
+        ([copy, ten], "both hold step 10; give each training step once"),
+        (["lstm", ten], (f"give either one engine name (an untrained model) or checkpoint files of one training "
+                         f"run, not both: 'lstm' is not a file (an engine name?) but {ten} is a checkpoint file")),
+        ([ten, "gru"], "not both: 'gru' is not a file"),
+        (["lstm", "gru"], "give one engine name (an untrained model), got 2: 'lstm', 'gru'"),
+        ([ten, tmp_path / "missing.pt"], "no such checkpoint file"),
+    ]
+    for given, message in cases:
+        out = tmp_path / "x.h5"
+        code = main(["record", *map(str, given), "--out", str(out), "--quiet", "--max-items", "2", *TINY_DATA])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (given, err)
+        assert "Traceback" not in err and not out.exists()
 
 
 def test_record_untrained_engine_by_name(tmp_path):

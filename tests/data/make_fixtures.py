@@ -3,10 +3,11 @@
     python tests/data/make_fixtures.py            # writes every fixture that does not exist yet
     python tests/data/make_fixtures.py --force    # rewrites them (never for a released version)
 
-``recording_v1.h5`` guards backward compatibility: once committed it is never regenerated, and
-``tests/recording/test_format_compat.py`` checks its values forever (through migrations once the
-format moves on). Every value is an exact function of its position, chosen to be exactly
-representable in float16, so the test can compare for equality. When format version N is added,
+``recording_v1.h5`` and ``recording_v2.h5`` guard backward compatibility: once committed they are
+never regenerated, and ``tests/recording/test_format_compat.py`` checks their values forever (the
+v1 file through the v1 -> v2 migration, and every file through the migrations to come). Every
+value is an exact function of its position (and checkpoint), chosen to be exactly representable in
+float16, so the test can compare for equality. When format version N is added,
 add a ``make_v{N}`` here and commit ``recording_v{N}.h5`` next to the older files.
 """
 
@@ -93,7 +94,69 @@ def make_v1(path: Path) -> Path:
     return path
 
 
-FIXTURES = {"recording_v1.h5": make_v1}
+V2_STEPS = [100, 200, 300]
+"""Three checkpoints of one run; the last (step 300) is the main one, its states are /taps."""
+
+
+def v2_h(p: np.ndarray, u: np.ndarray, k: int) -> np.ndarray:
+    """layer0/h of checkpoint k (1, 2, 3) (float32): exact binary fractions."""
+    return (p * 10 + u) / 64.0 - 1.0 + k
+
+
+def v2_c(p: np.ndarray, u: np.ndarray, k: int) -> np.ndarray:
+    """layer0/c of checkpoint k (float16): multiples of 1/8 below 8, exact in float16."""
+    return (p - u) / 8.0 + k
+
+
+def v2_pool(row: np.ndarray, u: np.ndarray, k: int) -> np.ndarray:
+    """pool of checkpoint k (axis "half"): exact integers."""
+    return row * 2.0 + u + 100 * k
+
+
+def v2_checkpoint(k: int) -> dict:
+    step = V2_STEPS[k - 1]
+    return {"name": f"step-{step:06d}", "step": step, "path": f"checkpoints/parens-lstm-step{step:06d}.pt",
+            "sha256": f"{k:x}" * 64, "metrics": {"train_loss": 2.0 / k, "valid_ppl": 8.0 / k, "note": f"ü{k}"}}
+
+
+def make_v2(path: Path) -> Path:
+    """Version 2: the v1 layout (4 items, 13 positions, an extra axis, both dtypes, annotations at both
+    levels) holding the states of three checkpoints of one run, written in declaration order 2, 3, 1
+    (training order is by step)."""
+    from lstmviz.recording import RecordingWriter
+
+    provenance = {**V1_PROVENANCE, "checkpoint": v2_checkpoint(3)["path"], "sha256": v2_checkpoint(3)["sha256"],
+                  "checkpoint_step": 300}
+    with RecordingWriter(path, vocab=V1_VOCAB, provenance=provenance) as w:
+        w.add_axis("half", description="one row per two tokens")
+        w.add_tap("layer0/h", 6, layer=0, signal="h", description="hidden state")
+        w.add_tap("layer0/c", 6, layer=0, signal="c", description="cell state", dtype="float16")
+        w.add_tap("pool", 2, axis="half", description="pairs of positions")
+        w.add_annotation("pos", kind="categorical", labels=V1_POS_LABELS, description="bracket role")
+        w.add_annotation("depth", kind="numeric", description="nesting depth")
+        w.add_annotation("source", kind="categorical", level="item", labels=V1_SOURCE_LABELS)
+        w.add_annotation("ratio", kind="numeric", level="item")
+        for k in (2, 3, 1):
+            ck = v2_checkpoint(k)
+            w.add_checkpoint(ck["name"], step=ck["step"], path=ck["path"], sha256=ck["sha256"], metrics=ck["metrics"])
+        p0 = half0 = 0
+        units6, units2 = np.arange(6), np.arange(2)
+        for i, n in enumerate(V1_LENGTHS):
+            p = np.arange(p0, p0 + n)
+            rows = np.arange(half0, half0 + (n + 1) // 2)
+
+            states = {k: {"layer0/h": v2_h(p[:, None], units6, k), "layer0/c": v2_c(p[:, None], units6, k),
+                          "pool": v2_pool(rows[:, None], units2, k)} for k in (1, 2, 3)}
+            w.append_item(v1_token(p), states[3], {"pos": v1_pos(p), "depth": v1_depth(p)},
+                          {"source": V1_SOURCE[i], "ratio": n / 5})
+            for k in (1, 2):
+                w.append_checkpoint_item(v2_checkpoint(k)["name"], states[k])
+            p0 += n
+            half0 += len(rows)
+    return path
+
+
+FIXTURES = {"recording_v1.h5": make_v1, "recording_v2.h5": make_v2}
 
 
 def main(argv=None) -> None:

@@ -170,3 +170,36 @@ def test_clear_errors(pattern_dataset, tmp_path):
     with pytest.raises(ValueError, match=r"expected token ids in \[0, 6\).*got ids from 1 to 99"):
         train("lstm", data, out=out, steps=1, config=TINY, **FAST)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_checkpoints_keeps_the_initial_every_periodic_and_the_final_checkpoint(pattern_dataset, tmp_path):
+    from lstmviz.engines.training import kept_checkpoint_path
+
+    out = tmp_path / "run.pt"
+    metrics = train("lstm", pattern_dataset(600), out=out, steps=5, config=TINY,
+                    **{**FAST, "checkpoint_every": 2, "keep_checkpoints": 1})
+    assert sorted(os.listdir(tmp_path)) == ["run-step000000.pt", "run-step000002.pt", "run-step000004.pt",
+                                            "run-step000005.pt", "run.pt"]
+    assert kept_checkpoint_path(out, 2) == tmp_path / "run-step000002.pt"
+    models = {}
+    for step in (0, 2, 4, 5):
+        models[step], meta = load_checkpoint(tmp_path / f"run-step{step:06d}.pt")
+        assert meta["step"] == step and meta["metrics"]["steps"] == step
+        assert meta["train_settings"]["keep_checkpoints"] is True
+    assert load_checkpoint(tmp_path / "run-step000000.pt")[1]["metrics"]["train_loss"] is None  # before training
+    final, meta = load_checkpoint(out)
+    assert meta["step"] == 5 and meta["metrics"] == metrics
+    runs = {load_checkpoint(tmp_path / name)[1]["run"] for name in os.listdir(tmp_path)}
+    assert len(runs) == 1 and len(runs.pop()) == 32  # one run id on every checkpoint of the run
+    train("lstm", pattern_dataset(600), out=tmp_path / "again.pt", steps=1, config=TINY, **FAST)
+    assert load_checkpoint(tmp_path / "again.pt")[1]["run"] != meta["run"]  # another run, another id
+    weights = {step: m.state_dict()["decoder.weight"] for step, m in models.items()}
+    assert torch.equal(weights[5], final.state_dict()["decoder.weight"])
+    assert not torch.equal(weights[0], weights[2]) and not torch.equal(weights[2], weights[4])
+
+
+def test_keep_checkpoints_is_off_by_default_and_checked(pattern_dataset, tmp_path):
+    train("lstm", pattern_dataset(600), out=tmp_path / "m.pt", steps=2, config=TINY, **{**FAST, "checkpoint_every": 1})
+    assert sorted(os.listdir(tmp_path)) == ["m.pt"]
+    with pytest.raises(ConfigError, match=r"'keep_checkpoints': expected a bool \(true/false or 1/0\), got 2"):
+        train("lstm", pattern_dataset(600), out=tmp_path / "m.pt", steps=2, config=TINY, **{**FAST, "keep_checkpoints": 2})

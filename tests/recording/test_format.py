@@ -1,4 +1,4 @@
-"""Recording format v1: write -> read round trip, slicing, writer checks, temp-file guarantees, summary."""
+"""Recording format (v2): write -> read round trip, slicing, writer checks, temp-file guarantees, summary."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def _cat(sample, key):
 def test_round_trip_metadata(written):
     path, sample = written
     with open_recording(path) as rec:
-        assert rec.format_version == FORMAT_VERSION == 1
+        assert rec.format_version == FORMAT_VERSION == 2
+        assert rec.checkpoints == [] and rec.checkpoint is None  # one model state
         assert rec.n_items == 4 and rec.n_positions == sum(LENGTHS)
         assert rec.item_offsets.tolist() == [0, 4, 5, 12, 15]
         assert rec.item_offsets.dtype == np.int64
@@ -209,7 +210,7 @@ def test_reads_never_load_a_whole_tap(tmp_path, monkeypatch):
 def test_file_layout_is_as_documented(written):
     path, _ = written
     with h5py.File(path, "r") as f:
-        assert f.attrs["lstmviz"] == "recording" and f.attrs["format_version"] == 1
+        assert f.attrs["lstmviz"] == "recording" and f.attrs["format_version"] == 2
         assert "lstmviz_incomplete" not in f.attrs
         assert f["axes/positions/item_offsets"].dtype == np.int64
         assert f["tokens"].dtype == np.int32
@@ -226,6 +227,8 @@ def test_file_layout_is_as_documented(written):
         assert f["annotations/pos/values"].dtype == np.int32
         assert f["annotations/depth/values"].dtype == np.float64
         assert isinstance(f["derived"], h5py.Group) and len(f["derived"]) == 0
+        assert len(f["checkpoints"]) == 0 and list(f["checkpoints"].attrs["order"]) == []
+        assert f["checkpoints"].attrs["main"] == ""
 
 
 def test_chunk_rows_follow_the_64k_rule():
@@ -505,7 +508,8 @@ def test_summary(tmp_path):
     with open_recording(path) as rec:
         text = summarize(rec)
     assert str(path) in text
-    assert "format version 1" in text
+    assert "format version 2" in text and "upgraded" not in text
+    assert "Checkpoints" not in text  # one model state
     assert "KB" in text
     assert "15 (item length min 2 / median 3 / max 10)" in text
     assert "layer0/h" in text and "15 × 8" in text and "float16" in text and "positions" in text

@@ -1,7 +1,7 @@
-"""Backward compatibility: the committed v1 file keeps loading with its values; the migration mechanism works.
+"""Backward compatibility: the committed v1 and v2 files keep loading with their values; migrations work.
 
-tests/data/recording_v1.h5 was written once by tests/data/make_fixtures.py and is never regenerated.
-The expected values below are written out independently of that script.
+tests/data/recording_v1.h5 and recording_v2.h5 were written once by tests/data/make_fixtures.py and
+are never regenerated. The expected values below are written out independently of that script.
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ from lstmviz.recording import format as fmt
 from lstmviz.recording import migrations
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "recording_v1.h5"
+V2 = Path(__file__).resolve().parents[1] / "data" / "recording_v2.h5"
 
 
-def test_v1_fixture_is_small_and_committed():
-    assert V1.exists() and V1.stat().st_size < 200_000
+def test_fixtures_are_small_and_committed():
+    for path in (V1, V2):
+        assert path.exists() and path.stat().st_size < 200_000
     assert (V1.parent / "make_fixtures.py").exists()
 
 
-def _check_v1(rec) -> None:
+def _check_v1(rec, version: int = 1) -> None:
     p = np.arange(13)
-    assert rec.format_version == 1
+    assert rec.format_version == version
     assert rec.item_offsets.tolist() == [0, 3, 8, 9, 13]
     assert rec.axis_offsets("half").tolist() == [0, 2, 5, 6, 8]
     assert rec.vocab == ["<pad>", "(", ")", "a", "ü", "日本語", 'é—"x"']
@@ -60,49 +62,132 @@ def _check_v1(rec) -> None:
     assert prov["versions"]["torch"] == "2.13.0" and "h5py" in prov["versions"] and "created" in prov
 
 
-def test_v1_fixture_loads_with_its_values():
+def test_v1_fixture_loads_with_its_values_through_the_migration_to_v2():
+    digest = hashlib.sha256(V1.read_bytes()).hexdigest()
+    with h5py.File(V1, "r") as f:
+        assert f.attrs["format_version"] == 1 and "checkpoints" not in f
     with open_recording(V1) as rec:
         _check_v1(rec)
-        assert "format version 1" in summarize(rec)
+        assert rec._view.attrs["format_version"] == 2  # read through the upgraded overlay
+        assert list(rec._view["checkpoints"].attrs["order"]) == [] and rec._view["checkpoints"].attrs["main"] == ""
+        assert rec.checkpoints == [] and rec.checkpoint is None  # the states of one model
+        with pytest.raises(RecordingError, match="has no checkpoint 'step-000100' \\(checkpoints: none"):
+            rec.at_checkpoint("step-000100")
+        text = summarize(rec)
+        assert "format version 1 (upgraded to 2 on read)" in text and "Checkpoints" not in text
+    assert hashlib.sha256(V1.read_bytes()).hexdigest() == digest
 
 
-def _fake_v2(monkeypatch):
-    """Pretend the format moved to v2 (a renamed /derived description, a new root attribute)."""
-
-    def v1_to_v2(f: h5py.File) -> None:
-        f.attrs["units_total"] = sum(f[fmt.tap_path(n)].shape[1] for n in f[fmt.TAPS].attrs[fmt.ORDER_ATTR])
-        f.attrs[fmt.VERSION_ATTR] = 2
-
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 2)
-    monkeypatch.setitem(migrations.MIGRATIONS, 1, v1_to_v2)
-
-
-def test_read_time_upgrade_leaves_the_file_alone(tmp_path, monkeypatch):
+def test_migrate_upgrades_the_v1_file_on_disk_to_v2(tmp_path):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    _fake_v2(monkeypatch)
-    monkeypatch.setattr(migrations, "_OVERLAY_COPY_BYTES", 64)  # map the taps as virtual datasets
-    with open_recording(path) as rec:
-        _check_v1(rec)  # the values come through the upgraded overlay
-        assert rec._view.attrs["units_total"] == 14
-        assert rec._view["taps/layer0/h"].is_virtual
-        assert "upgraded to 2 on read" in summarize(rec)
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
-
-
-def test_migrate_rewrites_the_file_atomically(tmp_path, monkeypatch):
-    path = tmp_path / "v1.h5"
-    shutil.copyfile(V1, path)
-    _fake_v2(monkeypatch)
     assert migrate(path) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["v1.h5"]  # no temporary copy left
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2 and f.attrs["units_total"] == 14
+        assert f.attrs["format_version"] == 2
+        assert list(f["checkpoints"].attrs["order"]) == [] and f["checkpoints"].attrs["main"] == ""
     with open_recording(path) as rec:
-        assert rec.format_version == 2
-        assert np.array_equal(rec.states("layer0/c")[:, 0], np.arange(13) / 8.0)
+        _check_v1(rec, version=2)
+        assert rec.checkpoints == [] and rec._view is rec._file  # current: no overlay
     assert migrate(path) == 2  # already current: nothing to do
+
+
+# --- version 2: three checkpoints of one run ---------------------------------------------------
+
+V2_NAMES = ["step-000100", "step-000200", "step-000300"]
+
+
+def _check_v2(rec, version: int = 2) -> None:
+    p, u, half = np.arange(13), np.arange(6), np.arange(8)
+    assert rec.format_version == version
+    assert rec.item_offsets.tolist() == [0, 3, 8, 9, 13] and rec.axis_offsets("half").tolist() == [0, 2, 5, 6, 8]
+    assert rec.token_ids(0, 13).tolist() == ((p * 5) % 7).tolist()
+    assert list(rec.taps) == ["layer0/h", "layer0/c", "pool"] and rec.taps["layer0/c"].dtype == "float16"
+    assert rec.annotation("source").tolist() == [0, 1, -1, 0]
+    assert rec.provenance["checkpoint"] == "checkpoints/parens-lstm-step000300.pt"
+    assert rec.provenance["checkpoint_step"] == 300
+    cks = rec.checkpoints
+    assert [c.name for c in cks] == V2_NAMES  # training order, although written as 200, 300, 100
+    assert [c.step for c in cks] == [100, 200, 300] and [c.is_main for c in cks] == [False, False, True]
+    assert cks[0].path == "checkpoints/parens-lstm-step000100.pt" and cks[1].sha256 == "2" * 64
+    assert cks[2].metrics == {"train_loss": 2 / 3, "valid_ppl": 8 / 3, "note": "ü3"}
+    for k, name in enumerate(V2_NAMES, start=1):
+        view = rec.at_checkpoint(name)
+        assert view.checkpoint == name and view.path == rec.path and view.checkpoints == cks
+        assert np.array_equal(view.states("layer0/h"), (p[:, None] * 10 + u) / 64.0 - 1.0 + k)
+        assert np.array_equal(view.states("layer0/c"), (p[:, None] - u) / 8.0 + k)
+        assert np.array_equal(view.states("pool"), half[:, None] * 2.0 + np.arange(2) + 100 * k)
+        assert np.array_equal(view.item_states("layer0/h", 1, units=[5, 0]),
+                              (p[3:8, None] * 10 + [5, 0]) / 64.0 - 1.0 + k)
+        raw = view.raw_states("layer0/c", 2, 9, out=np.empty((7, 6), np.float16))
+        assert np.array_equal(raw, ((p[2:9, None] - u) / 8.0 + k).astype(np.float16))
+        assert view.tokens(0, 3) == rec.tokens(0, 3) and np.array_equal(view.annotation("pos"), rec.annotation("pos"))
+    # the main states are the last checkpoint's
+    assert np.array_equal(rec.states("layer0/h"), (p[:, None] * 10 + u) / 64.0 - 1.0 + 3)
+    assert np.array_equal(rec.states("pool"), half[:, None] * 2.0 + np.arange(2) + 300)
+
+
+def test_v2_fixture_loads_with_the_states_of_every_checkpoint():
+    with h5py.File(V2, "r") as f:
+        assert f.attrs["format_version"] == 2
+        assert f["checkpoints/step-000300/taps/layer0/h"].id == f["taps/layer0/h"].id  # hard link
+        assert f["checkpoints/step-000100/taps/layer0/h"].id != f["taps/layer0/h"].id
+    with open_recording(V2) as rec:
+        _check_v2(rec)
+        text = summarize(rec)
+    assert "Checkpoints (3" in text and "step-000100" in text and "300" in text and "main" in text
+    assert "parens-lstm-step000200.pt" in text and "valid_ppl 4" in text
+
+
+def _fake_v3(monkeypatch):
+    """Pretend the format moved to v3 (a new root attribute) on top of the real v1 -> v2."""
+
+    def v2_to_v3(f: h5py.File) -> None:
+        f.attrs["units_total"] = sum(f[fmt.tap_path(n)].shape[1] for n in f[fmt.TAPS].attrs[fmt.ORDER_ATTR])
+        f.attrs[fmt.VERSION_ATTR] = 3
+
+    monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, v2_to_v3)
+
+
+def test_read_time_upgrade_chains_and_leaves_the_file_alone(tmp_path, monkeypatch):
+    path = tmp_path / "v1.h5"
+    shutil.copyfile(V1, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _fake_v3(monkeypatch)
+    monkeypatch.setattr(migrations, "_OVERLAY_COPY_BYTES", 64)  # map the taps as virtual datasets
+    with open_recording(path) as rec:
+        _check_v1(rec)  # the values come through the upgraded overlay
+        assert rec._view.attrs["units_total"] == 14 and "checkpoints" in rec._view  # 1 -> 2 -> 3
+        assert rec._view["taps/layer0/h"].is_virtual
+        assert "upgraded to 3 on read" in summarize(rec)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+
+
+def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "v2.h5"
+    shutil.copyfile(V2, path)
+    _fake_v3(monkeypatch)
+    monkeypatch.setattr(migrations, "_OVERLAY_COPY_BYTES", 64)
+    with open_recording(path) as rec:
+        view = rec._view
+        assert view["taps/layer0/h"].is_virtual and view["checkpoints/step-000100/taps/layer0/h"].is_virtual
+        assert view["checkpoints/step-000300/taps/layer0/h"].id == view["taps/layer0/h"].id
+        _check_v2(rec)
+
+
+def test_migrate_rewrites_the_file_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "v2.h5"
+    shutil.copyfile(V2, path)
+    _fake_v3(monkeypatch)
+    assert migrate(path) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["v2.h5"]  # no temporary copy left
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format_version"] == 3 and f.attrs["units_total"] == 14
+        assert f["checkpoints/step-000300/taps/pool"].id == f["taps/pool"].id
+    with open_recording(path) as rec:
+        _check_v2(rec, version=3)
+    assert migrate(path) == 3  # already current: nothing to do
 
 
 def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
@@ -114,7 +199,6 @@ def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
         f.attrs["half_done"] = True
         raise RuntimeError("bug in the upgrade")
 
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 2)
     monkeypatch.setitem(migrations.MIGRATIONS, 1, broken)
     with pytest.raises(RuntimeError, match="bug in the upgrade"):
         migrate(path)
@@ -126,17 +210,26 @@ def test_a_version_without_a_migration_path_is_refused(tmp_path, monkeypatch):
     shutil.copyfile(V1, path)
     monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
     monkeypatch.setitem(migrations.MIGRATIONS, 2, lambda f: None)  # 2 -> 3 exists, 1 -> 2 does not
+    monkeypatch.delitem(migrations.MIGRATIONS, 1)
     with pytest.raises(RecordingError, match=r"unknown format version 1 \(this lstmviz reads versions 2 to 3\)"):
         open_recording(path)
 
 
-def test_migrate_an_open_writable_file(tmp_path, monkeypatch):
+def test_migrate_an_open_writable_file(tmp_path):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
-    _fake_v2(monkeypatch)
     with h5py.File(path, "r") as f, pytest.raises(ValueError, match="read-only"):
         migrate(f)
     with h5py.File(path, "r+") as f:
         assert migrate(f) == 2
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2
+        assert f.attrs["format_version"] == 2 and "checkpoints" in f
+    with open_recording(path) as rec:
+        _check_v1(rec, version=2)
+
+
+def test_a_v2_file_is_refused_by_a_v1_reader(tmp_path, monkeypatch):
+    monkeypatch.setattr(fmt, "FORMAT_VERSION", 1)
+    with pytest.raises(RecordingError, match=r"written by a newer lstmviz \(format version 2; this lstmviz reads "
+                                             r"versions up to 1\); upgrade lstmviz"):
+        open_recording(V2)

@@ -204,3 +204,140 @@ def test_signal_that_never_fires(tmp_path):
 def test_model_on_another_device_is_named(tmp_path):
     with pytest.raises(ValueError, match="is on cpu but record"):
         record(_model(), [[1]], tmp_path / "d.h5", device="meta", progress=False)
+
+
+# --- several checkpoints of one run (format v2 /checkpoints) -------------------------------------
+
+def _weights(seed):
+    torch.manual_seed(seed)
+    return LM().state_dict()
+
+
+def _run_of_three():
+    """Three 'checkpoints' of one LM: step 10, 20, 30 (distinct random weights)."""
+    return {10: _weights(10), 20: _weights(20), 30: _weights(30)}
+
+
+def test_record_several_checkpoints_equals_a_recording_of_each(tmp_path):
+    from lstmviz.recording.recorder import CheckpointSource
+
+    data, weights = FakeDataset(), _run_of_three()
+    model = _model().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    signals = ["lstm/layer*/c", "lstm/layer0/gates/f", "decoder"]
+    loads = []
+    calls = []
+    task = Task(on_progress=lambda done, total, msg: calls.append((done, total, msg)))
+    path = record(
+        model, data, tmp_path / "run.h5", signals=signals, batch_size=2, task=task,
+        checkpoints=[
+            (30, weights[30], {"path": "m-30.pt", "sha256": "c" * 64, "metrics": {"valid_ppl": 3.0}}),
+            CheckpointSource(lambda: loads.append(10) or weights[10], step=10, path="m-10.pt"),
+            (20, _module_with(weights[20])),
+        ])
+    assert loads == [10]  # a loader is called once, when its checkpoint is recorded
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())  # the model's weights are back
+    assert calls[0] == (0, 15, "recording") and calls[-1][:2] == (15, 15)  # 3 passes over 5 items
+    direct = {}
+    for step, w in weights.items():
+        single = _model().eval()
+        single.load_state_dict(w)
+        direct[step] = record(single, data, tmp_path / f"single-{step}.h5", signals=signals, batch_size=2,
+                              progress=False)
+    with open_recording(path) as rec:
+        assert [(c.name, c.step, c.is_main) for c in rec.checkpoints] == [
+            ("step-000010", 10, False), ("step-000020", 20, False), ("step-000030", 30, True)]
+        assert rec.checkpoints[0].path == "m-10.pt" and rec.checkpoints[2].metrics == {"valid_ppl": 3.0}
+        prov = rec.provenance
+        assert prov["checkpoint"] == "m-30.pt" and prov["sha256"] == "c" * 64 and prov["checkpoint_step"] == 30
+        assert prov["train_metrics"] == {"valid_ppl": 3.0}
+        assert set(rec.annotations) == {"parity", "length"}
+        for step in (10, 20, 30):
+            view = rec.at_checkpoint(f"step-{step:06d}")
+            with open_recording(direct[step]) as alone:
+                assert rec.token_ids(0, rec.n_positions).tolist() == alone.token_ids(0, alone.n_positions).tolist()
+                for tap in rec.taps:
+                    assert np.array_equal(view.states(tap), alone.states(tap)), (step, tap)
+                    if step == 30:
+                        assert np.array_equal(rec.states(tap), alone.states(tap))
+        a, b = rec.at_checkpoint("step-000010"), rec.at_checkpoint("step-000020")
+        for tap in rec.taps:
+            assert not np.allclose(a.states(tap), b.states(tap))
+            assert not np.allclose(b.states(tap), rec.states(tap))
+
+
+def _module_with(weights):
+    m = LM()
+    m.load_state_dict(weights)
+    return m
+
+
+def test_one_checkpoint_is_recorded_like_a_plain_model(tmp_path):
+    weights = _weights(5)
+    path = record(_model(), [[1, 2, 3], [4]], tmp_path / "one.h5", signals=["lstm/layer1/h"], progress=False,
+                  checkpoints=[(7, weights, {"path": "seven.pt"})])
+    plain = _model()
+    plain.load_state_dict(weights)
+    alone = record(plain, [[1, 2, 3], [4]], tmp_path / "plain.h5", signals=["lstm/layer1/h"], progress=False)
+    with open_recording(path) as rec, open_recording(alone) as ref:
+        assert rec.checkpoints == []  # no curve to draw from one model state
+        assert rec.provenance["checkpoint_step"] == 7 and rec.provenance["checkpoint"] == "seven.pt"
+        assert np.array_equal(rec.states("lstm/layer1/h"), ref.states("lstm/layer1/h"))
+
+
+@pytest.mark.parametrize(
+    "data, checkpoints, message",
+    [
+        (iter([[1, 2], [3]]), [(1, _weights(1)), (2, _weights(2))], "data must be a dataset or a list"),
+        ([[1, 2]], [(1, _weights(1)), (1, _weights(2))], "names must be unique, got 'step-000001'"),
+        ([[1, 2]], [(1, _weights(1)), ("x", _weights(2))], "either every checkpoint has a step or none does"),
+        ([[1, 2]], [(1, {"embedding.weight": torch.zeros(3, 3)}), (2, _weights(2))],  # fails on the 2nd pass
+         r"checkpoint 'step-000001' does not fit the model: .*Missing key\(s\)"),
+        ([[1, 2]], [(1, _weights(1)), (2, "weights.pt")], "expected a state_dict, an nn.Module, or a function"),
+        ([[1, 2]], [(1, _weights(1), {"stepp": 3})], r"unknown meta keys \['stepp'\]"),
+        ([[1, 2]], [[1, _weights(1)]], "expected a CheckpointSource or a tuple"),
+        ([[1, 2]], [(-1, _weights(1))], "step must be None or a non-negative integer"),
+    ],
+)
+def test_checkpoint_errors_leave_no_file(tmp_path, data, checkpoints, message):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        record(model, data, tmp_path / "e.h5", signals=["lstm/layer0/h"], progress=False, checkpoints=checkpoints)
+    assert list(tmp_path.iterdir()) == []
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_data_that_changes_between_passes_is_refused(tmp_path):
+    class Shifty:
+        """A list-like that gives other tokens every time it is read."""
+
+        reads = 0
+
+        def __iter__(self):
+            Shifty.reads += 1
+            return iter([[1, 2, 3], [Shifty.reads, 2]])
+
+    with pytest.raises(ValueError, match="the data gave other items on the pass for checkpoint 'step-000001'"):
+        record(_model(), Shifty(), tmp_path / "s.h5", signals=["lstm/layer0/h"], progress=False,
+               checkpoints=[(1, _weights(1)), (2, _weights(2))])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_during_a_later_checkpoint_leaves_no_file(tmp_path):
+    task = Task(on_progress=lambda done, total, msg: task.cancel() if msg == "recording step-000001" else None)
+    with pytest.raises(Cancelled):
+        record(_model(), FakeDataset(), tmp_path / "c.h5", batch_size=2, task=task, signals=["lstm/layer0/h"],
+               checkpoints=[(1, _weights(1)), (2, _weights(2))])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_model_itself_as_an_earlier_checkpoint_means_its_own_weights(tmp_path):
+    model = _model().eval()
+    data = [[1, 2, 3], [4, 5]]
+    alone = record(model, data, tmp_path / "alone.h5", signals=["lstm/layer0/c"], progress=False)
+    path = record(model, data, tmp_path / "two.h5", signals=["lstm/layer0/c"], progress=False,
+                  checkpoints=[(1, model), (2, _weights(2))])
+    with open_recording(path) as rec, open_recording(alone) as ref:
+        assert np.array_equal(rec.at_checkpoint("step-000001").states("lstm/layer0/c"), ref.states("lstm/layer0/c"))
+        assert not np.allclose(rec.states("lstm/layer0/c"), ref.states("lstm/layer0/c"))
