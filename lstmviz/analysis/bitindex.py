@@ -182,7 +182,8 @@ def open_index(recording, key: IndexKey, *, task=None, cache: bool = True) -> Bi
 def index_path(recording, key: IndexKey) -> Path:
     """The cache file of ``key`` for ``recording`` (it may not exist)."""
     key = _canonical(key)
-    name = _cache.cache_name("index", key.tap, key.transform, key.threshold, suffix=".h5")
+    name = _cache.cache_name("index", key.tap, key.transform, key.threshold, *_cache.view_parts(recording),
+                             suffix=".h5")
     return _cache.cache_dir_for(recording.path) / name
 
 

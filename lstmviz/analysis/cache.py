@@ -80,6 +80,14 @@ def recording_fingerprint(recording) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def view_parts(recording) -> tuple:
+    """Extra ``cache_name`` parts for a recording object that reads one checkpoint's states
+    (``Recording.at_checkpoint``), so that checkpoints keep caches of their own; none for the main
+    states."""
+    checkpoint = getattr(recording, "checkpoint", None)
+    return () if checkpoint is None else (f"checkpoint={checkpoint}",)
+
+
 def cache_name(prefix: str, *parts, suffix: str) -> str:
     """A file name ``<prefix>-<readable parts>-<hash of parts><suffix>`` safe on every platform."""
     readable = "-".join(_safe(str(p)) for p in parts)[:80]

@@ -7,7 +7,7 @@ baseline, all on one item split. The result, a ``ProbeReport``, is cached with t
 data (``cache.cache_dir_for``) and reused while the recording and every option are unchanged.
 
 ``probe_curves`` does the same for every checkpoint of a recording made from several checkpoints of
-one training run (``lstmviz record --checkpoint A --checkpoint B ...``; ``Recording.checkpoints``) and
+one training run (``lstmviz record CKPT1 CKPT2 ... --out FILE``; ``Recording.checkpoints``) and
 returns ``ProbeCurves``: accuracy per tap against training step, as in Alain & Bengio's figures.
 """
 
@@ -243,7 +243,7 @@ def probe_curves(recording, annotation: str, taps=None, *, shift: int = 0, at: s
     checkpoints = list(getattr(recording, "checkpoints", []) or [])
     if len(checkpoints) < 2:
         raise ValueError("This recording holds the states of one model only; record several checkpoints "
-                         "of one run (lstmviz record --checkpoint A --checkpoint B ...) to draw probe "
+                         "of one run (lstmviz record CKPT1 CKPT2 ... --out FILE) to draw probe "
                          "curves over training.")
     taps = ordered_taps(recording, taps)
     reports = []

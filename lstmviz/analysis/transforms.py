@@ -137,7 +137,7 @@ def tap_stats(recording, tap: str, *, task=None, cache: bool = True) -> UnitStat
     path = None
     if cache:
         directory = _cache.cache_dir_for(recording.path)
-        path = directory / _cache.cache_name("stats", tap, suffix=".npz")
+        path = directory / _cache.cache_name("stats", tap, *_cache.view_parts(recording), suffix=".npz")
         fingerprint = _cache.recording_fingerprint(recording)
         stats = _load_stats(path, fingerprint, tap, info.units)
         if stats is not None:

@@ -149,3 +149,71 @@ def test_errors_are_sentences(rec):
         run_probes(rec, "tag", at="first")
     with pytest.raises(ValueError, match="one model only"):
         probe_report.probe_curves(rec, "tag")
+
+
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory):
+    """Three checkpoints of one "run": the tag is planted in ``layer1/h`` with strength 0, 1 and 3 (step
+    0, 100, 200); ``layer0/h`` is noise at every checkpoint. The main states are the last checkpoint's."""
+    rng = np.random.default_rng(9)
+    path = tmp_path_factory.mktemp("curves") / "run.h5"
+    strengths = {"step-000000": 0.0, "step-000100": 1.0, "step-000200": 3.0}
+    with RecordingWriter(path, vocab=[f"w{i}" for i in range(30)]) as w:
+        w.add_tap("layer0/h", UNITS, layer=0, signal="h")
+        w.add_tap("layer1/h", UNITS, layer=1, signal="h")
+        w.add_annotation("tag", kind="categorical", labels=["A", "B", "C"])
+        for name, step in (("step-000000", 0), ("step-000100", 100), ("step-000200", 200)):
+            w.add_checkpoint(name, step=step)
+        for _ in range(50):
+            n = int(rng.integers(10, 25))
+            tag = rng.choice(3, n)
+            states = {}
+            for name, strength in strengths.items():
+                top = rng.standard_normal((n, UNITS)).astype(np.float32)
+                top[np.arange(n), 2 + tag] += strength
+                states[name] = {"layer0/h": rng.standard_normal((n, UNITS)).astype(np.float32),
+                                "layer1/h": top}
+            w.append_item(rng.integers(0, 30, n), states["step-000200"], {"tag": tag})
+            for name in ("step-000000", "step-000100"):
+                w.append_checkpoint_item(name, states[name])
+    return path
+
+
+def test_probe_curves_follow_the_label_through_training(training_run, tmp_path):
+    with open_recording(training_run) as rec:
+        curves = probe_report.probe_curves(rec, "tag", control=False)
+        assert curves.checkpoints == ["step-000000", "step-000100", "step-000200"]
+        np.testing.assert_array_equal(curves.x(), [0, 100, 200])
+        acc = curves.accuracy("layer1/h")
+        assert acc[0] < curves.majority_accuracy()[0] + 0.1  # nothing planted yet
+        assert acc[0] < acc[1] < acc[2] and acc[2] > 0.9
+        noise = curves.accuracy("layer0/h")
+        assert np.all(noise < curves.majority_accuracy() + 0.1)
+        low, high = curves.interval("layer1/h")
+        assert np.all(low <= acc) and np.all(acc <= high)
+        # each checkpoint's report equals a report on that checkpoint's own view
+        direct = run_probes(rec.at_checkpoint("step-000100"), "tag", control=False, baseline=False)
+        assert curves.reports[1].probes["layer1/h"].accuracy == direct.probes["layer1/h"].accuracy
+        assert curves.reports[1].step == 100 and curves.reports[1].checkpoint == "step-000100"
+        # the last checkpoint is the main states: a plain report gives the same accuracy
+        main = run_probes(rec, "tag", control=False, baseline=False)
+        assert main.probes["layer1/h"].accuracy == pytest.approx(acc[2])
+        table = curves.table()
+        assert table["step"][:2] == [0, 0] and len(table["tap"]) == 3 * 2 + 1  # + the input baseline
+        write_table(tmp_path / "curves.csv", table)
+
+
+def test_each_checkpoint_keeps_its_own_statistics_cache(training_run):
+    from lstmviz.analysis.cache import cache_dir_for
+    from lstmviz.analysis.transforms import tap_stats
+
+    with open_recording(training_run) as rec:
+        first = tap_stats(rec.at_checkpoint("step-000000"), "layer1/h")
+        last = tap_stats(rec.at_checkpoint("step-000200"), "layer1/h")
+        main = tap_stats(rec, "layer1/h")
+        assert not np.allclose(first.std, last.std)
+        np.testing.assert_allclose(main.std, last.std)
+        names = sorted(p.name for p in cache_dir_for(rec.path).glob("stats-layer1*"))
+        assert len(names) == 3, names  # main, and one per checkpoint view: none overwrites another
+        again = tap_stats(rec.at_checkpoint("step-000000"), "layer1/h")
+        np.testing.assert_array_equal(again.std, first.std)
