@@ -57,6 +57,7 @@ class ProbeReport:
     split_sizes: tuple[int, int, int] = (0, 0, 0)  # items in train, validation, test
     checkpoint: str | None = None
     step: int | None = None
+    from_cache: bool = False  # True when run_probes read this report from the cache
 
     def selectivity(self, tap: str) -> float:
         """Accuracy − control accuracy (NaN without a control probe)."""
@@ -346,7 +347,7 @@ def _load_report(path, key) -> ProbeReport | None:
                                taps=r["taps"], layers=r["layers"], probes=probes, controls=controls,
                                baseline=baseline, majority_accuracy=r["majority_accuracy"],
                                split_sizes=tuple(r["split_sizes"]), checkpoint=r["checkpoint"],
-                               step=r["step"])
+                               step=r["step"], from_cache=True)
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None
 

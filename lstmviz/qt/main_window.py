@@ -3,7 +3,8 @@
 It owns the workspace and wires the views to it; it opens recordings (command line, File > Open,
 Open Recent, drag-and-drop) and workspaces (File > Open Workspace), and reports a file that cannot be
 opened in a dialog while the previous recording stays open. Docks: Selection (the active pane's
-selected units and candidates), Recording (what the file is), Find (token search, Ctrl+F).
+selected units and candidates), Recording (what the file is), Find (token search, Ctrl+F), Match and
+Probes (linear probes per tap, Analysis > Run Probes, Ctrl+Shift+P), the last two tabbed at the bottom.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lstmviz.qt.match_panel import MatchPanel
 from lstmviz.qt.navigation import NavigationBar
 from lstmviz.qt.pane_model import TRANSFORM_NAMES
 from lstmviz.qt.position_scroller import PositionScroller
+from lstmviz.qt.probe_panel import ProbePanel
 from lstmviz.qt.recent_files import RecentFiles
 from lstmviz.qt.selection_panel import SelectionPanel
 from lstmviz.qt.state_plot import StatePlot
@@ -94,6 +96,14 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         match_scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         match_scroller.setWidget(self.match_panel)
         self.match_dock = self._dock("Match", "match", match_scroller, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.probe_panel = ProbePanel(ws)
+        probe_scroller = QtWidgets.QScrollArea()
+        probe_scroller.setWidgetResizable(True)
+        probe_scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        probe_scroller.setWidget(self.probe_panel)
+        self.probe_dock = self._dock("Probes", "probes", probe_scroller, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.match_dock, self.probe_dock)
+        self.match_dock.raise_()
         self.resizeDocks([self.match_dock], [330], QtCore.Qt.Orientation.Vertical)
         self.navigation.find_button.clicked.connect(self.show_find)
         ws.error_occurred.connect(lambda title, message: show_error(self, title, message))
@@ -175,7 +185,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.units_action = self._action(view_menu, "&Highlight Units…", self.choose_units, "Ctrl+U",
                                          "Draw chosen units of the active pane's tap in colour")
         view_menu.addSeparator()
-        for dock in (self.selection_dock, self.info_dock, self.find_dock, self.match_dock):
+        for dock in (self.selection_dock, self.info_dock, self.find_dock, self.match_dock, self.probe_dock):
             view_menu.addAction(dock.toggleViewAction())
 
         match_menu = bar.addMenu("&Match")
@@ -187,6 +197,16 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             else:
                 match_menu.addAction(action)
         panel.match_action.triggered.connect(self._show_match_dock)
+
+        analysis_menu = bar.addMenu("&Analysis")
+        probes = self.probe_panel
+        for action in (probes.run_action, probes.cancel_action, None, probes.export_chart_action,
+                       probes.export_detail_action, probes.export_curves_action, probes.export_data_action):
+            if action is None:
+                analysis_menu.addSeparator()
+            else:
+                analysis_menu.addAction(action)
+        probes.run_action.triggered.connect(self.show_probe_dock)
 
         nav = bar.addMenu("&Navigate")
         self.navigation_actions = [
@@ -325,8 +345,14 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.match_dock.show()
         self.match_dock.raise_()
 
+    def show_probe_dock(self) -> None:
+        """Show the Probes dock (in front of the Match dock it shares the bottom with)."""
+        self.probe_dock.show()
+        self.probe_dock.raise_()
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.match_panel.shutdown()
+        self.probe_panel.shutdown()
         self.workspace.shutdown()
         super().closeEvent(event)
 

@@ -1,0 +1,789 @@
+"""The Probes panel: how linearly decodable is a label from each tap (Alain & Bengio; Hewitt & Liang).
+
+The user picks a categorical annotation of the recording (per position: a POS tag, a token type, a
+nesting depth; or per item: a sequence's class), optionally shifted (``shift = 1``: predict the label of
+the next token), the positions to use (all, or the last of each item: the state after the whole item,
+the default for item-level labels), the taps (all by default, ordered by layer), and whether to fit the
+control task and the input-token baseline. **Run** (Ctrl+Shift+P) calls
+``lstmviz.analysis.probe_report.run_probes`` on the worker channel "probes" (progress, Cancel; a newer
+run supersedes an older one). Reports are cached with the recording's derived data, so running the
+same settings again is instant.
+
+The results: ``ProbeChart`` (held-out accuracy per tap with intervals, control task, selectivity, the
+majority and input-token baselines), ``ProbeDetail`` for one probe (confusion matrix, per-class
+accuracy, the top units per class: clicking one selects it in the active pane, which switches to the
+probe's tap if it shows another one) and, for a recording of several checkpoints
+(``Recording.checkpoints``), ``ProbeCurvesView``: accuracy per tap against training step
+(``probe_curves``, when "over training" is ticked).
+
+Exports: ``export_chart`` / ``export_detail`` / ``export_curves`` (PNG/SVG/PDF), ``export_table`` /
+``export_curves_table`` (CSV/NPY: one row per tap, then the input baseline); the actions open file
+dialogs. Problems from the worker go through the workspace's ``error_occurred``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.qt.probe_chart import ProbeChart, percent
+from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
+from lstmviz.qt.probe_detail import ProbeDetail
+from lstmviz.qt.widget_export import (
+    DATA_FORMATS,
+    VIEW_FORMATS,
+    export_table,
+    export_widget,
+    with_suffix,
+)
+
+CHANNEL = "probes"
+SHIFT_RANGE = (-3, 3)
+AT_NAMES = {"all": "all positions", "last": "last of each item"}
+SHIFT_TIP = ("Predict the label of token t + shift from the state at token t (1: the next token's label; "
+             "positions whose t + shift falls outside their item are skipped)")
+START_HINT = "Pick a label and the taps, then press Run (Ctrl+Shift+P)."
+NO_LABELS = ("This recording has no categorical annotation, so there is nothing to probe. Record it with a "
+             "dataset that labels its tokens or items (part of speech, token type, nesting depth, class).")
+
+
+def _run_probes(recording, annotation, taps, task, **options):
+    from lstmviz.analysis.probe_report import run_probes
+
+    return run_probes(recording, annotation, taps, task=task, **options)
+
+
+def _probe_curves(recording, annotation, taps, task, **options):
+    from lstmviz.analysis.probe_report import probe_curves
+
+    return probe_curves(recording, annotation, taps, task=task, **options)
+
+
+def _ordered_taps(recording) -> list[str]:
+    from lstmviz.analysis.probe_report import ordered_taps
+
+    try:
+        return ordered_taps(recording)
+    except ValueError:  # no tap on the main axis
+        return []
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that state a problem with the input (shown as a sentence, without a traceback)."""
+    from lstmviz.recording import RecordingError
+
+    return (ValueError, KeyError, IndexError, OSError, RecordingError)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What one press of Run asks for."""
+
+    annotation: str
+    taps: tuple[str, ...]
+    shift: int = 0
+    at: str = "all"
+    control: bool = True
+    baseline: bool = True
+    curves: bool = False
+
+
+@dataclass
+class ProbeOutcome:
+    """What a finished run hands to the panel."""
+
+    settings: ProbeSettings
+    report: object
+    curves: object = None
+    seconds: float = 0.0
+    cached: bool = False
+    recording: object = field(default=None, repr=False)
+
+
+def probe_job(recording, settings: ProbeSettings, task) -> ProbeOutcome:
+    """The worker's job: ``run_probes`` (and ``probe_curves`` when asked), progress forwarded to ``task``."""
+    from lstmviz.tasks import Task
+
+    t0 = time.perf_counter()
+    parts = 2 if settings.curves else 1
+    scale = 1000
+
+    def forward(part):
+        def on_progress(done, total, message):
+            frac = min(1.0, done / total) if total else 0.0
+            task.progress(part * scale + int(frac * (scale - 1)), parts * scale, message)
+        return on_progress
+
+    options = {"shift": settings.shift, "at": settings.at, "control": settings.control}
+    sub = Task(on_progress=forward(0))
+    report = _run_probes(recording, settings.annotation, list(settings.taps), sub, baseline=settings.baseline,
+                         **options)
+    cached = bool(getattr(report, "from_cache", False))
+    curves = None
+    if settings.curves:
+        sub = Task(on_progress=forward(1))
+        curves = _probe_curves(recording, settings.annotation, list(settings.taps), sub, **options)
+    task.progress(parts * scale, parts * scale, "Probes done")
+    return ProbeOutcome(settings, report, curves, time.perf_counter() - t0, cached, recording)
+
+
+def _duration(seconds: float) -> str:
+    return f"{1000 * seconds:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+class ProbePanel(QtWidgets.QWidget):
+    """Controls, the probe chart, one probe's detail and the curves over training, over a workspace."""
+
+    #: the report now shown (a ProbeReport, or None when cleared)
+    report_changed = QtCore.Signal(object)
+    #: a run finished and its results are shown (the ProbeReport)
+    results_ready = QtCore.Signal(object)
+    #: the curves over training now shown (a ProbeCurves, or None)
+    curves_changed = QtCore.Signal(object)
+    #: a run stopped by Cancel (no result is shown)
+    run_cancelled = QtCore.Signal()
+    #: a run failed (the sentence that says why)
+    run_failed = QtCore.Signal(str)
+    #: whether a run is in progress
+    busy_changed = QtCore.Signal(bool)
+    #: the text of the status line
+    status_changed = QtCore.Signal(str)
+    #: the probe open in the detail (a tap, or probes.INPUT_TAP)
+    probe_opened = QtCore.Signal(str)
+    #: a unit was put into the active pane's selection: tap, unit
+    unit_selected = QtCore.Signal(str, int)
+
+    def __init__(self, workspace, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = workspace
+        self.runner = workspace.runner
+        self.report = None
+        self.curves = None
+        self.outcome: ProbeOutcome | None = None
+        self._request_id: int | None = None
+        self._running: ProbeSettings | None = None
+        self._status = ""
+
+        self.chart = ProbeChart()
+        self.chart.tap_clicked.connect(self.open_probe)
+        self.detail = ProbeDetail()
+        self.detail.tap_chosen.connect(self._detail_chose)
+        self.detail.unit_activated.connect(self.select_unit)
+        self.curves_view = ProbeCurvesView(self)
+        self.curves_view.hide()  # in a tab only for a recording of several checkpoints
+
+        self._build_controls()
+        self._build_actions()
+        self._build_layout()
+
+        self.runner.finished.connect(self._finished)
+        self.runner.failed.connect(self._failed)
+        self.runner.cancelled.connect(self._cancelled)
+        self.runner.progress.connect(self._progress)
+        workspace.recording_changed.connect(self._recording_changed)
+        self._recording_changed(workspace.recording)
+
+    # ------------------------------------------------------------------ building
+    def _build_controls(self) -> None:
+        self.label_combo = QtWidgets.QComboBox()
+        self.label_combo.setToolTip("The categorical annotation the probes predict (per position or per item)")
+        self.label_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.label_combo.currentIndexChanged.connect(self._label_changed)
+        self.shift_spin = QtWidgets.QSpinBox()
+        self.shift_spin.setRange(*SHIFT_RANGE)
+        self.shift_spin.setToolTip(SHIFT_TIP)
+        self.shift_spin.valueChanged.connect(self._shift_changed)
+        self.shift_label = QtWidgets.QLabel()
+        self.shift_label.setStyleSheet("color: #444")
+        self.at_combo = QtWidgets.QComboBox()
+        for at, name in AT_NAMES.items():
+            self.at_combo.addItem(name, at)
+        self.at_combo.setToolTip("all positions: every labelled token; last of each item: the state after the "
+                                 "whole item (the natural choice for a label of the item)")
+        self.control_check = QtWidgets.QCheckBox("control task")
+        self.control_check.setChecked(True)
+        self.control_check.setToolTip("Also fit each probe on Hewitt & Liang's control task (a random label per "
+                                      "token type); selectivity = accuracy − control accuracy")
+        self.baseline_check = QtWidgets.QCheckBox("input-token baseline")
+        self.baseline_check.setChecked(True)
+        self.baseline_check.setToolTip("Also score the best probe on the model's inputs alone (one-hot tokens)")
+        self.curves_check = QtWidgets.QCheckBox("over training")
+        self.curves_check.setToolTip("Also probe every checkpoint of the recording and draw accuracy per tap "
+                                     "against the training step")
+        self.curves_check.setVisible(False)
+
+        self.taps_list = QtWidgets.QListWidget()
+        self.taps_list.setToolTip("The taps to probe (ordered by layer); untick the ones to skip")
+        self.taps_list.setUniformItemSizes(True)
+        self.taps_list.itemChanged.connect(lambda _: self._update_run_enabled())
+        self.all_taps_button = QtWidgets.QToolButton()
+        self.all_taps_button.setText("all")
+        self.all_taps_button.setToolTip("Tick every tap")
+        self.all_taps_button.clicked.connect(lambda: self.set_checked_taps(None))
+        self.no_taps_button = QtWidgets.QToolButton()
+        self.no_taps_button.setText("none")
+        self.no_taps_button.setToolTip("Untick every tap")
+        self.no_taps_button.clicked.connect(lambda: self.set_checked_taps([]))
+
+        self.run_button = QtWidgets.QPushButton("Run")
+        self.run_button.setToolTip("Fit a probe per tap for the chosen label (Ctrl+Shift+P)")
+        self.run_button.clicked.connect(self.run)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMinimumWidth(200)
+        self.progress.setMaximumWidth(320)
+        self.progress.setTextVisible(True)
+        self.progress.setVisible(False)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setVisible(False)
+        self.export_button = QtWidgets.QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setToolTip("Save the chart, the probe detail or the curves as PNG/SVG/PDF, "
+                                      "or the table as CSV/NPY")
+        self.export_button.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.status_label = QtWidgets.QLabel(START_HINT)
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    @staticmethod
+    def _labelled(text: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        layout = QtWidgets.QHBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(QtWidgets.QLabel(text))
+        layout.addWidget(widget)
+        return box
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
+            a = QtGui.QAction(text, self)
+            a.triggered.connect(slot)
+            if shortcut is not None:
+                a.setShortcut(QtGui.QKeySequence(shortcut))
+            if tip:
+                a.setStatusTip(tip)
+                a.setToolTip(tip)
+            self.addAction(a)
+            return a
+
+        self.run_action = action("Run &Probes", self.run, "Ctrl+Shift+P",
+                                 "Fit a linear probe per tap for the label chosen in the Probes panel")
+        self.cancel_action = action("Cancel Probes", self.cancel, None, "Stop the running probes")
+        self.cancel_action.setEnabled(False)
+        self.export_chart_action = action("Export Probe &Chart…", lambda: self.choose_and_export_view("chart"),
+                                          None, "Save the accuracy-per-tap chart as PNG, SVG or PDF")
+        self.export_detail_action = action("Export Probe &Detail…", lambda: self.choose_and_export_view("detail"),
+                                           None, "Save the open probe (confusion matrix, top units) as PNG, SVG or PDF")
+        self.export_curves_action = action("Export Probe C&urves…", lambda: self.choose_and_export_view("curves"),
+                                           None, "Save the accuracy-over-training chart as PNG, SVG or PDF")
+        self.export_data_action = action("Export Probe &Table…", self.choose_and_export_data, None,
+                                         "Save one row per tap (accuracy, intervals, control, selectivity) as CSV or NPY")
+        menu = QtWidgets.QMenu(self.export_button)
+        for a in (self.export_chart_action, self.export_detail_action, self.export_curves_action, None,
+                  self.export_data_action):
+            if a is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(a)
+        self.export_button.setMenu(menu)
+        self._update_export_enabled()
+
+    def _build_layout(self) -> None:
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(10)
+        row.addWidget(self._labelled("Label", self.label_combo))
+        shift = self._labelled("Shift", self.shift_spin)
+        shift.layout().addWidget(self.shift_label)
+        row.addWidget(shift)
+        row.addWidget(self._labelled("Positions", self.at_combo))
+        row.addWidget(self.control_check)
+        row.addWidget(self.baseline_check)
+        row.addWidget(self.curves_check)
+        row.addStretch(1)
+        row.addWidget(self.run_button)
+        row.addWidget(self.progress)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.export_button)
+
+        taps = QtWidgets.QWidget()
+        t_layout = QtWidgets.QVBoxLayout(taps)
+        t_layout.setContentsMargins(0, 0, 0, 0)
+        t_layout.setSpacing(2)
+        head = QtWidgets.QHBoxLayout()
+        head.setSpacing(2)
+        head.addWidget(QtWidgets.QLabel("Taps"))
+        head.addStretch(1)
+        head.addWidget(self.all_taps_button)
+        head.addWidget(self.no_taps_button)
+        t_layout.addLayout(head)
+        t_layout.addWidget(self.taps_list, 1)
+        taps.setMinimumWidth(120)
+        self.taps_box = taps
+
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.setTabBarAutoHide(True)  # one tab (no checkpoints): no tab bar
+        self.tabs.addTab(self.chart, "Accuracy by tap")
+
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter.addWidget(taps)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 5)
+        self.splitter.setSizes([140, 560, 620])
+        self.splitter.setChildrenCollapsible(False)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(4)
+        layout.addLayout(row)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.splitter, 1)
+
+    def heightForWidth(self, width: int) -> int:
+        """No height-for-width: the wrapped sentences would otherwise make a scroll area (the dock) size
+        the panel to its preferred height, hiding the chart below the fold; they wrap within the
+        height the dock gives."""
+        return -1
+
+    # ------------------------------------------------------------------ settings
+    def labels(self) -> list[str]:
+        """The annotations offered (the recording's categorical ones, in file order)."""
+        return [self.label_combo.itemData(i) for i in range(self.label_combo.count())]
+
+    def set_label(self, name: str) -> None:
+        i = self.label_combo.findData(name)
+        if i < 0:
+            raise KeyError(f"no categorical annotation {name!r} to probe; there are {', '.join(self.labels()) or 'none'}")
+        self.label_combo.setCurrentIndex(i)
+
+    def taps(self) -> list[str]:
+        """Every tap offered, in the list's order (by layer)."""
+        return [self.taps_list.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.taps_list.count())]
+
+    def checked_taps(self) -> list[str]:
+        out = []
+        for i in range(self.taps_list.count()):
+            item = self.taps_list.item(i)
+            if item.checkState() == QtCore.Qt.CheckState.Checked:
+                out.append(item.data(QtCore.Qt.ItemDataRole.UserRole))
+        return out
+
+    def set_checked_taps(self, taps) -> None:
+        """Tick exactly these taps (None: every tap)."""
+        wanted = None if taps is None else set(taps)
+        for i in range(self.taps_list.count()):
+            item = self.taps_list.item(i)
+            on = wanted is None or item.data(QtCore.Qt.ItemDataRole.UserRole) in wanted
+            item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
+        self._update_run_enabled()
+
+    def settings(self) -> ProbeSettings:
+        """What Run would ask for now (ValueError with a sentence when it cannot run)."""
+        recording = self.workspace.recording
+        if recording is None:
+            raise ValueError("Open a recording to probe.")
+        annotation = self.label_combo.currentData()
+        if annotation is None:
+            raise ValueError(NO_LABELS)
+        taps = self.checked_taps()
+        if not taps:
+            raise ValueError("Tick at least one tap to probe.")
+        return ProbeSettings(annotation=annotation, taps=tuple(taps), shift=int(self.shift_spin.value()),
+                             at=self.at_combo.currentData(), control=self.control_check.isChecked(),
+                             baseline=self.baseline_check.isChecked(),
+                             curves=not self.curves_check.isHidden() and self.curves_check.isChecked())
+
+    def _label_changed(self, _index: int = 0) -> None:
+        recording = self.workspace.recording
+        name = self.label_combo.currentData()
+        info = recording.annotations.get(name) if recording is not None and name is not None else None
+        item_level = info is not None and info.level == "item"
+        self.at_combo.setCurrentIndex(self.at_combo.findData("last" if item_level else "all"))
+        if item_level:
+            self.shift_spin.setValue(0)
+        self.shift_spin.setEnabled(not item_level)
+        self.shift_spin.setToolTip("An item's label is the same at every position: no shift"
+                                   if item_level else SHIFT_TIP)
+        self._shift_changed(self.shift_spin.value())
+
+    def _shift_changed(self, shift: int) -> None:
+        shift = int(shift)
+        which = "t" if shift == 0 else f"t{shift:+d}".replace("-", "−")
+        extra = {1: " (the next token)", -1: " (the previous token)"}.get(shift, "")
+        self.shift_label.setText(f"predict the label of token {which}{extra}")
+
+    # ------------------------------------------------------------------ workspace changes
+    def _recording_changed(self, recording=None) -> None:
+        self._abandon_request()
+        self._show(None, None)
+        recording = self.workspace.recording
+        self.label_combo.blockSignals(True)
+        self.label_combo.clear()
+        if recording is not None:
+            for name, info in recording.annotations.items():
+                if info.kind != "categorical" or not info.labels:
+                    continue
+                level = "item" if info.level == "item" else "position"
+                self.label_combo.addItem(f"{name} ({level})", name)
+                tip = info.description or f"{len(info.labels)} labels"
+                self.label_combo.setItemData(self.label_combo.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.label_combo.blockSignals(False)
+        self.label_combo.setEnabled(self.label_combo.count() > 0)
+        self.taps_list.blockSignals(True)
+        self.taps_list.clear()
+        if recording is not None:
+            for tap in _ordered_taps(recording):
+                info = recording.taps[tap]
+                layer = "" if info.layer is None or info.layer < 0 else f"layer {info.layer}, "
+                item = QtWidgets.QListWidgetItem(tap)
+                item.setData(QtCore.Qt.ItemDataRole.UserRole, tap)
+                item.setToolTip(f"{tap}: {layer}{info.units} units" + (f" — {info.description}" if info.description else ""))
+                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(QtCore.Qt.CheckState.Checked)
+                self.taps_list.addItem(item)
+        self.taps_list.blockSignals(False)
+        checkpoints = len(getattr(recording, "checkpoints", None) or []) if recording is not None else 0
+        offered = has_curves(recording)
+        self.curves_check.setVisible(offered)
+        self.curves_check.setText(f"over training ({checkpoints} checkpoints)" if offered else "over training")
+        self._offer_curves_tab(offered)
+        self._label_changed()
+        if recording is None:
+            self._set_status("Open a recording to probe its states.")
+        elif self.label_combo.count() == 0:
+            self._set_status(NO_LABELS, problem=True)
+        elif self.taps_list.count() == 0:
+            self._set_status("This recording has no tap over its positions, so there is nothing to probe.",
+                             problem=True)
+        else:
+            self._set_status(START_HINT)
+        self._update_run_enabled()
+
+    def _offer_curves_tab(self, offered: bool) -> None:
+        """The "Over training" tab exists only for a recording of several checkpoints."""
+        present = self.tabs.indexOf(self.curves_view) >= 0
+        if offered and not present:
+            self.tabs.addTab(self.curves_view, "Over training")
+        elif present and not offered:
+            self.tabs.removeTab(self.tabs.indexOf(self.curves_view))
+            self.curves_view.setParent(self)  # kept (and exportable), not shown
+            self.curves_view.hide()
+
+    @property
+    def curves_offered(self) -> bool:
+        return self.tabs.indexOf(self.curves_view) >= 0
+
+    def _update_run_enabled(self) -> None:
+        ok = (self.workspace.recording is not None and self.label_combo.count() > 0
+              and bool(self.checked_taps()))
+        self.run_button.setEnabled(ok)
+        self.run_action.setEnabled(ok)
+
+    def _update_export_enabled(self) -> None:
+        has = self.report is not None
+        self.export_chart_action.setEnabled(has)
+        self.export_detail_action.setEnabled(has and self.detail.result is not None)
+        self.export_curves_action.setEnabled(self.curves is not None)
+        self.export_data_action.setEnabled(has)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> bool:
+        """Start the probes for the chosen settings. False (and a sentence in the status line) when
+        nothing can run."""
+        try:
+            settings = self.settings()
+        except ValueError as exc:
+            self._set_status(describe_exception(exc), problem=True)
+            return False
+        recording = self.workspace.recording
+        self._abandon_request()
+        self._show(None, None, "Probing…")
+
+        def job(task, recording=recording, settings=settings):
+            return probe_job(recording, settings, task)
+
+        self._running = settings
+        self._request_id = self.runner.submit(CHANNEL, job)
+        what = f"{len(settings.taps)} tap{'s' if len(settings.taps) != 1 else ''}"
+        self._set_status(f"Probing {settings.annotation} on {what}…")
+        self._set_busy(True)
+        return True
+
+    def cancel(self) -> None:
+        """Stop the running probes (they report "cancelled")."""
+        if self._request_id is not None and self.runner.latest(CHANNEL) == self._request_id:
+            self.runner.cancel(CHANNEL)
+
+    @property
+    def busy(self) -> bool:
+        return self._request_id is not None
+
+    def _abandon_request(self) -> None:
+        request_id, self._request_id = self._request_id, None
+        self._running = None
+        if request_id is not None:
+            if self.runner.latest(CHANNEL) == request_id:
+                self.runner.cancel(CHANNEL)
+            self._set_busy(False)
+
+    def _mine(self, channel: str, request_id: int) -> bool:
+        return channel == CHANNEL and request_id == self._request_id
+
+    def _finished(self, channel: str, request_id: int, outcome) -> None:
+        if channel != CHANNEL:
+            return
+        if not self._mine(channel, request_id):
+            if self._request_id is not None and self.runner.latest(CHANNEL) != self._request_id:
+                self._request_id = None  # another view took the channel: ours will never report
+                self._set_busy(False)
+                self._set_status("The probes were superseded by another request; press Run again.")
+            return
+        self._request_id = None
+        self._running = None
+        self._set_busy(False)
+        if outcome.recording is not self.workspace.recording:
+            return
+        self.outcome = outcome
+        self._show(outcome.report, outcome.curves)
+        self._set_status(self._result_status(outcome))
+        self.results_ready.emit(outcome.report)
+
+    def _failed(self, channel: str, request_id: int, exc) -> None:
+        if not self._mine(channel, request_id):
+            return
+        self._request_id = None
+        self._running = None
+        self._set_busy(False)
+        self._show(None, None, "The probes could not run; see the status line.")
+        message = describe_exception(exc)
+        self._set_status(f"Could not run the probes: {message}", problem=True)
+        self._report(exc, "Cannot run the probes")
+        self.run_failed.emit(message)
+
+    def _cancelled(self, channel: str, request_id: int) -> None:
+        if not self._mine(channel, request_id):
+            return
+        self._request_id = None
+        self._running = None
+        self._set_busy(False)
+        self._show(None, None, "Probing cancelled: no result.")
+        self._set_status("Probing cancelled; no result was kept. Press Run to start again.")
+        self.run_cancelled.emit()
+
+    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
+        if not self._mine(channel, request_id):
+            return
+        if total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(1.0, done / max(total, 1))))
+            self.progress.setFormat(f"{message} %p%" if message else "%p%")
+        else:
+            self.progress.setRange(0, 0)
+
+    def _report(self, exc: BaseException, title: str) -> None:
+        """Worker errors through the app's one error path: the workspace's ``error_occurred`` when it
+        has one, else a dialog. Expected problems are one sentence; anything else also goes to stderr
+        with its traceback."""
+        expected = isinstance(exc, _expected_errors())
+        details = "" if expected else (getattr(exc, "lstmviz_traceback", "") or
+                                       "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        message = describe_exception(exc) if expected else (
+            f"Something went wrong: {describe_exception(exc)}\n\nThe window is still usable.")
+        if details:
+            sys.stderr.write(details)
+        signal = getattr(self.workspace, "error_occurred", None)
+        if signal is not None:
+            signal.emit(title, message)
+        else:
+            show_error(self, title, message, details)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("")
+        self.busy_changed.emit(busy)
+
+    def _set_status(self, text: str, problem: bool = False) -> None:
+        self._status = text
+        self.status_label.setStyleSheet("color: #b00000" if problem else "")
+        self.status_label.setText(text)
+        self.status_changed.emit(text)
+
+    def status_text(self) -> str:
+        return self._status
+
+    def _result_status(self, outcome: ProbeOutcome) -> str:
+        report = outcome.report
+        s = outcome.settings
+        n = len(report.taps)
+        how = "from the cache" if outcome.cached else f"in {_duration(outcome.seconds)}"
+        shift = "" if not s.shift else f", label of token t{s.shift:+d}".replace("-", "−")
+        where = "" if s.at == "all" else ", last position of each item"
+        best = report.best_tap()
+        text = (f"Probed {report.annotation}{shift}{where} on {n} tap{'s' if n != 1 else ''} {how}: "
+                f"best {best} {percent(report.probes[best].accuracy)}")
+        control = report.controls.get(best)
+        if control is not None:
+            text += f" (control {percent(control.accuracy)})"
+        text += f"; majority class {percent(report.majority_accuracy)}"
+        if report.baseline is not None:
+            text += f", input tokens {percent(report.baseline.accuracy)}"
+        if outcome.curves is not None:
+            text += f"; curves over {describe_x(outcome.curves)}"
+        return text + ". Click a tap to open its probe."
+
+    # ------------------------------------------------------------------ results
+    def _show(self, report, curves, message: str = "") -> None:
+        changed = report is not self.report
+        self.report = report
+        self.curves = curves
+        if report is None:
+            self.outcome = None
+        self.chart.set_report(report, message)
+        self.curves_view.set_curves(curves)
+        if report is not None:
+            self.open_probe(report.best_tap())
+        else:
+            self.detail.set_probe(None, None, message)
+        self._update_export_enabled()
+        if changed:
+            self.report_changed.emit(report)
+        self.curves_changed.emit(curves)
+
+    def open_probe(self, tap: str) -> None:
+        """Open the probe of ``tap`` (or probes.INPUT_TAP) in the detail and shade it in the chart."""
+        if self.report is None:
+            raise ValueError("There are no probes yet: press Run first.")
+        self.detail.set_probe(self.report, tap)
+        if tap in self.report.taps:
+            self.chart.set_current(tap)
+        self._update_export_enabled()
+        self.probe_opened.emit(tap)
+
+    def _detail_chose(self, tap: str) -> None:
+        if self.report is not None and tap in self.report.taps:
+            self.chart.set_current(tap)
+        self.probe_opened.emit(tap)
+
+    def select_unit(self, tap: str, unit: int) -> bool:
+        """Put ``unit`` of ``tap`` into the active pane's selection, first making the pane show ``tap``."""
+        pane = getattr(self.workspace, "active_pane", None)
+        if pane is None:
+            self.detail.set_note("<span style='color:#b00000'>No pane to select the unit in: open a recording.</span>")
+            return False
+        switched = pane.tap != tap
+        try:
+            if switched:
+                pane.set_tap(tap)
+            pane.add_unit(int(unit))
+        except (KeyError, ValueError) as exc:
+            self.detail.set_note(f"<span style='color:#b00000'>Cannot select unit {int(unit)}: "
+                                 f"{describe_exception(exc)}</span>")
+            return False
+        note = f"Unit <b>{int(unit)}</b> of <b>{tap}</b> is selected in the active pane"
+        note += f" (it now shows {tap})." if switched else "."
+        self.detail.set_note(note)
+        self.unit_selected.emit(tap, int(unit))
+        return True
+
+    # ------------------------------------------------------------------ export
+    def _view_widget(self, part: str) -> QtWidgets.QWidget:
+        widgets = {"chart": self.chart, "detail": self.detail, "curves": self.curves_view}
+        if part not in widgets:
+            raise ValueError(f"unknown part {part!r}; choose one of {', '.join(widgets)}")
+        if self.report is None:
+            raise ValueError("There are no probes to export yet: press Run first.")
+        if part == "curves" and self.curves is None:
+            raise ValueError("There are no curves over training to export: tick “over training” and run the "
+                             "probes on a recording of several checkpoints.")
+        return widgets[part]
+
+    def export_view(self, path: str | Path, part: str = "chart") -> Path:
+        """Write the chart ("chart"), the open probe ("detail") or the curves ("curves") to PNG, SVG or PDF."""
+        widget = self._view_widget(part)
+        if not widget.isVisible():  # e.g. the curves behind their tab: lay it out at the chart's size
+            widget.resize(self.chart.size() if self.chart.width() > 0 else QtCore.QSize(640, 360))
+            widget.ensurePolished()
+        return export_widget(widget, path)
+
+    def export_chart(self, path: str | Path) -> Path:
+        return self.export_view(path, "chart")
+
+    def export_detail(self, path: str | Path) -> Path:
+        return self.export_view(path, "detail")
+
+    def export_curves(self, path: str | Path) -> Path:
+        return self.export_view(path, "curves")
+
+    def export_table(self, path: str | Path) -> Path:
+        """One row per tap, then the input baseline (``ProbeReport.table``), as CSV or NPY."""
+        if self.report is None:
+            raise ValueError("There are no probes to export yet: press Run first.")
+        return export_table(path, self.report.table())
+
+    def export_curves_table(self, path: str | Path) -> Path:
+        """One row per checkpoint and tap (``ProbeCurves.table``), as CSV or NPY."""
+        if self.curves is None:
+            raise ValueError("There are no curves over training to export.")
+        return export_table(path, self.curves.table())
+
+    def _default_path(self, what: str, suffix: str) -> str:
+        recording = self.workspace.recording
+        label = self.report.annotation if self.report is not None else "probes"
+        name = f"probes-{label}-{what}{suffix}"
+        if recording is None:
+            return name
+        p = Path(recording.path)
+        return str(p.with_name(f"{p.stem}-{name}"))
+
+    def choose_and_export_view(self, part: str = "chart") -> bool:
+        titles = {"chart": "Export probe chart", "detail": "Export probe detail", "curves": "Export probe curves"}
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
+            self, titles.get(part, "Export"), self._default_path(part, ".png"), ";;".join(VIEW_FORMATS.values()))
+        if not path:
+            return False
+        return self._guarded("Cannot export", lambda: self.export_view(with_suffix(path, chosen, VIEW_FORMATS), part))
+
+    def choose_and_export_data(self) -> bool:
+        filters = {
+            "Probe table, CSV (*.csv)": ("table", ".csv"),
+            "Probe table, NumPy array (*.npy)": ("table", ".npy"),
+        }
+        if self.curves is not None:
+            filters["Curves over training, CSV (*.csv)"] = ("curves", ".csv")
+            filters["Curves over training, NumPy array (*.npy)"] = ("curves", ".npy")
+        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export probe data", self._default_path("table", ".csv"), ";;".join(filters))
+        if not path:
+            return False
+        what, suffix = filters.get(chosen, ("table", ".csv"))
+        if Path(path).suffix.lower() not in DATA_FORMATS:
+            path += suffix
+        export = self.export_curves_table if what == "curves" else self.export_table
+        return self._guarded("Cannot export", lambda: export(path))
+
+    def _guarded(self, title: str, fn) -> bool:
+        try:
+            written = fn()
+        except (ValueError, OSError) as exc:
+            show_error(self, title, describe_exception(exc))
+            return False
+        self._set_status(f"Exported to {written}")
+        return True
+
+    def shutdown(self) -> None:
+        """Cancel this panel's running request (call before the runner shuts down)."""
+        self._abandon_request()
