@@ -123,6 +123,17 @@ def test_a_corrupt_cache_file_is_recomputed(rec):
     assert again.probes["head"].accuracy == first.probes["head"].accuracy
 
 
+def test_progress_only_grows_and_ends_complete(rec):
+    seen = []
+    report = run_probes(rec, "tag", ["layer0/h", "layer1/h"], cache=False,
+                        task=Task(on_progress=lambda d, t, m: seen.append((d, t, m))))
+    done = [d for d, _, _ in seen]
+    assert done == sorted(done) and seen[-1][0] == seen[-1][1]
+    assert {m for _, _, m in seen} >= {"Probe layer0/h", "Probe layer1/h (control)", "Input baseline"}
+    assert [report.probes[t].control for t in report.taps] == [False, False]
+    assert all(r.annotation == "tag" and r.labels == ["A", "B", "C"] for r in report.probes.values())
+
+
 def test_cancel_raises_and_caches_nothing(rec):
     task = Task()
     seen = []

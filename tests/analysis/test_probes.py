@@ -8,13 +8,11 @@ from lstmviz.analysis.probes import (
     bootstrap_ci,
     fit_probe,
     input_baseline,
-    probe_all,
     probe_labels,
     split_items,
     top_units,
 )
 from lstmviz.recording import RecordingWriter, open_recording
-from lstmviz.tasks import Cancelled, Task
 
 UNITS = 12
 VOCAB = 40
@@ -200,30 +198,6 @@ def test_input_baseline_is_the_per_token_majority(tmp_path):
         # the noise tap knows nothing of the tokens
         probe = fit_probe(r, "h", labels, split)
         assert probe.accuracy < 0.65
-
-
-def test_probe_all_reports_progress_and_cancels(rec):
-    seen = []
-    results = probe_all(rec, "tag", taps=["planted", "noise"], task=Task(lambda d, t, m: seen.append((d, t))))
-    assert [(r.tap, r.control) for r in results] == [("planted", False), ("planted", True),
-                                                    ("noise", False), ("noise", True)]
-    assert all(r.annotation == "tag" and r.labels == TAGS for r in results)
-    assert results[0].accuracy > 0.97
-    done = [d for d, t in seen]
-    assert done == sorted(done) and seen[-1][0] == seen[-1][1]
-
-    task = Task()
-    calls = []
-
-    def cancel_later(done, total, message):
-        calls.append(done)
-        if len(calls) == 3:
-            task.cancel()
-
-    task._on_progress = cancel_later
-    with pytest.raises(Cancelled):
-        probe_all(rec, "tag", task=task)
-    assert len(calls) == 3
 
 
 @pytest.mark.parametrize("memory_bytes", [None, 0, 1500 * 2 * UNITS])
