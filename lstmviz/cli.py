@@ -407,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lstmviz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lstmviz info FILE | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         from lstmviz.tasks import Cancelled
 

@@ -33,3 +33,34 @@ def test_record_from_script_example(tmp_path, monkeypatch):
 
 def np_len(rec):
     return (rec.item_range(i)[1] - rec.item_range(i)[0] for i in range(rec.n_items))
+
+
+def test_probe_example_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """The README's probe snippet, on a recording with a categorical "pos" annotation and two
+    checkpoints (so its curves branch runs too)."""
+    import numpy as np
+
+    from lstmviz.recording import RecordingWriter
+
+    readme = (ROOT / "README.md").read_text()
+    code = [c for c in re.findall(r"```python\n(.*?)```", readme, re.S) if "run_probes" in c]
+    assert len(code) == 1
+    rng = np.random.default_rng(0)
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    with RecordingWriter("states.h5", vocab=[f"w{i}" for i in range(20)]) as w:
+        w.add_tap("rnn/layer0/h", 6, layer=0, signal="h")
+        w.add_annotation("pos", kind="categorical", labels=["N", "V"])
+        w.add_checkpoint("early", step=10)
+        w.add_checkpoint("late", step=20)
+        for _ in range(12):
+            tags = rng.integers(0, 2, 15)
+            late = rng.standard_normal((15, 6)).astype(np.float32)
+            late[:, 0] += 3 * tags
+            w.append_item(rng.integers(0, 20, 15), {"rnn/layer0/h": late}, {"pos": tags})
+            w.append_checkpoint_item("early", {"rnn/layer0/h": rng.standard_normal((15, 6))})
+    namespace = {"__name__": "readme_example"}
+    exec(compile(code[0], "README.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert out.startswith("rnn/layer0/h 0.9") or out.startswith("rnn/layer0/h 1.0")
+    assert namespace["curves"].checkpoints == ["early", "late"]

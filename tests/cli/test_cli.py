@@ -283,3 +283,18 @@ def test_bad_window_size_is_one_line(size, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--size must be WIDTHxHEIGHT" in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_info_into_a_pipe_that_closes_early_is_quiet():
+    """`lstmviz info FILE | head -1`: no BrokenPipeError traceback, exit status 0."""
+    from pathlib import Path
+
+    demo = Path(__file__).resolve().parents[2] / "assets" / "demo" / "parens-lstm.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "lstmviz.cli", "info", str(demo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    first = proc.stdout.read(20)
+    proc.stdout.close()  # the reader goes away before the whole summary is written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert first.startswith(b"File")
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
