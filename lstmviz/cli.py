@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-COMMANDS = ("train", "record", "info")
+COMMANDS = ("train", "record", "info", "probe")
 
 
 class UsageError(Exception):
@@ -117,6 +117,81 @@ def _info_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lstmviz info", description="Print a summary of a recording.")
     p.add_argument("file", help="recording file")
     return p
+
+
+def _probe_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lstmviz probe",
+        description="Fit a linear probe per tap for a categorical annotation (with the control task and the "
+                    "input-token baseline) and print held-out accuracies; results are cached beside the file.")
+    p.add_argument("file", help="recording file")
+    p.add_argument("--label", required=True, help="a categorical annotation of the recording")
+    p.add_argument("--taps", nargs="+", metavar="TAP", help="taps to probe (default: every tap on the main axis)")
+    p.add_argument("--shift", type=int, default=0, help="predict the label of position t+SHIFT (default 0)")
+    p.add_argument("--at", choices=("all", "last"), default=None,
+                   help="positions: all, or the last of each item (default: last for an item-level label)")
+    p.add_argument("--no-control", action="store_true", help="skip the control task")
+    p.add_argument("--curves", action="store_true",
+                   help="probe every checkpoint of a multi-checkpoint recording (accuracy against step)")
+    p.add_argument("--out", metavar="TABLE", help="also write the table (.csv or .npy)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from lstmviz.analysis.export_data import SUFFIXES, write_table
+    from lstmviz.analysis.probe_report import probe_curves, run_probes
+    from lstmviz.recording import open_recording
+    from lstmviz.tasks import TqdmTask
+
+    if not Path(args.file).exists():
+        raise UsageError(f"no such file: {args.file}")
+    if args.out and Path(args.out).suffix.lower() not in SUFFIXES:
+        raise UsageError(f"--out must end in {' or '.join(SUFFIXES)}, got {args.out!r}")
+    with open_recording(args.file) as rec:
+        info = rec.annotations.get(args.label)
+        if info is None or info.kind != "categorical":
+            names = [n for n, a in rec.annotations.items() if a.kind == "categorical"]
+            raise UsageError(f"--label must be a categorical annotation of {args.file}: "
+                             f"{', '.join(names) if names else 'it has none'}; got {args.label!r}")
+        at = args.at or ("last" if info.level == "item" else "all")
+        options = dict(shift=args.shift, at=at, control=not args.no_control)
+        task = TqdmTask(desc="probes", disable=True if args.quiet else None)
+        try:
+            if args.curves:
+                result = probe_curves(rec, args.label, args.taps, task=task, **options)
+                reports = result.reports
+            else:
+                result = run_probes(rec, args.label, args.taps, task=task, **options)
+                reports = [result]
+        finally:
+            task.close()
+        for report in reports:
+            print(_probe_text(report))
+        if args.out:
+            print(f"wrote {write_table(args.out, result.table())}")
+    return 0
+
+
+def _probe_text(report) -> str:
+    head = f"{report.annotation}" + (f" at t{report.shift:+d}" if report.shift else "") + \
+        (" (last position of each item)" if report.at == "last" else "")
+    if report.checkpoint:
+        head += f" — checkpoint {report.checkpoint}" + (f" (step {report.step})" if report.step is not None else "")
+    lines = [f"{head}: majority class {100 * report.majority_accuracy:.1f}%"]
+    width = max(len(t) for t in [*report.taps, "input tokens"])
+    lines.append(f"  {'tap':<{width}}  accuracy [95% CI]        control   selectivity")
+    for tap in report.taps:
+        p, c = report.probes[tap], report.controls.get(tap)
+        ctrl = f"{100 * c.accuracy:6.1f}%" if c else "      -"
+        sel = f"{100 * report.selectivity(tap):+8.1f}" if c else "        -"
+        lines.append(f"  {tap:<{width}}  {100 * p.accuracy:5.1f}% [{100 * p.ci_low:5.1f}, {100 * p.ci_high:5.1f}]"
+                     f"  {ctrl}  {sel}")
+    if report.baseline is not None:
+        b = report.baseline
+        lines.append(f"  {'input tokens':<{width}}  {100 * b.accuracy:5.1f}% [{100 * b.ci_low:5.1f}, "
+                     f"{100 * b.ci_high:5.1f}]")
+    return "\n".join(lines)
 
 
 def _version() -> str:
@@ -368,8 +443,8 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 
 # ---------------------------------------------------------------------------------------------- main
 
-_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser}
-_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info}
+_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser}
+_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe}
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -298,3 +298,32 @@ def test_info_into_a_pipe_that_closes_early_is_quiet():
     assert proc.wait(timeout=60) == 0
     assert first.startswith(b"File")
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "demo" / "parens-lstm.h5"
+
+
+def test_probe_prints_accuracies_and_writes_the_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "probes.csv"
+    assert main(["probe", str(DEMO), "--label", "depth", "--taps", "layer1/h", "layer0/c", "--quiet",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[0].startswith("depth: majority class")
+    rows = {line.split()[0]: line for line in lines[2:5]}
+    assert list(rows) == ["layer0/c", "layer1/h", "input"]  # ordered by layer, then the baseline
+    accuracy = float(rows["layer1/h"].split()[1].rstrip("%"))
+    assert accuracy > 90.0  # a trained LSTM on parens tracks nesting depth
+    table = out.read_text().splitlines()
+    assert len(table) == 4 and table[0].startswith("checkpoint,step,tap")
+
+
+def test_probe_refuses_what_it_cannot_probe(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["probe", str(DEMO), "--label", "match_distance"]) == 2
+    assert "categorical annotation" in capsys.readouterr().err
+    assert main(["probe", str(tmp_path / "nope.h5"), "--label", "depth"]) == 2
+    assert main(["probe", str(DEMO), "--label", "depth", "--out", str(tmp_path / "t.txt")]) == 2
+    assert main(["probe", str(DEMO), "--label", "depth", "--taps", "layer0/h", "--curves", "--quiet"]) == 1
+    assert "one model only" in capsys.readouterr().err
