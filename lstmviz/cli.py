@@ -155,7 +155,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise UsageError(f"--label must be a categorical annotation of {args.file}: "
                              f"{', '.join(names) if names else 'it has none'}; got {args.label!r}")
         at = args.at or ("last" if info.level == "item" else "all")
-        options = dict(shift=args.shift, at=at, control=not args.no_control)
+        options = {"shift": args.shift, "at": at, "control": not args.no_control}
         task = TqdmTask(desc="probes", disable=True if args.quiet else None)
         try:
             if args.curves:

@@ -2,11 +2,14 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lstmviz.cli import main
+
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "parens-lstm.h5"
 
 TINY_DATA = ["--dataset-option", "tokens=3000", "--dataset-option", "item_length=100"]
 TINY_MODEL = ["--set", "hidden_size=12", "--set", "embedding_dim=8"]
@@ -287,10 +290,7 @@ def test_bad_window_size_is_one_line(size, tmp_path, capsys):
 
 def test_info_into_a_pipe_that_closes_early_is_quiet():
     """`lstmviz info FILE | head -1`: no BrokenPipeError traceback, exit status 0."""
-    from pathlib import Path
-
-    demo = Path(__file__).resolve().parents[2] / "assets" / "demo" / "parens-lstm.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "lstmviz.cli", "info", str(demo)],
+    proc = subprocess.Popen([sys.executable, "-m", "lstmviz.cli", "info", str(DEMO)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     first = proc.stdout.read(20)
     proc.stdout.close()  # the reader goes away before the whole summary is written
@@ -299,8 +299,6 @@ def test_info_into_a_pipe_that_closes_early_is_quiet():
     assert first.startswith(b"File")
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
-
-DEMO = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "demo" / "parens-lstm.h5"
 
 
 def test_probe_prints_accuracies_and_writes_the_table(tmp_path, monkeypatch, capsys):
