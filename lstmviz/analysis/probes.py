@@ -234,10 +234,10 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
     (module docstring). ``epochs``: passes over the training positions of the final fit (default 1 on
     large data; small data gets more, so that every fit takes at least ``MIN_STEPS`` minibatches).
     ``max_positions`` caps the training positions (a seeded random subset). ``memory_bytes`` (default
-    ``MEMORY_BYTES``) bounds the standardised rows kept in memory (float16); beyond it, training
-    streams from the file every epoch. ``shared``: a dict the caller keeps between fits on the same tap
-    and positions (a probe and its control): the standardised rows read for one are reused by the next
-    (it holds one tap's rows at a time). ``annotation`` / ``label_names`` only name the result. Progress:
+    ``MEMORY_BYTES``) bounds the rows kept in memory (as stored); beyond it, training streams from the
+    file every epoch. ``shared``: a dict the caller keeps between fits on the same tap and positions (a
+    probe and its control): the rows read for one are reused by the next (it holds one tap's rows at a
+    time). ``annotation`` / ``label_names`` only name the result. Progress:
     ``task.progress(done, total, "Probe <tap>")``; cancel raises ``Cancelled``.
     """
     import torch
@@ -284,7 +284,8 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
     torch.set_num_threads(min(threads, 2))
     try:
         budget = MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
-        key = (tap, seed, budget, hash(role.tobytes()))
+        key = (str(recording.path), getattr(recording, "checkpoint", None), tap, seed, budget,
+               hash(role.tobytes()))
         data = shared.get(key) if shared is not None else None
         if data is not None:  # the same rows were read for an earlier probe: only the labels differ
             progress = _Progress(task, message, data.planned_work(len(grid), epochs, collected=True))
