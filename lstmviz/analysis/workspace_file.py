@@ -2,8 +2,10 @@
 
 A workspace names the recording (relative to the JSON file when possible, and absolute), the window of
 positions, one entry per pane (tap, transform, threshold, brush, padding, tolerance, direction, units
-added and removed by hand), the match settings, the visible annotation tracks and the annotation being
-aggregated. ``load_workspace`` checks everything and raises ``WorkspaceFileError`` with a sentence for
+added and removed by hand), the match settings, the visible annotation tracks, the annotation being
+aggregated and, optionally, the Probes panel's settings (``ProbeState``: label, shift, positions, taps,
+control task, input baseline, curves over training, and whether a result was shown with which probe
+open). ``load_workspace`` checks everything and raises ``WorkspaceFileError`` with a sentence for
 any problem; ``restore_valid`` / ``validate_against`` compare a loaded workspace with the recording it
 names, so the GUI restores what still fits and says what it dropped. The format is in docs/analysis.md.
 """
@@ -18,12 +20,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lstmviz.analysis.match_types import MODES
+from lstmviz.analysis.probe_report import AT_CHOICES as PROBE_POSITIONS
+from lstmviz.analysis.probes import INPUT_TAP as PROBE_INPUT
 from lstmviz.analysis.selection_types import DIRECTIONS, SelectionSpec
 
 WORKSPACE_VERSION = 1
 MARKER = "lstmviz_workspace"
 #: the value transforms a pane may use (as ``lstmviz.analysis.transforms.TRANSFORMS``)
 TRANSFORMS = ("raw", "tanh", "zscore")
+#: the label shifts the Probes panel offers (its spin box's range), inclusive
+PROBE_SHIFT_RANGE = (-3, 3)
 
 
 class WorkspaceFileError(ValueError):
@@ -66,6 +72,31 @@ class MatchSettings:
     right: int = 20
 
 
+@dataclass(frozen=True)
+class ProbeState:
+    """The Probes panel: what Run asks for (as ``lstmviz.qt.probe_panel.ProbeSettings``) and what it showed.
+
+    ``label``: the categorical annotation (None: the panel's default, the first one); ``taps``: the
+    ticked taps (None: every tap); ``curves``: curves over training were asked for; ``shown``: a result
+    was shown (or being computed), so reopening the workspace runs the probes again (instant from the
+    cache); ``open_probe``: the probe open in the detail (a tap, or ``PROBE_INPUT``).
+    """
+
+    label: str | None = None
+    shift: int = 0
+    at: str = "all"
+    taps: tuple[str, ...] | None = None
+    control: bool = True
+    baseline: bool = True
+    curves: bool = False
+    shown: bool = False
+    open_probe: str | None = None
+
+    def __post_init__(self):
+        if self.taps is not None and not isinstance(self.taps, tuple):
+            object.__setattr__(self, "taps", tuple(self.taps))
+
+
 @dataclass
 class WorkspaceState:
     """Everything a saved workspace restores."""
@@ -78,6 +109,7 @@ class WorkspaceState:
     match: MatchSettings = field(default_factory=MatchSettings)
     annotations: list[str] = field(default_factory=list)  # visible annotation tracks, in order
     aggregate_annotation: str | None = None
+    probes: ProbeState | None = None  # None: the file has no "probes" entry (the panel keeps its defaults)
 
 
 # ---------------------------------------------------------------------------------------- checking values
@@ -123,6 +155,11 @@ class _Reader:
         self.string(value, where)
         if value not in choices:
             self.fail(f"{where} is {value!r}, which is not one of {', '.join(choices)}")
+        return value
+
+    def boolean(self, value, where: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(f"{where} must be true or false, got {json.dumps(value)}")
         return value
 
     def obj(self, value, where: str) -> dict:
@@ -197,6 +234,40 @@ def _match(r: _Reader, raw) -> MatchSettings:
     )
 
 
+def _probes(r: _Reader, raw) -> ProbeState | None:
+    if raw is None:
+        return None
+    d = r.obj(raw, "probes")
+    p = ProbeState()
+    shift = r.integer(d.get("shift", p.shift), "probes shift")
+    low, high = PROBE_SHIFT_RANGE
+    if not low <= shift <= high:
+        r.fail(f"probes shift must be between {low} and {high}, got {shift}")
+    taps = d.get("taps")
+    if taps is not None:
+        taps = tuple(dict.fromkeys(r.string(t, f"probes taps[{i}]")
+                                   for i, t in enumerate(r.array(taps, "probes taps"))))
+    return ProbeState(
+        label=r.string(d.get("label"), "probes label", allow_none=True),
+        shift=shift,
+        at=r.choice(d.get("at", p.at), "probes at", PROBE_POSITIONS),
+        taps=taps,
+        control=r.boolean(d.get("control", p.control), "probes control"),
+        baseline=r.boolean(d.get("baseline", p.baseline), "probes baseline"),
+        curves=r.boolean(d.get("curves", p.curves), "probes curves"),
+        shown=r.boolean(d.get("shown", p.shown), "probes shown"),
+        open_probe=r.string(d.get("open_probe"), "probes open_probe", allow_none=True),
+    )
+
+
+def _probes_to_dict(p: ProbeState) -> dict:
+    return {
+        "label": p.label, "shift": p.shift, "at": p.at, "taps": None if p.taps is None else list(p.taps),
+        "control": p.control, "baseline": p.baseline, "curves": p.curves,
+        "shown": p.shown, "open_probe": p.open_probe,
+    }
+
+
 def _state_from_dict(r: _Reader, d: dict, recording: str) -> WorkspaceState:
     window = r.obj(d.get("window", {}), "window")
     raw_panes = r.array(r.get(d, "panes", "the workspace", required=True), "panes")
@@ -214,11 +285,12 @@ def _state_from_dict(r: _Reader, d: dict, recording: str) -> WorkspaceState:
         match=_match(r, d.get("match", {})),
         annotations=annotations,
         aggregate_annotation=r.string(d.get("aggregate_annotation"), "aggregate_annotation", allow_none=True),
+        probes=_probes(r, d.get("probes")),
     )
 
 
 def _state_to_dict(state: WorkspaceState, recording: dict) -> dict:
-    return {
+    data = {
         MARKER: WORKSPACE_VERSION,
         "recording": recording,
         "window": {"start": state.window_start, "width": state.window_width},
@@ -241,6 +313,9 @@ def _state_to_dict(state: WorkspaceState, recording: dict) -> dict:
         "annotations": list(state.annotations),
         "aggregate_annotation": state.aggregate_annotation,
     }
+    if state.probes is not None:  # left out otherwise: the file reads as one without probes
+        data["probes"] = _probes_to_dict(state.probes)
+    return data
 
 
 def _plain(value):
@@ -341,7 +416,10 @@ def restore_valid(state: WorkspaceState, recording) -> tuple[WorkspaceState, lis
     """``state`` with everything that does not fit ``recording`` dropped, and a sentence per thing dropped.
 
     Dropped: panes on a tap the recording lacks (or not over positions), brushes outside the corpus,
-    added/removed units outside the tap, unknown annotations; a window past the end moves to 0.
+    added/removed units outside the tap, unknown annotations; a window past the end moves to 0. Of the
+    probe settings: a label that is not a categorical annotation of the recording, taps it lacks, a
+    probe to reopen that will not be there, a shift on an item's label, curves over training of a
+    recording of one model state; without a label or a tap to probe, the result is not run again.
     """
     problems: list[str] = []
     n_positions = int(recording.n_positions)
@@ -380,9 +458,72 @@ def restore_valid(state: WorkspaceState, recording) -> tuple[WorkspaceState, lis
         problems.append(f"the window start {window_start} is past the corpus end ({n_positions} positions); "
                         f"it was moved to 0")
         window_start = 0
+    probes = None if state.probes is None else _valid_probes(state.probes, recording, problems)
     restored = replace(state, panes=panes, active_pane=active, annotations=annotations,
-                       aggregate_annotation=aggregate, window_start=window_start)
+                       aggregate_annotation=aggregate, window_start=window_start, probes=probes)
     return restored, problems
+
+
+def _quoted(names) -> str:
+    return ", ".join(map(repr, names))
+
+
+def _valid_probes(p: ProbeState, recording, problems: list[str]) -> ProbeState:
+    """``p`` without what does not fit ``recording`` (a sentence in ``problems`` for each thing)."""
+    label, shift, taps, open_probe, curves, shown = p.label, p.shift, p.taps, p.open_probe, p.curves, p.shown
+    not_again = []  # why the result that was shown cannot be computed again
+    if label is not None:
+        info = recording.annotations.get(label)
+        if info is None:
+            problems.append(f"probes: the recording has no annotation {label!r} to probe; the Probes panel shows "
+                            f"its first label instead")
+        elif info.kind != "categorical" or not info.labels:
+            problems.append(f"probes: the annotation {label!r} is not categorical, so it cannot be probed; the "
+                            f"Probes panel shows its first label instead")
+            info = None
+        elif info.level == "item" and shift != 0:
+            problems.append(f"probes: {label!r} labels whole items, so its shift {shift} was set to 0")
+            shift = 0
+        if info is None:
+            label = None
+            not_again.append("its label")
+    position_taps = [name for name, info in recording.taps.items()
+                     if getattr(info, "axis", "positions") == "positions"]
+    if taps is not None:
+        missing = [t for t in taps if t not in position_taps]
+        if missing:
+            kept = tuple(t for t in taps if t in position_taps)
+            what = f"tap {missing[0]!r}" if len(missing) == 1 else f"taps {_quoted(missing)}"
+            if kept:
+                problems.append(f"probes: the recording has no {what} over positions to probe; "
+                                f"{'it was' if len(missing) == 1 else 'they were'} left out")
+                taps = kept
+            else:
+                problems.append(f"probes: the recording has no {what} over positions to probe; every tap is "
+                                f"ticked instead")
+                taps = None
+                not_again.append("its taps")
+    if curves and len(getattr(recording, "checkpoints", None) or []) < 2:
+        problems.append("probes: the recording holds the states of one model only, so the curves over training "
+                        "were left out")
+        curves = False
+    if shown and not_again:
+        problems.append(f"probes: the probe result that was shown was not computed again ({' and '.join(not_again)} "
+                        f"did not fit); press Run in the Probes panel")
+        shown = False
+    if open_probe is not None:
+        probed = position_taps if taps is None else taps
+        if not shown:
+            open_probe = None  # nothing to reopen (said above when it was shown)
+        elif open_probe == PROBE_INPUT and not p.baseline:
+            problems.append("probes: the input-token baseline is not computed, so its probe cannot be reopened; "
+                            "the detail shows the best tap")
+            open_probe = None
+        elif open_probe != PROBE_INPUT and open_probe not in probed:
+            problems.append(f"probes: the probe of {open_probe!r} cannot be reopened (it is not among the taps "
+                            f"probed); the detail shows the best tap")
+            open_probe = None
+    return replace(p, label=label, shift=shift, taps=taps, curves=curves, shown=shown, open_probe=open_probe)
 
 
 def validate_against(state: WorkspaceState, recording) -> list[str]:

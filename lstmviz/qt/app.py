@@ -107,6 +107,8 @@ def screenshot(png: str, path: str | None, *, size: tuple[int, int] = (1400, 850
         pane = window.workspace.active_pane
         if workspace is not None and pane is not None and pane.selection is not None and len(pane.selection):
             _settle_match(app, window, timeout_s)  # a saved selection is shown with its matches
+        if workspace is not None:
+            _settle_probes(app, window, timeout_s)  # a saved probe result is recomputed (or read from cache)
         image = window.grab().toImage()
         Path(png).parent.mkdir(parents=True, exist_ok=True)
         if not image.save(str(png)):
@@ -130,6 +132,17 @@ def _settle_match(app, window, timeout_s: float) -> None:
     runner = window.workspace.runner
     deadline = time.monotonic() + timeout_s
     while (panel.busy or runner.is_busy("aggregate")) and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    _settle(app, window, timeout_s)
+
+
+def _settle_probes(app, window, timeout_s: float) -> None:
+    """Process events while the Probes panel re-runs the probes a restored workspace showed."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while window.probe_panel.busy and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.01)
     _settle(app, window, timeout_s)

@@ -35,7 +35,9 @@ class FileActions:
         """Open a saved workspace (on ``recording`` instead of the file it names, if given).
 
         A file that cannot be read or a recording that cannot be opened is reported in a dialog and
-        changes nothing; parts that do not fit the recording are left out and listed in a dialog.
+        changes nothing; parts that do not fit the recording are left out and listed in a dialog. When
+        the workspace showed a probe result, the Probes panel runs the probes again on its worker (see
+        ``ProbePanel``) and its dock is brought to the front.
         """
         from lstmviz.analysis.workspace_file import WorkspaceFileError, load_workspace
 
@@ -47,6 +49,9 @@ class FileActions:
                        f"lstmviz could not open the workspace “{Path(path).name}”.\n\n{describe_exception(exc)}")
             return False
         self.recent_files.add(self.workspace.recording.path)
+        probes = self.workspace.probe_state
+        if probes is not None and probes.shown:
+            self.show_probe_dock()
         if problems:
             show_error(self, "Parts of the workspace were left out",
                        "The workspace does not fully fit this recording:\n\n" + "\n".join(f"• {p}" for p in problems))
@@ -54,7 +59,8 @@ class FileActions:
         return True
 
     def save_workspace(self, path: str | Path) -> bool:
-        """Save the workspace (recording, panes, window, settings) to ``path``; failures in a dialog."""
+        """Save the workspace (recording, panes, window, match and probe settings) to ``path``; failures
+        in a dialog."""
         from lstmviz.analysis.workspace_file import WorkspaceFileError, save_workspace
 
         try:

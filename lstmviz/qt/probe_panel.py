@@ -16,6 +16,12 @@ probe's tap if it shows another one) and, for a recording of several checkpoints
 (``Recording.checkpoints``), ``ProbeCurvesView``: accuracy per tap against training step
 (``probe_curves``, when "over training" is ticked).
 
+Saved workspaces: the panel keeps ``Workspace.probe_state`` (a ``ProbeState``) equal to what it shows —
+the settings of its controls, whether a result is shown (or being computed) and which probe is open —
+and follows it when it is set from outside (a workspace being restored): it takes the settings and,
+when ``shown`` asks for a result it does not show, runs the probes on its worker as Run does (from
+the cache when the same settings ran before), then reopens ``open_probe`` when the result arrives.
+
 Exports: ``export_chart`` / ``export_detail`` / ``export_curves`` (PNG/SVG/PDF), ``export_table`` /
 ``export_curves_table`` (CSV/NPY: one row per tap, then the input baseline); the actions open file
 dialogs. Problems from the worker go through the workspace's ``error_occurred``.
@@ -23,6 +29,7 @@ dialogs. Problems from the worker go through the workspace's ``error_occurred``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
@@ -31,6 +38,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.analysis.workspace_file import PROBE_SHIFT_RANGE, ProbeState
 from lstmviz.qt.errors import describe_exception, show_error
 from lstmviz.qt.probe_chart import ProbeChart, percent
 from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
@@ -44,7 +52,7 @@ from lstmviz.qt.widget_export import (
 )
 
 CHANNEL = "probes"
-SHIFT_RANGE = (-3, 3)
+SHIFT_RANGE = PROBE_SHIFT_RANGE  # a saved workspace's shift is checked against the same range
 AT_NAMES = {"all": "all positions", "last": "last of each item"}
 SHIFT_TIP = ("Predict the label of token t + shift from the state at token t (1: the next token's label; "
              "positions whose t + shift falls outside their item are skipped)")
@@ -169,6 +177,9 @@ class ProbePanel(QtWidgets.QWidget):
         self._request_id: int | None = None
         self._running: ProbeSettings | None = None
         self._status = ""
+        self._loading = False  # controls are being set together: one update of the workspace at the end
+        self._pushing = False  # the workspace is being told this panel's state (its echo is ignored)
+        self._reopen: str | None = None  # the probe to open when the running result arrives
 
         self.chart = ProbeChart()
         self.chart.tap_clicked.connect(self.open_probe)
@@ -186,8 +197,13 @@ class ProbePanel(QtWidgets.QWidget):
         self.runner.failed.connect(self._failed)
         self.runner.cancelled.connect(self._cancelled)
         self.runner.progress.connect(self._progress)
+        initial = getattr(workspace, "probe_state", None)
         workspace.recording_changed.connect(self._recording_changed)
+        if hasattr(workspace, "probe_state_changed"):
+            workspace.probe_state_changed.connect(self._apply_state)
         self._recording_changed(workspace.recording)
+        if initial is not None:  # settings the workspace already holds (restored before the panel existed)
+            self._apply_state(initial)
 
     # ------------------------------------------------------------------ building
     def _build_controls(self) -> None:
@@ -199,29 +215,35 @@ class ProbePanel(QtWidgets.QWidget):
         self.shift_spin.setRange(*SHIFT_RANGE)
         self.shift_spin.setToolTip(SHIFT_TIP)
         self.shift_spin.valueChanged.connect(self._shift_changed)
+        self.shift_spin.valueChanged.connect(self._sync_state)
         self.shift_label = QtWidgets.QLabel()
         self.shift_label.setStyleSheet("color: #444")
         self.at_combo = QtWidgets.QComboBox()
         for at, name in AT_NAMES.items():
             self.at_combo.addItem(name, at)
+        self.at_combo.currentIndexChanged.connect(self._sync_state)
         self.at_combo.setToolTip("all positions: every labelled token; last of each item: the state after the "
                                  "whole item (the natural choice for a label of the item)")
         self.control_check = QtWidgets.QCheckBox("control task")
         self.control_check.setChecked(True)
+        self.control_check.toggled.connect(self._sync_state)
         self.control_check.setToolTip("Also fit each probe on Hewitt & Liang's control task (a random label per "
                                       "token type); selectivity = accuracy − control accuracy")
         self.baseline_check = QtWidgets.QCheckBox("input-token baseline")
         self.baseline_check.setChecked(True)
+        self.baseline_check.toggled.connect(self._sync_state)
         self.baseline_check.setToolTip("Also score the best probe on the model's inputs alone (one-hot tokens)")
         self.curves_check = QtWidgets.QCheckBox("over training")
         self.curves_check.setToolTip("Also probe every checkpoint of the recording and draw accuracy per tap "
                                      "against the training step")
         self.curves_check.setVisible(False)
+        self.curves_check.toggled.connect(self._sync_state)
 
         self.taps_list = QtWidgets.QListWidget()
         self.taps_list.setToolTip("The taps to probe (ordered by layer); untick the ones to skip")
         self.taps_list.setUniformItemSizes(True)
         self.taps_list.itemChanged.connect(lambda _: self._update_run_enabled())
+        self.taps_list.itemChanged.connect(self._sync_state)
         self.all_taps_button = QtWidgets.QToolButton()
         self.all_taps_button.setText("all")
         self.all_taps_button.setToolTip("Tick every tap")
@@ -381,11 +403,13 @@ class ProbePanel(QtWidgets.QWidget):
     def set_checked_taps(self, taps) -> None:
         """Tick exactly these taps (None: every tap)."""
         wanted = None if taps is None else set(taps)
-        for i in range(self.taps_list.count()):
-            item = self.taps_list.item(i)
-            on = wanted is None or item.data(QtCore.Qt.ItemDataRole.UserRole) in wanted
-            item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
+        with self._quiet():
+            for i in range(self.taps_list.count()):
+                item = self.taps_list.item(i)
+                on = wanted is None or item.data(QtCore.Qt.ItemDataRole.UserRole) in wanted
+                item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
         self._update_run_enabled()
+        self._sync_state()
 
     def settings(self) -> ProbeSettings:
         """What Run would ask for now (ValueError with a sentence when it cannot run)."""
@@ -408,13 +432,15 @@ class ProbePanel(QtWidgets.QWidget):
         name = self.label_combo.currentData()
         info = recording.annotations.get(name) if recording is not None and name is not None else None
         item_level = info is not None and info.level == "item"
-        self.at_combo.setCurrentIndex(self.at_combo.findData("last" if item_level else "all"))
-        if item_level:
-            self.shift_spin.setValue(0)
+        with self._quiet():
+            self.at_combo.setCurrentIndex(self.at_combo.findData("last" if item_level else "all"))
+            if item_level:
+                self.shift_spin.setValue(0)
         self.shift_spin.setEnabled(not item_level)
         self.shift_spin.setToolTip("An item's label is the same at every position: no shift"
                                    if item_level else SHIFT_TIP)
         self._shift_changed(self.shift_spin.value())
+        self._sync_state()
 
     def _shift_changed(self, shift: int) -> None:
         shift = int(shift)
@@ -422,8 +448,88 @@ class ProbePanel(QtWidgets.QWidget):
         extra = {1: " (the next token)", -1: " (the previous token)"}.get(shift, "")
         self.shift_label.setText(f"predict the label of token {which}{extra}")
 
+    # ------------------------------------------------------------------ the workspace's probe_state
+    def state(self) -> ProbeState | None:
+        """What a saved workspace keeps of this panel (None without a recording): the settings the
+        controls show, whether a result is shown or being computed, and the probe open in the detail."""
+        if self.workspace.recording is None:
+            return None
+        shown = self.report is not None or self.busy
+        open_probe = self.detail.tap if self.report is not None else (self._reopen if self.busy else None)
+        return ProbeState(label=self.label_combo.currentData(), shift=int(self.shift_spin.value()),
+                          at=self.at_combo.currentData(), taps=tuple(self.checked_taps()),
+                          control=self.control_check.isChecked(), baseline=self.baseline_check.isChecked(),
+                          curves=not self.curves_check.isHidden() and self.curves_check.isChecked(),
+                          shown=shown, open_probe=open_probe)
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """Set several controls, then tell the workspace once (``_sync_state`` after the block)."""
+        before, self._loading = self._loading, True
+        try:
+            yield
+        finally:
+            self._loading = before
+
+    def _sync_state(self, *_) -> None:
+        """Tell the workspace what the panel shows now (``Workspace.set_probe_state``)."""
+        setter = getattr(self.workspace, "set_probe_state", None)
+        if self._loading or setter is None:
+            return
+        self._pushing = True
+        try:
+            setter(self.state())
+        finally:
+            self._pushing = False
+
+    def _apply_state(self, state: ProbeState | None) -> None:
+        """Show ``state`` set on the workspace from outside (a restored workspace): its settings, and,
+        when it was showing a result, the probes run again on the worker with ``state.open_probe``
+        opened when the result arrives. Settings this recording lacks are left as they are (the
+        workspace's restore has said which)."""
+        if state is None or self._pushing or self.workspace.recording is None:
+            return
+        with self._quiet():
+            if state.label is not None and self.label_combo.findData(state.label) >= 0:
+                self.set_label(state.label)  # first: a label sets its default positions and shift
+            if self.shift_spin.isEnabledTo(self):  # an item's label has no shift
+                self.shift_spin.setValue(int(state.shift))
+            at = self.at_combo.findData(state.at)
+            if at >= 0:
+                self.at_combo.setCurrentIndex(at)
+            self.control_check.setChecked(bool(state.control))
+            self.baseline_check.setChecked(bool(state.baseline))
+            self.curves_check.setChecked(bool(state.curves) and not self.curves_check.isHidden())
+            self.set_checked_taps(state.taps)
+        if state.shown and not self.busy and not self._shows_current_settings():
+            if self.run():
+                self._reopen = state.open_probe
+        elif state.shown and self.report is not None and state.open_probe not in (None, self.detail.tap) \
+                and self._has_probe(state.open_probe):
+            self.open_probe(state.open_probe)
+        self._sync_state()
+
+    def _shows_current_settings(self) -> bool:
+        if self.report is None or self.outcome is None:
+            return False
+        try:
+            return self.outcome.settings == self.settings()
+        except ValueError:
+            return False
+
+    def _has_probe(self, tap: str) -> bool:
+        from lstmviz.analysis.probes import INPUT_TAP
+
+        report = self.report
+        return report is not None and (tap in report.taps or (tap == INPUT_TAP and report.baseline is not None))
+
     # ------------------------------------------------------------------ workspace changes
     def _recording_changed(self, recording=None) -> None:
+        with self._quiet():
+            self._fill_for_recording()
+        self._sync_state()
+
+    def _fill_for_recording(self) -> None:
         self._abandon_request()
         self._show(None, None)
         recording = self.workspace.recording
@@ -506,8 +612,9 @@ class ProbePanel(QtWidgets.QWidget):
             self._set_status(describe_exception(exc), problem=True)
             return False
         recording = self.workspace.recording
-        self._abandon_request()
-        self._show(None, None, "Probing…")
+        with self._quiet():
+            self._abandon_request()
+            self._show(None, None, "Probing…")
 
         def job(task, recording=recording, settings=settings):
             return probe_job(recording, settings, task)
@@ -517,6 +624,7 @@ class ProbePanel(QtWidgets.QWidget):
         what = f"{len(settings.taps)} tap{'s' if len(settings.taps) != 1 else ''}"
         self._set_status(f"Probing {settings.annotation} on {what}…")
         self._set_busy(True)
+        self._sync_state()
         return True
 
     def cancel(self) -> None:
@@ -531,6 +639,7 @@ class ProbePanel(QtWidgets.QWidget):
     def _abandon_request(self) -> None:
         request_id, self._request_id = self._request_id, None
         self._running = None
+        self._reopen = None
         if request_id is not None:
             if self.runner.latest(CHANNEL) == request_id:
                 self.runner.cancel(CHANNEL)
@@ -545,17 +654,24 @@ class ProbePanel(QtWidgets.QWidget):
         if not self._mine(channel, request_id):
             if self._request_id is not None and self.runner.latest(CHANNEL) != self._request_id:
                 self._request_id = None  # another view took the channel: ours will never report
+                self._reopen = None
                 self._set_busy(False)
+                self._sync_state()
                 self._set_status("The probes were superseded by another request; press Run again.")
             return
         self._request_id = None
         self._running = None
+        reopen, self._reopen = self._reopen, None
         self._set_busy(False)
         if outcome.recording is not self.workspace.recording:
             return
         self.outcome = outcome
-        self._show(outcome.report, outcome.curves)
+        with self._quiet():
+            self._show(outcome.report, outcome.curves)
+            if reopen is not None and reopen != self.detail.tap and self._has_probe(reopen):
+                self.open_probe(reopen)  # the probe that was open when the workspace was saved
         self._set_status(self._result_status(outcome))
+        self._sync_state()
         self.results_ready.emit(outcome.report)
 
     def _failed(self, channel: str, request_id: int, exc) -> None:
@@ -563,6 +679,7 @@ class ProbePanel(QtWidgets.QWidget):
             return
         self._request_id = None
         self._running = None
+        self._reopen = None
         self._set_busy(False)
         self._show(None, None, "The probes could not run; see the status line.")
         message = describe_exception(exc)
@@ -575,6 +692,7 @@ class ProbePanel(QtWidgets.QWidget):
             return
         self._request_id = None
         self._running = None
+        self._reopen = None
         self._set_busy(False)
         self._show(None, None, "Probing cancelled: no result.")
         self._set_status("Probing cancelled; no result was kept. Press Run to start again.")
@@ -659,6 +777,7 @@ class ProbePanel(QtWidgets.QWidget):
         else:
             self.detail.set_probe(None, None, message)
         self._update_export_enabled()
+        self._sync_state()
         if changed:
             self.report_changed.emit(report)
         self.curves_changed.emit(curves)
@@ -671,11 +790,13 @@ class ProbePanel(QtWidgets.QWidget):
         if tap in self.report.taps:
             self.chart.set_current(tap)
         self._update_export_enabled()
+        self._sync_state()
         self.probe_opened.emit(tap)
 
     def _detail_chose(self, tap: str) -> None:
         if self.report is not None and tap in self.report.taps:
             self.chart.set_current(tap)
+        self._sync_state()
         self.probe_opened.emit(tap)
 
     def select_unit(self, tap: str, unit: int) -> bool:

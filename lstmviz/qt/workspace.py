@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from lstmviz.analysis.workspace_file import MatchSettings, WorkspaceState
+from lstmviz.analysis.workspace_file import MatchSettings, ProbeState, WorkspaceState
 from lstmviz.qt.hover import Hover, make_hover
 from lstmviz.qt.pane_model import TRANSFORMS, Pane
 from lstmviz.qt.stats_cache import TapStatsCache
@@ -78,6 +78,8 @@ class Workspace(QObject):
     match_settings_changed = Signal(object)
     #: the annotation the aggregate view summarises (a name or None)
     aggregate_annotation_changed = Signal(object)
+    #: the Probes panel's settings and whether it shows a result (a ProbeState, or None)
+    probe_state_changed = Signal(object)
     #: a problem found in the background: title, message (the window shows it)
     error_occurred = Signal(str, str)
 
@@ -96,6 +98,9 @@ class Workspace(QObject):
         self.mask_annotations = True
         self.match_settings = MatchSettings()
         self.aggregate_annotation: str | None = None
+        #: the Probes panel's settings (kept by the panel; None until it has a recording to probe, and
+        #: again after another recording is opened)
+        self.probe_state: ProbeState | None = None
         #: the worker threads every view shares for long computations
         self.runner = TaskRunner(self)
         self.tap_stats = TapStatsCache(self.runner, self)
@@ -121,6 +126,7 @@ class Workspace(QObject):
         self.highlighted_units = []
         self.visible_annotations = [info.name for info in self.position_annotations()]
         self.aggregate_annotation = None
+        self.probe_state = None  # recording-specific; the Probes panel sets it again on recording_changed
         self._tokens_key, self._annotation_cache = None, {}
         self._drop_panes()
         if taps:
@@ -143,6 +149,7 @@ class Workspace(QObject):
             return
         recording, self.recording = self.recording, None
         self.tap_stats.set_recording(None)
+        self.probe_state = None
         self.hover = None
         self._drop_panes()
         recording.close()
@@ -359,6 +366,13 @@ class Workspace(QObject):
         if name != self.aggregate_annotation:
             self.aggregate_annotation = name
             self.aggregate_annotation_changed.emit(name)
+
+    def set_probe_state(self, state: ProbeState | None) -> None:
+        """The Probes panel's settings; the panel shows them, and runs the probes when ``state.shown``
+        asks for a result it does not show."""
+        if state != self.probe_state:
+            self.probe_state = state
+            self.probe_state_changed.emit(state)
 
     # ------------------------------------------------------------------ window
     def set_window_width(self, width: int) -> None:

@@ -2,7 +2,9 @@
 
 ``restore_workspace`` opens the recording, drops what does not fit it (``restore_valid`` says what, in
 sentences the window shows in a dialog) and restores the rest: panes, window, active pane, match
-settings, visible annotation tracks and the aggregated annotation.
+settings, visible annotation tracks, the aggregated annotation and the Probes panel's settings (the
+panel, following ``Workspace.probe_state``, runs the probes again on its worker when a result was
+shown, and reopens the probe that was open).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def workspace_state(ws: Workspace) -> WorkspaceState:
         match=ws.match_settings,
         annotations=list(ws.visible_annotations),
         aggregate_annotation=ws.aggregate_annotation,
+        probes=ws.probe_state,
     )
 
 
@@ -60,4 +63,6 @@ def restore_workspace(ws: Workspace, state: WorkspaceState, path=None) -> list[s
     ws.set_match_settings(valid.match)
     ws.set_visible_annotations(valid.annotations)
     ws.set_aggregate_annotation(valid.aggregate_annotation)
+    if valid.probes is not None:  # a file without probe settings leaves the panel's defaults
+        ws.set_probe_state(valid.probes)
     return problems

@@ -1,16 +1,20 @@
-"""Saved workspaces: round trip, relative and absolute recording paths, every way a file can be bad."""
+"""Saved workspaces: round trip, relative and absolute recording paths, every way a file can be bad,
+the optional probe settings (files without them load unchanged)."""
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from lstmviz.analysis.workspace_file import (
+    PROBE_INPUT,
     TRANSFORMS,
     WORKSPACE_VERSION,
     MatchSettings,
     PaneState,
+    ProbeState,
     WorkspaceFileError,
     WorkspaceState,
     load_workspace,
@@ -56,6 +60,8 @@ def full_state(recording):
                             left=4, right=16),
         annotations=["depth"],
         aggregate_annotation="depth",
+        probes=ProbeState(label="depth", shift=1, at="last", taps=("layer0/c",), control=False, baseline=True,
+                          curves=False, shown=True, open_probe="layer0/c"),
     )
 
 
@@ -68,6 +74,8 @@ def test_round_trip(layout):
     data = json.loads(text)
     assert data["lstmviz_workspace"] == WORKSPACE_VERSION
     assert data["recording"] == {"path": "../data/rec.h5", "absolute": str(recording)}
+    assert data["probes"] == {"label": "depth", "shift": 1, "at": "last", "taps": ["layer0/c"], "control": False,
+                              "baseline": True, "curves": False, "shown": True, "open_probe": "layer0/c"}
     assert "\n  " in text  # pretty-printed
     assert [p.name for p in (root / "ws").iterdir()] == ["a.lstmviz.json"]  # no temporary file left
     # defaults round-trip too, and numpy scalars from the GUI are saved as plain numbers
@@ -75,6 +83,28 @@ def test_round_trip(layout):
     loaded = load_workspace(save_workspace(root / "ws" / "b.json", minimal))
     assert loaded.window_start == 3 and loaded.panes[0].brush == (1, 4)
     assert loaded.match == MatchSettings() and loaded.annotations == [] and loaded.aggregate_annotation is None
+    assert loaded.probes is None and "probes" not in json.loads((root / "ws" / "b.json").read_text())
+
+
+def test_probe_settings_are_optional_and_take_defaults(layout):
+    root, recording = layout
+    state = full_state(recording)
+    data = json.loads(save_workspace(root / "ws" / "a.json", state).read_text())
+    # a file written before probe settings were saved: everything else loads as before
+    old = {k: v for k, v in data.items() if k != "probes"}
+    assert load_dict(layout, old) == replace(state, probes=None)
+    assert load_dict(layout, {**data, "probes": None}).probes is None
+    # every probe entry may be left out; an empty object is the Probes panel's defaults
+    assert load_dict(layout, {**data, "probes": {}}).probes == ProbeState()
+    assert ProbeState() == ProbeState(label=None, shift=0, at="all", taps=None, control=True, baseline=True,
+                                      curves=False, shown=False, open_probe=None)
+    partial = load_dict(layout, {**data, "probes": {"label": "depth", "taps": ["layer0/h", "layer0/h"]}}).probes
+    assert partial == ProbeState(label="depth", taps=("layer0/h",))  # a tap named twice counts once
+    assert ProbeState(taps=["a", "b"]).taps == ("a", "b")  # lists from a GUI become tuples
+    # taps: null ticks every tap, [] none; both round-trip
+    for taps in (None, ()):
+        s = replace(state, probes=ProbeState(label="depth", taps=taps))
+        assert load_workspace(save_workspace(root / "ws" / "t.json", s)) == s
 
 
 def test_relative_path_survives_moving_the_folder_and_absolute_is_the_fallback(layout):
@@ -158,6 +188,19 @@ DELETE = object()
     (("annotations",), "depth", "annotations must be a list"),
     (("annotations",), [1], r"annotations\[0\] must be a string"),
     (("aggregate_annotation",), 1, "aggregate_annotation must be a string"),
+    (("probes",), [1], "probes must be a JSON object, got list"),
+    (("probes", "label"), 3, "probes label must be a string"),
+    (("probes", "shift"), 1.5, "probes shift must be a whole number"),
+    (("probes", "shift"), True, "probes shift must be a whole number"),
+    (("probes", "shift"), 4, "probes shift must be between -3 and 3, got 4"),
+    (("probes", "at"), "first", "probes at is 'first', which is not one of all, last"),
+    (("probes", "taps"), "layer0/c", "probes taps must be a list"),
+    (("probes", "taps"), ["layer0/c", 2], r"probes taps\[1\] must be a string"),
+    (("probes", "control"), 1, "probes control must be true or false, got 1"),
+    (("probes", "baseline"), "no", "probes baseline must be true or false"),
+    (("probes", "curves"), None, "probes curves must be true or false, got null"),
+    (("probes", "shown"), "yes", "probes shown must be true or false"),
+    (("probes", "open_probe"), 5, "probes open_probe must be a string"),
 ])
 def test_every_bad_entry_is_a_sentence(layout, keys, value, message):
     data = set_key(valid_dict(layout), keys, value)
@@ -210,6 +253,9 @@ def test_saving_an_invalid_state_is_refused(layout):
     state.panes[0].threshold = float("nan")
     with pytest.raises(WorkspaceFileError, match="threshold must be a finite number"):
         save_workspace(root / "ws" / "x.json", state)
+    state = replace(full_state(recording), probes=ProbeState(label="depth", shift=9))
+    with pytest.raises(WorkspaceFileError, match="probes shift must be between -3 and 3"):
+        save_workspace(root / "ws" / "x.json", state)
     assert not (root / "ws" / "x.json").exists()
 
 
@@ -256,3 +302,65 @@ def test_pane_selection_spec():
 def test_transforms_agree_with_the_analysis_module():
     transforms = pytest.importorskip("lstmviz.analysis.transforms")
     assert tuple(transforms.TRANSFORMS) == TRANSFORMS
+
+
+def write_probe_recording(path, checkpoints=False):
+    """Taps layer0/h (positions), a categorical per-position 'depth', a numeric 'score', a categorical
+    per-item 'kind', and a categorical 'empty' without labels."""
+    with RecordingWriter(path, vocab=["<pad>", "x"]) as w:
+        w.add_tap("layer0/h", 4)
+        w.add_tap("layer0/c", 4)
+        w.add_annotation("depth", kind="categorical", labels=["0", "1"])
+        w.add_annotation("score", kind="numeric")
+        w.add_annotation("kind", kind="categorical", level="item", labels=["a", "b"])
+        for n in (10, 15):
+            w.append_item(np.ones(n, np.int64), {"layer0/h": np.zeros((n, 4), np.float32),
+                                                "layer0/c": np.zeros((n, 4), np.float32)},
+                          annotations={"depth": np.zeros(n, np.int64), "score": np.zeros(n)},
+                          item_annotations={"kind": 1})
+    return path
+
+
+def test_probe_settings_that_do_not_fit_the_recording_are_said_and_the_rest_kept(tmp_path):
+    path = write_probe_recording(tmp_path / "probes.h5")
+    fits = ProbeState(label="depth", shift=-2, at="all", taps=("layer0/c", "layer0/h"), control=False,
+                      shown=True, open_probe="layer0/h")
+    base = WorkspaceState(str(path), panes=[PaneState("layer0/h")])
+    rec = open_recording(path)
+    try:
+        def check(probes):
+            restored, problems = restore_valid(replace(base, probes=probes), rec)
+            assert restored.panes == base.panes  # the rest of the workspace is untouched
+            assert validate_against(restored, rec) == []
+            return restored.probes, "\n".join(problems)
+
+        assert check(fits) == (fits, "")
+        assert check(replace(fits, open_probe=PROBE_INPUT)) == (replace(fits, open_probe=PROBE_INPUT), "")
+        assert check(None) == (None, "")
+        # a label that is not there, or not categorical: the panel keeps its default label, nothing runs
+        for label, said in (("pos", "the recording has no annotation 'pos' to probe"),
+                            ("score", "the annotation 'score' is not categorical, so it cannot be probed")):
+            probes, text = check(replace(fits, label=label))
+            assert probes == replace(fits, label=None, shown=False, open_probe=None)
+            assert said in text and "was not computed again (its label did not fit)" in text
+        # taps the recording lacks are left out; the probe to reopen must be one that runs
+        probes, text = check(replace(fits, taps=("layer0/c", "layer9/c"), open_probe="layer9/c"))
+        assert probes == replace(fits, taps=("layer0/c",), open_probe=None)
+        assert "no tap 'layer9/c' over positions to probe; it was left out" in text
+        assert "the probe of 'layer9/c' cannot be reopened" in text
+        probes, text = check(replace(fits, taps=("layer8/c", "layer9/c")))
+        assert probes == replace(fits, taps=None, shown=False, open_probe=None)
+        assert "no taps 'layer8/c', 'layer9/c' over positions" in text and "every tap is ticked instead" in text
+        assert "not computed again (its taps did not fit)" in text
+        # an item's label has no shift; one model state has no curves; no baseline, no baseline probe
+        probes, text = check(replace(fits, label="kind", at="last", curves=True))
+        assert probes == replace(fits, label="kind", at="last", shift=0)
+        assert "'kind' labels whole items, so its shift -2 was set to 0" in text
+        assert "one model only, so the curves over training were left out" in text
+        probes, text = check(replace(fits, baseline=False, open_probe=PROBE_INPUT))
+        assert probes == replace(fits, baseline=False, open_probe=None)
+        assert "input-token baseline is not computed" in text
+        # nothing was shown: there is nothing to reopen, and nothing to say about it
+        assert check(replace(fits, shown=False)) == (replace(fits, shown=False, open_probe=None), "")
+    finally:
+        rec.close()

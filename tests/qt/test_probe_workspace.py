@@ -1,0 +1,206 @@
+"""The Probes panel in saved workspaces: its settings are saved with the workspace; reopening the
+workspace in a fresh window restores them, runs the probes again on the worker (from the cache) and
+reopens the probe that was open; settings that do not fit the recording are said in words and the
+rest of the workspace is restored."""
+
+import json
+
+import pytest
+from test_probe_helpers import (
+    NOISE_TAP,
+    PLANTED_TAP,
+    TAPS_BY_LAYER,
+    write_probe_recording,
+)
+
+from lstmviz.analysis.probes import INPUT_TAP
+from lstmviz.analysis.workspace_file import ProbeState, load_workspace
+
+TIMEOUT = 120000  # ms: the first run imports torch
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def opened(window, tmp_path):
+    assert window.open_file(write_probe_recording(tmp_path / "probes.h5"))
+    return window
+
+
+def fresh_window(qtbot):
+    """A second main window, as the ``window`` fixture makes one (closed by qtbot at the end)."""
+    from lstmviz.qt.main_window import MainWindow
+
+    win = MainWindow(settings=None)
+    qtbot.addWidget(win)
+    win.resize(1200, 760)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def probe_and_save(qtbot, window, path):
+    """Label tag, shift 1, two taps, no baseline; run; open the noise tap's probe; save."""
+    panel = window.probe_panel
+    ws = window.workspace
+    panel.set_label("tag")
+    panel.shift_spin.setValue(1)
+    panel.set_checked_taps([PLANTED_TAP, NOISE_TAP])
+    panel.baseline_check.setChecked(False)
+    with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
+        assert panel.run()
+    assert panel.detail.tap == PLANTED_TAP  # the best probe opens first
+    panel.open_probe(NOISE_TAP)
+    ws.active_pane.set_brush(5, 9)
+    ws.set_window_start(15)
+    assert window.save_workspace(path)
+    return ws.state()
+
+
+def test_a_saved_workspace_reruns_the_probes_and_reopens_the_probe(qtbot, opened, tmp_path):
+    path = tmp_path / "session.lstmviz.json"
+    saved = probe_and_save(qtbot, opened, path)
+    first = opened.probe_panel.report
+    expected = ProbeState(label="tag", shift=1, at="all", taps=(NOISE_TAP, PLANTED_TAP), control=True,
+                          baseline=False, curves=False, shown=True, open_probe=NOISE_TAP)
+    assert saved.probes == expected and opened.workspace.probe_state == expected
+    assert json.loads(path.read_text())["probes"] == {
+        "label": "tag", "shift": 1, "at": "all", "taps": [NOISE_TAP, PLANTED_TAP], "control": True,
+        "baseline": False, "curves": False, "shown": True, "open_probe": NOISE_TAP}
+    assert load_workspace(path) == saved
+
+    other = fresh_window(qtbot)
+    panel = other.probe_panel
+    assert panel.report is None and panel.label_combo.count() == 0 and other.workspace.probe_state is None
+    with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT) as ready:
+        assert other.open_workspace(path)
+        # the probes run on the worker: open_workspace returned before any result was shown
+        assert panel.busy and panel.report is None and panel.progress.isVisible()
+        assert other.workspace.probe_state == expected  # saving now would keep the same
+    report = ready.args[0]
+    # the controls are back
+    assert panel.label_combo.currentData() == "tag" and panel.shift_spin.value() == 1
+    assert panel.at_combo.currentData() == "all"
+    assert panel.checked_taps() == [NOISE_TAP, PLANTED_TAP] and panel.taps() == TAPS_BY_LAYER
+    assert panel.control_check.isChecked() and not panel.baseline_check.isChecked()
+    # the same report, straight from the cache
+    assert report is panel.report and "from the cache" in panel.status_text()
+    assert (report.annotation, report.shift, report.taps, report.baseline) == ("tag", 1, [NOISE_TAP, PLANTED_TAP], None)
+    for tap in (NOISE_TAP, PLANTED_TAP):
+        assert report.probes[tap].accuracy == first.probes[tap].accuracy
+    assert [e["tap"] for e in panel.chart.entries()] == [NOISE_TAP, PLANTED_TAP]
+    # the probe that was open is open again, in the detail and shaded in the chart
+    assert panel.detail.tap == NOISE_TAP and panel.chart.current == NOISE_TAP
+    assert not panel.busy and not panel.progress.isVisible()
+    assert other.probe_dock.isVisible() and not other.probe_dock.visibleRegion().isEmpty()  # raised
+    # the whole workspace, probes included, is what was saved
+    assert other.workspace.state() == saved
+    assert other.workspace.active_pane.brush == (5, 9) and other.workspace.window_start == 15
+
+
+def test_the_open_baseline_probe_is_reopened_and_settings_without_a_result_do_not_run(qtbot, opened, tmp_path):
+    panel = opened.probe_panel
+    panel.set_label("tag")
+    with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
+        panel.run()
+    with qtbot.waitSignal(panel.probe_opened):
+        panel.detail.probe_combo.setCurrentIndex(panel.detail.probe_combo.findData(INPUT_TAP))
+    assert opened.workspace.probe_state.open_probe == INPUT_TAP
+    path = tmp_path / "baseline.json"
+    assert opened.save_workspace(path)
+
+    other = fresh_window(qtbot)
+    with qtbot.waitSignal(other.probe_panel.results_ready, timeout=TIMEOUT):
+        assert other.open_workspace(path)
+    assert other.probe_panel.detail.tap == INPUT_TAP
+    assert other.probe_panel.detail.result is other.probe_panel.report.baseline
+
+    # settings saved with no result shown come back without running anything
+    with qtbot.waitSignal(panel.report_changed):
+        opened.workspace.open(opened.workspace.recording.path)  # a reopened recording shows no result
+    panel.set_label("kind")
+    panel.set_checked_taps([PLANTED_TAP])
+    assert not opened.workspace.probe_state.shown
+    assert opened.save_workspace(path)
+    with qtbot.assertNotEmitted(other.probe_panel.results_ready):
+        assert other.open_workspace(path)
+        assert not other.probe_panel.busy
+    assert other.probe_panel.report is None
+    assert other.probe_panel.label_combo.currentData() == "kind" and other.probe_panel.at_combo.currentData() == "last"
+    assert other.probe_panel.checked_taps() == [PLANTED_TAP]
+
+
+def test_probe_settings_that_do_not_fit_are_said_in_words_and_the_rest_restores(qtbot, opened, tmp_path,
+                                                                               captured_errors):
+    path = tmp_path / "session.lstmviz.json"
+    probe_and_save(qtbot, opened, path)
+    data = json.loads(path.read_text())
+    panel = opened.probe_panel
+    ws = opened.workspace
+
+    # a label that is not categorical and a tap the recording lacks: no run, the rest restores
+    bad = json.loads(json.dumps(data))
+    bad["probes"].update(label="count", taps=[PLANTED_TAP, "layer9/h"])
+    path.write_text(json.dumps(bad))
+    with qtbot.assertNotEmitted(panel.results_ready):
+        assert opened.open_workspace(path)
+        assert not panel.busy
+    title, message = captured_errors[-1]
+    assert title == "Parts of the workspace were left out"
+    assert "the annotation 'count' is not categorical, so it cannot be probed" in message
+    assert "no tap 'layer9/h' over positions to probe; it was left out" in message
+    assert "was not computed again" in message and "press Run in the Probes panel" in message
+    assert "Traceback" not in message
+    assert ws.active_pane.brush == (5, 9) and ws.window_start == 15  # the rest of the workspace
+    assert panel.label_combo.currentData() == "tag"  # the panel's default label
+    assert panel.shift_spin.value() == 1 and not panel.baseline_check.isChecked()
+    assert panel.checked_taps() == [PLANTED_TAP] and panel.report is None
+    assert ws.probe_state == ProbeState(label="tag", shift=1, taps=(PLANTED_TAP,), baseline=False)
+
+    # only the open probe's tap is missing: the probes run on the taps that are there, the best opens
+    bad = json.loads(json.dumps(data))
+    bad["probes"].update(taps=[PLANTED_TAP, "layer9/h"], open_probe="layer9/h")
+    path.write_text(json.dumps(bad))
+    with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT) as ready:
+        assert opened.open_workspace(path)
+    _, message = captured_errors[-1]
+    assert "no tap 'layer9/h'" in message and "the probe of 'layer9/h' cannot be reopened" in message
+    assert ready.args[0].taps == [PLANTED_TAP] and panel.detail.tap == PLANTED_TAP
+
+    # a wrong type in the probe settings: the file is refused in words and nothing changes
+    bad = json.loads(json.dumps(data))
+    bad["probes"]["taps"] = PLANTED_TAP
+    path.write_text(json.dumps(bad))
+    before = ws.state()
+    assert not opened.open_workspace(path)
+    title, message = captured_errors[-1]
+    assert title == "Cannot open workspace" and "probes taps must be a list" in message
+    assert ws.state() == before and panel.report is not None
+
+
+def test_a_probe_state_set_on_the_workspace_is_followed_by_the_panel(qtbot, opened):
+    """The panel follows the workspace's probe_state like the match panel follows match_settings,
+    and keeps it equal to what it shows."""
+    panel = opened.probe_panel
+    ws = opened.workspace
+    assert ws.probe_state == ProbeState(label="tag", taps=tuple(TAPS_BY_LAYER))
+    panel.control_check.setChecked(False)
+    assert ws.probe_state.control is False
+    with qtbot.waitSignal(ws.probe_state_changed) as changed:
+        panel.shift_spin.setValue(-1)
+    assert changed.args[0].shift == -1
+    ws.set_probe_state(ProbeState(label="kind", at="all", taps=(PLANTED_TAP,), baseline=False))
+    assert panel.label_combo.currentData() == "kind" and panel.at_combo.currentData() == "all"
+    assert panel.checked_taps() == [PLANTED_TAP] and not panel.baseline_check.isChecked()
+    assert panel.control_check.isChecked() and not panel.busy  # nothing was shown, nothing runs
+    with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
+        ws.set_probe_state(ProbeState(label="tag", taps=(NOISE_TAP, PLANTED_TAP), shown=True, open_probe=NOISE_TAP))
+    assert panel.detail.tap == NOISE_TAP and ws.probe_state.open_probe == NOISE_TAP
+    with qtbot.waitSignal(panel.probe_opened):  # a click on another tap is kept by the workspace
+        panel.detail.probe_combo.setCurrentIndex(panel.detail.probe_combo.findData(PLANTED_TAP))
+    assert ws.probe_state.open_probe == PLANTED_TAP
+    ws.close()
+    assert ws.probe_state is None and panel.state() is None
