@@ -33,8 +33,9 @@ from lstmviz.qt.errors import describe_exception, show_error
 from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
 from lstmviz.qt.match_view import MatchView, legend_html
 from lstmviz.qt.widget_export import (
-    DATA_FORMATS,
     VIEW_FORMATS,
+    ask_table_path,
+    export_reporting,
     export_table,
     export_widget,
     with_suffix,
@@ -931,24 +932,15 @@ class MatchPanel(QtWidgets.QWidget):
             "Aggregated annotation, CSV table (*.csv)": ("aggregate", ".csv"),
             "Aggregated annotation, NumPy array (*.npy)": ("aggregate", ".npy"),
         }
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export match data", self._default_path("matches", ".csv"), ";;".join(filters))
-        if not path:
+        answer = ask_table_path(self, "Export match data", self._default_path("matches", ".csv"), filters)
+        if answer is None:
             return False
-        what, suffix = filters.get(chosen, ("matches", ".csv"))
-        if Path(path).suffix.lower() not in DATA_FORMATS:
-            path += suffix
+        path, what = answer
         export = self.export_aggregate if what == "aggregate" else self.export_matches
         return self._guarded("Cannot export", lambda: export(path))
 
     def _guarded(self, title: str, fn) -> bool:
-        try:
-            written = fn()
-        except (ValueError, OSError) as exc:
-            show_error(self, title, describe_exception(exc))
-            return False
-        self._set_status(f"Exported to {written}")
-        return True
+        return export_reporting(self, title, fn, lambda written: self._set_status(f"Exported to {written}"))
 
     def shutdown(self) -> None:
         """Cancel this panel's running requests (call before the runner shuts down)."""

@@ -44,8 +44,9 @@ from lstmviz.qt.probe_chart import ProbeChart, percent
 from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
 from lstmviz.qt.probe_detail import ProbeDetail
 from lstmviz.qt.widget_export import (
-    DATA_FORMATS,
     VIEW_FORMATS,
+    ask_table_path,
+    export_reporting,
     export_table,
     export_widget,
     with_suffix,
@@ -886,24 +887,15 @@ class ProbePanel(QtWidgets.QWidget):
         if self.curves is not None:
             filters["Curves over training, CSV (*.csv)"] = ("curves", ".csv")
             filters["Curves over training, NumPy array (*.npy)"] = ("curves", ".npy")
-        path, chosen = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export probe data", self._default_path("table", ".csv"), ";;".join(filters))
-        if not path:
+        answer = ask_table_path(self, "Export probe data", self._default_path("table", ".csv"), filters)
+        if answer is None:
             return False
-        what, suffix = filters.get(chosen, ("table", ".csv"))
-        if Path(path).suffix.lower() not in DATA_FORMATS:
-            path += suffix
+        path, what = answer
         export = self.export_curves_table if what == "curves" else self.export_table
         return self._guarded("Cannot export", lambda: export(path))
 
     def _guarded(self, title: str, fn) -> bool:
-        try:
-            written = fn()
-        except (ValueError, OSError) as exc:
-            show_error(self, title, describe_exception(exc))
-            return False
-        self._set_status(f"Exported to {written}")
-        return True
+        return export_reporting(self, title, fn, lambda written: self._set_status(f"Exported to {written}"))
 
     def shutdown(self) -> None:
         """Cancel this panel's running request (call before the runner shuts down)."""

@@ -191,3 +191,31 @@ def with_suffix(path: str, chosen_filter: str, formats: dict) -> str:
         return path
     suffix = next((s for s, f in formats.items() if f == chosen_filter), next(iter(formats)))
     return path + suffix
+
+
+def ask_table_path(parent: QtWidgets.QWidget, title: str, default: str,
+                   choices: dict[str, tuple[str, str]]) -> tuple[str, str] | None:
+    """Ask where to write one of several tables; ``choices`` maps a file-dialog filter to ``(what,
+    suffix)``. Returns ``(path, what)`` — the path gets the chosen filter's suffix when it has no table
+    suffix — or ``None`` when the dialog was cancelled."""
+    path, chosen = QtWidgets.QFileDialog.getSaveFileName(parent, title, default, ";;".join(choices))
+    if not path:
+        return None
+    what, suffix = choices.get(chosen, next(iter(choices.values())))
+    if Path(path).suffix.lower() not in DATA_FORMATS:
+        path += suffix
+    return path, what
+
+
+def export_reporting(parent: QtWidgets.QWidget, title: str, export, on_written) -> bool:
+    """Run ``export()`` (it returns the path written); a failure is shown in a dialog titled ``title``,
+    a success is passed to ``on_written(path)``. Returns whether it worked."""
+    from lstmviz.qt.errors import describe_exception, show_error
+
+    try:
+        written = export()
+    except (ValueError, OSError) as exc:
+        show_error(parent, title, describe_exception(exc))
+        return False
+    on_written(written)
+    return True
