@@ -30,7 +30,7 @@ from lstmviz.analysis.probes import (
 )
 from lstmviz.tasks import Task, ensure_task
 
-REPORT_CACHE_VERSION = 1
+REPORT_CACHE_VERSION = 2
 AT_CHOICES = ("all", "last")
 
 
@@ -59,6 +59,12 @@ class ProbeReport:
     step: int | None = None
     from_cache: bool = False  # True when run_probes read this report from the cache
 
+    @property
+    def majority_interval(self) -> tuple[float, float]:
+        """95% interval of ``majority_accuracy`` (bootstrap over the test items)."""
+        first = self.probes[self.taps[0]]
+        return first.majority_ci_low, first.majority_ci_high
+
     def selectivity(self, tap: str) -> float:
         """Accuracy − control accuracy (NaN without a control probe)."""
         control = self.controls.get(tap)
@@ -72,7 +78,7 @@ class ProbeReport:
         cols: dict[str, list] = {k: [] for k in (
             "checkpoint", "step", "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
             "ci_high", "control_accuracy", "control_ci_low", "control_ci_high", "selectivity",
-            "majority_accuracy", "l2", "n_train", "n_test")}
+            "majority_accuracy", "majority_ci_low", "majority_ci_high", "l2", "n_train", "n_test")}
 
         def add(name, layer, result, control):
             cols["checkpoint"].append(self.checkpoint or "")
@@ -90,6 +96,8 @@ class ProbeReport:
             cols["control_ci_high"].append(control.ci_high if control else math.nan)
             cols["selectivity"].append(result.accuracy - control.accuracy if control else math.nan)
             cols["majority_accuracy"].append(self.majority_accuracy)
+            cols["majority_ci_low"].append(self.majority_interval[0])
+            cols["majority_ci_high"].append(self.majority_interval[1])
             cols["l2"].append(result.l2)
             cols["n_train"].append(result.n_train)
             cols["n_test"].append(result.n_test)
@@ -311,7 +319,7 @@ def _save_report(path, key, report: ProbeReport) -> None:
     for i, (role, tap, r) in enumerate(results):
         fields = {k: getattr(r, k) for k in ("tap", "annotation", "labels", "accuracy", "ci_low", "ci_high",
                                              "majority_accuracy", "l2", "n_train", "n_test", "control",
-                                             "shift")}
+                                             "shift", "majority_ci_low", "majority_ci_high")}
         fields["valid_accuracy"] = [[float(a), float(b)] for a, b in r.valid_accuracy.items()]
         meta["results"].append({"role": role, "fields": fields})
         for name in _RESULT_ARRAYS:

@@ -98,6 +98,8 @@ class ProbeResult:
     control: bool = False
     shift: int = 0
     valid_accuracy: dict = field(default_factory=dict)  # l2 -> validation accuracy
+    majority_ci_low: float = math.nan  # 95% interval of majority_accuracy (bootstrap over test items)
+    majority_ci_high: float = math.nan
 
     @property
     def n_classes(self) -> int:
@@ -660,11 +662,13 @@ def _score(recording, tap, annotation, names, labels, role, test_pos, pred, trai
     majority_accuracy = float(np.mean(y == majority))
     items = recording.item_of(test_pos)
     ci_low, ci_high = bootstrap_ci(items, correct, seed=seed)
+    majority_ci = bootstrap_ci(items, y == majority, seed=seed)
     return ProbeResult(tap=tap, annotation=annotation, labels=names, accuracy=accuracy, ci_low=ci_low,
                        ci_high=ci_high, majority_accuracy=majority_accuracy, l2=float(l2),
                        weights=weights, bias=bias, confusion=confusion, per_class_accuracy=per_class,
                        n_train=len(train_labels), n_test=len(test_pos), control=bool(control),
-                       shift=int(shift), valid_accuracy=valid_accuracy)
+                       shift=int(shift), valid_accuracy=valid_accuracy, majority_ci_low=majority_ci[0],
+                       majority_ci_high=majority_ci[1])
 
 
 def bootstrap_ci(items, correct, *, samples: int = BOOTSTRAP_SAMPLES, level: float = 0.95,

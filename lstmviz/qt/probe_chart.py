@@ -9,7 +9,7 @@
 - per tap a bar for the probe and, beside it, a bar for its control probe (Hewitt & Liang), each with
   its 95 % bootstrap interval as an error bar; above them the selectivity (accuracy − control accuracy,
   in percentage points);
-- dashed lines across: the majority-class baseline and the input-token baseline (with its interval as
+- dashed lines across: the majority-class baseline and the input-token baseline (each with its interval as
   a band).
 
 The legend sits above the plot, never over the data. Clicking a tap (its bars, its column or its
@@ -250,6 +250,17 @@ class ProbeChart(QtWidgets.QWidget):
         self._items.append(item)
         return item
 
+    def _band(self, xs, interval, color) -> None:
+        """A translucent horizontal band over ``interval`` (low, high), behind the bars."""
+        low, high = interval
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return
+        band = pg.FillBetweenItem(pg.PlotCurveItem(xs, [low] * 2, pen=pg.mkPen(None)),
+                                  pg.PlotCurveItem(xs, [high] * 2, pen=pg.mkPen(None)),
+                                  brush=pg.mkBrush(*color, 40))
+        band.setZValue(-5)
+        self._add(band)
+
     def _redraw(self, message: str = "") -> None:
         self._clear()
         report = self.report
@@ -296,17 +307,13 @@ class ProbeChart(QtWidgets.QWidget):
         xs = [-0.5, n - 0.5]
         majority = report.majority_accuracy
         if majority is not None and math.isfinite(majority):
+            self._band(xs, report.majority_interval, MAJORITY_COLOR)
             self._add(pg.PlotDataItem(xs, [majority, majority],
                                       pen=_pen(MAJORITY_COLOR, 1.5, QtCore.Qt.PenStyle.DashLine)))
-            legend.append(_dash(MAJORITY_COLOR, f"majority class {percent(majority)}"))
+            legend.append(_dash(MAJORITY_COLOR, f"majority class {percent(majority)} (band: 95% CI)"))
         base = report.baseline
         if base is not None and math.isfinite(base.accuracy):
-            if math.isfinite(base.ci_low) and math.isfinite(base.ci_high):
-                low = pg.PlotCurveItem(xs, [base.ci_low] * 2, pen=pg.mkPen(None))
-                high = pg.PlotCurveItem(xs, [base.ci_high] * 2, pen=pg.mkPen(None))
-                band = pg.FillBetweenItem(low, high, brush=pg.mkBrush(*INPUT_COLOR, 40))
-                band.setZValue(-5)
-                self._add(band)
+            self._band(xs, (base.ci_low, base.ci_high), INPUT_COLOR)
             self._add(pg.PlotDataItem(xs, [base.accuracy] * 2,
                                       pen=_pen(INPUT_COLOR, 1.5, QtCore.Qt.PenStyle.DashLine)))
             legend.append(_dash(INPUT_COLOR, f"input tokens {percent(base.accuracy)} (band: 95% CI)"))

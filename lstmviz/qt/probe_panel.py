@@ -219,6 +219,8 @@ class ProbePanel(QtWidgets.QWidget):
         self.shift_spin.valueChanged.connect(self._sync_state)
         self.shift_label = QtWidgets.QLabel()
         self.shift_label.setStyleSheet("color: #444")
+        longest = "predict the label of token t−1 (the previous token)"
+        self.shift_label.setMinimumWidth(self.shift_label.fontMetrics().horizontalAdvance(longest) + 4)
         self.at_combo = QtWidgets.QComboBox()
         for at, name in AT_NAMES.items():
             self.at_combo.addItem(name, at)

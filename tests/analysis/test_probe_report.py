@@ -228,3 +228,12 @@ def test_each_checkpoint_keeps_its_own_statistics_cache(training_run):
         assert len(names) == 3, names  # main, and one per checkpoint view: none overwrites another
         again = tap_stats(rec.at_checkpoint("step-000000"), "layer1/h")
         np.testing.assert_array_equal(again.std, first.std)
+
+
+def test_the_majority_baseline_has_an_interval_too(rec):
+    report = run_probes(rec, "tag", ["head"], control=False, baseline=False, cache=False)
+    low, high = report.majority_interval
+    assert low < report.majority_accuracy < high
+    assert high - low < 0.2
+    table = report.table()
+    assert table["majority_ci_low"] == [low] and table["majority_ci_high"] == [high]
