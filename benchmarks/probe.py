@@ -109,7 +109,6 @@ def main() -> None:
         build(path, args.positions, args.separation)
         print(f"built {path} in {time.perf_counter() - t:.1f} s")
     import torch  # noqa: F401 - the application has imported torch long before a probe runs
-    from sklearn.linear_model import LogisticRegression
 
     with open_recording(path) as rec:
         labels = probe_labels(rec, "cls")
@@ -135,6 +134,8 @@ def main() -> None:
                             max_positions=args.max_positions)
             print(f"(a') fit_probe(max_positions={args.max_positions}): {time.perf_counter() - t:.2f} s; "
                   f"test accuracy {100 * sub.accuracy:.2f}% [{100 * sub.ci_low:.2f}, {100 * sub.ci_high:.2f}]")
+
+        from sklearn.linear_model import LogisticRegression  # after our fits: its OpenMP runtime is not ours
 
         t = time.perf_counter()
         x_train, y_train, x_test, y_test = load_for_sklearn(rec, split, labels)
