@@ -6,7 +6,7 @@ import threading
 import pytest
 from conftest import send_mouse
 from PySide6 import QtCore
-from test_probe_helpers import (
+from probe_recordings import (
     PLANTED_TAP,
     PLANTED_UNIT,
     TAPS_BY_LAYER,

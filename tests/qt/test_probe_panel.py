@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import send_mouse
 from PySide6 import QtCore, QtGui, QtWidgets
-from test_probe_helpers import (
+from probe_recordings import (
     NOISE_TAP,
     PLANTED_TAP,
     PLANTED_UNIT,

@@ -6,7 +6,7 @@ rest of the workspace is restored."""
 import json
 
 import pytest
-from test_probe_helpers import (
+from probe_recordings import (
     NOISE_TAP,
     PLANTED_TAP,
     TAPS_BY_LAYER,
