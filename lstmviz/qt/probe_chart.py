@@ -149,18 +149,13 @@ def _pen(color, width=1.0, style=QtCore.Qt.PenStyle.SolidLine):
     return pen
 
 
-class ProbeChart(QtWidgets.QWidget):
-    """Accuracy per tap of one ``ProbeReport`` (see the module docstring): a legend line over a
-    pyqtgraph plot (``view``); exports render both."""
+class AccuracyPlot(QtWidgets.QWidget):
+    """A rich-text legend line (``legend_label``) over a static pyqtgraph plot (``view``, ``plot``)
+    of held-out accuracy, 0–100% on the left axis; exports render both."""
 
-    #: a tap was clicked (its name)
-    tap_clicked = QtCore.Signal(str)
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, parent: QtWidgets.QWidget | None = None, bottom_axis: pg.AxisItem | None = None):
         super().__init__(parent)
         self.setMinimumSize(320, 150)
-        self.report = None
-        self.current: str | None = None
         self.legend_label = QtWidgets.QLabel()
         self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.legend_label.setWordWrap(True)
@@ -168,10 +163,13 @@ class ProbeChart(QtWidgets.QWidget):
         self.view = pg.GraphicsLayoutWidget(border=None)
         self.view.setBackground(BACKGROUND)
         self.view.ci.layout.setContentsMargins(4, 6, 12, 4)
-        self.tap_axis = TapAxis(pen=_pen(AXIS), textPen=_pen(FOREGROUND))
         self.value_axis = PercentAxis(orientation="left", pen=_pen(AXIS), textPen=_pen(FOREGROUND))
-        self.plot = pg.PlotItem(axisItems={"bottom": self.tap_axis, "left": self.value_axis})
+        axes = {"left": self.value_axis} if bottom_axis is None else {"left": self.value_axis,
+                                                                      "bottom": bottom_axis}
+        self.plot = pg.PlotItem(axisItems=axes)
         self.view.addItem(self.plot, row=0, col=0)
+        self.plot.getAxis("bottom").setPen(_pen(AXIS))
+        self.plot.getAxis("bottom").setTextPen(_pen(FOREGROUND))
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -184,12 +182,27 @@ class ProbeChart(QtWidgets.QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.setLabel("left", "held-out accuracy")
-        self.plot.setLabel("bottom", "tap, ordered by layer (alternate layers shaded)")
         self.value_axis.setWidth(52)
         self.value_axis.setTicks([[(v, f"{100 * v:.0f}%") for v in np.arange(0, 1.01, 0.2)],
                                   [(v, "") for v in np.arange(0.1, 1.0, 0.2)]])
+
+
+class ProbeChart(AccuracyPlot):
+    """Accuracy per tap of one ``ProbeReport`` (see the module docstring): a legend line over a
+    pyqtgraph plot (``view``); exports render both."""
+
+    #: a tap was clicked (its name)
+    tap_clicked = QtCore.Signal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        tap_axis = TapAxis(pen=_pen(AXIS), textPen=_pen(FOREGROUND))
+        super().__init__(parent, bottom_axis=tap_axis)
+        self.tap_axis = tap_axis
+        self.report = None
+        self.current: str | None = None
+        self.plot.showGrid(x=False, y=True, alpha=0.15)
+        self.plot.setLabel("bottom", "tap, ordered by layer (alternate layers shaded)")
         self.plot.vb.setDefaultPadding(0)
         self._message = pg.TextItem(EMPTY_TEXT, color=AXIS, anchor=(0.5, 0.5))
         self.view.scene().sigMouseClicked.connect(self._clicked)

@@ -14,10 +14,10 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.palette import AXIS, BACKGROUND, CATEGORICAL, FOREGROUND
-from lstmviz.qt.probe_chart import MAJORITY_COLOR, PercentAxis, _pen
+from lstmviz.qt.palette import AXIS, CATEGORICAL
+from lstmviz.qt.probe_chart import MAJORITY_COLOR, AccuracyPlot, _pen
 
 SYMBOLS = ("o", "s", "t", "d", "x", "star", "t1", "p")
 SYMBOL_HTML = {"o": "&#9679;", "s": "&#9632;", "t": "&#9660;", "d": "&#9670;", "x": "&#10005;",
@@ -32,42 +32,13 @@ def layer_colors(layers: dict) -> dict:
     return {layer: CATEGORICAL[i % len(CATEGORICAL)] for i, layer in enumerate(known)}
 
 
-class ProbeCurvesView(QtWidgets.QWidget):
+class ProbeCurvesView(AccuracyPlot):
     """Accuracy per tap against training step (see the module docstring)."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
-        self.setMinimumSize(320, 150)
         self.curves = None
-        self.legend_label = QtWidgets.QLabel()
-        self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        self.legend_label.setWordWrap(True)
-        self.legend_label.setContentsMargins(8, 2, 8, 0)
-        self.view = pg.GraphicsLayoutWidget(border=None)
-        self.view.setBackground(BACKGROUND)
-        self.view.ci.layout.setContentsMargins(4, 6, 12, 4)
-        self.plot = pg.PlotItem(axisItems={"left": PercentAxis(orientation="left", pen=_pen(AXIS),
-                                                               textPen=_pen(FOREGROUND))})
-        self.view.addItem(self.plot, row=0, col=0)
-        self.plot.getAxis("bottom").setPen(_pen(AXIS))
-        self.plot.getAxis("bottom").setTextPen(_pen(FOREGROUND))
-        self.plot.getAxis("left").setWidth(52)
-        self.plot.getAxis("left").setTicks([[(v, f"{100 * v:.0f}%") for v in np.arange(0, 1.01, 0.2)],
-                                            [(v, "") for v in np.arange(0.1, 1.0, 0.2)]])
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
-        self.plot.setMouseEnabled(x=False, y=False)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.setLabel("left", "held-out accuracy")
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.legend_label)
-        layout.addWidget(self.view, 1)
-        self.setAutoFillBackground(True)
-        palette = self.palette()
-        palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(*BACKGROUND))
-        self.setPalette(palette)
         self._items: list = []
         self._series: dict[str, dict] = {}
         self.set_curves(None)
