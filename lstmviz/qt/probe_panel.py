@@ -662,10 +662,8 @@ class ProbePanel(QtWidgets.QWidget):
                 self._sync_state()
                 self._set_status("The probes were superseded by another request; press Run again.")
             return
-        self._request_id = None
-        self._running = None
-        reopen, self._reopen = self._reopen, None
-        self._set_busy(False)
+        reopen = self._reopen
+        self._request_over()
         if outcome.recording is not self.workspace.recording:
             return
         self.outcome = outcome
@@ -677,13 +675,17 @@ class ProbePanel(QtWidgets.QWidget):
         self._sync_state()
         self.results_ready.emit(outcome.report)
 
-    def _failed(self, channel: str, request_id: int, exc) -> None:
-        if not self._mine(channel, request_id):
-            return
+    def _request_over(self) -> None:
+        """The running request has reported (result, failure or cancel): the panel is idle again."""
         self._request_id = None
         self._running = None
         self._reopen = None
         self._set_busy(False)
+
+    def _failed(self, channel: str, request_id: int, exc) -> None:
+        if not self._mine(channel, request_id):
+            return
+        self._request_over()
         self._show(None, None, "The probes could not run; see the status line.")
         message = describe_exception(exc)
         self._set_status(f"Could not run the probes: {message}", problem=True)
@@ -693,10 +695,7 @@ class ProbePanel(QtWidgets.QWidget):
     def _cancelled(self, channel: str, request_id: int) -> None:
         if not self._mine(channel, request_id):
             return
-        self._request_id = None
-        self._running = None
-        self._reopen = None
-        self._set_busy(False)
+        self._request_over()
         self._show(None, None, "Probing cancelled: no result.")
         self._set_status("Probing cancelled; no result was kept. Press Run to start again.")
         self.run_cancelled.emit()

@@ -37,8 +37,8 @@ def other_recording_path(tmp_path):
     return write_recording(tmp_path / "other.h5", n_items=2, units=(16, 16, 16), seed=1)
 
 
-@pytest.fixture
-def window(qtbot):
+def make_window(qtbot):
+    """A shown main window of 1200 x 760, closed by qtbot at the end of the test."""
     from lstmviz.qt.main_window import MainWindow
 
     win = MainWindow(settings=None)
@@ -47,6 +47,11 @@ def window(qtbot):
     win.show()
     qtbot.waitExposed(win)
     return win
+
+
+@pytest.fixture
+def window(qtbot):
+    return make_window(qtbot)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ rest of the workspace is restored."""
 import json
 
 import pytest
+from conftest import make_window
 from probe_recordings import (
     NOISE_TAP,
     PLANTED_TAP,
@@ -28,18 +29,6 @@ def cache_dir(tmp_path, monkeypatch):
 def opened(window, tmp_path):
     assert window.open_file(write_probe_recording(tmp_path / "probes.h5"))
     return window
-
-
-def fresh_window(qtbot):
-    """A second main window, as the ``window`` fixture makes one (closed by qtbot at the end)."""
-    from lstmviz.qt.main_window import MainWindow
-
-    win = MainWindow(settings=None)
-    qtbot.addWidget(win)
-    win.resize(1200, 760)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
 
 
 def probe_and_save(qtbot, window, path):
@@ -72,7 +61,7 @@ def test_a_saved_workspace_reruns_the_probes_and_reopens_the_probe(qtbot, opened
         "baseline": False, "curves": False, "shown": True, "open_probe": NOISE_TAP}
     assert load_workspace(path) == saved
 
-    other = fresh_window(qtbot)
+    other = make_window(qtbot)
     panel = other.probe_panel
     assert panel.report is None and panel.label_combo.count() == 0 and other.workspace.probe_state is None
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT) as ready:
@@ -112,7 +101,7 @@ def test_the_open_baseline_probe_is_reopened_and_settings_without_a_result_do_no
     path = tmp_path / "baseline.json"
     assert opened.save_workspace(path)
 
-    other = fresh_window(qtbot)
+    other = make_window(qtbot)
     with qtbot.waitSignal(other.probe_panel.results_ready, timeout=TIMEOUT):
         assert other.open_workspace(path)
     assert other.probe_panel.detail.tap == INPUT_TAP
