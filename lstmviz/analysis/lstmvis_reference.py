@@ -11,9 +11,11 @@ here from that description, for the tests and the benchmark that compare ``match
    batches follow the sorted cell list, which does not change the sum).
 3. For m = k down to 1, while fewer than ``candidate_cap`` (10,000) distinct candidates are collected:
    clip c at m, run-length encode it, keep the runs with value m and length >= 2 (== phrase_length if
-   > 0); score2 = 0, or m - (value of the preceding run) with constrain_left, m - (value of the
-   following run) with constrain_right, the sum of both with both. Candidates are keyed by
-   (length, start); the first (strictest m) wins.
+   > 0); score2 = 0 without constraints, m - prev with constrain_left, m - next with
+   constrain_right, and m - next - prev with both (prev, next: the values of the preceding and the
+   following run; theirs: ``test_cell_number - value[indices + 1] - value[indices - 1]``, so m is
+   counted once, not once per side). Candidates are keyed by (length, start); the first (strictest
+   m) wins.
 4. Stable sort by score2 descending; keep the first ``candidate_cap``.
 5. Skip candidates with pos < 1 or pos + length + 1 > N. For the others read rows pos-1 .. pos+length
    of every cell, binarise to +-1, dot with the mask (-1 or 0 on the two boundary rows, +1 on the run):
@@ -42,7 +44,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["lstmvis_precise"]
+__all__ = ["boundary_score", "lstmvis_precise"]
+
+
+def boundary_score(level, prev, nxt, left: bool, right: bool):
+    """LSTMVis's score2 of candidate runs at ``level`` (m) with neighbouring counts ``prev`` / ``nxt``,
+    line by line as ``query_similar_activations``: 0 without constraints, ``m - prev`` (left only),
+    ``m - next`` (right only), ``m - next - prev`` (both: m is counted once)."""
+    level = np.asarray(level, np.int64)
+    if left and right:
+        return level - nxt - prev
+    if left:
+        return level - prev
+    if right:
+        return level - nxt
+    return np.zeros(np.broadcast(level, prev, nxt).shape, np.int64)
 
 
 def _rle(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,11 +110,9 @@ def lstmvis_precise(states, cells, threshold, *, constrain_left=False, constrain
             idx = np.flatnonzero((values == m) & (lengths == phrase_length))
         else:
             idx = np.flatnonzero((values == m) & (lengths >= 2))
-        score2 = np.zeros(len(idx), np.int64)
-        if constrain_left:
-            score2 += m - values[idx - 1]  # idx 0 wraps to the last run, as theirs
-        if constrain_right:
-            score2 += m - values[(idx + 1) % len(values)]  # theirs: IndexError for the last run
+        prev = values[idx - 1].astype(np.int64)  # idx 0 wraps to the last run, as theirs
+        nxt = values[(idx + 1) % len(values)].astype(np.int64)  # theirs: IndexError for the last run
+        score2 = boundary_score(m, prev, nxt, constrain_left, constrain_right)
         triples = zip(lengths[idx].tolist(), starts[idx].tolist(), score2.tolist())
         if candidate_order == "set":
             triples = set(triples)

@@ -23,9 +23,12 @@ Modes (``MatchQuery.mode``):
 
 - ``"lstmvis"``: LSTMVis's precise matcher (``lstmvis_reference.lstmvis_precise``), over the whole
   corpus and with multi-position padding. Levels are collected from k downwards, whole levels, until at
-  least ``candidate_cap`` candidates are collected (None: every level). Each candidate gets a boundary
-  sharpness score2 = (h - c[s-1] if pad_left > 0) + (h - c[e] if pad_right > 0), where a term is 0
-  when s is the item's first position (left) or e its end (right). Candidates ordered by level
+  least ``candidate_cap`` candidates are collected (None: every level). Each candidate gets LSTMVis's
+  boundary sharpness score2: h - c[s-1] with left padding only, h - c[e] with right padding only,
+  h - c[s-1] - c[e] with both (the level counted once, as ``test_cell_number - value[indices + 1] -
+  value[indices - 1]`` in their ``data_handler.py``), 0 without padding; a neighbour outside the
+  item (s is the item's first position, or e its end) counts as 0 units on, as if the state before
+  and after an item were off. Candidates ordered by level
   (descending) then start are stably sorted by score2 descending and cut to ``candidate_cap``; each
   survivor is re-scored exactly (A, I, U above), ranked stably by (-I, U, -length) and the first
   ``limit`` are returned (None: all). ``score`` = jaccard, ``length_factor`` = 1.
@@ -299,13 +302,18 @@ def match(index: BitIndex, query: MatchQuery, *, task=None) -> MatchResults:
         starts, lengths, levels = runs.take(m_lo, k)
         timings["take"] = time.perf_counter() - t
         items, item_lo, item_hi = item_bounds(starts)
-        score2 = np.zeros(len(starts), np.int64)
-        if q.pad_left > 0:
-            prev = c[np.maximum(starts - 1, 0)].astype(np.int64)
-            score2 += np.where(starts > item_lo, levels - prev, 0)
-        if q.pad_right > 0:
-            nxt = c[np.minimum(starts + lengths, n - 1)].astype(np.int64)
-            score2 += np.where(starts + lengths < item_hi, levels - nxt, 0)
+        # the counts just outside the run; outside its item nothing is on (0)
+        prev = np.where(starts > item_lo, c[np.maximum(starts - 1, 0)], 0).astype(np.int64)
+        nxt = np.where(starts + lengths < item_hi, c[np.minimum(starts + lengths, n - 1)], 0).astype(np.int64)
+        levels64 = levels.astype(np.int64)
+        if q.pad_left > 0 and q.pad_right > 0:
+            score2 = levels64 - prev - nxt  # LSTMVis counts the level once for both sides
+        elif q.pad_left > 0:
+            score2 = levels64 - prev
+        elif q.pad_right > 0:
+            score2 = levels64 - nxt
+        else:
+            score2 = np.zeros(len(starts), np.int64)
         order = np.argsort(-score2, kind="stable")
         if cap is not None:
             order = order[:cap]

@@ -100,15 +100,18 @@ def brute_match(on_pos, on_neg, item_offsets, q: MatchQuery):
                     break
             cands = kept
 
-        def score2(x):
+        def score2(x):  # LSTMVis's: m - prev, m - next, or m - next - prev; nothing on outside an item
             m, s, length = x
             _, a, b = item_of(s)
-            v = 0
-            if q.pad_left > 0 and s > a:
-                v += m - c[s - 1]
-            if q.pad_right > 0 and s + length < b:
-                v += m - c[s + length]
-            return v
+            prev = c[s - 1] if s > a else 0
+            nxt = c[s + length] if s + length < b else 0
+            if q.pad_left > 0 and q.pad_right > 0:
+                return m - nxt - prev
+            if q.pad_left > 0:
+                return m - prev
+            if q.pad_right > 0:
+                return m - nxt
+            return 0
 
         cands = sorted(cands, key=lambda x: -score2(x))
         if cap is not None:
@@ -373,7 +376,8 @@ def test_equals_lstmvis_precise_on_one_stream():
     index = BitIndex.from_bool(raw >= np.arctanh(theta))
     cells = [0, 3, 5, 8, 11]
     for left, right in [(1, 0), (0, 1), (1, 1), (0, 0)]:
-        for cap in (10000, 60):
+        # caps that cut inside the top level, and caps that mix levels (where the score2 formula matters)
+        for cap in (10000, 60, 150, 400, 900):
             theirs = lstmvis_precise(raw, cells, theta, constrain_left=bool(left), constrain_right=bool(right),
                                      candidate_cap=cap)
             q = MatchQuery(units=tuple(cells), pad_left=left, pad_right=right, min_length=2, limit=50,
@@ -392,6 +396,40 @@ def test_equals_lstmvis_precise_on_one_stream():
             assert [(r["pos"], r["length"]) for r in theirs] == list(zip(ours.starts.tolist(),
                                                                         ours.lengths.tolist()))
             np.testing.assert_allclose(ours.jaccard, [r["jaccard"] for r in theirs])
+
+
+def test_two_sided_padding_ranks_candidates_as_lstmvis():
+    """The example of issue 9: with padding on both sides LSTMVis scores a run m - next - prev, so the
+    cap keeps (9, 2) (score 1), not (5, 2) (score 0; 2m - prev - next would give it 2 and keep it)."""
+    u0 = [0, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0]
+    u1 = [0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0]
+    on = np.array([u0, u1], bool).T
+    q = MatchQuery(units=(0, 1), pad_left=1, pad_right=1, min_length=2, candidate_cap=3, limit=None)
+    ours = match(BitIndex.from_bool(on, item_offsets=[0, 16]), q)
+    theirs = lstmvis_precise(np.where(on, 1.0, -1.0), [0, 1], 0.3, constrain_left=True, constrain_right=True,
+                             candidate_cap=3)
+    assert sorted(zip(ours.starts.tolist(), ours.lengths.tolist())) == [(1, 2), (4, 4), (9, 2)]
+    assert sorted((r["pos"], r["length"]) for r in theirs) == [(1, 2), (4, 4), (9, 2)]
+
+
+@pytest.mark.parametrize("left, right", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_candidate_cut_equals_lstmvis_at_every_cap(left, right):
+    """Small data where every cap mixes levels: the capped candidate set (and so the ranked list) is
+    LSTMVis's for no, one-sided and two-sided padding."""
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        on = random_on(rng, 120, 6, p=0.5, stay=0.6)
+        on[0] = on[-1] = False  # theirs skips runs touching the stream ends
+        raw = np.where(on, 1.0, -1.0).astype(np.float32)
+        index = BitIndex.from_bool(on)
+        for cap in (1, 2, 3, 5, 8, 13, 21):
+            q = MatchQuery(units=(0, 1, 2, 4), pad_left=left, pad_right=right, min_length=2, limit=None,
+                           candidate_cap=cap)
+            ours = match(index, q)
+            theirs = lstmvis_precise(raw, [0, 1, 2, 4], 0.3, constrain_left=bool(left),
+                                     constrain_right=bool(right), candidate_cap=cap, no_of_results=10**6)
+            assert list(zip(ours.starts.tolist(), ours.lengths.tolist())) == \
+                [(r["pos"], r["length"]) for r in theirs], (seed, cap)
 
 
 def test_progress_and_cancel(data):
