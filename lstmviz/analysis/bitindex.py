@@ -1,9 +1,10 @@
 """The match index: which units are on at which positions, as packed bits, in two layouts.
 
-A unit is *on* in the positive direction at position t when its raw value is >= its positive threshold,
-and on in the negative direction when its raw value is <= its negative threshold (see
-``lstmviz.analysis.transforms.raw_thresholds``: a threshold set in tanh or z-score space maps to raw
-thresholds per unit, so the file is never transformed).
+A unit is *on* by the one rule of ``lstmviz.analysis.transforms`` (its transformed value as float32 >=
+the threshold rounded to float32; <= its negative in the negative direction), the rule of the Select
+view. The file is never transformed: ``transforms.stored_bounds`` gives per unit the smallest stored
+value that is on (and the largest that is on in the negative direction), exactly, so the index
+compares raw values: on(+1) ⇔ x >= low[u], on(-1) ⇔ x <= high[u].
 
 Layouts (bit order ``little``: bit i of byte j is element 8*j + i, as ``np.packbits(bitorder="little")``):
 
@@ -25,7 +26,7 @@ file written under a temporary name and renamed when complete::
     /                      attrs: lstmviz_cache = "bitindex", cache_version, fingerprint (of the
                            recording), tap, transform, threshold, tap_dtype, n_positions, n_units
     /item_offsets          int64 [I + 1]   the tap's axis offsets
-    /thresholds/pos, /neg  float64 [D]     raw thresholds per unit
+    /thresholds/pos, /neg  float64 [D]     the stored bounds per unit (low, high)
     /rows/pos, /rows/neg   uint8 [N, ceil(D/8)]          contiguous, uncompressed
     /units/pos, /units/neg uint8 [D, ceil(N/8)]          contiguous, uncompressed
     /counts/pos, /neg      uint16|uint32 [N]             contiguous, uncompressed
@@ -54,13 +55,13 @@ from lstmviz.analysis._parallel import KERNEL_LOCK
 from lstmviz.analysis.transforms import (
     UnitStats,
     check_threshold,
-    raw_thresholds,
+    stored_bounds,
     tap_stats,
 )
 from lstmviz.tasks import ensure_task
 
 SIGNS = (1, -1)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: bounds from the one on/off rule (transforms.stored_bounds)
 _SIGN_NAMES = {1: "pos", -1: "neg"}
 _UNITS_BUFFER_BYTES = 16 * 1024 * 1024
 """Unit-major bits are collected per sign in a buffer of about this size and written out in runs."""
@@ -246,7 +247,7 @@ def _thresholds(recording, key: IndexKey, task, stats):
     info = _tap_info(recording, key.tap)
     if key.transform == "zscore" and stats is None:
         stats = tap_stats(recording, key.tap, task=task)
-    t = raw_thresholds(key.threshold, key.transform, info.units, stats)
+    t = stored_bounds(key.threshold, key.transform, info.dtype, info.units, stats)
     return info, t[1], t[-1]
 
 

@@ -11,8 +11,9 @@ padding). With tolerance 1.0 and direction "positive" this is LSTMVis's exact si
 Padding is clipped: only padding positions inside the given values block and inside
 ``[item_start, item_stop)`` are checked, so padding that would fall in the previous item or outside the
 data simply does not constrain anything (LSTMVis has no items, and wraps around at the window edge).
-Comparisons happen in the dtype of ``values`` (numpy compares a float32 array with a Python float in
-float32). A NaN value is never on, so it counts as off on the padding and as not on in the range.
+On and off follow the one rule of ``transforms.is_on`` (value as float32 >= threshold rounded to
+float32), the rule the match index implements exactly, so a value on the threshold is treated alike in
+Select and Match. A NaN value is never on, so it counts as off on the padding and as not on in the range.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import math
 import numpy as np
 
 from lstmviz.analysis.selection_types import CandidateRanking, Selection, SelectionSpec
+from lstmviz.analysis.transforms import is_on
 
 #: up to this many units of one sign, active_counts gathers their columns instead of a product
 _FEW_UNITS = 16
@@ -72,8 +74,6 @@ def _windows(values, values_start: int, spec: SelectionSpec, item_start, item_st
     return values, rng, pad, left, right
 
 
-def _on(block: np.ndarray, sign: int, threshold: float) -> np.ndarray:
-    return block >= threshold if sign > 0 else block <= -threshold
 
 
 def select_units(values, values_start: int, spec: SelectionSpec, *, item_start: int | None = None,
@@ -92,10 +92,10 @@ def select_units(values, values_start: int, spec: SelectionSpec, *, item_start: 
     need = required_on(spec)
     chosen = np.zeros((n_units, 2), dtype=bool)  # column 0: sign +1, column 1: sign -1
     for sign in _signs_of(spec.direction):
-        on_range = _on(rng, sign, spec.threshold)
+        on_range = is_on(rng, sign, spec.threshold)
         ok = on_range.all(axis=0) if need == spec.length else np.count_nonzero(on_range, axis=0) >= need
         if pad.shape[0]:
-            ok &= ~_on(pad, sign, spec.threshold).any(axis=0)
+            ok &= ~is_on(pad, sign, spec.threshold).any(axis=0)
         chosen[:, 0 if sign > 0 else 1] = ok
     for u, s in spec.removed:
         _check_sign(s, "removed")
@@ -132,11 +132,11 @@ def rank_candidates(values, values_start: int, spec: SelectionSpec, *, item_star
     for sign in _signs_of(spec.direction):
         signed_rng = rng if sign > 0 else -rng
         low = signed_rng.min(axis=0).astype(np.float64)
-        frac_rng = np.count_nonzero(_on(rng, sign, spec.threshold), axis=0) / rng.shape[0]
+        frac_rng = np.count_nonzero(is_on(rng, sign, spec.threshold), axis=0) / rng.shape[0]
         if pad.shape[0]:
             high = (pad if sign > 0 else -pad).max(axis=0).astype(np.float64)
             margin = low - high
-            frac_pad = np.count_nonzero(_on(pad, sign, spec.threshold), axis=0) / pad.shape[0]
+            frac_pad = np.count_nonzero(is_on(pad, sign, spec.threshold), axis=0) / pad.shape[0]
         else:
             margin = low - float(spec.threshold)
             frac_pad = np.full(n_units, np.nan)
@@ -169,10 +169,10 @@ def active_counts(values, units, signs, threshold: float) -> np.ndarray:
         cols = units[signs == sign]
         if cols.size <= _FEW_UNITS:
             if cols.size:
-                counts += np.count_nonzero(_on(values[:, cols], sign, threshold), axis=1).astype(np.int32)
+                counts += np.count_nonzero(is_on(values[:, cols], sign, threshold), axis=1).astype(np.int32)
         else:
             # many units: one comparison of the whole block and a matrix-vector product with the
             # per-unit multiplicities is ~10x faster than gathering columns (exact below 2**24)
             weights = np.bincount(cols, minlength=values.shape[1]).astype(np.float32)
-            counts += np.rint(_on(values, sign, threshold) @ weights).astype(np.int32)
+            counts += np.rint(is_on(values, sign, threshold) @ weights).astype(np.int32)
     return counts

@@ -1,14 +1,25 @@
-"""View transforms of tap values (raw, tanh, z-score), per-unit statistics, and thresholds in raw space.
+"""View transforms of tap values (raw, tanh, z-score), per-unit statistics, and the on/off rule.
 
-A recording stores raw values; a transform is a view setting. A threshold chosen in a transformed
-space maps back to one raw threshold per unit and direction (``raw_thresholds``), so matching and
-indexing compare raw values and never transform the file:
+A recording stores raw values; a transform is a view setting:
 
-* raw:    on(+1) ⇔ x >= θ,                    on(-1) ⇔ x <= -θ
-* tanh:   on(+1) ⇔ tanh(x) >= θ ⇔ x >= artanh(θ), on(-1) ⇔ x <= -artanh(θ)       (|θ| < 1)
-* zscore: on(+1) ⇔ (x - mean) / std >= θ ⇔ x >= mean + θ·std, on(-1) ⇔ x <= mean - θ·std
+* raw:    x (as float32)
+* tanh:   tanh(x), computed in float64 and rounded to float32              (|θ| < 1)
+* zscore: (x - mean) / std, computed in float64 and rounded to float32
 
-A unit whose standard deviation is 0 is z-scored with std 1 (constant units become 0). NaN is never on.
+A unit whose standard deviation is 0 is z-scored with std 1 (constant units become 0).
+
+**The one on/off rule** (``is_on``; selection, active counts, the match index and matching all follow
+it): at threshold θ, unit u is *on* in the positive direction at a position when its transformed value
+``v`` (float32, exactly as ``apply_transform`` gives it, i.e. as the views show it) satisfies
+``v >= float32(θ)``, and on in the negative direction when ``v <= -float32(θ)``. NaN is never on.
+
+Matching and indexing never transform the file: every transform is non-decreasing in x, so for every
+unit there is one smallest stored value that is on (and one largest that is on in the negative
+direction). ``stored_bounds`` finds them exactly, by bisection over the values of the storage dtype
+with ``apply_transform`` itself, so a raw comparison ``x >= low[u]`` decides exactly what the views
+decide, even for a value that lies on the threshold (a float32 value equal to float32(0.7) is on at
+θ = 0.7 everywhere). ``raw_thresholds`` gives the same thresholds in real arithmetic (artanh(θ),
+mean + θ·std) for display; they can differ from the bounds by rounding.
 """
 
 from __future__ import annotations
@@ -86,7 +97,9 @@ def apply_transform(values, transform: str, stats: UnitStats | None = None, unit
     if transform == "raw":
         return np.asarray(values, dtype=np.float32)
     if transform == "tanh":
-        return np.tanh(np.asarray(values, dtype=np.float32))
+        # in float64, then rounded: numpy's float32 tanh is not monotone (tanh(1.4999999) >
+        # tanh(1.5) by one ulp here), and the on/off rule needs a non-decreasing transform
+        return np.tanh(np.asarray(values, dtype=np.float64)).astype(np.float32)
     stats = _need_stats(stats)
     values = np.asarray(values)
     mean = stats.mean if units is None else stats.mean[units]
@@ -98,10 +111,89 @@ def apply_transform(values, transform: str, stats: UnitStats | None = None, unit
     return ((values.astype(np.float64) - mean) / std).astype(np.float32)
 
 
+def threshold32(threshold: float) -> np.float32:
+    """The threshold as the on/off rule compares it: rounded to float32 (module docstring)."""
+    return np.float32(threshold)
+
+
+def is_on(values, sign: int, threshold: float) -> np.ndarray:
+    """The on/off rule (module docstring) for transformed ``values`` (cast to float32 first)."""
+    values = np.asarray(values, dtype=np.float32)
+    theta = threshold32(threshold)
+    return values >= theta if sign > 0 else values <= -theta
+
+
+_KEY_TYPES = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32}
+
+
+def _order_keys(values: np.ndarray, itype) -> np.ndarray:
+    """Integer keys (int64) in the order of the float values: -inf < ... < -0.0 < +0.0 < ... < +inf."""
+    bits = np.dtype(itype).itemsize * 8
+    v = values.view(itype).astype(np.int64)
+    return v ^ ((v >> (bits - 1)) & ((1 << (bits - 1)) - 1))
+
+
+def _from_keys(keys: np.ndarray, dtype) -> np.ndarray:
+    itype = _KEY_TYPES[np.dtype(dtype)]
+    bits = np.dtype(itype).itemsize * 8
+    k = np.asarray(keys, np.int64)
+    return (k ^ ((k >> (bits - 1)) & ((1 << (bits - 1)) - 1))).astype(itype).view(dtype)
+
+
+def stored_bounds(threshold: float, transform: str, dtype, n_units: int,
+                  stats: UnitStats | None = None) -> dict[int, np.ndarray]:
+    """``{+1: low, -1: high}`` (float64 ``[n_units]``, each value exactly a value of ``dtype``):
+    ``low[u]`` is the smallest value x of the storage dtype with ``is_on(apply_transform(x), +1, θ)``,
+    ``high[u]`` the largest with ``is_on(apply_transform(x), -1, θ)``, so that for every stored value
+    x: on(+1) ⇔ x >= low[u] and on(-1) ⇔ x <= high[u] (NaN excluded), exactly.
+
+    Found by bisection over the dtype's values in order (16 or 32 steps, all units at once), with the
+    same ``apply_transform`` the views use; valid because every transform is non-decreasing in x.
+    Raises ``ValueError`` (a sentence) for a bad threshold, transform or dtype.
+    """
+    theta = check_threshold(threshold, transform)
+    dtype = np.dtype(dtype)
+    if dtype not in _KEY_TYPES:
+        raise ValueError(f"values stored as {dtype} have no on/off bounds; float16 or float32 is needed")
+    if transform == "zscore":
+        stats = _need_stats(stats)
+        if stats.n_units != int(n_units):
+            raise ValueError(f"The statistics are for {stats.n_units} units, not {n_units}.")
+    itype = _KEY_TYPES[dtype]
+    n_units = int(n_units)
+    key_ninf, key_inf = _order_keys(np.array([-np.inf, np.inf], dtype), itype)
+
+    def on(keys, sign):
+        with np.errstate(invalid="ignore", over="ignore"):
+            v = apply_transform(_from_keys(keys, dtype)[None, :].astype(np.float32), transform, stats)[0]
+        return is_on(v, sign, theta)
+
+    def bisect(sign):
+        # the keys where the unit is on form one end of [key(-inf), key(+inf)]: the top end for +1,
+        # the bottom end for -1 (+inf is always on, -inf always on in the negative direction)
+        far = np.full(n_units, key_inf if sign > 0 else key_ninf, np.int64)
+        near = np.full(n_units, key_ninf if sign > 0 else key_inf, np.int64)
+        if not on(far, sign).all():
+            raise ValueError(f"no value is on at threshold {theta:g} ({transform}); the statistics may be broken")
+        done = on(near, sign)
+        far[done] = near[done]
+        while True:
+            open_ = np.abs(far - near) > 1
+            if not open_.any():
+                return far
+            mid = (far + near) // 2
+            hit = on(mid, sign) & open_
+            far = np.where(hit, mid, far)
+            near = np.where(open_ & ~hit, mid, near)
+
+    return {s: _from_keys(bisect(s), dtype).astype(np.float64) for s in (1, -1)}
+
+
 def raw_thresholds(threshold: float, transform: str, n_units: int,
                    stats: UnitStats | None = None) -> dict[int, np.ndarray]:
     """Raw per-unit thresholds ``{+1: pos, -1: neg}`` (float64 ``[n_units]``) for ``threshold`` in
-    ``transform`` space: on(+1) ⇔ raw >= pos[u], on(-1) ⇔ raw <= neg[u].
+    ``transform`` space, in real arithmetic: θ, ±artanh(θ) or mean ± θ·std. For display; what is on is
+    decided by ``is_on`` / ``stored_bounds`` (module docstring), which can differ at the last bit.
 
     Raises ``ValueError`` with a sentence for the user on a bad threshold or transform.
     """

@@ -16,7 +16,7 @@ from lstmviz.analysis.bitindex import (
     key_thresholds,
     open_index,
 )
-from lstmviz.analysis.transforms import raw_thresholds, tap_stats
+from lstmviz.analysis.transforms import apply_transform, is_on, stored_bounds, tap_stats
 from lstmviz.recording import open_recording
 from lstmviz.tasks import Cancelled, Task
 
@@ -49,9 +49,9 @@ def small_slabs(monkeypatch):
 
 
 def reference(recording, key, stats=None):
-    x = recording.states(key.tap).astype(np.float64)  # the stored values, exactly
-    t = raw_thresholds(key.threshold, key.transform, x.shape[1], stats)
-    return BitIndex.from_bool(x >= t[1], x <= t[-1], recording.item_offsets)
+    """The Select view's rule on the transformed values (transforms.is_on), position by position."""
+    v = apply_transform(recording.states(key.tap), key.transform, stats)
+    return BitIndex.from_bool(is_on(v, 1, key.threshold), is_on(v, -1, key.threshold), recording.item_offsets)
 
 
 def assert_same_bits(index, ref):
@@ -82,7 +82,7 @@ def test_built_index_equals_brute_force(write_recording, dtype, transform, thres
     assert ref.rows[1].any() and ref.rows[-1].any()
     built = build_index(rec, key)
     assert_same_bits(built, ref)
-    np.testing.assert_array_equal(built.thresholds[1], raw_thresholds(threshold, transform, UNITS, stats)[1])
+    np.testing.assert_array_equal(built.thresholds[1], stored_bounds(threshold, transform, dtype, UNITS, stats)[1])
     opened = open_index(rec, key)
     assert opened.path is not None and opened.path.exists()
     assert_same_bits(opened, ref)
