@@ -68,9 +68,13 @@ def _why_not_hdf5(path: Path, error: OSError) -> str:
     size = path.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes); it is not a recording"
-    if "already open for write" in str(error):  # HDF5 marks a file open for write until it is closed
+    locked = "unable to lock file" in str(error)  # a live writer in another process holds HDF5's lock
+    if locked or "already open for write" in str(error):  # and marks the file open for write until closed
         if fmt.parse_temp_name(path.name) is not None:
             return validation.unfinished_problem(path)
+        if locked:
+            return ("another program has the file open for writing (HDF5 locked it); open it when that program "
+                    "has finished")
         return ("an unfinished recording, or a file another program is still writing (HDF5 marks it as open for "
                 "write); if nothing is writing it, the program that wrote it was killed: delete it and record again")
     try:
