@@ -37,6 +37,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lstmviz.memory import available_bytes, format_bytes
+from lstmviz.regular_files import FileRefused, output_problem, read_regular_file
+
 FORMAT = "lstmviz-checkpoint"
 VERSION = 1
 REQUIRED_KEYS = ("format", "version", "engine", "config", "vocab", "dataset", "step", "metrics", "state_dict")
@@ -87,9 +90,22 @@ def _versions() -> dict:
     return {"torch": str(torch.__version__), "lstmviz": str(lstmviz_version)}
 
 
+def check_output_path(path) -> None:
+    """Refuse (``ValueError``) a checkpoint path that exists and is not a regular file, e.g. ``/dev/null``.
+
+    The finished file is renamed onto the path, which would replace a device or FIFO with a file.
+    """
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"checkpoint path {str(path)!r} is a directory; give a file name")
+    problem = output_problem(path)
+    if problem is not None:
+        raise ValueError(f"checkpoint path {str(path)!r} {problem}")
+
+
 def atomic_torch_save(obj: Any, path) -> Path:
     """``torch.save(obj)`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
+    check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -97,6 +113,7 @@ def atomic_torch_save(obj: Any, path) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        check_output_path(path)  # again: it may have been replaced by a device while we wrote
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -189,6 +206,8 @@ def _read_payload(path: Path, data: bytes, map_location) -> Any:
         raise CheckpointError(
             path, f"not a PyTorch checkpoint (neither a torch zip archive nor a pickle; starts with {data[:8]!r})"
         )
+    if is_zip:
+        _check_unpacked_size(path, data)
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it better
             warnings.simplefilter("ignore")
@@ -207,6 +226,23 @@ def _read_payload(path: Path, data: bytes, map_location) -> Any:
     except Exception as exc:  # zip damage (RuntimeError), truncation (EOFError), odd contents (KeyError) ...
         kind = "damaged PyTorch file" if is_zip else "not a readable PyTorch checkpoint"
         raise CheckpointError(path, f"{kind} ({type(exc).__name__}: {_first_line(str(exc))})") from None
+
+
+def _check_unpacked_size(path: Path, data: bytes) -> None:
+    """Refuse an archive whose entries unpack to more than the memory available (torch reads them whole).
+
+    torch writes its archives uncompressed, but it reads compressed entries too, so a small file can
+    declare gigabytes. The declared sizes are in the zip's directory: nothing is unpacked to check them.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # torch.load reports the damage in its own words
+    available = available_bytes()
+    if available is not None and declared > available:
+        raise CheckpointError(path, f"the archive unpacks to {format_bytes(declared)} ({format_bytes(len(data))} on disk), "
+                                    f"more than the {format_bytes(available)} of memory available")
 
 
 def _first_line(message: str) -> str:
@@ -276,14 +312,19 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     from . import registry  # the registry imports no torch; engines are loaded on demand
 
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "no such file")
     if path.is_dir():
         raise CheckpointError(path, "is a directory, not a checkpoint file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot read ({exc.strerror or exc})") from None
+    try:  # only a regular file: a FIFO would block, /dev/zero never ends
+        available = available_bytes()  # the bytes, then the tensors unpickled from them: twice the file
+        data = read_regular_file(path, max_bytes=None if available is None else available // 2)
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file") from None
+    except FileRefused as exc:
+        if exc.size is not None:
+            raise CheckpointError(path, f"the file is {format_bytes(exc.size)}; loading it needs about twice that "
+                                        f"(its bytes, then the tensors), more than the {format_bytes(available)} "
+                                        f"of memory available") from None
+        raise CheckpointError(path, exc.problem) from None
     sha256 = hashlib.sha256(data).hexdigest()
     payload = _check_payload(path, _read_payload(path, data, map_location))
 

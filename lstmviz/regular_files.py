@@ -24,12 +24,16 @@ _KINDS = (
 )
 
 
-class NotARegularFile(Exception):
-    """``read_regular_file`` could not read the path as a regular file; ``problem`` says why in words."""
+class FileRefused(Exception):
+    """``read_regular_file`` did not read the path; ``problem`` says why in words.
 
-    def __init__(self, problem: str):
+    ``size`` is the file's size when it was refused for being larger than ``max_bytes`` (else None).
+    """
+
+    def __init__(self, problem: str, size: int | None = None):
         super().__init__(problem)
         self.problem = problem
+        self.size = size
 
 
 def kind_of(mode: int) -> str:
@@ -79,8 +83,8 @@ def output_problem(path: str | os.PathLike) -> str | None:
 def read_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None) -> bytes:
     """The bytes of ``path``, which must be a regular file (checked on the open file, no race).
 
-    ``max_bytes``: refuse a larger file before reading it (``NotARegularFile`` says so).
-    Raises ``FileNotFoundError`` for a missing path and ``NotARegularFile`` for everything else.
+    ``max_bytes``: refuse a larger file before reading it (``FileRefused`` with its ``size``).
+    Raises ``FileNotFoundError`` for a missing path and ``FileRefused`` for everything else.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
@@ -88,25 +92,22 @@ def read_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None) 
     except FileNotFoundError:
         raise
     except IsADirectoryError:
-        raise NotARegularFile(input_problem(path) or "is a directory") from None
+        raise FileRefused(input_problem(path) or "is a directory") from None
     except PermissionError:
-        raise NotARegularFile("permission denied: the file cannot be read") from None
+        raise FileRefused("permission denied: the file cannot be read") from None
     except OSError as e:
-        raise NotARegularFile(f"cannot be read ({e.strerror or e})") from None
+        raise FileRefused(f"cannot be read ({e.strerror or e})") from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise NotARegularFile("is a directory, not a file")
+            raise FileRefused("is a directory, not a file")
         if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(f"is {kind_of(st.st_mode)}, not a regular file")
+            raise FileRefused(f"is {kind_of(st.st_mode)}, not a regular file")
         if max_bytes is not None and st.st_size > max_bytes:
-            from lstmviz.memory import format_bytes
-
-            raise NotARegularFile(f"the file is {format_bytes(st.st_size)}, more than the "
-                                  f"{format_bytes(max_bytes)} of memory available to read it")
+            raise FileRefused(f"the file is {st.st_size} bytes, more than the {max_bytes} allowed", st.st_size)
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read()
     except OSError as e:
-        raise NotARegularFile(f"cannot be read ({e.strerror or e})") from None
+        raise FileRefused(f"cannot be read ({e.strerror or e})") from None
     finally:
         os.close(fd)
