@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import stat
+import struct
 import threading
 import zipfile
 
@@ -319,3 +320,16 @@ def test_train_refuses_a_special_output_before_any_work(tmp_path, pattern_datase
     with pytest.raises(ValueError, match="character device, not a regular file"):
         training.train("lstm", pattern_dataset(400), out=path, steps=1)
     assert untouched()
+
+
+def test_a_flipped_bit_in_the_weights_is_refused(saved):
+    """torch itself loads such a file without a word: the zip's CRC-32 of every entry is verified."""
+    path, _, _ = saved
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        entry = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 8)
+    name_len, extra_len = struct.unpack("<HH", data[entry.header_offset + 26:entry.header_offset + 30])  # local header
+    data[entry.header_offset + 30 + name_len + extra_len + 5] ^= 0x04  # a bit in the middle of a weight
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=True)["state_dict"]  # torch alone: loads, with a changed weight
+    _expect_error(path, f"damaged PyTorch file: the archive entry {entry.filename!r} does not match its CRC-32")
