@@ -27,7 +27,9 @@ def format_bytes(n: float) -> str:
     """``1536 -> "1.5 KB"``, ``1.7e13 -> "17 TB"`` (decimal units, 2 significant digits)."""
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1000 or unit == "PB":
-            return f"{n:.0f} bytes" if unit == "bytes" else f"{n:.2g} {unit}" if abs(n) < 10 else f"{n:.0f} {unit}"
+            if unit == "bytes":
+                return f"{n:.0f} bytes"
+            return f"{n:.2g} {unit}" if abs(n) < 10 or abs(n) >= 1e6 else f"{n:.0f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
 

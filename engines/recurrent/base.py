@@ -107,9 +107,15 @@ class GatedLayer(RecurrentLayer):
                 p.uniform_(-bound, bound)
 
 
+_MAX_SIZE = 1 << 40  # no dimension this large fits in any memory; bounds the arithmetic of the estimate
+
+
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected {name} to be a positive int, got {value!r}")
+    if value > _MAX_SIZE:
+        shown = value if value < 10 ** 15 else f"about 2**{value.bit_length() - 1}"
+        raise ValueError(f"expected {name} to be at most 2**40, got {shown}")
     return value
 
 

@@ -102,6 +102,9 @@ VERSION_ATTR = "format_version"
 INCOMPLETE_ATTR = "lstmviz_incomplete"
 """Set while a writer is filling a temporary file; a finished recording never carries it."""
 
+TEXT_CHECKSUM_ATTR = "attributes_crc32"
+"""Root attribute (int64): the CRC-32 of the format's text attributes (:func:`crc32_of_text_attributes`).
+HDF5 keeps variable-length strings outside the checksummed object headers. Optional, verified on open."""
 CHECKSUM_ATTR = "crc32"
 """Attribute (int64) of ``/tokens``, every ``item_offsets``, every annotation's ``values`` and
 ``labels``, ``/vocab`` and ``/provenance``: the CRC-32 of the stored values (see :func:`crc32_of_array`
@@ -229,8 +232,50 @@ def crc32_of_array(values: np.ndarray, crc: int = 0) -> int:
 def crc32_of_strings(strings, crc: int = 0) -> int:
     """CRC-32 of each string's UTF-8 bytes followed by one NUL byte (for string datasets)."""
     for s in strings:
-        crc = zlib.crc32(s.encode("utf-8", "surrogatepass") + b"\0", crc)
+        crc = zlib.crc32(s.encode("utf-8", "surrogateescape") + b"\0", crc)
     return crc
+
+
+def text_attributes(f) -> list[tuple[str, str]]:
+    """``(object path, attribute name)`` of every text attribute the format defines, in a fixed order.
+
+    ``f`` is an open ``h5py.File`` with the layout of this version (call after validating it).
+    """
+    def order(group: str) -> list[str]:
+        raw = f[group].attrs.get(ORDER_ATTR)
+        return [] if raw is None else [_text(x) for x in np.atleast_1d(raw)]
+
+    out = [("/", MARKER_ATTR)]
+    out += [(f"/{AXES}/{axis}", DESCRIPTION) for axis in sorted(f[AXES])]
+    out.append((f"/{TAPS}", ORDER_ATTR))
+    out += [(f"/{tap_path(t)}", a) for t in order(TAPS) for a in ("signal", "axis", DESCRIPTION)]
+    out.append((f"/{ANNOTATIONS}", ORDER_ATTR))
+    out += [(f"/{annotation_path(n)}", a) for n in order(ANNOTATIONS) for a in (KIND, LEVEL, DESCRIPTION)]
+    if CHECKPOINTS in f:
+        out += [(f"/{CHECKPOINTS}", ORDER_ATTR), (f"/{CHECKPOINTS}", MAIN_ATTR)]
+        out += [(f"/{checkpoint_path(c)}", a) for c in order(CHECKPOINTS) for a in ("path", "sha256", "metrics")]
+    return out
+
+
+def crc32_of_text_attributes(f) -> int:
+    """CRC-32 of ``path NUL name NUL value NUL`` for every :func:`text_attributes` entry that exists
+    (a list of strings: its items joined by NUL)."""
+    crc = 0
+    for path, name in text_attributes(f):
+        raw = f[path].attrs.get(name)
+        if raw is None:
+            continue
+        value = "\0".join(_text(x) for x in np.atleast_1d(raw)) if np.ndim(raw) else _text(raw)
+        crc = crc32_of_strings([path, name, value], crc)
+    return crc
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _text(value.item())
+    return str(value)
 
 
 # --- temporary files of a writer -----------------------------------------------------------------

@@ -46,7 +46,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
         f.close()
         if isinstance(e, RecordingError) or not isinstance(e, Exception):
             raise
-        raise RecordingError(p, f"the file is damaged and cannot be read ({type(e).__name__}: {e})") from None
+        raise RecordingError(p, f"the file is damaged and cannot be read ({storage_checks.hdf5_reason(e)})") from None
     return Recording(p, f, view, header)
 
 
@@ -327,8 +327,9 @@ class Recording:
             raise ValueError(f"read of {what} from a closed recording ({self.path})")
         try:
             yield
-        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
-            raise RecordingError(self.path, f"cannot read {what}: the file is damaged ({e})") from None
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError) as e:
+            raise RecordingError(self.path, f"cannot read {what}: the file is damaged "
+                                            f"({storage_checks.hdf5_reason(e)})") from None
 
 
 def _index(value, what: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import h5py
@@ -28,9 +29,12 @@ def check_objects(f: h5py.File, path: str | Path) -> None:
 
     def visit(name: bytes, info) -> int | None:
         where = "/" + name.decode("utf-8", "replace")
-        problem = _link_problem(f, name, where, info)
-        if problem is None and info.type == h5l.TYPE_HARD:
-            problem = _object_problem(f, name, where, file_size)
+        try:  # an exception must not escape into HDF5's C iteration
+            problem = _link_problem(f, name, where, info)
+            if problem is None and info.type == h5l.TYPE_HARD:
+                problem = _object_problem(f, name, where, file_size)
+        except Exception as e:
+            problem = f"the object {where!r} cannot be read ({hdf5_reason(e)}); the file is damaged"
         if problem is not None:
             problems.append(problem)
             return 1  # stop the visit: one problem is enough to refuse the file
@@ -60,7 +64,7 @@ def _object_problem(f: h5py.File, name: bytes, where: str, file_size: int | None
     try:
         oid = h5o.open(f.id, name)
     except Exception as e:  # a hard link to a damaged object header
-        return f"the object {where!r} cannot be opened ({e}); the file is damaged"
+        return f"the object {where!r} cannot be opened ({hdf5_reason(e)}); the file is damaged"
     try:
         if not isinstance(oid, h5d.DatasetID):
             return None
@@ -108,6 +112,15 @@ def _dataset_problem(dsid: h5d.DatasetID, where: str, file_size: int | None) -> 
         if file_size is not None and stored > file_size:
             return (f"{where!r} claims {_bytes(stored)} of storage in a {_bytes(file_size)} file; the file is damaged")
     return None
+
+
+def hdf5_reason(error: BaseException) -> str:
+    """The words HDF5 gives for a failure, without h5py's wrapping ("Unable to synchronously ... (why)")."""
+    if isinstance(error, UnicodeError):
+        return "a name or text in it is not valid UTF-8"
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    found = re.findall(r"\(([^()]+)\)", text)
+    return found[-1] if found else (text or type(error).__name__)
 
 
 def _sparse(where: str, shape, declared: int, stored: int) -> str:

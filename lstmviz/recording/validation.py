@@ -142,6 +142,7 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
     )
     for ds, computed, what in crcs:  # last: a problem of the layout says more than "damaged"
         _expect_checksum(ds, computed, what, path)
+    _expect_text_checksum(f, path)
     return header
 
 
@@ -220,7 +221,11 @@ def _taps(f: h5py.File, path, offsets: dict[str, np.ndarray]) -> dict[str, TapIn
         if ds.shape[0] != rows:
             raise RecordingError(path, f"tap {name!r} has {ds.shape[0]} rows but axis {axis!r} has {rows} "
                                        f"positions (its last item offset)")
-        layer = int(ds.attrs.get("layer", fmt.NO_LAYER))
+        raw_layer = ds.attrs.get("layer", fmt.NO_LAYER)
+        if np.ndim(raw_layer) != 0 or np.asarray(raw_layer).dtype.kind not in "iu":
+            raise RecordingError(path, f"tap {name!r} must have an integer 'layer' attribute (-1 = none), "
+                                       f"got {raw_layer!r}")
+        layer = int(raw_layer)
         taps[name] = TapInfo(
             name=name, units=int(ds.shape[1]), dtype=ds.dtype.name, axis=axis,
             layer=None if layer < 0 else layer,
@@ -396,6 +401,21 @@ def _expect_checksum(ds: h5py.Dataset, computed: int, what: str, path) -> None:
         raise RecordingError(path, f"{what} ('{ds.name}') do not match their checksum (stored {stored:08x}, "
                                    f"computed {computed:08x}): the file is damaged (bits changed on disk or in a "
                                    f"copy); copy it again from a good source or record it again")
+
+
+def _expect_text_checksum(f: h5py.File, path) -> None:
+    raw = f.attrs.get(fmt.TEXT_CHECKSUM_ATTR)
+    if raw is None:
+        return
+    if np.ndim(raw) != 0 or np.asarray(raw).dtype.kind not in "iu":
+        raise RecordingError(path, f"the {fmt.TEXT_CHECKSUM_ATTR!r} attribute is not an integer (got {raw!r}); "
+                                   f"the file is damaged")
+    stored, computed = int(raw) & 0xFFFFFFFF, fmt.crc32_of_text_attributes(f)
+    if stored != computed:
+        raise RecordingError(path, f"the text attributes (names, descriptions, checkpoint paths and metrics) do not "
+                                   f"match their checksum (stored {stored:08x}, computed {computed:08x}): the file is "
+                                   f"damaged (bits changed on disk or in a copy); copy it again from a good source or "
+                                   f"record it again")
 
 
 def _check_memory(nbytes: int, what: str, path) -> None:

@@ -391,6 +391,7 @@ class RecordingWriter:
             del f.attrs[fmt.INCOMPLETE_ATTR]
             f.attrs[fmt.MARKER_ATTR] = fmt.MARKER_VALUE
             f.attrs[fmt.VERSION_ATTR] = np.int64(fmt.FORMAT_VERSION)
+            f.attrs[fmt.TEXT_CHECKSUM_ATTR] = np.int64(fmt.crc32_of_text_attributes(f))
             f.flush()
             f.close()
             self._file = None

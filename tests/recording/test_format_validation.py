@@ -452,6 +452,31 @@ CHECKSUMMED = {
 }
 
 
+TEXT_ATTRIBUTES = {
+    "tap description": ("taps/layer0/h", "description", "the cell state"),
+    "tap signal": ("taps/pool", "signal", "c"),
+    "axis description": ("axes/half", "description", "every third position"),
+    "annotation description": ("annotations/depth", "description", "from another parser"),
+}
+
+
+@pytest.mark.parametrize("case", TEXT_ATTRIBUTES, ids=list(TEXT_ATTRIBUTES))
+def test_a_changed_text_attribute_is_found_by_the_root_checksum(tmp_path, case):
+    """Variable-length strings live outside HDF5's checksummed headers: a flipped bit there is silent."""
+    name, attribute, value = TEXT_ATTRIBUTES[case]
+    path = _valid(tmp_path / "r.h5")
+    _edit(lambda f: f[name].attrs.__setitem__(attribute, value))(path)
+    _expect(path, "the text attributes (names, descriptions, checkpoint paths and metrics) do not match their "
+                  "checksum")
+
+
+def test_attributes_the_format_does_not_define_are_free(tmp_path):
+    path = _valid(tmp_path / "r.h5")
+    _edit(lambda f: (f.attrs.__setitem__("made_by", "a script"), f["taps/pool"].attrs.__setitem__("note", "x")))(path)
+    with open_recording(path) as rec:
+        assert rec.taps["pool"].units == 2
+
+
 @pytest.mark.parametrize("case", CHECKSUMMED, ids=list(CHECKSUMMED))
 def test_a_changed_value_that_is_still_valid_is_found_by_its_checksum(tmp_path, case):
     edit, fragment = CHECKSUMMED[case]
@@ -469,6 +494,8 @@ def test_a_file_without_checksums_opens(tmp_path):
             if isinstance(obj, h5py.Dataset) and "crc32" in obj.attrs:
                 del obj.attrs["crc32"]
         f.visititems(drop)
+        del f.attrs["attributes_crc32"]
+        f["taps/pool"].attrs["description"] = "edited"
         f["tokens"][4] = 0  # nothing can tell this change without the checksum
     with open_recording(path) as rec:
         assert rec.token_ids(0, 9).tolist() == [0, 1, 0, 1, 0, 0, 1, 2, 0]
