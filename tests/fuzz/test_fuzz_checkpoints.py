@@ -16,7 +16,6 @@ torch parses these files in Python and C++ that returns to the interpreter often
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import pickletools
 import signal
