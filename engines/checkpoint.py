@@ -27,15 +27,20 @@ import os
 import pickle
 import pickletools
 import re
+import stat
 import uuid
 import warnings
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from lstmviz.memory import available_bytes, format_bytes
+from lstmviz.regular_files import FileRefused, output_problem, read_regular_file
 
 FORMAT = "lstmviz-checkpoint"
 VERSION = 1
@@ -87,9 +92,22 @@ def _versions() -> dict:
     return {"torch": str(torch.__version__), "lstmviz": str(lstmviz_version)}
 
 
+def check_output_path(path) -> None:
+    """Refuse (``ValueError``) a checkpoint path that exists and is not a regular file, e.g. ``/dev/null``.
+
+    The finished file is renamed onto the path, which would replace a device or FIFO with a file.
+    """
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"checkpoint path {str(path)!r} is a directory; give a file name")
+    problem = output_problem(path)
+    if problem is not None:
+        raise ValueError(f"checkpoint path {str(path)!r} {problem}")
+
+
 def atomic_torch_save(obj: Any, path) -> Path:
     """``torch.save(obj)`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
+    check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -97,6 +115,7 @@ def atomic_torch_save(obj: Any, path) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        check_output_path(path)  # again: it may have been replaced by a device while we wrote
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -189,6 +208,8 @@ def _read_payload(path: Path, data: bytes, map_location) -> Any:
         raise CheckpointError(
             path, f"not a PyTorch checkpoint (neither a torch zip archive nor a pickle; starts with {data[:8]!r})"
         )
+    if is_zip:
+        _check_archive(path, data)
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it better
             warnings.simplefilter("ignore")
@@ -203,10 +224,53 @@ def _read_payload(path: Path, data: bytes, map_location) -> Any:
                 "the file contains Python objects that are not unpickled for safety "
                 f"({', '.join(unsafe[:5])}); an lstmviz checkpoint holds only tensors and plain values",
             ) from None
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(message)})") from None
+        reason = message.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in message else message
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(reason)}); an lstmviz "
+                                    f"checkpoint holds only tensors and plain values") from None
     except Exception as exc:  # zip damage (RuntimeError), truncation (EOFError), odd contents (KeyError) ...
+        if "TorchScript" in str(exc):
+            raise CheckpointError(path, "a TorchScript archive (compiled code), not an lstmviz checkpoint; it is not "
+                                        "loaded for safety") from None
         kind = "damaged PyTorch file" if is_zip else "not a readable PyTorch checkpoint"
         raise CheckpointError(path, f"{kind} ({type(exc).__name__}: {_first_line(str(exc))})") from None
+
+
+def _check_archive(path: Path, data: bytes) -> None:
+    """Refuse an archive that unpacks to more than the memory available, or that is damaged.
+
+    torch writes its archives uncompressed but reads compressed entries too, so a small file can
+    declare gigabytes: the declared sizes are in the zip's directory, checked before anything is
+    unpacked. torch's zip reader does not verify the CRC-32 the zip stores for every entry and
+    tolerates inconsistent headers (it then reads shifted bytes, or nothing, as weights), so a
+    flipped bit would load wrong weights without a word. Python's stricter reader checks every
+    header and CRC here first (one pass, cheaper than the sha256 of the file).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+            available = available_bytes()
+            if available is not None and declared > available:
+                raise CheckpointError(path, f"the archive unpacks to {format_bytes(declared)} ({format_bytes(len(data))} "
+                                            f"on disk), more than the {format_bytes(available)} of memory available")
+            odd = next((info.filename for info in archive.infolist() if _odd_entry(info)), None)
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        # torch's own reader is more lenient and could read shifted bytes as weights: refuse here
+        raise CheckpointError(path, f"damaged PyTorch file (the zip archive is inconsistent: "
+                                    f"{_first_line(str(exc))})") from None
+    if odd is not None:  # torch's zip reader would read such an entry differently from the one checked here
+        raise CheckpointError(path, f"damaged PyTorch file: the archive entry {odd!r} is marked as a directory or "
+                                    f"encrypted, which torch never writes")
+    if bad is not None:
+        raise CheckpointError(path, f"damaged PyTorch file: the archive entry {bad!r} does not match its CRC-32 "
+                                    f"(bits changed on disk or in a copy); copy it again from a good source")
+
+
+def _odd_entry(info: zipfile.ZipInfo) -> bool:
+    """An entry marked as a directory (DOS attribute or Unix mode) or as encrypted."""
+    unix_mode = info.external_attr >> 16
+    return bool(info.external_attr & 0x10 or stat.S_ISDIR(unix_mode) or info.filename.endswith("/")
+                or info.flag_bits & 0x1)
 
 
 def _first_line(message: str) -> str:
@@ -239,10 +303,19 @@ def _check_payload(path: Path, payload: Any) -> dict:
             raise CheckpointError(
                 path, f"bad {key!r}: expected {kind.__name__}, got {type(payload[key]).__name__}"
             )
+    if isinstance(payload["step"], bool) or payload["step"] < 0:
+        raise CheckpointError(path, f"bad 'step': expected a training step >= 0, got {payload['step']!r}")
+    if payload["dataset"] is not None and not isinstance(payload["dataset"], str):
+        raise CheckpointError(path, f"bad 'dataset': expected a dataset name or None, got "
+                                    f"{type(payload['dataset']).__name__}")
+    for key, kind in (("train_settings", dict), ("versions", dict), ("created", str), ("run", str)):
+        if payload.get(key) is not None and not isinstance(payload[key], kind):
+            raise CheckpointError(path, f"bad {key!r}: expected {kind.__name__} or None, got "
+                                        f"{type(payload[key]).__name__}")
     if not all(isinstance(token, str) for token in payload["vocab"]) or not payload["vocab"]:
         raise CheckpointError(path, "bad 'vocab': expected a non-empty list of token strings")
-    if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
-        raise CheckpointError(path, "bad 'state_dict': expected tensors only")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
+        raise CheckpointError(path, "bad 'state_dict': expected parameter names mapped to tensors only")
     return payload
 
 
@@ -256,6 +329,13 @@ def _state_dict_problem(model: nn.Module, state_dict: dict) -> str | None:
         for k in own
         if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]
+    kinds = [  # load_state_dict would cast silently (complex -> real drops the imaginary part)
+        f"{k} {_number_kind(state_dict[k])} vs {_number_kind(own[k])}"
+        for k in own
+        if k in state_dict and (state_dict[k].is_floating_point() != own[k].is_floating_point()
+                                or state_dict[k].is_complex() != own[k].is_complex()
+                                or state_dict[k].layout != own[k].layout)
+    ]
     parts = []
     if missing:
         parts.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
@@ -263,7 +343,14 @@ def _state_dict_problem(model: nn.Module, state_dict: dict) -> str | None:
         parts.append(f"unexpected {', '.join(unexpected[:5])}" + (" ..." if len(unexpected) > 5 else ""))
     if wrong:
         parts.append(f"shape (file vs config) {', '.join(wrong[:5])}" + (" ..." if len(wrong) > 5 else ""))
+    if kinds:
+        parts.append(f"kind of number (file vs model) {', '.join(kinds[:5])}" + (" ..." if len(kinds) > 5 else ""))
     return "; ".join(parts) or None
+
+
+def _number_kind(tensor: torch.Tensor) -> str:
+    layout = "" if tensor.layout == torch.strided else f" ({str(tensor.layout).removeprefix('torch.')})"
+    return f"{str(tensor.dtype).removeprefix('torch.')}{layout}"
 
 
 def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
@@ -276,14 +363,19 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     from . import registry  # the registry imports no torch; engines are loaded on demand
 
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "no such file")
     if path.is_dir():
         raise CheckpointError(path, "is a directory, not a checkpoint file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot read ({exc.strerror or exc})") from None
+    try:  # only a regular file: a FIFO would block, /dev/zero never ends
+        available = available_bytes()  # the bytes, then the tensors unpickled from them: twice the file
+        data = read_regular_file(path, max_bytes=None if available is None else available // 2)
+    except FileNotFoundError:
+        raise CheckpointError(path, "no such file") from None
+    except FileRefused as exc:
+        if exc.size is not None:
+            raise CheckpointError(path, f"the file is {format_bytes(exc.size)}; loading it needs about twice that "
+                                        f"(its bytes, then the tensors), more than the {format_bytes(available)} "
+                                        f"of memory available") from None
+        raise CheckpointError(path, exc.problem) from None
     sha256 = hashlib.sha256(data).hexdigest()
     payload = _check_payload(path, _read_payload(path, data, map_location))
 
@@ -322,7 +414,7 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
         "train_settings": dict(payload.get("train_settings") or {}),
         "versions": dict(payload.get("versions") or {}),
         "created": payload.get("created"),
-        "run": payload.get("run") if isinstance(payload.get("run"), str) else None,
+        "run": payload.get("run"),
         "format_version": payload["version"],
         "path": str(path.resolve()),
         "sha256": sha256,

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from lstmviz.tasks import Task, ensure_task
 
 from . import registry
-from .checkpoint import save_checkpoint
+from .checkpoint import check_output_path, save_checkpoint
 from .spec import ConfigError
 
 #: every training setting and its default; an engine's ``train_defaults`` overrides these
@@ -220,6 +220,7 @@ def train(
         ValueError (dataset too small or ids outside the vocabulary), Cancelled (see module docstring).
     """
     task = ensure_task(task)
+    check_output_path(out)  # before any work: --out /dev/null must not cost a training run, nor the device
     spec = registry.get(engine)
     config = dict(config or {})
     if "dropout" in config:

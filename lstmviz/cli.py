@@ -317,7 +317,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         if list(meta["vocab"]) != list(dataset.vocab):
             raise UsageError(
                 f"checkpoint {model_path} was trained with a different vocabulary than dataset "
-                f"{dataset_name!r} ({len(meta['vocab'])} vs {len(dataset.vocab)} tokens); record on its dataset "
+                f"{dataset_name!r} ({_difference('vocab', list(meta['vocab']), list(dataset.vocab))}); record on its dataset "
                 f"({meta['dataset']!r})"
             )
         provenance.update(

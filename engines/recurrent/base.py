@@ -25,7 +25,14 @@ from typing import ClassVar, Sequence
 import torch
 from torch import Tensor, nn
 
+from lstmviz.memory import available_bytes, format_bytes
+
 State = tuple[Tensor, ...]
+
+MAX_LAYERS = 1024
+"""Stacked layers a model may have: building 10^6 layers would take minutes before any check of memory."""
+NOMINAL_POSITIONS = 1024
+"""Positions (e.g. 32 sequences x 32 steps) whose activations the memory estimate includes."""
 
 #: Training defaults of the built-in recurrent language models: small CPU-friendly runs on parens
 #: (Adam converges in minutes on 2 cores; Zaremba's SGD schedule is available through the settings).
@@ -100,9 +107,15 @@ class GatedLayer(RecurrentLayer):
                 p.uniform_(-bound, bound)
 
 
+_MAX_SIZE = 1 << 40  # no dimension this large fits in any memory; bounds the arithmetic of the estimate
+
+
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"expected {name} to be a positive int, got {value!r}")
+    if value > _MAX_SIZE:
+        shown = value if value < 10 ** 15 else f"about 2**{value.bit_length() - 1}"
+        raise ValueError(f"expected {name} to be at most 2**40, got {shown}")
     return value
 
 
@@ -141,6 +154,9 @@ class RecurrentLanguageModel(nn.Module):
         self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
         self.hidden_size = _positive_int("hidden_size", hidden_size)
         self.num_layers = _positive_int("num_layers", num_layers)
+        if self.num_layers > MAX_LAYERS:
+            raise ValueError(f"expected num_layers to be at most {MAX_LAYERS}, got {num_layers}")
+        self._check_fits_in_memory()
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"expected dropout to be a probability in [0, 1), got {dropout!r}")
         if isinstance(init_range, bool) or not isinstance(init_range, (int, float)) or not init_range > 0:
@@ -156,6 +172,35 @@ class RecurrentLanguageModel(nn.Module):
         self.drop = nn.Dropout(self.dropout_p)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         self.reset_parameters()
+
+    @classmethod
+    def memory_estimate(cls, *, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int) -> tuple[int, int]:
+        """``(parameters, bytes)`` of a model with these sizes, computed before building it.
+
+        ``bytes`` counts float32 parameters plus the activations of one forward pass over
+        :data:`NOMINAL_POSITIONS` positions (embedding, every layer's gates and states, the logits): a
+        rough lower bound of what building and running the model needs.
+        """
+        gates = cls.layer_class.gate_count if issubclass(cls.layer_class, GatedLayer) else 1
+        per_layer = [gates * hidden_size * ((embedding_dim if layer == 0 else hidden_size) + hidden_size + 2)
+                     for layer in range(min(num_layers, 2))]
+        layers = per_layer[0] + (num_layers - 1) * (per_layer[1] if num_layers > 1 else 0)
+        parameters = vocab_size * embedding_dim + layers + hidden_size * vocab_size + vocab_size
+        states = len(cls.layer_class.state_names)
+        per_position = embedding_dim + num_layers * (gates + states) * hidden_size + vocab_size
+        return parameters, 4 * (parameters + NOMINAL_POSITIONS * per_position)
+
+    def _check_fits_in_memory(self) -> None:
+        sizes = {"vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
+                 "hidden_size": self.hidden_size, "num_layers": self.num_layers}
+        parameters, need = self.memory_estimate(**sizes)
+        available = available_bytes()
+        if available is not None and need > available:
+            given = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            raise ValueError(
+                f"a {type(self).__name__} with {given} needs about {format_bytes(need)} of memory "
+                f"({parameters:.3g} float32 parameters and the activations of {NOMINAL_POSITIONS} positions), "
+                f"more than the {format_bytes(available)} available; choose smaller sizes")
 
     # ------------------------------------------------------------------ torch conventions
 

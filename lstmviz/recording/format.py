@@ -28,10 +28,13 @@ file is upgraded by ``migrations._v1_to_v2`` (an empty ``/checkpoints``).
 
 from __future__ import annotations
 
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 
 class RecordingError(Exception):
     """A recording file cannot be used: ``str(e) == f"{e.path}: {e.problem}"``.
@@ -99,6 +102,14 @@ VERSION_ATTR = "format_version"
 INCOMPLETE_ATTR = "lstmviz_incomplete"
 """Set while a writer is filling a temporary file; a finished recording never carries it."""
 
+TEXT_CHECKSUM_ATTR = "attributes_crc32"
+"""Root attribute (int64): the CRC-32 of the format's text attributes (:func:`crc32_of_text_attributes`).
+HDF5 keeps variable-length strings outside the checksummed object headers. Optional, verified on open."""
+CHECKSUM_ATTR = "crc32"
+"""Attribute (int64) of ``/tokens``, every ``item_offsets``, every annotation's ``values`` and
+``labels``, ``/vocab`` and ``/provenance``: the CRC-32 of the stored values (see :func:`crc32_of_array`
+and :func:`crc32_of_strings`), verified on open. Optional: files written before it have none."""
+
 # --- groups and datasets ---------------------------------------------------------------------
 AXES = "axes"
 MAIN_AXIS = "positions"
@@ -137,6 +148,12 @@ OFFSET_DTYPE = np.dtype(np.int64)
 TOKEN_DTYPE = np.dtype(np.int32)
 CATEGORICAL_DTYPE = np.dtype(np.int32)
 NUMERIC_DTYPE = np.dtype(np.float64)
+
+# --- limits checked on open, before anything is read (docs/format.md, "Reading and validation") --
+MAX_VOCAB = 1 << 24
+"""Entries of ``/vocab`` (and labels of one annotation): read whole into Python strings on open."""
+MAX_UNITS = 1 << 24
+"""Units of one tap: one row of 2^24 float32 units is 64 MiB, and reads work on whole rows."""
 
 # --- chunking (see docs/format.md, "Chunk shape") ----------------------------------------------
 CHUNK_TARGET_BYTES = 64 * 1024
@@ -200,3 +217,92 @@ def checkpoint_tap_path(checkpoint: str, tap: str) -> str:
 def step_checkpoint_name(step: int) -> str:
     """The name lstmviz gives the checkpoint of training step ``step``: ``step-000200``."""
     return f"step-{int(step):06d}"
+
+
+# --- checksums -----------------------------------------------------------------------------------
+
+
+def crc32_of_array(values: np.ndarray, crc: int = 0) -> int:
+    """CRC-32 of ``values``' little-endian bytes in row order, continuing from ``crc`` (for blocks)."""
+    values = np.asarray(values)
+    a = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))  # no copy on little-endian machines
+    return zlib.crc32(a.view(np.uint8).reshape(-1), crc)
+
+
+def crc32_of_strings(strings, crc: int = 0) -> int:
+    """CRC-32 of each string's UTF-8 bytes followed by one NUL byte (for string datasets)."""
+    for s in strings:
+        crc = zlib.crc32(s.encode("utf-8", "surrogateescape") + b"\0", crc)
+    return crc
+
+
+def text_attributes(f) -> list[tuple[str, str]]:
+    """``(object path, attribute name)`` of every text attribute the format defines, in a fixed order.
+
+    ``f`` is an open ``h5py.File`` with the layout of this version (call after validating it).
+    """
+    def order(group: str) -> list[str]:
+        raw = f[group].attrs.get(ORDER_ATTR)
+        return [] if raw is None else [_text(x) for x in np.atleast_1d(raw)]
+
+    out = [("/", MARKER_ATTR)]
+    out += [(f"/{AXES}/{axis}", DESCRIPTION) for axis in sorted(f[AXES])]
+    out.append((f"/{TAPS}", ORDER_ATTR))
+    out += [(f"/{tap_path(t)}", a) for t in order(TAPS) for a in ("signal", "axis", DESCRIPTION)]
+    out.append((f"/{ANNOTATIONS}", ORDER_ATTR))
+    out += [(f"/{annotation_path(n)}", a) for n in order(ANNOTATIONS) for a in (KIND, LEVEL, DESCRIPTION)]
+    if CHECKPOINTS in f:
+        out += [(f"/{CHECKPOINTS}", ORDER_ATTR), (f"/{CHECKPOINTS}", MAIN_ATTR)]
+        out += [(f"/{checkpoint_path(c)}", a) for c in order(CHECKPOINTS) for a in ("path", "sha256", "metrics")]
+    return out
+
+
+def crc32_of_text_attributes(f) -> int:
+    """CRC-32 of ``path NUL name NUL value NUL`` for every :func:`text_attributes` entry that exists
+    (a list of strings: its items joined by NUL)."""
+    crc = 0
+    for path, name in text_attributes(f):
+        raw = f[path].attrs.get(name)
+        if raw is None:
+            continue
+        value = "\0".join(_text(x) for x in np.atleast_1d(raw)) if np.ndim(raw) else _text(raw)
+        crc = crc32_of_strings([path, name, value], crc)
+    return crc
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _text(value.item())
+    return str(value)
+
+
+# --- temporary files of a writer -----------------------------------------------------------------
+
+TEMP_SUFFIX = ".tmp.h5"
+_TEMP_NAME = re.compile(r"^\.(?P<final>.+?)\.(?:w(?P<pid>[0-9]+)\.(?P<host>[A-Za-z0-9-]*)\.)?"
+                        r"(?P<token>[0-9a-f]{8})\.tmp\.h5$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class TempName:
+    """What the name of a writer's temporary file says: the final name, and the writer's process."""
+
+    final: str
+    pid: int | None  # None: an older lstmviz did not put the process id in the name
+    host: str | None
+
+
+def temp_name(final: str, pid: int, host: str, token: str) -> str:
+    """``.<final>.w<pid>.<host>.<token>.tmp.h5``: hidden, beside the final name, naming its writer."""
+    return f".{final}.w{pid}.{host}.{token}{TEMP_SUFFIX}"
+
+
+def parse_temp_name(name: str) -> TempName | None:
+    """The parts of a writer's temporary file name, or None when ``name`` is not one."""
+    m = _TEMP_NAME.match(name)
+    if m is None:
+        return None
+    pid = m.group("pid")
+    return TempName(m.group("final"), None if pid is None else int(pid), m.group("host"))

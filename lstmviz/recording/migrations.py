@@ -102,9 +102,12 @@ def migrate(target: str | os.PathLike | h5py.File) -> int:
     from lstmviz.recording.reader import open_h5, open_recording
     from lstmviz.recording.validation import check_root
 
+    from lstmviz.recording.storage_checks import check_objects
+
     path = Path(target)
     with open_h5(path) as f:
         version = check_root(f, path)
+        check_objects(f, path)  # never copy a file that refers to other files
     if version == fmt.FORMAT_VERSION:
         open_recording(path).close()  # validates, and says in words what is wrong
         return version

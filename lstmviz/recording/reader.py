@@ -17,13 +17,14 @@ import h5py
 import numpy as np
 
 from lstmviz.recording import format as fmt
-from lstmviz.recording import migrations, validation
+from lstmviz.recording import migrations, storage_checks, validation
 from lstmviz.recording.format import (
     AnnotationInfo,
     CheckpointInfo,
     RecordingError,
     TapInfo,
 )
+from lstmviz.regular_files import input_problem
 
 _READ_BLOCK_BYTES = 8 * 1024 * 1024
 """Tap reads go through blocks of about this many stored bytes, so column selections stay bounded."""
@@ -36,6 +37,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
     view = f
     try:
         version = validation.check_root(f, p)
+        storage_checks.check_objects(f, p)  # on the file itself: the overlay of an old file maps onto it
         view = migrations.for_reading(f, p)
         header = validation.read_header(view, p, version)
     except BaseException as e:
@@ -44,18 +46,18 @@ def open_recording(path: str | os.PathLike) -> Recording:
         f.close()
         if isinstance(e, RecordingError) or not isinstance(e, Exception):
             raise
-        raise RecordingError(p, f"the file is damaged and cannot be read ({type(e).__name__}: {e})") from None
+        raise RecordingError(p, f"the file is damaged and cannot be read ({storage_checks.hdf5_reason(e)})") from None
     return Recording(p, f, view, header)
 
 
 def open_h5(path: Path) -> h5py.File:
-    """Open ``path`` read-only as HDF5, or say in words why it cannot be (``RecordingError``)."""
-    if not path.exists():
-        raise RecordingError(path, "no such file")
-    if path.is_dir():
-        raise RecordingError(path, "is a directory, not a recording file")
-    if not os.access(path, os.R_OK):
-        raise RecordingError(path, "permission denied: the file cannot be read")
+    """Open ``path`` read-only as HDF5, or say in words why it cannot be (``RecordingError``).
+
+    Only a regular file is opened: a FIFO would block the open forever, a device never ends.
+    """
+    problem = input_problem(path, "recording")
+    if problem is not None:
+        raise RecordingError(path, problem)
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -66,6 +68,15 @@ def _why_not_hdf5(path: Path, error: OSError) -> str:
     size = path.stat().st_size
     if size == 0:
         return "the file is empty (0 bytes); it is not a recording"
+    locked = "unable to lock file" in str(error)  # a live writer in another process holds HDF5's lock
+    if locked or "already open for write" in str(error):  # and marks the file open for write until closed
+        if fmt.parse_temp_name(path.name) is not None:
+            return validation.unfinished_problem(path)
+        if locked:
+            return ("another program has the file open for writing (HDF5 locked it); open it when that program "
+                    "has finished")
+        return ("an unfinished recording, or a file another program is still writing (HDF5 marks it as open for "
+                "write); if nothing is writing it, the program that wrote it was killed: delete it and record again")
     try:
         signature = h5py.is_hdf5(path)
     except Exception:
@@ -316,8 +327,9 @@ class Recording:
             raise ValueError(f"read of {what} from a closed recording ({self.path})")
         try:
             yield
-        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
-            raise RecordingError(self.path, f"cannot read {what}: the file is damaged ({e})") from None
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError) as e:
+            raise RecordingError(self.path, f"cannot read {what}: the file is damaged "
+                                            f"({storage_checks.hdf5_reason(e)})") from None
 
 
 def _index(value, what: str) -> int:

@@ -1,8 +1,11 @@
 """Check an open HDF5 file against the recording format and turn it into a checked header.
 
 Everything here is cheap on big files: offsets, shapes, dtypes and attributes are checked, tap data
-is never read. The only values scanned are categorical annotation ids (4 bytes per position, read
-in blocks) because an out-of-range label id would otherwise surface much later as a wrong label.
+is never read. The values scanned (in blocks) are the token ids and categorical annotation ids,
+because an id out of range would otherwise surface much later as a wrong token or label, and every
+dataset that carries a checksum (tokens, offsets, annotations, vocabulary, provenance: 4-8 bytes per
+position), because a flipped bit there would otherwise give a wrong answer without a word. Sizes are
+checked against hard limits and the memory available before anything is read whole.
 Every problem is a ``RecordingError`` naming the file and saying what is wrong in words.
 """
 
@@ -53,8 +56,7 @@ def check_root(f: h5py.File, path: str | Path) -> int:
     """The file's format version, after checking that it is a finished lstmviz recording."""
     attrs = f.attrs
     if fmt.INCOMPLETE_ATTR in attrs:
-        raise RecordingError(path, "an unfinished recording: the program writing it stopped before closing it "
-                                   "(killed or crashed); delete it and record again")
+        raise RecordingError(path, unfinished_problem(path))
     marker = _as_str(attrs.get(fmt.MARKER_ATTR))
     if marker != fmt.MARKER_VALUE:
         raise RecordingError(path, f"an HDF5 file but not an lstmviz recording (no root attribute "
@@ -78,8 +80,29 @@ def check_root(f: h5py.File, path: str | Path) -> int:
     return version
 
 
+def unfinished_problem(path: str | Path) -> str:
+    """What to say about a file a writer has not finished: its temporary name tells whose it is."""
+    from lstmviz.recording.writer import HOST_TAG, process_is_alive
+
+    temp = fmt.parse_temp_name(Path(path).name)
+    if temp is None or temp.pid is None:
+        return ("an unfinished recording: the program writing it stopped before closing it (killed or crashed); "
+                "delete it and record again")
+    if temp.host != HOST_TAG:
+        return (f"an unfinished recording: the temporary file of a recording of {temp.final!r} by process "
+                f"{temp.pid} on the machine {temp.host!r}, which is still writing it or was killed; if nothing "
+                f"is writing it, delete it and record again")
+    if process_is_alive(temp.pid):
+        return (f"an unfinished recording: the temporary file of a recording of {temp.final!r} that process "
+                f"{temp.pid} is still writing; open {temp.final!r} when it has finished")
+    return (f"an unfinished recording: the temporary file of a recording of {temp.final!r} by process {temp.pid}, "
+            f"which was killed or crashed before it finished; delete it and record again (the next recording "
+            f"of {temp.final!r} removes it)")
+
+
 def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
     """Check the layout of a current-version file and return its header."""
+    crcs: list[tuple[h5py.Dataset, int, str]] = []  # (dataset, CRC-32 of what was read, what it holds)
     axis_group = _group(f, fmt.AXES, path, "position axes")
     if fmt.MAIN_AXIS not in axis_group:
         raise RecordingError(path, f"missing required group '/{fmt.AXES}/{fmt.MAIN_AXIS}' (the main position axis); "
@@ -88,7 +111,7 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
     descriptions: dict[str, str] = {}
     for axis in [fmt.MAIN_AXIS, *sorted(a for a in axis_group if a != fmt.MAIN_AXIS)]:
         group = _group(f, f"{fmt.AXES}/{axis}", path, f"axis {axis!r}")
-        offsets[axis] = _offsets(f, axis, path)
+        offsets[axis] = _offsets(f, axis, path, crcs)
         descriptions[axis] = _as_str(group.attrs.get(fmt.DESCRIPTION, ""))
     n_items = len(offsets[fmt.MAIN_AXIS]) - 1
     for axis, o in offsets.items():
@@ -103,26 +126,35 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
     if tokens.shape[0] != n_positions:
         raise RecordingError(path, f"the last item offset of axis {fmt.MAIN_AXIS!r} is {n_positions} but "
                                    f"'/{fmt.TOKENS}' has {tokens.shape[0]} positions")
+    vocab = _vocab(f, path, crcs)
+    _scan_tokens(tokens, len(vocab), path, crcs)
 
     taps = _taps(f, path, offsets)
-    return Header(
+    header = Header(
         format_version=version,
         offsets=offsets,
         axis_descriptions=descriptions,
-        vocab=_vocab(f, path),
-        provenance=_provenance(f, path),
+        vocab=vocab,
+        provenance=_provenance(f, path, crcs),
         taps=taps,
-        annotations=_annotations(f, path, n_positions, n_items),
+        annotations=_annotations(f, path, n_positions, n_items, crcs),
         checkpoints=_checkpoints(f, path, taps),
     )
+    for ds, computed, what in crcs:  # last: a problem of the layout says more than "damaged"
+        _expect_checksum(ds, computed, what, path)
+    _expect_text_checksum(f, path)
+    return header
 
 
-def _offsets(f: h5py.File, axis: str, path) -> np.ndarray:
+def _offsets(f: h5py.File, axis: str, path, crcs: list) -> np.ndarray:
     ds = _dataset(f, fmt.axis_offsets_path(axis), path, f"item offsets of axis {axis!r}")
     if ds.ndim != 1 or ds.dtype.kind not in "iu" or ds.shape[0] < 1:
         raise RecordingError(path, f"item offsets of axis {axis!r} must be a non-empty 1-D integer dataset, "
                                    f"got shape {ds.shape} dtype {ds.dtype}")
-    o = ds[()].astype(np.int64)
+    _check_memory(ds.shape[0] * 8 * 2, f"the item offsets of axis {axis!r} ({ds.shape[0] - 1} items)", path)
+    stored = ds[()]
+    crcs.append((ds, fmt.crc32_of_array(stored), f"the item offsets of axis {axis!r}"))
+    o = stored.astype(np.int64)
     if o[0] != 0:
         raise RecordingError(path, f"item offsets of axis {axis!r} must start at 0, got {o[0]}")
     steps = np.diff(o)
@@ -135,18 +167,29 @@ def _offsets(f: h5py.File, axis: str, path) -> np.ndarray:
     return o
 
 
-def _vocab(f: h5py.File, path) -> list[str]:
+def _vocab(f: h5py.File, path, crcs: list) -> list[str]:
     ds = _dataset(f, fmt.VOCAB, path, "vocabulary")
     if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
         raise RecordingError(path, f"'/{fmt.VOCAB}' must be a 1-D string dataset, got shape {ds.shape} dtype {ds.dtype}")
-    return [str(s) for s in ds.asstr()[()]] if ds.shape[0] else []
+    return _strings(ds, "the vocabulary", path, crcs)
 
 
-def _provenance(f: h5py.File, path) -> dict:
+def _strings(ds: h5py.Dataset, what: str, path, crcs: list) -> list[str]:
+    """A 1-D string dataset (vocabulary, labels) as a list, after its size and checksum are checked."""
+    if ds.shape[0] > fmt.MAX_VOCAB:
+        raise RecordingError(path, f"{what} ('{ds.name}') declares {ds.shape[0]:,} entries, more than the "
+                                   f"{fmt.MAX_VOCAB:,} lstmviz reads; the file is damaged or was not written by lstmviz")
+    values = [str(s) for s in ds.asstr()[()]] if ds.shape[0] else []
+    crcs.append((ds, fmt.crc32_of_strings(values), what))
+    return values
+
+
+def _provenance(f: h5py.File, path, crcs: list) -> dict:
     ds = _dataset(f, fmt.PROVENANCE, path, "provenance")
     if ds.shape != () or h5py.check_string_dtype(ds.dtype) is None:
         raise RecordingError(path, f"'/{fmt.PROVENANCE}' must be a scalar string (JSON), got shape {ds.shape} dtype {ds.dtype}")
     text = ds.asstr()[()]
+    crcs.append((ds, fmt.crc32_of_strings([text]), "the provenance"))
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
@@ -167,6 +210,9 @@ def _taps(f: h5py.File, path, offsets: dict[str, np.ndarray]) -> dict[str, TapIn
         if ds.ndim != 2 or ds.dtype.name not in fmt.TAP_DTYPES:
             raise RecordingError(path, f"tap {name!r} must be a 2-D float32 or float16 dataset [positions, units], "
                                        f"got shape {ds.shape} dtype {ds.dtype}")
+        if ds.shape[1] > fmt.MAX_UNITS:
+            raise RecordingError(path, f"tap {name!r} declares {ds.shape[1]:,} units, more than the {fmt.MAX_UNITS:,} "
+                                       f"lstmviz reads; the file is damaged or was not written by lstmviz")
         axis = _as_str(ds.attrs.get("axis", ""))
         if axis not in offsets:
             raise RecordingError(path, f"tap {name!r} is on axis {axis!r}, which the file does not define "
@@ -175,7 +221,11 @@ def _taps(f: h5py.File, path, offsets: dict[str, np.ndarray]) -> dict[str, TapIn
         if ds.shape[0] != rows:
             raise RecordingError(path, f"tap {name!r} has {ds.shape[0]} rows but axis {axis!r} has {rows} "
                                        f"positions (its last item offset)")
-        layer = int(ds.attrs.get("layer", fmt.NO_LAYER))
+        raw_layer = ds.attrs.get("layer", fmt.NO_LAYER)
+        if np.ndim(raw_layer) != 0 or np.asarray(raw_layer).dtype.kind not in "iu":
+            raise RecordingError(path, f"tap {name!r} must have an integer 'layer' attribute (-1 = none), "
+                                       f"got {raw_layer!r}")
+        layer = int(raw_layer)
         taps[name] = TapInfo(
             name=name, units=int(ds.shape[1]), dtype=ds.dtype.name, axis=axis,
             layer=None if layer < 0 else layer,
@@ -185,7 +235,7 @@ def _taps(f: h5py.File, path, offsets: dict[str, np.ndarray]) -> dict[str, TapIn
     return taps
 
 
-def _annotations(f: h5py.File, path, n_positions: int, n_items: int) -> dict[str, AnnotationInfo]:
+def _annotations(f: h5py.File, path, n_positions: int, n_items: int, crcs: list) -> dict[str, AnnotationInfo]:
     group = _group(f, fmt.ANNOTATIONS, path, "annotations")
     out: dict[str, AnnotationInfo] = {}
     for name in _order(group, path, "annotations"):
@@ -208,12 +258,17 @@ def _annotations(f: h5py.File, path, n_positions: int, n_items: int) -> dict[str
             labels_ds = _dataset(f, f"{fmt.annotation_path(name)}/{fmt.LABELS}", path, f"labels of annotation {name!r}")
             if labels_ds.ndim != 1 or h5py.check_string_dtype(labels_ds.dtype) is None:
                 raise RecordingError(path, f"labels of annotation {name!r} must be a 1-D string dataset")
-            labels = [str(s) for s in labels_ds.asstr()[()]] if labels_ds.shape[0] else []
+            labels = _strings(labels_ds, f"the labels of annotation {name!r}", path, crcs)
             if values.dtype.kind not in "iu":
                 raise RecordingError(path, f"categorical annotation {name!r} must store integer label ids, got dtype {values.dtype}")
-            _check_label_range(values, len(labels), name, path)
+            _check_label_range(values, len(labels), name, path, crcs)
         elif values.dtype.kind != "f":
             raise RecordingError(path, f"numeric annotation {name!r} must store floats, got dtype {values.dtype}")
+        elif fmt.CHECKSUM_ATTR in values.attrs:
+            crc = 0
+            for start in range(0, values.shape[0], _SCAN_BLOCK):
+                crc = fmt.crc32_of_array(values[start:start + _SCAN_BLOCK], crc)
+            crcs.append((values, crc, f"the values of annotation {name!r}"))
         out[name] = AnnotationInfo(name=name, kind=kind, level=level, labels=labels,
                                    description=_as_str(g.attrs.get(fmt.DESCRIPTION, "")))
     return out
@@ -303,14 +358,73 @@ def _checkpoint_states(f: h5py.File, path, name: str, taps: dict[str, TapInfo], 
                                    f"which '/{fmt.TAPS}' does not list (taps: {', '.join(taps) or 'none'})")
 
 
-def _check_label_range(values: h5py.Dataset, n_labels: int, name: str, path) -> None:
+def _check_label_range(values: h5py.Dataset, n_labels: int, name: str, path, crcs: list) -> None:
+    crc = 0
     for start in range(0, values.shape[0], _SCAN_BLOCK):
         block = values[start:start + _SCAN_BLOCK]
+        crc = fmt.crc32_of_array(block, crc)
         bad = (block < fmt.MISSING_LABEL) | (block >= n_labels)
         if bad.any():
             i = int(np.argmax(bad))
             raise RecordingError(path, f"annotation {name!r} has label id {block[i]} at index {start + i}, outside "
                                        f"-1..{n_labels - 1} ({n_labels} labels, -1 = missing)")
+    crcs.append((values, crc, f"the values of annotation {name!r}"))
+
+
+def _scan_tokens(tokens: h5py.Dataset, n_vocab: int, path, crcs: list) -> None:
+    """Every token id in ``0 .. n_vocab - 1`` (``>= 0`` without a vocabulary), and the checksum: one pass."""
+    crc = 0
+    for start in range(0, tokens.shape[0], _SCAN_BLOCK):
+        block = tokens[start:start + _SCAN_BLOCK]
+        crc = fmt.crc32_of_array(block, crc)
+        if not block.size:
+            continue
+        low, high = block.min(), block.max()
+        if low < 0 or (n_vocab and high >= n_vocab):
+            i = int(np.argmax(block < 0)) if low < 0 else int(np.argmax(block >= n_vocab))
+            where = (f"outside the vocabulary (ids 0..{n_vocab - 1}, {n_vocab} entries)" if n_vocab
+                     else "negative (a token id is never negative)")
+            raise RecordingError(path, f"token id {block[i]} at position {start + i} is {where}; the file is damaged")
+    crcs.append((tokens, crc, "the token ids"))
+
+
+def _expect_checksum(ds: h5py.Dataset, computed: int, what: str, path) -> None:
+    """Compare with the dataset's ``crc32`` attribute when it has one (files of older lstmviz have none)."""
+    raw = ds.attrs.get(fmt.CHECKSUM_ATTR)
+    if raw is None:
+        return
+    if np.ndim(raw) != 0 or np.asarray(raw).dtype.kind not in "iu":
+        raise RecordingError(path, f"the {fmt.CHECKSUM_ATTR!r} attribute of '{ds.name}' is not an integer "
+                                   f"(got {raw!r}); the file is damaged")
+    stored = int(raw) & 0xFFFFFFFF
+    if stored != computed:
+        raise RecordingError(path, f"{what} ('{ds.name}') do not match their checksum (stored {stored:08x}, "
+                                   f"computed {computed:08x}): the file is damaged (bits changed on disk or in a "
+                                   f"copy); copy it again from a good source or record it again")
+
+
+def _expect_text_checksum(f: h5py.File, path) -> None:
+    raw = f.attrs.get(fmt.TEXT_CHECKSUM_ATTR)
+    if raw is None:
+        return
+    if np.ndim(raw) != 0 or np.asarray(raw).dtype.kind not in "iu":
+        raise RecordingError(path, f"the {fmt.TEXT_CHECKSUM_ATTR!r} attribute is not an integer (got {raw!r}); "
+                                   f"the file is damaged")
+    stored, computed = int(raw) & 0xFFFFFFFF, fmt.crc32_of_text_attributes(f)
+    if stored != computed:
+        raise RecordingError(path, f"the text attributes (names, descriptions, checkpoint paths and metrics) do not "
+                                   f"match their checksum (stored {stored:08x}, computed {computed:08x}): the file is "
+                                   f"damaged (bits changed on disk or in a copy); copy it again from a good source or "
+                                   f"record it again")
+
+
+def _check_memory(nbytes: int, what: str, path) -> None:
+    from lstmviz.memory import available_bytes, format_bytes
+
+    available = available_bytes()
+    if available is not None and nbytes > available:
+        raise RecordingError(path, f"{what} need {format_bytes(nbytes)} of memory to read, more than the "
+                                   f"{format_bytes(available)} available")
 
 
 def _order(group: h5py.Group, path, what: str) -> list[str]:

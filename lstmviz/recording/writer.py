@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import re
 import secrets
+import socket
 from array import array
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +27,9 @@ import h5py
 import numpy as np
 
 from lstmviz.recording import format as fmt
+from lstmviz.regular_files import output_problem
+
+log = logging.getLogger(__name__)
 
 FLUSH_BYTES = 16 * 1024 * 1024
 """Buffered bytes that trigger a write to the file; a few of these are the writer's whole footprint."""
@@ -31,6 +37,8 @@ FLUSH_BYTES = 16 * 1024 * 1024
 _STR = h5py.string_dtype("utf-8")
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _FLOAT16_OVERFLOW = 65520.0  # the smallest magnitude that rounds to inf in float16 (65504 is the largest finite)
+HOST_TAG = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32]
+"""This machine in temporary file names: a folder shared over the network may hold other machines' writers."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,10 @@ class RecordingWriter:
 
     Args:
         path: the final file name. Nothing is written under it before ``close()`` succeeds; an
-            existing file there is replaced atomically at that moment and not touched before.
+            existing file there is replaced atomically at that moment and not touched before. A path
+            that exists and is not a regular file (a directory, device, FIFO, socket, or a symlink to
+            one) is refused at once. Temporary files of earlier writers of ``path`` that were killed
+            (their process is gone) are removed, with a warning on the ``lstmviz.recording.writer`` logger.
         vocab: token id -> token string (UTF-8); ``None`` for data without a vocabulary.
         provenance: a JSON-serialisable dict (engine, config, dataset, split, checkpoint, sha256,
             versions, ...). The writer adds ``versions`` of lstmviz, h5py and numpy and ``created``.
@@ -96,6 +107,7 @@ class RecordingWriter:
         self._dtype = _storage_dtype(dtype, "dtype")
         if self.path.is_dir():
             raise IsADirectoryError(f"recording path {str(self.path)!r} is a directory; give a file name")
+        _check_output(self.path)
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"directory {str(self.path.parent)!r} for the recording does not exist")
         self._vocab = _check_vocab(vocab)
@@ -116,17 +128,23 @@ class RecordingWriter:
         self._scalars: dict[str, list[int | float]] = {}
         self._buffered_bytes = 0
         self._flush_bytes = FLUSH_BYTES
+        self._crc: dict[str, int] = {}  # 1-D dataset -> CRC-32 of the values written so far
         self._state = "declaring"  # -> "appending" -> "closed" | "aborted"
 
-        # hidden, same directory: os.replace stays atomic and `ls` does not show work in progress
-        self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp.h5")
+        remove_stale_temp_files(self.path)
+        # hidden, same directory: os.replace stays atomic and `ls` does not show work in progress;
+        # the process id in the name lets a later writer tell a killed writer's leftover from a live one
+        self.temp_path = self.path.with_name(fmt.temp_name(self.path.name, os.getpid(), HOST_TAG, secrets.token_hex(4)))
         self._file: h5py.File | None = None
         self._file = h5py.File(self.temp_path, "w", libver=fmt.LIBVER)
         try:
             f = self._file
             f.attrs[fmt.INCOMPLETE_ATTR] = True  # marker and version are only set by close()
-            f.create_dataset(fmt.VOCAB, data=np.array(self._vocab, dtype=object), dtype=_STR, shape=(len(self._vocab),))
-            f.create_dataset(fmt.PROVENANCE, data=provenance_text, dtype=_STR)
+            vocab_ds = f.create_dataset(fmt.VOCAB, data=np.array(self._vocab, dtype=object), dtype=_STR,
+                                        shape=(len(self._vocab),))
+            vocab_ds.attrs[fmt.CHECKSUM_ATTR] = np.int64(fmt.crc32_of_strings(self._vocab))
+            provenance_ds = f.create_dataset(fmt.PROVENANCE, data=provenance_text, dtype=_STR)
+            provenance_ds.attrs[fmt.CHECKSUM_ATTR] = np.int64(fmt.crc32_of_strings([provenance_text]))
         except BaseException:
             self.abort()
             raise
@@ -367,13 +385,18 @@ class RecordingWriter:
             self._flush(final=True)
             f = self._file
             self._link_main_checkpoint()
+            for path, ds in self._datasets.items():
+                if ds.ndim == 1:
+                    ds.attrs[fmt.CHECKSUM_ATTR] = np.int64(self._crc.get(path, 0))
             del f.attrs[fmt.INCOMPLETE_ATTR]
             f.attrs[fmt.MARKER_ATTR] = fmt.MARKER_VALUE
             f.attrs[fmt.VERSION_ATTR] = np.int64(fmt.FORMAT_VERSION)
+            f.attrs[fmt.TEXT_CHECKSUM_ATTR] = np.int64(fmt.crc32_of_text_attributes(f))
             f.flush()
             f.close()
             self._file = None
             _fsync_path(self.temp_path)
+            _check_output(self.path)  # again: the path may have been replaced by a device meanwhile
             os.replace(self.temp_path, self.path)
             _fsync_directory(self.path.parent)
         except BaseException:
@@ -460,7 +483,8 @@ class RecordingWriter:
             dtype = fmt.CATEGORICAL_DTYPE if spec.kind == fmt.CATEGORICAL else fmt.NUMERIC_DTYPE
             self._plan_vector(f"{fmt.annotation_path(name)}/{fmt.VALUES}", dtype, scalar=spec.level == fmt.ITEM)
             if spec.labels is not None:
-                group.create_dataset(fmt.LABELS, data=np.array(spec.labels, dtype=object), dtype=_STR)
+                labels = group.create_dataset(fmt.LABELS, data=np.array(spec.labels, dtype=object), dtype=_STR)
+                labels.attrs[fmt.CHECKSUM_ATTR] = np.int64(fmt.crc32_of_strings(spec.labels))
         derived = f.create_group(fmt.DERIVED)
         derived.attrs[fmt.DESCRIPTION] = "reserved for caches that can always be rebuilt from the raw data; empty"
         self._begin_checkpoints()
@@ -523,6 +547,8 @@ class RecordingWriter:
         n = ds.shape[0]
         ds.resize(n + len(data), axis=0)
         ds[n:] = data
+        if ds.ndim == 1:  # tokens, offsets, annotation values: checksummed (taps are not, see format.md)
+            self._crc[path] = fmt.crc32_of_array(np.asarray(data, dtype=ds.dtype), self._crc.get(path, 0))
 
     def _create(self, path: str, rows: int, final: bool) -> h5py.Dataset:
         """Create a planned dataset; if its first write is also its last, the chunk just fits the data.
@@ -712,6 +738,63 @@ def provenance_to_json(provenance: dict | None) -> str:
         return json.dumps(record, ensure_ascii=False, default=_json_default)
     except (TypeError, ValueError) as e:
         raise ValueError(f"provenance: expected JSON-serialisable values (dicts, lists, str, numbers), {e}") from None
+
+
+def _check_output(path: Path) -> None:
+    problem = output_problem(path)
+    if problem is not None:
+        if path.is_dir():
+            raise IsADirectoryError(f"recording path {str(path)!r} is a directory; give a file name")
+        raise ValueError(f"recording path {str(path)!r} {problem}")
+
+
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of earlier writers of ``path`` that were killed; returns them.
+
+    Only files whose name says they were written on this machine by a process that no longer runs
+    are removed: a live writer's file (or one whose writer cannot be told) is never touched.
+    """
+    path = Path(path)
+    removed: list[tuple[Path, int]] = []
+    prefix = f".{path.name}."
+    try:
+        entries = [e for e in os.scandir(path.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return []
+    for entry in entries:
+        parsed = fmt.parse_temp_name(entry.name)
+        if parsed is None or parsed.final != path.name or parsed.pid is None or parsed.host != HOST_TAG:
+            continue
+        if process_is_alive(parsed.pid):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            size = entry.stat(follow_symlinks=False).st_size
+            os.remove(entry.path)
+        except OSError:  # removed by another writer meanwhile, or not ours to remove
+            continue
+        removed.append((Path(entry.path), size))
+    if removed:
+        from lstmviz.memory import format_bytes
+
+        names = ", ".join(f"{p.name} ({format_bytes(size)})" for p, size in removed)
+        log.warning("removed %d unfinished recording%s of %s left by killed writers: %s",
+                    len(removed), "" if len(removed) == 1 else "s", path, names)
+    return [p for p, _ in removed]
+
+
+def process_is_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine; True when that cannot be told (never remove in doubt)."""
+    if os.name != "posix" or pid <= 0:
+        return True  # os.kill(pid, 0) is not a harmless probe on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
 
 
 def _fsync_path(path: Path) -> None:

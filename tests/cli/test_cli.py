@@ -202,6 +202,32 @@ def test_record_rejects_checkpoint_on_another_vocabulary(checkpoint, tmp_path, c
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_record_names_the_first_token_that_differs_from_the_datasets(checkpoint, tmp_path, capsys):
+    from lstmviz.engines.checkpoint import load_checkpoint
+
+    vocab = load_checkpoint(checkpoint)[1]["vocab"]
+    swapped = [vocab[0], vocab[2], vocab[1], *vocab[3:]]  # as many tokens, two of them in another order
+    other = _variant(checkpoint, tmp_path / "swapped.pt", vocab=swapped)
+    code = main(["record", str(other), "--out", str(tmp_path / "x.h5"), "--quiet", "--max-items", "2", *TINY_DATA])
+    assert code == 2
+    assert (f"was trained with a different vocabulary than dataset 'parens' (token 1 is {vocab[2]!r} vs "
+            f"{vocab[1]!r}); record on its dataset") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("hidden_size=1048576", "hidden_size=1048576, num_layers=1 needs about"),
+    ("embedding_dim=1e9", "expected embedding_dim to be a positive int, got 1000000000.0"),
+    ("num_layers=1000000", "expected num_layers to be at most 1024, got 1000000"),
+])
+def test_absurd_sizes_are_refused_in_one_line_before_building(setting, message, tmp_path, capsys):
+    out = tmp_path / "x.h5"
+    code = main(["record", "lstm", "--dataset", "parens", "--out", str(out), "--quiet", "--max-items", "2",
+                 *TINY_DATA, "--set", "num_layers=1", "--set", setting])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["record"], ["info"]])
 def test_help_of_every_command(command):
     result = subprocess.run([sys.executable, "-m", "lstmviz.cli", *command, "--help"], capture_output=True, text=True, check=False)

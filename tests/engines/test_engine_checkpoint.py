@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
+import struct
+import threading
 import zipfile
 
 import numpy as np
@@ -13,6 +16,7 @@ import torch
 
 from lstmviz.engines import checkpoint as checkpoint_module
 from lstmviz.engines.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lstmviz.memory import format_bytes
 
 VOCAB = ["<pad>", "(", ")", "a", "b", "c", "d"]
 EXECUTED: list[str] = []  # a malicious pickle below would append here if it were ever unpickled
@@ -197,3 +201,135 @@ def test_a_zip_that_is_not_a_torch_file(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "not a model")
     _expect_error(path, "damaged PyTorch file")
+
+
+# --- files that are not regular files, and sizes beyond the memory available ----------------------------
+
+
+def _load_or_unblock(path, fifo=None) -> CheckpointError:
+    """``load_checkpoint(path)`` on a thread; if it blocks on ``fifo``, unblock it and fail the test."""
+    outcome = {}
+
+    def run():
+        try:
+            load_checkpoint(path)
+            outcome["loaded"] = True
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():
+        if fifo is not None:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(30)
+        pytest.fail(f"load_checkpoint({path}) blocked")
+    error = outcome.get("error")
+    assert isinstance(error, CheckpointError) and error.path == str(path), outcome
+    return error
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    path = tmp_path / "model.pt"
+    os.mkfifo(path)
+    assert "is a FIFO (named pipe), not a regular file" in _load_or_unblock(path, fifo=path).problem
+
+
+def test_a_symlink_to_dev_zero_is_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    path.symlink_to("/dev/zero")  # reading it would never end
+    assert "is a character device, not a regular file" in _load_or_unblock(path).problem
+
+
+def test_a_file_larger_than_the_memory_available_is_refused_before_reading(saved, monkeypatch):
+    path, _, _ = saved
+    monkeypatch.setattr(checkpoint_module, "available_bytes", lambda: 2000)
+    monkeypatch.setattr(checkpoint_module.torch, "load", lambda *a, **k: pytest.fail("the file was unpickled"))
+    size = path.stat().st_size
+    _expect_error(path, f"the file is {format_bytes(size)}; loading it needs about twice that (its bytes, then the "
+                        f"tensors), more than the 2 KB of memory available")
+
+
+def test_an_archive_that_unpacks_to_more_than_the_memory_available_is_refused(tmp_path, monkeypatch):
+    """torch reads compressed entries too: a small file can declare gigabytes (here 4 MB of zeros)."""
+    plain, packed = tmp_path / "plain.pt", tmp_path / "packed.pt"
+    torch.save({"w": torch.zeros(1_000_000)}, plain)
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+    assert packed.stat().st_size < 20_000
+    monkeypatch.setattr(checkpoint_module, "available_bytes", lambda: 1_000_000)
+    monkeypatch.setattr(checkpoint_module.torch, "load", lambda *a, **k: pytest.fail("the archive was unpacked"))
+    _expect_error(packed, "the archive unpacks to 4 MB", "more than the 1 MB of memory available")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"hidden_size": 2 ** 20}, "hidden_size=1048576, num_layers=2 needs about 53 TB of memory (1.32e+13 float32 "
+                               "parameters and the activations of 1024 positions), more than the"),
+    ({"embedding_dim": 10 ** 9}, "embedding_dim=1000000000, hidden_size=8, num_layers=2 needs about 4.3 TB of "
+                                 "memory (3.9e+10 float32 parameters"),
+    ({"embedding_dim": 1e9}, "expected embedding_dim to be a positive int, got 1000000000.0"),
+    ({"num_layers": 10 ** 6}, "expected num_layers to be at most 1024, got 1000000"),
+    ({"num_layers": 1e6}, "expected num_layers to be a positive int, got 1000000.0"),
+    ({"hidden_size": -8}, "expected hidden_size to be a positive int, got -8"),
+    ({"hidden_size": "8"}, "expected hidden_size to be a positive int, got '8'"),
+    ({"hidden_size": True}, "expected hidden_size to be a positive int, got True"),
+])
+def test_a_config_asking_for_absurd_sizes_is_refused_before_building(saved, monkeypatch, change, fragment):
+    path, _, config = saved
+    payload = _payload(path)
+    payload["config"] = {**config, **change}
+    torch.save(payload, path)
+    built = []
+    real_init = torch.nn.Embedding.__init__
+    monkeypatch.setattr(torch.nn.Embedding, "__init__", lambda self, *a, **k: (built.append(a), real_init(self, *a, **k)))
+    _expect_error(path, "config does not build engine 'lstm': ", fragment)
+    assert built == []  # refused before the first layer was built
+
+
+# --- where checkpoints are written: never onto a device, FIFO or directory ------------------------------
+
+
+def _special(tmp_path, kind):
+    path = tmp_path / "model.pt"
+    if kind == "fifo":
+        os.mkfifo(path)
+        return path, lambda: stat.S_ISFIFO(os.lstat(path).st_mode)
+    if kind == "directory":
+        path.mkdir()
+        return path, path.is_dir
+    path.symlink_to(os.devnull)  # never /dev/null itself: a failing test must not replace it
+    return path, lambda: os.readlink(path) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink to /dev/null"])
+def test_a_checkpoint_is_never_written_onto_a_special_file(tiny_model, tmp_path, kind):
+    model, config = tiny_model("lstm")
+    path, untouched = _special(tmp_path, kind)
+    with pytest.raises((ValueError, IsADirectoryError), match="not a regular file|is a directory"):
+        save_checkpoint(path, model, engine="lstm", config=config, vocab=VOCAB, dataset=None, step=0, metrics={})
+    assert untouched() and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_train_refuses_a_special_output_before_any_work(tmp_path, pattern_dataset, monkeypatch):
+    from lstmviz.engines import training
+
+    path, untouched = _special(tmp_path, "symlink to /dev/null")
+    monkeypatch.setattr(training, "token_stream", lambda *a, **k: pytest.fail("training data was prepared"))
+    with pytest.raises(ValueError, match="character device, not a regular file"):
+        training.train("lstm", pattern_dataset(400), out=path, steps=1)
+    assert untouched()
+
+
+def test_a_flipped_bit_in_the_weights_is_refused(saved):
+    """torch itself loads such a file without a word: the zip's CRC-32 of every entry is verified."""
+    path, _, _ = saved
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        entry = next(i for i in archive.infolist() if "/data/" in i.filename and i.file_size >= 8)
+    name_len, extra_len = struct.unpack("<HH", data[entry.header_offset + 26:entry.header_offset + 30])  # local header
+    data[entry.header_offset + 30 + name_len + extra_len + 5] ^= 0x04  # a bit in the middle of a weight
+    path.write_bytes(bytes(data))
+    assert torch.load(path, weights_only=True)["state_dict"]  # torch alone: loads, with a changed weight
+    _expect_error(path, f"damaged PyTorch file: the archive entry {entry.filename!r} does not match its CRC-32")

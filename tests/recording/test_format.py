@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import h5py
 import numpy as np
@@ -421,6 +423,59 @@ def test_constructor_checks(tmp_path):
     with pytest.raises(ValueError, match="vocab: expected strings, got 3"):
         RecordingWriter(tmp_path / "a.h5", vocab=["a", 3])
     assert list(tmp_path.iterdir()) == []  # no temporary file left by a refused constructor
+
+
+def _special_output(tmp_path, kind):
+    """An existing path that is not a regular file, and a function telling that it is still untouched."""
+    if kind == "fifo":
+        path = tmp_path / "out.h5"
+        os.mkfifo(path)
+        return path, lambda: stat.S_ISFIFO(os.lstat(path).st_mode)
+    if kind == "directory":
+        path = tmp_path / "out.h5"
+        path.mkdir()
+        (path / "inside").write_text("x")
+        return path, lambda: path.is_dir() and (path / "inside").read_text() == "x"
+    if kind == "symlink to /dev/null":  # never /dev/null itself: a failing test must not replace it
+        path = tmp_path / "out.h5"
+        path.symlink_to(os.devnull)
+        return path, lambda: (os.readlink(path) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode))
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink to /dev/null"])
+def test_an_output_that_is_not_a_regular_file_is_refused_before_any_work(tmp_path, kind):
+    path, untouched = _special_output(tmp_path, kind)
+    with pytest.raises((ValueError, IsADirectoryError)) as info:
+        RecordingWriter(path, vocab=["a"])
+    assert str(path) in str(info.value)
+    if kind != "directory":
+        assert "not a regular file" in str(info.value)
+        assert ("FIFO" if kind == "fifo" else "character device") in str(info.value)
+    assert untouched()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]  # no temporary file was created
+
+
+def test_an_output_replaced_by_a_device_while_writing_is_not_replaced(tmp_path):
+    path = tmp_path / "out.h5"
+    w = RecordingWriter(path, vocab=["a"])
+    w.add_tap("h", 2)
+    w.append_item([0, 0], {"h": np.zeros((2, 2))})
+    path.symlink_to(os.devnull)  # appears between the start and close()
+    with pytest.raises(ValueError, match="character device, not a regular file"):
+        w.close()
+    assert os.readlink(path) == os.devnull and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]
+
+
+def test_an_existing_regular_output_is_replaced(tmp_path):
+    path = tmp_path / "out.h5"
+    path.write_bytes(b"old")
+    with RecordingWriter(path, vocab=["a"]) as w:
+        w.add_tap("h", 2)
+        w.append_item([0], {"h": np.ones((1, 2))})
+    with open_recording(path) as rec:
+        assert rec.states("h").tolist() == [[1.0, 1.0]]
 
 
 def test_axis_without_taps_is_refused(tmp_path):
