@@ -314,7 +314,8 @@ def test_probe_prints_accuracies_and_writes_the_table(tmp_path, monkeypatch, cap
     accuracy = float(rows["layer1/h"].split()[1].rstrip("%"))
     assert accuracy > 90.0  # a trained LSTM on parens tracks nesting depth
     table = out.read_text().splitlines()
-    assert len(table) == 4 and table[0].startswith("checkpoint,step,tap")
+    # one model state: no checkpoint or step column (they used to be empty and -1)
+    assert len(table) == 4 and table[0].startswith("tap,layer,annotation")
 
 
 def test_probe_refuses_what_it_cannot_probe(tmp_path, monkeypatch, capsys):
