@@ -48,10 +48,9 @@ class NewAnnotation:
     description: str
 
     def summary(self) -> str:
-        what = f"{len(self.labels)} labels" if self.labels is not None else "numeric"
+        what = f"{self.kind}, {len(self.labels)} labels" if self.labels is not None else self.kind
         missing = int((self.values < 0).sum()) if self.labels is not None else int(np.isnan(self.values).sum())
-        return (f"{self.name} ({self.kind}, {what}, per {self.level}"
-                + (f", {missing:,} missing" if missing else "") + ")")
+        return f"{self.name} ({what}, per {self.level}" + (f", {missing:,} missing" if missing else "") + ")"
 
 
 def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> dict[str, list[str]]:
