@@ -37,7 +37,7 @@ file written under a temporary name and renamed when complete::
 
 The six large arrays are memory-mapped (read-only) at ``ds.id.get_offset()``. The checksums are
 computed while the bits are written (on the writer thread) and verified, on several threads, every
-time the file is opened (``_verify``; about a quarter of a read of a float16 tap), so a flipped bit
+time an existing file is opened (``_verify``; a fraction of a read of a float16 tap), so a flipped bit
 anywhere in the bits, counts, offsets or thresholds is found before any match is computed from it. A file whose fingerprint, key, version or checksums differ, or that
 cannot be read, is a cache miss (``cache.load_cached``): discarded, noted in the log and rebuilt.
 """
@@ -186,7 +186,9 @@ def open_index(recording, key: IndexKey, *, task=None, cache: bool = True) -> Bi
             sink.write_checksums()
     except OSError:  # the cache cannot be written (read-only, disk full): keep this index in memory
         return build_index(recording, key, task=task)
-    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets), "match index")
+    # just written from the checksums' own data: map it without reading it all back
+    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets, verify=False),
+                               "match index")
     if index is None:
         return build_index(recording, key, task=task)
     return index
@@ -472,9 +474,11 @@ class _FileSink:
             offset += written
 
 
-def _load(path: Path, key: IndexKey, fingerprint: str, info, n_positions: int, item_offsets) -> BitIndex | None:
+def _load(path: Path, key: IndexKey, fingerprint: str, info, n_positions: int, item_offsets, *,
+          verify: bool = True) -> BitIndex | None:
     """The cached index at ``path`` if it was built from these inputs (None: stale); raises if the file
-    is damaged (unreadable, a shape or a checksum that does not match). Used through ``load_cached``."""
+    is damaged (unreadable, a shape or a checksum that does not match). Used through ``load_cached``.
+    ``verify=False`` skips the checksums of the large arrays (for the file this process just wrote)."""
     with h5py.File(path, "r") as f:
         a = f.attrs
         expected = {"lstmviz_cache": "bitindex", "cache_version": CACHE_VERSION, "fingerprint": fingerprint,
@@ -512,7 +516,8 @@ def _load(path: Path, key: IndexKey, fingerprint: str, info, n_positions: int, i
     if not np.array_equal(offsets, item_offsets):
         raise _cache.CacheDamaged("item offsets differ from the recording's")
     arrays = _map_arrays(path, layout)
-    _verify(path, arrays, checksums, block)
+    if verify:
+        _verify(arrays, checksums, block)
     return BitIndex(n_positions=n, n_units=d, item_offsets=offsets,
                     rows={s: arrays["rows", s] for s in SIGNS}, units={s: arrays["units", s] for s in SIGNS},
                     key=key, thresholds=thresholds, row_counts={s: arrays["counts", s] for s in SIGNS},
@@ -526,7 +531,7 @@ def _small_crc(item_offsets, pos, neg) -> int:
     return crc
 
 
-def _verify(path: Path, arrays: dict, checksums: dict, block: int) -> None:
+def _verify(arrays: dict, checksums: dict, block: int) -> None:
     """Check every block of the mapped arrays against its CRC-32 (``CacheDamaged`` on a mismatch).
 
     zlib releases the GIL, so blocks are checked on several threads.
