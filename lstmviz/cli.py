@@ -349,8 +349,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     if not Path(args.file).exists():
         raise UsageError(f"no such file: {args.file}")
-    if not Path(args.table).is_file():
+    if not Path(args.table).exists():
         raise UsageError(f"--from: no such file: {args.table}")
+    if not Path(args.table).is_file():
+        raise UsageError(f"--from {args.table} is not a regular file; give a CSV file")
     kinds = {}
     for pair in args.kinds or []:
         name, sep, kind = pair.partition("=")
@@ -502,11 +504,16 @@ def _compact(config: dict) -> str:
 
 
 def _check_output_folder(out: str) -> None:
+    """``--out``: a file name in a folder that exists; an existing path must be a regular file (the
+    output replaces it, and a device, FIFO or socket must never be replaced)."""
     folder = Path(out).parent
     if not folder.is_dir():
         raise UsageError(f"--out {out}: the folder {str(folder)!r} does not exist")
     if Path(out).is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name")
+    if Path(out).exists() and not Path(out).is_file():
+        raise UsageError(f"--out {out} exists and is not a regular file (a device, FIFO or socket); "
+                         "give the name of a file to write")
 
 
 def cmd_record(args: argparse.Namespace) -> int:

@@ -82,6 +82,18 @@ def test_top_level_help_names_every_command(capsys):
     assert {"train", "record", "info", "probe", "annotate"} <= set(COMMANDS)
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_an_output_that_is_not_a_regular_file_is_never_replaced(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    assert main(["record", "lstm", "--out", str(fifo), *TINY]) == 2
+    assert main(["train", "lstm", "--out", str(fifo), *TINY]) == 2
+    assert capsys.readouterr().err.count("exists and is not a regular file") == 2
+    assert not fifo.is_file() and fifo.exists()  # still the FIFO
+
+
 def test_train_settings_may_come_from_either_flag(tmp_path, capsys):
     out = tmp_path / "t.pt"
     assert main(["train", "lstm", "--out", str(out), "--quiet", "--train", "steps=2", "--train", "seed=3",

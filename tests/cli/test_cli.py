@@ -202,7 +202,7 @@ def test_record_rejects_checkpoint_on_another_vocabulary(checkpoint, tmp_path, c
     assert not (tmp_path / "x.h5").exists()
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["record"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["record"], ["info"], ["probe"], ["annotate"]])
 def test_help_of_every_command(command):
     result = subprocess.run([sys.executable, "-m", "lstmviz.cli", *command, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
