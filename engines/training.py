@@ -205,7 +205,8 @@ def train(
             ``keep_checkpoints`` also ``<out stem>-step<NNNNNN><suffix>`` for step 0, every periodic
             checkpoint and the final one (:func:`kept_checkpoint_path`).
         steps, seed: shortcuts for the settings of the same name (None: the engine's default).
-        task: progress ``task.progress(step, steps, "loss 1.234 | valid ppl 3.21")`` and cancellation.
+        task: progress ``task.progress(step, steps, "loss 1.234 | valid ppl 3.21 | 41,200 tok/s")`` and
+            cancellation.
         config: engine hyperparameters overriding ``spec.default_config`` (dropout is a training setting).
         **train_overrides: any key of :data:`TRAIN_SETTINGS`.
 
@@ -346,6 +347,8 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
         message = f"loss {np.mean(losses[-20:]):.3f}"
         if valid_loss is not None:
             message += f" | valid ppl {_perplexity(valid_loss):.3f}"
+        if train_seconds > 0:
+            message += f" | {tokens / train_seconds:,.0f} tok/s"
         task.progress(step, total_steps, message)  # raises Cancelled when cancelled
         if settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0 and step < total_steps:
             save(step)

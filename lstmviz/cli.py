@@ -8,9 +8,14 @@
                                                      record hidden states into a recording (several
                                                      checkpoints of one run: one recording of all)
     lstmviz info FILE                                summarise a recording
+    lstmviz probe FILE --label L                     linear probes per tap (with control task and baselines)
+    lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
-``--help`` stay fast.
+``--help`` stay fast. Every string that comes from a file is printed through
+``lstmviz.console.printable`` (no terminal escape sequences); every mistake on the command line is
+one line on stderr (exit 2 with the usage, 1 for a file or value that cannot be used); Ctrl-C stops
+any command (exit 130, "interrupted") and leaves the files it would have replaced as they were.
 """
 
 from __future__ import annotations
@@ -20,10 +25,32 @@ import glob
 import itertools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-COMMANDS = ("train", "record", "info", "probe")
+from lstmviz.console import printable, printable_lines, progress_task
+
+COMMANDS = {
+    "train": "train a built-in engine on a dataset",
+    "record": "record a model's hidden states over a dataset into a recording file",
+    "info": "summarise a recording",
+    "probe": "fit linear probes per tap for an annotation",
+    "annotate": "attach annotations from a CSV file to a recording",
+}
+DEFAULT_MAX_SIZE = "2G"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the offending text in its error messages escaped (``printable``)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {printable(message)}\n")
+
+
+def _say(text, file=None) -> None:
+    print(printable_lines(text), file=sys.stdout if file is None else file)
 
 
 class UsageError(Exception):
@@ -45,10 +72,12 @@ def _key_values(pairs: list[str] | None, what: str) -> dict:
 
 
 def _open_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    commands = "\n".join(f"  lstmviz {name:<9} {what}" for name, what in COMMANDS.items())
+    p = _Parser(
         prog="lstmviz",
         description="Visual analysis of the hidden states of recurrent networks.",
-        epilog="commands: lstmviz train | record | info  (each has --help)",
+        epilog=f"commands (each has --help):\n{commands}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", nargs="?", help="recording to open (default: the bundled demo)")
     p.add_argument("--screenshot", metavar="PNG", help="render the main window offscreen to PNG and exit")
@@ -63,13 +92,13 @@ def _open_parser() -> argparse.ArgumentParser:
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lstmviz train", description="Train a built-in engine on a dataset.")
+    p = _Parser(prog="lstmviz train", description="Train a built-in engine on a dataset.")
     p.add_argument("engine", help="engine name (see `lstmviz train --list`)", nargs="?")
     p.add_argument("--list", action="store_true", help="list engines and datasets and exit")
     p.add_argument("--dataset", help="dataset name (default: the engine's default dataset)")
     p.add_argument("--out", help="checkpoint file to write")
     p.add_argument("--steps", type=int, help="optimisation steps (default: the engine's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
                    help="engine hyperparameter, e.g. --set hidden_size=64 (repeatable)")
     p.add_argument("--train", dest="train", action="append", metavar="KEY=VALUE",
@@ -80,12 +109,13 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
                    help="dataset option, e.g. --dataset-option tokens=200000 (repeatable)")
     p.add_argument("--no-valid", action="store_true", help="skip validation")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (else a bar on a terminal, a line every few seconds otherwise)")
     return p
 
 
 def _record_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lstmviz record",
         description="Run a model over a dataset split and record its hidden states into a recording file. "
                     "Given several checkpoint files of one training run (e.g. from `lstmviz train --train "
@@ -101,7 +131,12 @@ def _record_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="recording file to write (.h5)")
     p.add_argument("--signals", nargs="+", metavar="PATTERN",
                    help="tap names or patterns to record, e.g. 'layer*/c' (default: all)")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="storage dtype")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
+                   help="storage dtype (default float16: half the size, error <= 4.9e-4 for |x| <= 1; "
+                        "float32 for unbounded values whose small differences matter, see docs/format.md)")
+    p.add_argument("--max-size", default=DEFAULT_MAX_SIZE, metavar="SIZE",
+                   help=f"refuse to write a recording estimated above SIZE, e.g. 500M, 10G, none "
+                        f"(default {DEFAULT_MAX_SIZE})")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-items", type=int, help="record only the first N items")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for an untrained engine")
@@ -109,18 +144,39 @@ def _record_parser() -> argparse.ArgumentParser:
                    help="hyperparameter of an untrained engine (repeatable)")
     p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
                    help="dataset option (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (else a bar on a terminal, a line every few seconds otherwise)")
     return p
 
 
 def _info_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lstmviz info", description="Print a summary of a recording.")
+    p = _Parser(prog="lstmviz info", description="Print a summary of a recording.")
     p.add_argument("file", help="recording file")
     return p
 
 
+def _annotate_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lstmviz annotate",
+        description="Attach annotations to a recording from a CSV file: a header row naming the annotations, "
+                    "then one row per position (in the recording's order, items one after another) or one "
+                    "row per item. A column whose values are all numbers is numeric, any other categorical "
+                    "(an empty cell is a missing value). The recording is replaced only when the annotated "
+                    "copy is complete and valid; its other annotations are kept.")
+    p.add_argument("file", help="recording file")
+    p.add_argument("--from", dest="table", required=True, metavar="LABELS.csv",
+                   help="the annotations: CSV (or .tsv), one column per annotation")
+    p.add_argument("--columns", nargs="+", metavar="NAME", help="import only these columns (default: all)")
+    p.add_argument("--level", choices=("position", "item"),
+                   help="one row per position or per item (default: decided by the number of rows)")
+    p.add_argument("--kind", dest="kinds", action="append", metavar="NAME=KIND",
+                   help="categorical or numeric for one column, overriding the guess (repeatable)")
+    p.add_argument("--replace", action="store_true", help="replace annotations of the same name")
+    return p
+
+
 def _probe_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lstmviz probe",
         description="Fit a linear probe per tap for a categorical annotation (with the control task and the "
                     "input-token baseline) and print held-out accuracies; results are cached beside the file.")
@@ -134,7 +190,8 @@ def _probe_parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", action="store_true",
                    help="probe every checkpoint of a multi-checkpoint recording (accuracy against step)")
     p.add_argument("--out", metavar="TABLE", help="also write the table (.csv or .npy)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (else a bar on a terminal, a line every few seconds otherwise)")
     return p
 
 
@@ -142,34 +199,39 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from lstmviz.analysis.export_data import SUFFIXES, write_table
     from lstmviz.analysis.probe_report import probe_curves, run_probes
     from lstmviz.recording import open_recording
-    from lstmviz.tasks import TqdmTask
 
     if not Path(args.file).exists():
         raise UsageError(f"no such file: {args.file}")
     if args.out and Path(args.out).suffix.lower() not in SUFFIXES:
         raise UsageError(f"--out must end in {' or '.join(SUFFIXES)}, got {args.out!r}")
+    if args.out and not Path(args.out).parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {str(Path(args.out).parent)!r} does not exist")
     with open_recording(args.file) as rec:
         info = rec.annotations.get(args.label)
         if info is None or info.kind != "categorical":
             names = [n for n, a in rec.annotations.items() if a.kind == "categorical"]
             raise UsageError(f"--label must be a categorical annotation of {args.file}: "
                              f"{', '.join(names) if names else 'it has none'}; got {args.label!r}")
+        unknown = [t for t in args.taps or [] if t not in rec.taps]
+        if unknown:
+            raise UsageError(f"--taps: {args.file} has no tap {unknown[0]!r}; it has {', '.join(rec.taps)}")
+        longest = int((rec.item_offsets[1:] - rec.item_offsets[:-1]).max()) if rec.n_items else 0
+        if abs(args.shift) >= max(1, longest):
+            raise UsageError(f"--shift {args.shift} reaches past every item (the longest has {longest:,} "
+                             f"positions); use a shift between {-(longest - 1)} and {longest - 1}")
         at = args.at or ("last" if info.level == "item" else "all")
         options = {"shift": args.shift, "at": at, "control": not args.no_control}
-        task = TqdmTask(desc="probes", disable=True if args.quiet else None)
-        try:
+        with progress_task("probes", unit="steps", quiet=args.quiet) as task:
             if args.curves:
                 result = probe_curves(rec, args.label, args.taps, task=task, **options)
                 reports = result.reports
             else:
                 result = run_probes(rec, args.label, args.taps, task=task, **options)
                 reports = [result]
-        finally:
-            task.close()
         for report in reports:
-            print(_probe_text(report))
+            _say(_probe_text(report))
         if args.out:
-            print(f"wrote {write_table(args.out, result.table())}")
+            _say(f"wrote {write_table(args.out, result.table())}")
     return 0
 
 
@@ -215,16 +277,52 @@ def cmd_open(args: argparse.Namespace) -> int:
         raise UsageError(f"no such file: {args.file}")
     if args.workspace is not None and not Path(args.workspace).is_file():
         raise UsageError(f"no such workspace file: {args.workspace}")
+    size = _window_size(args.size)
+    if args.units is not None:
+        _check_units(args.units, args.file, args.workspace)
     from lstmviz.qt import app
 
-    size = _window_size(args.size)
     if args.screenshot:
         problems = app.screenshot(args.screenshot, args.file, size=size, units=args.units, workspace=args.workspace)
         for problem in problems:
-            print(f"lstmviz: note: {problem}", file=sys.stderr)
-        print(f"wrote {args.screenshot}")
+            _say(f"lstmviz: note: {problem}", file=sys.stderr)
+        _say(f"wrote {args.screenshot}")
         return 0
     return app.run(args.file, units=args.units, workspace=args.workspace)
+
+
+def _check_units(text: str, file: str | None, workspace: str | None) -> None:
+    """``--units``: its syntax, and every unit below the width of the widest tap of the recording that
+    will be shown (a tap of that width exists), without building the list."""
+    from lstmviz.analysis.unit_spec import check_units, unit_ranges
+
+    try:
+        unit_ranges(text)
+    except ValueError as exc:
+        raise UsageError(f"--units: {exc}") from None
+    target = file
+    if target is None and workspace is not None:
+        try:
+            from lstmviz.analysis.workspace_file import load_workspace
+
+            target = load_workspace(workspace).recording
+        except Exception:  # noqa: BLE001 - the window says what is wrong with the workspace
+            return
+    if target is None:
+        target = _demo_path()
+    if target is None or not Path(target).is_file():
+        return
+    from lstmviz.recording import RecordingError, open_recording
+
+    try:
+        with open_recording(target) as rec:
+            widest = max((t.units for t in rec.taps.values()), default=0)
+    except RecordingError:
+        return  # the window says why the file cannot be opened
+    try:
+        check_units(text, widest, f"every tap of {target} (the widest)")
+    except ValueError as exc:
+        raise UsageError(f"--units: {exc}") from None
 
 
 def _window_size(text: str) -> tuple[int, int]:
@@ -242,8 +340,50 @@ def cmd_info(args: argparse.Namespace) -> int:
     from lstmviz.recording import open_recording, summarize
 
     with open_recording(args.file) as rec:
-        print(summarize(rec))
+        _say(summarize(rec))
     return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from lstmviz.recording.annotate import annotate, read_table
+
+    if not Path(args.file).exists():
+        raise UsageError(f"no such file: {args.file}")
+    if not Path(args.table).exists():
+        raise UsageError(f"--from: no such file: {args.table}")
+    if not Path(args.table).is_file():
+        raise UsageError(f"--from {args.table} is not a regular file; give a CSV file")
+    kinds = {}
+    for pair in args.kinds or []:
+        name, sep, kind = pair.partition("=")
+        if not sep or kind not in ("categorical", "numeric"):
+            raise UsageError(f"--kind must look like NAME=categorical or NAME=numeric, got {pair!r}")
+        kinds[name] = kind
+    try:
+        table = read_table(args.table, args.columns)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--from {args.table}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except (csv_error(), ValueError) as exc:
+        raise UsageError(f"--from {exc}") from None
+    unknown = [k for k in kinds if k not in table]
+    if unknown:
+        raise UsageError(f"--kind {unknown[0]}: {args.table} has no column {unknown[0]!r} "
+                         f"(columns: {', '.join(table)})")
+    added = annotate(args.file, table, level=args.level, kinds=kinds, replace=args.replace,
+                     source=os.path.basename(args.table))
+    _say(f"added to {args.file}: " + "; ".join(a.summary() for a in added))
+    guessed = [a for a in added if a.name not in kinds]
+    if any(a.kind == "numeric" for a in guessed):
+        names = [a.name for a in guessed if a.kind == "numeric"]
+        _say(f"note: {', '.join(names)} read as numeric (all numbers); to use one as labels (e.g. for probes), "
+             f"run again with --replace --kind {names[0]}=categorical", file=sys.stderr)
+    return 0
+
+
+def csv_error():
+    import csv
+
+    return csv.Error
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -252,12 +392,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lstmviz.engines import registry as engines
 
     if args.list:
-        print("engines:")
+        _say("engines:")
         for name, spec in engines.all().items():
-            print(f"  {name:10s} {spec.description}")
-        print("datasets:")
+            _say(f"  {name:10s} {spec.description}")
+        _say("datasets:")
         for name, spec in datasets.all().items():
-            print(f"  {name:10s} {spec.description}")
+            _say(f"  {name:10s} {spec.description}")
         return 0
     if not args.engine:
         raise UsageError("name an engine to train (see `lstmviz train --list`)")
@@ -265,45 +405,137 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--out CKPT is required: the checkpoint file to write")
     if args.steps is not None and args.steps <= 0:
         raise UsageError(f"--steps must be a positive number, got {args.steps}")
+    _check_output_folder(args.out)
     spec = engines.get(args.engine)
     dataset_name = args.dataset or spec.default_dataset
     options = _key_values(args.dataset_options, "--dataset-option")
-    config = _key_values(args.config, "--set")
-    train_overrides = _key_values(args.train, "--train")
+    config = _engine_config(spec, args.config)
+    settings = _train_settings(args)
 
     from lstmviz.engines.training import train
-    from lstmviz.tasks import TqdmTask
 
     train_data = load_dataset(dataset_name, "train", **options)
     valid_data = None if args.no_valid else load_dataset(dataset_name, "valid", **options)
-    with TqdmTask(desc=f"train {spec.name} on {dataset_name}", unit="step", disable=args.quiet or None) as task:
-        metrics = train(
-            spec.name, train_data, valid_data, out=args.out, steps=args.steps, seed=args.seed, task=task,
-            config=config, **train_overrides,
-        )
-    print(f"wrote {args.out}")
-    if train_overrides.get("keep_checkpoints"):
+    with progress_task(f"train {spec.name} on {dataset_name}", unit="steps", quiet=args.quiet) as task:
+        metrics = train(spec.name, train_data, valid_data, out=args.out, task=task, config=config, **settings)
+    _say(f"wrote {args.out}")
+    if settings.get("keep_checkpoints"):
         out = Path(args.out)
         kept = sorted(out.parent.glob(f"{glob.escape(out.stem)}-step[0-9]*{glob.escape(out.suffix)}"))
         pattern = out.with_name(f"{out.stem}-step*{out.suffix}")
-        print(f"kept {len(kept)} checkpoints as {pattern} (record them all: lstmviz record {pattern} --out R.h5)")
+        _say(f"kept {len(kept)} checkpoints as {pattern} (record them all: lstmviz record {pattern} --out R.h5)")
     for key, value in metrics.items():
-        print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
+        _say(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     return 0
 
 
+def _train_settings(args: argparse.Namespace) -> dict:
+    """``--train KEY=VALUE`` pairs checked against the training settings, with ``--steps``/``--seed``."""
+    from lstmviz.engines.training import TRAIN_SETTINGS
+
+    settings = _key_values(args.train, "--train")
+    unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
+    if unknown:
+        raise UsageError(f"--train {unknown[0]}: not a training setting; the settings are "
+                         f"{', '.join(sorted(TRAIN_SETTINGS))}")
+    for key in ("steps", "seed"):
+        given = getattr(args, key)
+        if given is None:
+            continue
+        if key in settings and settings[key] != given:
+            raise UsageError(f"--{key} {given} and --train {key}={settings[key]} disagree; give one of them")
+        settings[key] = given
+    if "device" in settings:
+        _check_device(settings["device"])
+    return settings
+
+
+def _check_device(device) -> None:
+    """``--train device=...``: a device torch knows and this machine has."""
+    import torch
+
+    if not isinstance(device, str):
+        raise UsageError(f"--train device={device}: a device name such as cpu, cuda, cuda:1 or mps")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"--train device={device}: not a torch device; e.g. cpu, cuda, cuda:1, mps") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--train device={device}: this torch build or machine has no CUDA GPU; use cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise UsageError(f"--train device={device}: there are {torch.cuda.device_count()} CUDA devices "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    elif parsed.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError(f"--train device={device}: MPS is not available on this machine; use cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--train device={device}: lstmviz trains on cpu, cuda or mps")
+
+
+def _engine_config(spec, pairs: list[str] | None) -> dict:
+    """``--set KEY=VALUE`` pairs checked against the engine's hyperparameters (defaults filled in)."""
+    from lstmviz.engines.spec import ConfigError
+
+    config = _key_values(pairs, "--set")
+    if "vocab_size" in config:
+        raise UsageError("--set vocab_size: the vocabulary size is the dataset's, not a hyperparameter; choose "
+                         "the dataset with --dataset")
+    try:
+        return spec.resolve_config(config)
+    except ConfigError as exc:
+        raise UsageError(f"--set: {exc}") from None
+
+
+def _build_untrained(spec, vocab_size: int, config: dict):
+    """The engine ``spec`` built with ``config``, or a sentence about the value it cannot take."""
+    try:
+        return spec.build(vocab_size=vocab_size, **config)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise UsageError(f"--set: engine {spec.name!r} cannot be built with {_compact(config)}: {exc}") from None
+    except (MemoryError, RuntimeError) as exc:
+        if isinstance(exc, MemoryError) or "alloc" in str(exc).lower():
+            raise UsageError(f"--set: engine {spec.name!r} with {_compact(config)} needs more memory than this "
+                             "machine has; choose smaller sizes") from None
+        raise
+
+
+def _compact(config: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.items())
+
+
+def _check_output_folder(out: str) -> None:
+    """``--out``: a file name in a folder that exists; an existing path must be a regular file (the
+    output replaces it, and a device, FIFO or socket must never be replaced)."""
+    folder = Path(out).parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: the folder {str(folder)!r} does not exist")
+    if Path(out).is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name")
+    if Path(out).exists() and not Path(out).is_file():
+        raise UsageError(f"--out {out} exists and is not a regular file (a device, FIFO or socket); "
+                         "give the name of a file to write")
+
+
 def cmd_record(args: argparse.Namespace) -> int:
-    from lstmviz.datasets import load_dataset
-    from lstmviz.engines import registry as engines
-    from lstmviz.engines.checkpoint import load_checkpoint
-    from lstmviz.recording.recorder import CheckpointSource, record
+    from lstmviz.recording.size_estimate import parse_size
 
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     if args.max_items is not None and args.max_items <= 0:
         raise UsageError(f"--max-items must be positive, got {args.max_items}")
+    try:
+        max_size = parse_size(args.max_size)
+    except ValueError as exc:
+        raise UsageError(f"--max-size must be {exc}") from None
+    _check_output_folder(args.out)
     options = _key_values(args.dataset_options, "--dataset-option")
     files, names = _models_and_engines(args.model)
+
+    from lstmviz.datasets import load_dataset
+    from lstmviz.engines import registry as engines
+    from lstmviz.engines.checkpoint import load_checkpoint
+    from lstmviz.recording.recorder import CheckpointSource, record
+
     provenance: dict = {}
     checkpoints = None
     if files:
@@ -317,8 +549,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         if list(meta["vocab"]) != list(dataset.vocab):
             raise UsageError(
                 f"checkpoint {model_path} was trained with a different vocabulary than dataset "
-                f"{dataset_name!r} ({_difference('vocab', list(meta['vocab']), list(dataset.vocab))}); record on its dataset "
-                f"({meta['dataset']!r})"
+                f"{dataset_name!r} ({_difference('vocab', list(meta['vocab']), list(dataset.vocab))}); record on "
+                f"its dataset ({meta['dataset']!r})"
             )
         provenance.update(
             engine=meta["engine"], config=meta["config"], checkpoint=str(model_path.resolve()),
@@ -334,26 +566,59 @@ def cmd_record(args: argparse.Namespace) -> int:
     else:
         spec = engines.get(names[0])
         dataset_name = args.dataset or spec.default_dataset
+        config = _engine_config(spec, args.config)
         dataset = load_dataset(dataset_name, args.split, **options)
-        config = {**spec.default_config, **_key_values(args.config, "--set")}
         import torch
 
         torch.manual_seed(args.seed)
-        model = spec.build(vocab_size=len(dataset.vocab), **config)
+        model = _build_untrained(spec, len(dataset.vocab), config)
         provenance.update(engine=spec.name, config=config, checkpoint=None, untrained_seed=args.seed)
-        print(f"note: recording an untrained {spec.name} (random weights, seed {args.seed})", file=sys.stderr)
+        _say(f"note: recording an untrained {spec.name} (random weights, seed {args.seed})", file=sys.stderr)
 
-    out = record(
-        model, dataset, args.out, signals=args.signals, batch_size=args.batch_size, dtype=args.dtype,
-        progress=not args.quiet, provenance=provenance, max_items=args.max_items, checkpoints=checkpoints,
-    )
+    _check_size(args, model, dataset, len(checkpoints or []) or 1, max_size)
+    with progress_task("recording", unit="items", quiet=args.quiet) as task:
+        out = record(
+            model, dataset, args.out, signals=args.signals, batch_size=args.batch_size, dtype=args.dtype,
+            progress=False, task=task, provenance=provenance, max_items=args.max_items, checkpoints=checkpoints,
+        )
     if checkpoints:
         steps = ", ".join(str(c.step) for c in sorted(checkpoints, key=lambda c: c.step))
-        print(f"wrote {out} ({len(checkpoints)} checkpoints, steps {steps}; the main states are step "
-              f"{checkpoints[-1].step}'s)")
+        _say(f"wrote {out} ({len(checkpoints)} checkpoints, steps {steps}; the main states are step "
+             f"{checkpoints[-1].step}'s)")
     else:
-        print(f"wrote {out}")
+        _say(f"wrote {out}")
     return 0
+
+
+def _check_size(args, model, dataset, n_checkpoints: int, max_size: float) -> None:
+    """Print the estimated size of the recording; refuse it above ``--max-size`` or the free space."""
+    import shutil
+
+    from lstmviz.recording.size_estimate import estimate_size, format_bytes
+
+    estimate = estimate_size(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items,
+                             checkpoints=n_checkpoints)
+    _say(f"lstmviz record: {args.out} will take {estimate.describe()}", file=sys.stderr)
+    size = estimate.total_bytes
+    if size > max_size:
+        smaller = ("record fewer items (--max-items), fewer signals (--signals 'layer*/h')"
+                   + (", float16 (--dtype float16)" if args.dtype != "float16" else ""))
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: {smaller}, or allow it with --max-size "
+                         f"{_size_argument(size)}")
+    folder = Path(args.out).resolve().parent
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise UsageError(f"the recording would take {format_bytes(size)}, but {folder} has only "
+                         f"{format_bytes(free)} free")
+
+
+def _size_argument(size: float) -> str:
+    """A ``--max-size`` value a little above ``size`` (``2.6G``)."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if size >= scale:
+            return f"{size * 1.1 / scale:.2g}{unit}" if size * 1.1 / scale < 10 else f"{size * 1.1 / scale:.0f}{unit}"
+    return str(int(size) + 1)
 
 
 def _models_and_engines(given: list[str]) -> tuple[list[Path], list[str]]:
@@ -443,13 +708,17 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 
 # ---------------------------------------------------------------------------------------------- main
 
-_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser}
-_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe}
+_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
+            "annotate": _annotate_parser}
+_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
+             "annotate": cmd_annotate}
+assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'the user gave something wrong': printed in one line, no traceback."""
-    errors: list[type[BaseException]] = [UsageError, FileNotFoundError, IsADirectoryError, PermissionError]
+    errors: list[type[BaseException]] = [UsageError, FileNotFoundError, IsADirectoryError, PermissionError,
+                                         NotADirectoryError]
     from lstmviz.registry import UnknownName
 
     errors.append(UnknownName)
@@ -464,20 +733,30 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def main(argv: list[str] | None = None) -> int:
-    # torch's OpenMP threads busy-wait by default, which collapses throughput when another process
-    # shares the cores; must be set before torch is first imported
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in COMMANDS:
-        parser = _PARSERS[argv[0]]()
-        args = parser.parse_args(argv[1:])
-        command = _COMMANDS[argv[0]]
-    else:
-        parser = _open_parser()
-        args = parser.parse_args(argv)
-        command = cmd_open
+def _interrupt_stops_the_run() -> None:
+    """Make Ctrl-C (SIGINT) raise KeyboardInterrupt even when this process was started with SIGINT
+    ignored (a background job of a non-interactive shell, some job runners): a user who interrupts
+    lstmviz wants it to stop, not to finish and replace its output."""
     try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (main() called from a thread): leave signals alone
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    _interrupt_stops_the_run()
+    parser = None
+    try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if argv and argv[0] in COMMANDS:
+            parser = _PARSERS[argv[0]]()
+            args = parser.parse_args(argv[1:])
+            command = _COMMANDS[argv[0]]
+        else:
+            parser = _open_parser()
+            args = parser.parse_args(argv)
+            command = cmd_open
         return command(args)
     except KeyboardInterrupt:
         print("lstmviz: interrupted", file=sys.stderr)
@@ -488,17 +767,30 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from lstmviz.tasks import Cancelled
 
+        prog = parser.prog if parser is not None else "lstmviz"
         if isinstance(exc, Cancelled):
             print("lstmviz: cancelled", file=sys.stderr)
             return 130
         if isinstance(exc, UsageError):
             parser.print_usage(sys.stderr)
-            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {printable(exc)}", file=sys.stderr)
             return 2
         if isinstance(exc, (ValueError, *_expected_errors())):
-            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {printable(_message(exc))}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError):  # disk full, a read-only folder, ...: the system's sentence
+            print(f"{prog}: error: {printable(_message(exc))}", file=sys.stderr)
             return 1
         raise
+
+
+def _message(exc: BaseException) -> str:
+    """One line for an exception: its text (KeyError's without the repr quotes), or its type."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    else:
+        text = str(exc)
+    return " ".join(text.split()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,32 @@ def test_record_from_script_example(tmp_path, monkeypatch):
         assert rec.vocab[7] == "w7"
 
 
+def test_annotations_example_runs_as_printed(tmp_path, monkeypatch):
+    """The annotations snippet, run after the record-from-script example as a reader would."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    snippet = [c for c in blocks if "lstmviz.annotate(" in c]
+    assert len(snippet) == 1
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "readme_example"}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    exec(compile(snippet[0], "README.md", "exec"), namespace)
+    from lstmviz.recording import open_recording
+
+    sentences = namespace["sentences"]
+    with open_recording(tmp_path / "tagged.h5") as rec:
+        parity, length = rec.annotations["parity"], rec.annotations["length"]
+        assert (parity.kind, parity.level, parity.labels) == ("categorical", "position", ["even", "odd"])
+        assert rec.annotation("parity").tolist() == [t % 2 for s in sentences for t in s]
+        assert (length.kind, length.level) == ("numeric", "item")
+        assert rec.annotation("length").tolist() == [12, 30, 7]
+    with open_recording(tmp_path / "states.h5") as rec:
+        half = rec.annotations["half"]
+        assert half.level == "position" and half.labels == ["high", "low"]
+        assert [half.labels[i] for i in rec.annotation("half")] == \
+            ["low" if t < 25 else "high" for s in sentences for t in s]
+
+
 def np_len(rec):
     return (rec.item_range(i)[1] - rec.item_range(i)[0] for i in range(rec.n_items))
 

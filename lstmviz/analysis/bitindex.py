@@ -30,10 +30,17 @@ file written under a temporary name and renamed when complete::
     /rows/pos, /rows/neg   uint8 [N, ceil(D/8)]          contiguous, uncompressed
     /units/pos, /units/neg uint8 [D, ceil(N/8)]          contiguous, uncompressed
     /counts/pos, /neg      uint16|uint32 [N]             contiguous, uncompressed
+    /checksums/rows/pos, /neg    uint32 [ceil(N/R)]  CRC-32 of the rows of each block of R positions
+    /checksums/counts/pos, /neg  uint32 [ceil(N/R)]  CRC-32 of the counts of each block of R positions
+    /checksums/units/pos, /neg   uint32 [D]          CRC-32 of each unit's row
+                           root attrs also: checksum_rows = R, small_crc = CRC-32 of item_offsets,
+                           thresholds/pos and thresholds/neg (their bytes, in that order)
 
-The six large arrays are memory-mapped (read-only) at ``ds.id.get_offset()``, so opening a cached
-index reads only its attributes. A file whose fingerprint, key or version differ, or that cannot be
-read, is discarded and rebuilt.
+The six large arrays are memory-mapped (read-only) at ``ds.id.get_offset()``. The checksums are
+computed while the bits are written (on the writer thread) and verified, on several threads, every
+time an existing file is opened (``_verify``; a fraction of a read of a float16 tap), so a flipped bit
+anywhere in the bits, counts, offsets or thresholds is found before any match is computed from it. A file whose fingerprint, key, version or checksums differ, or that
+cannot be read, is a cache miss (``cache.load_cached``): discarded, noted in the log and rebuilt.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ import mmap
 import os
 import queue
 import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +70,11 @@ from lstmviz.analysis.transforms import (
 from lstmviz.tasks import ensure_task
 
 SIGNS = (1, -1)
-CACHE_VERSION = 2  # 2: bounds from the one on/off rule (transforms.stored_bounds)
+CACHE_VERSION = 2  # 2: checksums; bounds from the one on/off rule (transforms.stored_bounds)
 _SIGN_NAMES = {1: "pos", -1: "neg"}
 _UNITS_BUFFER_BYTES = 16 * 1024 * 1024
 """Unit-major bits are collected per sign in a buffer of about this size and written out in runs."""
+
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,9 @@ def open_index(recording, key: IndexKey, *, task=None, cache: bool = True) -> Bi
     check_threshold(key.threshold, key.transform)
     path = index_path(recording, key)
     fingerprint = _cache.recording_fingerprint(recording)
-    index = _load(path, key, fingerprint, info)
+    n = recording.axis_length(info.axis)
+    offsets = recording.axis_offsets(info.axis)
+    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets), "match index")
     if index is not None:
         return index
     info, pos, neg = _thresholds(recording, key, task, None)
@@ -172,9 +184,12 @@ def open_index(recording, key: IndexKey, *, task=None, cache: bool = True) -> Bi
                 _pack_tap(recording, info, pos, neg, sink, task)
             finally:
                 sink.close()
+            sink.write_checksums()
     except OSError:  # the cache cannot be written (read-only, disk full): keep this index in memory
         return build_index(recording, key, task=task)
-    index = _load(path, key, fingerprint, info)
+    # just written from the checksums' own data: map it without reading it all back
+    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets, verify=False),
+                               "match index")
     if index is None:
         return build_index(recording, key, task=task)
     return index
@@ -251,6 +266,11 @@ def _thresholds(recording, key: IndexKey, task, stats):
     return info, t[1], t[-1]
 
 
+def _slab_rows(info) -> int:
+    """Positions per slab of the build pass (also the checksum block of the row-major arrays)."""
+    return slab_rows(info.units, np.dtype(info.dtype).itemsize, CHUNK_ROWS)
+
+
 def _pack_tap(recording, info, pos, neg, sink, task) -> None:
     """The one streaming pass: slabs are read on one helper thread, packed here (both signs, both
     layouts) and handed to ``sink`` on another helper thread, so reading, packing and writing overlap."""
@@ -260,7 +280,7 @@ def _pack_tap(recording, info, pos, neg, sink, task) -> None:
     lo_pos, range_pos, hi_neg, range_neg = key_thresholds(pos, neg, dtype)
     nb = (d + 7) // 8
     bit_of = (1 << (np.arange(8 * nb) % 8)).astype(np.uint8)
-    rows = slab_rows(d, dtype.itemsize, CHUNK_ROWS)
+    rows = _slab_rows(info)
     # positions per unit-major flush: a multiple of the slab, about _UNITS_BUFFER_BYTES per sign
     flush = max(rows, (_UNITS_BUFFER_BYTES * 8 // max(1, d)) // rows * rows)
     row_pool: queue.Queue = queue.Queue()
@@ -366,18 +386,27 @@ class _MemorySink:
 
 
 class _FileSink:
-    """Bits into a new cache file: HDF5 metadata first, then the contiguous datasets by ``pwrite``."""
+    """Bits into a new cache file: HDF5 metadata first, then the contiguous datasets by ``pwrite``;
+    the CRC-32 of every block is computed as it is written and stored by ``write_checksums``."""
 
     def __init__(self, path: Path, recording, key: IndexKey, info, pos, neg, fingerprint: str):
         n, d = recording.axis_length(info.axis), info.units
         nb, nbytes = (d + 7) // 8, (n + 7) // 8
         shapes = {"rows": ((n, nb), np.uint8), "units": ((d, nbytes), np.uint8), "counts": ((n,), _count_dtype(d))}
         self._offsets: dict[tuple[str, int], int | None] = {}
+        self._path = path
+        self._block = _slab_rows(info)
+        n_blocks = -(-n // self._block)
+        self._crc = {(group, s): np.zeros(d if group == "units" else n_blocks, np.uint32)
+                     for group in ("rows", "counts", "units") for s in SIGNS}
+        item_offsets = np.asarray(recording.axis_offsets(info.axis), np.int64)
+        pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
         with h5py.File(path, "w") as f:
             f.attrs.update(lstmviz_cache="bitindex", cache_version=CACHE_VERSION, fingerprint=fingerprint,
                            tap=key.tap, transform=key.transform, threshold=float(key.threshold),
-                           tap_dtype=str(info.dtype), n_positions=n, n_units=d)
-            f["item_offsets"] = np.asarray(recording.axis_offsets(info.axis), np.int64)
+                           tap_dtype=str(info.dtype), n_positions=n, n_units=d, checksum_rows=self._block,
+                           small_crc=_small_crc(item_offsets, pos, neg))
+            f["item_offsets"] = item_offsets
             f["thresholds/pos"] = pos
             f["thresholds/neg"] = neg
             for group, (shape, dtype) in shapes.items():
@@ -388,7 +417,7 @@ class _FileSink:
                     dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
                     ds = f.create_dataset(f"{group}/{_SIGN_NAMES[s]}", shape=shape, dtype=dtype, dcpl=dcpl)
                     self._offsets[group, s] = ds.id.get_offset()
-        self._d, self._nb, self._nbytes = d, nb, nbytes
+        self._d, self._nb, self._nbytes, self._n = d, nb, nbytes, n
         self._file = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed by close()
 
     def row_buffers(self, rows: int):
@@ -401,8 +430,13 @@ class _FileSink:
 
     def write_rows(self, a: int, b: int, buffers) -> None:
         m = b - a
+        block, rest = divmod(a, self._block)
+        if rest or (m != self._block and b != self._n):  # the checksum blocks are the build's slabs
+            raise RuntimeError(f"rows [{a}, {b}) are not one checksum block of {self._block}")
         for s in SIGNS:
             bits, counts = buffers[s]
+            self._crc["rows", s][block] = zlib.crc32(bits[:m])
+            self._crc["counts", s][block] = zlib.crc32(counts[:m])
             self._write(bits[:m], self._offsets["rows", s] + a * self._nb)
             self._write(counts[:m], self._offsets["counts", s] + a * counts.itemsize)
 
@@ -413,11 +447,20 @@ class _FileSink:
         for s in SIGNS:
             data = words[s].view(np.uint8)
             base = self._offsets["units", s] + start // 8
+            crc = self._crc["units", s]
             for u in range(self._d):
-                self._write(data[u, :nbytes], base + u * self._nbytes)
+                row = data[u, :nbytes]
+                crc[u] = zlib.crc32(row, int(crc[u]))  # a unit's row is written in position order
+                self._write(row, base + u * self._nbytes)
 
     def close(self) -> None:
         self._file.close()
+
+    def write_checksums(self) -> None:
+        """Store the checksums of everything written (after ``close``, when the build succeeded)."""
+        with h5py.File(self._path, "r+") as f:
+            for (group, s), values in self._crc.items():
+                f[f"checksums/{group}/{_SIGN_NAMES[s]}"] = values
 
     def _write(self, data: np.ndarray, offset: int) -> None:
         view = memoryview(data).cast("B")
@@ -432,40 +475,88 @@ class _FileSink:
             offset += written
 
 
-def _load(path: Path, key: IndexKey, fingerprint: str, info) -> BitIndex | None:
-    """The cached index at ``path`` if it is complete and was built from these inputs, else None
-    (a stale or damaged file is removed)."""
-    if not path.exists():
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            a = f.attrs
-            expected = {"lstmviz_cache": "bitindex", "cache_version": CACHE_VERSION, "fingerprint": fingerprint,
-                        "tap": key.tap, "transform": key.transform, "threshold": float(key.threshold),
-                        "tap_dtype": str(info.dtype), "n_units": info.units}
-            if any(_attr(a.get(k)) != v for k, v in expected.items()):
-                raise ValueError("stale")
-            n, d = int(a["n_positions"]), int(a["n_units"])
-            nb, nbytes = (d + 7) // 8, (n + 7) // 8
-            shapes = {"rows": (n, nb), "units": (d, nbytes), "counts": (n,)}
-            layout = {}
-            for group, shape in shapes.items():
-                for s in SIGNS:
-                    ds = f[f"{group}/{_SIGN_NAMES[s]}"]
-                    dtype = _count_dtype(d) if group == "counts" else np.uint8
-                    if ds.shape != shape or ds.dtype != dtype or ds.chunks is not None or ds.compression:
-                        raise ValueError("layout")
-                    layout[group, s] = (ds.id.get_offset(), shape, np.dtype(dtype))
-            offsets = f["item_offsets"][:]
-            thresholds = {s: f[f"thresholds/{_SIGN_NAMES[s]}"][:] for s in SIGNS}
-        arrays = _map_arrays(path, layout)
-    except Exception:  # noqa: BLE001 - stale, damaged, truncated or unreadable: rebuilt by the caller
-        _cache.discard(path)
-        return None
+def _load(path: Path, key: IndexKey, fingerprint: str, info, n_positions: int, item_offsets, *,
+          verify: bool = True) -> BitIndex | None:
+    """The cached index at ``path`` if it was built from these inputs (None: stale); raises if the file
+    is damaged (unreadable, a shape or a checksum that does not match). Used through ``load_cached``.
+    ``verify=False`` skips the checksums of the large arrays (for the file this process just wrote)."""
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        expected = {"lstmviz_cache": "bitindex", "cache_version": CACHE_VERSION, "fingerprint": fingerprint,
+                    "tap": key.tap, "transform": key.transform, "threshold": float(key.threshold),
+                    "tap_dtype": str(info.dtype), "n_units": info.units, "n_positions": n_positions}
+        if any(_attr(a.get(k)) != v for k, v in expected.items()):
+            return None
+        n, d = int(a["n_positions"]), int(a["n_units"])
+        block = int(a["checksum_rows"])
+        if block < 1:
+            raise _cache.CacheDamaged(f"checksum block of {block} rows")
+        nb, nbytes, n_blocks = (d + 7) // 8, (n + 7) // 8, -(-n // block)
+        shapes = {"rows": (n, nb), "units": (d, nbytes), "counts": (n,)}
+        layout = {}
+        for group, shape in shapes.items():
+            for s in SIGNS:
+                ds = f[f"{group}/{_SIGN_NAMES[s]}"]
+                dtype = _count_dtype(d) if group == "counts" else np.uint8
+                if ds.shape != shape or ds.dtype != dtype or ds.chunks is not None or ds.compression:
+                    raise _cache.CacheDamaged(f"{group}/{_SIGN_NAMES[s]} has shape {ds.shape}, {ds.dtype}")
+                layout[group, s] = (ds.id.get_offset(), shape, np.dtype(dtype))
+        # shapes are checked before anything is read, so a damaged header cannot make us allocate much
+        small = {"item_offsets": (len(item_offsets),), **{f"thresholds/{_SIGN_NAMES[s]}": (d,) for s in SIGNS}}
+        small.update({f"checksums/{g}/{_SIGN_NAMES[s]}": ((d,) if g == "units" else (n_blocks,))
+                      for g in ("rows", "counts", "units") for s in SIGNS})
+        for name, shape in small.items():
+            if f[name].shape != shape:
+                raise _cache.CacheDamaged(f"{name} has shape {f[name].shape}, expected {shape}")
+        offsets = f["item_offsets"][:].astype(np.int64, copy=False)
+        thresholds = {s: f[f"thresholds/{_SIGN_NAMES[s]}"][:].astype(np.float64, copy=False) for s in SIGNS}
+        checksums = {(g, s): f[f"checksums/{g}/{_SIGN_NAMES[s]}"][:] for g in ("rows", "counts", "units")
+                     for s in SIGNS}
+        if int(_attr(a.get("small_crc"))) != _small_crc(offsets, thresholds[1], thresholds[-1]):
+            raise _cache.CacheDamaged("the offsets or thresholds do not match their checksum")
+    if not np.array_equal(offsets, item_offsets):
+        raise _cache.CacheDamaged("item offsets differ from the recording's")
+    arrays = _map_arrays(path, layout)
+    if verify:
+        _verify(arrays, checksums, block)
     return BitIndex(n_positions=n, n_units=d, item_offsets=offsets,
                     rows={s: arrays["rows", s] for s in SIGNS}, units={s: arrays["units", s] for s in SIGNS},
                     key=key, thresholds=thresholds, row_counts={s: arrays["counts", s] for s in SIGNS},
                     path=path)
+
+
+def _small_crc(item_offsets, pos, neg) -> int:
+    crc = 0
+    for array in (item_offsets, pos, neg):
+        crc = zlib.crc32(np.ascontiguousarray(array).tobytes(), crc)
+    return crc
+
+
+def _verify(arrays: dict, checksums: dict, block: int) -> None:
+    """Check every block of the mapped arrays against its CRC-32 (``CacheDamaged`` on a mismatch).
+
+    zlib releases the GIL, so blocks are checked on several threads.
+    """
+    jobs = []  # (array, start, stop, expected crc)
+    for (group, s), expected in checksums.items():
+        array = arrays[group, s]
+        if group == "units":
+            jobs += [(array, u, u + 1, int(expected[u])) for u in range(len(expected))]
+        else:
+            jobs += [(array, k * block, (k + 1) * block, int(expected[k])) for k in range(len(expected))]
+
+    def bad(job) -> bool:
+        array, start, stop, expected = job
+        return zlib.crc32(array[start:stop]) != expected
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    if workers == 1 or len(jobs) < 2:
+        failed = any(bad(job) for job in jobs)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            failed = any(pool.map(bad, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+    if failed:
+        raise _cache.CacheDamaged("the bits do not match their checksums")
 
 
 def _attr(value):

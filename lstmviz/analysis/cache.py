@@ -6,6 +6,12 @@ each file records the ``recording_fingerprint`` of the recording it was built fr
 fingerprint or inputs differ, or that cannot be read, is rebuilt. Files are written under a temporary
 name in the same directory and renamed into place when complete (``atomic_path``), so a reader sees a
 whole cache file or none.
+
+Every cache kind is read through ``load_cached`` (the one loader policy): a file that is missing,
+stale (built from another recording, key or version) or unreadable in any way (empty, truncated,
+bit-flipped, a checksum that does not match, arrays of the wrong shape) is a cache *miss*: it is
+deleted, a note goes to the ``lstmviz.cache`` log, and the caller rebuilds it. Nothing a damaged cache
+file holds can raise past ``load_cached`` or reach a result.
 """
 
 from __future__ import annotations
@@ -13,18 +19,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 CACHE_ENV = "LSTMVIZ_CACHE_DIR"
 """If set, every recording's cache lives in ``$LSTMVIZ_CACHE_DIR/<file name>-<hash of its path>/``."""
 
 BESIDE_SUFFIX = ".lstmviz-cache"
 TEMP_SUFFIX = ".tmp"
+log = logging.getLogger("lstmviz.cache")
+T = TypeVar("T")
+
 STALE_TEMP_SECONDS = 3600.0
 """A temporary cache file untouched this long was left by a killed process (a build rewrites it
 continuously) and may be removed."""
@@ -110,6 +121,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         discard(temp)
         raise
+
+
+class CacheDamaged(ValueError):
+    """A cache file that cannot be trusted (a checksum or shape does not match); a loader raises it."""
+
+
+def load_cached(path: str | os.PathLike, read: Callable[[Path], T | None], what: str) -> T | None:
+    """The one loader policy for every cache kind: ``read(path)`` or a miss (None).
+
+    ``read`` returns the cached value, None when the file is *stale* (built from other inputs), or
+    raises anything when the file is damaged. A stale or damaged file is removed and noted in the
+    ``lstmviz.cache`` log (a damaged one as a warning); the caller then rebuilds it. ``what`` names the
+    cache kind in the note (``"match index"``).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        value = read(path)
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise is a miss
+        log.warning("%s cache %s cannot be read (%s); it is rebuilt", what, path, _reason(exc))
+        discard(path)
+        return None
+    if value is None:
+        log.info("%s cache %s was built from other inputs; it is rebuilt", what, path)
+        discard(path)
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def discard(path: str | os.PathLike) -> None:

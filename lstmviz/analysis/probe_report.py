@@ -74,15 +74,23 @@ class ProbeReport:
         return max(self.taps, key=lambda t: self.probes[t].accuracy)
 
     def table(self) -> dict[str, list]:
-        """One row per tap (then the input baseline), as columns for ``export_data.write_table``."""
+        """One row per tap (then the input baseline), as columns for ``export_data.write_table``.
+
+        The ``checkpoint`` column is there only for a report of one checkpoint of a multi-checkpoint
+        recording (``Recording.at_checkpoint``), ``step`` only when that checkpoint's step is known.
+        """
+        names = (["checkpoint"] if self.checkpoint is not None else []) + \
+            (["step"] if self.checkpoint is not None and self.step is not None else [])
         cols: dict[str, list] = {k: [] for k in (
-            "checkpoint", "step", "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
+            *names, "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
             "ci_high", "control_accuracy", "control_ci_low", "control_ci_high", "selectivity",
             "majority_accuracy", "majority_ci_low", "majority_ci_high", "l2", "n_train", "n_test")}
 
         def add(name, layer, result, control):
-            cols["checkpoint"].append(self.checkpoint or "")
-            cols["step"].append(-1 if self.step is None else int(self.step))
+            if "checkpoint" in cols:
+                cols["checkpoint"].append(self.checkpoint)
+            if "step" in cols:
+                cols["step"].append(int(self.step))
             cols["tap"].append(name)
             cols["layer"].append(-1 if layer is None else int(layer))
             cols["annotation"].append(self.annotation)
@@ -199,7 +207,7 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
                      max_positions)
     path = _cache_path(recording, annotation, key) if cache else None
     if path is not None:
-        cached = _load_report(path, key)
+        cached = cache_files.load_cached(path, lambda p: _load_report(p, key), "probe report")
         if cached is not None:
             task.progress(1, 1, "Probes (cached)")
             return cached
@@ -333,31 +341,32 @@ def _save_report(path, key, report: ProbeReport) -> None:
 
 
 def _load_report(path, key) -> ProbeReport | None:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("key") != json.loads(json.dumps(key)):
-                return None
-            r = meta["report"]
-            probes, controls, baseline = {}, {}, None
-            for i, entry in enumerate(meta["results"]):
-                f = dict(entry["fields"])
-                f["valid_accuracy"] = {a: b for a, b in f["valid_accuracy"]}
-                arrays = {name: np.array(data[f"{i}_{name}"]) for name in _RESULT_ARRAYS}
-                result = ProbeResult(**f, **arrays)
-                if entry["role"] == "probe":
-                    probes[result.tap] = result
-                elif entry["role"] == "control":
-                    controls[result.tap] = result
-                else:
-                    baseline = result
-            return ProbeReport(annotation=r["annotation"], labels=r["labels"], shift=r["shift"], at=r["at"],
-                               taps=r["taps"], layers=r["layers"], probes=probes, controls=controls,
-                               baseline=baseline, majority_accuracy=r["majority_accuracy"],
-                               split_sizes=tuple(r["split_sizes"]), checkpoint=r["checkpoint"],
-                               step=r["step"], from_cache=True)
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
-        return None
+    """The cached report (None: built from other inputs); raises when the file is damaged (an empty,
+    truncated or bit-flipped archive, missing arrays); read through ``cache.load_cached``."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("key") != json.loads(json.dumps(key)):
+            return None
+        r = meta["report"]
+        probes, controls, baseline = {}, {}, None
+        for i, entry in enumerate(meta["results"]):
+            f = dict(entry["fields"])
+            f["valid_accuracy"] = {a: b for a, b in f["valid_accuracy"]}
+            arrays = {name: np.array(data[f"{i}_{name}"]) for name in _RESULT_ARRAYS}
+            result = ProbeResult(**f, **arrays)
+            if entry["role"] == "probe":
+                probes[result.tap] = result
+            elif entry["role"] == "control":
+                controls[result.tap] = result
+            else:
+                baseline = result
+        if list(r["taps"]) != list(key["taps"]) or set(probes) != set(key["taps"]):
+            raise cache_files.CacheDamaged("the cached probes are not those of its key")
+        return ProbeReport(annotation=r["annotation"], labels=r["labels"], shift=r["shift"], at=r["at"],
+                           taps=r["taps"], layers=r["layers"], probes=probes, controls=controls,
+                           baseline=baseline, majority_accuracy=r["majority_accuracy"],
+                           split_sizes=tuple(r["split_sizes"]), checkpoint=r["checkpoint"],
+                           step=r["step"], from_cache=True)
 
 
 def _json_default(value):

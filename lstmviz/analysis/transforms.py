@@ -24,7 +24,6 @@ mean + θ·std) for display; they can differ from the bounds by rounding.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,7 +230,7 @@ def tap_stats(recording, tap: str, *, task=None, cache: bool = True) -> UnitStat
         directory = _cache.cache_dir_for(recording.path)
         path = directory / _cache.cache_name("stats", tap, *_cache.view_parts(recording), suffix=".npz")
         fingerprint = _cache.recording_fingerprint(recording)
-        stats = _load_stats(path, fingerprint, tap, info.units)
+        stats = _cache.load_cached(path, lambda p: _load_stats(p, fingerprint, tap, info.units), "statistics")
         if stats is not None:
             return stats
     stats = _compute_stats(recording, tap, task)
@@ -294,22 +293,20 @@ def _merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
 
 
 def _load_stats(path, fingerprint: str, tap: str, n_units: int) -> UnitStats | None:
-    if not os.path.exists(path):
-        return None
-    stats = None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = [str(m) for m in z["meta"]]
-            if meta == [str(STATS_CACHE_VERSION), fingerprint, tap]:
-                stats = UnitStats(mean=z["mean"], std=z["std"], minimum=z["minimum"], maximum=z["maximum"],
-                                  count=int(z["count"]), finite=z["finite"])
-    except Exception:  # noqa: BLE001 - unreadable or damaged: rebuilt by the caller
-        stats = None
-    if stats is not None and all(len(a) == n_units for a in (stats.mean, stats.std, stats.minimum,
-                                                             stats.maximum, stats.finite)):
-        return stats
-    _cache.discard(path)
-    return None
+    """The cached statistics (None: built from other inputs); raises when the file is damaged; read
+    through ``cache.load_cached``."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = [str(m) for m in z["meta"]]
+        if meta != [str(STATS_CACHE_VERSION), fingerprint, tap]:
+            return None
+        arrays = {k: np.asarray(z[k], np.float64) for k in ("mean", "std", "minimum", "maximum")}
+        finite = np.asarray(z["finite"])
+        count = z["count"]
+        if count.shape != () or finite.dtype.kind not in "iu":
+            raise _cache.CacheDamaged("count or finite counts of the wrong type")
+        if any(a.shape != (n_units,) for a in (*arrays.values(), finite)):
+            raise _cache.CacheDamaged(f"arrays of the wrong shape for {n_units} units")
+        return UnitStats(**arrays, count=int(count), finite=finite.astype(np.int64))
 
 
 def _save_stats(path, stats: UnitStats, fingerprint: str, tap: str) -> None:

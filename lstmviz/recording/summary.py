@@ -1,4 +1,8 @@
-"""``summarize(recording)``: the text that ``lstmviz info FILE`` prints."""
+"""``summarize(recording)``: the text that ``lstmviz info FILE`` prints.
+
+Every string that comes from the file (names, labels, descriptions, provenance, paths) is passed
+through ``lstmviz.console.printable``, so a file cannot send escape sequences to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 
 import numpy as np
 
+from lstmviz.console import printable
 from lstmviz.recording import format as fmt
 from lstmviz.recording.reader import Recording
 
@@ -67,7 +72,7 @@ def _metrics(metrics: dict) -> str:
 
 
 def _row(key: str, value: str) -> str:
-    return f"{key:<12}{value}"
+    return f"{key:<12}{printable(value)}"
 
 
 def _size(path) -> str:
@@ -104,6 +109,7 @@ def _labels(labels: list[str]) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     if not rows:
         return []
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     # drop all-empty trailing columns (e.g. no tap has a description)
     while len(header) > 1 and all(not r[len(header) - 1] for r in rows):
@@ -160,6 +166,7 @@ def _provenance(p: dict) -> list[str]:
         out.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else _value(versions)))
     if created is not None:
         out.append(("created", str(created)))
+    out = [(printable(k), printable(v)) for k, v in out]
     width = max(len(k) for k, _ in out) + 2 if out else 0
     return [f"  {k:<{width}}{v}" for k, v in out]
 

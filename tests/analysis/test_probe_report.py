@@ -86,7 +86,8 @@ def test_table_has_a_row_per_tap_and_the_baseline(rec, tmp_path):
     assert table["selectivity"][1] == pytest.approx(report.selectivity("layer1/h"))
     out = write_table(tmp_path / "probes.csv", table)
     lines = out.read_text().splitlines()
-    assert len(lines) == 5 and lines[0].startswith("checkpoint,step,tap,layer")
+    # a recording of one model state: no checkpoint or step column (they would be empty and -1)
+    assert len(lines) == 5 and lines[0].startswith("tap,layer,annotation")
 
 
 def test_reports_are_cached_until_an_option_changes(rec, monkeypatch):
@@ -211,6 +212,7 @@ def test_probe_curves_follow_the_label_through_training(training_run, tmp_path):
         assert main.probes["layer1/h"].accuracy == pytest.approx(acc[2])
         table = curves.table()
         assert table["step"][:2] == [0, 0] and len(table["tap"]) == 3 * 2 + 1  # + the input baseline
+        assert table["checkpoint"][:3] == ["step-000000", "step-000000", "step-000100"]
         write_table(tmp_path / "curves.csv", table)
 
 

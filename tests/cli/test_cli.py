@@ -224,11 +224,12 @@ def test_absurd_sizes_are_refused_in_one_line_before_building(setting, message, 
     code = main(["record", "lstm", "--dataset", "parens", "--out", str(out), "--quiet", "--max-items", "2",
                  *TINY_DATA, "--set", "num_layers=1", "--set", setting])
     err = capsys.readouterr().err
-    assert code == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    # a bad --set value is a usage error: argparse's usage lines, then the one line that says why
+    assert code == 2 and message in err.strip().splitlines()[-1] and "Traceback" not in err, err
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["record"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["record"], ["info"], ["probe"], ["annotate"]])
 def test_help_of_every_command(command):
     result = subprocess.run([sys.executable, "-m", "lstmviz.cli", *command, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
@@ -340,7 +341,8 @@ def test_probe_prints_accuracies_and_writes_the_table(tmp_path, monkeypatch, cap
     accuracy = float(rows["layer1/h"].split()[1].rstrip("%"))
     assert accuracy > 90.0  # a trained LSTM on parens tracks nesting depth
     table = out.read_text().splitlines()
-    assert len(table) == 4 and table[0].startswith("checkpoint,step,tap")
+    # one model state: no checkpoint or step column (they used to be empty and -1)
+    assert len(table) == 4 and table[0].startswith("tap,layer,annotation")
 
 
 def test_probe_refuses_what_it_cannot_probe(tmp_path, monkeypatch, capsys):
