@@ -100,6 +100,8 @@ class PanePlot(pg.PlotItem):
         for name in ("left", "top"):
             _styled_axis(self.getAxis(name))
         self.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        # ticks in the values' own units, the units θ is typed and labelled in (no "(x0.001)" rescaling)
+        self.getAxis("left").enableAutoSIPrefix(False)
         self.getAxis("top").setStyle(tickLength=-4)
         self.getAxis("left").setStyle(tickLength=-4)
 

@@ -198,7 +198,7 @@ def test_same_settings_again_come_from_the_cache(qtbot, probed):
 def test_click_a_tap_then_a_unit_selects_it_in_the_active_pane(qtbot, probed, workspace):
     panel = probed
     pane = workspace.active_pane
-    assert pane.tap == "layer1/c"  # the workspace opens on a cell state; the probe is on layer1/h
+    pane.set_tap("layer1/c")  # another tap than the probe's (layer1/h), so that the switch below shows
     # open the noise tap's probe by clicking its column, then the planted one
     with qtbot.waitSignal(panel.probe_opened) as opened:
         click_scene(panel.chart.view, panel.chart.tap_point(NOISE_TAP))
