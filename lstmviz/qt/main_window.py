@@ -31,7 +31,7 @@ from lstmviz.qt.status_bar import StatusBar
 from lstmviz.qt.workspace import TRANSFORMS, Workspace
 
 #: the share of the window's height a Match or Probes dock takes when it opens (at least BOTTOM_DOCK_MIN px)
-BOTTOM_DOCK_SHARE = 0.5
+BOTTOM_DOCK_SHARE = 0.45
 BOTTOM_DOCK_MIN = 300
 RECORDING_FILTER = "lstmviz recordings (*.h5 *.hdf5);;All files (*)"
 EMPTY_MESSAGE = (

@@ -408,6 +408,11 @@ class MatchView(FullRowsOnVectorExport, QtWidgets.QTableView):
         self.hovered.emit("")
         super().leaveEvent(event)
 
+    def content_width(self) -> int:
+        """The width that shows every column (and a vertical scroll bar) without a horizontal one."""
+        return (self.horizontalHeader().length() + 2 * self.frameWidth()
+                + self.verticalScrollBar().sizeHint().width())
+
     def visible_rows(self) -> range:
         """The rows on screen now."""
         model = self.model()
