@@ -28,6 +28,7 @@ from lstmviz.qt.palette import (
     FOREGROUND,
     ITEM_BOUNDARY,
     SEQUENTIAL,
+    grouped_legend,
     label_colors,
 )
 from lstmviz.qt.widget_export import FullRowsOnVectorExport
@@ -58,8 +59,8 @@ def ramp(anchors, t: float) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _label_colors(labels: tuple[str, ...]) -> list[tuple[int, int, int]]:
-    return label_colors(list(labels)) if labels else []
+def _label_colors(labels: tuple[str, ...], frequencies: tuple[int, ...] = ()) -> list[tuple[int, int, int]]:
+    return label_colors(list(labels), frequencies or None) if labels else []
 
 
 def strip_rgb(strip: StripSpec, value) -> tuple[int, int, int] | None:
@@ -72,7 +73,7 @@ def strip_rgb(strip: StripSpec, value) -> tuple[int, int, int] | None:
         v = int(value)
         if v < 0:
             return None
-        colors = _label_colors(strip.labels)
+        colors = _label_colors(strip.labels, strip.frequencies)
         return colors[v] if v < len(colors) else (127, 127, 127)
     v = float(value)
     if math.isnan(v):
@@ -107,11 +108,9 @@ def legend_html(model: MatchTableModel, paint_strip: str | None = None, mask: bo
         if strip.kind == "count":
             body = f"0 {swatch(ramp(COUNT_RAMP, 0))}{swatch(ramp(COUNT_RAMP, 0.5))}{swatch(ramp(COUNT_RAMP, 1))} {int(strip.vmax)}"
         elif strip.kind == "categorical":
-            colors = label_colors(list(strip.labels))
-            shown = list(zip(strip.labels, colors))[:12]
+            colors = _label_colors(strip.labels, strip.frequencies)
+            shown = grouped_legend(list(strip.labels), colors)
             body = " ".join(f"{swatch(c)}&nbsp;{html.escape(label)}" for label, c in shown)
-            if len(strip.labels) > 12:
-                body += f" … ({len(strip.labels)} labels)"
         else:
             if strip.diverging:
                 top = max(abs(strip.vmin), abs(strip.vmax))
