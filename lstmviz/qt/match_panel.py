@@ -274,6 +274,9 @@ class MatchPanel(QtWidgets.QWidget):
         self.selection_label = QtWidgets.QLabel()
         self.selection_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.selection_label.setStyleSheet("color: #444")
+        # a long selection is cut at the right (the tooltip has it all) rather than widening the dock
+        self.selection_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                                           QtWidgets.QSizePolicy.Policy.Preferred)
         self.match_button = QtWidgets.QPushButton("Match")
         self.match_button.setToolTip("Search the whole corpus for the selected units (Ctrl+M)")
         self.match_button.clicked.connect(self.match)
@@ -588,6 +591,7 @@ class MatchPanel(QtWidgets.QWidget):
             f"<b>{self.pane_name(pane)}</b>: {what} of <b>{pane.tap}</b> ({pane.transform}, threshold "
             f"{pane.threshold:g}){length} · padding {pane.pad_left} before, {pane.pad_right} after{note}"
         )
+        self.selection_label.setToolTip(self.selection_label.text())
 
     # ------------------------------------------------------------------ matching
     def build_query(self):

@@ -94,6 +94,11 @@ def _hex(rgb) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb[:3])
 
 
+def unbreakable(text: str) -> str:
+    """HTML for ``text`` that a line break never splits (spaces glued, no break after "/" or "-")."""
+    return html.escape(text).replace(" ", "&nbsp;").replace("/", "/&#8288;").replace("-", "-&#8288;")
+
+
 def legend_html(model: MatchTableModel, paint_strip: str | None = None, mask: bool = False) -> str:
     """A one-paragraph legend of the strips (top to bottom) with colour swatches."""
     if not model.strips:
@@ -110,7 +115,7 @@ def legend_html(model: MatchTableModel, paint_strip: str | None = None, mask: bo
         elif strip.kind == "categorical":
             colors = _label_colors(strip.labels, strip.frequencies)
             shown = grouped_legend(list(strip.labels), colors)
-            body = " ".join(f"{swatch(c)}&nbsp;{html.escape(label)}" for label, c in shown)
+            body = " ".join(f"{swatch(c)}&nbsp;{unbreakable(label)}" for label, c in shown)
         else:
             if strip.diverging:
                 top = max(abs(strip.vmin), abs(strip.vmax))

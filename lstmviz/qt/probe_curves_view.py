@@ -11,12 +11,12 @@ other taps get a colour each. Legend entries never break inside a name. Only off
 
 from __future__ import annotations
 
-import html
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from lstmviz.qt.match_view import unbreakable
 from lstmviz.qt.palette import AXIS, DISTINCT, FOREGROUND
 from lstmviz.qt.probe_chart import MAJORITY_COLOR, AccuracyPlot, _pen
 
@@ -52,14 +52,9 @@ def curve_styles(taps: list[str], layers: dict) -> tuple[dict, bool]:
     return styles, by_signal
 
 
-def _unbreakable(text: str) -> str:
-    """HTML for ``text`` that a line break never splits (spaces and the places after "/" are glued)."""
-    return html.escape(text).replace(" ", "&nbsp;").replace("/", "/&#8288;")
-
-
 def _entry(color, symbol: str | None, text: str, line: str = "&#9472;") -> str:
     mark = SYMBOL_HTML.get(symbol, "") if symbol else ""
-    return f"<span style='color:rgb{tuple(color)}'>{mark}{line}</span>&nbsp;{_unbreakable(text)}"
+    return f"<span style='color:rgb{tuple(color)}'>{mark}{line}</span>&nbsp;{unbreakable(text)}"
 
 
 class ProbeCurvesView(AccuracyPlot):
@@ -140,7 +135,7 @@ class ProbeCurvesView(AccuracyPlot):
             self._add(pg.PlotDataItem(x, majority, pen=_pen(MAJORITY_COLOR, 1.5, QtCore.Qt.PenStyle.DotLine),
                                       connect="finite"))
             legend.append(_entry(MAJORITY_COLOR, None, "majority class", "&#9476;&#9476;"))
-        legend.append(_unbreakable("dashed: control task") + ",&nbsp; " + _unbreakable("shaded: 95% CI"))
+        legend.append(unbreakable("dashed: control task") + ",&nbsp; " + unbreakable("shaded: 95% CI"))
         head = "colour:&nbsp;signal, marker:&nbsp;layer &nbsp;|&nbsp; " if by_signal else ""
         self.legend_label.setText(head + " &nbsp; ".join(legend))
         span = float(x[-1] - x[0]) if len(x) > 1 else 1.0

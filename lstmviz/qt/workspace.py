@@ -132,7 +132,8 @@ class Workspace(QObject):
         self._drop_panes()
         if taps:
             tap = self._default_tap(taps)
-            self._insert_pane(Pane(self, tap, transform=self._default_transform(tap), parent=self))
+            self._insert_pane(Pane(self, tap, transform=self.default_transform(tap), transform_follows_tap=True,
+                                   parent=self))
         if previous is not None:
             previous.close()
         self.recording_changed.emit(recording)
@@ -173,7 +174,7 @@ class Workspace(QObject):
         """The tap that holds the state, preferring one not shown yet (``pane_defaults.default_tap``)."""
         return default_tap([self.recording.taps[name] for name in taps], taken)
 
-    def _default_transform(self, tap: str) -> str:
+    def default_transform(self, tap: str) -> str:
         """How a first pane shows ``tap``: tanh for a cell state, raw for bounded signals, and for a
         signal of unknown range decided from the first window's values (``pane_defaults``)."""
         info = self.recording.taps[tap]
@@ -200,8 +201,9 @@ class Workspace(QObject):
             tap = self._default_tap(self.taps, tuple(p.tap for p in self.panes))
         active = self.active_pane
         # the new pane shows its tap the way the active pane shows its own (transform and threshold)
-        pane = Pane(self, tap, transform=active.transform if active is not None else self._default_transform(tap),
-                    threshold=active.threshold if active is not None else 0.3, parent=self)
+        pane = Pane(self, tap, transform=active.transform if active is not None else self.default_transform(tap),
+                    threshold=active.threshold if active is not None else 0.3,
+                    transform_follows_tap=active is None or active.transform_follows_tap, parent=self)
         self._insert_pane(pane)
         self.panes_changed.emit()
         self.set_active_pane(len(self.panes) - 1)

@@ -91,6 +91,20 @@ def test_a_new_pane_takes_the_active_panes_transform(window, recording_path):
     assert ws.add_pane().transform == "raw"
 
 
+def test_another_tap_brings_its_own_default_until_a_transform_is_chosen(window, recording_path):
+    assert window.open_file(recording_path)
+    ws = window.workspace
+    pane = ws.active_pane
+    strip = window.state_plot.strips[0]
+    ws.set_tap("layer0/c")
+    assert pane.transform == "tanh" and strip.transform_combo.currentData() == "tanh"
+    ws.set_tap("layer0/h")
+    assert pane.transform == "raw"
+    ws.set_transform("zscore")  # chosen: it stays whatever the tap
+    ws.set_tap("layer1/c")
+    assert pane.transform == "zscore"
+
+
 def test_the_value_axis_and_the_threshold_speak_the_same_units(window, tmp_path):
     small = np.random.default_rng(2).uniform(-0.004, 0.004, size=(60, 8))
     assert window.open_file(_write(tmp_path / "small.h5", [("layer0/h", "h", "")], values=small))
