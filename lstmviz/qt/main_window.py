@@ -113,6 +113,8 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.probe_dock.hide()
         self.match_panel.results_changed.connect(lambda results: results is not None and self._show_match_dock())
         self.probe_panel.results_ready.connect(lambda _report: self.show_probe_dock())
+        for dock in (self.match_dock, self.probe_dock):  # opened from the View menu: tabbed and sized alike
+            dock.toggleViewAction().triggered.connect(lambda on, d=dock: on and self._open_bottom_dock(d))
         self.navigation.find_button.clicked.connect(self.show_find)
         ws.error_occurred.connect(lambda title, message: show_error(self, title, message))
 

@@ -181,6 +181,15 @@ def test_match_and_probe_docks_open_with_results_and_tab_together(planted, qtbot
     assert _status_bar_drawn_alone(window)
 
 
+def test_docks_opened_from_the_view_menu_are_tabbed_too(window, recording_path, qtbot):
+    assert window.open_file(recording_path)
+    window.match_dock.toggleViewAction().trigger()
+    window.probe_dock.toggleViewAction().trigger()
+    assert window.match_dock.isVisible() and window.probe_dock.isVisible()
+    assert window.tabifiedDockWidgets(window.probe_dock) == [window.match_dock]  # not side by side
+    qtbot.waitUntil(lambda: _stray_tab_bars(window) == [] and _status_bar_drawn_alone(window))
+
+
 # ------------------------------------------------------------------ every word under the plot
 WORDS = ("the", "market", "investors", "said", "a", "of", "stock", "exchange", "to", "n't", "in", "shares",
          "company", "traders", "were", "N", "$", "and", "its", "<unk>", "reported", "quarter", "analysts", "by")
