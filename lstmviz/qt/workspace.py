@@ -175,12 +175,19 @@ class Workspace(QObject):
         return default_tap([self.recording.taps[name] for name in taps], taken)
 
     def default_transform(self, tap: str) -> str:
-        """How a first pane shows ``tap``: tanh for a cell state, raw for bounded signals, and for a
-        signal of unknown range decided from the first window's values (``pane_defaults``)."""
+        """How a pane shows ``tap`` until a transform is chosen: tanh for a cell state, raw for bounded
+        signals, and for a signal of unknown range decided from the window's values (``pane_defaults``;
+        raw when they cannot be read: the pane then says why when it draws)."""
+        from lstmviz.recording import RecordingError
+
         info = self.recording.taps[tap]
         sample = None
         if info.signal not in BOUNDED_SIGNALS | {"c"}:
-            sample = np.asarray(self.recording.states(tap, 0, min(self.n_positions, self.window_width)))
+            start = min(self.window_start, max(0, self.n_positions - 1))
+            try:
+                sample = np.asarray(self.recording.states(tap, start, min(self.n_positions, start + self.window_width)))
+            except (RecordingError, OSError, ValueError):
+                sample = None
         return default_transform(info, sample)
 
     # ------------------------------------------------------------------ panes
