@@ -32,6 +32,9 @@ LOG2_SATURATION = 3.0
 Z_SATURATION = 2.0
 DIVERGING = [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)]
 BASELINE_FILL = (236, 236, 236)
+#: at this width or more the enrichment sentences sit beside the table instead of under it
+SIDE_BY_SIDE_WIDTH = 600
+MIN_SENTENCES_WIDTH = 260
 EMPTY_FILL = (250, 250, 250)
 
 
@@ -356,9 +359,22 @@ class AggregateView(QtWidgets.QWidget):
         self._fit()
 
     def _fit(self) -> None:
-        """Give the table the height of its rows (when there is room) and the rest to the sentences."""
+        """Sentences beside the table when the view is wide enough (``SIDE_BY_SIDE_WIDTH``), else under
+        it; under it, the table gets the height of its rows (when there is room) and the rest goes to the
+        sentences."""
+        wide = self.width() >= SIDE_BY_SIDE_WIDTH
+        orientation = QtCore.Qt.Orientation.Horizontal if wide else QtCore.Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
         total = sum(self.splitter.sizes())
         if total <= 0 or not self.enrichments.isVisible():
+            return
+        if wide:
+            view = self.table_view
+            wanted = (view.verticalHeader().width() + view.horizontalHeader().length() + 2 * view.frameWidth()
+                      + view.verticalScrollBar().sizeHint().width() + 2)
+            table = max(min(wanted, total - MIN_SENTENCES_WIDTH), total // 3)
+            self.splitter.setSizes([table, total - table])
             return
         view = self.table_view
         rows = self.model.rowCount()

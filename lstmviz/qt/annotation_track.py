@@ -1,6 +1,8 @@
 """A colour track: one per-position annotation as a row of coloured cells under the tokens.
 
-Categorical annotations get one colour per label (an ordered ramp for integer labels such as depth);
+Categorical annotations get one colour per label (an ordered ramp for integer labels such as depth;
+beyond ``palette.MAX_DISTINCT`` labels, such as 45 POS tags, the frequent ones keep a colour and the
+rare ones share a grey "other": the tooltip names the hovered label);
 numeric ones a sequential colour ramp between the lowest and highest value seen (missing values are
 transparent). The row is one RGBA ``ImageItem``, x-linked to the pane plots so each cell sits under its
 token. ``set_values(..., mask=)`` scales each cell's opacity (LSTMVis's "mask": faded where few
@@ -9,11 +11,13 @@ selected units are on). The left axis names the annotation; the tooltip names th
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from lstmviz.qt.palette import AXIS, FOREGROUND, categorical_lut, ramp_lut
+from lstmviz.qt.palette import AXIS, FOREGROUND, MAX_DISTINCT, categorical_lut, ramp_lut
 
 #: opacity of a cell where no selected unit is on, when masked (LSTMVis: 0.2)
 MASK_FLOOR = 0.2
@@ -27,7 +31,7 @@ class AnnotationTrack(pg.PlotItem):
     HEIGHT = 20
 
     def __init__(self, name: str, labels: list[str] | None, description: str = "", kind: str = "categorical",
-                 value_range: tuple[float, float] | None = None):
+                 value_range: tuple[float, float] | None = None, frequencies=None):
         super().__init__()
         self.name = name
         self.kind = kind
@@ -50,7 +54,7 @@ class AnnotationTrack(pg.PlotItem):
         self.set_label_width(None)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.addItem(self.image)
-        self._lut = categorical_lut(self.labels) if kind == "categorical" else ramp_lut()
+        self._lut = categorical_lut(self.labels, frequencies) if kind == "categorical" else ramp_lut()
         #: the label ids (categorical) or values (numeric) shown, one per position
         self.values = np.zeros(0)
         self.setToolTip(self._tooltip(None))
@@ -113,6 +117,29 @@ class AnnotationTrack(pg.PlotItem):
         if self.kind == "numeric" and self.value_range is not None:
             head += f"<br>colour ramp from {self.value_range[0]:.4g} (light) to {self.value_range[1]:.4g} (dark)"
         return head + (f"<br>{self.description}" if self.description else "")
+
+
+_frequencies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def label_frequencies(recording, name: str) -> np.ndarray | None:
+    """How often each label of a categorical annotation occurs (over its first ``RANGE_SAMPLE`` positions
+    or items), for annotations with more labels than distinct colours (``palette.label_colors`` keeps a
+    colour for the frequent ones); None when every label gets its own colour anyway."""
+    info = recording.annotations[name]
+    labels = info.labels or []
+    if info.kind != "categorical" or len(labels) <= MAX_DISTINCT:
+        return None
+    try:
+        cache = _frequencies.setdefault(recording, {})
+    except TypeError:  # a recording that cannot be weakly referenced: count again
+        cache = {}
+    if name not in cache:
+        n = int(recording.n_positions if info.level == "position" else recording.n_items)
+        ids = np.asarray(recording.annotation(name, 0, min(RANGE_SAMPLE, n)), dtype=np.int64)
+        ids = ids[(ids >= 0) & (ids < len(labels))]
+        cache[name] = np.bincount(ids, minlength=len(labels))
+    return cache[name]
 
 
 def numeric_range(recording, name: str) -> tuple[float, float] | None:

@@ -14,7 +14,7 @@ from PySide6 import QtWidgets
 from lstmviz.qt.errors import describe_exception, show_error
 from lstmviz.qt.export import FORMATS, export_graphics
 from lstmviz.qt.selection_export import FILTERS as TABLE_FILTERS
-from lstmviz.qt.selection_export import export_selection
+from lstmviz.qt.selection_export import export_selection, pane_to_export
 
 WORKSPACE_FILTER = "lstmviz workspaces (*.lstmviz.json *.json);;All files (*)"
 
@@ -96,24 +96,30 @@ class FileActions:
         return True
 
     def export_selection_data(self, path: str | Path) -> bool:
-        """Save the active pane's selected units (and candidate ranking beside them) as CSV or NPY."""
-        pane = self.workspace.active_pane
+        """Save a pane's selected units (and candidate ranking beside them) as CSV or NPY: the active
+        pane's, else the one pane that has a selection (``selection_export.pane_to_export``)."""
+        ws = self.workspace
         try:
-            if pane is None:
-                raise ValueError("no recording is open")
-            written = export_selection(pane, path)
+            index = pane_to_export(ws.panes, ws.active_index)
+            written = export_selection(ws.panes[index], path)
         except (ValueError, OSError) as exc:
             show_error(self, "Cannot export the selection", describe_exception(exc))
             return False
-        self.statusBar().showMessage("Saved " + " and ".join(str(p) for p in written), 6000)
+        self.statusBar().showMessage(f"Saved Pane {index + 1}'s selection to "
+                                     + " and ".join(str(p) for p in written), 6000)
         return True
 
     def choose_and_export_data(self) -> None:
         ws = self.workspace
         if ws.recording is None:
             return
+        try:
+            tap = ws.panes[pane_to_export(ws.panes, ws.active_index)].tap
+        except ValueError as exc:
+            show_error(self, "Cannot export the selection", describe_exception(exc))
+            return
         default = Path(ws.recording.path).with_name(
-            f"{Path(ws.recording.path).stem}-{(ws.tap or 'pane').replace('/', '-')}-selection.csv"
+            f"{Path(ws.recording.path).stem}-{tap.replace('/', '-')}-selection.csv"
         )
         path, chosen = QtWidgets.QFileDialog.getSaveFileName(self, "Export selection data", str(default),
                                                              ";;".join(TABLE_FILTERS.values()))

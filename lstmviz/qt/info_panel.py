@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from lstmviz.qt.palette import label_colors
+from lstmviz.qt.annotation_track import label_frequencies
+from lstmviz.qt.palette import grouped_legend, label_colors
 from lstmviz.qt.workspace import Workspace
 
 #: Provenance keys shown first, in this order, with these names; other keys follow as they are.
@@ -104,7 +105,8 @@ def recording_html(recording) -> str:
             out.append(f"<p style='color:#666; margin-top:0; margin-bottom:2px'>{_esc(info.description)}</p>")
         if info.kind == "categorical" and info.labels:
             swatches = []
-            for label, (r, g, b) in zip(info.labels, label_colors(list(info.labels))):
+            colors = label_colors(list(info.labels), label_frequencies(recording, info.name))
+            for label, (r, g, b) in grouped_legend(list(info.labels), colors):
                 swatches.append(f"<span style='color:rgb({r},{g},{b}); font-size:large'>■</span>&nbsp;{_esc(label)}")
             out.append("<p style='margin-top:0'>" + " &nbsp; ".join(swatches) + "</p>")
     return "\n".join(out)

@@ -4,7 +4,8 @@ It owns the workspace and wires the views to it; it opens recordings (command li
 Open Recent, drag-and-drop) and workspaces (File > Open Workspace), and reports a file that cannot be
 opened in a dialog while the previous recording stays open. Docks: Selection (the active pane's
 selected units and candidates), Recording (what the file is), Find (token search, Ctrl+F), Match and
-Probes (linear probes per tap, Analysis > Run Probes, Ctrl+Shift+P), the last two tabbed at the bottom.
+Probes (linear probes per tap, Analysis > Run Probes, Ctrl+Shift+P), the last two tabbed at the bottom
+and closed until they have something to show (a match, a probe run).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from lstmviz.qt.state_plot import StatePlot
 from lstmviz.qt.status_bar import StatusBar
 from lstmviz.qt.workspace import TRANSFORMS, Workspace
 
+#: the share of the window's height a Match or Probes dock takes when it opens (at least BOTTOM_DOCK_MIN px)
+BOTTOM_DOCK_SHARE = 0.45
+BOTTOM_DOCK_MIN = 300
 RECORDING_FILTER = "lstmviz recordings (*.h5 *.hdf5);;All files (*)"
 EMPTY_MESSAGE = (
     "<h2 style='color:#444'>No recording open</h2>"
@@ -102,9 +106,15 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         probe_scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         probe_scroller.setWidget(self.probe_panel)
         self.probe_dock = self._dock("Probes", "probes", probe_scroller, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.match_dock, self.probe_dock)
-        self.match_dock.raise_()
-        self.resizeDocks([self.match_dock], [330], QtCore.Qt.Orientation.Vertical)
+        # Match and Probes open when they have something to show (a match or a probe run), not empty; they
+        # are tabbed together when both are open (``_open_bottom_dock``: tabified while the window is
+        # hidden, Qt 6.10 leaves a second, stale "Match | Probes" tab bar over the status bar)
+        self.match_dock.hide()
+        self.probe_dock.hide()
+        self.match_panel.results_changed.connect(lambda results: results is not None and self._show_match_dock())
+        self.probe_panel.results_ready.connect(lambda _report: self.show_probe_dock())
+        for dock in (self.match_dock, self.probe_dock):  # opened from the View menu: tabbed and sized alike
+            dock.toggleViewAction().triggered.connect(lambda on, d=dock: on and self._open_bottom_dock(d))
         self.navigation.find_button.clicked.connect(self.show_find)
         ws.error_occurred.connect(lambda title, message: show_error(self, title, message))
 
@@ -342,13 +352,23 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         QtCore.QTimer.singleShot(0, lambda: self.open_file(path))
 
     def _show_match_dock(self) -> None:
-        self.match_dock.show()
-        self.match_dock.raise_()
+        self._open_bottom_dock(self.match_dock)
 
     def show_probe_dock(self) -> None:
         """Show the Probes dock (in front of the Match dock it shares the bottom with)."""
-        self.probe_dock.show()
-        self.probe_dock.raise_()
+        self._open_bottom_dock(self.probe_dock)
+
+    def _open_bottom_dock(self, dock: QtWidgets.QDockWidget) -> None:
+        """Show a bottom dock in front; the first one opened takes ``BOTTOM_DOCK_SHARE`` of the window."""
+        others = [d for d in (self.match_dock, self.probe_dock) if d is not dock and not d.isHidden()]
+        if others and dock not in self.tabifiedDockWidgets(others[0]):
+            self.tabifyDockWidget(others[0], dock)
+        bottom_open = bool(others)
+        dock.show()
+        dock.raise_()
+        if not bottom_open:
+            height = max(BOTTOM_DOCK_MIN, round(BOTTOM_DOCK_SHARE * self.height()))
+            self.resizeDocks([dock], [height], QtCore.Qt.Orientation.Vertical)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.match_panel.shutdown()

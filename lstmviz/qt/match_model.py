@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6 import QtCore, QtGui
 
+from lstmviz.qt.annotation_track import label_frequencies
 from lstmviz.qt.token_text import display_token
 
 ALIGNS = ("start", "end")
@@ -59,6 +60,8 @@ class StripSpec:
     vmin: float = 0.0
     vmax: float = 1.0
     description: str = ""
+    #: categorical: how often each label occurs (colours go to the frequent ones when there are many)
+    frequencies: tuple[int, ...] = ()
 
     @property
     def diverging(self) -> bool:
@@ -270,8 +273,10 @@ class MatchTableModel(QtCore.QAbstractTableModel):
             if info is None:
                 continue
             if info.kind == "categorical":
+                counts = label_frequencies(recording, name)
                 strips.append(StripSpec(name, "categorical", tuple(info.labels or ()), info.level,
-                                        description=info.description))
+                                        description=info.description,
+                                        frequencies=() if counts is None else tuple(int(c) for c in counts)))
             else:
                 key = (str(recording.path), name)
                 if key not in self._ranges:

@@ -1,6 +1,8 @@
-"""The Match panel: search the whole corpus for the active pane's hypothesis and study the results.
+"""The Match panel: search the whole corpus for a pane's hypothesis and study the results.
 
-LSTMVis's "Match view", built from a workspace. Pressing **Match** (Ctrl+M) turns the active pane's
+LSTMVis's "Match view", built from a workspace. It follows one pane (``source_pane``): the active pane
+while it has selected units; making a pane without any active (``+ Pane``) leaves the previous one, and
+the header names the pane it shows. Pressing **Match** (Ctrl+M) turns that pane's
 selection (units and signs, off-padding, brushed length) and the panel's settings (mode, result limit,
 minimum length, length weight, candidate cap: ``workspace.match_settings``, saved with the workspace)
 into a ``MatchQuery``; the bit index of (tap, transform, threshold) is opened on the worker channel
@@ -13,7 +15,7 @@ and chosen annotations under the tokens) sit beside the aggregate view (the dist
 annotation at each offset, against the corpus, computed on channel "aggregate"). Clicking a result (or
 Enter) asks the workspace to show it (``workspace.show_match``).
 
-Exports: ``export_view`` (PNG/SVG/PDF of the results and aggregate views), ``export_matches`` and
+Exports: ``export_view`` (PNG/SVG/PDF: the results and the aggregate as a figure, in full), ``export_matches`` and
 ``export_aggregate`` (CSV/NPY); the actions ``export_view_action`` and ``export_data_action`` open a
 file dialog (the main window can put them in its menus).
 """
@@ -30,11 +32,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.qt.aggregate_view import AggregateView
 from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.qt.match_figure import FIGURE_ROWS, close_figure, match_figure
+from lstmviz.qt.match_figure import PARTS as FIGURE_PARTS
 from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
 from lstmviz.qt.match_view import MatchView, legend_html
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
+    check_view_suffix,
     export_reporting,
     export_table,
     export_widget,
@@ -108,6 +113,7 @@ class _Request:
     started: float = 0.0
     index_note: str = ""
     index_seconds: float = 0.0
+    pane: object = None  # the pane whose selection is matched
 
 
 @dataclass
@@ -119,6 +125,7 @@ class MatchContext:
     query: object
     index: object
     index_note: str = ""
+    pane: object = None  # the pane whose selection produced the results
 
 
 def _duration(seconds: float) -> str:
@@ -129,6 +136,28 @@ def _units_text(units, signs, limit: int = 12) -> str:
     pairs = [f"{'−' if int(s) < 0 else ''}{int(u)}" for u, s in zip(units, signs)]
     text = ", ".join(pairs[:limit])
     return text + (f", … ({len(pairs)} units)" if len(pairs) > limit else "")
+
+
+class _ElidedLabel(QtWidgets.QLabel):
+    """A one-line plain-text label that gives way to its neighbours: elided in the middle when it is
+    narrower than its text (the tooltip has it whole)."""
+
+    def __init__(self, text: str = ""):
+        super().__init__(text)
+        self.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event) -> None:
+        painter = QtGui.QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), QtCore.Qt.TextElideMode.ElideMiddle, rect.width())
+        self.style().drawItemText(painter, rect, int(self.alignment()), self.palette(), self.isEnabled(), text,
+                                  QtGui.QPalette.ColorRole.WindowText)
 
 
 class MatchPanel(QtWidgets.QWidget):
@@ -157,7 +186,8 @@ class MatchPanel(QtWidgets.QWidget):
         self._aggregate_id: int | None = None
         self._index_cache: list[tuple[tuple, object]] = []
         self._strip_names: list[str] = []
-        self._pane = None
+        #: the pane whose selection the panel shows and matches (see ``source_pane``)
+        self._source = None
         self._pane_connections: list = []
         self._syncing = False
         self._status = ""
@@ -179,6 +209,8 @@ class MatchPanel(QtWidgets.QWidget):
         self.runner.progress.connect(self._progress)
         workspace.recording_changed.connect(self._recording_changed)
         workspace.active_pane_changed.connect(self._active_pane_changed)
+        if hasattr(workspace, "panes_changed"):
+            workspace.panes_changed.connect(self._active_pane_changed)
         workspace.match_settings_changed.connect(self._load_settings)
         # optional parts of the workspace: strips follow the visible tracks, the aggregated annotation is
         # kept (and saved) by the workspace
@@ -242,6 +274,9 @@ class MatchPanel(QtWidgets.QWidget):
         self.selection_label = QtWidgets.QLabel()
         self.selection_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.selection_label.setStyleSheet("color: #444")
+        # a long selection is cut at the right (the tooltip has it all) rather than widening the dock
+        self.selection_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
+                                           QtWidgets.QSizePolicy.Policy.Preferred)
         self.match_button = QtWidgets.QPushButton("Match")
         self.match_button.setToolTip("Search the whole corpus for the selected units (Ctrl+M)")
         self.match_button.clicked.connect(self.match)
@@ -252,7 +287,7 @@ class MatchPanel(QtWidgets.QWidget):
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setVisible(False)
-        self.status_label = QtWidgets.QLabel("Select units in a pane, then press Match (Ctrl+M).")
+        self.status_label = _ElidedLabel("Select units in a pane, then press Match (Ctrl+M).")
         self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
         self.strips_button = QtWidgets.QToolButton()
@@ -293,7 +328,8 @@ class MatchPanel(QtWidgets.QWidget):
         row1.addWidget(self._labelled("Min length", self.min_length_spin))
         row1.addWidget(self._labelled("Length weight", self.weight_spin))
         row1.addWidget(self._labelled("Candidates", self.cap_spin))
-        row1.addStretch(1)
+        # the status shares the first row (it wraps when the dock is narrow): more rows for the results
+        row1.addWidget(self.status_label, 1)
         row1.addWidget(self.match_button)
         row1.addWidget(self.progress)
         row1.addWidget(self.cancel_button)
@@ -322,13 +358,17 @@ class MatchPanel(QtWidgets.QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
         self.aggregate_view.setMinimumWidth(360)  # the offset x label table stays readable beside the rows
+        # the results get the width their columns need, the aggregate the rest (until the user moves it)
+        self._splitter_moved = False
+        self.splitter.splitterMoved.connect(self._splitter_moved_by_user)
+        self.model.modelReset.connect(self._fit_splitter)
+        self.model.strips_changed.connect(self._fit_splitter)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
         layout.addLayout(row1)
         layout.addLayout(row2)
-        layout.addWidget(self.status_label)
         layout.addWidget(self.splitter, 1)
 
     def _build_actions(self) -> None:
@@ -347,9 +387,25 @@ class MatchPanel(QtWidgets.QWidget):
         self.cancel_action = action("Cancel Match", self.cancel, None, "Stop the running match")
         self.cancel_action.setEnabled(False)
         self.export_view_action = action("Export Match &View…", self.choose_and_export_view, "Ctrl+Alt+E",
-                                         "Save the match results and aggregate views as PNG, SVG or PDF")
+                                         "Save the best results and the whole aggregate table as a figure (PNG, SVG or PDF)")
         self.export_data_action = action("Export Match &Data…", self.choose_and_export_data, "Ctrl+Alt+D",
                                          "Save the matches or the aggregated table as CSV or NPY")
+
+    def _splitter_moved_by_user(self, *_) -> None:
+        self._splitter_moved = True
+
+    def _fit_splitter(self) -> None:
+        """Results as wide as their columns need (at most what leaves the aggregate its minimum)."""
+        total = sum(self.splitter.sizes())
+        if self._splitter_moved or total <= 0:
+            return
+        side = self.aggregate_view.minimumWidth()
+        results = max(total // 2, min(self.view.content_width() + 4, total - side))
+        self.splitter.setSizes([results, total - results])
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_splitter()
 
     # ------------------------------------------------------------------ settings (workspace.match_settings)
     def _load_settings(self, *_) -> None:
@@ -451,27 +507,58 @@ class MatchPanel(QtWidgets.QWidget):
         """Strips follow the tracks shown in the state panes (the Strips menu can change them here)."""
         self.set_strips([getattr(n, "name", n) for n in names])
 
-    def _active_pane_changed(self, *_) -> None:
+    # ------------------------------------------------------------------ the pane it matches from
+    def _panes(self) -> list:
+        panes = getattr(self.workspace, "panes", None)
+        if panes is not None:
+            return list(panes)
         pane = getattr(self.workspace, "active_pane", None)
-        if pane is self._pane:
-            self._update_selection_label()
-            return
-        if self._pane is not None:
-            for signal, slot in self._pane_connections:
-                try:
-                    signal.disconnect(slot)
-                except (RuntimeError, TypeError):
-                    pass
-        self._pane = pane
+        return [] if pane is None else [pane]
+
+    @property
+    def source_pane(self):
+        """The pane whose selection the panel shows and matches: the active pane while it has selected
+        units; a pane made active without any (``+ Pane``, a click) leaves the previous one in place,
+        so the header, Match and the results stay with the pane they came from."""
+        return self._source
+
+    def pane_name(self, pane) -> str:
+        panes = self._panes()
+        return f"Pane {panes.index(pane) + 1}" if pane in panes else "a removed pane"
+
+    def _active_pane_changed(self, *_) -> None:
+        active = getattr(self.workspace, "active_pane", None)
+        panes = self._panes()
+        source = self._source
+        if _has_units(active) or source is None or source not in panes:
+            source = active if _has_units(active) or not any(_has_units(p) for p in panes) else next(
+                p for p in panes if _has_units(p))
+        self._follow(source, active)
+
+    def _follow(self, source, active) -> None:
+        """Show ``source``'s selection; listen to it and to the active pane (whose selection takes over)."""
+        for signal, slot in self._pane_connections:
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
+        self._source = source
         self._pane_connections = []
-        if pane is not None:
-            self._pane_connections.append((pane.selection_changed, self._selection_changed))
+        for pane in dict.fromkeys(p for p in (source, active) if p is not None):
+            slot = self._selection_changed if pane is source else self._active_selection_changed
+            self._pane_connections.append((pane.selection_changed, slot))
             changed = getattr(pane, "changed", None)  # padding, threshold ...: refresh the label
             if changed is not None:
                 self._pane_connections.append((changed, self._update_selection_label))
-            for signal, slot in self._pane_connections:
-                signal.connect(slot)
-        self._update_selection_label()
+        for signal, slot in self._pane_connections:
+            signal.connect(slot)
+        self._selection_changed(None if source is None else source.selection)
+
+    def _active_selection_changed(self, selection=None, *_) -> None:
+        """The active pane (not the one shown) selected units: it becomes the pane the panel follows."""
+        active = getattr(self.workspace, "active_pane", None)
+        if _has_units(active) and active is not self._source:
+            self._follow(active, active)
 
     def _selection_changed(self, selection=None, *_) -> None:
         self._update_selection_label()
@@ -479,13 +566,15 @@ class MatchPanel(QtWidgets.QWidget):
             return
         q = self.results.query
         pairs = set() if selection is None else {(int(u), int(x)) for u, x in zip(selection.units, selection.signs)}
-        if pairs != set(zip(q.units, q.signs)):
+        changed = pairs != set(zip(q.units, q.signs)) or (self.context is not None
+                                                         and self.context.pane is not self._source)
+        if changed:
             self._set_status(self._result_status() + " — the selection changed since; press Match to update")
         else:
             self._set_status(self._result_status())
 
     def _update_selection_label(self, *_) -> None:
-        pane = getattr(self.workspace, "active_pane", None)
+        pane = self._source
         if self.workspace.recording is None or pane is None:
             self.selection_label.setText("<i>No pane to match from.</i>")
             return
@@ -494,17 +583,23 @@ class MatchPanel(QtWidgets.QWidget):
         what = f"units <b>{units}</b>" if units else "<i>no units selected</i>"
         brush = pane.brush
         length = f" · brushed length {brush[1] - brush[0]}" if brush is not None else ""
+        active = getattr(self.workspace, "active_pane", None)
+        note = ""
+        if active is not None and active is not pane:
+            note = f" · <i>{self.pane_name(active)}, the active pane, has no selected units</i>"
         self.selection_label.setText(
-            f"{what} of <b>{pane.tap}</b> ({pane.transform}, threshold {pane.threshold:g}){length} · "
-            f"padding {pane.pad_left} before, {pane.pad_right} after (from the pane)"
+            f"<b>{self.pane_name(pane)}</b>: {what} of <b>{pane.tap}</b> ({pane.transform}, threshold "
+            f"{pane.threshold:g}){length} · padding {pane.pad_left} before, {pane.pad_right} after{note}"
         )
+        self.selection_label.setToolTip(self.selection_label.text())
 
     # ------------------------------------------------------------------ matching
     def build_query(self):
-        """The MatchQuery for the active pane and the panel's settings (ValueError with a sentence if none)."""
+        """The MatchQuery for the source pane's selection and the panel's settings (ValueError with a
+        sentence if none)."""
         from lstmviz.analysis.match_types import MatchQuery
 
-        pane = self.workspace.active_pane
+        pane = self._source
         selection = pane.selection if pane is not None else None
         if selection is None or len(selection) == 0:
             raise ValueError("No units are selected: brush a range in a state pane (or add units by hand), "
@@ -525,8 +620,8 @@ class MatchPanel(QtWidgets.QWidget):
         )
 
     def match(self) -> bool:
-        """Start a match for the active pane's selection. False (and a message in the status line) when
-        there is nothing to match."""
+        """Start a match for the source pane's selection (``source_pane``). False (and a message in the
+        status line) when there is nothing to match."""
         from lstmviz.analysis.bitindex import IndexKey
 
         ws = self.workspace
@@ -534,7 +629,7 @@ class MatchPanel(QtWidgets.QWidget):
         if recording is None:
             self._set_status("Open a recording to match.", problem=True)
             return False
-        pane = ws.active_pane
+        pane = self._source
         try:
             query = self.build_query()
         except ValueError as exc:
@@ -542,7 +637,7 @@ class MatchPanel(QtWidgets.QWidget):
             return False
         key = IndexKey(pane.tap, pane.transform, float(pane.threshold))
         self._abandon_request()
-        request = _Request(recording, key, query, started=time.perf_counter())
+        request = _Request(recording, key, query, started=time.perf_counter(), pane=pane)
         self._request = request
         index = self._cached_index(recording, key)
         if index is not None:
@@ -626,7 +721,8 @@ class MatchPanel(QtWidgets.QWidget):
         results, index, seconds = result
         self._request = None
         self._set_busy(False)
-        self.context = MatchContext(request.recording, request.key, request.query, index, request.index_note)
+        self.context = MatchContext(request.recording, request.key, request.query, index, request.index_note,
+                                    request.pane)
         self._set_results(results, self.context, seconds)
 
     def _failed(self, channel: str, request_id: int, exc) -> None:
@@ -721,7 +817,8 @@ class MatchPanel(QtWidgets.QWidget):
         elapsed = results.elapsed_s if getattr(results, "elapsed_s", 0) else self._match_seconds
         q = results.query
         text = f"{n:,} match{'es' if n != 1 else ''} in {_duration(elapsed)}"
-        notes = [self.context.index_note] if self.context and self.context.index_note else []
+        notes = [f"{self.pane_name(self.context.pane)}'s units"] if self.context and self.context.pane else []
+        notes += [self.context.index_note] if self.context and self.context.index_note else []
         notes.append(f"{results.n_candidates:,} candidates scored")
         if q.limit is not None and n >= q.limit:
             notes.append(f"the best {q.limit:,}")
@@ -752,6 +849,10 @@ class MatchPanel(QtWidgets.QWidget):
         return self._request is not None
 
     def _activated(self, start: int, length: int) -> None:
+        pane = self.context.pane if self.context is not None else None
+        panes = self._panes()
+        if pane in panes and pane is not getattr(self.workspace, "active_pane", None):
+            self.workspace.set_active_pane(panes.index(pane))  # the match is brushed in its own pane
         try:
             self.workspace.show_match(int(start), int(length))
         except ValueError as exc:  # e.g. the recording changed under the results
@@ -885,14 +986,21 @@ class MatchPanel(QtWidgets.QWidget):
         self.aggregate_changed.emit(table)
 
     # ------------------------------------------------------------------ export
-    def export_view(self, path: str | Path, *, part: str = "views") -> Path:
-        """Write the results and aggregate views ("views"), only the results ("results"), only the
-        aggregate ("aggregate") or the whole panel ("panel") to PNG, SVG or PDF."""
-        widgets = {"views": self.splitter, "results": self.results_widget, "aggregate": self.aggregate_view,
-                   "panel": self}
-        if part not in widgets:
-            raise ValueError(f"unknown part {part!r}; choose one of {', '.join(widgets)}")
-        return export_widget(widgets[part], path)
+    def export_view(self, path: str | Path, *, part: str = "views", max_rows: int = FIGURE_ROWS) -> Path:
+        """Write the results as a figure to PNG, SVG or PDF: the best ``max_rows`` results beside the
+        whole aggregate table and its sentences ("views"), only the results ("results") or only the
+        aggregate ("aggregate"), laid out in full whatever the dock shows (``match_figure``); or the
+        panel as it is on screen ("panel")."""
+        if part == "panel":
+            return export_widget(self, path)
+        if part not in FIGURE_PARTS:
+            raise ValueError(f"unknown part {part!r}; choose one of {', '.join((*FIGURE_PARTS, 'panel'))}")
+        check_view_suffix(path)
+        figure = match_figure(self, part, max_rows)
+        try:
+            return export_widget(figure, path)
+        finally:
+            close_figure(figure)
 
     def export_matches(self, path: str | Path) -> Path:
         """The matches (rank, positions, scores and the text around them) as CSV or NPY."""
@@ -946,6 +1054,10 @@ class MatchPanel(QtWidgets.QWidget):
         """Cancel this panel's running requests (call before the runner shuts down)."""
         self._abandon_request()
         self._cancel_aggregate()
+
+
+def _has_units(pane) -> bool:
+    return pane is not None and pane.selection is not None and len(pane.selection) > 0
 
 
 def _end_anchored(sentence: str) -> str:

@@ -28,6 +28,7 @@ from lstmviz.qt.palette import (
     FOREGROUND,
     ITEM_BOUNDARY,
     SEQUENTIAL,
+    grouped_legend,
     label_colors,
 )
 from lstmviz.qt.widget_export import FullRowsOnVectorExport
@@ -58,8 +59,8 @@ def ramp(anchors, t: float) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _label_colors(labels: tuple[str, ...]) -> list[tuple[int, int, int]]:
-    return label_colors(list(labels)) if labels else []
+def _label_colors(labels: tuple[str, ...], frequencies: tuple[int, ...] = ()) -> list[tuple[int, int, int]]:
+    return label_colors(list(labels), frequencies or None) if labels else []
 
 
 def strip_rgb(strip: StripSpec, value) -> tuple[int, int, int] | None:
@@ -72,7 +73,7 @@ def strip_rgb(strip: StripSpec, value) -> tuple[int, int, int] | None:
         v = int(value)
         if v < 0:
             return None
-        colors = _label_colors(strip.labels)
+        colors = _label_colors(strip.labels, strip.frequencies)
         return colors[v] if v < len(colors) else (127, 127, 127)
     v = float(value)
     if math.isnan(v):
@@ -93,6 +94,11 @@ def _hex(rgb) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb[:3])
 
 
+def unbreakable(text: str) -> str:
+    """HTML for ``text`` that a line break never splits (spaces glued, no break after "/" or "-")."""
+    return html.escape(text).replace(" ", "&nbsp;").replace("/", "/&#8288;").replace("-", "-&#8288;")
+
+
 def legend_html(model: MatchTableModel, paint_strip: str | None = None, mask: bool = False) -> str:
     """A one-paragraph legend of the strips (top to bottom) with colour swatches."""
     if not model.strips:
@@ -107,11 +113,9 @@ def legend_html(model: MatchTableModel, paint_strip: str | None = None, mask: bo
         if strip.kind == "count":
             body = f"0 {swatch(ramp(COUNT_RAMP, 0))}{swatch(ramp(COUNT_RAMP, 0.5))}{swatch(ramp(COUNT_RAMP, 1))} {int(strip.vmax)}"
         elif strip.kind == "categorical":
-            colors = label_colors(list(strip.labels))
-            shown = list(zip(strip.labels, colors))[:12]
-            body = " ".join(f"{swatch(c)}&nbsp;{html.escape(label)}" for label, c in shown)
-            if len(strip.labels) > 12:
-                body += f" … ({len(strip.labels)} labels)"
+            colors = _label_colors(strip.labels, strip.frequencies)
+            shown = grouped_legend(list(strip.labels), colors)
+            body = " ".join(f"{swatch(c)}&nbsp;{unbreakable(label)}" for label, c in shown)
         else:
             if strip.diverging:
                 top = max(abs(strip.vmin), abs(strip.vmax))
@@ -407,6 +411,11 @@ class MatchView(FullRowsOnVectorExport, QtWidgets.QTableView):
     def leaveEvent(self, event) -> None:
         self.hovered.emit("")
         super().leaveEvent(event)
+
+    def content_width(self) -> int:
+        """The width that shows every column (and a vertical scroll bar) without a horizontal one."""
+        return (self.horizontalHeader().length() + 2 * self.frameWidth()
+                + self.verticalScrollBar().sizeHint().width())
 
     def visible_rows(self) -> range:
         """The rows on screen now."""

@@ -65,19 +65,52 @@ def _ramp(t: float) -> tuple[int, int, int]:
     return tuple(round(a[k] + (b[k] - a[k]) * f) for k in range(3))
 
 
-def label_colors(labels: list[str]) -> list[tuple[int, int, int]]:
-    """One colour per label: an ordered ramp for integer labels, else the qualitative palette."""
+#: beyond this many labels, colours cannot be told apart: the most frequent ``MAX_DISTINCT - 1`` labels
+#: keep one each (``DISTINCT``) and the rest share ``OTHER`` (the label is named on hover)
+MAX_DISTINCT = 12
+#: the qualitative palette without its greys (grey is "other"), most distinct first
+DISTINCT = [c for c in CATEGORICAL if len(set(c)) > 1][: MAX_DISTINCT - 1]
+OTHER = (200, 200, 200)
+
+
+def label_colors(labels: list[str], frequencies=None) -> list[tuple[int, int, int]]:
+    """One colour per label: an ordered ramp for integer labels, else the qualitative palette; with more
+    than ``MAX_DISTINCT`` labels only the most frequent (by ``frequencies``, one count per label; else
+    the first ones) get their own colour and the rest are ``OTHER``."""
     n = len(labels)
     if is_ordinal(labels) and n > 1:
         return [_ramp(0.1 + 0.9 * i / (n - 1)) for i in range(n)]
-    return [CATEGORICAL[i % len(CATEGORICAL)] for i in range(n)]
+    if n <= MAX_DISTINCT:
+        return [CATEGORICAL[i % len(CATEGORICAL)] for i in range(n)]
+    return [DISTINCT[rank] if rank < len(DISTINCT) else OTHER for rank in frequency_ranks(n, frequencies)]
 
 
-def categorical_lut(labels: list[str]) -> np.ndarray:
+def frequency_ranks(n: int, frequencies=None) -> list[int]:
+    """The rank of each of ``n`` labels by frequency (0 = most frequent; ties and no counts: label order)."""
+    counts = np.zeros(n) if frequencies is None or len(frequencies) != n else np.asarray(frequencies, float)
+    order = np.argsort(-counts, kind="stable")
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.arange(n)
+    return ranks.tolist()
+
+
+def grouped_legend(labels: list[str], colors: list[tuple[int, int, int]]) -> list[tuple[str, tuple[int, int, int]]]:
+    """The legend entries of ``label_colors``: each label with a colour of its own (palette order),
+    then one "other (n labels)" entry for the labels that share ``OTHER``."""
+    own = [(label, color) for label, color in zip(labels, colors) if color != OTHER or len(labels) <= MAX_DISTINCT]
+    if len(labels) > MAX_DISTINCT and not is_ordinal(labels):
+        own.sort(key=lambda entry: DISTINCT.index(entry[1]) if entry[1] in DISTINCT else len(DISTINCT))
+        others = sum(1 for color in colors if color == OTHER)
+        if others:
+            own.append((f"other ({others} labels)", OTHER))
+    return own
+
+
+def categorical_lut(labels: list[str], frequencies=None) -> np.ndarray:
     """An RGBA lookup table ``[len(labels) + 1, 4]``: entry 0 is "missing" (transparent), entry i+1 is label i."""
     lut = np.zeros((len(labels) + 1, 4), dtype=np.ubyte)
     lut[0] = MISSING
-    for i, color in enumerate(label_colors(labels)):
+    for i, color in enumerate(label_colors(labels, frequencies)):
         lut[i + 1, :3] = color
         lut[i + 1, 3] = 255
     return lut

@@ -58,7 +58,8 @@ class Pane(QObject):
     emphasis_changed = Signal(object)
 
     def __init__(self, workspace: Workspace, tap: str, *, transform: str = "raw",
-                 threshold: float = DEFAULT_THRESHOLD, parent: QObject | None = None):
+                 threshold: float = DEFAULT_THRESHOLD, transform_follows_tap: bool = False,
+                 parent: QObject | None = None):
         super().__init__(parent)
         self.workspace = workspace
         if transform not in TRANSFORMS:
@@ -66,6 +67,9 @@ class Pane(QObject):
         self._check_tap(tap)
         self.tap = tap
         self.transform = transform
+        #: while the transform is the default one (nobody chose it), another tap brings its own default
+        #: (tanh for a cell state, raw for a hidden state: ``Workspace.default_transform``)
+        self.transform_follows_tap = bool(transform_follows_tap)
         self.threshold = float(threshold)
         self.brush: tuple[int, int] | None = None
         self.pad_left = 1
@@ -188,13 +192,20 @@ class Pane(QObject):
         self.added = self.removed = ()
         self.emphasized = None
         self.tap_changed.emit(tap)
+        if self.transform_follows_tap:
+            transform = self.workspace.default_transform(tap)
+            if transform != self.transform:
+                self.transform = transform
+                self.transform_changed.emit(transform)
         if self.transform == "zscore":
             self.workspace.tap_stats.get(tap, retry=True)
         self._update()
 
     def set_transform(self, transform: str) -> None:
+        """Show the values under ``transform``; from then on it stays when the tap changes."""
         if transform not in TRANSFORMS:
             raise ValueError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
+        self.transform_follows_tap = False
         if transform == self.transform:
             return
         self.transform = transform
@@ -334,6 +345,7 @@ class Pane(QObject):
             self.tap = old_tap
             raise
         self.transform, self.brush = state.transform, brush
+        self.transform_follows_tap = False  # a saved transform was chosen
         self.threshold = float(state.threshold)
         self.pad_left, self.pad_right = int(state.pad_left), int(state.pad_right)
         self.tolerance, self.direction = float(state.tolerance), state.direction

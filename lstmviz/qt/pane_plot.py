@@ -5,7 +5,8 @@ per unit costs 6-13x more per frame, see perf_limits L17/L18), dark grey with op
 antialiasing off, its pixels kept (``CachedCurve``) so that changing the selection does not redraw it. The selected
 units are a second single curve item in red (2 px while few are selected, else 1 px: thick lines cost
 Qt's software raster several times more), the units asked for with View > Highlight Units a
-third. The brushed range and its padding are bands over the plot (``SelectionBands``); the threshold
+third; the units of both are numbered at the right end of their lines, and a legend card says what
+the colours mean (``UnitLabels``). The brushed range and its padding are bands over the plot (``SelectionBands``); the threshold
 is a draggable horizontal line (mirrored at -θ for the negative direction). The bottom axis is the
 token row (``TokenAxis``) where the brush is drawn (``BrushGesture``).
 
@@ -39,6 +40,7 @@ from lstmviz.qt.palette import (
 from lstmviz.qt.pane_model import TRANSFORM_NAMES, Pane
 from lstmviz.qt.selection_bands import SelectionBands
 from lstmviz.qt.token_axis import TokenAxis
+from lstmviz.qt.unit_labels import UnitLabels
 from lstmviz.qt.workspace import Hover, Workspace
 
 LEFT_AXIS_WIDTH = 92
@@ -78,7 +80,7 @@ def _threshold_line() -> pg.InfiniteLine:
         pen=pg.mkPen(THRESHOLD, width=1.5, style=QtCore.Qt.PenStyle.DashLine),
         hoverPen=pg.mkPen(THRESHOLD, width=3),
         label="θ {value:.3f}",
-        labelOpts={"position": 0.985, "color": THRESHOLD, "anchors": [(1, 1), (1, 1)],
+        labelOpts={"position": 0.95, "color": THRESHOLD, "anchors": [(1, 1), (1, 1)],
                    "fill": pg.mkBrush(*BACKGROUND, 200)},
     )
     line.setToolTip(THRESHOLD_TIP)
@@ -100,6 +102,8 @@ class PanePlot(pg.PlotItem):
         for name in ("left", "top"):
             _styled_axis(self.getAxis(name))
         self.getAxis("left").setWidth(LEFT_AXIS_WIDTH)
+        # ticks in the values' own units, the units θ is typed and labelled in (no "(x0.001)" rescaling)
+        self.getAxis("left").enableAutoSIPrefix(False)
         self.getAxis("top").setStyle(tickLength=-4)
         self.getAxis("left").setStyle(tickLength=-4)
 
@@ -138,6 +142,8 @@ class PanePlot(pg.PlotItem):
         self._drawn_values: np.ndarray | None = None
         self._ranges: tuple | None = None
         self._drawn_selected: tuple | None = None
+        self._labelled: tuple | None = None
+        self.unit_labels = UnitLabels(self)
         self._tokens_key: tuple | None = None
         self._title = self._left_label = None
         pane.changed.connect(self.redraw)
@@ -178,6 +184,11 @@ class PanePlot(pg.PlotItem):
             self.selected_curve.setPen(pg.mkPen(SELECTION, width=width))
             _set_lines(self.selected_curve, start, values, selected)
             self._drawn_selected = (id(values), selected)
+        labelled = (id(values), selected, chosen, ws.window_range())
+        if labelled != self._labelled:
+            self.unit_labels.set_units(start, values, [(SELECTION, "selected", selected),
+                                                       (HIGHLIGHTED_UNITS, "highlighted", chosen)])
+            self._labelled = labelled
         self.bands.set_bands(pane.brush, pane.pad_left, pane.pad_right)
         self.token_axis.set_selection_marks(pane.brush, pane.pad_left, pane.pad_right)
         self.token_axis.set_shading(pane.active_counts() if selected else None, len(selection or ()))
@@ -246,6 +257,7 @@ class PanePlot(pg.PlotItem):
         if hover is None:
             self.hover_line.hide()
             self.hover_label.hide()
+            self.unit_labels.set_legend_visible(True)
             return
         self.hover_line.setPos(hover.position)
         self.hover_line.show()
@@ -254,6 +266,7 @@ class PanePlot(pg.PlotItem):
             self.hover_label.show()
         else:
             self.hover_label.hide()
+        self.unit_labels.set_legend_visible(not mine)
 
 
 def _set_lines(curve: pg.PlotCurveItem, start: int, values: np.ndarray, units: list[int]) -> None:

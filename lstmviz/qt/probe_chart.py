@@ -187,6 +187,11 @@ class AccuracyPlot(QtWidgets.QWidget):
         self.value_axis.setTicks([[(v, f"{100 * v:.0f}%") for v in np.arange(0, 1.01, 0.2)],
                                   [(v, "") for v in np.arange(0.1, 1.0, 0.2)]])
 
+    def legend_text(self) -> str:
+        """The legend as plain text."""
+        text = QtGui.QTextDocumentFragment.fromHtml(self.legend_label.text()).toPlainText()
+        return text.replace("\xa0", " ").replace("\u2060", "")
+
 
 class ProbeChart(AccuracyPlot):
     """Accuracy per tap of one ``ProbeReport`` (see the module docstring): a legend line over a
@@ -232,11 +237,6 @@ class ProbeChart(AccuracyPlot):
         """What the chart shows, one dict per tap in x order: tap, x, layer, accuracy, ci_low, ci_high,
         control_accuracy, control_ci_low, control_ci_high, selectivity."""
         return [dict(e) for e in self._entries]
-
-    def legend_text(self) -> str:
-        """The legend as plain text."""
-        text = QtGui.QTextDocumentFragment.fromHtml(self.legend_label.text()).toPlainText()
-        return text.replace("\xa0", " ")
 
     def tap_x(self, tap: str) -> float:
         return float(self.report.taps.index(tap))

@@ -33,6 +33,24 @@ def ranking_columns(ranking) -> dict:
     }
 
 
+def pane_to_export(panes: list[Pane], active: int) -> int:
+    """The index of the pane whose selection File > Export Selection Data writes: the active pane when
+    it has a selection, else the only pane that has one. ValueError (a sentence naming the panes to
+    choose from) when no pane, or several other panes, have one."""
+    if not panes:
+        raise ValueError("no recording is open")
+    if panes[active].selection is not None:
+        return active
+    having = [i for i, pane in enumerate(panes) if pane.selection is not None]
+    if len(having) == 1:
+        return having[0]
+    if not having:
+        raise ValueError("nothing is selected in any pane: brush a range over a pane's tokens first")
+    names = ", ".join(f"Pane {i + 1}" for i in having[:-1]) + f" and Pane {having[-1] + 1}"
+    raise ValueError(f"Pane {active + 1}, the active pane, has no selection; {names} have one: click the pane "
+                     "whose selection you want to save, then export again")
+
+
 def export_selection(pane: Pane, path: str | Path) -> list[Path]:
     """Write the pane's selection (and ranking, if any) and return the files written.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, numeric_range
+from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, label_frequencies, numeric_range
 from lstmviz.qt.palette import BACKGROUND
 from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, PanePlot, unit_lines
 from lstmviz.qt.pane_strip import PaneStrip
@@ -105,7 +105,8 @@ class StatePlot(pg.GraphicsLayoutWidget):
                 if info.name not in self._track_ranges:
                     self._track_ranges[info.name] = numeric_range(ws.recording, info.name)
                 value_range = self._track_ranges[info.name]
-            track = AnnotationTrack(info.name, info.labels, info.description, info.kind, value_range)
+            frequencies = label_frequencies(ws.recording, info.name) if info.kind == "categorical" else None
+            track = AnnotationTrack(info.name, info.labels, info.description, info.kind, value_range, frequencies)
             track.set_label_width(LEFT_AXIS_WIDTH)
             track.setXLink(self.pane_plots[0])
             self.ci.addItem(track, row=row, col=0)

@@ -2,8 +2,8 @@
 
 A pyqtgraph ``AxisItem`` whose labels are the token strings at integer positions. Tokens are written
 horizontally when every one fits in its column, vertically (reading upwards, elided to the axis
-height) when the columns are narrow, and only every k-th token when even a vertical label does not
-fit. Item boundaries are drawn as orange separators and the hovered position gets a light background.
+height, in a smaller font) when the columns are narrow, and only every k-th token when even a
+vertical label in the smallest font does not fit. Item boundaries are drawn as orange separators and the hovered position gets a light background.
 
 It is also the pane's *token row*, where the hypothesis is brushed (as in LSTMVis): token
 backgrounds are shaded white to blue by how many selected units are on (``set_shading``), the brushed
@@ -78,6 +78,8 @@ class TokenAxis(pg.AxisItem):
     PADDING = 4
     MAX_VERTICAL_HEIGHT = 72
     MIN_FONT_SCALE = 0.72
+    #: vertical labels shrink to this share of the font before tokens are left out (about 6.3 pt)
+    MIN_VERTICAL_SCALE = 0.7
 
     def __init__(self, point_size: float = 9.0):
         super().__init__("bottom", pen=pg.mkPen(AXIS), textPen=pg.mkPen(FOREGROUND))
@@ -88,6 +90,8 @@ class TokenAxis(pg.AxisItem):
         self._start = 0
         self._tokens: list[str] = []
         self._item_starts: list[int] = []
+        #: the token labels of the last paint, left to right (fewer than the tokens when thinned)
+        self.drawn_labels: list[str] = []
         self.marks = TokenRowMarks(self)
         self.setHeight(self._height_for(vertical=False))
         self.setToolTip(TOKEN_ROW_TIP)
@@ -198,8 +202,9 @@ class TokenAxis(pg.AxisItem):
 
         Horizontal when the tokens fit their columns, if need be in a font shrunk to no less than
         ``MIN_FONT_SCALE`` (so character models stay upright; the widest tenth, such as "m", may
-        overhang a pixel or two); else vertical, every k-th token when even one line of text is
-        wider than a column.
+        overhang a pixel or two); else vertical, in a font shrunk (to no less than
+        ``MIN_VERTICAL_SCALE``) until one line of text fits a column, so that every word of a sentence
+        is drawn at the default window; only columns narrower than that get every k-th token.
         """
         widths = [self._metrics.horizontalAdvance(t) for t in self._tokens]
         widest = max(widths, default=0.0)
@@ -210,18 +215,20 @@ class TokenAxis(pg.AxisItem):
         if fit >= self.MIN_FONT_SCALE:
             return False, 1, fit
         ascent = self._metrics.ascent()
-        return True, (1 if scale >= ascent else math.ceil(ascent / scale)), 1.0
+        font_scale = max(self.MIN_VERTICAL_SCALE, min(1.0, scale / ascent))
+        line = ascent * font_scale
+        return True, (1 if scale >= line else math.ceil(line / scale)), font_scale
 
-    def _height_for(self, vertical: bool) -> int:
+    def _height_for(self, vertical: bool, font_scale: float = 1.0) -> int:
         if not vertical:
             return math.ceil(self._metrics.height() + 2 * self.PADDING + 4)
-        widest = max((self._metrics.horizontalAdvance(t) for t in self._tokens), default=0.0)
+        widest = max((self._metrics.horizontalAdvance(t) for t in self._tokens), default=0.0) * font_scale
         return int(min(self.MAX_VERTICAL_HEIGHT, max(30, math.ceil(widest + 2 * self.PADDING + 6))))
 
     def _fit_height(self) -> None:
         """Make the axis as tall as its labels need: one text line, or the longest vertical label."""
-        vertical, _, _ = self._label_mode(self._pixels_per_position())
-        height = self._height_for(vertical)
+        vertical, _, font_scale = self._label_mode(self._pixels_per_position())
+        height = self._height_for(vertical, font_scale)
         if height != self.fixedHeight:
             self.setHeight(height)
 
@@ -257,6 +264,7 @@ class TokenAxis(pg.AxisItem):
         selection and the hover are the ``TokenRowMarks`` child, so they change without re-laying out text)."""
         bounds = layout.bounds
         top = bounds.top()
+        self.drawn_labels = [label.text for label in layout.labels]
         p.setRenderHint(p.RenderHint.Antialiasing, False)
         p.setRenderHint(p.RenderHint.TextAntialiasing, True)
         p.setClipRect(bounds)

@@ -95,6 +95,11 @@ def _check_suffix(path: Path, formats: dict, what: str) -> str:
     return suffix
 
 
+def check_view_suffix(path: str | Path) -> str:
+    """The suffix of ``path`` when it is one of PNG/SVG/PDF; else ValueError naming them."""
+    return _check_suffix(Path(path), VIEW_FORMATS, "a view")
+
+
 def export_widget(widget: QtWidgets.QWidget, path: str | Path, *, scale: float = 2.0) -> Path:
     """Write ``widget`` (with its children) to ``path`` as PNG, SVG or PDF, chosen by the suffix.
 

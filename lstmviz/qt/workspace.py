@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, Signal
 
 from lstmviz.analysis.workspace_file import MatchSettings, ProbeState, WorkspaceState
 from lstmviz.qt.hover import Hover, make_hover
+from lstmviz.qt.pane_defaults import BOUNDED_SIGNALS, default_tap, default_transform
 from lstmviz.qt.pane_model import TRANSFORMS, Pane
 from lstmviz.qt.stats_cache import TapStatsCache
 from lstmviz.qt.workers import TaskRunner
@@ -130,7 +131,9 @@ class Workspace(QObject):
         self._tokens_key, self._annotation_cache = None, {}
         self._drop_panes()
         if taps:
-            self._insert_pane(Pane(self, self._default_tap(taps), parent=self))
+            tap = self._default_tap(taps)
+            self._insert_pane(Pane(self, tap, transform=self.default_transform(tap), transform_follows_tap=True,
+                                   parent=self))
         if previous is not None:
             previous.close()
         self.recording_changed.emit(recording)
@@ -167,16 +170,25 @@ class Workspace(QObject):
     def _position_taps(recording) -> list[str]:
         return [name for name, info in recording.taps.items() if info.axis == "positions"]
 
-    @staticmethod
-    def _default_tap(taps: list[str], taken: tuple[str, ...] = ()) -> str | None:
-        """The first cell-state tap not shown yet (what LSTMVis shows), else the first tap not shown."""
-        for pool in ([t for t in taps if t not in taken], taps):
-            for name in pool:
-                if name.rsplit("/", 1)[-1] == "c":
-                    return name
-            if pool:
-                return pool[0]
-        return None
+    def _default_tap(self, taps: list[str], taken: tuple[str, ...] = ()) -> str | None:
+        """The tap that holds the state, preferring one not shown yet (``pane_defaults.default_tap``)."""
+        return default_tap([self.recording.taps[name] for name in taps], taken)
+
+    def default_transform(self, tap: str) -> str:
+        """How a pane shows ``tap`` until a transform is chosen: tanh for a cell state, raw for bounded
+        signals, and for a signal of unknown range decided from the window's values (``pane_defaults``;
+        raw when they cannot be read: the pane then says why when it draws)."""
+        from lstmviz.recording import RecordingError
+
+        info = self.recording.taps[tap]
+        sample = None
+        if info.signal not in BOUNDED_SIGNALS | {"c"}:
+            start = min(self.window_start, max(0, self.n_positions - 1))
+            try:
+                sample = np.asarray(self.recording.states(tap, start, min(self.n_positions, start + self.window_width)))
+            except (RecordingError, OSError, ValueError):
+                sample = None
+        return default_transform(info, sample)
 
     # ------------------------------------------------------------------ panes
     @property
@@ -188,12 +200,17 @@ class Workspace(QObject):
         return self._active
 
     def add_pane(self, tap: str | None = None) -> Pane:
-        """Add a pane under the others (on ``tap``, else a tap not shown yet) and make it active."""
+        """Add a pane under the others (on ``tap``, else the state tap not shown yet) and make it active;
+        it takes the active pane's transform and threshold."""
         if self.recording is None:
             raise ValueError("open a recording before adding a pane")
         if tap is None:
             tap = self._default_tap(self.taps, tuple(p.tap for p in self.panes))
-        pane = Pane(self, tap, threshold=self.active_pane.threshold if self.panes else 0.3, parent=self)
+        active = self.active_pane
+        # the new pane shows its tap the way the active pane shows its own (transform and threshold)
+        pane = Pane(self, tap, transform=active.transform if active is not None else self.default_transform(tap),
+                    threshold=active.threshold if active is not None else 0.3,
+                    transform_follows_tap=active is None or active.transform_follows_tap, parent=self)
         self._insert_pane(pane)
         self.panes_changed.emit()
         self.set_active_pane(len(self.panes) - 1)

@@ -117,8 +117,10 @@ def planted_path(tmp_path):
 
 @pytest.fixture
 def planted(window, planted_path):
-    """The main window on the planted recording (window 0-99, one pane on layer0/c, raw values)."""
+    """The main window on the planted recording (window 0-99, one pane on layer0/c, raw values: the
+    planted values and thresholds are raw; a cell state opens in tanh otherwise)."""
     assert window.open_file(planted_path)
+    window.workspace.set_transform("raw")
     return window
 
 

@@ -48,6 +48,7 @@ def test_an_empty_window_invites_to_open(window):
 
 def test_changing_the_tap_redraws_it(window, recording_path, qtbot):
     window.open_file(recording_path)
+    window.workspace.set_transform("raw")  # chosen: the file's values whatever the tap
     combo = window.state_plot.strips[0].tap_combo  # the (active) pane's control strip
     index = combo.findData("layer1/c")
     assert index >= 0

@@ -50,14 +50,24 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("part", ["views", "panel"])
-def test_png(matched, tmp_path, part):
-    path = matched.export_view(tmp_path / "m.png", part=part)
+def test_png_of_the_panel_is_the_panel_as_shown(matched, tmp_path):
+    path = matched.export_view(tmp_path / "m.png", part="panel")
     image = QtGui.QImage(str(path))
-    assert not image.isNull()
-    widget = matched.splitter if part == "views" else matched
-    assert image.width() == 2 * widget.width() and image.height() == 2 * widget.height()
+    assert image.width() == 2 * matched.width() and image.height() == 2 * matched.height()
     assert image_colors(image) > 20  # tokens, strips, heat colours: far from a single colour
+
+
+def test_png_of_the_views_is_the_whole_result_whatever_the_dock_shows(matched, tmp_path):
+    matched.resize(900, 300)  # a short dock: one or two rows and a few aggregate rows on screen
+    QtWidgets.QApplication.processEvents()
+    assert len(matched.view.visible_rows()) < len(matched.results)
+    image = QtGui.QImage(str(matched.export_view(tmp_path / "m.png")))
+    row_height = matched.view.verticalHeader().defaultSectionSize()
+    table_rows = matched.aggregate_view.model.rowCount()
+    # every result row and every aggregate row fit: taller than they are, wider than the dock
+    assert image.height() >= 2 * max(len(matched.results) * row_height, table_rows * 20)
+    assert image.width() > 2 * matched.width()
+    assert image_colors(image) > 20
 
 
 def test_png_at_scale_1_is_grab(matched, tmp_path):

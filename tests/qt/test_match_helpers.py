@@ -133,8 +133,8 @@ def image_colors(image) -> int:
     from PySide6 import QtGui
 
     image = image.convertToFormat(QtGui.QImage.Format.Format_RGB32)
-    arr = np.frombuffer(image.constBits(), dtype=np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)
-    return len(np.unique(arr[:, : image.width(), :3].reshape(-1, 3), axis=0))
+    pixels = np.frombuffer(image.constBits(), dtype=np.uint32).reshape(image.height(), image.bytesPerLine() // 4)
+    return len(np.unique(pixels[:, : image.width()] & 0xFFFFFF))  # one 0xRRGGBB number per pixel
 
 
 def index_for(recording, key):

@@ -328,7 +328,9 @@ def test_with_the_real_workspace(qtbot, tmp_path):
     try:
         ws.open(path)
         pane = ws.active_pane
-        assert pane.tap == TAP
+        assert pane.tap == "layer0/h"  # the hidden state opens; the planted units are in the cell state
+        ws.set_tap(TAP)
+        assert pane.transform == "tanh"  # nobody chose raw for the hidden state: the cell state's default
         pane.set_threshold(THRESHOLD)
         pane.set_brush(10, 13)
         assert sorted(pane.selection.units.tolist()) == list(PLANTED)

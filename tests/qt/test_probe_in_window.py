@@ -42,7 +42,7 @@ def test_pick_a_label_run_click_a_tap_and_a_unit_selects_it(qtbot, opened):
     window = opened
     panel = window.probe_panel
     ws = window.workspace
-    assert window.probe_dock.visibleRegion().isEmpty()  # behind the Match dock until probes run
+    assert not window.probe_dock.isVisible()  # closed until probes run
     panel.label_combo.setCurrentIndex(panel.label_combo.findData("tag"))
     run = _menu_action(window, "Analysis", "Run Probes")
     assert run.shortcut().toString() == "Ctrl+Shift+P"

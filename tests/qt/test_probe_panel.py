@@ -198,7 +198,7 @@ def test_same_settings_again_come_from_the_cache(qtbot, probed):
 def test_click_a_tap_then_a_unit_selects_it_in_the_active_pane(qtbot, probed, workspace):
     panel = probed
     pane = workspace.active_pane
-    assert pane.tap == "layer1/c"  # the workspace opens on a cell state; the probe is on layer1/h
+    pane.set_tap("layer1/c")  # another tap than the probe's (layer1/h), so that the switch below shows
     # open the noise tap's probe by clicking its column, then the planted one
     with qtbot.waitSignal(panel.probe_opened) as opened:
         click_scene(panel.chart.view, panel.chart.tap_point(NOISE_TAP))
@@ -423,12 +423,14 @@ def test_curves_view_draws_accuracy_per_tap_against_step(qtbot, curves, tmp_path
     assert planted["x"].tolist() == [100.0, 5000.0]
     assert planted["accuracy"][1] > 0.9 and planted["accuracy"][1] > planted["accuracy"][0] + 0.1
     np.testing.assert_array_equal(planted["control"], curves.control_accuracy(PLANTED_TAP))
-    # coloured by layer: the two layer-1 taps share a colour and differ by marker
-    other = view.series("layer1/c")
-    assert other["color"] == planted["color"] and other["symbol"] != planted["symbol"]
-    assert view.series(NOISE_TAP)["color"] != planted["color"]
+    # coloured by signal, marked by layer: layer0/h and layer1/h share a colour and differ by marker;
+    # layer1/c has its own colour and layer 1's marker
+    noise, cell = view.series(NOISE_TAP), view.series("layer1/c")
+    assert noise["color"] == planted["color"] and noise["symbol"] != planted["symbol"]
+    assert cell["color"] != planted["color"] and cell["symbol"] == planted["symbol"]
     assert view.plot.getAxis("bottom").labelText == "training step"
-    assert all(tap in view.legend_label.text() for tap in TAPS_BY_LAYER)
+    legend = view.legend_text()
+    assert all(entry in legend for entry in ("■ h", "■ c", "layer 0", "layer 1", "control task"))
     image = QtGui.QImage(str(export_widget(view, tmp_path / "curves.png")))
     assert image_colors(image) > 20
     # without steps, the checkpoints are named on the axis, in order

@@ -56,6 +56,7 @@ def test_token_axis_writes_characters_upright_and_long_words_vertically(window, 
 def test_hover_reports_the_nearest_unit_and_highlights_it(window, recording_path, qtbot):
     window.open_file(recording_path)
     ws = window.workspace
+    ws.set_transform("raw")  # chosen: the file's values whatever the tap
     ws.set_tap("layer1/c")  # unit 0 of layer1/c is 2 * depth
     start, stop = ws.window_range()
     with open_recording(recording_path) as rec:
