@@ -14,22 +14,27 @@ trained by minimising the mean cross-entropy over the training positions plus an
 
     loss(W, b) = mean_p [-log softmax(W · z_p + b)_{y_p}] + l2 · ||W||²    (b is not penalised).
 
-**Fitting.** Adam on shuffled minibatches with a linearly decaying learning rate (the gradient is
-written out: no autograd graph per step). The L2 strength is chosen from ``l2_grid`` by accuracy on
-the validation items: all values are trained together as one stacked matrix, on all training
-positions when there are at most 1.5 × ``SELECT_ROWS`` of them; else on a random subset of
-``SELECT_ROWS``, after which only the chosen value is fitted on every training position, warm-started
-from the subset's solution, with the penalty rescaled to keep the prior fixed (``l2 · n`` constant,
-i.e. the same ``C = 1 / (2 · l2 · n)`` as scikit-learn's). The probe is scored on the test items.
-Training, validation and test positions come from disjoint sets of *items* (``split_items``), so no
-sequence contributes to both sides.
+**Fitting.** The objective is minimised to convergence, for every value of ``l2_grid`` at once, by
+L-BFGS with a Kronecker-factored preconditioner (``probe_solver``: full passes over the training
+rows, stopping when the estimated distance to the optimum is below 1e-7 of the objective, not after
+a step budget). Only the classes present in the training positions enter the softmax (an absent
+class has no finite optimum; it is never predicted, its weights are 0 and its bias -inf). The L2
+strength is chosen from ``l2_grid`` by accuracy on the validation items (ties: the larger l2), refined by a
+decade on either side of the best value while the best moves, within ``L2_RANGE`` (on real hidden
+states the best penalty is often far below 1e-4), among the fits on all
+training positions when there are at most 1.5 × ``SELECT_ROWS`` of them; else among fits on a
+random subset of ``SELECT_ROWS``, after which only the chosen value is fitted on every training
+position, warm-started from the subset's solution, with the penalty rescaled to keep the prior
+fixed (``l2 · n`` constant, i.e. the same ``C = 1 / (2 · l2 · n)`` as scikit-learn's). The probe is
+scored on the test items. Training, validation and test positions come from disjoint sets of
+*items* (``split_items``), so no sequence contributes to both sides.
 
 **Memory.** One pass over the tap (slab by slab, in the stored dtype) keeps the rows a fit needs in
-memory, as stored (float16 or float32), up to ``MEMORY_BYTES``: the training rows in a random order
-(minibatches are then contiguous slices), and the validation and test rows. A training set larger
-than that is streamed from the file once per epoch instead (slabs in a random order, their rows
-pooled and shuffled), so taps larger than memory work; validation and test rows that do not fit are
-read again for evaluation. Standardisation happens per minibatch, in float32. A probe and its control
+memory, as stored (float16 or float32), up to ``MEMORY_BYTES``: the training rows (and, on large data,
+a copy of a random subset of them), and the validation and test rows. A training set
+larger than that is read from the file again for every pass of the optimiser instead, so taps larger
+than memory work; validation and test rows that do not fit are read again for evaluation.
+Standardisation happens per chunk of rows, in float32. A probe and its control
 probe share the rows read (``shared``).
 
 **Control task** (Hewitt & Liang 2019, "Designing and Interpreting Probes with Control Tasks"): every
@@ -53,21 +58,27 @@ from lstmviz.analysis._index_stream import SlabReader, slab_rows
 from lstmviz.analysis.transforms import tap_stats
 from lstmviz.tasks import Task, ensure_task
 
-DEFAULT_L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+DEFAULT_L2_GRID = (1e-7, 1e-5, 1e-3, 1e-1)
+"""Every second decade; the fit refines around the best value by a decade each way (``_L2Path``)."""
+L2_RANGE = (1e-9, 10.0)
+"""The grid is refined (``fit_probe(refine_grid=True)``) only within this range."""
 BOOTSTRAP_SAMPLES = 1000
 MEMORY_BYTES = 2 * 1024**3
 """Rows (as stored) up to this size are read once and kept for training and evaluation; a larger
 training set is streamed from the file every epoch (module docstring)."""
-MIN_STEPS = 200
-"""A fit takes at least this many optimiser steps however few training positions there are; on large
-data it takes about this many in all (bigger minibatches, not more of them)."""
-MIN_BATCH, MAX_BATCH = 128, 4096
 SELECT_ROWS = 100_000
 """With more training positions than 1.5 x this, l2 is chosen on a random subset of this many, and
 only the chosen l2 is fitted on all of them."""
-POOL_ROWS = 32768
-"""Streamed training pools the training rows of slabs read in a random order until it holds this many,
-then hands them out in a random order (rows of many items in every minibatch)."""
+CHUNK_ROWS = 16384
+"""Rows standardised and multiplied at a time in a pass of the optimiser."""
+TOLERANCE = 1e-6
+"""A fit stops when its estimated distance to the optimum is below this fraction of the objective."""
+MAX_ITERATIONS = 1000
+"""A fit that has not converged after this many L-BFGS iterations stops and says so (``converged``)."""
+PRECONDITIONER_ROWS = 32768
+"""Rows (a random sample) whose second moment the optimiser's preconditioner uses."""
+EXPECTED_PASSES = 80
+"""Passes of the optimiser that progress reports plan for (the total grows if a fit needs more)."""
 INPUT_TAP = "<input tokens>"
 """The ``tap`` of the result of ``input_baseline``."""
 
@@ -77,7 +88,7 @@ class ProbeResult:
     """One fitted probe and its held-out scores.
 
     ``weights`` ``[classes, units]`` and ``bias`` ``[classes]`` act on standardised units (see the
-    module docstring). ``confusion[i, j]`` counts test positions of true class ``i`` predicted as
+    module docstring); a class absent from the training positions has weights 0 and bias -inf. ``confusion[i, j]`` counts test positions of true class ``i`` predicted as
     ``j``. ``per_class_accuracy[i]`` is NaN for a class absent from the test positions.
     """
 
@@ -100,6 +111,9 @@ class ProbeResult:
     valid_accuracy: dict = field(default_factory=dict)  # l2 -> validation accuracy
     majority_ci_low: float = math.nan  # 95% interval of majority_accuracy (bootstrap over test items)
     majority_ci_high: float = math.nan
+    objective: float = math.nan  # the minimised training objective (mean cross-entropy + penalty)
+    converged: bool = True  # False: stopped after MAX_ITERATIONS before the convergence criterion held
+    iterations: int = 0  # L-BFGS iterations of the final fit
 
     @property
     def n_classes(self) -> int:
@@ -226,20 +240,21 @@ def _roles(recording, split) -> np.ndarray:
 
 def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT_L2_GRID,
               control: bool = False, task=None, seed: int = 0, max_positions: int | None = None,
-              annotation: str = "", label_names: list[str] | None = None, epochs: int | None = None,
-              lr: float = 0.01, shift: int = 0, memory_bytes: int | None = None,
-              shared: dict | None = None) -> ProbeResult:
+              annotation: str = "", label_names: list[str] | None = None, shift: int = 0,
+              memory_bytes: int | None = None, shared: dict | None = None, tol: float = TOLERANCE,
+              max_iter: int = MAX_ITERATIONS, refine_grid: bool = True) -> ProbeResult:
     """Fit a linear softmax probe on ``tap`` to ``labels`` (``probe_labels``) and score it.
 
     ``split`` is ``(train_items, valid_items, test_items)`` (``split_items``). ``l2`` is chosen from
-    ``l2_grid`` by validation accuracy. ``control=True`` replaces the labels by the control task's
-    (module docstring). ``epochs``: passes over the training positions of the final fit (default 1 on
-    large data; small data gets more, so that every fit takes at least ``MIN_STEPS`` minibatches).
-    ``max_positions`` caps the training positions (a seeded random subset). ``memory_bytes`` (default
-    ``MEMORY_BYTES``) bounds the rows kept in memory (as stored); beyond it, training streams from the
-    file every epoch. ``shared``: a dict the caller keeps between fits on the same tap and positions (a
-    probe and its control): the rows read for one are reused by the next (it holds one tap's rows at a
-    time). ``annotation`` / ``label_names`` only name the result. Progress:
+    ``l2_grid`` by validation accuracy (ties: the larger l2); with ``refine_grid`` the grid grows by a
+    decade on either side of the best value while the best moves (``_L2Path``). ``control=True`` replaces the labels by the control task's
+    (module docstring). ``max_positions`` caps the training positions (a seeded random subset).
+    ``memory_bytes`` (default ``MEMORY_BYTES``) bounds the rows kept in memory (as stored); beyond it,
+    every pass of the optimiser reads the training rows from the file. ``shared``: a dict the caller
+    keeps between fits on the same tap and positions (a probe and its control): the rows read for one
+    are reused by the next (it holds one tap's rows at a time). ``tol`` / ``max_iter``: the
+    optimiser's convergence criterion and iteration limit (``probe_solver``); the result says whether
+    it converged. ``annotation`` / ``label_names`` only name the result. Progress:
     ``task.progress(done, total, "Probe <tap>")``; cancel raises ``Cancelled``.
     """
     import torch
@@ -257,10 +272,9 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
     if labels.shape != (n,):
         raise ValueError(f"labels must have one value per position ({n}), got shape {labels.shape}.")
     grid = [float(v) for v in l2_grid]
-    if not grid or any(v < 0 or not math.isfinite(v) for v in grid):
-        raise ValueError(f"l2_grid must hold non-negative numbers, got {l2_grid!r}.")
-    if epochs is not None and int(epochs) < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs!r}.")
+    if not grid or any(not v > 0 or not math.isfinite(v) for v in grid):
+        raise ValueError(f"l2_grid must hold positive numbers (without a penalty a separable label has "
+                         f"no optimum), got {l2_grid!r}.")
     k = len(label_names) if label_names else int(labels.max()) + 1
     k = max(k, int(labels.max()) + 1, 1)
     names = list(label_names) if label_names and len(label_names) == k else [str(i) for i in range(k)]
@@ -290,209 +304,207 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
                hash(role.tobytes()))
         data = shared.get(key) if shared is not None else None
         if data is not None:  # the same rows were read for an earlier probe: only the labels differ
-            progress = _Progress(task, message, data.planned_work(len(grid), epochs, collected=True))
+            progress = _Progress(task, message, data.planned_work(collected=True))
             data = data.relabel(labels, progress)
         else:
             data = _ProbeData(recording, tap, labels, role, stats, seed=seed, budget=budget)
-            progress = _Progress(task, message, data.planned_work(len(grid), epochs))
+            progress = _Progress(task, message, data.planned_work())
             data.collect(progress)
             if shared is not None:
                 shared.clear()
                 shared[key] = data
-        gen = torch.Generator().manual_seed(seed)
-        g = len(grid)
-        if g > 1 and data.large:
-            # choose l2 on a random subset, then fit the chosen l2 on every training position
-            sub = data.subset
-            w, b = _adam(sub.batches, sub.n, grid, k, data.units, lr, gen, progress, min_epochs=1)
-            valid_acc = data.evaluate(w, b, grid, k, roles=(1,))[0]
-            best = int(np.argmax(valid_acc))  # ties: the smallest l2 in grid order
+        fit = data.fitter(progress, tol=tol, max_iter=max_iter)
+        # l2 is chosen on a random subset of large data, then fitted on every training position
+        on_subset = data.large and len(grid) > 1
+        path = _L2Path(fit, data.subset if on_subset else data.train, data)
+        path.add(grid)
+        if refine_grid:
+            path.refine()
+        best = path.best()
+        if on_subset:
             # the penalty per position shrinks with more positions (the same prior, C = 1 / (2 l2 n))
-            chosen = grid[best] * sub.n / data.train.n
-            w, b = _adam(data.train.batches, data.train.n, [chosen], k, data.units, lr, gen, progress,
-                         min_epochs=epochs or 1, init=(w.view(data.units, g, k)[:, best, :], b[best:best + 1]))
-            final_grid = [chosen]
-            _, test_pos, test_pred = data.evaluate(w, b, final_grid, k, roles=(2,))
-            final_best = 0
+            final_l2 = path.l2[best] * data.subset.n / data.train.n
+            solution = fit(data.train, [final_l2], init=path.start(best), curvatures=[path.curvature[best]])
+            solution = _Solution.of(solution, 0)
         else:
-            w, b = _adam(data.train.batches, data.train.n, grid, k, data.units, lr, gen, progress,
-                         min_epochs=epochs or 1)
-            final_grid = grid
-            valid_acc, test_pos, test_pred = data.evaluate(w, b, final_grid, k, roles=(1, 2))
-            final_best = best = int(np.argmax(valid_acc))  # ties: the smallest l2 in grid order
+            final_l2, solution = path.l2[best], path.solutions[best]
+        _, test_pos, test_pred = data.evaluate(solution.weights[None], solution.bias[None], roles=(2,))
         progress.finish()
     finally:
         torch.set_num_threads(threads)
 
-    wk = w.detach().view(data.units, len(final_grid), k)
-    weights = wk[:, final_best, :].T.numpy().astype(np.float32).copy()
-    bias = b.detach()[final_best].numpy().astype(np.float32).copy()
+    weights = np.zeros((k, data.units), np.float32)
+    bias = np.full(k, -np.inf, np.float32)
+    weights[data.classes] = solution.weights
+    bias[data.classes] = solution.bias
     train_labels = labels[role == 0]
-    return _score(recording, tap, annotation, names, labels, role, test_pos, test_pred[:, final_best],
-                  train_labels, l2=final_grid[final_best], weights=weights, bias=bias, control=control, seed=seed,
-                  shift=shift, valid_accuracy={grid[i]: float(valid_acc[i]) for i in range(g)})
+    result = _score(recording, tap, annotation, names, labels, role, test_pos, test_pred[:, 0],
+                    train_labels, l2=final_l2, weights=weights, bias=bias, control=control, seed=seed,
+                    shift=shift, valid_accuracy=dict(sorted(zip(path.l2, path.valid))))
+    result.objective = solution.objective
+    result.converged = solution.converged
+    result.iterations = solution.iterations
+    return result
+
+
+@dataclass
+class _Solution:
+    """One fit of the path: weights [classes present, units], bias, and how the optimiser ended."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    objective: float
+    converged: bool
+    iterations: int
+
+    @classmethod
+    def of(cls, result, i):
+        return cls(result.weights[i], result.bias[i], float(result.objective[i]), bool(result.converged[i]),
+                   int(result.iterations[i]))
+
+
+class _L2Path:
+    """Fits of one set of training rows at several l2, with their validation accuracies.
+
+    ``refine`` fits the decades on either side of the best value not fitted yet (warm-started from
+    its solution, together in one run), and repeats while the best value moves, within ``L2_RANGE``;
+    so the chosen l2 is best among its neighbouring decades, and never an end of the grid only
+    because the grid stopped there.
+    """
+
+    def __init__(self, fit, rows, data):
+        self.fit, self.rows, self.data = fit, rows, data
+        self.l2, self.valid, self.solutions, self.curvature = [], [], [], []
+
+    def add(self, values, start=None, curvature=None):
+        result = self.fit(self.rows, values, init=start, curvatures=curvature)
+        accuracy = self.data.evaluate(result.weights, result.bias, roles=(1,))[0]
+        for i, value in enumerate(values):
+            self.l2.append(float(value))
+            self.valid.append(float(accuracy[i]))
+            self.solutions.append(_Solution.of(result, i))
+            self.curvature.append(result.curvatures[i])
+
+    def best(self) -> int:
+        """The highest validation accuracy; ties go to the larger l2 (the simpler probe)."""
+        top = max(self.valid)
+        return max((i for i, v in enumerate(self.valid) if v == top), key=lambda i: self.l2[i])
+
+    def start(self, i):
+        sol = self.solutions[i]
+        return sol.weights[None], sol.bias[None]
+
+    def refine(self):
+        tried = set()
+        while True:
+            b = self.best()
+            if b in tried:
+                return
+            tried.add(b)
+            near = [float(f"{self.l2[b] * f:.6g}") for f in (0.1, 10.0)]
+            new = [v for v in near if L2_RANGE[0] <= v <= L2_RANGE[1]
+                   and not any(math.isclose(v, w, rel_tol=1e-6) for w in self.l2)]
+            if not new:
+                return
+            sol = self.solutions[b]
+            self.add(new, start=(np.stack([sol.weights] * len(new)), np.stack([sol.bias] * len(new))),
+                     curvature=[self.curvature[b]] * len(new))
 
 
 class _Progress:
-    """Monotonic progress over the planned rows of work (rows read, trained on, evaluated)."""
+    """Monotonic progress over the planned rows of work (rows read, passed over, evaluated), reported
+    as a fraction in ``STEPS`` steps; when the optimiser needs more passes than planned the plan grows
+    and the fraction creeps on towards 99% instead of going back."""
+
+    STEPS = 1_000_000
 
     def __init__(self, task, message, total):
-        self.task, self.message, self.total, self.done = task, message, max(1, int(total)), 0
+        self.task, self.message, self.total, self.done, self.frac = task, message, max(1, int(total)), 0, 0.0
 
     def add(self, rows):
-        self.done = min(self.total - 1, self.done + int(rows))
-        self.task.progress(self.done, self.total, self.message)
+        self.done += int(rows)
+        if self.done >= self.total:
+            self.total *= 2
+        self.frac = max(self.frac, min(0.99, self.done / self.total))
+        self.task.progress(int(self.frac * self.STEPS), self.STEPS, self.message)
 
     def finish(self):
-        self.task.progress(self.total, self.total, self.message)
+        self.task.progress(self.STEPS, self.STEPS, self.message)
 
 
-def _batch_plan(rows: int, min_epochs: int) -> tuple[int, int]:
-    """(batch size, epochs) for ``rows`` training rows: about ``MIN_STEPS`` minibatches per epoch on
-    large data (at most ``MAX_BATCH`` rows each), more epochs on small data."""
-    batch = int(min(MAX_BATCH, max(MIN_BATCH, rows * max(1, int(min_epochs)) // MIN_STEPS)))
-    per_epoch = max(1, -(-rows // batch))
-    return batch, max(int(min_epochs), -(-MIN_STEPS // per_epoch))
-
-
-def _adam(batches, rows, grid, k, units, lr, gen, progress, *, min_epochs, init=None):
-    """Adam on the stacked probes of every l2 in ``grid`` (one ``[units, len(grid) * k]`` matrix) with
-    a linearly decaying learning rate; ``batches(gen, batch)`` yields ``(z float32, y int64)``.
-
-    The gradient of the loss in the module docstring is written out (no autograd graph per step):
-    with ``P = softmax(z W + b)`` and ``Y`` the one-hot labels of a minibatch of ``B`` rows,
-    ``dW = zᵀ (P − Y) / B + 2 · l2 · W`` and ``db = Σ (P − Y) / B``.
-    """
-    import torch
-
-    g = len(grid)
-    batch, epochs = _batch_plan(rows, min_epochs)
-    # W is kept as [g * k, units]: z @ Wᵀ and (P − Y)ᵀ z are the fast orientations for MKL here
-    if init is None:
-        w = torch.zeros(g * k, units)
-        b = torch.zeros(g * k)
-    else:
-        w = init[0].reshape(units, g * k).T.contiguous()
-        b = init[1].reshape(g * k).clone()
-    decay = 2.0 * torch.as_tensor(grid, dtype=torch.float32).repeat_interleave(k).unsqueeze(1)
-    adam = _Adam((w, b), lr)
-    steps_total = epochs * max(1, -(-rows // batch))
-    step = 0
-    cols = torch.arange(g) * k
-    for _ in range(epochs):
-        for z, y in batches(gen, batch):
-            n = len(y)
-            p = torch.addmm(b, z, w.T).view(n, g, k).softmax(-1).view(n, g * k)
-            p[torch.arange(n).unsqueeze(1), y.unsqueeze(1) + cols] -= 1.0  # P - Y
-            p.mul_(1.0 / n)
-            adam.step((torch.addmm(w * decay, p.T, z), p.sum(0)), max(0.02, 1.0 - step / steps_total))
-            step += 1
-            progress.add(n)
-    return w.T, b.view(g, k)
-
-
-class _Adam:
-    """Adam (Kingma & Ba) on a few tensors, in place: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
-    θ ← θ − lr·scale · m̂ / (√v̂ + ε) with the bias-corrected m̂, v̂. (torch.optim.Adam spends more
-    time per step than these small probes' whole gradient, and seconds importing on first use.)"""
-
-    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
-        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
-        self.m = [p.new_zeros(p.shape) for p in params]
-        self.v = [p.new_zeros(p.shape) for p in params]
-
-    def step(self, grads, scale=1.0):
-        b1, b2 = self.betas
-        self.t += 1
-        step = self.lr * scale * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            p.addcdiv_(m, v.sqrt().add_(self.eps * math.sqrt(1 - b2 ** self.t)), value=-step)
+def _copy_runs(x, mask, out, at):
+    """Copy the rows of ``x`` where ``mask`` holds to ``out[at:]``, run by run (the positions of an item
+    are contiguous and share its role, so a slab has few runs; slice copies beat a gather by far).
+    Returns the next free row of ``out``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        out[at:at + b - a] = x[a:b]
+        at += b - a
+    return at
 
 
 class _InMemoryRows:
-    """Training rows as stored in the file (float16 or float32) in a random order, with their positions
-    and labels. Minibatches are contiguous slices (several times faster than gathering random rows),
-    standardised on the way out; each epoch visits the slices in a new order."""
+    """Training rows as stored in the file (float16 or float32), with their positions and labels;
+    iterating gives standardised ``(z float32, y int64)`` chunks of all of them, in order, the class
+    ids compacted to the classes present (``_ProbeData.classes``)."""
 
     def __init__(self, data, x, pos):
         self.data, self.x, self.pos, self.n = data, x, pos, len(pos)
 
-    def batches(self, gen, batch):
+    def __iter__(self):
         import torch
 
-        y = self.data.labels_t[torch.from_numpy(self.pos)]
-        starts = torch.arange(0, self.n, batch)
-        for s in starts[torch.randperm(len(starts), generator=gen)].tolist():
-            yield self.data.standardise(self.x[s:s + batch]), y[s:s + batch]
+        y = self.data.compact_t[torch.from_numpy(self.pos)]
+        for s in range(0, self.n, CHUNK_ROWS):
+            self.data.progress.add(min(CHUNK_ROWS, self.n - s))
+            yield self.data.standardise(self.x[s:s + CHUNK_ROWS]), y[s:s + CHUNK_ROWS]
+
+    def sample(self, rows, seed=0):
+        """A random sample of ``rows`` of the rows, standardised (float32)."""
+        import torch
+
+        pick = np.sort(np.random.default_rng(seed).choice(self.n, min(rows, self.n), replace=False))
+        x = self.x[torch.from_numpy(pick)]
+        return torch.cat([self.data.standardise(x[s:s + CHUNK_ROWS]).clone() for s in range(0, len(x), CHUNK_ROWS)])
 
 
 class _StreamedRows:
-    """All training rows, read from the file once per epoch: slabs in a random order, their training
-    rows pooled until about ``POOL_ROWS`` (rows of many items) and handed out in a random order."""
+    """All training rows, read from the file on every iteration (one pass over the tap each)."""
 
     def __init__(self, data):
         self.data = data
         self.n = data.n_train
 
-    def batches(self, gen, batch):
+    def __iter__(self):
         import torch
 
         d = self.data
-        order = [d.slabs[i] for i in torch.randperm(len(d.slabs), generator=gen).tolist()]
-        cap = max(POOL_ROWS, 4 * batch)
-        pool = np.empty((cap + len(d.buf), d.units), d.buf.dtype)
-        pool_pos = np.empty(len(pool), np.int64)
-        mixed = np.empty_like(pool)
-        rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
-        count = 0
-        with SlabReader(d.recording, d.tap, len(d.buf), ranges=order) as slabs:
+        with SlabReader(d.recording, d.tap, len(d.buf)) as slabs:
             for a, c, x in slabs:
                 idx = np.flatnonzero(d.role[a:c] == 0)
-                np.take(x, idx, axis=0, out=pool[count:count + len(idx)])
-                pool_pos[count:count + len(idx)] = a + idx
-                count += len(idx)
                 d.progress.add(c - a)
-                if count >= cap:
-                    count = yield from self._hand_out(pool, pool_pos, mixed, count, rng, batch, last=False)
-        if count:
-            yield from self._hand_out(pool, pool_pos, mixed, count, rng, batch, last=True)
-
-    def _hand_out(self, pool, pool_pos, mixed, count, rng, batch, last):
-        """Minibatches of the first ``count`` pooled rows in a random order; unless ``last``, the rows
-        left over (fewer than ``batch``) move to the front of the pool and their number is returned."""
-        import torch
-
-        order = rng.permutation(count)
-        np.take(pool[:count], order, axis=0, out=mixed[:count])
-        pos = pool_pos[:count][order]
-        full = count if last else count // batch * batch
-        y = self.data.labels_t[torch.from_numpy(pos[:full])]
-        x = torch.from_numpy(mixed)
-        for s in range(0, full, batch):
-            yield self.data.standardise(x[s:min(full, s + batch)]), y[s:s + batch]
-        rest = count - full
-        pool[:rest] = mixed[full:count]
-        pool_pos[:rest] = pos[full:]
-        return rest
+                for s in range(0, len(idx), CHUNK_ROWS):
+                    part = idx[s:s + CHUNK_ROWS]
+                    rows = torch.from_numpy(np.take(x, part, axis=0))
+                    yield d.standardise(rows), d.compact_t[torch.from_numpy(a + part)]
 
 
 class _ProbeData:
     """The rows a probe reads (module docstring).
 
-    One pass over the tap (``collect``) keeps in memory, as stored, every training row in a random
-    order when they fit in ``budget`` bytes; else only a random subset of ``SELECT_ROWS`` of them (for
-    choosing l2), and training streams all of them from the file, one pass per epoch, so memory never
-    holds the training set. The validation and test rows are kept too when they also fit; else they
-    are read again for each evaluation. Rows are standardised per minibatch, in float32.
+    One pass over the tap (``collect``) keeps in memory, as stored, every training row when they fit
+    in ``budget`` bytes (and a random subset of ``SELECT_ROWS`` of them to choose l2 on, if large); else only a random subset of ``SELECT_ROWS`` of them (for
+    choosing l2 and the preconditioner), and every pass of the optimiser reads all of them from the
+    file, so memory never holds the training set. The validation and test rows are kept too when
+    they also fit; else they are read again for each evaluation. Rows are standardised per chunk, in
+    float32.
     """
 
     def __init__(self, recording, tap, labels, role, stats, *, seed, budget):
         import torch
 
         info = recording.taps[tap]
-        self.recording, self.tap, self.role, self.labels = recording, tap, role, labels
+        self.recording, self.tap, self.role = recording, tap, role
         self.units = info.units
         self.n = recording.n_positions
         self.mean = torch.as_tensor(stats.mean, dtype=torch.float32)
@@ -500,7 +512,7 @@ class _ProbeData:
         self.shift = -self.mean * self.inv_std
         finite = stats.finite if stats.finite is not None else np.zeros(self.units, np.int64)
         self.all_finite = bool(np.all(finite == stats.count))  # else NaN and inf become 0
-        self.labels_t = torch.from_numpy(labels.astype(np.int64))
+        self._set_labels(labels)
         dtype = np.dtype(info.dtype)
         rows = slab_rows(self.units, dtype.itemsize, 64)
         self.slabs = [(a, min(self.n, a + rows)) for a in range(0, self.n, rows)]
@@ -523,12 +535,26 @@ class _ProbeData:
         self.eval = None  # (rows, positions): validation rows first, then test rows
         self.progress = None
 
-    def planned_work(self, g, epochs, collected=False):
+    def _set_labels(self, labels):
+        """The labels, and the classes present in the training positions: ``classes`` (label ids),
+        ``compact_t`` (each position's index into ``classes``, -1 elsewhere) and their counts."""
+        import torch
+
+        self.labels = labels
+        train = labels[self.role == 0]
+        counts = np.bincount(train, minlength=int(labels.max()) + 1 if labels.size else 1)
+        self.classes = np.flatnonzero(counts)
+        self.class_counts = counts[self.classes]
+        compact = np.full(max(int(labels.max()) + 1, 1) + 1, -1, np.int64)
+        compact[self.classes] = np.arange(len(self.classes))
+        self.compact = compact[labels]  # label -1 reads the last entry: -1
+        self.compact_t = torch.from_numpy(self.compact)
+
+    def planned_work(self, collected=False):
         work = 0 if collected else self.n  # the collecting pass
-        if self.large and g > 1:
-            work += self.n_subset * _batch_plan(self.n_subset, 1)[1]
-        epochs = _batch_plan(self.n_train, epochs or 1)[1]
-        work += (self.n_train if self.train_in_memory else self.n) * epochs
+        if self.large:
+            work += self.n_subset * EXPECTED_PASSES
+        work += (self.n_train if self.train_in_memory else self.n) * (EXPECTED_PASSES // (4 if self.large else 1))
         if not self.eval_in_memory:
             work += 2 * self.n  # two evaluation passes at most
         return work
@@ -547,45 +573,62 @@ class _ProbeData:
             torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
         return z
 
+    def fitter(self, progress, *, tol, max_iter):
+        """``fit(rows, grid, init=None) -> probe_solver.SolverResult`` on these rows' classes, with the
+        preconditioner's second moment from the in-memory rows (computed once)."""
+        from lstmviz.analysis.probe_solver import fit_softmax, second_moment
+
+        self.progress = progress
+        memory = self.subset if self.subset is not None else self.train
+        second = second_moment(memory.sample(PRECONDITIONER_ROWS))
+
+        def fit(rows, grid, init=None, curvatures=None):
+            # the classes present in a subset can be fewer: absent ones get a prior of ~0 (the solver
+            # clamps it) and are pushed down by the data; they occur in the full set's optimum
+            counts = np.bincount(self.compact[rows.pos], minlength=len(self.classes)) \
+                if isinstance(rows, _InMemoryRows) else self.class_counts
+            return fit_softmax(rows, rows.n, self.units, counts, grid, init=init, curvatures=curvatures,
+                               second=second, tol=tol, max_iter=max_iter)
+
+        return fit
+
     def collect(self, progress):
         """The pass over the tap that fills the in-memory rows (class docstring)."""
         import torch
 
         self.progress = progress
         train_pos = np.flatnonzero(self.role == 0)
-        keep = train_pos
-        if not self.train_in_memory:
+        if self.train_in_memory:
+            keep, self.train = train_pos, None
+        else:
             keep = np.sort(self.rng.choice(train_pos, self.n_subset, replace=False))
             self.train = _StreamedRows(self)
-        slot = np.full(self.n, -1, np.int64)
-        slot[keep] = self.rng.permutation(len(keep))  # each kept training row's place: a shuffle
+        kept = np.zeros(self.n, bool)
+        kept[keep] = True
         x_train = np.empty((len(keep), self.units), self.buf.dtype)
-        kept_pos = np.empty(len(keep), np.int64)
-        kept_pos[slot[keep]] = keep
         if self.eval_in_memory:
             eval_pos = np.concatenate([np.flatnonzero(self.role == 1), np.flatnonzero(self.role == 2)])
             x_eval = np.empty((len(eval_pos), self.units), self.buf.dtype)
-            cursor = {1: 0, 2: self.n_valid}
+            cursor = {0: 0, 1: 0, 2: self.n_valid}
+        else:
+            cursor = {0: 0}
         with SlabReader(self.recording, self.tap, len(self.buf)) as slabs:
             for a, c, x in slabs:
-                idx = np.flatnonzero(slot[a:c] >= 0)
-                if len(idx):
-                    x_train[slot[a + idx]] = np.take(x, idx, axis=0)
+                sides = [(0, kept[a:c], x_train)]
                 if self.eval_in_memory:
                     r = self.role[a:c]
-                    for side in (1, 2):
-                        idx = np.flatnonzero(r == side)
-                        at = cursor[side]
-                        np.take(x, idx, axis=0, out=x_eval[at:at + len(idx)])
-                        cursor[side] += len(idx)
+                    sides += [(1, r == 1, x_eval), (2, r == 2, x_eval)]
+                for side, mask, out in sides:
+                    cursor[side] = _copy_runs(x, mask, out, cursor[side])
                 progress.add(c - a)
-        kept = _InMemoryRows(self, torch.from_numpy(x_train), kept_pos)
-        if self.train_in_memory:
-            self.train = kept
-            if self.large:  # the rows are in a random order: the first ones are a random subset
-                self.subset = _InMemoryRows(self, kept.x[: self.n_subset], kept_pos[: self.n_subset])
+        rows = _InMemoryRows(self, torch.from_numpy(x_train), keep)
+        if not self.train_in_memory:
+            self.subset = rows
         else:
-            self.subset = kept
+            self.train = rows
+            if self.large:  # a random subset of the rows, in their order
+                pick = np.sort(self.rng.choice(len(keep), self.n_subset, replace=False))
+                self.subset = _InMemoryRows(self, torch.from_numpy(x_train[pick]), keep[pick])
         if self.eval_in_memory:
             self.eval = (torch.from_numpy(x_eval), eval_pos)
 
@@ -594,11 +637,8 @@ class _ProbeData:
         positions as before)."""
         import copy
 
-        import torch
-
         other = copy.copy(self)
-        other.labels = labels
-        other.labels_t = torch.from_numpy(labels.astype(np.int64))
+        other._set_labels(labels)
         other.progress = progress
         if self.subset is not None:
             other.subset = _InMemoryRows(other, self.subset.x, self.subset.pos)
@@ -608,19 +648,22 @@ class _ProbeData:
             other.train = _StreamedRows(other)
         return other
 
-    def evaluate(self, w, b, grid, k, roles):
-        """Validation accuracy per l2 (when 1 in ``roles``) and the test positions and predictions
-        [positions, l2] (when 2 in ``roles``)."""
+    def evaluate(self, weights, bias, roles):
+        """Validation accuracy per fit (when 1 in ``roles``) and the test positions and predicted
+        labels [positions, fits] (when 2 in ``roles``); ``weights`` [fits, classes present, units]."""
         import torch
 
-        g = len(grid)
+        g = len(weights)
+        kk = len(self.classes)
+        w = torch.from_numpy(np.ascontiguousarray(weights.transpose(2, 0, 1).reshape(self.units, g * kk)))
+        b = torch.from_numpy(np.ascontiguousarray(bias.reshape(g * kk)))
         valid_correct = np.zeros(g, np.int64)
         n_valid = 0
         test_pos, test_pred = [np.zeros(0, np.int64)], [np.zeros((0, g), np.int64)]
 
         def score(z, pos):
             nonlocal n_valid
-            pred = torch.addmm(b.reshape(-1), z, w).view(-1, g, k).argmax(-1).numpy()
+            pred = self.classes[torch.addmm(b, z, w).view(-1, g, kk).argmax(-1).numpy()]
             r = self.role[pos]
             y = self.labels[pos]
             v = r == 1
@@ -634,8 +677,8 @@ class _ProbeData:
             x_eval, eval_pos = self.eval
             start = 0 if 1 in roles else self.n_valid
             stop = len(eval_pos) if 2 in roles else self.n_valid
-            for s in range(start, stop, 16384):
-                e = min(stop, s + 16384)
+            for s in range(start, stop, CHUNK_ROWS):
+                e = min(stop, s + CHUNK_ROWS)
                 score(self.standardise(x_eval[s:e]), eval_pos[s:e])
         else:
             with SlabReader(self.recording, self.tap, len(self.buf)) as slabs:

@@ -213,10 +213,12 @@ def test_every_data_path_finds_the_planted_tag(rec, monkeypatch, memory_bytes, s
     assert fit.accuracy > 0.97
     noise = _fit(rec, "noise", "tag", memory_bytes=memory_bytes)
     assert noise.accuracy < noise.majority_accuracy + 0.08
-    assert set(fit.valid_accuracy) == set(probes.DEFAULT_L2_GRID)
+    assert set(fit.valid_accuracy) >= set(probes.DEFAULT_L2_GRID)  # and the decades refined around the best
+    assert fit.converged and noise.converged
     # chosen on a subset, l2 is rescaled to the whole training set (the same C = 1 / (2 l2 n))
     scale = select_rows / fit.n_train if select_rows else 1.0
-    assert any(np.isclose(fit.l2, v * scale) for v in probes.DEFAULT_L2_GRID)
+    best = max(fit.valid_accuracy.values())
+    assert any(np.isclose(fit.l2, v * scale) for v, a in fit.valid_accuracy.items() if a == best)
 
 
 def test_same_result_in_memory_and_streamed(rec):
