@@ -219,7 +219,12 @@ def cmd_open(args: argparse.Namespace) -> int:
 
     size = _window_size(args.size)
     if args.screenshot:
-        problems = app.screenshot(args.screenshot, args.file, size=size, units=args.units, workspace=args.workspace)
+        try:
+            problems = app.screenshot(args.screenshot, args.file, size=size, units=args.units,
+                                      workspace=args.workspace)
+        except app.ScreenshotError as exc:
+            print(f"lstmviz: error: {exc}", file=sys.stderr)
+            return 1
         for problem in problems:
             print(f"lstmviz: note: {problem}", file=sys.stderr)
         print(f"wrote {args.screenshot}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6 import QtCore, QtGui
 
+from lstmviz.qt.model_reset import resetting
 from lstmviz.qt.token_text import display_token
 
 ALIGNS = ("start", "end")
@@ -205,21 +206,20 @@ class MatchTableModel(QtCore.QAbstractTableModel):
         ``counter(start, stop)`` gives the number of selected units on at each position of
         ``[start, stop)`` (the "match count" strip); ``units_total`` is the number of selected units.
         """
-        self.beginResetModel()
-        if recording is not self.recording:
-            self._ranges.clear()
-        self.results = results
-        self.recording = recording
-        self.counter = counter
-        if units_total is None:
-            units_total = results.query.k if results is not None else 0
-        self.units_total = int(units_total)
-        self.mode = results.query.mode if results is not None else self.mode
-        self._fixed = _fixed_columns(self.mode)
-        self._strips = self._make_strips()
-        self._cache.clear()
-        self.rows_read = 0
-        self.endResetModel()
+        with resetting(self):
+            if recording is not self.recording:
+                self._ranges.clear()
+            self.results = results
+            self.recording = recording
+            self.counter = counter
+            if units_total is None:
+                units_total = results.query.k if results is not None else 0
+            self.units_total = int(units_total)
+            self.mode = results.query.mode if results is not None else self.mode
+            self._fixed = _fixed_columns(self.mode)
+            self._strips = self._make_strips()
+            self._cache.clear()
+            self.rows_read = 0
         self.strips_changed.emit()
 
     def set_context(self, left: int, right: int, align: str = "start") -> None:
@@ -229,21 +229,19 @@ class MatchTableModel(QtCore.QAbstractTableModel):
         left, right = max(0, int(left)), max(0, int(right))
         if (left, right, align) == (self.left, self.right, self.align):
             return
-        self.beginResetModel()
-        self.left, self.right, self.align = left, right, align
-        self._cache.clear()
-        self.endResetModel()
+        with resetting(self):
+            self.left, self.right, self.align = left, right, align
+            self._cache.clear()
 
     def set_annotations(self, names) -> None:
         """Draw a strip for each of these annotations (after the match count), in this order."""
         names = [str(n) for n in names]
         if names == self._annotations:
             return
-        self.beginResetModel()
-        self._annotations = names
-        self._strips = self._make_strips()
-        self._cache.clear()
-        self.endResetModel()
+        with resetting(self):
+            self._annotations = names
+            self._strips = self._make_strips()
+            self._cache.clear()
         self.strips_changed.emit()
 
     @property

@@ -32,6 +32,7 @@ from lstmviz.qt.aggregate_view import AggregateView
 from lstmviz.qt.errors import describe_exception, show_error
 from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
 from lstmviz.qt.match_view import MatchView, legend_html
+from lstmviz.qt.plain_text import escape, literal, set_plain
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
@@ -495,7 +496,7 @@ class MatchPanel(QtWidgets.QWidget):
         brush = pane.brush
         length = f" · brushed length {brush[1] - brush[0]}" if brush is not None else ""
         self.selection_label.setText(
-            f"{what} of <b>{pane.tap}</b> ({pane.transform}, threshold {pane.threshold:g}){length} · "
+            f"{what} of <b>{escape(pane.tap)}</b> ({pane.transform}, threshold {pane.threshold:g}){length} · "
             f"padding {pane.pad_left} before, {pane.pad_right} after (from the pane)"
         )
 
@@ -732,7 +733,7 @@ class MatchPanel(QtWidgets.QWidget):
     def _set_status(self, text: str, problem: bool = False) -> None:
         self._status = text
         self.status_label.setStyleSheet("color: #b00000" if problem else "")
-        self.status_label.setText(text)
+        set_plain(self.status_label, text)
         self.status_changed.emit(text)
 
     def status_text(self) -> str:
@@ -774,7 +775,7 @@ class MatchPanel(QtWidgets.QWidget):
             action.setChecked(name in chosen)
             action.setData(name)
             if info.description:
-                action.setToolTip(info.description)
+                action.setToolTip(literal(info.description))
             action.toggled.connect(lambda on, n=name: self._strip_toggled(n, on))
         if not names:
             self.strips_menu.addAction("(no annotations)").setEnabled(False)

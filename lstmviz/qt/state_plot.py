@@ -15,13 +15,16 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, numeric_range
-from lstmviz.qt.palette import BACKGROUND
+from lstmviz.qt.palette import BACKGROUND, FOREGROUND
 from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, PanePlot, unit_lines
 from lstmviz.qt.pane_strip import PaneStrip
+from lstmviz.qt.plain_text import escape
 from lstmviz.qt.workspace import Hover, Workspace
 
 __all__ = ["StatePlot", "unit_lines"]
 
+NO_TAPS = ("This recording has no tap over its positions, so there are no states to draw. "
+           "The Recording dock lists what the file holds.")
 #: the pointer picks a selected unit over a nearer grey one within this many pixels
 HOVER_TOLERANCE_PX = 6
 
@@ -99,6 +102,9 @@ class StatePlot(pg.GraphicsLayoutWidget):
             self.strips.append(strip)
             plot.geometryChanged.connect(lambda plot=plot, strip=strip: self._place_strip(plot, strip))
             pane.changed.connect(self._pane_changed)
+        if not self.pane_plots:  # a recording without a tap over its positions: nothing to draw
+            self.ci.addLabel(escape(NO_TAPS), row=0, col=0, color=FOREGROUND, size="11pt")
+            return
         for row, info in enumerate(ws.annotation_tracks(), start=len(ws.panes)):
             value_range = None
             if info.kind == "numeric":
