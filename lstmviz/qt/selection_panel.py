@@ -113,7 +113,8 @@ class SelectionPanel(QtWidgets.QWidget):
         self.selected_model.set_pane(pane)
         self.candidates_model.set_pane(pane)
         if pane is None or self.workspace.recording is None:
-            self.header.setText("<i>No recording is open.</i>")
+            self.header.setText("<i>No recording is open.</i>" if self.workspace.recording is None
+                                else "<i>This recording has no tap over its positions: nothing to select.</i>")
             self.problem.hide()
             return
         index = self.workspace.panes.index(pane) + 1 if pane in self.workspace.panes else 0

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 
-from lstmviz.analysis.workspace_file import MatchSettings, ProbeState, WorkspaceState
+from lstmviz.analysis.workspace_file import MAX_PANES, MatchSettings, ProbeState, WorkspaceState
 from lstmviz.qt.guarded_recording import GuardedRecording
 from lstmviz.qt.hover import Hover, make_hover
 from lstmviz.qt.pane_model import TRANSFORMS, Pane
@@ -199,10 +199,19 @@ class Workspace(QObject):
     def active_index(self) -> int:
         return self._active
 
-    def add_pane(self, tap: str | None = None) -> Pane:
-        """Add a pane under the others (on ``tap``, else a tap not shown yet) and make it active."""
+    def add_pane(self, tap: str | None = None) -> Pane | None:
+        """Add a pane under the others (on ``tap``, else a tap not shown yet) and make it active.
+
+        None (and ``error_occurred`` says why) when the recording has no tap over positions or the
+        window already shows ``MAX_PANES`` panes (the most a workspace file holds).
+        """
         if self.recording is None:
             raise ValueError("open a recording before adding a pane")
+        if not self.taps or len(self.panes) >= MAX_PANES:
+            self.error_occurred.emit("Cannot add a pane", "This recording has no tap over its positions to show."
+                                     if not self.taps else f"The window shows at most {MAX_PANES} panes; "
+                                     "remove one (View > Remove Active Pane) first.")
+            return None
         if tap is None:
             tap = self._default_tap(self.taps, tuple(p.tap for p in self.panes))
         pane = Pane(self, tap, threshold=self.active_pane.threshold if self.panes else 0.3, parent=self)
