@@ -624,9 +624,9 @@ def restore_valid(state: WorkspaceState, recording) -> tuple[WorkspaceState, lis
             pane = replace(pane, brush=None)
         for what in ("added", "removed"):
             pairs = getattr(pane, what)
-            bad = [u for u, _ in pairs if not 0 <= u < info.units]
+            bad = sorted({u for u, _ in pairs if not 0 <= u < info.units})
             if bad:
-                problems.append(f"pane {i}: {what} units {', '.join(map(str, bad))} are not in tap {pane.tap!r} "
+                problems.append(f"pane {i}: {what} units {_listed(bad, str)} are not in tap {pane.tap!r} "
                                 f"(units 0-{info.units - 1}); they were dropped")
                 pane = replace(pane, **{what: tuple(p for p in pairs if 0 <= p[0] < info.units)})
         panes.append(pane)
@@ -661,8 +661,15 @@ def _item_stop(recording, position: int) -> int:
     return int(recording.item_range(int(recording.item_of(int(position))))[1])
 
 
+def _listed(values, show=repr, most: int = 10) -> str:
+    """The first ``most`` values, then how many more (a sentence stays readable for any file)."""
+    values = list(values)
+    text = ", ".join(show(v) for v in values[:most])
+    return text + (f" and {len(values) - most:,} more" if len(values) > most else "")
+
+
 def _quoted(names) -> str:
-    return ", ".join(map(repr, names))
+    return _listed(names)
 
 
 def _valid_probes(p: ProbeState, recording, problems: list[str]) -> ProbeState:

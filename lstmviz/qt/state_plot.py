@@ -43,6 +43,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
         self.strips: list[PaneStrip] = []
         self.tracks: list[AnnotationTrack] = []
         self._track_ranges: dict[str, tuple[float, float] | None] = {}
+        self._layout: tuple | None = None  # (recording, panes, annotation names) last laid out
 
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -76,8 +77,13 @@ class StatePlot(pg.GraphicsLayoutWidget):
         self._rebuild()
 
     def _rebuild(self, *_) -> None:
-        """Lay out one plot per pane, then the visible annotation tracks."""
+        """Lay out one plot per pane, then the visible annotation tracks (unless they are laid out already:
+        opening a file or a workspace signals the same layout several times, and a plot costs ~20 ms)."""
         ws = self.workspace
+        layout = (ws.recording, list(ws.panes), list(ws.visible_annotations))
+        if self._layout is not None and _same_layout(layout, self._layout):
+            return
+        self._layout = layout
         for plot in self.pane_plots:
             plot.detach()
             plot.pane.changed.disconnect(self._pane_changed)
@@ -206,6 +212,12 @@ class StatePlot(pg.GraphicsLayoutWidget):
             ws.set_window_width(ws.window_width + 10 * steps)
         else:
             ws.scroll_by(max(1, ws.window_width // 20) * steps)
+
+
+def _same_layout(a: tuple, b: tuple) -> bool:
+    """The same recording and pane objects (not equal ones: ids of dead objects are reused) and names."""
+    return (a[0] is b[0] and len(a[1]) == len(b[1]) and all(x is y for x, y in zip(a[1], b[1]))
+            and a[2] == b[2])
 
 
 def _active_item(name: str) -> property:
