@@ -176,6 +176,7 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
             if _busy(window):
                 failures.append(f"background work did not finish within {timeout_s:g} s")
             image = window.grab().toImage()
+            app.processEvents()  # a read that failed while painting is stated by a queued notification
         finally:
             window.workspace.shutdown()
             window.workspace.close()

@@ -45,6 +45,8 @@ class GuardedRecording:
 
     def __getattr__(self, name: str):
         # only called for what this class does not define: everything else is the recording's
+        if name == "unguarded":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self.unguarded, name)
 
     def __repr__(self) -> str:
