@@ -17,7 +17,6 @@ holds what each strip shows (``StripSpec``) and its value per token; the view tu
 
 from __future__ import annotations
 
-import html
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 from lstmviz.qt.model_reset import resetting
+from lstmviz.qt.plain_text import escape
 from lstmviz.qt.token_text import display_token
 
 ALIGNS = ("start", "end")
@@ -453,7 +453,7 @@ class MatchTableModel(QtCore.QAbstractTableModel):
         info = self.cell_info(row, offset)
         if info is None:
             return "outside the match's item" if rich else ""
-        esc = html.escape if rich else (lambda s: s)
+        esc = escape if rich else (lambda s: s)
         token = esc(display_token(info["token"]))
         head = (f"position {info['position']:,} · item {info['item']:,} · token "
                 + (f"<b>{token}</b>" if rich else f"“{token}”")

@@ -901,7 +901,8 @@ class MatchPanel(QtWidgets.QWidget):
 
         if self.results is None or self.context is None:
             raise ValueError("There are no matches to export yet: press Match first.")
-        columns = match_columns(self.results, self.context.recording, left=self.model.left, right=self.model.right)
+        recording = getattr(self.context.recording, "unguarded", self.context.recording)  # a damaged read fails the
+        columns = match_columns(self.results, recording, left=self.model.left, right=self.model.right)  # export
         return export_table(path, columns)
 
     def export_aggregate(self, path: str | Path) -> Path:

@@ -139,3 +139,26 @@ def test_a_recording_without_position_taps_shows_a_sentence(qtbot, window, tmp_p
     assert captured_errors == [("Cannot add a pane", "This recording has no tap over its positions to show.")]
     window.navigation.add_pane_button.click()  # the button says the same, no exception
     assert len(captured_errors) == 2 and ws.panes == []
+
+
+def test_an_export_that_meets_a_damaged_part_is_refused_not_filled_with_blanks(qtbot, planted, tmp_path,
+                                                                               monkeypatch):
+    from PySide6 import QtWidgets
+
+    from lstmviz.qt import errors
+
+    ws = planted.workspace
+    with qtbot.waitSignal(ws.active_pane.selection_changed):
+        drag_tokens(planted, 10, 14)
+    panel = planted.match_panel
+    with qtbot.waitSignals([panel.results_changed, panel.aggregate_changed], timeout=60000):
+        panel.match_action.trigger()
+    _broken(ws.recording.unguarded, monkeypatch, "tokens")  # the tokens around the matches cannot be read
+    said = []
+    monkeypatch.setattr(errors, "show_error", lambda parent, title, message, details="": said.append(message))
+    target = tmp_path / "matches.csv"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(target), "Matches, CSV table (*.csv)"))
+    assert not panel.choose_and_export_data()
+    assert len(said) == 1 and "the file is damaged" in said[0]
+    assert not target.exists()
