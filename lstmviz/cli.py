@@ -283,7 +283,12 @@ def cmd_open(args: argparse.Namespace) -> int:
     from lstmviz.qt import app
 
     if args.screenshot:
-        problems = app.screenshot(args.screenshot, args.file, size=size, units=args.units, workspace=args.workspace)
+        try:
+            problems = app.screenshot(args.screenshot, args.file, size=size, units=args.units,
+                                      workspace=args.workspace)
+        except app.ScreenshotError as exc:
+            print(f"lstmviz: error: {exc}", file=sys.stderr)
+            return 1
         for problem in problems:
             _say(f"lstmviz: note: {problem}", file=sys.stderr)
         _say(f"wrote {args.screenshot}")

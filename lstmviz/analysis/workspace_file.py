@@ -5,8 +5,9 @@ positions, one entry per pane (tap, transform, threshold, brush, padding, tolera
 added and removed by hand), the match settings, the visible annotation tracks, the annotation being
 aggregated and, optionally, the Probes panel's settings (``ProbeState``: label, shift, positions, taps,
 control task, input baseline, curves over training, and whether a result was shown with which probe
-open). ``load_workspace`` checks everything and raises ``WorkspaceFileError`` with a sentence for
-any problem; ``restore_valid`` / ``validate_against`` compare a loaded workspace with the recording it
+open). ``load_workspace`` reads only a regular file of a few megabytes, checks every entry's type and
+range against one declarative schema (``WORKSPACE_SCHEMA``, also applied by ``save_workspace``) and
+raises ``WorkspaceFileError`` with a sentence naming the entry for any problem; ``restore_valid`` / ``validate_against`` compare a loaded workspace with the recording it
 names, so the GUI restores what still fits and says what it dropped. The format is in docs/analysis.md.
 """
 
@@ -16,6 +17,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -112,151 +114,328 @@ class WorkspaceState:
     probes: ProbeState | None = None  # None: the file has no "probes" entry (the panel keeps its defaults)
 
 
-# ---------------------------------------------------------------------------------------- checking values
+# ---------------------------------------------------------------------------------------- the schema
+#
+# One declarative description of the file: every entry's type, range and default, and how its name
+# reads in a message. ``schema.read(value, where)`` checks parsed JSON against it and returns plain
+# Python values; the first problem raises ``_Invalid`` with a sentence that names the entry. Loading and
+# saving use the same schema, so a saved file always loads.
 
-class _Reader:
-    """Reads typed values out of parsed JSON, raising ``WorkspaceFileError`` that names the file and key."""
+#: the largest position a file may name (exactly representable in JSON numbers everywhere)
+MAX_POSITION = 2**53
+#: a workspace file is a few kilobytes; anything much larger is not one (checked before reading it)
+MAX_FILE_BYTES = 8 * 2**20
+#: panes a workspace may show (each is a plot row; more do not fit a screen and cost seconds to build)
+MAX_PANES = 16
+#: the pane's θ, off-padding and tolerance (the pane strip's boxes: θ 0-10,000 typed, more by dragging)
+THRESHOLD_RANGE = (0.0, 1e6)
+PADDING_RANGE = (0, 999)
+#: positions the window shows at once (the window clamps to its own range)
+WINDOW_WIDTH_RANGE = (1, 10_000)
+#: the Match panel's boxes: results, shortest run, length weight, candidates scored, context columns
+MATCH_RANGES = {
+    "limit": (1, 10_000_000), "min_length": (1, 100_000), "length_weight": (0.0, 10.0),
+    "candidate_cap": (1, 100_000_000), "left": (0, 200), "right": (0, 500),
+}
+#: names (taps, annotations, labels) and paths
+MAX_NAME_CHARS = 1024
+MAX_PATH_CHARS = 4096
+MAX_UNIT = 2**31 - 1
+MAX_LISTED = 65_536
 
-    def __init__(self, path: Path):
-        self.path = path
+_REQUIRED = object()
 
-    def fail(self, problem: str):
-        raise WorkspaceFileError(f"{self.path}: {problem}")
 
-    def get(self, obj: dict, key: str, where: str, default=..., required=False):
-        if key not in obj:
-            if required or default is ...:
-                self.fail(f"{where} has no {key!r} entry")
-            return default
-        return obj[key]
+class _Invalid(Exception):
+    """A value that does not fit the schema; the text is the sentence."""
 
-    def integer(self, value, where: str, minimum: int | None = None, allow_none=False):
-        if value is None and allow_none:
+
+def _shown(value) -> str:
+    """A short rendering of a JSON value for a message (never the whole of a huge or deep one)."""
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) < 10**15:
+            return f"{value:,}"
+        try:
+            return f"a number of {len(str(abs(value)))} digits"
+        except ValueError:  # more digits than Python converts to text
+            return "a number of thousands of digits"
+    text = json.dumps(value) if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _number(value) -> str:
+    """A bound or a value in a message: whole numbers with thousands separators."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class _Whole:
+    """A whole number in ``[low, high]`` (or null when ``nullable``)."""
+
+    low: int
+    high: int
+    nullable: bool = False
+
+    def read(self, value, where: str):
+        if value is None and self.nullable:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(f"{where} must be a whole number, got {json.dumps(value)}")
-        if minimum is not None and value < minimum:
-            self.fail(f"{where} must be >= {minimum}, got {value}")
+            raise _Invalid(f"{where} must be a whole number, got {_shown(value)}")
+        if not self.low <= value <= self.high:
+            raise _Invalid(f"{where} must be between {_number(self.low)} and {_number(self.high)}, "
+                           f"got {_shown(value)}")
         return value
 
-    def number(self, value, where: str):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(f"{where} must be a finite number, got {json.dumps(value)}")
-        return float(value)
 
-    def string(self, value, where: str, allow_none=False):
-        if value is None and allow_none:
+@dataclass(frozen=True)
+class _Sign:
+    """+1 or -1."""
+
+    def read(self, value, where: str):
+        if isinstance(value, bool) or value not in (1, -1) or not isinstance(value, int):
+            raise _Invalid(f"{where} must be 1 or -1, got {_shown(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class _Real:
+    """A finite number in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+
+    low: float
+    high: float
+    low_open: bool = False
+
+    def read(self, value, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Invalid(f"{where} must be a finite number, got {_shown(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        if not math.isfinite(number):
+            raise _Invalid(f"{where} must be a finite number, got {_shown(value)}")
+        if self.low_open and not self.low < number <= self.high:
+            raise _Invalid(f"{where} must be in ({_number(self.low)}, {_number(self.high)}], got {number:g}")
+        if not self.low_open and not self.low <= number <= self.high:
+            raise _Invalid(f"{where} must be between {_number(self.low)} and {_number(self.high)}, got {number:g}")
+        return number
+
+
+@dataclass(frozen=True)
+class _Text:
+    """A string of at most ``max_chars`` characters, without NUL or unpaired surrogates (it must be
+    writable as UTF-8 and usable as a file name); one of ``choices`` when given."""
+
+    max_chars: int = MAX_NAME_CHARS
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+
+    def read(self, value, where: str):
+        if value is None and self.nullable:
             return None
         if not isinstance(value, str):
-            self.fail(f"{where} must be a string, got {json.dumps(value)}")
+            raise _Invalid(f"{where} must be a string, got {_shown(value)}")
+        if len(value) > self.max_chars:
+            raise _Invalid(f"{where} is {len(value):,} characters long; at most {self.max_chars:,} are allowed")
+        if "\x00" in value:
+            raise _Invalid(f"{where} contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Invalid(f"{where} is not valid text (it holds an unpaired surrogate)") from None
+        if self.choices and value not in self.choices:
+            shown = repr(value) if len(value) <= 60 else repr(value[:57]) + "…"
+            raise _Invalid(f"{where} is {shown}, which is not one of {', '.join(self.choices)}")
         return value
 
-    def choice(self, value, where: str, choices: tuple[str, ...]):
-        self.string(value, where)
-        if value not in choices:
-            self.fail(f"{where} is {value!r}, which is not one of {', '.join(choices)}")
-        return value
 
-    def boolean(self, value, where: str) -> bool:
+@dataclass(frozen=True)
+class _Flag:
+    """true or false."""
+
+    def read(self, value, where: str) -> bool:
         if not isinstance(value, bool):
-            self.fail(f"{where} must be true or false, got {json.dumps(value)}")
+            raise _Invalid(f"{where} must be true or false, got {_shown(value)}")
         return value
 
-    def obj(self, value, where: str) -> dict:
-        if not isinstance(value, dict):
-            self.fail(f"{where} must be a JSON object, got {type(value).__name__ if value is not None else 'null'}")
-        return value
 
-    def array(self, value, where: str) -> list:
+@dataclass(frozen=True)
+class _List:
+    """A list of at most ``max_items`` entries of ``item``; entry ``i`` is named ``name`` (a format of
+    ``where`` and ``i``) in messages."""
+
+    item: object
+    max_items: int
+    name: str = "{where}[{i}]"
+    nullable: bool = False
+
+    def read(self, value, where: str):
+        if value is None and self.nullable:
+            return None
         if not isinstance(value, list):
-            self.fail(f"{where} must be a list, got {json.dumps(value)}")
-        return value
+            raise _Invalid(f"{where} must be a list, got {_shown(value)}")
+        if len(value) > self.max_items:
+            raise _Invalid(f"{where} has {len(value):,} entries; at most {self.max_items:,} are allowed")
+        return [self.item.read(v, self.name.format(where=where, i=i)) for i, v in enumerate(value)]
 
 
-def _pane(r: _Reader, raw, where: str) -> PaneState:
-    d = r.obj(raw, where)
-    defaults = PaneState(tap="")
-    tap = r.string(r.get(d, "tap", where, required=True), f"{where} tap")
-    brush = d.get("brush")
-    if brush is not None:
-        brush = r.array(brush, f"{where} brush")
-        if len(brush) != 2:
-            r.fail(f"{where} brush must be [start, stop], got {json.dumps(brush)}")
-        start = r.integer(brush[0], f"{where} brush start", 0)
-        stop = r.integer(brush[1], f"{where} brush stop", 0)
-        if stop <= start:
-            r.fail(f"{where} brush [{start}, {stop}) is empty")
-        brush = (start, stop)
-    tolerance = r.number(d.get("tolerance", defaults.tolerance), f"{where} tolerance")
-    if not 0.0 < tolerance <= 1.0:
-        r.fail(f"{where} tolerance must be in (0, 1], got {tolerance}")
-    return PaneState(
-        tap=tap,
-        transform=r.choice(d.get("transform", defaults.transform), f"{where} transform", TRANSFORMS),
-        threshold=r.number(d.get("threshold", defaults.threshold), f"{where} threshold"),
-        brush=brush,
-        pad_left=r.integer(d.get("pad_left", defaults.pad_left), f"{where} pad_left", 0),
-        pad_right=r.integer(d.get("pad_right", defaults.pad_right), f"{where} pad_right", 0),
-        tolerance=tolerance,
-        direction=r.choice(d.get("direction", defaults.direction), f"{where} direction", DIRECTIONS),
-        added=_unit_pairs(r, d.get("added", []), f"{where} added"),
-        removed=_unit_pairs(r, d.get("removed", []), f"{where} removed"),
-    )
+@dataclass(frozen=True)
+class _Pair:
+    """A list of exactly two entries, ``[first, second]``, named ``names`` in messages."""
+
+    first: object
+    second: object
+    names: tuple[str, str]
+    nullable: bool = False
+
+    def read(self, value, where: str):
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, list) or len(value) != 2:
+            raise _Invalid(f"{where} must be [{', '.join(self.names)}], got {_shown(value)}")
+        return (self.first.read(value[0], f"{where} {self.names[0]}"),
+                self.second.read(value[1], f"{where} {self.names[1]}"))
 
 
-def _unit_pairs(r: _Reader, raw, where: str) -> tuple[tuple[int, int], ...]:
-    pairs = []
-    for i, pair in enumerate(r.array(raw, where)):
-        if not isinstance(pair, list) or len(pair) != 2:
-            r.fail(f"{where}[{i}] must be [unit, sign], got {json.dumps(pair)}")
-        unit = r.integer(pair[0], f"{where}[{i}] unit", 0)
-        sign = r.integer(pair[1], f"{where}[{i}] sign")
-        if sign not in (1, -1):
-            r.fail(f"{where}[{i}] sign must be 1 or -1, got {sign}")
-        pairs.append((unit, sign))
-    return tuple(pairs)
+@dataclass(frozen=True)
+class _Record:
+    """A JSON object: ``fields`` maps each key to (schema, default); ``_REQUIRED`` keys must be there.
+    Unknown keys are ignored. ``check(values, where)`` runs after the fields were read."""
+
+    fields: dict
+    nullable: bool = False
+    check: object = None
+    title: str = ""  # how the object is named when a key is missing (default: ``where``)
+
+    def read(self, value, where: str):
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, dict):
+            got = "null" if value is None else ("list" if isinstance(value, list) else _shown(value))
+            raise _Invalid(f"{where} must be a JSON object, got {got}")
+        out = {}
+        for key, (schema, default) in self.fields.items():
+            if key not in value:
+                if default is _REQUIRED:
+                    raise _Invalid(f"{self.title or where} has no {key!r} entry")
+                out[key] = default
+            else:
+                out[key] = schema.read(value[key], f"{where} {key}".strip())
+        if self.check is not None:
+            self.check(out, where)
+        return out
 
 
-def _match(r: _Reader, raw) -> MatchSettings:
-    d = r.obj(raw, "match")
-    m = MatchSettings()
-    weight = r.number(d.get("length_weight", m.length_weight), "match length_weight")
-    if weight < 0:
-        r.fail(f"match length_weight must be >= 0, got {weight}")
-    return MatchSettings(
-        mode=r.choice(d.get("mode", m.mode), "match mode", MODES),
-        limit=r.integer(d.get("limit", m.limit), "match limit", 1, allow_none=True),
-        min_length=r.integer(d.get("min_length", m.min_length), "match min_length", 1),
-        length_weight=weight,
-        candidate_cap=r.integer(d.get("candidate_cap", m.candidate_cap), "match candidate_cap", 1, allow_none=True),
-        left=r.integer(d.get("left", m.left), "match left", 0),
-        right=r.integer(d.get("right", m.right), "match right", 0),
-    )
+def _brush_not_empty(start_stop, where: str) -> None:
+    if start_stop is not None and start_stop[1] <= start_stop[0]:
+        raise _Invalid(f"{where} [{start_stop[0]}, {start_stop[1]}) is empty")
 
 
-def _probes(r: _Reader, raw) -> ProbeState | None:
-    if raw is None:
-        return None
-    d = r.obj(raw, "probes")
-    p = ProbeState()
-    shift = r.integer(d.get("shift", p.shift), "probes shift")
-    low, high = PROBE_SHIFT_RANGE
-    if not low <= shift <= high:
-        r.fail(f"probes shift must be between {low} and {high}, got {shift}")
-    taps = d.get("taps")
-    if taps is not None:
-        taps = tuple(dict.fromkeys(r.string(t, f"probes taps[{i}]")
-                                   for i, t in enumerate(r.array(taps, "probes taps"))))
-    return ProbeState(
-        label=r.string(d.get("label"), "probes label", allow_none=True),
-        shift=shift,
-        at=r.choice(d.get("at", p.at), "probes at", PROBE_POSITIONS),
-        taps=taps,
-        control=r.boolean(d.get("control", p.control), "probes control"),
-        baseline=r.boolean(d.get("baseline", p.baseline), "probes baseline"),
-        curves=r.boolean(d.get("curves", p.curves), "probes curves"),
-        shown=r.boolean(d.get("shown", p.shown), "probes shown"),
-        open_probe=r.string(d.get("open_probe"), "probes open_probe", allow_none=True),
+@dataclass(frozen=True)
+class _Brush(_Pair):
+    def read(self, value, where: str):
+        pair = super().read(value, where)
+        _brush_not_empty(pair, where)
+        return pair
+
+
+def _recording_named(values: dict, where: str) -> None:
+    if values["path"] is None and values["absolute"] is None:
+        raise _Invalid("recording has neither a 'path' nor an 'absolute' entry")
+
+
+def _active_pane_exists(values: dict, where: str) -> None:
+    n = len(values["panes"])
+    if values["active_pane"] >= max(1, n):
+        raise _Invalid(f"active_pane is {values['active_pane']} but the workspace has {n} pane(s)")
+
+
+_PANE_DEFAULTS = {"transform": "tanh", "threshold": 0.3, "brush": None, "pad_left": 1, "pad_right": 0,
+                  "tolerance": 1.0, "direction": "positive", "added": [], "removed": []}
+_UNIT_SIGNS = _List(_Pair(_Whole(0, MAX_UNIT), _Sign(), ("unit", "sign")), MAX_LISTED)
+_PANE = _Record({
+    "tap": (_Text(), _REQUIRED),
+    "transform": (_Text(choices=TRANSFORMS), "tanh"),
+    "threshold": (_Real(*THRESHOLD_RANGE), 0.3),
+    "brush": (_Brush(_Whole(0, MAX_POSITION), _Whole(0, MAX_POSITION), ("start", "stop"), nullable=True), None),
+    "pad_left": (_Whole(*PADDING_RANGE), 1),
+    "pad_right": (_Whole(*PADDING_RANGE), 0),
+    "tolerance": (_Real(0.0, 1.0, low_open=True), 1.0),
+    "direction": (_Text(choices=DIRECTIONS), "positive"),
+    "added": (_UNIT_SIGNS, []),
+    "removed": (_UNIT_SIGNS, []),
+})
+_MATCH = _Record({
+    "mode": (_Text(choices=MODES), "lstmvis"),
+    "limit": (_Whole(*MATCH_RANGES["limit"], nullable=True), 1000),
+    "min_length": (_Whole(*MATCH_RANGES["min_length"]), 1),
+    "length_weight": (_Real(*MATCH_RANGES["length_weight"]), 0.5),
+    "candidate_cap": (_Whole(*MATCH_RANGES["candidate_cap"], nullable=True), 10000),
+    "left": (_Whole(*MATCH_RANGES["left"]), 3),
+    "right": (_Whole(*MATCH_RANGES["right"]), 20),
+})
+_PROBES = _Record({
+    "label": (_Text(nullable=True), None),
+    "shift": (_Whole(*PROBE_SHIFT_RANGE), 0),
+    "at": (_Text(choices=PROBE_POSITIONS), "all"),
+    "taps": (_List(_Text(), MAX_LISTED, nullable=True), None),
+    "control": (_Flag(), True),
+    "baseline": (_Flag(), True),
+    "curves": (_Flag(), False),
+    "shown": (_Flag(), False),
+    "open_probe": (_Text(nullable=True), None),
+}, nullable=True)
+#: the whole file (its version marker is checked first, apart: it says which schema applies)
+WORKSPACE_SCHEMA = _Record({
+    "recording": (_Record({"path": (_Text(MAX_PATH_CHARS, nullable=True), None),
+                           "absolute": (_Text(MAX_PATH_CHARS, nullable=True), None)},
+                          check=_recording_named), _REQUIRED),
+    "window": (_Record({"start": (_Whole(0, MAX_POSITION), 0),
+                        "width": (_Whole(*WINDOW_WIDTH_RANGE), 100)}), {"start": 0, "width": 100}),
+    "panes": (_List(_PANE, MAX_PANES, name="pane {i}"), _REQUIRED),
+    "active_pane": (_Whole(0, MAX_PANES), 0),
+    "match": (_MATCH, None),
+    "annotations": (_List(_Text(), MAX_LISTED), []),
+    "aggregate_annotation": (_Text(nullable=True), None),
+    "probes": (_PROBES, None),
+}, check=_active_pane_exists, title="the workspace")
+
+
+def _check(data: dict) -> dict:
+    """``data`` read through ``WORKSPACE_SCHEMA`` (``_Invalid`` for the first problem)."""
+    return WORKSPACE_SCHEMA.read(data, "")
+
+
+def _state(values: dict, recording: str) -> WorkspaceState:
+    """The ``WorkspaceState`` of checked values."""
+    panes = [
+        PaneState(tap=p["tap"], transform=p["transform"], threshold=p["threshold"], brush=p["brush"],
+                  pad_left=p["pad_left"], pad_right=p["pad_right"], tolerance=p["tolerance"],
+                  direction=p["direction"], added=tuple(map(tuple, p["added"])),
+                  removed=tuple(map(tuple, p["removed"])))
+        for p in values["panes"]
+    ]
+    match = MatchSettings() if values["match"] is None else MatchSettings(**values["match"])
+    probes = values["probes"]
+    if probes is not None:
+        taps = probes["taps"]
+        probes = ProbeState(**{**probes, "taps": None if taps is None else tuple(dict.fromkeys(taps))})
+    return WorkspaceState(
+        recording=recording,
+        window_start=values["window"]["start"],
+        window_width=values["window"]["width"],
+        panes=panes,
+        active_pane=values["active_pane"],
+        match=match,
+        annotations=list(values["annotations"]),
+        aggregate_annotation=values["aggregate_annotation"],
+        probes=probes,
     )
 
 
@@ -266,27 +445,6 @@ def _probes_to_dict(p: ProbeState) -> dict:
         "control": p.control, "baseline": p.baseline, "curves": p.curves,
         "shown": p.shown, "open_probe": p.open_probe,
     }
-
-
-def _state_from_dict(r: _Reader, d: dict, recording: str) -> WorkspaceState:
-    window = r.obj(d.get("window", {}), "window")
-    raw_panes = r.array(r.get(d, "panes", "the workspace", required=True), "panes")
-    panes = [_pane(r, p, f"pane {i}") for i, p in enumerate(raw_panes)]
-    active = r.integer(d.get("active_pane", 0), "active_pane", 0)
-    if active >= max(1, len(panes)):
-        r.fail(f"active_pane is {active} but the workspace has {len(panes)} pane(s)")
-    annotations = [r.string(a, f"annotations[{i}]") for i, a in enumerate(r.array(d.get("annotations", []), "annotations"))]
-    return WorkspaceState(
-        recording=recording,
-        window_start=r.integer(window.get("start", 0), "window start", 0),
-        window_width=r.integer(window.get("width", 100), "window width", 1),
-        panes=panes,
-        active_pane=active,
-        match=_match(r, d.get("match", {})),
-        annotations=annotations,
-        aggregate_annotation=r.string(d.get("aggregate_annotation"), "aggregate_annotation", allow_none=True),
-        probes=_probes(r, d.get("probes")),
-    )
 
 
 def _state_to_dict(state: WorkspaceState, recording: dict) -> dict:
@@ -344,8 +502,11 @@ def save_workspace(path, state: WorkspaceState) -> Path:
     except ValueError:
         relative = None
     data = _plain(_state_to_dict(state, {"path": relative, "absolute": str(recording_abs)}))
-    # the same checks as loading, so a saved file always loads (apart from a recording moved since)
-    _state_from_dict(_Reader(path), data, str(recording_abs))
+    # the same schema as loading, so a saved file always loads (apart from a recording moved since)
+    try:
+        _check(data)
+    except _Invalid as exc:
+        raise WorkspaceFileError(f"{path}: {exc}") from None
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -360,41 +521,60 @@ def save_workspace(path, state: WorkspaceState) -> Path:
 def load_workspace(path) -> WorkspaceState:
     """Read a workspace file; ``WorkspaceFileError`` (naming the file) for anything wrong with it.
 
-    The recording is looked up at the stored relative path (against the JSON file's folder), then at
-    the absolute path; ``recording`` of the result is the absolute path that exists.
+    Only a regular file of at most ``MAX_FILE_BYTES`` is read (a FIFO or a device would block or never
+    end); every entry is checked against ``WORKSPACE_SCHEMA``. The recording is looked up at the stored
+    relative path (against the JSON file's folder), then at the absolute path; ``recording`` of the
+    result is the absolute path of the regular file found.
     """
     path = Path(path)
-    r = _Reader(path)
+
+    def fail(problem: str):
+        raise WorkspaceFileError(f"{path}: {problem}")
+
     try:
-        text = path.read_text(encoding="utf-8")
+        mode, size = (lambda st: (st.st_mode, st.st_size))(os.stat(path))
     except FileNotFoundError:
-        r.fail("no such file")
-    except IsADirectoryError:
-        r.fail("is a folder, not a workspace file")
+        fail("no such file")
+    except (OSError, ValueError) as e:
+        fail(f"cannot be read ({getattr(e, 'strerror', None) or e})")
+    if stat.S_ISDIR(mode):
+        fail("is a folder, not a workspace file")
+    if not stat.S_ISREG(mode):
+        fail("is not a regular file (a FIFO, a device or a socket), so it is not read as a workspace file")
+    if size > MAX_FILE_BYTES:
+        fail(f"is {size:,} bytes; a workspace file is a few kilobytes (at most {MAX_FILE_BYTES:,} bytes are "
+             f"read), so this is not one")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        r.fail("not a workspace file: it is not JSON text (not UTF-8)")
+        fail("not a workspace file: it is not JSON text (not UTF-8)")
     except OSError as e:
-        r.fail(f"cannot be read ({e.strerror or e})")
+        fail(f"cannot be read ({e.strerror or e})")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        r.fail(f"not a workspace file: it is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})")
+        fail(f"not a workspace file: it is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})")
+    except RecursionError:
+        fail("not a workspace file: its JSON is nested too deeply")
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        fail(f"not a workspace file: it is not valid JSON ({e})")
     if not isinstance(data, dict) or MARKER not in data:
-        r.fail(f"not an lstmviz workspace file (no {MARKER!r} entry)")
+        fail(f"not an lstmviz workspace file (no {MARKER!r} entry)")
     version = data[MARKER]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        r.fail(f"the workspace version must be a whole number >= 1, got {json.dumps(version)}")
+        fail(f"the workspace version must be a whole number >= 1, got {_shown(version)}")
     if version > WORKSPACE_VERSION:
-        r.fail(f"was saved by a newer lstmviz (workspace version {version}; this version reads up to "
-               f"{WORKSPACE_VERSION}); update lstmviz to open it")
-    recording = r.obj(r.get(data, "recording", "the workspace", required=True), "recording")
-    relative = r.string(recording.get("path"), "recording path", allow_none=True)
-    absolute = r.string(recording.get("absolute"), "recording absolute", allow_none=True)
-    if relative is None and absolute is None:
-        r.fail("recording has neither a 'path' nor an 'absolute' entry")
+        fail(f"was saved by a newer lstmviz (workspace version {_shown(version)}; this version reads up to "
+             f"{WORKSPACE_VERSION}); update lstmviz to open it")
+    try:
+        values = _check(data)
+    except _Invalid as exc:
+        fail(str(exc))
     tried = []
     found = None
-    for candidate in (relative, absolute):
+    for candidate in (values["recording"]["path"], values["recording"]["absolute"]):
         if candidate is None:
             continue
         p = Path(candidate)
@@ -402,12 +582,15 @@ def load_workspace(path) -> WorkspaceState:
             p = path.parent / p
         p = Path(os.path.abspath(p))
         tried.append(str(p))
-        if p.is_file():
-            found = p
-            break
+        try:
+            if p.is_file():
+                found = p
+                break
+        except (OSError, ValueError):  # a name too long for the file system, say
+            continue
     if found is None:
-        r.fail(f"the recording it names is missing (looked for {' and '.join(dict.fromkeys(tried))})")
-    return _state_from_dict(r, data, str(found))
+        fail(f"the recording it names is missing (looked for {' and '.join(dict.fromkeys(tried))})")
+    return _state(values, str(found))
 
 
 # ---------------------------------------------------------------------------------------- against a recording
@@ -415,8 +598,9 @@ def load_workspace(path) -> WorkspaceState:
 def restore_valid(state: WorkspaceState, recording) -> tuple[WorkspaceState, list[str]]:
     """``state`` with everything that does not fit ``recording`` dropped, and a sentence per thing dropped.
 
-    Dropped: panes on a tap the recording lacks (or not over positions), brushes outside the corpus,
-    added/removed units outside the tap, unknown annotations; a window past the end moves to 0. Of the
+    Dropped: panes on a tap the recording lacks (or not over positions), brushes outside the corpus or
+    across an item's end, added/removed units outside the tap, unknown annotations and annotations of
+    whole items as tracks; a window past the end moves to 0. Of the
     probe settings: a label that is not a categorical annotation of the recording, taps it lacks, a
     probe to reopen that will not be there, a shift on an item's label, curves over training of a
     recording of one model state; without a label or a tap to probe, the result is not run again.
@@ -434,21 +618,29 @@ def restore_valid(state: WorkspaceState, recording) -> tuple[WorkspaceState, lis
             problems.append(f"pane {i}: the brush [{pane.brush[0]}, {pane.brush[1]}) is outside the corpus of "
                             f"{n_positions} positions; it was dropped")
             pane = replace(pane, brush=None)
+        elif pane.brush is not None and pane.brush[1] > _item_stop(recording, pane.brush[0]):
+            problems.append(f"pane {i}: the brush [{pane.brush[0]}, {pane.brush[1]}) runs past the end of its "
+                            f"item (position {_item_stop(recording, pane.brush[0])}); it was dropped")
+            pane = replace(pane, brush=None)
         for what in ("added", "removed"):
             pairs = getattr(pane, what)
-            bad = [u for u, _ in pairs if not 0 <= u < info.units]
+            bad = sorted({u for u, _ in pairs if not 0 <= u < info.units})
             if bad:
-                problems.append(f"pane {i}: {what} units {', '.join(map(str, bad))} are not in tap {pane.tap!r} "
+                problems.append(f"pane {i}: {what} units {_listed(bad, str)} are not in tap {pane.tap!r} "
                                 f"(units 0-{info.units - 1}); they were dropped")
                 pane = replace(pane, **{what: tuple(p for p in pairs if 0 <= p[0] < info.units)})
         panes.append(pane)
     active = state.active_pane if state.active_pane < len(panes) else 0
     annotations = []
-    for name in state.annotations:
-        if name in recording.annotations:
-            annotations.append(name)
-        else:
+    for name in dict.fromkeys(state.annotations):
+        info = recording.annotations.get(name)
+        if info is None:
             problems.append(f"the recording has no annotation {name!r}; its track was dropped")
+        elif getattr(info, "level", "position") != "position":
+            problems.append(f"the annotation {name!r} labels whole items, not positions, so it has no track "
+                            f"under the tokens; it was dropped")
+        else:
+            annotations.append(name)
     aggregate = state.aggregate_annotation
     if aggregate is not None and aggregate not in recording.annotations:
         problems.append(f"the recording has no annotation {aggregate!r} to aggregate; it was dropped")
@@ -464,8 +656,20 @@ def restore_valid(state: WorkspaceState, recording) -> tuple[WorkspaceState, lis
     return restored, problems
 
 
+def _item_stop(recording, position: int) -> int:
+    """The end of the item that holds ``position`` (a position of the corpus)."""
+    return int(recording.item_range(int(recording.item_of(int(position))))[1])
+
+
+def _listed(values, show=repr, most: int = 10) -> str:
+    """The first ``most`` values, then how many more (a sentence stays readable for any file)."""
+    values = list(values)
+    text = ", ".join(show(v) for v in values[:most])
+    return text + (f" and {len(values) - most:,} more" if len(values) > most else "")
+
+
 def _quoted(names) -> str:
-    return ", ".join(map(repr, names))
+    return _listed(names)
 
 
 def _valid_probes(p: ProbeState, recording, problems: list[str]) -> ProbeState:

@@ -23,7 +23,9 @@ import math
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.qt.model_reset import resetting
 from lstmviz.qt.palette import FOREGROUND
+from lstmviz.qt.plain_text import escape, literal, set_plain
 from lstmviz.qt.widget_export import FullRowsOnVectorExport
 
 #: enrichment colours saturate at this |log2 ratio| (8x over- or under-represented)
@@ -96,10 +98,9 @@ class AggregateModel(QtCore.QAbstractTableModel):
         self.anchor_word = "start"
 
     def set_table(self, table, anchor_word: str = "start") -> None:
-        self.beginResetModel()
-        self.table = table
-        self.anchor_word = anchor_word
-        self.endResetModel()
+        with resetting(self):
+            self.table = table
+            self.anchor_word = anchor_word
 
     @property
     def categorical(self) -> bool:
@@ -130,8 +131,8 @@ class AggregateModel(QtCore.QAbstractTableModel):
                 if section == 0:
                     return "Matches with a value at this offset (inside their item, label not missing)"
                 if self.categorical:
-                    return f"Fraction of matches labelled “{t.labels[section - 1]}” in {t.annotation}"
-                return f"{('Mean', 'Standard deviation')[section - 1]} of {t.annotation}"
+                    return literal(f"Fraction of matches labelled “{t.labels[section - 1]}” in {t.annotation}")
+                return literal(f"{('Mean', 'Standard deviation')[section - 1]} of {t.annotation}")
             return None
         if role == QtCore.Qt.ItemDataRole.DisplayRole:
             return "corpus" if section == 0 else _offset_text(int(t.offsets[section - 1]))
@@ -165,7 +166,7 @@ class AggregateModel(QtCore.QAbstractTableModel):
             if role == R.BackgroundRole:
                 return QtGui.QBrush(QtGui.QColor(*BASELINE_FILL))
             if role == R.ToolTipRole and column > 0:
-                return f"{_percent(float(t.baseline[column - 1]))} of all labelled positions are “{t.labels[column - 1]}”"
+                return literal(f"{_percent(float(t.baseline[column - 1]))} of all labelled positions are “{t.labels[column - 1]}”")
             return None
         o = row - 1
         n = int(t.n[o])
@@ -189,7 +190,7 @@ class AggregateModel(QtCore.QAbstractTableModel):
             if n == 0:
                 return "no match has a labelled position here"
             p = float(t.p_value[o, label])
-            return (f"offset {int(t.offsets[o]):+d}, “{t.labels[label]}”: {int(t.counts[o, label]):,} of {n:,} "
+            return (f"offset {int(t.offsets[o]):+d}, “{escape(t.labels[label])}”: {int(t.counts[o, label]):,} of {n:,} "
                     f"matches ({_percent(fraction)}) against {_percent(float(t.baseline[label]))} of the corpus"
                     f"<br>enrichment {enrichment:.3g}×, one-sided binomial p = {p:.2g}"
                     f"<br>colour: log2((count + ½) / (expected + ½)) = {self.log2_ratio(o, label):+.2f}")
@@ -325,7 +326,7 @@ class AggregateView(QtWidgets.QWidget):
             self.annotation_chosen.emit(name)
 
     def set_message(self, text: str) -> None:
-        self.summary.setText(text)
+        set_plain(self.summary, text)
 
     def set_table(self, table, sentences: list[str] | None = None, anchor_word: str = "start") -> None:
         """Show an aggregated table (None to clear) and its enrichment sentences."""
@@ -335,12 +336,13 @@ class AggregateView(QtWidgets.QWidget):
         self.enrichment_title.setVisible(categorical)
         self.enrichments.setVisible(categorical)
         if table is None:
-            self.summary.setText("Match to aggregate annotations over the results.")
+            set_plain(self.summary, "Match to aggregate annotations over the results.")
             return
+        self.summary.setTextFormat(QtCore.Qt.TextFormat.RichText)
         n = int(getattr(table, "n_anchors", 0))
         if categorical:
             self.summary.setText(
-                f"<b>{table.annotation}</b> around {n:,} matches (rows: offset from the match {anchor_word}). "
+                f"<b>{escape(table.annotation)}</b> around {n:,} matches (rows: offset from the match {anchor_word}). "
                 "Columns: its labels. Cells: fraction of matches with the label; colour: observed vs expected "
                 "from the corpus (<span style='color:#b2182b'>■</span> more, "
                 "<span style='color:#2166ac'>■</span> fewer; log2, saturating at 8×)."
@@ -352,7 +354,7 @@ class AggregateView(QtWidgets.QWidget):
                                          "often than in the corpus).")
         else:
             self.summary.setText(
-                f"<b>{table.annotation}</b> around {n:,} matches (rows: offset from the match {anchor_word}): "
+                f"<b>{escape(table.annotation)}</b> around {n:,} matches (rows: offset from the match {anchor_word}): "
                 "mean and std per offset; colour: mean against the corpus mean in corpus std."
             )
         self.table_view.resizeColumnsToContents()

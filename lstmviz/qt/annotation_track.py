@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from lstmviz.qt.palette import AXIS, FOREGROUND, MAX_DISTINCT, categorical_lut, ramp_lut
+from lstmviz.qt.plain_text import escape
 
 #: opacity of a cell where no selected unit is on, when masked (LSTMVis: 0.2)
 MASK_FLOOR = 0.2
@@ -113,10 +114,10 @@ class AnnotationTrack(pg.PlotItem):
         self.setToolTip(self._tooltip(label))
 
     def _tooltip(self, label: str | None) -> str:
-        head = f"<b>{self.name}</b>" + (f": {label}" if label is not None else "")
+        head = f"<b>{escape(self.name)}</b>" + (f": {escape(label)}" if label is not None else "")
         if self.kind == "numeric" and self.value_range is not None:
             head += f"<br>colour ramp from {self.value_range[0]:.4g} (light) to {self.value_range[1]:.4g} (dark)"
-        return head + (f"<br>{self.description}" if self.description else "")
+        return head + (f"<br>{escape(self.description)}" if self.description else "")
 
 
 _frequencies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

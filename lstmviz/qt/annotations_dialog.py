@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from lstmviz.qt.plain_text import literal
 from lstmviz.qt.workspace import Workspace
 
 
@@ -26,7 +27,7 @@ class AnnotationsDialog(QtWidgets.QDialog):
             info = infos[name]
             item = QtWidgets.QListWidgetItem(f"{name}  ({info.kind})")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, name)
-            item.setToolTip(info.description)
+            item.setToolTip(literal(info.description))
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             visible = name in workspace.visible_annotations
             item.setCheckState(QtCore.Qt.CheckState.Checked if visible else QtCore.Qt.CheckState.Unchecked)

@@ -6,6 +6,7 @@ parse arguments before it knows whether a window is wanted).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -71,6 +72,16 @@ def run(path: str | None, *, argv: list[str] | None = None, units: str | None = 
         reporter.uninstall()
 
 
+class ScreenshotError(Exception):
+    """The screenshot was not written: a bad target, or the window did not show what was asked for."""
+
+
+#: the image files ``screenshot`` writes (QImage picks the encoder from the suffix)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: what the offscreen platform says for every top-level window; not a problem of the picture
+_HARMLESS_QT_MESSAGES = ("This plugin does not support propagateSizeHints",)
+
+
 def screenshot(png: str, path: str | None, *, size: tuple[int, int] = (1400, 850), units: str | None = None,
                workspace: str | None = None, timeout_s: float = 120.0) -> list[str]:
     """Render the main window on ``path`` (the demo when None) offscreen into ``png`` and return.
@@ -78,48 +89,151 @@ def screenshot(png: str, path: str | None, *, size: tuple[int, int] = (1400, 850
     With ``workspace``, its panes, selections and window are restored first (on ``path`` when given,
     else on the recording it names), and background work they start (z-score statistics) is waited
     for. Returns the sentences about parts of the workspace that did not fit. Runs no blocking event
-    loop. A file that cannot be opened raises (RecordingError / WorkspaceFileError / OSError), so the
-    caller can print the message.
+    loop and opens no dialog: a problem the window would show in a dialog is collected instead.
+
+    Raises ``ScreenshotError`` (one line) and writes nothing when ``png`` cannot be written (checked
+    before the window is built: a folder, not a regular file, an unknown suffix, a folder that cannot
+    be written) or when the picture is not what was asked for: any notification the window raised, an
+    exception in a slot, a read of the recording that failed, background work that did not finish. A
+    file that cannot be opened raises (RecordingError / WorkspaceFileError / OSError), so the caller
+    can print the message. The image replaces ``png`` only once it is complete.
     """
+    temp = _image_target(Path(png))
+    try:
+        problems = _render(temp, path, size=size, units=units, workspace=workspace, timeout_s=timeout_s)
+        os.replace(temp, png)
+    finally:
+        temp.unlink(missing_ok=True)
+    return problems
+
+
+def _image_target(png: Path) -> Path:
+    """A new empty temporary file beside ``png`` to render into; ScreenshotError when ``png`` cannot be
+    written (before any window exists)."""
+    import stat
+    import tempfile
+
+    if png.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ScreenshotError(f"{png}: a screenshot is a {', '.join(IMAGE_SUFFIXES)} file; "
+                              f"give the file name one of these suffixes")
+    try:
+        mode = os.stat(png).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise ScreenshotError(f"{png}: cannot be written ({exc.strerror or exc})") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise ScreenshotError(f"{png}: is a folder; give the screenshot a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ScreenshotError(f"{png}: exists and is not a regular file (a device, FIFO or socket); "
+                              f"give another file name")
+    try:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{png.name}.", suffix=f".tmp{png.suffix}", dir=png.parent)
+    except OSError as exc:
+        raise ScreenshotError(f"{png}: cannot be written in {png.parent} ({exc.strerror or exc})") from None
+    os.close(handle)
+    return Path(name)
+
+
+def _render(image_path: Path, path: str | None, *, size, units, workspace, timeout_s) -> list[str]:
+    """Build the window offscreen, restore what is asked for and save its picture to ``image_path``."""
     if os.environ.get("QT_QPA_PLATFORM") is None and not _has_application():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from lstmviz.qt.errors import notifications_to
     from lstmviz.qt.main_window import MainWindow
 
+    failures: list[str] = []
+
+    def note(title: str, message: str) -> None:
+        failures.append(f"{title}: {' '.join(message.split(chr(10) * 2)[0].split())}")  # its first paragraph
+
     app = _application(None)
-    window = MainWindow(settings=None)
+    with notifications_to(note), _exceptions_noted(failures), _quiet_qt_messages():
+        window = MainWindow(settings=None)
+        try:
+            window.resize(*size)
+            problems: list[str] = []
+            if workspace is not None:
+                from lstmviz.analysis.workspace_file import load_workspace
+
+                problems = window.workspace.restore(load_workspace(workspace), path)
+            else:
+                target = path if path is not None else demo_path()
+                if target is not None:
+                    window.workspace.open(target)
+            if units:
+                from lstmviz.qt.main_window import parse_units
+
+                window.workspace.set_highlighted_units(parse_units(units))
+            window.show()
+            _settle(app, window, timeout_s)
+            pane = window.workspace.active_pane
+            if workspace is not None and pane is not None and pane.selection is not None and len(pane.selection):
+                _settle_match(app, window, timeout_s)  # a saved selection is shown with its matches
+            if workspace is not None:
+                _settle_probes(app, window, timeout_s)  # a saved probe result is recomputed (or read from cache)
+            if _busy(window):
+                failures.append(f"background work did not finish within {timeout_s:g} s")
+            image = window.grab().toImage()
+            app.processEvents()  # a read that failed while painting is stated by a queued notification
+        finally:
+            window.workspace.shutdown()
+            window.workspace.close()
+            window.close()
+            window.deleteLater()
+            app.processEvents()
+    if failures:
+        more = f" (and {len(failures) - 1} more problem{'s' if len(failures) > 2 else ''})" if len(failures) > 1 else ""
+        raise ScreenshotError(f"the window did not show what was asked for, so no screenshot was written: "
+                              f"{failures[0]}{more}")
+    if not image.save(str(image_path)):
+        raise ScreenshotError(f"{image_path}: could not write the screenshot")
+    return problems
+
+
+def _busy(window) -> bool:
+    ws = window.workspace
+    return bool(ws.tap_stats.busy or window.match_panel.busy or window.probe_panel.busy
+                or ws.runner.is_busy("aggregate"))
+
+
+@contextlib.contextmanager
+def _exceptions_noted(failures: list[str]):
+    """Exceptions that escape a slot (or a thread) are noted in ``failures`` instead of printed."""
+    import threading
+
+    def hook(exc_type, exc_value, exc_traceback):
+        text = str(exc_value).strip()
+        failures.append(f"{exc_type.__name__}: {text}" if text else exc_type.__name__)
+
+    previous = sys.excepthook, threading.excepthook
+    sys.excepthook = hook
+    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)
     try:
-        window.resize(*size)
-        problems: list[str] = []
-        if workspace is not None:
-            from lstmviz.analysis.workspace_file import load_workspace
-
-            problems = window.workspace.restore(load_workspace(workspace), path)
-        else:
-            target = path if path is not None else demo_path()
-            if target is not None:
-                window.workspace.open(target)
-        if units:
-            from lstmviz.qt.main_window import parse_units
-
-            window.workspace.set_highlighted_units(parse_units(units))
-        window.show()
-        _settle(app, window, timeout_s)
-        pane = window.workspace.active_pane
-        if workspace is not None and pane is not None and pane.selection is not None and len(pane.selection):
-            _settle_match(app, window, timeout_s)  # a saved selection is shown with its matches
-        if workspace is not None:
-            _settle_probes(app, window, timeout_s)  # a saved probe result is recomputed (or read from cache)
-        image = window.grab().toImage()
-        Path(png).parent.mkdir(parents=True, exist_ok=True)
-        if not image.save(str(png)):
-            raise OSError(f"{png}: could not write the screenshot")
-        return problems
+        yield
     finally:
-        window.workspace.shutdown()
-        window.workspace.close()
-        window.close()
-        window.deleteLater()
-        app.processEvents()
+        sys.excepthook, threading.excepthook = previous
+
+
+@contextlib.contextmanager
+def _quiet_qt_messages():
+    """Leave out the offscreen platform's note about every window; pass every other Qt message on."""
+    from PySide6 import QtCore
+
+    def handler(mode, context, message):
+        if message.startswith(_HARMLESS_QT_MESSAGES):
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = QtCore.qInstallMessageHandler(handler)
+    try:
+        yield
+    finally:
+        QtCore.qInstallMessageHandler(previous)
 
 
 def _settle_match(app, window, timeout_s: float) -> None:

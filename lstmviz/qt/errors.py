@@ -1,23 +1,44 @@
 """The one error path of the GUI: problems become a dialog the user can read, never a crash.
 
-``show_error`` is the single place that shows a message box for a problem. ``ErrorReporter``
-replaces ``sys.excepthook`` and ``threading.excepthook``: an exception that escapes a slot (or a worker
-thread) is printed to stderr and shown as a dialog on the GUI thread, with the traceback under
-"Show Details...".
+``show_error`` is the single place that shows a message box for a problem; its text is plain text
+(messages quote names from files). Where nobody can click a dialog away (``lstmviz --screenshot``),
+``notifications_to(sink)`` sends every such problem to ``sink(title, message)`` instead of a modal box.
+``ErrorReporter`` replaces ``sys.excepthook`` and ``threading.excepthook``: an exception that escapes a
+slot (or a worker thread) is printed to stderr and shown as a dialog on the GUI thread, with the
+traceback under "Show Details...".
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 
 from PySide6 import QtCore, QtWidgets
+
+#: where problems go instead of a dialog (the innermost ``notifications_to``), if anywhere
+_sinks: list[Callable[[str, str], None]] = []
+
+
+@contextlib.contextmanager
+def notifications_to(sink: Callable[[str, str], None]) -> Iterator[None]:
+    """While inside, ``show_error`` calls ``sink(title, message)`` and opens no dialog."""
+    _sinks.append(sink)
+    try:
+        yield
+    finally:
+        _sinks.remove(sink)
 
 
 def show_error(parent: QtWidgets.QWidget | None, title: str, message: str, details: str = "") -> None:
     """Show a modal message box stating a problem in words (the traceback, if any, under details)."""
+    if _sinks:
+        _sinks[-1](title, message)
+        return
     box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, message, parent=parent)
+    box.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # a name like "<img src=...>" stays text
     if details:
         box.setDetailedText(details)
     box.exec()

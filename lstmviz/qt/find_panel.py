@@ -8,11 +8,11 @@ regular expression, an empty phrase) is stated in words under the search field.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 
 from PySide6 import QtCore, QtWidgets
 
+from lstmviz.qt.plain_text import literal, set_plain
 from lstmviz.qt.token_text import display_token
 from lstmviz.qt.workspace import Workspace
 
@@ -147,7 +147,7 @@ class FindPanel(QtWidgets.QWidget):
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.status.setStyleSheet("color: rgb(180,40,40)" if error else "")
-        self.status.setText(text)
+        set_plain(self.status, text)
 
     def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
         if channel == CHANNEL and request_id == self._request and total:
@@ -163,7 +163,7 @@ class FindPanel(QtWidgets.QWidget):
             item = QtWidgets.QListWidgetItem()
             label = (f"{hit.start:,}  ·  item {hit.item:,}  ·  …{hit.before} [{hit.text}] {hit.after}…")
             item.setText(label)
-            item.setToolTip(f"positions {hit.start:,}–{hit.stop - 1:,}: {html.escape(hit.text)}")
+            item.setToolTip(literal(f"positions {hit.start:,}–{hit.stop - 1:,}: {hit.text}"))
             item.setData(QtCore.Qt.ItemDataRole.UserRole, hit.start)
             self.results.addItem(item)
         n = len(self.hits)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import html
-
+from lstmviz.qt.plain_text import escape
 from lstmviz.qt.token_text import display_token
 from lstmviz.qt.workspace import Hover
 
@@ -13,9 +12,9 @@ def describe_hover(hover: Hover) -> str:
     parts = [
         f"position {hover.position:,}",
         f"item {hover.item:,}",
-        f"token <b>{html.escape(display_token(hover.token))}</b>",
+        f"token <b>{escape(display_token(hover.token))}</b>",
     ]
     if hover.unit is not None:
         parts.append(f"unit <b>{hover.unit}</b> = {hover.value:.4g}")
-    parts += [f"{html.escape(name)}: {html.escape(label)}" for name, label in hover.labels.items()]
+    parts += [f"{escape(name)}: {escape(label)}" for name, label in hover.labels.items()]
     return " · ".join(parts)

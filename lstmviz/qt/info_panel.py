@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from PySide6 import QtWidgets
 
 from lstmviz.qt.annotation_track import label_frequencies
 from lstmviz.qt.palette import grouped_legend, label_colors
+from lstmviz.qt.plain_text import escape as _esc
 from lstmviz.qt.workspace import Workspace
 
 #: Provenance keys shown first, in this order, with these names; other keys follow as they are.
@@ -22,10 +22,6 @@ _EMPTY_HTML = (
     "<p style='color:#666'>No recording is open.</p>"
     "<p style='color:#666'>Open one with <b>File &gt; Open</b> (Ctrl+O) or drop an <tt>.h5</tt> file onto the window.</p>"
 )
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
 
 
 #: Provenance keys not listed: their content is shown elsewhere in the panel (annotations, taps).

@@ -22,6 +22,7 @@ from lstmviz.qt.info_panel import InfoPanel
 from lstmviz.qt.match_panel import MatchPanel
 from lstmviz.qt.navigation import NavigationBar
 from lstmviz.qt.pane_model import TRANSFORM_NAMES
+from lstmviz.qt.plain_text import literal
 from lstmviz.qt.position_scroller import PositionScroller
 from lstmviz.qt.probe_panel import ProbePanel
 from lstmviz.qt.recent_files import RecentFiles
@@ -253,7 +254,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
             return
         current = ", ".join(map(str, ws.highlighted_units))
         text, ok = QtWidgets.QInputDialog.getText(
-            self, "Highlight units", f"Units of {ws.tap} to draw in colour (e.g. 3, 17, 40-42):", text=current
+            self, "Highlight units", literal(f"Units of {ws.tap} to draw in colour (e.g. 3, 17, 40-42):"), text=current
         )
         if ok:
             self.highlight_units(text)
@@ -264,7 +265,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         for path in paths:
             action = self.recent_menu.addAction(Path(path).name)
             action.setStatusTip(path)
-            action.setToolTip(path)
+            action.setToolTip(literal(path))
             action.triggered.connect(lambda _=False, p=path: self.open_file(p))
         if not paths:
             self.recent_menu.addAction("(none)").setEnabled(False)

@@ -17,7 +17,6 @@ holds what each strip shows (``StripSpec``) and its value per token; the view tu
 
 from __future__ import annotations
 
-import html
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 from lstmviz.qt.annotation_track import label_frequencies
+from lstmviz.qt.model_reset import resetting
+from lstmviz.qt.plain_text import escape
 from lstmviz.qt.token_text import display_token
 
 ALIGNS = ("start", "end")
@@ -208,21 +209,20 @@ class MatchTableModel(QtCore.QAbstractTableModel):
         ``counter(start, stop)`` gives the number of selected units on at each position of
         ``[start, stop)`` (the "match count" strip); ``units_total`` is the number of selected units.
         """
-        self.beginResetModel()
-        if recording is not self.recording:
-            self._ranges.clear()
-        self.results = results
-        self.recording = recording
-        self.counter = counter
-        if units_total is None:
-            units_total = results.query.k if results is not None else 0
-        self.units_total = int(units_total)
-        self.mode = results.query.mode if results is not None else self.mode
-        self._fixed = _fixed_columns(self.mode)
-        self._strips = self._make_strips()
-        self._cache.clear()
-        self.rows_read = 0
-        self.endResetModel()
+        with resetting(self):
+            if recording is not self.recording:
+                self._ranges.clear()
+            self.results = results
+            self.recording = recording
+            self.counter = counter
+            if units_total is None:
+                units_total = results.query.k if results is not None else 0
+            self.units_total = int(units_total)
+            self.mode = results.query.mode if results is not None else self.mode
+            self._fixed = _fixed_columns(self.mode)
+            self._strips = self._make_strips()
+            self._cache.clear()
+            self.rows_read = 0
         self.strips_changed.emit()
 
     def set_context(self, left: int, right: int, align: str = "start") -> None:
@@ -232,21 +232,19 @@ class MatchTableModel(QtCore.QAbstractTableModel):
         left, right = max(0, int(left)), max(0, int(right))
         if (left, right, align) == (self.left, self.right, self.align):
             return
-        self.beginResetModel()
-        self.left, self.right, self.align = left, right, align
-        self._cache.clear()
-        self.endResetModel()
+        with resetting(self):
+            self.left, self.right, self.align = left, right, align
+            self._cache.clear()
 
     def set_annotations(self, names) -> None:
         """Draw a strip for each of these annotations (after the match count), in this order."""
         names = [str(n) for n in names]
         if names == self._annotations:
             return
-        self.beginResetModel()
-        self._annotations = names
-        self._strips = self._make_strips()
-        self._cache.clear()
-        self.endResetModel()
+        with resetting(self):
+            self._annotations = names
+            self._strips = self._make_strips()
+            self._cache.clear()
         self.strips_changed.emit()
 
     @property
@@ -460,7 +458,7 @@ class MatchTableModel(QtCore.QAbstractTableModel):
         info = self.cell_info(row, offset)
         if info is None:
             return "outside the match's item" if rich else ""
-        esc = html.escape if rich else (lambda s: s)
+        esc = escape if rich else (lambda s: s)
         token = esc(display_token(info["token"]))
         head = (f"position {info['position']:,} · item {info['item']:,} · token "
                 + (f"<b>{token}</b>" if rich else f"“{token}”")

@@ -36,6 +36,7 @@ from lstmviz.qt.match_figure import FIGURE_ROWS, close_figure, match_figure
 from lstmviz.qt.match_figure import PARTS as FIGURE_PARTS
 from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
 from lstmviz.qt.match_view import MatchView, legend_html
+from lstmviz.qt.plain_text import escape, literal, set_plain
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
@@ -588,8 +589,8 @@ class MatchPanel(QtWidgets.QWidget):
         if active is not None and active is not pane:
             note = f" · <i>{self.pane_name(active)}, the active pane, has no selected units</i>"
         self.selection_label.setText(
-            f"<b>{self.pane_name(pane)}</b>: {what} of <b>{pane.tap}</b> ({pane.transform}, threshold "
-            f"{pane.threshold:g}){length} · padding {pane.pad_left} before, {pane.pad_right} after{note}"
+            f"<b>{escape(self.pane_name(pane))}</b>: {what} of <b>{escape(pane.tap)}</b> ({pane.transform}, "
+            f"threshold {pane.threshold:g}){length} · padding {pane.pad_left} before, {pane.pad_right} after{note}"
         )
         self.selection_label.setToolTip(self.selection_label.text())
 
@@ -829,7 +830,7 @@ class MatchPanel(QtWidgets.QWidget):
     def _set_status(self, text: str, problem: bool = False) -> None:
         self._status = text
         self.status_label.setStyleSheet("color: #b00000" if problem else "")
-        self.status_label.setText(text)
+        set_plain(self.status_label, text)
         self.status_changed.emit(text)
 
     def status_text(self) -> str:
@@ -875,7 +876,7 @@ class MatchPanel(QtWidgets.QWidget):
             action.setChecked(name in chosen)
             action.setData(name)
             if info.description:
-                action.setToolTip(info.description)
+                action.setToolTip(literal(info.description))
             action.toggled.connect(lambda on, n=name: self._strip_toggled(n, on))
         if not names:
             self.strips_menu.addAction("(no annotations)").setEnabled(False)
@@ -1008,7 +1009,8 @@ class MatchPanel(QtWidgets.QWidget):
 
         if self.results is None or self.context is None:
             raise ValueError("There are no matches to export yet: press Match first.")
-        columns = match_columns(self.results, self.context.recording, left=self.model.left, right=self.model.right)
+        recording = getattr(self.context.recording, "unguarded", self.context.recording)  # a damaged read fails the
+        columns = match_columns(self.results, recording, left=self.model.left, right=self.model.right)  # export
         return export_table(path, columns)
 
     def export_aggregate(self, path: str | Path) -> Path:

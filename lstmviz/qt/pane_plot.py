@@ -38,6 +38,7 @@ from lstmviz.qt.palette import (
     unit_line_alpha,
 )
 from lstmviz.qt.pane_model import TRANSFORM_NAMES, Pane
+from lstmviz.qt.plain_text import escape
 from lstmviz.qt.selection_bands import SelectionBands
 from lstmviz.qt.token_axis import TokenAxis
 from lstmviz.qt.unit_labels import UnitLabels
@@ -49,6 +50,7 @@ TITLE_HEIGHT = 30
 #: pen width of the selected units' lines while at most THICK_SELECTION_MAX units are selected (else 1)
 SELECTED_WIDTH = 2
 THICK_SELECTION_MAX = 12
+PROBLEM_TEXT = (180, 40, 40)
 THRESHOLD_TIP = "Threshold θ: drag the line (or type it in the pane's θ box); units above it count as on"
 
 
@@ -137,6 +139,13 @@ class PanePlot(pg.PlotItem):
         self.hover_label.setPos(6, 4)
         self.hover_label.setZValue(40)
         self.hover_label.hide()
+        # why part of the window is blank: a read of the recording failed (plain text, see GuardedRecording)
+        self.problem_label = pg.TextItem(anchor=(0, 0), color=PROBLEM_TEXT, fill=pg.mkBrush(*BACKGROUND, 235),
+                                         border=pg.mkPen(PROBLEM_TEXT))
+        self.problem_label.setParentItem(self.view_box)
+        self.problem_label.setPos(6, 4)
+        self.problem_label.setZValue(35)
+        self.problem_label.hide()
         self.setTitle("")
         self.gesture = BrushGesture(pane, self.token_axis)
         self._drawn_values: np.ndarray | None = None
@@ -216,7 +225,17 @@ class PanePlot(pg.PlotItem):
             self.token_axis.set_tokens(ws.window_start, ws.tokens(), starts)
             self._tokens_key = (ws.window_start, ws.window_range(), starts)
         self._update_title()
+        self._show_problems()
         self.show_hover(ws.hover)
+
+    def _show_problems(self) -> None:
+        problems = self.workspace.read_problems(self.pane.tap)
+        if not problems:
+            self.problem_label.hide()
+            return
+        self.problem_label.setText("Cannot read this part of the recording: " + " ".join(problems))
+        self.problem_label.setTextWidth(max(200.0, self.view_box.width() - 12))
+        self.problem_label.show()
 
     def _update_title(self) -> None:
         """The title (shown in exports; the strip covers it on screen) names the pane, tap and transform.
@@ -231,7 +250,7 @@ class PanePlot(pg.PlotItem):
             transform += " (z-scores are being computed)"
         title = " · ".join([f"Pane {self.index + 1}", info.name, f"{info.units} units", transform])
         if title != self._title:
-            self.setTitle(title, color=FOREGROUND, size="10pt")
+            self.setTitle(escape(title), color=FOREGROUND, size="10pt")
             self._title = title
         label = {"raw": "value", "tanh": "tanh(value)", "zscore": "z-score"}[pane.effective_transform]
         if label != self._left_label:

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.analysis.selection_types import DIRECTIONS
 from lstmviz.qt.pane_model import TRANSFORM_NAMES, TRANSFORMS, Pane
+from lstmviz.qt.plain_text import literal
 from lstmviz.qt.workspace import Workspace
 
 _SIGNAL_NAMES = {"h": "hidden state", "c": "cell state", "i": "input gate", "f": "forget gate",
@@ -64,7 +65,7 @@ class PaneStrip(QtWidgets.QFrame):
         for name in workspace.taps:
             self.tap_combo.addItem(name, name)
             info = workspace.recording.taps[name]
-            tip = tap_label(info) + (f"<br>{info.description}" if info.description else "")
+            tip = literal(tap_label(info) + (f"\n{info.description}" if info.description else ""))
             self.tap_combo.setItemData(self.tap_combo.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
         self.transform_combo = QtWidgets.QComboBox()
         for name in TRANSFORMS:

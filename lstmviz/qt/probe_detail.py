@@ -17,13 +17,14 @@ The view computes nothing beyond reading the result's arrays.
 
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.qt.model_reset import resetting
 from lstmviz.qt.palette import FOREGROUND, SELECTION
+from lstmviz.qt.plain_text import escape, literal
 from lstmviz.qt.probe_chart import percent, points
 from lstmviz.qt.widget_export import FullRowsOnVectorExport
 
@@ -64,14 +65,13 @@ class ConfusionModel(QtCore.QAbstractTableModel):
         self._totals = np.zeros(0, np.int64)
 
     def set_result(self, result) -> None:
-        self.beginResetModel()
-        self.result = result
-        if result is None:
-            self._confusion = np.zeros((0, 0), np.int64)
-        else:
-            self._confusion = np.asarray(result.confusion, dtype=np.int64)
-        self._totals = self._confusion.sum(1)
-        self.endResetModel()
+        with resetting(self):
+            self.result = result
+            if result is None:
+                self._confusion = np.zeros((0, 0), np.int64)
+            else:
+                self._confusion = np.asarray(result.confusion, dtype=np.int64)
+            self._totals = self._confusion.sum(1)
 
     def set_show_counts(self, on: bool) -> None:
         self.show_counts = bool(on)
@@ -113,7 +113,7 @@ class ConfusionModel(QtCore.QAbstractTableModel):
             if horizontal and section == self.k + 1:
                 return "Accuracy on this class: the share of its test positions predicted right"
             name = labels[section] if section < len(labels) else str(section)
-            return f"predicted: {name}" if horizontal else f"true class: {name}"
+            return literal(f"predicted: {name}" if horizontal else f"true class: {name}")
         if role == _Role.FontRole and not horizontal:
             font = QtGui.QFont()
             font.setBold(True)
@@ -152,10 +152,10 @@ class ConfusionModel(QtCore.QAbstractTableModel):
         if role == _Role.ToolTipRole:
             labels = self.result.labels
             if column == k + 1:
-                return f"{labels[row]}: {percent(value)} of {int(self._totals[row]):,} test positions predicted right"
+                return literal(f"{labels[row]}: {percent(value)} of {int(self._totals[row]):,} test positions predicted right")
             count = int(self._confusion[row, column])
-            return (f"true {labels[row]}, predicted {labels[column]}: {count:,} of {int(self._totals[row]):,} "
-                    f"({percent(value)} of the row)")
+            return literal(f"true {labels[row]}, predicted {labels[column]}: {count:,} of {int(self._totals[row]):,} "
+                           f"({percent(value)} of the row)")
         return None
 
 
@@ -175,9 +175,8 @@ class UnitsModel(QtCore.QAbstractTableModel):
         self.rows: list[tuple[str, int, int, float]] = []
 
     def set_rows(self, rows) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
+        with resetting(self):
+            self.rows = list(rows)
 
     def rowCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)
@@ -208,7 +207,7 @@ class UnitsModel(QtCore.QAbstractTableModel):
         if role == _Role.ForegroundRole and column == 2:
             return QtGui.QBrush(QtGui.QColor(*SELECTION))
         if role == _Role.ToolTipRole:
-            return f"unit {unit}: weight {weight:+.3f} for class {name}; click to select it in the Select view"
+            return literal(f"unit {unit}: weight {weight:+.3f} for class {name}; click to select it in the Select view")
         return None
 
     def unit_at(self, row: int) -> int:
@@ -355,12 +354,12 @@ class ProbeDetail(QtWidgets.QWidget):
         self._fill_classes()
         self._fill_units()
         self.header.setText(self._sentence() if result is not None else
-                            f"<span style='color:#666'>{html.escape(message or 'No probe open: run the probes, then click a tap in the chart.')}</span>")
+                            f"<span style='color:#666'>{escape(message or 'No probe open: run the probes, then click a tap in the chart.')}</span>")
         baseline = result is not None and result.tap == INPUT_TAP
         self.units_view.setEnabled(result is not None and not baseline)
         self.class_combo.setEnabled(result is not None and not baseline)
         self._note = ""
-        self.hint.setText(f"<span style='color:#555'>{html.escape(BASELINE_HINT if baseline else HINT)}</span>")
+        self.hint.setText(f"<span style='color:#555'>{escape(BASELINE_HINT if baseline else HINT)}</span>")
 
     def set_note(self, text: str) -> None:
         """A sentence (rich text) under the units table in place of the hint, e.g. which unit was just
@@ -477,7 +476,6 @@ class ProbeDetail(QtWidgets.QWidget):
 
         r = self.result
         report = self.report
-        esc = html.escape
         interval = f"[{percent(r.ci_low)}–{percent(r.ci_high)}]"
         if r.tap == INPUT_TAP:
             text = (f"<b>Input tokens</b> (baseline): {percent(r.accuracy)} {interval} held-out accuracy on "
@@ -486,7 +484,7 @@ class ProbeDetail(QtWidgets.QWidget):
             layer = report.layers.get(r.tap)
             where = f"layer {layer}, " if layer is not None and layer >= 0 else ""
             units = int(np.asarray(r.weights).shape[1])
-            text = (f"<b>{esc(r.tap)}</b> ({where}{units} units): <b>{percent(r.accuracy)}</b> {interval} "
+            text = (f"<b>{escape(r.tap)}</b> ({where}{units} units): <b>{percent(r.accuracy)}</b> {interval} "
                     f"held-out accuracy on {r.n_test:,} test positions")
             control = report.controls.get(r.tap)
             if control is not None:

@@ -40,6 +40,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.analysis.workspace_file import PROBE_SHIFT_RANGE, ProbeState
 from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.qt.plain_text import escape, literal, set_plain
 from lstmviz.qt.probe_chart import ProbeChart, percent
 from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
 from lstmviz.qt.probe_detail import ProbeDetail
@@ -545,7 +546,7 @@ class ProbePanel(QtWidgets.QWidget):
                 level = "item" if info.level == "item" else "position"
                 self.label_combo.addItem(f"{name} ({level})", name)
                 tip = info.description or f"{len(info.labels)} labels"
-                self.label_combo.setItemData(self.label_combo.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+                self.label_combo.setItemData(self.label_combo.count() - 1, literal(tip), QtCore.Qt.ItemDataRole.ToolTipRole)
         self.label_combo.blockSignals(False)
         self.label_combo.setEnabled(self.label_combo.count() > 0)
         self.taps_list.blockSignals(True)
@@ -556,7 +557,7 @@ class ProbePanel(QtWidgets.QWidget):
                 layer = "" if info.layer is None or info.layer < 0 else f"layer {info.layer}, "
                 item = QtWidgets.QListWidgetItem(tap)
                 item.setData(QtCore.Qt.ItemDataRole.UserRole, tap)
-                item.setToolTip(f"{tap}: {layer}{info.units} units" + (f" — {info.description}" if info.description else ""))
+                item.setToolTip(literal(f"{tap}: {layer}{info.units} units" + (f" — {info.description}" if info.description else "")))
                 item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(QtCore.Qt.CheckState.Checked)
                 self.taps_list.addItem(item)
@@ -739,7 +740,7 @@ class ProbePanel(QtWidgets.QWidget):
     def _set_status(self, text: str, problem: bool = False) -> None:
         self._status = text
         self.status_label.setStyleSheet("color: #b00000" if problem else "")
-        self.status_label.setText(text)
+        set_plain(self.status_label, text)
         self.status_changed.emit(text)
 
     def status_text(self) -> str:
@@ -814,10 +815,10 @@ class ProbePanel(QtWidgets.QWidget):
             pane.add_unit(int(unit))
         except (KeyError, ValueError) as exc:
             self.detail.set_note(f"<span style='color:#b00000'>Cannot select unit {int(unit)}: "
-                                 f"{describe_exception(exc)}</span>")
+                                 f"{escape(describe_exception(exc))}</span>")
             return False
-        note = f"Unit <b>{int(unit)}</b> of <b>{tap}</b> is selected in the active pane"
-        note += f" (it now shows {tap})." if switched else "."
+        note = f"Unit <b>{int(unit)}</b> of <b>{escape(tap)}</b> is selected in the active pane"
+        note += f" (it now shows {escape(tap)})." if switched else "."
         self.detail.set_note(note)
         self.unit_selected.emit(tap, int(unit))
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui
 
+from lstmviz.qt.model_reset import resetting
 from lstmviz.qt.palette import SELECTION
 from lstmviz.qt.pane_model import Pane
 
@@ -44,9 +45,8 @@ class _PaneTable(QtCore.QAbstractTableModel):
         self.refresh()
 
     def refresh(self) -> None:
-        self.beginResetModel()
-        self.rows = self._rows() if self.pane is not None else []
-        self.endResetModel()
+        with resetting(self):
+            self.rows = self._rows() if self.pane is not None else []
 
     def _rows(self) -> list[tuple]:
         raise NotImplementedError

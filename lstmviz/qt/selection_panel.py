@@ -7,11 +7,11 @@ by the pane (``added`` / ``removed``), so they survive moving the brush or the t
 
 from __future__ import annotations
 
-import html
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.qt.pane_model import Pane
+from lstmviz.qt.plain_text import escape, set_plain
 from lstmviz.qt.selection_models import CandidatesModel, SelectedUnitsModel
 from lstmviz.qt.workspace import Workspace
 
@@ -56,6 +56,7 @@ class SelectionPanel(QtWidgets.QWidget):
         self.workspace = workspace
         self.pane: Pane | None = None
         self.header = QtWidgets.QLabel()
+        self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)  # names in it are escaped
         self.header.setWordWrap(True)
         self.problem = QtWidgets.QLabel()
         self.problem.setWordWrap(True)
@@ -112,11 +113,12 @@ class SelectionPanel(QtWidgets.QWidget):
         self.selected_model.set_pane(pane)
         self.candidates_model.set_pane(pane)
         if pane is None or self.workspace.recording is None:
-            self.header.setText("<i>No recording is open.</i>")
+            self.header.setText("<i>No recording is open.</i>" if self.workspace.recording is None
+                                else "<i>This recording has no tap over its positions: nothing to select.</i>")
             self.problem.hide()
             return
         index = self.workspace.panes.index(pane) + 1 if pane in self.workspace.panes else 0
-        parts = [f"<b>Pane {index}</b> · {html.escape(pane.tap)}"]
+        parts = [f"<b>Pane {index}</b> · {escape(pane.tap)}"]
         if pane.brush is None:
             parts.append("no brush: drag over the tokens of a pane to brush a range")
         else:
@@ -125,7 +127,7 @@ class SelectionPanel(QtWidgets.QWidget):
         count = 0 if pane.selection is None else len(pane.selection)
         parts.append(f"{count} unit{'s' if count != 1 else ''} selected")
         self.header.setText(" · ".join(parts))
-        self.problem.setText(pane.problem or "")
+        set_plain(self.problem, pane.problem or "")
         self.problem.setVisible(bool(pane.problem))
 
     def _emphasize(self, model, row: int) -> None:

@@ -15,13 +15,16 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, label_frequencies, numeric_range
-from lstmviz.qt.palette import BACKGROUND
+from lstmviz.qt.palette import BACKGROUND, FOREGROUND
 from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, PanePlot, unit_lines
 from lstmviz.qt.pane_strip import PaneStrip
+from lstmviz.qt.plain_text import escape
 from lstmviz.qt.workspace import Hover, Workspace
 
 __all__ = ["StatePlot", "unit_lines"]
 
+NO_TAPS = ("This recording has no tap over its positions, so there are no states to draw. "
+           "The Recording dock lists what the file holds.")
 #: the pointer picks a selected unit over a nearer grey one within this many pixels
 HOVER_TOLERANCE_PX = 6
 
@@ -40,6 +43,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
         self.strips: list[PaneStrip] = []
         self.tracks: list[AnnotationTrack] = []
         self._track_ranges: dict[str, tuple[float, float] | None] = {}
+        self._layout: tuple | None = None  # (recording, panes, annotation names) last laid out
 
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -73,8 +77,13 @@ class StatePlot(pg.GraphicsLayoutWidget):
         self._rebuild()
 
     def _rebuild(self, *_) -> None:
-        """Lay out one plot per pane, then the visible annotation tracks."""
+        """Lay out one plot per pane, then the visible annotation tracks (unless they are laid out already:
+        opening a file or a workspace signals the same layout several times, and a plot costs ~20 ms)."""
         ws = self.workspace
+        layout = (ws.recording, list(ws.panes), list(ws.visible_annotations))
+        if self._layout is not None and _same_layout(layout, self._layout):
+            return
+        self._layout = layout
         for plot in self.pane_plots:
             plot.detach()
             plot.pane.changed.disconnect(self._pane_changed)
@@ -99,6 +108,9 @@ class StatePlot(pg.GraphicsLayoutWidget):
             self.strips.append(strip)
             plot.geometryChanged.connect(lambda plot=plot, strip=strip: self._place_strip(plot, strip))
             pane.changed.connect(self._pane_changed)
+        if not self.pane_plots:  # a recording without a tap over its positions: nothing to draw
+            self.ci.addLabel(escape(NO_TAPS), row=0, col=0, color=FOREGROUND, size="11pt")
+            return
         for row, info in enumerate(ws.annotation_tracks(), start=len(ws.panes)):
             value_range = None
             if info.kind == "numeric":
@@ -201,6 +213,12 @@ class StatePlot(pg.GraphicsLayoutWidget):
             ws.set_window_width(ws.window_width + 10 * steps)
         else:
             ws.scroll_by(max(1, ws.window_width // 20) * steps)
+
+
+def _same_layout(a: tuple, b: tuple) -> bool:
+    """The same recording and pane objects (not equal ones: ids of dead objects are reused) and names."""
+    return (a[0] is b[0] and len(a[1]) == len(b[1]) and all(x is y for x, y in zip(a[1], b[1]))
+            and a[2] == b[2])
 
 
 def _active_item(name: str) -> property:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.hover_text import describe_hover
+from lstmviz.qt.plain_text import escape, set_plain
 from lstmviz.qt.workspace import Workspace
 
 
@@ -21,6 +22,7 @@ class StatusBar(QtWidgets.QStatusBar):
         self.size_label = QtWidgets.QLabel()
         self.range_label = QtWidgets.QLabel()
         self.hover_label = QtWidgets.QLabel()
+        self.hover_label.setTextFormat(QtCore.Qt.TextFormat.RichText)  # describe_hover escapes what it quotes
         for label in (self.file_label, self.size_label, self.range_label):
             label.setContentsMargins(4, 0, 12, 0)
         self.addWidget(self.file_label)
@@ -50,7 +52,7 @@ class StatusBar(QtWidgets.QStatusBar):
             self.size_label.setText("")
             self.range_label.setText("")
             return
-        self.file_label.setText(f"<b>{Path(ws.recording.path).name}</b>")
+        self.file_label.setText(f"<b>{escape(Path(ws.recording.path).name)}</b>")
         self.size_label.setText(f"{ws.n_items:,} items · {ws.n_positions:,} positions")
         start, stop = ws.window_range()
         item_start, item_stop = ws.item_range()
@@ -60,7 +62,7 @@ class StatusBar(QtWidgets.QStatusBar):
 
     def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
         what = channel.replace("stats:", "z-score statistics of ")
-        self.progress_label.setText(f"{what}: {message}" if message else what)
+        set_plain(self.progress_label, f"{what}: {message}" if message else what)
         if total:
             self.progress.setRange(0, int(total))
             self.progress.setValue(int(done))

@@ -216,10 +216,11 @@ def export_reporting(parent: QtWidgets.QWidget, title: str, export, on_written) 
     """Run ``export()`` (it returns the path written); a failure is shown in a dialog titled ``title``,
     a success is passed to ``on_written(path)``. Returns whether it worked."""
     from lstmviz.qt.errors import describe_exception, show_error
+    from lstmviz.recording import RecordingError
 
     try:
         written = export()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RecordingError) as exc:  # RecordingError: a part of the file is damaged
         show_error(parent, title, describe_exception(exc))
         return False
     on_written(written)

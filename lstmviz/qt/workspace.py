@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
-from lstmviz.analysis.workspace_file import MatchSettings, ProbeState, WorkspaceState
+from lstmviz.analysis.workspace_file import MAX_PANES, MatchSettings, ProbeState, WorkspaceState
+from lstmviz.qt.guarded_recording import GuardedRecording
 from lstmviz.qt.hover import Hover, make_hover
 from lstmviz.qt.pane_defaults import BOUNDED_SIGNALS, default_tap, default_transform
 from lstmviz.qt.pane_model import TRANSFORMS, Pane
@@ -83,6 +84,8 @@ class Workspace(QObject):
     probe_state_changed = Signal(object)
     #: a problem found in the background: title, message (the window shows it)
     error_occurred = Signal(str, str)
+    #: a read of the open recording failed on the GUI thread (the sentence); queued to ``error_occurred``
+    _read_failure = Signal(str)
 
     def __init__(self, opener: Callable[[str | Path], Any] | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -111,11 +114,19 @@ class Workspace(QObject):
         self._tokens_key: tuple | None = None
         self._tokens: list[str] = []
         self._annotation_cache: dict = {}
+        self._announced_reads: set[str] = set()
+        # queued: a read fails inside a paint or a slot, where a dialog must not open
+        self._read_failure.connect(self._announce_read_failure, Qt.ConnectionType.QueuedConnection)
 
     # ------------------------------------------------------------------ opening and closing
     def open(self, path: str | Path) -> None:
-        """Open a recording with one pane. On failure the exception propagates and the open recording stays."""
-        recording = self._opener(path)
+        """Open a recording with one pane. On failure the exception propagates and the open recording stays.
+
+        The recording is held as a ``GuardedRecording``: a read that fails later (a damaged chunk) is
+        stated once per kind (``error_occurred``) and in the panes (``read_problems``), never raised
+        into a view.
+        """
+        recording = GuardedRecording(self._opener(path), self._read_failed)
         taps = self._position_taps(recording)
         previous = self.recording
         self.recording = recording
@@ -129,6 +140,7 @@ class Workspace(QObject):
         self.aggregate_annotation = None
         self.probe_state = None  # recording-specific; the Probes panel sets it again on recording_changed
         self._tokens_key, self._annotation_cache = None, {}
+        self._announced_reads = set()
         self._drop_panes()
         if taps:
             tap = self._default_tap(taps)
@@ -199,11 +211,20 @@ class Workspace(QObject):
     def active_index(self) -> int:
         return self._active
 
-    def add_pane(self, tap: str | None = None) -> Pane:
+    def add_pane(self, tap: str | None = None) -> Pane | None:
         """Add a pane under the others (on ``tap``, else the state tap not shown yet) and make it active;
-        it takes the active pane's transform and threshold."""
+        it takes the active pane's transform and threshold.
+
+        None (and ``error_occurred`` says why) when the recording has no tap over positions or the
+        window already shows ``MAX_PANES`` panes (the most a workspace file holds).
+        """
         if self.recording is None:
             raise ValueError("open a recording before adding a pane")
+        if not self.taps or len(self.panes) >= MAX_PANES:
+            self.error_occurred.emit("Cannot add a pane", "This recording has no tap over its positions to show."
+                                     if not self.taps else f"The window shows at most {MAX_PANES} panes; "
+                                     "remove one (View > Remove Active Pane) first.")
+            return None
         if tap is None:
             tap = self._default_tap(self.taps, tuple(p.tap for p in self.panes))
         active = self.active_pane
@@ -288,6 +309,25 @@ class Workspace(QObject):
     def _pane_selection_changed(self, pane: Pane, selection) -> None:
         if pane is self.active_pane:
             self.active_selection_changed.emit(selection)
+
+    def _read_failed(self, key: str, sentence: str) -> None:
+        if key not in self._announced_reads:  # once per tap / annotation / the tokens, not per scroll step
+            self._announced_reads.add(key)
+            self._read_failure.emit(sentence)
+
+    def _announce_read_failure(self, sentence: str) -> None:
+        self.error_occurred.emit("Cannot read part of the recording",
+                                 f"{sentence}\n\nThe window shows blanks where it could not read; the rest of "
+                                 "the recording can still be used.")
+
+    def read_problems(self, tap: str | None = None) -> list[str]:
+        """Why reads of the open recording failed, for the window as it is now: the tokens' and, with
+        ``tap``, that tap's (each stays until the same kind of read succeeds)."""
+        if self.recording is None:
+            return []
+        problems = getattr(self.recording, "problems", {})
+        keys = ["tokens"] + ([f"tap:{tap}"] if tap is not None else [])
+        return [problems[k] for k in keys if k in problems]
 
     def _stats_failed(self, tap: str, message: str) -> None:
         for pane in self.panes:

@@ -44,6 +44,12 @@ def restore_workspace(ws: Workspace, state: WorkspaceState, path=None) -> list[s
     """
     ws.open(path if path is not None else state.recording)
     valid, problems = restore_valid(state, ws.recording)
+    # what does not depend on the panes first, so the views lay out the panes once
+    ws.set_window_width(valid.window_width)
+    ws.set_window_start(valid.window_start)
+    ws.set_match_settings(valid.match)
+    ws.set_visible_annotations(valid.annotations)
+    ws.set_aggregate_annotation(valid.aggregate_annotation)
     panes: list[Pane] = []
     for i, pane_state in enumerate(valid.panes):
         pane = Pane(ws, pane_state.tap, parent=ws)
@@ -58,11 +64,6 @@ def restore_workspace(ws: Workspace, state: WorkspaceState, path=None) -> list[s
         ws.replace_panes(panes, valid.active_pane)
     elif state.panes:
         problems.append("no pane of the workspace fits this recording; it shows the default pane")
-    ws.set_window_width(valid.window_width)
-    ws.set_window_start(valid.window_start)
-    ws.set_match_settings(valid.match)
-    ws.set_visible_annotations(valid.annotations)
-    ws.set_aggregate_annotation(valid.aggregate_annotation)
     if valid.probes is not None:  # a file without probe settings leaves the panel's defaults
         ws.set_probe_state(valid.probes)
     return problems

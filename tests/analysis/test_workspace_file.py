@@ -2,6 +2,7 @@
 the optional probe settings (files without them load unchanged)."""
 
 import json
+import os
 import shutil
 from dataclasses import replace
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from lstmviz.analysis.workspace_file import (
+    MAX_FILE_BYTES,
     PROBE_INPUT,
     TRANSFORMS,
     WORKSPACE_VERSION,
@@ -174,17 +176,35 @@ DELETE = object()
     (("panes", 0, "brush"), [5, 2], r"pane 0 brush \[5, 2\) is empty"),
     (("panes", 0, "brush"), [5], "pane 0 brush must be"),
     (("panes", 0, "brush"), [1.5, 3], "pane 0 brush start must be a whole number"),
-    (("panes", 0, "pad_left"), -1, "pane 0 pad_left must be >= 0"),
+    (("panes", 0, "pad_left"), -1, "pane 0 pad_left must be between 0 and 999, got -1"),
+    (("panes", 0, "pad_right"), 2**63, "pane 0 pad_right must be between 0 and 999, got a number of 19 digits"),
+    (("panes", 0, "threshold"), 1e308, "pane 0 threshold must be between 0 and 1,000,000, got 1e[+]308"),
+    (("panes", 0, "threshold"), -1e308, "pane 0 threshold must be between 0 and 1,000,000"),
+    (("panes", 0, "threshold"), -5, "pane 0 threshold must be between 0 and 1,000,000, got -5"),
+    (("panes", 0, "threshold"), 10**400, "pane 0 threshold must be a finite number, got a number of 401 digits"),
+    (("panes", 0, "tap"), "x" * 5000, "pane 0 tap is 5,000 characters long; at most 1,024 are allowed"),
+    (("panes", 0, "tap"), "layer0\x00/c", "pane 0 tap contains a NUL character"),
+    (("panes", 0, "tap"), "\ud800", "pane 0 tap is not valid text"),
+    (("panes", 0, "brush"), [0, 2**63], "pane 0 brush stop must be between 0 and 9,007,199,254,740,992"),
     (("panes", 0, "tolerance"), 0, r"pane 0 tolerance must be in \(0, 1\]"),
     (("panes", 0, "added"), [[1, 2]], r"pane 0 added\[0\] sign must be 1 or -1"),
     (("panes", 0, "added"), [1], r"pane 0 added\[0\] must be \[unit, sign\]"),
-    (("panes", 0, "removed"), [[-1, 1]], r"pane 0 removed\[0\] unit must be >= 0"),
+    (("panes", 0, "removed"), [[-1, 1]], r"pane 0 removed\[0\] unit must be between 0 and 2,147,483,647"),
+    (("panes", 0, "added"), [[1, 1]] * 70000, "pane 0 added has 70,000 entries; at most 65,536 are allowed"),
+    (("panes",), [{"tap": "layer0/c"}] * 17, "panes has 17 entries; at most 16 are allowed"),
     (("active_pane",), 2, "active_pane is 2 but the workspace has 2 pane"),
     (("window",), [0, 100], "window must be a JSON object"),
-    (("window", "width"), 0, "window width must be >= 1"),
+    (("window", "width"), 0, "window width must be between 1 and 10,000, got 0"),
+    (("window", "start"), -1, "window start must be between 0 and"),
     (("match", "mode"), "fast", "match mode is 'fast', which is not one of lstmvis, scored"),
-    (("match", "limit"), 0, "match limit must be >= 1"),
-    (("match", "length_weight"), -1, "match length_weight must be >= 0"),
+    (("match", "limit"), 0, "match limit must be between 1 and 10,000,000, got 0"),
+    (("match", "limit"), 2**63, "match limit must be between 1 and 10,000,000, got a number of 19 digits"),
+    (("match", "min_length"), 2**63, "match min_length must be between 1 and 100,000"),
+    (("match", "candidate_cap"), 2**63, "match candidate_cap must be between 1 and 100,000,000"),
+    (("match", "left"), 10**9, "match left must be between 0 and 200, got 1,000,000,000"),
+    (("match", "right"), 10**9, "match right must be between 0 and 500"),
+    (("match", "length_weight"), -1, "match length_weight must be between 0 and 10, got -1"),
+    (("match",), [], "match must be a JSON object, got list"),
     (("annotations",), "depth", "annotations must be a list"),
     (("annotations",), [1], r"annotations\[0\] must be a string"),
     (("aggregate_annotation",), 1, "aggregate_annotation must be a string"),
@@ -227,6 +247,49 @@ def test_files_that_are_not_workspaces(layout):
     with pytest.raises(WorkspaceFileError, match="is a folder"):
         load_workspace(ws)
     assert issubclass(WorkspaceFileError, ValueError)
+
+
+def test_files_that_would_hang_or_exhaust_the_reader_are_refused_before_parsing(layout):
+    ws = layout[0] / "ws"
+    os.mkfifo(ws / "fifo.json")  # reading it would block until a writer came
+    with pytest.raises(WorkspaceFileError, match="is not a regular file"):
+        load_workspace(ws / "fifo.json")
+    with pytest.raises(WorkspaceFileError, match="is not a regular file"):
+        load_workspace("/dev/zero")  # would never end
+    big = ws / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(WorkspaceFileError, match=f"is {MAX_FILE_BYTES + 1:,} bytes"):
+        load_workspace(big)
+    deep = ws / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(WorkspaceFileError, match="nested too deeply"):
+        load_workspace(deep)
+    digits = ws / "digits.json"
+    digits.write_text('{"lstmviz_workspace": 1' + "0" * 5000 + "}")
+    with pytest.raises(WorkspaceFileError, match="not valid JSON"):
+        load_workspace(digits)
+    data = valid_dict(layout)
+    data["panes"][0]["threshold"] = float("nan")  # json writes NaN, which Python reads back
+    with pytest.raises(WorkspaceFileError, match="pane 0 threshold must be a finite number, got NaN"):
+        load_dict(layout, data)
+    data = valid_dict(layout)
+    data["recording"] = {"path": "x" * 4000 + ".h5", "absolute": None}  # longer than a file name may be
+    with pytest.raises(WorkspaceFileError, match="the recording it names is missing"):
+        load_dict(layout, data)
+    data["recording"] = {"path": None, "absolute": str(ws / "fifo.json")}  # a FIFO is not a recording
+    with pytest.raises(WorkspaceFileError, match="the recording it names is missing"):
+        load_dict(layout, data)
+
+
+def test_extra_keys_are_ignored_and_every_default_is_one_the_schema_takes(layout):
+    data = valid_dict(layout)
+    data["future_setting"] = {"x": [1, 2]}
+    data["panes"][0]["colour"] = "red"
+    data["match"]["new"] = 1
+    assert load_dict(layout, data) == full_state(layout[1])
+    minimal = {"lstmviz_workspace": 1, "recording": {"absolute": str(layout[1])}, "panes": [{"tap": "layer0/c"}]}
+    assert load_dict(layout, minimal) == WorkspaceState(str(layout[1]), panes=[PaneState("layer0/c")])
 
 
 def test_missing_recording_names_the_paths_tried(layout):
@@ -364,3 +427,21 @@ def test_probe_settings_that_do_not_fit_the_recording_are_said_and_the_rest_kept
         assert check(replace(fits, shown=False)) == (replace(fits, shown=False, open_probe=None), "")
     finally:
         rec.close()
+
+
+def test_item_annotations_as_tracks_and_brushes_across_items_are_dropped_with_a_sentence(tmp_path):
+    path = write_probe_recording(tmp_path / "probes.h5")  # items of 10 and 15 positions
+    state = WorkspaceState(str(path), panes=[PaneState("layer0/h", brush=(8, 12)), PaneState("layer0/c", brush=(2, 6))],
+                           annotations=["kind", "depth", "depth"], aggregate_annotation="kind")
+    rec = open_recording(path)
+    try:
+        restored, problems = restore_valid(state, rec)
+    finally:
+        rec.close()
+    text = "\n".join(problems)
+    assert restored.annotations == ["depth"]  # named twice, shown once
+    assert "the annotation 'kind' labels whole items, not positions, so it has no track" in text
+    assert restored.aggregate_annotation == "kind"  # an item's label can be aggregated
+    assert restored.panes[0].brush is None and restored.panes[1].brush == (2, 6)
+    assert "pane 0: the brush [8, 12) runs past the end of its item (position 10); it was dropped" in text
+    assert len(problems) == 2

@@ -41,7 +41,7 @@ def probe_and_save(qtbot, window, path):
     panel.baseline_check.setChecked(False)
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
         assert panel.run()
-    assert panel.detail.tap == PLANTED_TAP  # the best probe opens first
+    assert panel.detail.tap == panel.report.best_tap()  # the best probe opens first (shift 1: both are noise)
     panel.open_probe(NOISE_TAP)
     ws.active_pane.set_brush(5, 9)
     ws.set_window_start(15)
