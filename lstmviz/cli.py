@@ -242,17 +242,22 @@ def _probe_text(report) -> str:
         head += f" — checkpoint {report.checkpoint}" + (f" (step {report.step})" if report.step is not None else "")
     lines = [f"{head}: majority class {100 * report.majority_accuracy:.1f}%"]
     width = max(len(t) for t in [*report.taps, "input tokens"])
-    lines.append(f"  {'tap':<{width}}  accuracy [95% CI]        control   selectivity")
+    lines.append(f"  {'tap':<{width}}  accuracy [95% CI]        control   selectivity        l2")
+    unconverged = []
     for tap in report.taps:
         p, c = report.probes[tap], report.controls.get(tap)
         ctrl = f"{100 * c.accuracy:6.1f}%" if c else "      -"
         sel = f"{100 * report.selectivity(tap):+8.1f}" if c else "        -"
         lines.append(f"  {tap:<{width}}  {100 * p.accuracy:5.1f}% [{100 * p.ci_low:5.1f}, {100 * p.ci_high:5.1f}]"
-                     f"  {ctrl}  {sel}")
+                     f"  {ctrl}  {sel}  {p.l2:8.0e}")
+        unconverged += [f"{tap}{' (control)' if r is c else ''}" for r in (p, c) if r is not None and not r.converged]
     if report.baseline is not None:
         b = report.baseline
         lines.append(f"  {'input tokens':<{width}}  {100 * b.accuracy:5.1f}% [{100 * b.ci_low:5.1f}, "
                      f"{100 * b.ci_high:5.1f}]")
+    if unconverged:
+        lines.append(f"note: the optimiser stopped at its iteration limit before converging for "
+                     f"{', '.join(unconverged)}; their accuracy may be a little low")
     return "\n".join(lines)
 
 

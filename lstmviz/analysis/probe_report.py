@@ -30,7 +30,7 @@ from lstmviz.analysis.probes import (
 )
 from lstmviz.tasks import Task, ensure_task
 
-REPORT_CACHE_VERSION = 2
+REPORT_CACHE_VERSION = 3  # 3: converged probes (objective, converged, iterations kept)
 AT_CHOICES = ("all", "last")
 
 
@@ -84,7 +84,8 @@ class ProbeReport:
         cols: dict[str, list] = {k: [] for k in (
             *names, "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
             "ci_high", "control_accuracy", "control_ci_low", "control_ci_high", "selectivity",
-            "majority_accuracy", "majority_ci_low", "majority_ci_high", "l2", "n_train", "n_test")}
+            "majority_accuracy", "majority_ci_low", "majority_ci_high", "l2", "n_train", "n_test",
+            "objective", "converged")}
 
         def add(name, layer, result, control):
             if "checkpoint" in cols:
@@ -109,6 +110,8 @@ class ProbeReport:
             cols["l2"].append(result.l2)
             cols["n_train"].append(result.n_train)
             cols["n_test"].append(result.n_test)
+            cols["objective"].append(result.objective)
+            cols["converged"].append(bool(result.converged))
 
         for tap in self.taps:
             add(tap, self.layers.get(tap), self.probes[tap], self.controls.get(tap))
@@ -327,7 +330,8 @@ def _save_report(path, key, report: ProbeReport) -> None:
     for i, (role, tap, r) in enumerate(results):
         fields = {k: getattr(r, k) for k in ("tap", "annotation", "labels", "accuracy", "ci_low", "ci_high",
                                              "majority_accuracy", "l2", "n_train", "n_test", "control",
-                                             "shift", "majority_ci_low", "majority_ci_high")}
+                                             "shift", "majority_ci_low", "majority_ci_high", "objective",
+                                             "converged", "iterations")}
         fields["valid_accuracy"] = [[float(a), float(b)] for a, b in r.valid_accuracy.items()]
         meta["results"].append({"role": role, "fields": fields})
         for name in _RESULT_ARRAYS:

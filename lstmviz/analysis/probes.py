@@ -14,20 +14,23 @@ trained by minimising the mean cross-entropy over the training positions plus an
 
     loss(W, b) = mean_p [-log softmax(W · z_p + b)_{y_p}] + l2 · ||W||²    (b is not penalised).
 
-**Fitting.** The objective is minimised to convergence, for every value of ``l2_grid`` at once, by
-L-BFGS with a Kronecker-factored preconditioner (``probe_solver``: full passes over the training
-rows, stopping when the estimated distance to the optimum is below 1e-7 of the objective, not after
-a step budget). Only the classes present in the training positions enter the softmax (an absent
-class has no finite optimum; it is never predicted, its weights are 0 and its bias -inf). The L2
-strength is chosen from ``l2_grid`` by accuracy on the validation items (ties: the larger l2), refined by a
-decade on either side of the best value while the best moves, within ``L2_RANGE`` (on real hidden
-states the best penalty is often far below 1e-4), among the fits on all
-training positions when there are at most 1.5 × ``SELECT_ROWS`` of them; else among fits on a
-random subset of ``SELECT_ROWS``, after which only the chosen value is fitted on every training
-position, warm-started from the subset's solution, with the penalty rescaled to keep the prior
-fixed (``l2 · n`` constant, i.e. the same ``C = 1 / (2 · l2 · n)`` as scikit-learn's). The probe is
-scored on the test items. Training, validation and test positions come from disjoint sets of
-*items* (``split_items``), so no sequence contributes to both sides.
+**Fitting.** The objective is minimised to convergence by L-BFGS with a Kronecker-factored
+preconditioner (``probe_solver``: full passes over the training rows, every l2 of a grid at once,
+stopping when the estimated distance to the optimum is below ``TOLERANCE`` of the objective, not
+after a step budget). Only the classes present in the training positions enter the softmax (an
+absent class has no finite optimum; it is never predicted, its weights are 0 and its bias -inf).
+
+**Choosing l2.** Fits at every value of ``l2_grid`` (to the looser ``SELECT_TOLERANCE``, or
+``SELECT_MAX_ITERATIONS``) are scored on
+the validation items; the chosen value is the largest within one standard error of the best
+accuracy (``_L2Path``), and the grid is refined by a decade on either side of it while it moves,
+within ``L2_RANGE`` (on real hidden states the best penalty is often far below 1e-4). The fits that
+choose l2 use all training positions when there are at most 1.5 × ``SELECT_ROWS`` of them, else a
+random subset of ``SELECT_ROWS``. The chosen value is then fitted to ``TOLERANCE`` on every training
+position, warm-started from its selection fit; when it was chosen on a subset its penalty is
+rescaled to keep the prior fixed (``l2 · n`` constant, i.e. the same ``C = 1 / (2 · l2 · n)`` as
+scikit-learn's). The probe is scored on the test items. Training, validation and test positions come
+from disjoint sets of *items* (``split_items``), so no sequence contributes to both sides.
 
 **Memory.** One pass over the tap (slab by slab, in the stored dtype) keeps the rows a fit needs in
 memory, as stored (float16 or float32), up to ``MEMORY_BYTES``: the training rows (and, on large data,
@@ -73,6 +76,12 @@ CHUNK_ROWS = 16384
 """Rows standardised and multiplied at a time in a pass of the optimiser."""
 TOLERANCE = 1e-6
 """A fit stops when its estimated distance to the optimum is below this fraction of the objective."""
+SELECT_TOLERANCE = 1e-4
+"""The fits that only choose l2 (by validation accuracy) stop at this looser tolerance; the chosen one is
+then fitted on to ``TOLERANCE``."""
+SELECT_MAX_ITERATIONS = 100
+"""... and after at most this many iterations (a nearly separable label at a tiny l2 would take
+hundreds, for a validation accuracy that has long stopped moving)."""
 MAX_ITERATIONS = 1000
 """A fit that has not converged after this many L-BFGS iterations stops and says so (``converged``)."""
 PRECONDITIONER_ROWS = 32768
@@ -242,24 +251,25 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
               control: bool = False, task=None, seed: int = 0, max_positions: int | None = None,
               annotation: str = "", label_names: list[str] | None = None, shift: int = 0,
               memory_bytes: int | None = None, shared: dict | None = None, tol: float = TOLERANCE,
-              max_iter: int = MAX_ITERATIONS, refine_grid: bool = True) -> ProbeResult:
+              max_iter: int | None = None, refine_grid: bool = True) -> ProbeResult:
     """Fit a linear softmax probe on ``tap`` to ``labels`` (``probe_labels``) and score it.
 
     ``split`` is ``(train_items, valid_items, test_items)`` (``split_items``). ``l2`` is chosen from
-    ``l2_grid`` by validation accuracy (ties: the larger l2); with ``refine_grid`` the grid grows by a
-    decade on either side of the best value while the best moves (``_L2Path``). ``control=True`` replaces the labels by the control task's
-    (module docstring). ``max_positions`` caps the training positions (a seeded random subset).
+    ``l2_grid`` by validation accuracy (module docstring); with ``refine_grid`` the grid grows by a
+    decade on either side of the chosen value while it moves (``_L2Path``). ``control=True`` replaces
+    the labels by the control task's (module docstring). ``max_positions`` caps the training positions (a seeded random subset).
     ``memory_bytes`` (default ``MEMORY_BYTES``) bounds the rows kept in memory (as stored); beyond it,
     every pass of the optimiser reads the training rows from the file. ``shared``: a dict the caller
     keeps between fits on the same tap and positions (a probe and its control): the rows read for one
     are reused by the next (it holds one tap's rows at a time). ``tol`` / ``max_iter``: the
-    optimiser's convergence criterion and iteration limit (``probe_solver``); the result says whether
+    optimiser's convergence criterion and iteration limit (default ``MAX_ITERATIONS``; ``probe_solver``); the result says whether
     it converged. ``annotation`` / ``label_names`` only name the result. Progress:
     ``task.progress(done, total, "Probe <tap>")``; cancel raises ``Cancelled``.
     """
     import torch
 
     task = ensure_task(task)
+    max_iter = MAX_ITERATIONS if max_iter is None else int(max_iter)
     info = recording.taps.get(tap)
     if info is None:
         recording.raw_states(tap, 0, 0)
@@ -316,18 +326,18 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
         fit = data.fitter(progress, tol=tol, max_iter=max_iter)
         # l2 is chosen on a random subset of large data, then fitted on every training position
         on_subset = data.large and len(grid) > 1
-        path = _L2Path(fit, data.subset if on_subset else data.train, data)
+        path = _L2Path(fit, data.subset if on_subset else data.train, data, tol=max(tol, SELECT_TOLERANCE),
+                       max_iter=min(max_iter, SELECT_MAX_ITERATIONS))
         path.add(grid)
         if refine_grid:
             path.refine()
         best = path.best()
-        if on_subset:
-            # the penalty per position shrinks with more positions (the same prior, C = 1 / (2 l2 n))
-            final_l2 = path.l2[best] * data.subset.n / data.train.n
-            solution = fit(data.train, [final_l2], init=path.start(best), curvatures=[path.curvature[best]])
-            solution = _Solution.of(solution, 0)
-        else:
-            final_l2, solution = path.l2[best], path.solutions[best]
+        # the chosen l2 is fitted to the full tolerance, warm-started: on every training position
+        # (with the penalty rescaled so that the prior stays fixed, C = 1 / (2 l2 n)) if it was chosen
+        # on a subset, else from its own selection fit
+        final_l2 = path.l2[best] * (data.subset.n / data.train.n if on_subset else 1.0)
+        solution = _Solution.of(fit(data.train, [final_l2], init=path.start(best),
+                                    curvatures=[path.curvature[best]]), 0)
         _, test_pos, test_pred = data.evaluate(solution.weights[None], solution.bias[None], roles=(2,))
         progress.finish()
     finally:
@@ -366,18 +376,22 @@ class _Solution:
 class _L2Path:
     """Fits of one set of training rows at several l2, with their validation accuracies.
 
-    ``refine`` fits the decades on either side of the best value not fitted yet (warm-started from
-    its solution, together in one run), and repeats while the best value moves, within ``L2_RANGE``;
-    so the chosen l2 is best among its neighbouring decades, and never an end of the grid only
-    because the grid stopped there.
+    ``best`` applies the one-standard-error rule (Hastie, Tibshirani & Friedman, *Elements of
+    Statistical Learning* §7.10): the largest l2 whose validation accuracy is within one standard error
+    (``sqrt(a(1-a)/n)`` of the best accuracy a over the n validation positions) of the best, so that a
+    difference of a position or two never buys a weaker penalty. ``refine`` fits the decades on
+    either side of the chosen value not fitted yet (warm-started from its solution, together in one
+    run), and repeats while the chosen value moves, within ``L2_RANGE``; so the chosen l2 is never an
+    end of the grid only because the grid stopped there.
     """
 
-    def __init__(self, fit, rows, data):
-        self.fit, self.rows, self.data = fit, rows, data
+    def __init__(self, fit, rows, data, *, tol, max_iter):
+        self.fit, self.rows, self.data, self.tol, self.max_iter = fit, rows, data, tol, max_iter
         self.l2, self.valid, self.solutions, self.curvature = [], [], [], []
 
     def add(self, values, start=None, curvature=None):
-        result = self.fit(self.rows, values, init=start, curvatures=curvature)
+        result = self.fit(self.rows, values, init=start, curvatures=curvature, tol=self.tol,
+                          max_iter=self.max_iter)
         accuracy = self.data.evaluate(result.weights, result.bias, roles=(1,))[0]
         for i, value in enumerate(values):
             self.l2.append(float(value))
@@ -386,9 +400,10 @@ class _L2Path:
             self.curvature.append(result.curvatures[i])
 
     def best(self) -> int:
-        """The highest validation accuracy; ties go to the larger l2 (the simpler probe)."""
+        """The largest l2 within one standard error of the best validation accuracy (class docstring)."""
         top = max(self.valid)
-        return max((i for i, v in enumerate(self.valid) if v == top), key=lambda i: self.l2[i])
+        se = math.sqrt(top * (1.0 - top) / max(1, self.data.n_valid))
+        return max((i for i, v in enumerate(self.valid) if v >= top - se), key=lambda i: self.l2[i])
 
     def start(self, i):
         sol = self.solutions[i]
@@ -582,7 +597,7 @@ class _ProbeData:
         memory = self.subset if self.subset is not None else self.train
         second = second_moment(memory.sample(PRECONDITIONER_ROWS))
 
-        def fit(rows, grid, init=None, curvatures=None):
+        def fit(rows, grid, init=None, curvatures=None, tol=tol, max_iter=max_iter):
             # the classes present in a subset can be fewer: absent ones get a prior of ~0 (the solver
             # clamps it) and are pushed down by the data; they occur in the full set's optimum
             counts = np.bincount(self.compact[rows.pos], minlength=len(self.classes)) \

@@ -764,6 +764,10 @@ class ProbePanel(QtWidgets.QWidget):
             text += f", input tokens {percent(report.baseline.accuracy)}"
         if outcome.curves is not None:
             text += f"; curves over {describe_x(outcome.curves)}"
+        stopped = [r for r in (*report.probes.values(), *report.controls.values()) if not r.converged]
+        if stopped:
+            text += (f". {len(stopped)} fit{'s' if len(stopped) != 1 else ''} stopped at the iteration limit "
+                     f"before converging (their accuracy may be a little low)")
         return text + ". Click a tap to open its probe."
 
     # ------------------------------------------------------------------ results

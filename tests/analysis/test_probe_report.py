@@ -74,7 +74,8 @@ def test_item_level_label_at_the_last_position(rec):
     assert last.probes["layer1/h"].accuracy > 0.85
     assert last.probes["layer1/h"].n_test == last.split_sizes[2]  # one position per test item
     everywhere = run_probes(rec, "kind", ["layer1/h"], control=False, baseline=False)
-    assert everywhere.probes["layer1/h"].accuracy < 0.75  # only the last position carries it
+    probe = everywhere.probes["layer1/h"]
+    assert probe.accuracy < probe.majority_accuracy + 0.05  # only the last position carries it
 
 
 def test_table_has_a_row_per_tap_and_the_baseline(rec, tmp_path):

@@ -345,6 +345,21 @@ def test_probe_prints_accuracies_and_writes_the_table(tmp_path, monkeypatch, cap
     assert len(table) == 4 and table[0].startswith("tap,layer,annotation")
 
 
+def test_probe_says_when_a_fit_stopped_before_converging(tmp_path, monkeypatch, capsys):
+    from lstmviz.analysis import probes
+
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(probes, "MAX_ITERATIONS", 2)
+    monkeypatch.setattr(probes, "SELECT_MAX_ITERATIONS", 2)
+    out = tmp_path / "probes.csv"
+    assert main(["probe", str(DEMO), "--label", "depth", "--taps", "layer1/c", "--no-control", "--quiet",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "note: the optimiser stopped at its iteration limit before converging for layer1/c" in text
+    header, row = out.read_text().splitlines()[:2]
+    assert row.split(",")[header.split(",").index("converged")] in ("False", "0", "false")
+
+
 def test_probe_refuses_what_it_cannot_probe(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
     assert main(["probe", str(DEMO), "--label", "match_distance"]) == 2
