@@ -16,11 +16,12 @@ with the tokens and annotations, then every other checkpoint, whose states strea
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import platform
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from lstmviz.recording import format as fmt
 from lstmviz.recording.writer import RecordingWriter
 from lstmviz.tasks import Task, TqdmTask, ensure_task
 
+from .layout_check import check_layout
 from .recorder_context import Recorder
 from .recorder_data import DataSource, Item, pad_batch
 
@@ -93,7 +95,10 @@ def record(
         vocab: token strings by id (default: the dataset's).
         batch_size: items per forward pass.
         batch_first: the model takes ``[B, T]`` token ids (True) or ``[T, B]`` (False); also the layout
-            of module outputs recorded by module path.
+            of module outputs recorded by module path. Checked before the first batch on a few of its items
+            (:mod:`.layout_check`): when changing one token of one item changes the recorded states of
+            other items, ``ValueError`` says whether the model reads the other layout or mixes the items
+            of a batch (then pass ``batch_size=1``). Not checked when the first batch has one item.
         forward: ``forward(model, tokens, lengths)`` runs the model, e.g. to pack the batch for a
             bidirectional RNN; ``lengths`` is an int64 CPU tensor ``[B]``. Default ``model(tokens)``.
         dtype: storage dtype in the file, ``"float32"`` or ``"float16"``.
@@ -151,14 +156,23 @@ def record(
         task.progress(0, total, "recording")
         if main is not None:
             _load_state(model, main, original)
-        digest = _record_pass(model, recorder, forward, source, writer, None, task, progress_state,
-                              batch_size, pad_id, batch_first, device)
+
+        def run(rec: Recorder, items: list[Item], layout: bool) -> dict[str, Tensor]:
+            return _run_batch(model, rec, forward, items, pad_id, layout, device)
+
+        batches = source.batches(batch_size)
+        first = next(batches, None)
+        if first is not None:  # the layout is checked once, on a few items of the first batch
+            check_layout(recorder, run, first, batch_first, device, source.vocab_size)
+        batches = itertools.chain([first] if first is not None else [], batches)
+        digest = _record_pass(model, recorder, forward, source, batches, writer, None, task, progress_state,
+                              pad_id, batch_first, device)
         if writer.n_items == 0:
             raise ValueError("no items to record: data is empty")
         for src in sources[:-1] if len(sources) > 1 else []:
             _load_state(model, src, original)
-            again = _record_pass(model, recorder, forward, source, writer, src.name, task, progress_state,
-                                 batch_size, pad_id, batch_first, device)
+            again = _record_pass(model, recorder, forward, source, source.batches(batch_size), writer, src.name,
+                                 task, progress_state, pad_id, batch_first, device)
             if again != digest:
                 raise ValueError(
                     f"the data gave other items on the pass for checkpoint {src.name!r} than on the first pass "
@@ -177,10 +191,10 @@ def record(
             bar.close()
 
 
-def _record_pass(model, recorder: Recorder, forward, source: DataSource, writer: RecordingWriter,
-                 checkpoint: str | None, task: Task, progress_state: dict, batch_size, pad_id, batch_first,
-                 device) -> str:
-    """Run the model over every item once; returns a digest of the items' tokens (to compare passes).
+def _record_pass(model, recorder: Recorder, forward, source: DataSource, batches: Iterable[list[Item]],
+                 writer: RecordingWriter, checkpoint: str | None, task: Task, progress_state: dict, pad_id,
+                 batch_first, device) -> str:
+    """Run the model over every batch once; returns a digest of the items' tokens (to compare passes).
 
     ``checkpoint`` None: the main pass, items are appended with their tokens and annotations;
     otherwise the states go to that (non-main) checkpoint of the writer.
@@ -189,7 +203,7 @@ def _record_pass(model, recorder: Recorder, forward, source: DataSource, writer:
     declared = writer.n_items > 0 or checkpoint is not None
     label = "recording" if checkpoint is None else f"recording {checkpoint}"
     with torch.no_grad(), recorder:
-        for batch in source.batches(batch_size):
+        for batch in batches:
             task.check()
             states = _run_batch(model, recorder, forward, batch, pad_id, batch_first, device)
             if not declared:
