@@ -12,7 +12,9 @@ needs the ``ptb`` extra). Label: ``pos`` (45 Penn tags). Per tap it prints
   (b) ``LogisticRegression(solver="lbfgs", C = 1 / (2 · l2 · n_train), max_iter=--max-iter)`` on the same
       standardised training rows (loaded separately, not timed): fit time, iterations, test accuracy,
       the same objective evaluated at its solution, and whether it converged;
-  (c) the time ratio (b) / (a) and the objective difference (b) − (a) relative to (a).
+  (c) the time ratio (b) / (a) and the objective difference (b) − (a) relative to (a);
+  (d) one fit each at a fixed ``--fixed-l2`` (default 1e-4; no choice of l2), where scikit-learn
+      converges too: the optimisers alone.
 
 **Synthetic** (``--synthetic``): --positions × 512 units (float16, items of 100-300 positions), 10
 classes with skewed frequencies, a class mean of norm ~--separation per class: linearly decodable
@@ -146,7 +148,7 @@ def sklearn_fit(x, y, l2, max_iter, n_classes):
 # --------------------------------------------------------------------------------------------- cases
 
 
-def compare(rec, tap, label, *, max_iter, repeat=1):
+def compare(rec, tap, label, *, max_iter, repeat=1, fixed_l2=None):
     labels = probe_labels(rec, label)
     split = split_items(rec.n_items, seed=0)
     names = list(rec.annotations[label].labels)
@@ -171,6 +173,17 @@ def compare(rec, tap, label, *, max_iter, repeat=1):
     print(f"    (c) time sklearn / ours: {seconds / min(times):.1f}x (fit only, against our whole fit with the "
           f"choice of l2); objective sklearn - ours: {(f_sk - f_ours) / f_ours:+.2e} relative; accuracy "
           f"ours - sklearn: {100 * (ours.accuracy - acc_sk):+.2f} points", flush=True)
+    if fixed_l2:
+        t = time.perf_counter()
+        one = fit_probe(rec, tap, labels, split, annotation=label, label_names=names, l2_grid=(fixed_l2,),
+                        refine_grid=False)
+        mine = time.perf_counter() - t
+        clf, w, b, theirs, converged = sklearn_fit(x, y, one.l2, max_iter, len(names))
+        f_one, f_sk = objective(x, y, one.weights, one.bias, one.l2), objective(x, y, w, b, one.l2)
+        print(f"    (d) both at l2 = {one.l2:g} (C = {1 / (2 * one.l2 * len(y)):.3g}): ours {mine:.2f} s, objective "
+              f"{f_one:.6f}, converged {one.converged}; sklearn {theirs:.2f} s ({int(np.max(clf.n_iter_))} iterations), "
+              f"objective {f_sk:.6f}, converged {converged}: {theirs / mine:.1f}x, objective sklearn - ours "
+              f"{(f_sk - f_one) / f_one:+.2e} relative", flush=True)
     return min(times), seconds
 
 
@@ -183,6 +196,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/lstmviz-bench"))
     parser.add_argument("--max-iter", type=int, default=1000, help="sklearn lbfgs iterations at most")
     parser.add_argument("--repeat", type=int, default=2, help="fits of ours on the synthetic case")
+    parser.add_argument("--fixed-l2", type=float, default=1e-4,
+                        help="also compare one fit at this l2 (no choice of l2), where both converge (0: skip)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch  # noqa: F401 - the application has imported torch long before a probe runs
@@ -193,13 +208,13 @@ def main() -> None:
             build_synthetic(path, args.positions, args.separation)
         with open_recording(path) as rec:
             print(f"synthetic: {rec.n_positions} positions x {UNITS} units (float16), {rec.n_items} items")
-            compare(rec, "layer0/h", "cls", max_iter=args.max_iter, repeat=args.repeat)
+            compare(rec, "layer0/h", "cls", max_iter=args.max_iter, repeat=args.repeat, fixed_l2=args.fixed_l2)
         return
     path = build_real(args.data_dir)
     with open_recording(path) as rec:
         print(f"real: {path.name}: {rec.n_positions} positions, {rec.n_items} sentences, label pos "
               f"({len(rec.annotations['pos'].labels)} tags)")
-        ratios = [compare(rec, tap, "pos", max_iter=args.max_iter) for tap in args.taps]
+        ratios = [compare(rec, tap, "pos", max_iter=args.max_iter, fixed_l2=args.fixed_l2) for tap in args.taps]
         ours, theirs = sum(r[0] for r in ratios), sum(r[1] for r in ratios)
         print(f"all taps: ours {ours:.1f} s, sklearn {theirs:.1f} s: {theirs / ours:.1f}x")
 

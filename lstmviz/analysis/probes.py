@@ -326,8 +326,10 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
         fit = data.fitter(progress, tol=tol, max_iter=max_iter)
         # l2 is chosen on a random subset of large data, then fitted on every training position
         on_subset = data.large and len(grid) > 1
-        path = _L2Path(fit, data.subset if on_subset else data.train, data, tol=max(tol, SELECT_TOLERANCE),
-                       max_iter=min(max_iter, SELECT_MAX_ITERATIONS))
+        only = len(grid) == 1 and not refine_grid  # nothing to choose: the one fit is the final one
+        path = _L2Path(fit, data.subset if on_subset else data.train, data,
+                       tol=tol if only else max(tol, SELECT_TOLERANCE),
+                       max_iter=max_iter if only else min(max_iter, SELECT_MAX_ITERATIONS))
         path.add(grid)
         if refine_grid:
             path.refine()
@@ -336,8 +338,8 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
         # (with the penalty rescaled so that the prior stays fixed, C = 1 / (2 l2 n)) if it was chosen
         # on a subset, else from its own selection fit
         final_l2 = path.l2[best] * (data.subset.n / data.train.n if on_subset else 1.0)
-        solution = _Solution.of(fit(data.train, [final_l2], init=path.start(best),
-                                    curvatures=[path.curvature[best]]), 0)
+        solution = path.solutions[best] if only else _Solution.of(
+            fit(data.train, [final_l2], init=path.start(best), curvatures=[path.curvature[best]]), 0)
         _, test_pos, test_pred = data.evaluate(solution.weights[None], solution.bias[None], roles=(2,))
         progress.finish()
     finally:
