@@ -165,7 +165,7 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
             if units:
                 from lstmviz.qt.main_window import parse_units
 
-                window.workspace.set_highlighted_units(parse_units(units))
+                window.workspace.set_highlighted_units(parse_units(units, window.workspace.tap_info()))
             window.show()
             _settle(app, window, timeout_s)
             pane = window.workspace.active_pane

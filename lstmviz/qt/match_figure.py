@@ -55,7 +55,8 @@ def title_html(panel, shown: int) -> str:
     key = context.key
     pane = f"{panel.pane_name(context.pane)}: " if context.pane is not None else ""
     n = len(results)
-    head = (f"<b>{html.escape(pane)}matches of units {html.escape(units)} of {html.escape(key.tap)}</b> "
+    noun = "unit" if len(query.units) == 1 else "units"
+    head = (f"<b>{html.escape(pane)}matches of {noun} {html.escape(units)} of {html.escape(key.tap)}</b> "
             f"({html.escape(key.transform)}, threshold {key.threshold:g}; {panel.mode_combo.currentText()} "
             f"ranking, padding {query.pad_left} before, {query.pad_right} after)")
     count = f"{n:,} match{'es' if n != 1 else ''}"
@@ -152,6 +153,11 @@ def match_figure(panel, part: str = "views", max_rows: int = FIGURE_ROWS) -> QtW
     if aggregate is not None:
         aggregate.table.resizeColumnsToContents()
         _fit_table(aggregate.table, aggregate.table.model().rowCount())
+        # the column's own layout places the sentences under the table's new height (it was laid out
+        # for the table's first size, so a wide table of many labels had the sentences drawn over it)
+        aggregate.layout().invalidate()
+        aggregate.layout().activate()
+        aggregate.setFixedSize(aggregate.layout().sizeHint())
     row.invalidate()  # the views' new fixed sizes
     width = max(row.sizeHint().width(), 480) + 24
     title.setFixedWidth(width - 24)

@@ -581,7 +581,8 @@ class MatchPanel(QtWidgets.QWidget):
             return
         selection = pane.selection
         units = "" if selection is None or len(selection) == 0 else _units_text(selection.units, selection.signs)
-        what = f"units <b>{units}</b>" if units else "<i>no units selected</i>"
+        noun = "unit" if selection is not None and len(selection) == 1 else "units"
+        what = f"{noun} <b>{units}</b>" if units else "<i>no units selected</i>"
         brush = pane.brush
         length = f" · brushed length {brush[1] - brush[0]}" if brush is not None else ""
         active = getattr(self.workspace, "active_pane", None)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, label_frequencies, numeric_range
+from lstmviz.qt.annotation_track import (AnnotationTrack, activity_mask, label_frequencies, label_width,
+                                         numeric_range)
 from lstmviz.qt.palette import BACKGROUND, FOREGROUND
 from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, PanePlot, unit_lines
 from lstmviz.qt.pane_strip import PaneStrip
@@ -111,7 +112,12 @@ class StatePlot(pg.GraphicsLayoutWidget):
         if not self.pane_plots:  # a recording without a tap over its positions: nothing to draw
             self.ci.addLabel(escape(NO_TAPS), row=0, col=0, color=FOREGROUND, size="11pt")
             return
-        for row, info in enumerate(ws.annotation_tracks(), start=len(ws.panes)):
+        # one left-axis width for panes and tracks keeps their x aligned; wide enough for every track's name
+        tracks = list(ws.annotation_tracks())
+        axis_width = label_width([info.name for info in tracks], LEFT_AXIS_WIDTH)
+        for plot in self.pane_plots:
+            plot.getAxis("left").setWidth(axis_width)
+        for row, info in enumerate(tracks, start=len(ws.panes)):
             value_range = None
             if info.kind == "numeric":
                 if info.name not in self._track_ranges:
@@ -119,7 +125,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
                 value_range = self._track_ranges[info.name]
             frequencies = label_frequencies(ws.recording, info.name) if info.kind == "categorical" else None
             track = AnnotationTrack(info.name, info.labels, info.description, info.kind, value_range, frequencies)
-            track.set_label_width(LEFT_AXIS_WIDTH)
+            track.set_label_width(axis_width)
             track.setXLink(self.pane_plots[0])
             self.ci.addItem(track, row=row, col=0)
             self.tracks.append(track)
