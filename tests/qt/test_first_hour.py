@@ -226,6 +226,25 @@ def test_match_and_probe_docks_open_with_results_and_tab_together(planted, qtbot
     assert _status_bar_drawn_alone(window)
 
 
+def test_three_panes_keep_readable_lines_when_the_match_dock_opens(planted, qtbot):
+    """At 1400 x 850 the Match dock took 45% of the window and left three panes ~10 px of lines each."""
+    from lstmviz.qt.state_plot import PANE_DATA_MIN_HEIGHT
+
+    window = planted
+    window.resize(1400, 850)
+    ws = window.workspace
+    ws.active_pane.set_brush(*PLANTED_BRUSH)
+    ws.add_pane()
+    ws.add_pane()
+    ws.set_active_pane(0)
+    with qtbot.waitSignal(window.match_panel.results_changed, timeout=TIMEOUT):
+        window.match_panel.match()
+    assert window.match_dock.isVisible()
+    plots = window.state_plot.pane_plots
+    qtbot.waitUntil(lambda: all(p.view_box.height() >= PANE_DATA_MIN_HEIGHT - 1 for p in plots))
+    assert window.match_dock.height() > 100 and window.height() == 850  # the dock gave up room, not the window
+
+
 def test_docks_opened_from_the_view_menu_are_tabbed_too(window, recording_path, qtbot):
     assert window.open_file(recording_path)
     window.match_dock.toggleViewAction().trigger()
