@@ -173,6 +173,9 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
                 _settle_match(app, window, timeout_s)  # a saved selection is shown with its matches
             if workspace is not None:
                 _settle_probes(app, window, timeout_s)  # a saved probe result is recomputed (or read from cache)
+                state = window.workspace.probe_state
+                if state is not None and state.shown and window.probe_panel.report is not None:
+                    window.show_probe_dock()  # in front, as saved, whichever of probes and match finished last
             if _busy(window):
                 failures.append(f"background work did not finish within {timeout_s:g} s")
             image = window.grab().toImage()

@@ -192,6 +192,7 @@ def test_lstmviz_screenshot_draws_no_stale_tab_bar(qapp, tmp_path, monkeypatch, 
     def checked_grab(self, *args):
         if not args:  # the screenshot's grab of the whole window (the checks grab parts of it)
             seen["docks"] = (self.match_dock.isVisible(), self.probe_dock.isVisible())
+            seen["probes in front"] = not self.probe_dock.visibleRegion().isEmpty()
             seen["stray"] = _stray_tab_bars(self)
             seen["status bar alone"] = _status_bar_drawn_alone(self)
         return grab(self, *args)
@@ -199,10 +200,12 @@ def test_lstmviz_screenshot_draws_no_stale_tab_bar(qapp, tmp_path, monkeypatch, 
     monkeypatch.setattr(MainWindow, "grab", checked_grab)
     png = tmp_path / "shot.png"
     workspace = _probe_workspace(tmp_path) if with_workspace else None
-    app_module.screenshot(str(png), None if with_workspace else str(recording_path), size=(1400, 850),
-                          workspace=workspace)
+    for _ in range(2 if with_workspace else 1):  # the second time, the probes come from the cache before the match
+        app_module.screenshot(str(png), None if with_workspace else str(recording_path), size=(1400, 850),
+                              workspace=workspace)
     assert png.is_file()
     assert seen["docks"] == ((True, True) if with_workspace else (False, False))
+    assert seen["probes in front"] == with_workspace  # the workspace showed its probes: they stay in front
     assert seen["stray"] == [] and seen["status bar alone"]
 
 
@@ -443,6 +446,35 @@ def test_many_labels_share_a_grey_other_beyond_a_dozen_distinct_colours():
     legend = grouped_legend(tags, colours)
     assert legend[-1] == (f"other ({45 - (MAX_DISTINCT - 1)} labels)", OTHER) and len(legend) == MAX_DISTINCT
     assert label_colors(["B-NP", "I-NP", "O"]) == label_colors(["B-NP", "I-NP", "O"], [1, 2, 3])  # few: as before
+
+
+def test_the_probe_chart_names_every_tap_of_a_two_layer_lstm_whole_at_the_default_window(qtbot):
+    """At the chart's width in a 1400 x 850 window, two staggered rows elided both layers' gates to
+    "layer…tes/i"."""
+    from lstmviz.analysis.probe_report import ProbeReport
+    from lstmviz.qt.probe_chart import ProbeChart
+
+    taps = [f"layer{n}/{s}" for n in (0, 1) for s in ("gates/i", "gates/f", "gates/g", "gates/o", "c", "h")]
+
+    def result(acc):
+        return types.SimpleNamespace(accuracy=acc, ci_low=acc - 0.02, ci_high=acc + 0.02,
+                                     majority_ci_low=0.28, majority_ci_high=0.32)
+
+    report = ProbeReport(annotation="depth", labels=["a", "b"], shift=0, at="all", taps=taps,
+                         layers={t: int(t[5]) for t in taps}, probes={t: result(0.9) for t in taps},
+                         controls={t: result(0.5) for t in taps}, majority_accuracy=0.3)
+    chart = ProbeChart()
+    qtbot.addWidget(chart)
+    chart.resize(570, 300)  # its width in the Probes dock of a 1400 x 850 window
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_report(report)
+    axis = chart.tap_axis
+    qtbot.waitUntil(lambda: (chart.grab(), axis.drawn_labels)[1] == taps)  # every name whole, in order
+    assert axis.rows == 3
+    chart.resize(300, 300)  # too narrow even for three rows: elided, never overlapping the neighbours
+    qtbot.waitUntil(lambda: (chart.grab(), axis.drawn_labels)[1] != taps)
+    assert all("…" in label for label in axis.drawn_labels if label not in taps)
 
 
 def test_curves_of_twelve_taps_have_distinct_styles_and_a_legend_that_never_breaks_a_name(qtbot):
