@@ -133,6 +133,9 @@ def _image_target(png: Path) -> Path:
     except OSError as exc:
         raise ScreenshotError(f"{png}: cannot be written in {png.parent} ({exc.strerror or exc})") from None
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # as a newly written file (mkstemp makes it 0600, which the rename keeps)
     return Path(name)
 
 
