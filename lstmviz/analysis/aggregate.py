@@ -346,6 +346,6 @@ def describe_enrichment(row: EnrichmentRow, annotation) -> str:
     level = getattr(annotation, "level", "position")
     label = f'labelled "{row.label}" in {name}'
     what = f"lie in an item {label}" if level == "item" else _relation(row.offset, label)
-    p = "p < 1e-300" if row.p == 0 else f"p = {row.p:.2g}"
+    p = "p < 1e-300" if row.p < 1e-300 else f"p = {row.p:.2g}"  # below it, doubles lose their digits
     return (f"{_percent(row.fraction)} of matches {what} ({row.count} of {row.n}), against "
             f"{_percent(row.baseline)} of all positions ({row.enrichment:.3g}× the baseline, {p}).")

@@ -24,6 +24,10 @@ from lstmviz.qt.plain_text import escape
 MASK_FLOOR = 0.2
 #: positions read to find a numeric annotation's colour range (plus every window shown)
 RANGE_SAMPLE = 200_000
+#: the widest left axis the tracks' names may ask for, in pixels (longer names are elided)
+MAX_LABEL_WIDTH = 180
+#: room beside a track's name on its axis, in pixels
+LABEL_PADDING = 12
 
 
 class AnnotationTrack(pg.PlotItem):
@@ -65,7 +69,7 @@ class AnnotationTrack(pg.PlotItem):
         name = self.name
         if width is not None:
             metrics = QtGui.QFontMetrics(QtGui.QFont())
-            name = metrics.elidedText(self.name, QtCore.Qt.TextElideMode.ElideRight, max(20, width - 12))
+            name = metrics.elidedText(self.name, QtCore.Qt.TextElideMode.ElideRight, max(20, width - LABEL_PADDING))
             self.getAxis("left").setWidth(width)
         self.getAxis("left").setTicks([[(0.5, name)], []])
 
@@ -118,6 +122,14 @@ class AnnotationTrack(pg.PlotItem):
         if self.kind == "numeric" and self.value_range is not None:
             head += f"<br>colour ramp from {self.value_range[0]:.4g} (light) to {self.value_range[1]:.4g} (dark)"
         return head + (f"<br>{escape(self.description)}" if self.description else "")
+
+
+def label_width(names, minimum: int) -> int:
+    """The left-axis width, in pixels, that shows every one of ``names`` whole: at least ``minimum``
+    (the panes' own axis), at most ``MAX_LABEL_WIDTH``."""
+    metrics = QtGui.QFontMetrics(QtGui.QFont())
+    widest = max((metrics.horizontalAdvance(str(name)) for name in names), default=0)
+    return int(min(MAX_LABEL_WIDTH, max(minimum, widest + LABEL_PADDING + 2)))
 
 
 _frequencies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -133,6 +133,9 @@ def _image_target(png: Path) -> Path:
     except OSError as exc:
         raise ScreenshotError(f"{png}: cannot be written in {png.parent} ({exc.strerror or exc})") from None
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # as a newly written file (mkstemp makes it 0600, which the rename keeps)
     return Path(name)
 
 
@@ -165,7 +168,7 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
             if units:
                 from lstmviz.qt.main_window import parse_units
 
-                window.workspace.set_highlighted_units(parse_units(units))
+                window.workspace.set_highlighted_units(parse_units(units, window.workspace.tap_info()))
             window.show()
             _settle(app, window, timeout_s)
             pane = window.workspace.active_pane
@@ -173,6 +176,9 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
                 _settle_match(app, window, timeout_s)  # a saved selection is shown with its matches
             if workspace is not None:
                 _settle_probes(app, window, timeout_s)  # a saved probe result is recomputed (or read from cache)
+                state = window.workspace.probe_state
+                if state is not None and state.shown and window.probe_panel.report is not None:
+                    window.show_probe_dock()  # in front, as saved, whichever of probes and match finished last
             if _busy(window):
                 failures.append(f"background work did not finish within {timeout_s:g} s")
             image = window.grab().toImage()

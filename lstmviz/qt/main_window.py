@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.analysis import unit_spec
 from lstmviz.qt.annotations_dialog import AnnotationsDialog
 from lstmviz.qt.errors import describe_exception, show_error
 from lstmviz.qt.file_actions import FileActions, expected_open_errors
@@ -240,9 +241,10 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self._action(help_menu, "&About lstmviz", self._about)
 
     def highlight_units(self, text: str) -> bool:
-        """Highlight the units named in ``text`` ("3, 17, 40-42"); report a bad list in a dialog."""
+        """Highlight the units of the active pane's tap named in ``text`` ("3, 17, 40-42"; empty: none);
+        report a bad list in a dialog."""
         try:
-            self.workspace.set_highlighted_units(parse_units(text))
+            self.workspace.set_highlighted_units(parse_units(text, self.workspace.tap_info()))
         except ValueError as exc:
             show_error(self, "Cannot highlight units", describe_exception(exc))
             return False
@@ -378,19 +380,15 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         super().closeEvent(event)
 
 
-def parse_units(text: str) -> list[int]:
-    """Unit indices from text such as ``"3, 17 40-42"``; ValueError says which part is not a unit."""
-    units: list[int] = []
-    for part in text.replace(",", " ").split():
-        low, dash, high = part.partition("-")
-        try:
-            if dash:
-                units.extend(range(int(low), int(high) + 1))
-            else:
-                units.append(int(part))
-        except ValueError:
-            raise ValueError(f"{part!r} is not a unit number or a range like 40-42") from None
-    return units
+def parse_units(text: str, tap_info) -> list[int]:
+    """The unit numbers of ``text`` (``"3, 17 40-42"``) for a tap ``tap_info`` (``.name``, ``.units``);
+    empty text is no units. ValueError says which part is not a unit, or which unit the tap lacks,
+    before any list is built (``0-999999999`` is a sentence, not a billion integers)."""
+    if not str(text).strip():
+        return []
+    if tap_info is None:
+        raise ValueError("there is no tap to highlight units of: open a recording first")
+    return unit_spec.parse_units(text, int(tap_info.units), str(tap_info.name))
 
 
 def _dropped_file(mime: QtCore.QMimeData) -> str | None:

@@ -16,13 +16,13 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.qt.match_view import MatchView, legend_html
 from lstmviz.qt.palette import BACKGROUND, FOREGROUND
+from lstmviz.qt.widget_export import fit_table
 
 #: result rows a figure shows at most (the best ones)
 FIGURE_ROWS = 50
 #: the aggregate column's width in the figure (the table may be wider)
 SIDE_WIDTH = 420
 PARTS = ("views", "results", "aggregate")
-_OFF = QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff
 
 
 def _label(text: str, width: int | None = None, rich: bool = True) -> QtWidgets.QLabel:
@@ -36,17 +36,6 @@ def _label(text: str, width: int | None = None, rich: bool = True) -> QtWidgets.
     return label
 
 
-def _fit_table(view: QtWidgets.QTableView, rows: int) -> None:
-    """Size a table view to show its header, every column and ``rows`` rows, with no scroll bars."""
-    view.setHorizontalScrollBarPolicy(_OFF)
-    view.setVerticalScrollBarPolicy(_OFF)
-    header = view.horizontalHeader()
-    vertical = view.verticalHeader()
-    width = header.length() + (vertical.width() if vertical.isVisible() else 0) + 2 * view.frameWidth()
-    heights = sum(vertical.sectionSize(r) for r in range(rows))
-    view.setFixedSize(width, header.height() + heights + 2 * view.frameWidth())
-
-
 def title_html(panel, shown: int) -> str:
     """What the figure shows, in words: the pane, units, tap and settings, and how many matches."""
     results, context = panel.results, panel.context
@@ -55,7 +44,8 @@ def title_html(panel, shown: int) -> str:
     key = context.key
     pane = f"{panel.pane_name(context.pane)}: " if context.pane is not None else ""
     n = len(results)
-    head = (f"<b>{html.escape(pane)}matches of units {html.escape(units)} of {html.escape(key.tap)}</b> "
+    noun = "unit" if len(query.units) == 1 else "units"
+    head = (f"<b>{html.escape(pane)}matches of {noun} {html.escape(units)} of {html.escape(key.tap)}</b> "
             f"({html.escape(key.transform)}, threshold {key.threshold:g}; {panel.mode_combo.currentText()} "
             f"ranking, padding {query.pad_left} before, {query.pad_right} after)")
     count = f"{n:,} match{'es' if n != 1 else ''}"
@@ -148,10 +138,15 @@ def match_figure(panel, part: str = "views", max_rows: int = FIGURE_ROWS) -> QtW
     outer.addLayout(row)
     figure.show()  # offscreen (WA_DontShowOnScreen): lays out the views so that they know their sizes
     if results_view is not None:
-        _fit_table(results_view, shown)
+        fit_table(results_view, shown)
     if aggregate is not None:
         aggregate.table.resizeColumnsToContents()
-        _fit_table(aggregate.table, aggregate.table.model().rowCount())
+        fit_table(aggregate.table, aggregate.table.model().rowCount())
+        # the column's own layout places the sentences under the table's new height (it was laid out
+        # for the table's first size, so a wide table of many labels had the sentences drawn over it)
+        aggregate.layout().invalidate()
+        aggregate.layout().activate()
+        aggregate.setFixedSize(aggregate.layout().sizeHint())
     row.invalidate()  # the views' new fixed sizes
     width = max(row.sizeHint().width(), 480) + 24
     title.setFixedWidth(width - 24)

@@ -275,7 +275,9 @@ class MatchPanel(QtWidgets.QWidget):
         self.selection_label = QtWidgets.QLabel()
         self.selection_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.selection_label.setStyleSheet("color: #444")
-        # a long selection is cut at the right (the tooltip has it all) rather than widening the dock
+        # a long selection wraps onto a second line rather than widening the dock or being cut (its end
+        # says which pane is active when that is not the pane shown); the units list stops at 12 units
+        self.selection_label.setWordWrap(True)
         self.selection_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored,
                                            QtWidgets.QSizePolicy.Policy.Preferred)
         self.match_button = QtWidgets.QPushButton("Match")
@@ -581,7 +583,8 @@ class MatchPanel(QtWidgets.QWidget):
             return
         selection = pane.selection
         units = "" if selection is None or len(selection) == 0 else _units_text(selection.units, selection.signs)
-        what = f"units <b>{units}</b>" if units else "<i>no units selected</i>"
+        noun = "unit" if selection is not None and len(selection) == 1 else "units"
+        what = f"{noun} <b>{units}</b>" if units else "<i>no units selected</i>"
         brush = pane.brush
         length = f" · brushed length {brush[1] - brush[0]}" if brush is not None else ""
         active = getattr(self.workspace, "active_pane", None)

@@ -193,11 +193,6 @@ class PanePlot(pg.PlotItem):
             self.selected_curve.setPen(pg.mkPen(SELECTION, width=width))
             _set_lines(self.selected_curve, start, values, selected)
             self._drawn_selected = (id(values), selected)
-        labelled = (id(values), selected, chosen, ws.window_range())
-        if labelled != self._labelled:
-            self.unit_labels.set_units(start, values, [(SELECTION, "selected", selected),
-                                                       (HIGHLIGHTED_UNITS, "highlighted", chosen)])
-            self._labelled = labelled
         self.bands.set_bands(pane.brush, pane.pad_left, pane.pad_right)
         self.token_axis.set_selection_marks(pane.brush, pane.pad_left, pane.pad_right)
         self.token_axis.set_shading(pane.active_counts() if selected else None, len(selection or ()))
@@ -208,6 +203,11 @@ class PanePlot(pg.PlotItem):
             self.setXRange(*ranges[0], padding=0)
             self.setYRange(low, high, padding=0.03)
             self._ranges = ranges
+        labelled = (id(values), selected, chosen, ws.window_range())
+        if labelled != self._labelled:  # placed in the new value range (and again when it is resized)
+            self.unit_labels.set_units(start, values, [(SELECTION, "selected", selected),
+                                                       (HIGHLIGHTED_UNITS, "highlighted", chosen)])
+            self._labelled = labelled
         self.zero_line.setVisible(low < 0 < high)
         theta = pane.threshold
         self.threshold_line.setValue(theta)

@@ -3,7 +3,7 @@
 ``ProbeChart`` draws one ``ProbeReport`` (``lstmviz.analysis.probe_report``):
 
 - x: the report's taps in its order (by layer, then declaration), tick labels = tap names (staggered
-  on two rows when they would overlap, elided when even that is not enough); alternate layers are
+  on two or three rows when they would overlap, elided when even that is not enough); alternate layers are
   shaded so the layer groups stand out;
 - y: held-out accuracy, 0–100 %;
 - per tap a bar for the probe and, beside it, a bar for its control probe (Hewitt & Liang), each with
@@ -61,8 +61,12 @@ class PercentAxis(pg.AxisItem):
 
 class TapAxis(pg.AxisItem):
     """A bottom axis whose labels (tap names) never overlap: on one row when they fit, else staggered
-    on two rows, elided when even two rows are too narrow (the full name is in the detail and the
-    tooltip)."""
+    on two or three rows, elided when even three rows are too narrow (the full name is in the detail
+    and the tooltip). Two rows elided the twelve taps of a 2-layer LSTM at the default window to
+    "layer…tes/i", the same text for both layers."""
+
+    #: rows the labels may be staggered on before they are elided
+    MAX_ROWS = 3
 
     PAD = 8
     #: how far labels may reach past the ends of the axis (pyqtgraph's bounding rect allows 15 px)
@@ -74,6 +78,8 @@ class TapAxis(pg.AxisItem):
         self.setStyle(hideOverlappingLabels=False)
         self.rows = 1
         self._base_height = None
+        #: the label texts of the last paint, in tap order (for tests)
+        self.drawn_labels: list[str] = []
 
     def generateDrawSpecs(self, p):
         specs = super().generateDrawSpecs(p)
@@ -93,9 +99,9 @@ class TapAxis(pg.AxisItem):
         texts = [str(label) for _, label in ticks]
         widths = [metrics.horizontalAdvance(t) + 2 for t in texts]
         spacing = min((b - a for a, b in itertools.pairwise(centers)), default=bounds.width())
-        rows = 1 if max(widths) + self.PAD <= spacing else 2
+        rows = next((r for r in range(1, self.MAX_ROWS) if max(widths) + self.PAD <= r * spacing), self.MAX_ROWS)
         flags = QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop
-        room = (spacing if rows == 1 else 2 * spacing) - self.PAD  # between same-row neighbours
+        room = rows * spacing - self.PAD  # between same-row neighbours
         lo, hi = bounds.left() - self.OVERHANG, bounds.right() + self.OVERHANG
 
         def elide(text, width):
@@ -124,8 +130,9 @@ class TapAxis(pg.AxisItem):
                 lefts[i] = max(min(lefts[i], hi - widths[i]), limit)
         out = []
         for i, (left, text, w) in enumerate(zip(lefts, texts, widths)):
-            y = top + (i % 2) * (height + 1) if rows == 2 else top
+            y = top + (i % rows) * (height + 1)
             out.append((QtCore.QRectF(left, y, w, height), flags, text))
+        self.drawn_labels = list(texts)
         return self._set_rows(rows, (axis_spec, tick_specs, out))
 
     def _set_rows(self, rows: int, specs):

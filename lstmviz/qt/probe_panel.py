@@ -44,9 +44,11 @@ from lstmviz.qt.plain_text import escape, literal, set_plain
 from lstmviz.qt.probe_chart import ProbeChart, percent
 from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
 from lstmviz.qt.probe_detail import ProbeDetail
+from lstmviz.qt.probe_figure import close_figure, detail_figure
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
+    check_view_suffix,
     export_reporting,
     export_table,
     export_widget,
@@ -840,8 +842,16 @@ class ProbePanel(QtWidgets.QWidget):
         return widgets[part]
 
     def export_view(self, path: str | Path, part: str = "chart") -> Path:
-        """Write the chart ("chart"), the open probe ("detail") or the curves ("curves") to PNG, SVG or PDF."""
+        """Write the chart ("chart"), the open probe ("detail", as a figure of the whole confusion matrix
+        and list of top units: ``probe_figure``) or the curves ("curves") to PNG, SVG or PDF."""
         widget = self._view_widget(part)
+        if part == "detail":
+            check_view_suffix(path)
+            figure = detail_figure(self.detail)
+            try:
+                return export_widget(figure, path)
+            finally:
+                close_figure(figure)
         if not widget.isVisible():  # e.g. the curves behind their tab: lay it out at the chart's size
             widget.resize(self.chart.size() if self.chart.width() > 0 else QtCore.QSize(640, 360))
             widget.ensurePolished()

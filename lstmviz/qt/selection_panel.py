@@ -16,6 +16,10 @@ from lstmviz.qt.selection_models import CandidatesModel, SelectedUnitsModel
 from lstmviz.qt.workspace import Workspace
 
 
+#: pixels beside the widest of a column's header and sample text (the cell margins take ~8)
+COLUMN_PADDING = 10
+
+
 class HoverTable(QtWidgets.QTableView):
     """A compact table that reports the row under the pointer (-1 when it leaves)."""
 
@@ -30,11 +34,13 @@ class HoverTable(QtWidgets.QTableView):
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(20)
         self.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Fixed)
-        # fixed widths: sizing columns to their contents would read every row of a long ranking
+        # fixed widths: sizing columns to their contents would read every row of a long ranking; the
+        # padding leaves the candidates' six columns and a vertical scroll bar inside the dock's 330 px
         header = self.horizontalHeader()
         metrics = self.fontMetrics()
         for column, (text, sample) in enumerate(zip(model.HEADERS, model.SAMPLES)):
-            header.resizeSection(column, max(metrics.horizontalAdvance(text), metrics.horizontalAdvance(sample)) + 16)
+            header.resizeSection(column, max(metrics.horizontalAdvance(text), metrics.horizontalAdvance(sample))
+                                 + COLUMN_PADDING)
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.setAlternatingRowColors(True)

@@ -11,12 +11,15 @@ selected units are on.
 
 from __future__ import annotations
 
+import math
+
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.annotation_track import AnnotationTrack, activity_mask, label_frequencies, numeric_range
+from lstmviz.qt.annotation_track import (AnnotationTrack, activity_mask, label_frequencies, label_width,
+                                         numeric_range)
 from lstmviz.qt.palette import BACKGROUND, FOREGROUND
-from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, PanePlot, unit_lines
+from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, TITLE_HEIGHT, PanePlot, unit_lines
 from lstmviz.qt.pane_strip import PaneStrip
 from lstmviz.qt.plain_text import escape
 from lstmviz.qt.workspace import Hover, Workspace
@@ -27,6 +30,10 @@ NO_TAPS = ("This recording has no tap over its positions, so there are no states
            "The Recording dock lists what the file holds.")
 #: the pointer picks a selected unit over a nearer grey one within this many pixels
 HOVER_TOLERANCE_PX = 6
+#: the lines of a pane get at least this many pixels (the view asks the window for the room, taking it
+#: from the docks), for the first PANES_KEPT_READABLE panes; beyond them, panes share what there is
+PANE_DATA_MIN_HEIGHT = 70
+PANES_KEPT_READABLE = 3
 
 
 class StatePlot(pg.GraphicsLayoutWidget):
@@ -111,7 +118,12 @@ class StatePlot(pg.GraphicsLayoutWidget):
         if not self.pane_plots:  # a recording without a tap over its positions: nothing to draw
             self.ci.addLabel(escape(NO_TAPS), row=0, col=0, color=FOREGROUND, size="11pt")
             return
-        for row, info in enumerate(ws.annotation_tracks(), start=len(ws.panes)):
+        # one left-axis width for panes and tracks keeps their x aligned; wide enough for every track's name
+        tracks = list(ws.annotation_tracks())
+        axis_width = label_width([info.name for info in tracks], LEFT_AXIS_WIDTH)
+        for plot in self.pane_plots:
+            plot.getAxis("left").setWidth(axis_width)
+        for row, info in enumerate(tracks, start=len(ws.panes)):
             value_range = None
             if info.kind == "numeric":
                 if info.name not in self._track_ranges:
@@ -119,7 +131,7 @@ class StatePlot(pg.GraphicsLayoutWidget):
                 value_range = self._track_ranges[info.name]
             frequencies = label_frequencies(ws.recording, info.name) if info.kind == "categorical" else None
             track = AnnotationTrack(info.name, info.labels, info.description, info.kind, value_range, frequencies)
-            track.set_label_width(LEFT_AXIS_WIDTH)
+            track.set_label_width(axis_width)
             track.setXLink(self.pane_plots[0])
             self.ci.addItem(track, row=row, col=0)
             self.tracks.append(track)
@@ -134,15 +146,41 @@ class StatePlot(pg.GraphicsLayoutWidget):
         super().resizeEvent(ev)
         for plot, strip in zip(getattr(self, "pane_plots", ()), getattr(self, "strips", ())):
             self._place_strip(plot, strip)
+        if getattr(self, "workspace", None) is not None and self.workspace.recording is not None:
+            self._keep_panes_readable()  # now measured on the laid-out plots
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
         """Draw every pane and track over the workspace's current window."""
         if self.workspace.recording is None:
+            self.setMinimumHeight(0)
             return
         for plot in self.pane_plots:
             plot.redraw()
         self._draw_tracks()
+        self._keep_panes_readable()
+
+    def _keep_panes_readable(self) -> None:
+        """Ask for the height that gives the first ``PANES_KEPT_READABLE`` panes ``PANE_DATA_MIN_HEIGHT``
+        pixels of lines each (with their title row, value axis and token row) and every track its row:
+        a Match or Probes dock opening under three panes squeezed them to a few pixels of overlapping
+        tick labels."""
+        layout = self.ci.layout
+        spacing = layout.verticalSpacing()
+        height = 0.0
+        for plot in self.pane_plots[:PANES_KEPT_READABLE]:
+            if plot.view_box.height() > 0:  # laid out: what the title, axes and token row take
+                around = plot.geometry().height() - plot.view_box.height()
+            else:
+                around = TITLE_HEIGHT + plot.getAxis("top").height() + plot.token_axis.height()
+            height += around + PANE_DATA_MIN_HEIGHT
+        height += sum(track.HEIGHT for track in self.tracks)
+        rows = min(len(self.pane_plots), PANES_KEPT_READABLE) + len(self.tracks)
+        _, top, _, bottom = layout.getContentsMargins()
+        height += spacing * max(0, rows - 1) + top + bottom + 2 * self.frameWidth()
+        height = int(math.ceil(height)) if self.pane_plots else 0
+        if height != self.minimumHeight():
+            self.setMinimumHeight(height)
 
     def _pane_changed(self) -> None:
         if self.sender() is self.workspace.active_pane:

@@ -86,6 +86,19 @@ def _fully_visible_rect(view: QtWidgets.QAbstractItemView) -> QtCore.QRect | Non
     return QtCore.QRect(0, 0, right, bottom)
 
 
+def fit_table(view: QtWidgets.QTableView, rows: int) -> None:
+    """Size a table view to show its header, every column and ``rows`` rows, with no scroll bars (for
+    figures laid out in full)."""
+    off = QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+    view.setHorizontalScrollBarPolicy(off)
+    view.setVerticalScrollBarPolicy(off)
+    header = view.horizontalHeader()
+    vertical = view.verticalHeader()
+    width = header.length() + (vertical.width() if vertical.isVisible() else 0) + 2 * view.frameWidth()
+    heights = sum(vertical.sectionSize(r) for r in range(rows))
+    view.setFixedSize(width, (header.height() if header.isVisible() else 0) + heights + 2 * view.frameWidth())
+
+
 def _check_suffix(path: Path, formats: dict, what: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in formats:

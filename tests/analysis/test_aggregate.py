@@ -132,6 +132,10 @@ def test_planted_enrichment_is_found_and_described(corpus):
     assert "2 positions after their start" in describe_enrichment(top._replace(offset=2), "kind")
     assert "start 3 positions after" in describe_enrichment(top._replace(offset=-3), "kind")
     assert "lie in an item" in describe_enrichment(top, rec.annotations["item_kind"])
+    # subnormal p-values (2.7e-310) have lost their digits: said as a bound, like an underflow to 0
+    assert describe_enrichment(top._replace(p=2.7e-310), "kind").endswith("p < 1e-300).")
+    assert describe_enrichment(top._replace(p=0.0), "kind").endswith("p < 1e-300).")
+    assert describe_enrichment(top._replace(p=3.1e-45), "kind").endswith("p = 3.1e-45).")
 
 
 def test_offsets_outside_the_item_are_not_counted(corpus):

@@ -161,6 +161,54 @@ def test_screenshot_path_has_no_stale_tab_bar_and_no_empty_dock(qtbot, qapp, rec
     assert window.state_plot.height() > 0.6 * window.height()
 
 
+def _probe_workspace(tmp_path) -> str:
+    """A workspace file whose selection is matched and whose probes are shown: both bottom docks open."""
+    import json
+
+    from probe_recordings import write_probe_recording
+
+    path = write_probe_recording(tmp_path / "probes.h5")
+    state = {"lstmviz_workspace": 1, "recording": {"path": str(path), "absolute": str(path)},
+             "window": {"start": 0, "width": 60},
+             "panes": [{"tap": "layer1/h", "transform": "raw", "threshold": 0.3, "brush": None, "pad_left": 1,
+                        "pad_right": 0, "tolerance": 1.0, "direction": "positive", "added": [[3, 1]], "removed": []}],
+             "active_pane": 0, "annotations": ["tag"], "aggregate_annotation": None,
+             "probes": {"label": "tag", "shift": 0, "at": "all", "taps": ["layer1/h"], "control": False,
+                        "baseline": False, "curves": False, "shown": True, "open_probe": "layer1/h"}}
+    workspace = tmp_path / "both-docks.lstmviz.json"
+    workspace.write_text(json.dumps(state))
+    return str(workspace)
+
+
+@pytest.mark.parametrize("with_workspace", [False, True], ids=["recording", "workspace-both-docks"])
+def test_lstmviz_screenshot_draws_no_stale_tab_bar(qapp, tmp_path, monkeypatch, recording_path, with_workspace):
+    """Through ``lstmviz --screenshot`` itself (app.screenshot): the window is checked when it is grabbed."""
+    from lstmviz.qt.main_window import MainWindow
+
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    seen = {}
+    grab = MainWindow.grab
+
+    def checked_grab(self, *args):
+        if not args:  # the screenshot's grab of the whole window (the checks grab parts of it)
+            seen["docks"] = (self.match_dock.isVisible(), self.probe_dock.isVisible())
+            seen["probes in front"] = not self.probe_dock.visibleRegion().isEmpty()
+            seen["stray"] = _stray_tab_bars(self)
+            seen["status bar alone"] = _status_bar_drawn_alone(self)
+        return grab(self, *args)
+
+    monkeypatch.setattr(MainWindow, "grab", checked_grab)
+    png = tmp_path / "shot.png"
+    workspace = _probe_workspace(tmp_path) if with_workspace else None
+    for _ in range(2 if with_workspace else 1):  # the second time, the probes come from the cache before the match
+        app_module.screenshot(str(png), None if with_workspace else str(recording_path), size=(1400, 850),
+                              workspace=workspace)
+    assert png.is_file()
+    assert seen["docks"] == ((True, True) if with_workspace else (False, False))
+    assert seen["probes in front"] == with_workspace  # the workspace showed its probes: they stay in front
+    assert seen["stray"] == [] and seen["status bar alone"]
+
+
 def test_match_and_probe_docks_open_with_results_and_tab_together(planted, qtbot):
     window = planted
     pane = window.workspace.active_pane
@@ -179,6 +227,25 @@ def test_match_and_probe_docks_open_with_results_and_tab_together(planted, qtbot
     qtbot.waitUntil(lambda: len(tab_bars()) > 0)
     assert len(tab_bars()) == 1 and _stray_tab_bars(window) == []
     assert _status_bar_drawn_alone(window)
+
+
+def test_three_panes_keep_readable_lines_when_the_match_dock_opens(planted, qtbot):
+    """At 1400 x 850 the Match dock took 45% of the window and left three panes ~10 px of lines each."""
+    from lstmviz.qt.state_plot import PANE_DATA_MIN_HEIGHT
+
+    window = planted
+    window.resize(1400, 850)
+    ws = window.workspace
+    ws.active_pane.set_brush(*PLANTED_BRUSH)
+    ws.add_pane()
+    ws.add_pane()
+    ws.set_active_pane(0)
+    with qtbot.waitSignal(window.match_panel.results_changed, timeout=TIMEOUT):
+        window.match_panel.match()
+    assert window.match_dock.isVisible()
+    plots = window.state_plot.pane_plots
+    qtbot.waitUntil(lambda: all(p.view_box.height() >= PANE_DATA_MIN_HEIGHT - 1 for p in plots))
+    assert window.match_dock.height() > 100 and window.height() == 850  # the dock gave up room, not the window
 
 
 def test_docks_opened_from_the_view_menu_are_tabbed_too(window, recording_path, qtbot):
@@ -290,6 +357,69 @@ def test_selected_and_highlighted_units_are_numbered_on_screen_and_in_the_export
     assert any("selected units" in t for t in texts) and any("highlighted units" in t for t in texts)
 
 
+def _labels_apart_and_inside(plot) -> bool:
+    boxes = sorted((item.sceneBoundingRect() for item in plot.unit_labels.items()), key=lambda r: r.top())
+    inside = plot.view_box.sceneBoundingRect().adjusted(0, -0.5, 0, 0.5)
+    return (all(a.bottom() <= b.top() + 0.5 for a, b in zip(boxes, boxes[1:]))
+            and all(inside.top() <= r.top() and r.bottom() <= inside.bottom() for r in boxes))
+
+
+def test_unit_labels_stay_apart_and_inside_the_plot_when_it_is_laid_out_or_resized(qtbot, qapp, planted_path):
+    """Labels were spread for the plot's size when they were set: set before the window was shown (as
+    --screenshot and a restored workspace do) they lay over each other and beyond the plot."""
+    from lstmviz.qt.main_window import MainWindow
+
+    window = MainWindow(settings=None)
+    qtbot.addWidget(window)
+    window.resize(1200, 760)
+    ws = window.workspace
+    ws.open(planted_path)
+    ws.set_transform("raw")
+    ws.active_pane.set_brush(*PLANTED_BRUSH)
+    ws.set_highlighted_units([0, 1, 2, 4, 6, 8])  # 10 labels ending near the same value
+    window.show()
+    qtbot.waitExposed(window)
+    app_module._settle(qapp, window, 10)
+    plot = window.state_plot.pane_plots[0]
+    assert len(plot.unit_labels.items()) == 10
+    assert _labels_apart_and_inside(plot)
+    for height in (420, 1000):  # 10 labels still fit at 420 (a view box of ~190 px)
+        old = plot.view_box.height()
+        window.resize(window.width(), height)
+        qtbot.waitUntil(lambda old=old: plot.view_box.height() != old)
+        assert _labels_apart_and_inside(plot)
+
+
+def test_track_names_are_shown_whole_and_tracks_stay_aligned_with_the_panes(window, tmp_path):
+    """The demo's "match_distance" track was labelled "match_dist…" at every window size."""
+    from lstmviz.qt.annotation_track import MAX_LABEL_WIDTH
+
+    long_name = "x" * 80
+    path = tmp_path / "tracks.h5"
+    rng = np.random.default_rng(5)
+    with RecordingWriter(path, vocab=["a", "b"]) as writer:
+        writer.add_tap("layer0/h", 8, layer=0, signal="h")
+        writer.add_annotation("depth", kind="categorical", labels=["0", "1"])
+        writer.add_annotation("match_distance", kind="numeric")
+        writer.add_annotation(long_name, kind="numeric")
+        writer.append_item(rng.integers(0, 2, 40), {"layer0/h": rng.normal(size=(40, 8)).astype(np.float32)},
+                           annotations={"depth": rng.integers(0, 2, 40), "match_distance": rng.normal(size=40),
+                                        long_name: rng.normal(size=40)})
+    assert window.open_file(path)
+    ws = window.workspace
+    ws.set_visible_annotations(["depth", "match_distance"])
+    view = window.state_plot
+    shown = {track.name: track.getAxis("left")._tickLevels[0][0][1] for track in view.tracks}
+    assert shown == {"depth": "depth", "match_distance": "match_distance"}
+    window.grab()
+    lefts = {round(item.vb.sceneBoundingRect().left()) for item in [*view.pane_plots, *view.tracks]}
+    assert len(lefts) == 1  # every row's data starts at the same x
+    ws.set_visible_annotations(["depth", long_name])  # a name beyond the widest axis is elided, not the layout
+    track = view.tracks[1]
+    assert track.getAxis("left").width() == MAX_LABEL_WIDTH
+    assert track.getAxis("left")._tickLevels[0][0][1].endswith("…") and long_name in track.toolTip()
+
+
 def test_labels_that_would_overlap_are_pushed_apart():
     from lstmviz.qt.unit_labels import _spread
 
@@ -299,6 +429,8 @@ def test_labels_that_would_overlap_are_pushed_apart():
     assert all(b - a >= 0.1 - 1e-9 for a, b in zip(ordered, ordered[1:]))
     assert ys[3] == pytest.approx(-0.9) and ys[0] < ys[1] < ys[2]  # the order of the lines is kept
     assert max(_spread([0.95, 0.97, 0.99], 0.1, (-0.95, 0.95))) <= 0.95  # kept inside the view
+    squeezed = _spread([0.9] * 5, 1.0, (-1.0, 1.0))  # more than fit: evenly inside the view, in order
+    assert squeezed == pytest.approx([-1.0, -0.5, 0.0, 0.5, 1.0])
 
 
 def test_many_labels_share_a_grey_other_beyond_a_dozen_distinct_colours():
@@ -314,6 +446,35 @@ def test_many_labels_share_a_grey_other_beyond_a_dozen_distinct_colours():
     legend = grouped_legend(tags, colours)
     assert legend[-1] == (f"other ({45 - (MAX_DISTINCT - 1)} labels)", OTHER) and len(legend) == MAX_DISTINCT
     assert label_colors(["B-NP", "I-NP", "O"]) == label_colors(["B-NP", "I-NP", "O"], [1, 2, 3])  # few: as before
+
+
+def test_the_probe_chart_names_every_tap_of_a_two_layer_lstm_whole_at_the_default_window(qtbot):
+    """At the chart's width in a 1400 x 850 window, two staggered rows elided both layers' gates to
+    "layer…tes/i"."""
+    from lstmviz.analysis.probe_report import ProbeReport
+    from lstmviz.qt.probe_chart import ProbeChart
+
+    taps = [f"layer{n}/{s}" for n in (0, 1) for s in ("gates/i", "gates/f", "gates/g", "gates/o", "c", "h")]
+
+    def result(acc):
+        return types.SimpleNamespace(accuracy=acc, ci_low=acc - 0.02, ci_high=acc + 0.02,
+                                     majority_ci_low=0.28, majority_ci_high=0.32)
+
+    report = ProbeReport(annotation="depth", labels=["a", "b"], shift=0, at="all", taps=taps,
+                         layers={t: int(t[5]) for t in taps}, probes={t: result(0.9) for t in taps},
+                         controls={t: result(0.5) for t in taps}, majority_accuracy=0.3)
+    chart = ProbeChart()
+    qtbot.addWidget(chart)
+    chart.resize(570, 300)  # its width in the Probes dock of a 1400 x 850 window
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_report(report)
+    axis = chart.tap_axis
+    qtbot.waitUntil(lambda: (chart.grab(), axis.drawn_labels)[1] == taps)  # every name whole, in order
+    assert axis.rows == 3
+    chart.resize(300, 300)  # too narrow even for three rows: elided, never overlapping the neighbours
+    qtbot.waitUntil(lambda: (chart.grab(), axis.drawn_labels)[1] != taps)
+    assert all("…" in label for label in axis.drawn_labels if label not in taps)
 
 
 def test_curves_of_twelve_taps_have_distinct_styles_and_a_legend_that_never_breaks_a_name(qtbot):

@@ -200,3 +200,23 @@ def test_highlighted_units_are_drawn_in_colour(window, recording_path, qtbot, ca
     with qtbot.waitSignal(ws.view_changed):
         ws.set_tap("layer1/c")
     assert _lines(window.state_plot.units_curve, stop - start)[1].shape == (3, stop - start)
+
+
+def test_highlight_units_refuses_a_huge_range_in_a_sentence_without_building_it(window, recording_path, monkeypatch,
+                                                                                 captured_errors):
+    """View > Highlight Units… checks a range against the tap's width before expanding it."""
+    window.open_file(recording_path)
+    ws = window.workspace
+    assert window.highlight_units("1, 3-4")
+    answers = iter([("0-999999999", True), ("0-99999", True), ("-3", True), ("", True)])
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *args, **kwargs: next(answers))
+    window.choose_units()  # the dialog's path: refused in one sentence naming the tap and its width
+    assert captured_errors[-1] == ("Cannot highlight units",
+                                   "unit 999,999,999 is beyond layer0/h, which has 48 units (0-47)")
+    window.choose_units()  # a range the old parser expanded into a list of every missing unit
+    assert captured_errors[-1][1] == "unit 99,999 is beyond layer0/h, which has 48 units (0-47)"
+    window.choose_units()
+    assert "'-3'" in captured_errors[-1][1] and len(captured_errors) == 3
+    assert ws.highlighted_units == [1, 3, 4]  # what was highlighted stays
+    window.choose_units()  # an emptied list: nothing highlighted
+    assert ws.highlighted_units == [] and len(captured_errors) == 3

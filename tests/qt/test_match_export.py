@@ -187,3 +187,70 @@ def test_svg_has_no_rows_spilling_out_of_the_view(matched, tmp_path):
     assert model.data(model.index(cut, position)) not in texts
     # the PNG keeps the cut row (clipped by Qt)
     assert QtGui.QImage(str(export_widget(matched.results_widget, tmp_path / "r.png"))).height() > 0
+
+
+def test_the_figure_lays_out_a_wide_aggregate_table_above_its_sentences(qtbot, tmp_path):
+    """With 40 labels (as PTB's 45 POS tags) the figure drew the enrichment sentences over the table."""
+    from lstmviz.qt.match_figure import close_figure, match_figure
+    from lstmviz.recording.annotate import annotate
+    from test_match_helpers import ITEM_LENGTH, N_ITEMS
+
+    path, _ = write_planted_recording(tmp_path / "planted.h5")
+    tags = [f"TAG{(p % ITEM_LENGTH) % 40}" for p in range(N_ITEMS * ITEM_LENGTH)]  # runs start on TAG10
+    annotate(path, {"tag": tags}, level="position")
+    recording = open_recording(path)
+    runner = TaskRunner()
+    ws = FakeWorkspace(recording, runner, visible=("depth",))
+    panel = MatchPanel(ws)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    ws.active_pane.select(PLANTED, brush=(10, 13))
+    with qtbot.waitSignals([panel.results_changed, panel.aggregate_changed], timeout=TIMEOUT):
+        panel.match()
+    with qtbot.waitSignal(panel.aggregate_changed, timeout=TIMEOUT):
+        ws.set_aggregate_annotation("tag")
+    assert panel.aggregate_view.sentences()  # there are sentences to lay out under the table
+    figure = match_figure(panel)
+    try:
+        labels = {w.text(): w for w in figure.findChildren(QtWidgets.QLabel)}
+        heading = labels["<b>Top enrichments</b>"]
+        table = next(w for w in figure.findChildren(QtWidgets.QTableView) if w.model() is panel.aggregate_view.model)
+        assert table.model().columnCount() > 40
+
+        def box(widget):
+            return QtCore.QRect(widget.mapTo(figure, QtCore.QPoint(0, 0)), widget.size())
+
+        assert box(heading).top() >= box(table).bottom()
+        sentences = next(w for w in labels.values() if w.text().startswith("• "))
+        assert box(sentences).top() > box(heading).top()
+        assert figure.rect().contains(box(table)) and figure.rect().contains(box(sentences))
+    finally:
+        close_figure(figure)
+        panel.shutdown()
+        assert runner.shutdown()
+        recording.close()
+
+
+def test_one_unit_is_called_a_unit_in_the_header_and_the_figure(qtbot, tmp_path):
+    from lstmviz.qt.match_figure import title_html
+
+    path, _ = write_planted_recording(tmp_path / "planted.h5")
+    recording = open_recording(path)
+    runner = TaskRunner()
+    ws = FakeWorkspace(recording, runner)
+    panel = MatchPanel(ws)
+    qtbot.addWidget(panel)
+    try:
+        ws.active_pane.select((5,), brush=(10, 13))
+        assert "unit <b>5</b> of" in panel.selection_label.text()
+        with qtbot.waitSignal(panel.results_changed, timeout=TIMEOUT):
+            panel.match()
+        assert "matches of unit 5 of layer0/c" in title_html(panel, 10)
+        ws.active_pane.select(PLANTED, brush=(10, 13))
+        assert "units <b>3, 5, 7</b> of" in panel.selection_label.text()
+    finally:
+        panel.shutdown()
+        assert runner.shutdown()
+        recording.close()

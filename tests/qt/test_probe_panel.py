@@ -4,6 +4,7 @@ cancel leaves nothing; errors go to the workspace's error path; exports parse an
 
 import csv
 import math
+import re
 import threading
 import xml.etree.ElementTree as ET
 
@@ -338,8 +339,10 @@ def test_a_new_recording_clears_the_results(qtbot, probed, workspace, tmp_path):
 def test_view_exports_parse_and_are_not_blank(probed, tmp_path, part):
     png = probed.export_view(tmp_path / f"{part}.png", part)
     image = QtGui.QImage(str(png))
-    widget = probed.chart if part == "chart" else probed.detail
-    assert image.width() == 2 * widget.width() and image.height() == 2 * widget.height()
+    if part == "chart":
+        assert image.width() == 2 * probed.chart.width() and image.height() == 2 * probed.chart.height()
+    else:  # a figure of the whole probe: at least every row of top units (20 px each, at scale 2)
+        assert image.height() >= 2 * 20 * len(probed.detail.top_units())
     assert image_colors(image) > 20
     svg = probed.export_view(tmp_path / f"{part}.svg", part)
     root = ET.parse(svg).getroot()
@@ -355,6 +358,26 @@ def test_view_exports_parse_and_are_not_blank(probed, tmp_path, part):
     assert pdf.startswith(b"%PDF") and (b"/Type /Page" in pdf or b"/Type/Page" in pdf) and len(pdf) > 1024
     with pytest.raises(ValueError, match="PNG/SVG/PDF"):
         probed.export_view(tmp_path / f"{part}.bmp", part)
+
+
+def test_the_detail_export_is_the_whole_probe_whatever_the_dock_shows(probed, tmp_path, qtbot):
+    """The export drew the dock as scrolled: 12 rows of the units list, with its scroll bar."""
+    probed.resize(1000, 260)  # a short dock: a few rows of units on screen
+    qtbot.waitUntil(lambda: probed.detail.units_view.verticalScrollBar().isVisible())
+    rows = probed.detail.top_units()
+    assert len(rows) > 12
+    svg = probed.export_view(tmp_path / "detail.svg", "detail")
+    root = ET.parse(svg).getroot()
+    texts = ["".join(el.itertext()).strip() for el in root.iter() if el.tag.endswith("text")]
+    weights = re.compile(r"^[+−]\d+\.\d{3}$")  # a cell of the weight column
+    assert sorted(filter(weights.match, texts)) == sorted(f"{w:+.3f}".replace("-", "−") for _, _, w in rows)
+    for tag in TAGS:  # every class is a row and a column of the matrix
+        assert texts.count(tag) >= 2
+    assert any("held-out accuracy" in t for t in texts)
+    probed.detail.class_combo.setCurrentIndex(probed.detail.class_combo.findData(TAGS[1]))
+    svg = probed.export_view(tmp_path / "one-class.svg", "detail")
+    texts = ["".join(el.itertext()).strip() for el in ET.parse(svg).getroot().iter() if el.tag.endswith("text")]
+    assert len(list(filter(weights.match, texts))) == len(probed.detail.top_units(TAGS[1]))
 
 
 def test_table_has_a_row_per_tap_and_the_baseline(probed, tmp_path):

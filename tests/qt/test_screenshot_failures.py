@@ -95,3 +95,14 @@ def test_qt_notes_of_the_offscreen_platform_are_left_out_and_others_passed_on(qa
         QtCore.qInfo("something else")
     messages = [record.message for record in qtlog.records]
     assert "something else" in messages and not any("propagateSizeHints" in m for m in messages)
+
+
+def test_the_screenshot_gets_the_permissions_of_a_new_file(qapp, tmp_path, recording_path):
+    """It was written to a private temporary file and renamed, so it stayed readable by its owner only."""
+    png = tmp_path / "shot.png"
+    previous = os.umask(0o022)
+    try:
+        screenshot(str(png), str(recording_path), size=(900, 600))
+    finally:
+        os.umask(previous)
+    assert png.stat().st_mode & 0o777 == 0o644

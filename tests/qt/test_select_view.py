@@ -260,3 +260,21 @@ def test_the_annotations_dialog_sets_the_visible_tracks(planted):
     dialog.accept()
     assert planted.workspace.visible_annotations == ["score"]
     assert [t.name for t in planted.state_plot.tracks] == ["score"]
+
+
+def test_the_candidate_ranking_fits_the_selection_dock_beside_its_scroll_bar(window, recording_path, qtbot):
+    """Six columns and a vertical scroll bar at the dock's opening width: no horizontal scroll bar and
+    no column cut off (the last one, "selected"/"add", was)."""
+    assert window.open_file(recording_path)
+    window.workspace.active_pane.set_brush(10, 15)
+    table = window.selection_panel.candidates_table
+    qtbot.waitUntil(lambda: table.verticalScrollBar().isVisible())  # a long ranking: it scrolls
+    assert table.model().rowCount() > 20
+    assert not table.horizontalScrollBar().isVisible()
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    metrics = table.fontMetrics()
+    header = table.horizontalHeader()
+    for column in range(table.model().columnCount()):  # every cell's text has room in its column
+        widest = max(metrics.horizontalAdvance(str(table.model().index(r, column).data() or ""))
+                     for r in range(min(30, table.model().rowCount())))
+        assert widest + 6 <= header.sectionSize(column), column

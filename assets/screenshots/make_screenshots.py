@@ -1,0 +1,100 @@
+"""Regenerates the README's screenshots with lstmviz's own window, offscreen (a few minutes on 2 cores).
+
+    python assets/screenshots/make_screenshots.py [--curves RUN.h5]
+
+- main-window.png: ``lstmviz --screenshot main-window.png --workspace main-window.lstmviz.json --size 1600x1150``
+- probes.png: ``lstmviz --screenshot probes.png --workspace probes.lstmviz.json --size 1600x1000``
+- match-view.png: Match > Export Match View of main-window.lstmviz.json's matches, drawn with its best 12 rows
+- probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
+  ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
+  the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
+
+It prints how long the probes took (the README quotes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _wait(app, busy, timeout_s: float = 1800.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while busy() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    if busy():
+        raise SystemExit(f"still busy after {timeout_s:g} s")
+    for _ in range(3):
+        app.processEvents()
+
+
+def _window(app, size):
+    from lstmviz.qt.main_window import MainWindow
+
+    window = MainWindow(settings=None)
+    window.resize(*size)
+    return window
+
+
+def match_view(app, png: Path) -> None:
+    from lstmviz.analysis.workspace_file import load_workspace
+
+    window = _window(app, (1600, 1150))
+    window.workspace.restore(load_workspace(HERE / "main-window.lstmviz.json"), None)
+    window.show()
+    panel = window.match_panel
+    panel.match()
+    _wait(app, lambda: panel.busy or window.workspace.runner.is_busy("aggregate"))
+    panel.export_view(png, max_rows=12)
+    _close(app, window)
+
+
+def probe_curves(app, recording: Path, png: Path) -> None:
+    window = _window(app, (1600, 1000))
+    window.open_file(recording)
+    window.show()
+    panel = window.probe_panel
+    panel.set_label("depth")
+    panel.curves_check.setChecked(True)
+    started = time.monotonic()
+    panel.run()
+    _wait(app, lambda: panel.busy)
+    print(f"probes over training: {time.monotonic() - started:.1f} s ({panel.status_text()})")
+    panel.export_curves(png)
+    _close(app, window)
+
+
+def _close(app, window) -> None:
+    window.workspace.shutdown()
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--curves", type=Path, help="a recording of several checkpoints (see the docstring)")
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from lstmviz.qt import app as lstmviz_app
+
+    for name, size in (("main-window", (1600, 1150)), ("probes", (1600, 1000))):
+        started = time.monotonic()
+        lstmviz_app.screenshot(str(HERE / f"{name}.png"), None, size=size,
+                               workspace=str(HERE / f"{name}.lstmviz.json"))
+        print(f"wrote {name}.png ({time.monotonic() - started:.1f} s)")
+    app = lstmviz_app._application(None)
+    match_view(app, HERE / "match-view.png")
+    print("wrote match-view.png")
+    if args.curves is not None:
+        probe_curves(app, args.curves, HERE / "probe-curves.png")
+        print("wrote probe-curves.png")
+
+
+if __name__ == "__main__":
+    main()
