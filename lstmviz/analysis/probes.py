@@ -74,12 +74,15 @@ SELECT_ROWS = 100_000
 only the chosen l2 is fitted on all of them."""
 CHUNK_ROWS = 16384
 """Rows standardised and multiplied at a time in a pass of the optimiser."""
+KEEP_STANDARDISED = 8 * 1024 * 1024
+"""Training sets of at most this many values are standardised once and kept (float32, 32 MiB) instead
+of standardised on every pass; the passes over small data are then mostly the products."""
 TOLERANCE = 1e-6
 """A fit stops when its estimated distance to the optimum is below this fraction of the objective."""
 SELECT_TOLERANCE = 1e-4
 """The fits that only choose l2 (by validation accuracy) stop at this looser tolerance; the chosen one is
 then fitted on to ``TOLERANCE``."""
-SELECT_MAX_ITERATIONS = 100
+SELECT_MAX_ITERATIONS = 40
 """... and after at most this many iterations (a nearly separable label at a tiny l2 would take
 hundreds, for a validation accuracy that has long stopped moving)."""
 MAX_ITERATIONS = 1000
@@ -467,14 +470,19 @@ class _InMemoryRows:
 
     def __init__(self, data, x, pos):
         self.data, self.x, self.pos, self.n = data, x, pos, len(pos)
+        self._z = None  # the standardised rows, kept when they are few (``KEEP_STANDARDISED``)
 
     def __iter__(self):
         import torch
 
         y = self.data.compact_t[torch.from_numpy(self.pos)]
+        if self._z is None and self.n * self.data.units <= KEEP_STANDARDISED:
+            self._z = torch.cat([self.data.standardise(self.x[s:s + CHUNK_ROWS]).clone()
+                                 for s in range(0, self.n, CHUNK_ROWS)]) if self.n else None
         for s in range(0, self.n, CHUNK_ROWS):
             self.data.progress.add(min(CHUNK_ROWS, self.n - s))
-            yield self.data.standardise(self.x[s:s + CHUNK_ROWS]), y[s:s + CHUNK_ROWS]
+            z = self._z[s:s + CHUNK_ROWS] if self._z is not None else self.data.standardise(self.x[s:s + CHUNK_ROWS])
+            yield z, y[s:s + CHUNK_ROWS]
 
     def sample(self, rows, seed=0):
         """A random sample of ``rows`` of the rows, standardised (float32)."""
