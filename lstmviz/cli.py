@@ -257,7 +257,8 @@ def _probe_text(report) -> str:
                      f"{100 * b.ci_high:5.1f}]")
     if unconverged:
         lines.append(f"note: the optimiser stopped at its iteration limit before converging for "
-                     f"{', '.join(unconverged)}; their accuracy may be a little low")
+                     f"{', '.join(unconverged)}; {'their' if len(unconverged) > 1 else 'its'} accuracy may "
+                     f"be a little low")
     return "\n".join(lines)
 
 

@@ -378,13 +378,29 @@ class _Solution:
                    int(result.iterations[i]))
 
 
+def _clustered_se(hits, totals) -> float:
+    """Standard error of the accuracy sum(hits) / sum(totals) with items as the sampled units (the
+    cluster-robust variance of a ratio estimator), at least the binomial error over the positions at
+    the Laplace-smoothed accuracy (so that a perfect score has an error too)."""
+    n, m = float(totals.sum()), len(totals)
+    if n == 0:
+        return 0.0
+    a = float(hits.sum()) / n
+    smoothed = (float(hits.sum()) + 1.0) / (n + 2.0)  # never 0 at an accuracy of 0 or 1 (Laplace)
+    binomial = math.sqrt(smoothed * (1.0 - smoothed) / n)
+    if m < 2:
+        return binomial
+    return max(binomial, math.sqrt(m / (m - 1) * float(np.sum((hits - a * totals) ** 2))) / n)
+
+
 class _L2Path:
     """Fits of one set of training rows at several l2, with their validation accuracies.
 
     ``best`` applies the one-standard-error rule (Hastie, Tibshirani & Friedman, *Elements of
     Statistical Learning* §7.10): the largest l2 whose validation accuracy is within one standard error
-    (``sqrt(a(1-a)/n)`` of the best accuracy a over the n validation positions) of the best, so that a
-    difference of a position or two never buys a weaker penalty. ``refine`` fits the decades on
+    of the best, so that a difference of a few positions never buys a weaker penalty. The standard
+    error is over validation *items* (``_clustered_se``: positions of an item are not independent),
+    as the test intervals are. ``refine`` fits the decades on
     either side of the chosen value not fitted yet (warm-started from its solution, together in one
     run), and repeats while the chosen value moves, within ``L2_RANGE``; so the chosen l2 is never an
     end of the grid only because the grid stopped there.
@@ -392,23 +408,25 @@ class _L2Path:
 
     def __init__(self, fit, rows, data, *, tol, max_iter):
         self.fit, self.rows, self.data, self.tol, self.max_iter = fit, rows, data, tol, max_iter
-        self.l2, self.valid, self.solutions, self.curvature = [], [], [], []
+        self.l2, self.valid, self.se, self.solutions, self.curvature = [], [], [], [], []
 
     def add(self, values, start=None, curvature=None):
         result = self.fit(self.rows, values, init=start, curvatures=curvature, tol=self.tol,
                           max_iter=self.max_iter)
         accuracy = self.data.evaluate(result.weights, result.bias, roles=(1,))[0]
+        hits, totals = self.data.valid_items
         for i, value in enumerate(values):
             self.l2.append(float(value))
             self.valid.append(float(accuracy[i]))
+            self.se.append(_clustered_se(hits[:, i], totals))
             self.solutions.append(_Solution.of(result, i))
             self.curvature.append(result.curvatures[i])
 
     def best(self) -> int:
         """The largest l2 within one standard error of the best validation accuracy (class docstring)."""
-        top = max(self.valid)
-        se = math.sqrt(top * (1.0 - top) / max(1, self.data.n_valid))
-        return max((i for i, v in enumerate(self.valid) if v >= top - se), key=lambda i: self.l2[i])
+        top = int(np.argmax(self.valid))
+        floor = self.valid[top] - self.se[top]
+        return max((i for i, v in enumerate(self.valid) if v >= floor), key=lambda i: self.l2[i])
 
     def start(self, i):
         sol = self.solutions[i]
@@ -685,6 +703,8 @@ class _ProbeData:
         valid_correct = np.zeros(g, np.int64)
         n_valid = 0
         test_pos, test_pred = [np.zeros(0, np.int64)], [np.zeros((0, g), np.int64)]
+        item_hits = np.zeros((self.recording.n_items, g), np.int64)  # validation hits per item and fit
+        item_totals = np.zeros(self.recording.n_items, np.int64)
 
         def score(z, pos):
             nonlocal n_valid
@@ -692,8 +712,13 @@ class _ProbeData:
             r = self.role[pos]
             y = self.labels[pos]
             v = r == 1
-            valid_correct[:] += (pred[v] == y[v, None]).sum(0)
+            hits = pred[v] == y[v, None]
+            valid_correct[:] += hits.sum(0)
             n_valid += int(v.sum())
+            if v.any():
+                items = np.asarray(self.recording.item_of(pos[v]), np.int64)
+                np.add.at(item_hits, items, hits.astype(np.int64))
+                item_totals[:] += np.bincount(items, minlength=len(item_totals))
             t = r == 2
             test_pos.append(pos[t])
             test_pred.append(pred[t])
@@ -713,6 +738,8 @@ class _ProbeData:
                         score(self.standardise(torch.from_numpy(np.take(x, idx, axis=0))), a + idx)
                     self.progress.add(c - a)
         accs = valid_correct / max(1, n_valid)
+        kept = item_totals > 0
+        self.valid_items = (item_hits[kept], item_totals[kept])  # for the standard error of the accuracy
         return accs, np.concatenate(test_pos), np.concatenate(test_pred)
 
 

@@ -256,3 +256,15 @@ def test_control_probe_reuses_the_rows_of_the_probe(rec, monkeypatch):
     assert first > 0 and len(reads) == first  # the control read nothing
     assert control.accuracy == alone.accuracy
     np.testing.assert_allclose(control.weights, alone.weights, rtol=1e-5, atol=1e-6)
+
+
+def test_standard_error_of_the_validation_accuracy_counts_items_and_never_vanishes():
+    from lstmviz.analysis.probes import _clustered_se
+
+    totals = np.full(10, 50)
+    # the same 80% accuracy: spread evenly over items, or all-or-nothing per item (items are the unit)
+    even = _clustered_se(np.full(10, 40), totals)
+    lumpy = _clustered_se(np.array([50] * 8 + [0] * 2), totals)
+    assert even == pytest.approx(np.sqrt((401 / 502) * (101 / 502) / 500))  # the binomial floor
+    assert lumpy > 3 * even
+    assert _clustered_se(totals.copy(), totals) > 0  # a perfect score still has an error
