@@ -73,3 +73,55 @@ def test_every_package_directory_is_installed():
         for init in (ROOT / directory).rglob("__init__.py"):
             found.add(".".join([package, *init.parent.relative_to(ROOT / directory).parts]))
     assert found == declared
+
+
+def _package_graph(package: str, directory: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports, anywhere in its source (function-level imports too)."""
+    modules = {p.stem: p for p in (ROOT / directory).glob("*.py") if p.stem != "__init__"}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    targets = [node.module] if node.module else [a.name for a in node.names]
+                elif node.level == 0 and node.module and (node.module + ".").startswith(package + "."):
+                    rest = node.module[len(package) + 1:]
+                    targets = [rest] if rest else [a.name for a in node.names]
+                else:
+                    continue
+            elif isinstance(node, ast.Import):
+                targets = [a.name[len(package) + 1:] for a in node.names if a.name.startswith(package + ".")]
+            else:
+                continue
+            found.update(t.split(".")[0] for t in targets if t and t.split(".")[0] in modules)
+        graph[name] = found - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_recording_modules_import_each_other_without_a_circle():
+    """reader -> upgrades <- validation <- migrations: nothing below imports what is above it, not even
+    inside a function (issue 12, point 6)."""
+    graph = _package_graph("lstmviz.recording", "lstmviz/recording")
+    assert {"reader", "validation", "migrations", "upgrades"} <= set(graph)
+    assert "migrations" not in graph["reader"] and "migrations" not in graph["validation"]
+    assert not graph["upgrades"] & {"reader", "validation", "migrations"}
+    assert _cycles(graph) == []
