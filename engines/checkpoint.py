@@ -321,8 +321,8 @@ def _check_payload(path: Path, payload: Any) -> dict:
         if payload.get(key) is not None and not isinstance(payload[key], kind):
             raise CheckpointError(path, f"bad {key!r}: expected {kind.__name__} or None, got "
                                         f"{type(payload[key]).__name__}")
-    if not all(isinstance(token, str) for token in payload["vocab"]) or not payload["vocab"]:
-        raise CheckpointError(path, "bad 'vocab': expected a non-empty list of token strings")
+    if not all(isinstance(token, str) for token in payload["vocab"]):
+        raise CheckpointError(path, "bad 'vocab': expected a list of token strings")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
         raise CheckpointError(path, "bad 'state_dict': expected parameter names mapped to tensors only")
     return payload
@@ -399,7 +399,11 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     vocab = list(payload["vocab"])
     config = dict(payload["config"])
     try:
-        model = spec.build_model(spec.family_spec.describe_checkpoint(payload), **config)
+        data = spec.family_spec.describe_checkpoint(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(path, str(exc).strip("'\"")) from None
+    try:
+        model = spec.build_model(data, **config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(path, f"config does not build engine {engine!r}: {exc}") from None
     state_dict = payload["state_dict"]

@@ -125,3 +125,48 @@ def test_recording_modules_import_each_other_without_a_circle():
     assert "migrations" not in graph["reader"] and "migrations" not in graph["validation"]
     assert not graph["upgrades"] & {"reader", "validation", "migrations"}
     assert _cycles(graph) == []
+
+
+def test_the_hook_layer_imports_torch_and_nothing_of_files_analysis_or_gui():
+    files = _sources("lstmviz/hooks")
+    assert files and any("torch" in _imports(p) for p in files)
+    forbidden = ("h5py", *QT_MODULES, "lstmviz.recording", "lstmviz.analysis", "lstmviz.qt", "lstmviz.engines",
+                 "lstmviz.datasets")
+    assert _offenders(files, forbidden) == []
+
+
+def test_engines_reach_taps_through_the_hook_layer_not_the_recording_package():
+    assert _offenders(_sources("engines"), ("lstmviz.recording", "h5py")) == []
+
+
+def _imported_by(statement: str) -> set[str]:
+    import json
+    import subprocess
+    import sys
+
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_and_building_an_engine_does_not_import_h5py():
+    loaded = _imported_by("from lstmviz.engines import build_engine\n"
+                          "import lstmviz.engines.recurrent.lstm, lstmviz.engines.recurrent.gru\n"
+                          "build_engine('gru', vocab_size=5, hidden_size=4, num_layers=1)")
+    assert "torch" in loaded and "lstmviz.hooks" in loaded
+    assert "h5py" not in loaded and not any(m.startswith(("lstmviz.recording", "lstmviz.analysis", "PySide6"))
+                                            for m in loaded)
+
+
+def test_listing_engine_families_does_not_import_torch():
+    loaded = _imported_by("from lstmviz.engines import families\nassert 'language-model' in families.names()")
+    assert "torch" not in loaded and "h5py" not in loaded
+
+
+def test_the_built_in_family_is_declared_as_an_entry_point_like_a_plugin():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["entry-points"]["lstmviz.families"]
+    assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY"}

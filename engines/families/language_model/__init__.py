@@ -32,6 +32,8 @@ def describe_dataset(dataset: Any) -> TokenData:
 
 
 def describe_checkpoint(payload: Mapping[str, Any]) -> TokenData:
+    if not payload["vocab"]:
+        raise ValueError("bad 'vocab': expected a non-empty list of token strings")
     return TokenData(vocab_size=len(payload["vocab"]))
 
 
