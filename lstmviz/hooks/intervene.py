@@ -61,11 +61,12 @@ def _indices(name: str, values) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Edit:
     """One change of one signal: ``action`` with ``value`` at ``positions`` x ``units`` of batch rows ``items``.
 
-    ``None`` selects every position, unit or row. Bad arguments raise ``ValueError`` naming them.
+    ``None`` selects every position, unit or row. ``value`` is a number, a tensor or an array (numpy, a
+    list). Bad arguments raise ``ValueError`` naming them.
     """
 
     signal: str
@@ -81,10 +82,13 @@ class Edit:
         if self.action not in ACTIONS:
             raise ValueError(f"edit of {self.signal!r}: expected an action in {', '.join(ACTIONS)}, got {self.action!r}")
         value = self.value
-        if isinstance(value, bool) or not isinstance(value, (int, float, Tensor, Sequence)) or isinstance(value, str):
-            raise ValueError(f"edit of {self.signal!r}: expected the value as a number or a tensor, got "
-                             f"{type(value).__name__}")
-        as_tensor = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
+        try:
+            if isinstance(value, (bool, str, bytes)):
+                raise TypeError
+            as_tensor = value if isinstance(value, Tensor) else torch.as_tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"edit of {self.signal!r}: expected the value as a number or a tensor (or an array of "
+                             f"numbers), got {type(value).__name__}") from None
         if as_tensor.is_complex() or not bool(torch.isfinite(as_tensor.detach()).all()):
             raise ValueError(f"edit of {self.signal!r}: the value must be finite real numbers, got {value!r}")
         for name in ("positions", "units", "items"):
@@ -113,7 +117,7 @@ class Edit:
         u = torch.arange(n_units, device=device) if self.units is None else torch.tensor(self.units, device=device)
         index = (b[:, None, None], p[None, :, None], u[None, None, :])
         current = series[index]
-        value = torch.as_tensor(self.value, dtype=series.dtype, device=device)
+        value = torch.as_tensor(self.value, dtype=series.dtype, device=device)  # (numpy arrays too)
         try:
             value = torch.broadcast_to(value, current.shape)
         except RuntimeError:

@@ -86,6 +86,9 @@ class TapLayout:
         """``value`` as ``[batch, positions, units]`` (a view when the axes allow it)."""
         self.check(value, what)
         batch, positions, units = self._axes(value.dim())
+        if batch == 0 and units == value.dim() - 1 and positions == tuple(range(1, value.dim() - 1)):
+            # already [batch, ..., units] (every recurrent tap, every batch-first sequence): no permute
+            return value.unsqueeze(1) if value.dim() == 2 else value.flatten(1, -2) if value.dim() > 3 else value
         moved = value.permute(batch, *positions, units)
         return moved.reshape(moved.shape[0], -1, moved.shape[-1])
 

@@ -172,3 +172,20 @@ def test_the_cli_refuses_a_data_field_of_any_family_as_a_hyperparameter(toy, cap
     assert main(["train", "toy-mlp", "--out", "x.pt", "--set", "in_features=3"]) == 2
     assert "--set in_features: the number of input features is the dataset's, not a hyperparameter" in (
         capsys.readouterr().err)
+
+
+def test_the_bundled_demo_s_provenance_rebuilds_its_model_through_the_family():
+    """A recording names its engine, config and vocabulary; the model they describe is built as before."""
+    from importlib.resources import files
+
+    from lstmviz.hooks import find_taps
+    from lstmviz.recording import open_recording
+
+    with open_recording(str(files("lstmviz.assets") / "demo" / "parens-lstm.h5")) as rec:
+        provenance, vocab, recorded = rec.provenance, list(rec.vocab), dict(rec.taps)
+    spec = registry.get(provenance["engine"])
+    assert spec.family == "language-model"  # the demo predates families: its checkpoint names none
+    model = spec.build_model(spec.family_spec.describe_checkpoint({"vocab": vocab}), **provenance["config"])
+    assert f"{type(model).__module__}.{type(model).__qualname__}" == provenance["model"]
+    assert list(find_taps(model)) == list(recorded)  # the same signals, in the order they were recorded
+    assert {info.units for info in recorded.values()} == {provenance["config"]["hidden_size"]}

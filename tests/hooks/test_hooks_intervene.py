@@ -49,7 +49,8 @@ def test_add_and_scale_on_a_sequence_tap_with_per_unit_values():
     model = Accumulator()
     base = model(_ones())
     direction = torch.tensor([1.0, -2.0, 0.5])
-    edits = [Edit("acc/all", "add", direction, positions=[0, 3]), Edit("acc/all", "scale", 3.0, positions=[3])]
+    edits = [Edit("acc/all", "add", direction.numpy(), positions=[0, 3]),  # e.g. a probe's weights
+             Edit("acc/all", "scale", 3.0, positions=[3])]
     with intervene(model, edits) as edit:
         out = model(_ones())
     assert edit.applied == [1, 1]
@@ -104,7 +105,8 @@ def test_edits_only_while_active_and_no_hook_left():
     (lambda: Edit("acc/h", "ablate", 0.0), r"expected an action in replace, add, scale, got 'ablate'"),
     (lambda: Edit("acc/h", "add", math.nan), r"the value must be finite real numbers"),
     (lambda: Edit("acc/h", "add", torch.tensor([1.0, math.inf])), r"the value must be finite real numbers"),
-    (lambda: Edit("acc/h", "add", "1"), r"expected the value as a number or a tensor, got str"),
+    (lambda: Edit("acc/h", "add", "1"), r"expected the value as a number or a tensor .*, got str"),
+    (lambda: Edit("acc/h", "add", [[1.0], [2.0, 3.0]]), r"expected the value as a number or a tensor .*, got list"),
     (lambda: Edit("acc/h", "add", 1.0, units=[-1]), r"expected units as whole numbers >= 0, got -1"),
     (lambda: Edit("acc/h", "add", 1.0, positions=[1.5]), r"expected positions as whole numbers >= 0, got 1.5"),
     (lambda: Edit("acc/h", "add", 1.0, items=[]), r"expected at least one of items"),

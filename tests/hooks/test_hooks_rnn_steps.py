@@ -61,6 +61,7 @@ def _setup(name):
     return model, x, hx
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")  # torch's, harmless
 @pytest.mark.parametrize("name", list(CASES))
 def test_the_per_step_path_equals_the_fused_module_when_no_edit_applies(name):
     model, x, hx = _setup(name)
