@@ -35,6 +35,10 @@ class Objective(Protocol):
     count_name: str
     rate_unit: str
 
+    @staticmethod
+    def check_settings(settings: dict, need: Callable[[str, bool, str], None], is_int: Callable[[Any], bool]) -> None:
+        """Check (``need(key, ok, "what was expected")``) and normalise the settings the family adds."""
+
     def prepare(self, dataset_train: Any, dataset_valid: Any, settings: dict, device: Any) -> None:
         """Check and arrange the data (``ValueError`` naming the problem: too small, wrong vocabulary ...)."""
 
