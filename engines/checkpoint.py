@@ -3,10 +3,14 @@
 A checkpoint is one ``torch.save`` file holding a dict of tensors and plain values only::
 
     {"format": "lstmviz-checkpoint", "version": 1,
-     "engine": "lstm", "config": {...}, "vocab": [...], "dataset": "parens", "step": 2000,
+     "engine": "lstm", "family": "language-model", "config": {...}, "vocab": [...], "dataset": "parens", "step": 2000,
      "metrics": {...}, "train_settings": {...}, "versions": {"torch": "...", "lstmviz": "..."},
      "created": "2026-01-01T12:00:00Z", "run": "9f1c...",
      "state_dict": {name: tensor}}
+
+``family`` (optional) names the engine's family (:mod:`lstmviz.engines.families`), which rebuilds the
+model from the checkpoint (``language-model``: from the length of ``vocab``); checkpoints written
+before families existed have none and are of the ``language-model`` family.
 
 ``run`` (optional, None when unknown) identifies the training run that wrote the checkpoint: every
 checkpoint of one ``train()`` call has the same random id, so ``lstmviz record`` can tell several
@@ -44,6 +48,8 @@ from lstmviz.regular_files import FileRefused, output_problem, read_regular_file
 
 FORMAT = "lstmviz-checkpoint"
 VERSION = 1
+DEFAULT_FAMILY = "language-model"
+"""The family of a checkpoint that names none (every checkpoint written before families existed)."""
 REQUIRED_KEYS = ("format", "version", "engine", "config", "vocab", "dataset", "step", "metrics", "state_dict")
 
 
@@ -135,10 +141,12 @@ def save_checkpoint(
     metrics: dict,
     train_settings: dict | None = None,
     run: str | None = None,
+    family: str = DEFAULT_FAMILY,
 ) -> Path:
     """Write ``model``'s weights and what is needed to rebuild it; atomic (temp file + rename).
 
-    ``config`` must rebuild the model with ``registry.get(engine).build(vocab_size=len(vocab), **config)``.
+    ``config`` must rebuild the model with ``registry.get(engine).build_model(data, **config)``, where
+    ``data`` is what ``family`` describes from the checkpoint (``language-model``: ``vocab``).
     ``train_settings`` (optional) records how it was trained, ``run`` (optional) the id of the training
     run it belongs to. Values must be plain (TypeError otherwise).
     """
@@ -147,6 +155,7 @@ def save_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "engine": str(engine),
+        "family": str(family),
         "config": _plain(config, "config"),
         "vocab": [str(token) for token in vocab],
         "dataset": None if dataset is None else str(dataset),
@@ -308,12 +317,12 @@ def _check_payload(path: Path, payload: Any) -> dict:
     if payload["dataset"] is not None and not isinstance(payload["dataset"], str):
         raise CheckpointError(path, f"bad 'dataset': expected a dataset name or None, got "
                                     f"{type(payload['dataset']).__name__}")
-    for key, kind in (("train_settings", dict), ("versions", dict), ("created", str), ("run", str)):
+    for key, kind in (("train_settings", dict), ("versions", dict), ("created", str), ("run", str), ("family", str)):
         if payload.get(key) is not None and not isinstance(payload[key], kind):
             raise CheckpointError(path, f"bad {key!r}: expected {kind.__name__} or None, got "
                                         f"{type(payload[key]).__name__}")
-    if not all(isinstance(token, str) for token in payload["vocab"]) or not payload["vocab"]:
-        raise CheckpointError(path, "bad 'vocab': expected a non-empty list of token strings")
+    if not all(isinstance(token, str) for token in payload["vocab"]):
+        raise CheckpointError(path, "bad 'vocab': expected a list of token strings")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
         raise CheckpointError(path, "bad 'state_dict': expected parameter names mapped to tensors only")
     return payload
@@ -356,7 +365,7 @@ def _number_kind(tensor: torch.Tensor) -> str:
 def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint (in eval mode) and return ``(model, meta)``.
 
-    ``meta`` has engine, config, vocab, dataset, step, metrics, train_settings, versions, created,
+    ``meta`` has engine, family, config, vocab, dataset, step, metrics, train_settings, versions, created,
     run (the training run's id, None when unknown), format_version, path and sha256 (of the file's
     bytes, for provenance). Raises :class:`CheckpointError`.
     """
@@ -383,10 +392,18 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     if engine not in registry.names():
         raise CheckpointError(path, f"unknown engine {engine!r}; available: {', '.join(registry.names()) or 'none'}")
     spec = registry.get(engine)
+    family = payload.get("family") or DEFAULT_FAMILY
+    if family != spec.family:
+        raise CheckpointError(path, f"a checkpoint of the {family!r} family, but engine {engine!r} is of the "
+                                    f"{spec.family!r} family; it was not written for this engine")
     vocab = list(payload["vocab"])
     config = dict(payload["config"])
     try:
-        model = spec.build(vocab_size=len(vocab), **config)
+        data = spec.family_spec.describe_checkpoint(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(path, str(exc).strip("'\"")) from None
+    try:
+        model = spec.build_model(data, **config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(path, f"config does not build engine {engine!r}: {exc}") from None
     state_dict = payload["state_dict"]
@@ -406,6 +423,7 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
 
     meta = {
         "engine": engine,
+        "family": family,
         "config": config,
         "vocab": vocab,
         "dataset": payload["dataset"],

@@ -1,7 +1,10 @@
-"""What the application knows about an engine before building it: its paper, config, taps, training.
+"""What the application knows about an engine before building it: its family, paper, config, taps, training.
 
 An :class:`EngineSpec` is what an entry point in the group ``lstmviz.engines`` names. Built-in engines
-register exactly the way a third-party plugin does.
+register exactly the way a third-party plugin does. The spec names its family
+(:mod:`lstmviz.engines.families`), which describes the data the engine is built for: an engine is
+built with :meth:`EngineSpec.build_model` from the family's data description, never from a
+hyperparameter that depends on the data.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+from .families import Family
+from .families import registry as families
 
 
 class ConfigError(ValueError):
@@ -38,14 +44,16 @@ class EngineSpec:
     Attributes:
         name: registry name (``"lstm"``).
         description: one line for lists and tooltips.
-        family: ``"recurrent"`` for language-model engines ``model(tokens, state) -> (logits, state)``.
+        family: the registered family the engine belongs to (``"language-model"``: engines
+            ``model(tokens, state) -> (logits, state)``).
         paper: the publication the engine implements.
-        build: ``build(vocab_size=..., **config) -> nn.Module``.
+        build: ``build(**data_fields, **config) -> nn.Module``, where the data fields are those of the
+            family's data description (``language-model``: ``vocab_size``); call :meth:`build_model`.
         default_config: hyperparameters for :attr:`build` (small, CPU-friendly).
         taps: tap name patterns; ``{layer}`` stands for ``0 .. num_layers-1``.
-        default_dataset: the dataset the engine is trained on by default.
+        default_dataset: the dataset the engine is trained on by default (None: the family's).
         train_defaults: settings of :func:`lstmviz.engines.training.train` that differ from its defaults
-            (steps, batch_size, bptt, lr, optimizer, clip, dropout, eval_every, seed, ...).
+            (steps, batch_size, lr, optimizer, clip, dropout, eval_every, seed and the family's, ...).
     """
 
     name: str
@@ -55,16 +63,30 @@ class EngineSpec:
     build: Callable[..., Any]
     default_config: dict = field(default_factory=dict)
     taps: tuple[str, ...] = ()
-    default_dataset: str = "parens"
+    default_dataset: str | None = None
     train_defaults: dict = field(default_factory=dict)
 
+    @property
+    def family_spec(self) -> Family:
+        """The registered :class:`~lstmviz.engines.families.Family` this engine belongs to."""
+        return families.get(self.family)
+
+    def training_dataset(self) -> str | None:
+        """The dataset the engine is trained and recorded on when none is named: its own, else its family's."""
+        return self.default_dataset or self.family_spec.default_dataset
+
+    def build_model(self, data: Any, **config: Any):
+        """The engine built for ``data`` (its family's data description) with hyperparameters ``config``."""
+        return self.build(**self.family_spec.build_kwargs(data), **config)
+
     def config_keys(self) -> list[str]:
-        """The hyperparameters that :attr:`build` accepts besides ``vocab_size`` (sorted)."""
+        """The hyperparameters that :attr:`build` accepts besides the family's data fields (sorted)."""
+        data_fields = set(self.family_spec.data_fields())
         params = inspect.signature(self.build).parameters
         return sorted(
             name
             for name, p in params.items()
-            if name != "vocab_size" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            if name not in data_fields and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
 
     def resolve_config(self, overrides: Mapping[str, Any] | None = None) -> dict:

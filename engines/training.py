@@ -1,12 +1,10 @@
-"""The shared training loop for language-model engines: stateful truncated BPTT.
+"""The training loop shared by every engine; what a step trains on is the engine's family's objective.
 
-The training token stream is cut into ``batch_size`` contiguous parallel streams (rows). Each step
-trains on the next ``bptt`` columns: the model reads ``x = data[:, p : p+bptt]`` and predicts
-``y = data[:, p+1 : p+1+bptt]``, starting from the state the previous segment ended in, detached from
-its graph (Zaremba et al.'s stateful truncated BPTT). When the rows run out, the next epoch starts at
-column 0 with a zero state. Gradients are clipped by their global norm; the optimizer is Adam
-(default: fast convergence on CPU) or SGD. Validation loss and perplexity are computed over the
-validation stream with dropout off, every ``eval_every`` steps and at the end.
+The loop owns the settings, the seed, the optimizer (Adam, default: fast convergence on CPU, or SGD),
+gradient clipping by the global norm, progress and cancellation, validation every ``eval_every`` steps
+and at the end, and the checkpoints. The family's objective (:class:`~lstmviz.engines.families.Objective`)
+arranges the data, gives the loss of each step and the validation loss: for the ``language-model``
+family, stateful truncated BPTT on the token stream (``engines/families/language_model/objective.py``).
 
 Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
 nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
@@ -33,20 +31,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from lstmviz.tasks import Task, ensure_task
 
 from . import registry
 from .checkpoint import check_output_path, save_checkpoint
+from .families import Family
 from .spec import ConfigError
 
-#: every training setting and its default; an engine's ``train_defaults`` overrides these
-TRAIN_SETTINGS: dict[str, Any] = {
-    "steps": 1000,  # optimisation steps (one BPTT segment of every row each)
-    "batch_size": 32,  # parallel streams
-    "bptt": 35,  # steps per truncated-BPTT segment
+#: the training settings every family shares, and their defaults; a family adds its own
+#: (``Family.train_settings``), an engine's ``train_defaults`` overrides both
+SHARED_TRAIN_SETTINGS: dict[str, Any] = {
+    "steps": 1000,  # optimisation steps
+    "batch_size": 32,  # items (or parallel streams) per step
     "lr": 1e-3,
     "optimizer": "adam",  # "adam" or "sgd"
     "momentum": 0.0,  # SGD only
@@ -54,7 +52,6 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "clip": 5.0,  # max global gradient norm; 0 or None: no clipping
     "dropout": None,  # passed to the engine's build() when not None
     "eval_every": 200,  # validation every N steps (0: only at the end)
-    "valid_tokens": None,  # validate on the first N tokens of the validation stream (None: all)
     "checkpoint_every": 0,  # also save a checkpoint to `out` every N steps (0: only at the end)
     "keep_checkpoints": False,  # also keep step 0, every periodic and the final checkpoint as <out stem>-stepNNNNNN<suffix>
     "seed": 0,
@@ -62,22 +59,29 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "threads": None,  # torch intra-op threads during training (None: leave torch's setting)
 }
 
+
+def train_settings_for(family: Family) -> dict[str, Any]:
+    """Every training setting of an engine of ``family`` and its default."""
+    return {**SHARED_TRAIN_SETTINGS, **family.train_settings}
+
+
 _OPTIMIZERS = ("adam", "sgd")
 
 
 # ---------------------------------------------------------------------------------------------- settings
 
 
-def resolve_train_settings(engine_defaults: dict, overrides: dict) -> dict:
-    """``TRAIN_SETTINGS`` <- the engine's defaults <- ``overrides``, checked (ConfigError when wrong)."""
-    known = sorted(TRAIN_SETTINGS)
+def resolve_train_settings(family: Family, engine_defaults: dict, overrides: dict) -> dict:
+    """The family's settings <- the engine's defaults <- ``overrides``, checked (ConfigError when wrong)."""
+    table = train_settings_for(family)
+    known = sorted(table)
     for source, values in (("engine train_defaults", engine_defaults), ("training", overrides)):
-        unknown = sorted(set(values) - set(TRAIN_SETTINGS))
+        unknown = sorted(set(values) - set(table))
         if unknown:
             raise ConfigError(
                 f"unknown {source} setting {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
             )
-    s = {**TRAIN_SETTINGS, **engine_defaults, **overrides}
+    s = {**table, **engine_defaults, **overrides}
 
     def need(key: str, ok: bool, expected: str) -> None:
         if not ok:
@@ -89,7 +93,7 @@ def resolve_train_settings(engine_defaults: dict, overrides: dict) -> dict:
     def is_number(v) -> bool:
         return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
-    for key in ("steps", "batch_size", "bptt"):
+    for key in ("steps", "batch_size"):
         need(key, is_int(s[key]) and s[key] >= 1, "a positive int")
     for key in ("eval_every", "checkpoint_every"):
         need(key, is_int(s[key]) and s[key] >= 0, "an int >= 0")
@@ -101,15 +105,14 @@ def resolve_train_settings(engine_defaults: dict, overrides: dict) -> dict:
     need("dropout", s["dropout"] is None or (is_number(s["dropout"]) and 0 <= s["dropout"] < 1),
          "a probability in [0, 1) or None")
     need("optimizer", s["optimizer"] in _OPTIMIZERS, f"one of {', '.join(_OPTIMIZERS)}")
-    need("valid_tokens", s["valid_tokens"] is None or (is_int(s["valid_tokens"]) and s["valid_tokens"] >= 2),
-         "an int >= 2 or None")
     need("device", isinstance(s["device"], str), "a device name such as 'cpu' or 'cuda'")
     need("threads", s["threads"] is None or (is_int(s["threads"]) and s["threads"] >= 1), "a positive int or None")
     need("keep_checkpoints", isinstance(s["keep_checkpoints"], bool) or (is_int(s["keep_checkpoints"])
                                                                        and s["keep_checkpoints"] in (0, 1)),
          "a bool (true/false or 1/0)")
     s["keep_checkpoints"] = bool(s["keep_checkpoints"])
-    for key in ("steps", "batch_size", "bptt", "eval_every", "checkpoint_every", "seed"):
+    family.objective_class().check_settings(s, need, is_int)
+    for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "seed"):
         s[key] = int(s[key])
     for key in ("lr", "momentum", "weight_decay"):
         s[key] = float(s[key])
@@ -121,59 +124,11 @@ def resolve_train_settings(engine_defaults: dict, overrides: dict) -> dict:
 # ---------------------------------------------------------------------------------------------- data
 
 
-def token_stream(dataset, vocab_size: int, what: str) -> Tensor:
-    """The dataset's concatenated token ids as a 1-D int64 tensor, checked against the vocabulary."""
-    stream = np.asarray(dataset.token_stream())
-    if stream.ndim != 1 or not np.issubdtype(stream.dtype, np.integer):
-        raise ValueError(f"{what}: expected token_stream() to give 1-D integer ids, "
-                         f"got dtype {stream.dtype} and shape {stream.shape}")
-    if stream.size and (stream.min() < 0 or stream.max() >= vocab_size):
-        raise ValueError(f"{what}: expected token ids in [0, {vocab_size}) (the vocabulary), "
-                         f"got ids from {stream.min()} to {stream.max()}")
-    return torch.from_numpy(stream.astype(np.int64, copy=False))
-
-
-def batchify(stream: Tensor, batch_size: int) -> Tensor:
-    """Cut a 1-D stream into ``batch_size`` contiguous rows ``[batch_size, len // batch_size]``."""
-    columns = stream.numel() // batch_size
-    return stream[: columns * batch_size].reshape(batch_size, columns)
-
-
-def detach_state(state):
-    """The state with every tensor cut from its autograd graph (the truncation of truncated BPTT)."""
-    if isinstance(state, Tensor):
-        return state.detach()
-    if isinstance(state, (tuple, list)):
-        return type(state)(detach_state(s) for s in state)
-    return state
-
-
 def _dataset_name(dataset) -> str | None:
     name = getattr(dataset, "name", None)
     if not name and hasattr(dataset, "provenance"):
         name = (dataset.provenance() or {}).get("name")
     return None if name is None else str(name)
-
-
-# ---------------------------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: Tensor, bptt: int) -> float:
-    """Mean next-token cross-entropy (nats) over ``data`` [rows, columns], state carried, dropout off."""
-    was_training = model.training
-    model.eval()
-    total, count, state = 0.0, 0, None
-    try:
-        for start in range(0, data.shape[1] - 1, bptt):
-            x = data[:, start : min(start + bptt, data.shape[1] - 1)]
-            y = data[:, start + 1 : start + 1 + x.shape[1]]
-            logits, state = model(x, state)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
-            count += y.numel()
-    finally:
-        model.train(was_training)
-    return total / max(count, 1)
 
 
 def _perplexity(loss: float) -> float:
@@ -195,12 +150,13 @@ def train(
     config: dict | None = None,
     **train_overrides,
 ) -> dict:
-    """Train engine ``engine`` as a language model on ``dataset_train`` and save a checkpoint at ``out``.
+    """Train engine ``engine`` by its family's objective on ``dataset_train`` and save a checkpoint at ``out``.
 
     Args:
         engine: registry name (``"lstm"``, ``"gru"``, ...).
-        dataset_train, dataset_valid: objects with ``.vocab`` (list of token strings) and
-            ``.token_stream()`` (1-D int ids); the validation set must use the same vocabulary.
+        dataset_train, dataset_valid: the data, as the engine's family reads it (``language-model``:
+            objects with ``.vocab`` (list of token strings) and ``.token_stream()`` (1-D int ids); the
+            validation set must use the same vocabulary).
         out: checkpoint path, written atomically at the end (and every ``checkpoint_every`` steps); with
             ``keep_checkpoints`` also ``<out stem>-step<NNNNNN><suffix>`` for step 0, every periodic
             checkpoint and the final one (:func:`kept_checkpoint_path`).
@@ -208,13 +164,14 @@ def train(
         task: progress ``task.progress(step, steps, "loss 1.234 | valid ppl 3.21 | 41,200 tok/s")`` and
             cancellation.
         config: engine hyperparameters overriding ``spec.default_config`` (dropout is a training setting).
-        **train_overrides: any key of :data:`TRAIN_SETTINGS`.
+        **train_overrides: any key of :func:`train_settings_for` the engine's family.
 
     Returns:
         metrics: ``steps``, ``tokens``, ``seconds``, ``tokens_per_s`` (training tokens per second of
-        training, validation excluded), ``first_train_loss`` (step 1), ``train_loss`` (mean of the last
-        min(20, steps) steps), ``valid_loss``/``valid_ppl`` (final), ``best_valid_loss``/``best_valid_ppl``/
-        ``best_valid_step`` (None without validation data). Losses are in nats per token.
+        training, validation excluded; another family names what it counts), ``first_train_loss`` (step 1),
+        ``train_loss`` (mean of the last min(20, steps) steps), ``valid_loss``/``valid_ppl`` (final),
+        ``best_valid_loss``/``best_valid_ppl``/``best_valid_step`` (None without validation data). Losses
+        are in nats per token.
 
     Raises:
         UnknownName (unknown engine), ConfigError (unknown or bad setting / hyperparameter),
@@ -223,6 +180,7 @@ def train(
     task = ensure_task(task)
     check_output_path(out)  # before any work: --out /dev/null must not cost a training run, nor the device
     spec = registry.get(engine)
+    family = spec.family_spec
     config = dict(config or {})
     if "dropout" in config:
         raise ConfigError("dropout is a training setting: pass dropout=... to train(), not in config")
@@ -230,32 +188,16 @@ def train(
         train_overrides["steps"] = steps
     if seed is not None:
         train_overrides["seed"] = seed
-    settings = resolve_train_settings(spec.train_defaults, train_overrides)
+    settings = resolve_train_settings(family, spec.train_defaults, train_overrides)
     model_config = spec.resolve_config(config)
     if settings["dropout"] is not None:
         model_config["dropout"] = settings["dropout"]
 
-    vocab = [str(token) for token in dataset_train.vocab]
-    batch_size, bptt = settings["batch_size"], settings["bptt"]
-    stream = token_stream(dataset_train, len(vocab), "training data")
-    if stream.numel() // batch_size < bptt + 1:
-        raise ValueError(
-            f"training data too small: {stream.numel()} tokens, but batch_size={batch_size} x (bptt={bptt} + 1) "
-            f"= {batch_size * (bptt + 1)} are needed for one step; use a smaller batch_size or bptt"
-        )
+    data = family.describe_dataset(dataset_train)
+    vocab = [str(token) for token in getattr(dataset_train, "vocab", ())]
     device = torch.device(settings["device"])
-    train_data = batchify(stream, batch_size).to(device)
-    valid_data = None
-    if dataset_valid is not None:
-        if [str(t) for t in dataset_valid.vocab] != vocab:
-            raise ValueError("validation data: expected the training data's vocabulary, got a different one")
-        valid_stream = token_stream(dataset_valid, len(vocab), "validation data")
-        if settings["valid_tokens"] is not None:
-            valid_stream = valid_stream[: settings["valid_tokens"]]
-        if valid_stream.numel() < 2:
-            raise ValueError(f"validation data too small: expected at least 2 tokens, got {valid_stream.numel()}")
-        rows = max(1, min(batch_size, valid_stream.numel() // (bptt + 1)))
-        valid_data = batchify(valid_stream, rows).to(device)
+    objective = family.make_objective()
+    objective.prepare(dataset_train, dataset_valid, settings, device)
 
     task.check()
     out = Path(out)
@@ -266,7 +208,7 @@ def train(
         torch.set_num_threads(settings["threads"])
     try:
         with torch.random.fork_rng(devices=rng_devices):
-            return _run(spec, model_config, settings, vocab, train_data, valid_data, out, dataset_name, device, task)
+            return _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task)
     finally:
         torch.set_num_threads(threads)
 
@@ -277,18 +219,19 @@ def kept_checkpoint_path(out, step: int) -> Path:
     return out.with_name(f"{out.stem}-step{int(step):06d}{out.suffix}")
 
 
-def _run(spec, model_config, settings, vocab, train_data, valid_data, out, dataset_name, device, task) -> dict:
+def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task) -> dict:
     """The loop itself (inside train()'s RNG fork); see train()."""
-    bptt, total_steps = settings["bptt"], settings["steps"]
+    total_steps = settings["steps"]
     torch.manual_seed(settings["seed"])
-    model = spec.build(vocab_size=len(vocab), **model_config).to(device)
+    model = spec.build_model(data, **model_config).to(device)
     optimizer = _make_optimizer(model, settings)
     losses: list[float] = []
     best = {"loss": math.inf, "step": None}
     valid_loss = None
-    state, column, tokens, train_seconds = None, 0, 0, 0.0
+    counted, train_seconds = 0, 0.0
     started = time.perf_counter()
     run = uuid.uuid4().hex  # every checkpoint of this run carries it (checkpoint.py, "run")
+    count_name = objective.count_name
 
     def save(step: int, *, main: bool = True) -> dict:
         metrics = _metrics(step)
@@ -296,7 +239,7 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
         for target in targets:
             save_checkpoint(
                 target, model, engine=spec.name, config=model_config, vocab=vocab, dataset=dataset_name,
-                step=step, metrics=metrics, train_settings=settings, run=run,
+                step=step, metrics=metrics, train_settings=settings, run=run, family=spec.family,
             )
         return metrics
 
@@ -304,9 +247,9 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
         has_valid = best["step"] is not None
         return {
             "steps": step,
-            "tokens": tokens,
+            count_name: counted,
             "seconds": round(time.perf_counter() - started, 3),
-            "tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
+            f"{count_name}_per_s": round(counted / train_seconds, 1) if train_seconds > 0 else None,
             "first_train_loss": losses[0] if losses else None,
             "train_loss": float(np.mean(losses[-20:])) if losses else None,  # None: before the first step
             "valid_loss": valid_loss,
@@ -321,34 +264,27 @@ def _run(spec, model_config, settings, vocab, train_data, valid_data, out, datas
     model.train()
     for step in range(1, total_steps + 1):
         tick = time.perf_counter()
-        if column + bptt + 1 > train_data.shape[1]:  # a new epoch: back to the start, fresh state
-            column, state = 0, None
-        x = train_data[:, column : column + bptt]
-        y = train_data[:, column + 1 : column + 1 + bptt]
-        logits, state = model(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss, count = objective.train_step(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings["clip"]:
             nn.utils.clip_grad_norm_(model.parameters(), settings["clip"])
         optimizer.step()
-        state = detach_state(state)
-        column += bptt
-        tokens += x.numel()
+        counted += count
         losses.append(loss.item())
         train_seconds += time.perf_counter() - tick
 
-        if valid_data is not None and (
-            step == total_steps or (settings["eval_every"] and step % settings["eval_every"] == 0)
-        ):
-            valid_loss = evaluate(model, valid_data, bptt)
-            if valid_loss < best["loss"]:
-                best.update(loss=valid_loss, step=step)
+        if step == total_steps or (settings["eval_every"] and step % settings["eval_every"] == 0):
+            checked = objective.evaluate(model)
+            if checked is not None:
+                valid_loss = checked
+                if valid_loss < best["loss"]:
+                    best.update(loss=valid_loss, step=step)
         message = f"loss {np.mean(losses[-20:]):.3f}"
         if valid_loss is not None:
             message += f" | valid ppl {_perplexity(valid_loss):.3f}"
         if train_seconds > 0:
-            message += f" | {tokens / train_seconds:,.0f} tok/s"
+            message += f" | {counted / train_seconds:,.0f} {objective.rate_unit}"
         task.progress(step, total_steps, message)  # raises Cancelled when cancelled
         if settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0 and step < total_steps:
             save(step)

@@ -418,10 +418,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be a positive number, got {args.steps}")
     _check_output_folder(args.out)
     spec = engines.get(args.engine)
-    dataset_name = args.dataset or spec.default_dataset
+    dataset_name = args.dataset or spec.training_dataset()
     options = _key_values(args.dataset_options, "--dataset-option")
     config = _engine_config(spec, args.config)
-    settings = _train_settings(args)
+    settings = _train_settings(args, spec)
 
     from lstmviz.engines.training import train
 
@@ -440,15 +440,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_settings(args: argparse.Namespace) -> dict:
-    """``--train KEY=VALUE`` pairs checked against the training settings, with ``--steps``/``--seed``."""
-    from lstmviz.engines.training import TRAIN_SETTINGS
+def _train_settings(args: argparse.Namespace, spec) -> dict:
+    """``--train KEY=VALUE`` pairs checked against the engine's training settings, with ``--steps``/``--seed``."""
+    from lstmviz.engines.training import train_settings_for
 
+    known = train_settings_for(spec.family_spec)
     settings = _key_values(args.train, "--train")
-    unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
+    unknown = sorted(set(settings) - set(known))
     if unknown:
         raise UsageError(f"--train {unknown[0]}: not a training setting; the settings are "
-                         f"{', '.join(sorted(TRAIN_SETTINGS))}")
+                         f"{', '.join(sorted(known))}")
     for key in ("steps", "seed"):
         given = getattr(args, key)
         if given is None:
@@ -488,19 +489,22 @@ def _engine_config(spec, pairs: list[str] | None) -> dict:
     from lstmviz.engines.spec import ConfigError
 
     config = _key_values(pairs, "--set")
-    if "vocab_size" in config:
-        raise UsageError("--set vocab_size: the vocabulary size is the dataset's, not a hyperparameter; choose "
-                         "the dataset with --dataset")
+    family = spec.family_spec
+    for key in family.data_fields():
+        if key in config:
+            raise UsageError(f"--set {key}: {family.data_field_meaning(key)} is the dataset's, not a hyperparameter; "
+                             "choose the dataset with --dataset")
     try:
         return spec.resolve_config(config)
     except ConfigError as exc:
         raise UsageError(f"--set: {exc}") from None
 
 
-def _build_untrained(spec, vocab_size: int, config: dict):
-    """The engine ``spec`` built with ``config``, or a sentence about the value it cannot take."""
+def _build_untrained(spec, dataset, config: dict):
+    """The engine ``spec`` built for ``dataset`` with ``config``, or a sentence about the value it cannot take."""
+    data = spec.family_spec.describe_dataset(dataset)
     try:
-        return spec.build(vocab_size=vocab_size, **config)
+        return spec.build_model(data, **config)
     except (TypeError, ValueError, OverflowError) as exc:
         raise UsageError(f"--set: engine {spec.name!r} cannot be built with {_compact(config)}: {exc}") from None
     except (MemoryError, RuntimeError) as exc:
@@ -576,13 +580,13 @@ def cmd_record(args: argparse.Namespace) -> int:
             ]
     else:
         spec = engines.get(names[0])
-        dataset_name = args.dataset or spec.default_dataset
+        dataset_name = args.dataset or spec.training_dataset()
         config = _engine_config(spec, args.config)
         dataset = load_dataset(dataset_name, args.split, **options)
         import torch
 
         torch.manual_seed(args.seed)
-        model = _build_untrained(spec, len(dataset.vocab), config)
+        model = _build_untrained(spec, dataset, config)
         provenance.update(engine=spec.name, config=config, checkpoint=None, untrained_seed=args.seed)
         _say(f"note: recording an untrained {spec.name} (random weights, seed {args.seed})", file=sys.stderr)
 

@@ -73,3 +73,100 @@ def test_every_package_directory_is_installed():
         for init in (ROOT / directory).rglob("__init__.py"):
             found.add(".".join([package, *init.parent.relative_to(ROOT / directory).parts]))
     assert found == declared
+
+
+def _package_graph(package: str, directory: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports, anywhere in its source (function-level imports too)."""
+    modules = {p.stem: p for p in (ROOT / directory).glob("*.py") if p.stem != "__init__"}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    targets = [node.module] if node.module else [a.name for a in node.names]
+                elif node.level == 0 and node.module and (node.module + ".").startswith(package + "."):
+                    rest = node.module[len(package) + 1:]
+                    targets = [rest] if rest else [a.name for a in node.names]
+                else:
+                    continue
+            elif isinstance(node, ast.Import):
+                targets = [a.name[len(package) + 1:] for a in node.names if a.name.startswith(package + ".")]
+            else:
+                continue
+            found.update(t.split(".")[0] for t in targets if t and t.split(".")[0] in modules)
+        graph[name] = found - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_recording_modules_import_each_other_without_a_circle():
+    """reader -> upgrades <- validation <- migrations: nothing below imports what is above it, not even
+    inside a function (issue 12, point 6)."""
+    graph = _package_graph("lstmviz.recording", "lstmviz/recording")
+    assert {"reader", "validation", "migrations", "upgrades"} <= set(graph)
+    assert "migrations" not in graph["reader"] and "migrations" not in graph["validation"]
+    assert not graph["upgrades"] & {"reader", "validation", "migrations"}
+    assert _cycles(graph) == []
+
+
+def test_the_hook_layer_imports_torch_and_nothing_of_files_analysis_or_gui():
+    files = _sources("lstmviz/hooks")
+    assert files and any("torch" in _imports(p) for p in files)
+    forbidden = ("h5py", *QT_MODULES, "lstmviz.recording", "lstmviz.analysis", "lstmviz.qt", "lstmviz.engines",
+                 "lstmviz.datasets")
+    assert _offenders(files, forbidden) == []
+
+
+def test_engines_reach_taps_through_the_hook_layer_not_the_recording_package():
+    assert _offenders(_sources("engines"), ("lstmviz.recording", "h5py")) == []
+
+
+def _imported_by(statement: str) -> set[str]:
+    import json
+    import subprocess
+    import sys
+
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_and_building_an_engine_does_not_import_h5py():
+    loaded = _imported_by("from lstmviz.engines import build_engine\n"
+                          "import lstmviz.engines.recurrent.lstm, lstmviz.engines.recurrent.gru\n"
+                          "build_engine('gru', vocab_size=5, hidden_size=4, num_layers=1)")
+    assert "torch" in loaded and "lstmviz.hooks" in loaded
+    assert "h5py" not in loaded and not any(m.startswith(("lstmviz.recording", "lstmviz.analysis", "PySide6"))
+                                            for m in loaded)
+
+
+def test_listing_engine_families_does_not_import_torch():
+    loaded = _imported_by("from lstmviz.engines import families\nassert 'language-model' in families.names()")
+    assert "torch" not in loaded and "h5py" not in loaded
+
+
+def test_the_built_in_family_is_declared_as_an_entry_point_like_a_plugin():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["entry-points"]["lstmviz.families"]
+    assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY"}

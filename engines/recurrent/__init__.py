@@ -1,14 +1,18 @@
-"""Recurrent language-model engines: one cell per module, one shared unroll (``base``)."""
+"""Recurrent engines: one cell per module (``lstm``, ``gru``), one shared stack (``stack``) and head (``language_model``)."""
 
-from .base import RecurrentLanguageModel, RecurrentLayer
+from .base import GatedLayer, RecurrentLayer
 from .gru import GRULanguageModel, GRULayer
+from .language_model import RecurrentLanguageModel
 from .lstm import LSTMLanguageModel, LSTMLayer
+from .stack import RecurrentStack
 
 __all__ = [
     "GRULanguageModel",
     "GRULayer",
+    "GatedLayer",
     "LSTMLanguageModel",
     "LSTMLayer",
     "RecurrentLanguageModel",
     "RecurrentLayer",
+    "RecurrentStack",
 ]

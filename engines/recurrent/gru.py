@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmviz.recording.taps import Tap
+from lstmviz.hooks.taps import TapDecl
 
 from ..spec import EngineSpec, Paper
-from .base import LANGUAGE_MODEL_TRAIN_DEFAULTS, GatedLayer, RecurrentLanguageModel, State
+from .base import GatedLayer, State
+from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, RecurrentLanguageModel
 
 
 class GRULayer(GatedLayer):
@@ -41,20 +42,14 @@ class GRULayer(GatedLayer):
 
     gate_count = 3
     state_names = ("h",)
-
-    def __init__(self, input_size: int, hidden_size: int, *, layer: int):
-        super().__init__(input_size, hidden_size, layer=layer)
-        prefix = f"layer{layer}"
-        self.r_tap = Tap(f"{prefix}/gates/r", signal="r", layer=layer, description=(
-            "reset gate after the sigmoid, r_t = sigmoid(W_ir x_t + W_hr h_{t-1} + b_r), in (0, 1)"))
-        self.z_tap = Tap(f"{prefix}/gates/z", signal="z", layer=layer, description=(
-            "update gate after the sigmoid, z_t = sigmoid(W_iz x_t + W_hz h_{t-1} + b_z), in (0, 1); "
-            "the weight of the old state h_{t-1}"))
-        self.n_tap = Tap(f"{prefix}/gates/n", signal="n", layer=layer, description=(
-            "candidate state after the tanh, n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn)), in (-1, 1)"))
-        self.h_tap = Tap(f"{prefix}/h", signal="h", layer=layer, description=(
-            "hidden state h_t = (1 - z_t) * n_t + z_t * h_{t-1}, in (-1, 1); the layer's output"))
-        self.reset_parameters()
+    taps = (
+        TapDecl("gates/r", "reset gate after the sigmoid, r_t = sigmoid(W_ir x_t + W_hr h_{t-1} + b_r), in (0, 1)"),
+        TapDecl("gates/z", "update gate after the sigmoid, z_t = sigmoid(W_iz x_t + W_hz h_{t-1} + b_z), in (0, 1); "
+                           "the weight of the old state h_{t-1}"),
+        TapDecl("gates/n", "candidate state after the tanh, n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn)), "
+                           "in (-1, 1)"),
+        TapDecl("h", "hidden state h_t = (1 - z_t) * n_t + z_t * h_{t-1}, in (-1, 1); the layer's output"),
+    )
 
     def project_input(self, x: Tensor) -> Tensor:
         hidden = self.hidden_size
@@ -98,7 +93,7 @@ class GRULanguageModel(RecurrentLanguageModel):
 SPEC = EngineSpec(
     name="gru",
     description="Stacked GRU language model (Cho et al. 2014; PyTorch's reset-gate placement)",
-    family="recurrent",
+    family="language-model",
     paper=Paper(
         title="Learning Phrase Representations using RNN Encoder-Decoder for Statistical Machine Translation",
         authors="Kyunghyun Cho, Bart van Merriënboer, Caglar Gulcehre, Dzmitry Bahdanau, Fethi Bougares, "
@@ -108,7 +103,7 @@ SPEC = EngineSpec(
     ),
     build=GRULanguageModel,
     default_config={"embedding_dim": 128, "hidden_size": 128, "num_layers": 2, "init_range": 0.1},
-    taps=("layer{layer}/h", "layer{layer}/gates/r", "layer{layer}/gates/z", "layer{layer}/gates/n"),
+    taps=GRULayer.tap_patterns(),
     default_dataset="parens",
     train_defaults=LANGUAGE_MODEL_TRAIN_DEFAULTS,
 )

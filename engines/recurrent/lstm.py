@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lstmviz.recording.taps import Tap
+from lstmviz.hooks.taps import TapDecl
 
 from ..spec import EngineSpec, Paper
-from .base import LANGUAGE_MODEL_TRAIN_DEFAULTS, GatedLayer, RecurrentLanguageModel, State
+from .base import GatedLayer, State
+from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, RecurrentLanguageModel
 
 
 class LSTMLayer(GatedLayer):
@@ -40,23 +41,14 @@ class LSTMLayer(GatedLayer):
 
     gate_count = 4
     state_names = ("h", "c")
-
-    def __init__(self, input_size: int, hidden_size: int, *, layer: int):
-        super().__init__(input_size, hidden_size, layer=layer)
-        prefix = f"layer{layer}"
-        self.i_tap = Tap(f"{prefix}/gates/i", signal="i", layer=layer, description=(
-            "input gate after the sigmoid, i_t = sigmoid(W_ii x_t + W_hi h_{t-1} + b_i), in (0, 1)"))
-        self.f_tap = Tap(f"{prefix}/gates/f", signal="f", layer=layer, description=(
-            "forget gate after the sigmoid, f_t = sigmoid(W_if x_t + W_hf h_{t-1} + b_f), in (0, 1)"))
-        self.g_tap = Tap(f"{prefix}/gates/g", signal="g", layer=layer, description=(
-            "candidate cell value after the tanh, g_t = tanh(W_ig x_t + W_hg h_{t-1} + b_g), in (-1, 1)"))
-        self.o_tap = Tap(f"{prefix}/gates/o", signal="o", layer=layer, description=(
-            "output gate after the sigmoid, o_t = sigmoid(W_io x_t + W_ho h_{t-1} + b_o), in (0, 1)"))
-        self.c_tap = Tap(f"{prefix}/c", signal="c", layer=layer, description=(
-            "cell state c_t = f_t * c_{t-1} + i_t * g_t (unbounded)"))
-        self.h_tap = Tap(f"{prefix}/h", signal="h", layer=layer, description=(
-            "hidden state h_t = o_t * tanh(c_t), in (-1, 1); the layer's output"))
-        self.reset_parameters()
+    taps = (
+        TapDecl("gates/i", "input gate after the sigmoid, i_t = sigmoid(W_ii x_t + W_hi h_{t-1} + b_i), in (0, 1)"),
+        TapDecl("gates/f", "forget gate after the sigmoid, f_t = sigmoid(W_if x_t + W_hf h_{t-1} + b_f), in (0, 1)"),
+        TapDecl("gates/g", "candidate cell value after the tanh, g_t = tanh(W_ig x_t + W_hg h_{t-1} + b_g), in (-1, 1)"),
+        TapDecl("gates/o", "output gate after the sigmoid, o_t = sigmoid(W_io x_t + W_ho h_{t-1} + b_o), in (0, 1)"),
+        TapDecl("c", "cell state c_t = f_t * c_{t-1} + i_t * g_t (unbounded)"),
+        TapDecl("h", "hidden state h_t = o_t * tanh(c_t), in (-1, 1); the layer's output"),
+    )
 
     def project_input(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
@@ -96,7 +88,7 @@ class LSTMLanguageModel(RecurrentLanguageModel):
 SPEC = EngineSpec(
     name="lstm",
     description="Stacked LSTM language model with dropout on non-recurrent connections (Zaremba et al. 2014)",
-    family="recurrent",
+    family="language-model",
     paper=Paper(
         title="Recurrent Neural Network Regularization",
         authors="Wojciech Zaremba, Ilya Sutskever, Oriol Vinyals",
@@ -105,14 +97,7 @@ SPEC = EngineSpec(
     ),
     build=LSTMLanguageModel,
     default_config={"embedding_dim": 128, "hidden_size": 128, "num_layers": 2, "init_range": 0.1},
-    taps=(
-        "layer{layer}/h",
-        "layer{layer}/c",
-        "layer{layer}/gates/i",
-        "layer{layer}/gates/f",
-        "layer{layer}/gates/g",
-        "layer{layer}/gates/o",
-    ),
+    taps=LSTMLayer.tap_patterns(),
     default_dataset="parens",
     train_defaults=LANGUAGE_MODEL_TRAIN_DEFAULTS,
 )

@@ -3,7 +3,7 @@
 ``docs/format.md`` is the specification; this module is its executable half. Every HDF5 path and
 attribute name used by the writer, the reader, validation and migrations is defined here, so the
 layout is changed in one place (and a change of layout means a new ``FORMAT_VERSION`` and a
-migration, see ``migrations.py``).
+migration, see ``upgrades.py``).
 
 Layout of format version 2 (``N`` positions on the main axis, ``I`` items)::
 
@@ -23,7 +23,7 @@ Layout of format version 2 (``N`` positions on the main axis, ``I`` items)::
                            checkpoint an HDF5 hard link to /taps/<tap name> (the same dataset)
 
 Version 2 added ``/checkpoints`` (several checkpoints of one training run in one recording); a v1
-file is upgraded by ``migrations._v1_to_v2`` (an empty ``/checkpoints``).
+file is upgraded by ``upgrades._v1_to_v2`` (an empty ``/checkpoints``).
 """
 
 from __future__ import annotations

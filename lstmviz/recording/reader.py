@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from lstmviz.recording import format as fmt
-from lstmviz.recording import migrations, storage_checks, validation
+from lstmviz.recording import storage_checks, upgrades, validation
 from lstmviz.recording.format import (
     AnnotationInfo,
     CheckpointInfo,
@@ -38,7 +38,7 @@ def open_recording(path: str | os.PathLike) -> Recording:
     try:
         version = validation.check_root(f, p)
         storage_checks.check_objects(f, p)  # on the file itself: the overlay of an old file maps onto it
-        view = migrations.for_reading(f, p)
+        view = upgrades.for_reading(f, p)
         header = validation.read_header(view, p, version)
     except BaseException as e:
         if view is not f:
@@ -112,7 +112,7 @@ class Recording:
         self._tap_prefix = fmt.TAPS
         self._header = header
         self.format_version: int = header.format_version
-        """The version written in the file (older files are upgraded on read, see migrations.py)."""
+        """The version written in the file (older files are upgraded on read, see upgrades.py)."""
         self.item_offsets: np.ndarray = header.offsets[fmt.MAIN_AXIS]
         self.n_items: int = header.n_items
         self.n_positions: int = header.n_positions

@@ -5,8 +5,11 @@
     states = rec.collect()          # {"lstm/layer0/c": [B, T, H], ..., "decoder": [B, T, V]}
 
 Hooks and patches exist only inside the ``with`` block and are removed (exactly those of this
-recorder) on exit, also when the block raises. See :mod:`.recorder_sources` for what can be recorded
-and :mod:`.rnn_recovery` for how the hidden signals of ``nn.LSTM`` / ``nn.GRU`` are recovered.
+recorder) on exit, also when the block raises: the recorder is a reader of the hook layer
+(:mod:`lstmviz.hooks`), which also runs interventions, always before any reader. See
+:mod:`lstmviz.hooks.signals` for what can be recorded, :mod:`.recorder_sources` for how each kind is
+captured and :mod:`lstmviz.hooks.rnn_recovery` for how the hidden signals of ``nn.LSTM`` / ``nn.GRU``
+are recovered.
 """
 
 from __future__ import annotations

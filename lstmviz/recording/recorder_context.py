@@ -1,8 +1,15 @@
-"""The :class:`Recorder` context manager: hooks that capture named signals during forward passes."""
+"""The :class:`Recorder` context manager: readers that capture named signals during forward passes.
+
+The recorder is one user of the hook layer (:mod:`lstmviz.hooks`): its readers live in a
+:class:`~lstmviz.hooks.scope.HookScope` opened on ``__enter__`` and closed on ``__exit__``. Readers run
+after every writer, so inside an :func:`lstmviz.hooks.intervene` block it records the edited values.
+"""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
+
+from lstmviz.hooks.scope import HookScope
 
 from .recorder_sources import SignalInfo, Source, build_sources, select_signals, signal_catalog
 
@@ -32,8 +39,7 @@ class Recorder:
         self.batch_first = batch_first
         self.accumulate = accumulate
         self._sources: list[Source] = build_sources(self.catalog, self.signals, batch_first)
-        self._attached: list[Source] = []
-        self._pre_hook = None
+        self._scope: HookScope | None = None
         self._forwards = 0
 
     @property
@@ -42,36 +48,25 @@ class Recorder:
         return {name: self.catalog[name] for name in self.signals}
 
     def __enter__(self) -> "Recorder":
-        if self._attached or self._pre_hook is not None:
+        if self._scope is not None:
             raise RuntimeError("this Recorder is already active; a Recorder is not re-entrant")
+        scope = HookScope().__enter__()
         try:
             for source in self._sources:
-                source.attach()
-                self._attached.append(source)
-            self._pre_hook = self.model.register_forward_pre_hook(self._on_model_forward)
+                source.attach(scope)
+            scope.before_forward(self.model, self._on_model_forward)
         except BaseException:
-            self._detach()
+            scope.close()
             raise
+        self._scope = scope
         self.clear()
         return self
 
     def __exit__(self, *exc) -> bool:
-        self._detach()
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            scope.close()
         return False
-
-    def _detach(self) -> None:
-        errors = []
-        if self._pre_hook is not None:
-            self._pre_hook.remove()
-            self._pre_hook = None
-        while self._attached:
-            source = self._attached.pop()
-            try:
-                source.detach()
-            except Exception as e:  # keep removing the others
-                errors.append(e)
-        if errors:
-            raise errors[0]
 
     def _on_model_forward(self, module, args) -> None:
         if not self.accumulate:

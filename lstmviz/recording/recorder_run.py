@@ -136,6 +136,7 @@ def record(
             f"dataset or a list that can be read more than once, got a {type(data).__name__} (an iterator)")
     _check_device(model, device)
     recorder = Recorder(model, signals, batch_first=batch_first, accumulate=True)
+    _check_token_geometry(recorder)
     if forward is None and batch_size > 1:
         _warn_if_padding_is_read_backwards(recorder)
     main = sources[-1] if sources else None
@@ -319,6 +320,17 @@ def _check_device(model: nn.Module, device) -> None:
                 f"model with model.to({str(device)!r}) or pass device={str(p.device)!r}"
             )
         return
+
+
+def _check_token_geometry(recorder: Recorder) -> None:
+    """Recordings hold token positions only (format v2): refuse a tap that declares other positions."""
+    for name, info in recorder.infos.items():
+        geometry = info.layout.geometry if info.layout is not None else "tokens"
+        if geometry != "tokens":
+            raise ValueError(
+                f"signal {name!r} declares {geometry!r} positions ({info.layout.describe()}); recording files hold "
+                f"token positions only so far, so record it with Recorder(...).collect(), or leave it out with "
+                f"signals=[...]")
 
 
 def _warn_if_padding_is_read_backwards(recorder: Recorder) -> None:

@@ -1,184 +1,38 @@
-"""What a model offers to record, and the hooks that capture each kind of signal.
+"""The readers that capture each kind of signal (see :mod:`lstmviz.hooks.signals`) for the recorder.
 
-Three kinds of signal:
+- ``tap`` and ``module`` signals: a reader of the module's output in a
+  :class:`~lstmviz.hooks.scope.HookScope`, laid out by the tap's declared
+  :class:`~lstmviz.hooks.layout.TapLayout` (a module output: ``[batch, units]`` or ``[batch, time,
+  units]``, batch first or not as ``record()`` is told; anything else is refused, not guessed);
+- ``rnn`` signals of a stock ``nn.LSTM`` / ``nn.GRU``: the reader of its
+  :class:`~lstmviz.hooks.rnn_point.RNNPoint`, which runs the module layer by layer through the fused
+  kernel; gates and cells are recovered from the weights (:mod:`lstmviz.hooks.rnn_recovery`), or,
+  when an intervention edits the module, taken from its per-step run as computed.
 
-- ``tap``: a :class:`~lstmviz.recording.taps.Tap` module, named by its tap name. A step tap is called
-  once per step with ``[B, units]``; a sequence tap once with ``[B, T, units]``.
-- ``rnn``: a per-layer signal of a stock ``nn.LSTM`` / ``nn.GRU`` at module path ``P``:
-  ``P/layer{l}/h``, ``P/layer{l}/c`` and ``P/layer{l}/gates/{i,f,g,o}`` (GRU: ``h`` and ``gates/{r,z,n}``);
-  the reverse direction of a bidirectional layer is ``P/layer{l}_reverse/...``. Captured by running the
-  module layer by layer (:mod:`.rnn_layerwise`) and recovering gates and cells from the weights
-  (:mod:`.rnn_recovery`).
-- ``module``: the output of any other module, named by its module path.
-
-Every source keeps the values of each call as batch-first ``[B, T, units]`` tensors (detached); the
-values of successive calls are concatenated along time.
+Readers run after every writer (intervention), so they store what the model really computed. Every
+source keeps the values of each call as batch-first ``[B, positions, units]`` tensors (detached); the
+values of successive calls are concatenated along positions. Only the ``tokens`` geometry is recorded
+into files so far (``record()`` refuses the others).
 """
 
 from __future__ import annotations
-
-import fnmatch
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from . import rnn_recovery as rec
-from .rnn_layerwise import LayerTrace, forward_layerwise, is_recoverable_rnn, layer_weights, rnn_signal_names
-from .taps import Tap, find_taps
+from lstmviz.hooks import rnn_recovery as rec
+from lstmviz.hooks.layout import TOKENS, TOKENS_TIME_MAJOR, TapLayout
+from lstmviz.hooks.rnn_layerwise import LayerTrace, layer_weights
+from lstmviz.hooks.scope import HookScope
+from lstmviz.hooks.signals import SignalInfo, list_signals, select_signals, signal_catalog
 
-_GATE_TEXT = {
-    "i": "input gate i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)",
-    "f": "forget gate f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)",
-    "g": "cell candidate g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)",
-    "o": "output gate o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)",
-    "r": "reset gate r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)",
-    "z": "update gate z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)",
-    "n": "new gate n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))",
-    "c": "cell state c_t = f_t * c_{t-1} + i_t * g_t",
-}
+__all__ = ["HookSource", "RNNSource", "SignalInfo", "Source", "build_sources", "list_signals", "select_signals",
+           "signal_catalog"]
 
-
-@dataclass(eq=False)
-class SignalInfo:
-    """One recordable signal: its name, where it comes from and what it means."""
-
-    name: str
-    kind: str  # "tap", "rnn" or "module"
-    path: str  # module path of the module that produces it ("" for the model itself)
-    module: nn.Module = field(repr=False)
-    layer: int | None = None
-    signal: str = ""
-    description: str = ""
-    units: int | None = None  # known before running only for RNN signals
-    local: str = ""  # rnn: the name inside the module, e.g. "layer0_reverse/gates/f"
-
-
-def _rnn_infos(path: str, module: nn.Module) -> list[SignalInfo]:
-    lstm = isinstance(module, nn.LSTM)
-    kind_name = "nn.LSTM" if lstm else "nn.GRU"
-    proj = getattr(module, "proj_size", 0)
-    prefix = f"{path}/" if path else ""
-    infos = []
-    for layer, direction, local in rnn_signal_names(module):
-        signal = local.rsplit("/", 1)[-1]
-        where = f"layer {layer}{' (reverse direction)' if direction else ''} of {kind_name} {path or 'model'!r}"
-        if signal == "h":
-            what = "projected hidden state h_t = W_hr (o_t * tanh(c_t))" if proj else "hidden state h_t"
-            units = proj or module.hidden_size
-        else:
-            what = _GATE_TEXT[signal]
-            units = module.hidden_size
-        infos.append(
-            SignalInfo(
-                name=prefix + local,
-                kind="rnn",
-                path=path,
-                module=module,
-                layer=layer,
-                signal=signal,
-                description=f"{what}, {where}",
-                units=units,
-                local=local,
-            )
-        )
-    return infos
-
-
-def signal_catalog(model: nn.Module) -> dict[str, SignalInfo]:
-    """Every recordable signal of ``model`` by name, in module order.
-
-    A tap name takes precedence over a module path of the same spelling (the module's output is then
-    not offered); a tap name equal to an RNN signal name is an error.
-    """
-    find_taps(model)  # raises on duplicate tap names
-    catalog: dict[str, SignalInfo] = {}
-    module_paths: list[tuple[str, nn.Module]] = []
-    for path, module in model.named_modules():
-        if isinstance(module, Tap):
-            entries = [
-                SignalInfo(module.name, "tap", path, module, module.layer, module.signal, module.description)
-            ]
-        elif is_recoverable_rnn(module):
-            entries = _rnn_infos(path, module)
-        else:
-            if path and not isinstance(module, (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)):
-                module_paths.append((path, module))
-            continue
-        for info in entries:
-            if info.name in catalog:
-                raise ValueError(
-                    f"signal name {info.name!r} is used twice: by {catalog[info.name].kind} at module path "
-                    f"{catalog[info.name].path!r} and by {info.kind} at {info.path!r}; rename the tap"
-                )
-            catalog[info.name] = info
-    for path, module in module_paths:
-        if path not in catalog:
-            catalog[path] = SignalInfo(
-                path, "module", path, module, None, "output", f"output of {type(module).__name__} at {path!r}"
-            )
-    return catalog
-
-
-def list_signals(model: nn.Module) -> list[str]:
-    """The names of everything recordable in ``model``: taps, RNN per-layer signals, module outputs."""
-    return list(signal_catalog(model))
-
-
-def _describe_available(catalog: dict[str, SignalInfo], limit: int = 200) -> str:
-    names = list(catalog)
-    shown = ", ".join(names[:limit])
-    more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
-    return f"available signals: {shown}{more}" if names else "the model has no recordable signals"
-
-
-def select_signals(catalog: dict[str, SignalInfo], signals) -> list[str]:
-    """Names selected by ``signals`` (exact names or fnmatch patterns), in catalog order.
-
-    ``None`` selects every tap and every RNN signal. Unknown names and patterns that match nothing
-    raise ``ValueError`` listing what exists.
-    """
-    if signals is None:
-        chosen = [n for n, info in catalog.items() if info.kind in ("tap", "rnn")]
-        if not chosen:
-            raise ValueError(
-                "the model has no taps and no nn.LSTM / nn.GRU, so there is nothing to record by default; "
-                f"name the module outputs to record with signals=[...]; {_describe_available(catalog)}"
-            )
-        return chosen
-    if isinstance(signals, str):
-        signals = [signals]
-    chosen_set: set[str] = set()
-    unknown = []
-    for pattern in signals:
-        if any(ch in pattern for ch in "*?["):
-            matched = [n for n in catalog if fnmatch.fnmatchcase(n, pattern)]
-        else:
-            matched = [pattern] if pattern in catalog else []
-        if not matched:
-            unknown.append(pattern)
-        chosen_set.update(matched)
-    if unknown:
-        what = ", ".join(repr(u) for u in unknown)
-        raise ValueError(f"unknown signal name or pattern that matches nothing: {what}; {_describe_available(catalog)}")
-    if not chosen_set:
-        raise ValueError(f"no signals selected; {_describe_available(catalog)}")
-    return [n for n in catalog if n in chosen_set]
-
-
-def _as_time_series(value: Tensor, what: str, batch_first: bool = True) -> Tensor:
-    """A recorded value as ``[B, T, units]``: 2-D ``[B, units]`` is one step; trailing dims are flattened."""
-    if value.dim() < 2:
-        raise ValueError(
-            f"{what} produced a tensor of shape {tuple(value.shape)}; expected [batch, units] per step or "
-            "[batch, time, units]"
-        )
-    if value.dim() == 2:
-        return value.unsqueeze(1)
-    if not batch_first:
-        value = value.transpose(0, 1)
-    return value.flatten(2) if value.dim() > 3 else value
+def module_layout(batch_first: bool) -> TapLayout:
+    """The layout of a module output recorded by module path, which declares none."""
+    return TOKENS if batch_first else TOKENS_TIME_MAJOR
 
 
 class Source:
@@ -190,10 +44,8 @@ class Source:
         self._calls: list[dict[str, Tensor]] = []
         self._problem: str | None = None
 
-    def attach(self) -> None:
-        raise NotImplementedError
-
-    def detach(self) -> None:
+    def attach(self, scope: HookScope) -> None:
+        """Add this source's readers to ``scope`` (which removes them when it closes)."""
         raise NotImplementedError
 
     def clear(self) -> None:
@@ -221,23 +73,18 @@ class Source:
 
 
 class HookSource(Source):
-    """A tap (values are batch-first by contract) or any module's output (layout given by ``batch_first``)."""
+    """A tap (laid out as it declares) or any module's output (layout given by ``batch_first``)."""
 
     def __init__(self, info: SignalInfo, batch_first: bool = True):
         super().__init__([info])
         self.info = info
         self.batch_first = batch_first if info.kind == "module" else True
-        self._handle = None
+        self.layout = info.layout if info.layout is not None else module_layout(self.batch_first)
 
-    def attach(self) -> None:
-        self._handle = self.module.register_forward_hook(self._hook)
+    def attach(self, scope: HookScope) -> None:
+        scope.read(self.module, self._hook)
 
-    def detach(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-
-    def _hook(self, module, args, output) -> None:
+    def _hook(self, module, args, kwargs, output) -> None:
         what = f"{self.info.kind} {self.info.name!r}"
         value = output
         if isinstance(value, (tuple, list)) and value and isinstance(value[0], (Tensor, PackedSequence)):
@@ -248,7 +95,7 @@ class HookSource(Source):
             self._problem = f"{what} produced a {type(output).__name__}, not a tensor, so it cannot be recorded"
             return
         try:
-            series = _as_time_series(value.detach(), what, self.batch_first)
+            series = self.layout.to_series(value.detach(), what)
         except ValueError as e:
             self._problem = str(e)
             return
@@ -257,11 +104,11 @@ class HookSource(Source):
 
 
 class RNNSource(Source):
-    """An ``nn.LSTM`` / ``nn.GRU`` whose ``forward`` is replaced, while attached, by a layer-by-layer run.
+    """The reader of an ``nn.LSTM`` / ``nn.GRU``'s :class:`~lstmviz.hooks.rnn_point.RNNPoint`.
 
-    The replacement returns exactly what the module's own forward returns; per call it stores the
-    selected signals of every layer: ``h`` straight from the kernel, gates (and the LSTM cell state)
-    recovered from the weights only when selected.
+    The module returns exactly what its own forward returns; per call the source stores the selected
+    signals of every layer: ``h`` straight from the kernel, gates (and the LSTM cell state) recovered
+    from the weights only when selected, or, on a per-step run (an intervention), as computed.
     """
 
     def __init__(self, infos: list[SignalInfo]):
@@ -270,28 +117,14 @@ class RNNSource(Source):
         self.lstm = isinstance(self.module, nn.LSTM)
         self._wanted = {info.local: info.name for info in infos}
         self._layers = {info.layer for info in infos}
-        self._attached = False
         self._weights: dict[tuple[int, int, str], tuple] = {}
 
-    def attach(self) -> None:
-        if "forward" in self.module.__dict__:
-            raise ValueError(
-                f"cannot record inside {type(self.module).__name__} at {self.path or 'the model'!r}: its forward is "
-                "already replaced on the instance (by another Recorder or a patch); record it from one Recorder"
-            )
-        self.module.forward = self._forward
-        self._attached = True
+    def attach(self, scope: HookScope) -> None:
+        scope.read_rnn(self.module, self._on_layer, f"{type(self.module).__name__} at {self.path or 'the model'!r}")
 
-    def detach(self) -> None:
-        if self._attached:
-            del self.module.forward
-            self._attached = False
-
-    def _forward(self, input, hx=None):
-        self._calls.append({})
-        return forward_layerwise(self.module, input, hx, self._on_layer)
-
-    def _on_layer(self, trace: LayerTrace) -> None:
+    def _on_layer(self, trace) -> None:
+        if trace.layer == 0:  # a new call of the module
+            self._calls.append({})
         if trace.layer not in self._layers:
             return
         store = self._calls[-1]
@@ -303,6 +136,10 @@ class RNNSource(Source):
     def _record_direction(self, trace: LayerTrace, direction: int, stem: str, store: dict) -> None:
         wanted = {local[len(stem) :]: name for local, name in self._wanted.items() if local.startswith(stem)}
         if not wanted:
+            return
+        if trace.signals is not None:  # a per-step run: every signal as computed (edits included)
+            for key, name in wanted.items():
+                store[name] = trace.signals[direction][key].detach().transpose(0, 1)
             return
         h = trace.outputs[direction].detach()
         if "h" in wanted:

@@ -20,12 +20,14 @@ import h5py
 import numpy as np
 
 from lstmviz.recording import format as fmt
+from lstmviz.recording import upgrades
 from lstmviz.recording.format import (
     AnnotationInfo,
     CheckpointInfo,
     RecordingError,
     TapInfo,
 )
+from lstmviz.recording.writer import HOST_TAG, process_is_alive
 
 _SCAN_BLOCK = 1 << 20
 
@@ -72,18 +74,14 @@ def check_root(f: h5py.File, path: str | Path) -> int:
     if version > current:
         raise RecordingError(path, f"written by a newer lstmviz (format version {version}; this lstmviz reads "
                                    f"versions up to {current}); upgrade lstmviz to open it")
-    from lstmviz.recording import migrations
-
-    if version < 1 or not migrations.can_upgrade(version):
+    if version < 1 or not upgrades.can_upgrade(version):
         raise RecordingError(path, f"unknown format version {version} (this lstmviz reads "
-                                   f"{migrations.readable_versions()})")
+                                   f"{upgrades.readable_versions()})")
     return version
 
 
 def unfinished_problem(path: str | Path) -> str:
     """What to say about a file a writer has not finished: its temporary name tells whose it is."""
-    from lstmviz.recording.writer import HOST_TAG, process_is_alive
-
     temp = fmt.parse_temp_name(Path(path).name)
     if temp is None or temp.pid is None:
         return ("an unfinished recording: the program writing it stopped before closing it (killed or crashed); "

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lstmviz.engines import registry
+from lstmviz.engines.families.language_model import TokenData
 
 VOCAB_SIZE = 7
 #: hyperparameters that keep every engine tiny; only the keys an engine's build() accepts are used
@@ -46,7 +47,7 @@ def tiny_model():
         config = {k: v for k, v in TINY_CONFIG.items() if k in spec.config_keys()}
         config = spec.resolve_config({**config, **overrides})
         torch.manual_seed(seed)
-        model = spec.build(vocab_size=VOCAB_SIZE, **config).double().eval()
+        model = spec.build_model(TokenData(vocab_size=VOCAB_SIZE), **config).double().eval()
         return model, config
 
     return make

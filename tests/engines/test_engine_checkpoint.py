@@ -314,9 +314,10 @@ def test_a_checkpoint_is_never_written_onto_a_special_file(tiny_model, tmp_path,
 
 def test_train_refuses_a_special_output_before_any_work(tmp_path, pattern_dataset, monkeypatch):
     from lstmviz.engines import training
+    from lstmviz.engines.families.language_model import objective
 
     path, untouched = _special(tmp_path, "symlink to /dev/null")
-    monkeypatch.setattr(training, "token_stream", lambda *a, **k: pytest.fail("training data was prepared"))
+    monkeypatch.setattr(objective, "token_stream", lambda *a, **k: pytest.fail("training data was prepared"))
     with pytest.raises(ValueError, match="character device, not a regular file"):
         training.train("lstm", pattern_dataset(400), out=path, steps=1)
     assert untouched()

@@ -8,6 +8,7 @@ import pytest
 
 from lstmviz.engines import ConfigError, UnknownName, build_engine, registry
 from lstmviz.engines.recurrent import gru, lstm
+from lstmviz.hooks import find_taps
 
 
 def test_built_in_engines_come_from_entry_points_like_a_plugin():
@@ -27,12 +28,15 @@ def test_papers_are_the_ones_the_engines_implement():
     assert gru.SPEC.paper.arxiv == "1406.1078" and "Cho" in gru.SPEC.paper.authors
 
 
-def test_tap_patterns_expand_layer_by_layer():
+def test_tap_patterns_expand_layer_by_layer_in_the_order_of_the_tap_table():
     assert lstm.SPEC.tap_names(2) == [
-        "layer0/h", "layer0/c", "layer0/gates/i", "layer0/gates/f", "layer0/gates/g", "layer0/gates/o",
-        "layer1/h", "layer1/c", "layer1/gates/i", "layer1/gates/f", "layer1/gates/g", "layer1/gates/o",
+        "layer0/gates/i", "layer0/gates/f", "layer0/gates/g", "layer0/gates/o", "layer0/c", "layer0/h",
+        "layer1/gates/i", "layer1/gates/f", "layer1/gates/g", "layer1/gates/o", "layer1/c", "layer1/h",
     ]
-    assert gru.SPEC.tap_names(1) == ["layer0/h", "layer0/gates/r", "layer0/gates/z", "layer0/gates/n"]
+    assert gru.SPEC.tap_names(1) == ["layer0/gates/r", "layer0/gates/z", "layer0/gates/n", "layer0/h"]
+    for spec in (lstm.SPEC, gru.SPEC):  # the spec lists the taps the model has, in the order they are recorded
+        model = build_engine(spec.name, vocab_size=5, hidden_size=4, num_layers=2)
+        assert list(find_taps(model)) == spec.tap_names(2)
 
 
 def test_config_resolution_and_unknown_hyperparameters():

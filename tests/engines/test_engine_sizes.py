@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lstmviz.engines import build_engine, registry
-from lstmviz.engines.recurrent import base
+from lstmviz.engines.recurrent import language_model as base
 
 
 @pytest.mark.parametrize("engine", ["lstm", "gru"])

@@ -10,7 +10,8 @@ import torch
 
 from lstmviz.engines import ConfigError, UnknownName
 from lstmviz.engines.checkpoint import load_checkpoint
-from lstmviz.engines.training import batchify, evaluate, train
+from lstmviz.engines.families.language_model.objective import batchify, evaluate
+from lstmviz.engines.training import train
 from lstmviz.tasks import Cancelled, Task
 
 TINY = {"embedding_dim": 8, "hidden_size": 16, "num_layers": 1}
@@ -50,7 +51,7 @@ def test_the_checkpoint_holds_the_trained_model(pattern_dataset, tmp_path):
 
 def test_state_is_carried_detached_between_segments_and_reset_at_each_epoch(pattern_dataset, tmp_path, monkeypatch):
     """Stateful truncated BPTT: 600 tokens in 4 rows of 150 = 14 segments of bptt 10 per epoch."""
-    from lstmviz.engines.recurrent.base import RecurrentLanguageModel
+    from lstmviz.engines.recurrent.language_model import RecurrentLanguageModel
 
     calls = []
     forward = RecurrentLanguageModel.forward
@@ -92,7 +93,7 @@ def test_same_seed_same_weights_other_seed_other_weights_and_caller_rng_untouche
 
 
 def test_threads_setting_applies_during_training_only(pattern_dataset, tmp_path, monkeypatch):
-    from lstmviz.engines.recurrent.base import RecurrentLanguageModel
+    from lstmviz.engines.recurrent.language_model import RecurrentLanguageModel
 
     seen = []
     forward = RecurrentLanguageModel.forward

@@ -16,7 +16,7 @@ import pytest
 
 from lstmviz.recording import RecordingError, migrate, open_recording, summarize
 from lstmviz.recording import format as fmt
-from lstmviz.recording import migrations
+from lstmviz.recording import upgrades
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "recording_v1.h5"
 V2 = Path(__file__).resolve().parents[1] / "data" / "recording_v2.h5"
@@ -147,7 +147,7 @@ def _fake_v3(monkeypatch):
         f.attrs[fmt.VERSION_ATTR] = 3
 
     monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, v2_to_v3)
+    monkeypatch.setitem(upgrades.MIGRATIONS, 2, v2_to_v3)
 
 
 def test_read_time_upgrade_chains_and_leaves_the_file_alone(tmp_path, monkeypatch):
@@ -155,7 +155,7 @@ def test_read_time_upgrade_chains_and_leaves_the_file_alone(tmp_path, monkeypatc
     shutil.copyfile(V1, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     _fake_v3(monkeypatch)
-    monkeypatch.setattr(migrations, "_OVERLAY_COPY_BYTES", 64)  # map the taps as virtual datasets
+    monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 64)  # map the taps as virtual datasets
     with open_recording(path) as rec:
         _check_v1(rec)  # the values come through the upgraded overlay
         assert rec._view.attrs["units_total"] == 14 and "checkpoints" in rec._view  # 1 -> 2 -> 3
@@ -168,7 +168,7 @@ def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_p
     path = tmp_path / "v2.h5"
     shutil.copyfile(V2, path)
     _fake_v3(monkeypatch)
-    monkeypatch.setattr(migrations, "_OVERLAY_COPY_BYTES", 64)
+    monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 64)
     with open_recording(path) as rec:
         view = rec._view
         assert view["taps/layer0/h"].is_virtual and view["checkpoints/step-000100/taps/layer0/h"].is_virtual
@@ -199,7 +199,7 @@ def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
         f.attrs["half_done"] = True
         raise RuntimeError("bug in the upgrade")
 
-    monkeypatch.setitem(migrations.MIGRATIONS, 1, broken)
+    monkeypatch.setitem(upgrades.MIGRATIONS, 1, broken)
     with pytest.raises(RuntimeError, match="bug in the upgrade"):
         migrate(path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["v1.h5"]
@@ -209,8 +209,8 @@ def test_a_version_without_a_migration_path_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
     monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, lambda f: None)  # 2 -> 3 exists, 1 -> 2 does not
-    monkeypatch.delitem(migrations.MIGRATIONS, 1)
+    monkeypatch.setitem(upgrades.MIGRATIONS, 2, lambda f: None)  # 2 -> 3 exists, 1 -> 2 does not
+    monkeypatch.delitem(upgrades.MIGRATIONS, 1)
     with pytest.raises(RecordingError, match=r"unknown format version 1 \(this lstmviz reads versions 2 to 3\)"):
         open_recording(path)
 

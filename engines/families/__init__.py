@@ -1,0 +1,28 @@
+"""Families of engines: what a model reads, how it is trained and what every engine of it must satisfy.
+
+``registry`` maps family names to :class:`Family` objects, filled from the entry-point group
+``lstmviz.families``: a third-party family registers there, and so does the built-in
+``language-model`` (pyproject.toml). The built-in family is also registered here, by the same object,
+so that it is found where the installed package metadata predates families (an editable install made
+before them lists no ``lstmviz.families`` entry points until it is reinstalled). An :class:`~lstmviz.engines.spec.EngineSpec` names its family; building, training, loading a
+checkpoint and the contract tests go through it. Importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+from lstmviz.registry import Registry
+
+from .family import Family, Objective
+
+registry: Registry[Family] = Registry[Family]("lstmviz.families", "family")
+
+
+def _register_built_in() -> None:
+    from .language_model import FAMILY  # no torch: the objective and the contract load when used
+
+    registry.register(FAMILY)
+
+
+_register_built_in()
+
+__all__ = ["Family", "Objective", "registry"]
