@@ -11,21 +11,13 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.errors import describe, expected_errors
+from lstmviz.qt.errors import show_error
 from lstmviz.qt.export import FORMATS, export_graphics
 from lstmviz.qt.selection_export import FILTERS as TABLE_FILTERS
 from lstmviz.qt.selection_export import export_selection, pane_to_export
 
 WORKSPACE_FILTER = "lstmviz workspaces (*.lstmviz.json *.json);;All files (*)"
-
-
-def expected_open_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "this file cannot be opened" (reported in words, not as a crash)."""
-    try:
-        from lstmviz.recording import RecordingError
-    except ImportError:  # the reader is not importable: every open fails with an OSError or worse
-        return (OSError,)
-    return (RecordingError, OSError)
 
 
 class FileActions:
@@ -39,14 +31,14 @@ class FileActions:
         the workspace showed a probe result, the Probes panel runs the probes again on its worker (see
         ``ProbePanel``) and its dock is brought to the front.
         """
-        from lstmviz.analysis.workspace_file import WorkspaceFileError, load_workspace
+        from lstmviz.analysis.workspace_file import load_workspace
 
         try:
             state = load_workspace(path)
             problems = self.workspace.restore(state, recording)
-        except (WorkspaceFileError, *expected_open_errors()) as exc:
+        except expected_errors() as exc:
             show_error(self, "Cannot open workspace",
-                       f"lstmviz could not open the workspace “{Path(path).name}”.\n\n{describe_exception(exc)}")
+                       f"lstmviz could not open the workspace “{Path(path).name}”.\n\n{describe(exc)}")
             return False
         self.recent_files.add(self.workspace.recording.path)
         probes = self.workspace.probe_state
@@ -61,12 +53,12 @@ class FileActions:
     def save_workspace(self, path: str | Path) -> bool:
         """Save the workspace (recording, panes, window, match and probe settings) to ``path``; failures
         in a dialog."""
-        from lstmviz.analysis.workspace_file import WorkspaceFileError, save_workspace
+        from lstmviz.analysis.workspace_file import save_workspace
 
         try:
             written = save_workspace(path, self.workspace.state())
-        except (WorkspaceFileError, ValueError, OSError) as exc:
-            show_error(self, "Cannot save workspace", describe_exception(exc))
+        except expected_errors() as exc:
+            show_error(self, "Cannot save workspace", describe(exc))
             return False
         self.statusBar().showMessage(f"Saved the workspace to {written}", 6000)
         return True
@@ -89,8 +81,8 @@ class FileActions:
         """Export the select view (every pane, tokens and tracks) to PNG, SVG or PDF; failures in a dialog."""
         try:
             written = export_graphics(self.state_plot.export_item(), path)
-        except (ValueError, OSError) as exc:
-            show_error(self, "Cannot export", describe_exception(exc))
+        except expected_errors() as exc:
+            show_error(self, "Cannot export", describe(exc))
             return False
         self.statusBar().showMessage(f"Exported the plot to {written}", 6000)
         return True
@@ -102,8 +94,8 @@ class FileActions:
         try:
             index = pane_to_export(ws.panes, ws.active_index)
             written = export_selection(ws.panes[index], path)
-        except (ValueError, OSError) as exc:
-            show_error(self, "Cannot export the selection", describe_exception(exc))
+        except expected_errors() as exc:
+            show_error(self, "Cannot export the selection", describe(exc))
             return False
         self.statusBar().showMessage(f"Saved Pane {index + 1}'s selection to "
                                      + " and ".join(str(p) for p in written), 6000)
@@ -116,7 +108,7 @@ class FileActions:
         try:
             tap = ws.panes[pane_to_export(ws.panes, ws.active_index)].tap
         except ValueError as exc:
-            show_error(self, "Cannot export the selection", describe_exception(exc))
+            show_error(self, "Cannot export the selection", describe(exc))
             return
         default = Path(ws.recording.path).with_name(
             f"{Path(ws.recording.path).stem}-{tap.replace('/', '-')}-selection.csv"

@@ -3,7 +3,8 @@
 The search (``lstmviz.analysis.token_search``) runs on the workspace's runner, channel ``"search"``
 (a new search cancels the running one), and reads each hit's context there too. Hits are listed
 with their context; clicking one moves the window there. A search that cannot run (an invalid
-regular expression, an empty phrase) is stated in words under the search field.
+regular expression, an empty phrase) is stated in words under the search field; anything else also
+goes through the app's one notifications path (``lstmviz.qt.errors.report_exception``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtWidgets
 
+from lstmviz.errors import describe, is_expected
+from lstmviz.qt.errors import report_exception
 from lstmviz.qt.plain_text import literal, set_plain
 from lstmviz.qt.token_text import display_token
 from lstmviz.qt.workspace import Workspace
@@ -180,7 +183,9 @@ class FindPanel(QtWidgets.QWidget):
         self._request = None
         self.hits = []
         self.results.clear()
-        self._say(str(exc) or type(exc).__name__, error=True)
+        self._say(describe(exc), error=True)  # an invalid regular expression, an empty phrase ...
+        if not is_expected(exc):  # a bug: said as everywhere else, with its traceback on stderr
+            report_exception(exc, "Cannot search", self.workspace.notify)
         self.results_ready.emit([])
 
     def _clicked(self, item: QtWidgets.QListWidgetItem) -> None:

@@ -16,8 +16,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.analysis import unit_spec
 from lstmviz.qt.annotations_dialog import AnnotationsDialog
-from lstmviz.qt.errors import describe_exception, show_error
-from lstmviz.qt.file_actions import FileActions, expected_open_errors
+from lstmviz.errors import describe, expected_errors
+from lstmviz.qt.errors import show_error
+from lstmviz.qt.file_actions import FileActions
 from lstmviz.qt.find_panel import FindPanel
 from lstmviz.qt.info_panel import InfoPanel
 from lstmviz.qt.match_panel import MatchPanel
@@ -246,7 +247,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         try:
             self.workspace.set_highlighted_units(parse_units(text, self.workspace.tap_info()))
         except ValueError as exc:
-            show_error(self, "Cannot highlight units", describe_exception(exc))
+            show_error(self, "Cannot highlight units", describe(exc))
             return False
         return True
 
@@ -320,11 +321,11 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         """Open a recording; on failure show why in a dialog and keep the open one. True on success."""
         try:
             self.workspace.open(path)
-        except expected_open_errors() as exc:
+        except expected_errors() as exc:
             show_error(
                 self,
                 "Cannot open recording",
-                f"lstmviz could not open “{Path(path).name}”.\n\n{describe_exception(exc)}",
+                f"lstmviz could not open “{Path(path).name}”.\n\n{describe(exc)}",
             )
             return False
         self.recent_files.add(path)

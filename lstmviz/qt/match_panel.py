@@ -22,16 +22,15 @@ file dialog (the main window can put them in its menus).
 
 from __future__ import annotations
 
-import sys
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.qt.aggregate_view import AggregateView
-from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.errors import describe
+from lstmviz.qt.errors import report_exception
 from lstmviz.qt.match_figure import FIGURE_ROWS, close_figure, match_figure
 from lstmviz.qt.match_figure import PARTS as FIGURE_PARTS
 from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
@@ -53,16 +52,6 @@ INDEX_CACHE_SIZE = 4
 HOVER_HINT = "Hover a token for its labels and match count; click a row (or press Enter) to show it in the panes."
 #: sentences listed under the aggregate table
 ENRICHMENT_SENTENCES = 12
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that state a problem with the input (shown as a sentence, without a traceback)."""
-    errors: tuple[type[BaseException], ...] = (ValueError, KeyError, IndexError, OSError)
-    try:
-        from lstmviz.recording import RecordingError
-    except ImportError:
-        return errors
-    return errors + (RecordingError,)
 
 
 def _open_index(recording, key, task):
@@ -637,7 +626,7 @@ class MatchPanel(QtWidgets.QWidget):
         try:
             query = self.build_query()
         except ValueError as exc:
-            self._set_status(describe_exception(exc), problem=True)
+            self._set_status(describe(exc), problem=True)
             return False
         key = IndexKey(pane.tap, pane.transform, float(pane.threshold))
         self._abandon_request()
@@ -733,7 +722,7 @@ class MatchPanel(QtWidgets.QWidget):
         if channel == "aggregate":
             if request_id == self._aggregate_id:
                 self._aggregate_id = None
-                self.aggregate_view.set_message(f"Cannot aggregate: {describe_exception(exc)}")
+                self.aggregate_view.set_message(f"Cannot aggregate: {describe(exc)}")
                 self._report(exc, "Cannot aggregate")
             return
         if not self._mine(channel, request_id):
@@ -741,7 +730,7 @@ class MatchPanel(QtWidgets.QWidget):
         self._request = None
         self._set_busy(False)
         what = "open the match index" if channel == "index" else "match"
-        self._set_status(f"Could not {what}: {describe_exception(exc)}", problem=True)
+        self._set_status(f"Could not {what}: {describe(exc)}", problem=True)
         self._report(exc, "Cannot open the match index" if channel == "index" else "Cannot match")
 
     def _cancelled(self, channel: str, request_id: int) -> None:
@@ -767,20 +756,8 @@ class MatchPanel(QtWidgets.QWidget):
         self.progress.setFormat(f"{label}: {message} %p%" if message and total else f"{label} %p%")
 
     def _report(self, exc: BaseException, title: str) -> None:
-        """Worker errors through the app's one error path: the workspace's ``error_occurred`` (the window
-        shows it) when it has one, else a dialog (``errors.show_error``). Expected problems are one
-        sentence; anything else also goes to stderr with its traceback."""
-        expected = isinstance(exc, _expected_errors())
-        details = "" if expected else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        message = describe_exception(exc) if expected else (
-            f"Something went wrong: {describe_exception(exc)}\n\nThe window is still usable.")
-        if details:
-            sys.stderr.write(details)
-        signal = getattr(self.workspace, "error_occurred", None)
-        if signal is not None:
-            signal.emit(title, message)
-        else:
-            show_error(self, title, message, details)
+        """A worker's failure through the app's one notifications path (the workspace's ``notify``)."""
+        report_exception(exc, title, self.workspace.notify)
 
     def _cached_index(self, recording, key):
         for (rec_id, k), index in self._index_cache:
@@ -860,7 +837,7 @@ class MatchPanel(QtWidgets.QWidget):
         try:
             self.workspace.show_match(int(start), int(length))
         except ValueError as exc:  # e.g. the recording changed under the results
-            self._set_status(f"Cannot show that match: {describe_exception(exc)}", problem=True)
+            self._set_status(f"Cannot show that match: {describe(exc)}", problem=True)
             return
         self.result_activated.emit(int(start), int(length))
 

@@ -30,16 +30,15 @@ dialogs. Problems from the worker go through the workspace's ``error_occurred``.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.analysis.workspace_file import PROBE_SHIFT_RANGE, ProbeState
-from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.errors import describe
+from lstmviz.qt.errors import report_exception
 from lstmviz.qt.plain_text import escape, literal, set_plain
 from lstmviz.qt.probe_chart import ProbeChart, percent
 from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
@@ -84,13 +83,6 @@ def _ordered_taps(recording) -> list[str]:
         return ordered_taps(recording)
     except ValueError:  # no tap on the main axis
         return []
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that state a problem with the input (shown as a sentence, without a traceback)."""
-    from lstmviz.recording import RecordingError
-
-    return (ValueError, KeyError, IndexError, OSError, RecordingError)
 
 
 @dataclass(frozen=True)
@@ -615,7 +607,7 @@ class ProbePanel(QtWidgets.QWidget):
         try:
             settings = self.settings()
         except ValueError as exc:
-            self._set_status(describe_exception(exc), problem=True)
+            self._set_status(describe(exc), problem=True)
             return False
         recording = self.workspace.recording
         with self._quiet():
@@ -690,7 +682,7 @@ class ProbePanel(QtWidgets.QWidget):
             return
         self._request_over()
         self._show(None, None, "The probes could not run; see the status line.")
-        message = describe_exception(exc)
+        message = describe(exc)
         self._set_status(f"Could not run the probes: {message}", problem=True)
         self._report(exc, "Cannot run the probes")
         self.run_failed.emit(message)
@@ -714,21 +706,8 @@ class ProbePanel(QtWidgets.QWidget):
             self.progress.setRange(0, 0)
 
     def _report(self, exc: BaseException, title: str) -> None:
-        """Worker errors through the app's one error path: the workspace's ``error_occurred`` when it
-        has one, else a dialog. Expected problems are one sentence; anything else also goes to stderr
-        with its traceback."""
-        expected = isinstance(exc, _expected_errors())
-        details = "" if expected else (getattr(exc, "lstmviz_traceback", "") or
-                                       "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        message = describe_exception(exc) if expected else (
-            f"Something went wrong: {describe_exception(exc)}\n\nThe window is still usable.")
-        if details:
-            sys.stderr.write(details)
-        signal = getattr(self.workspace, "error_occurred", None)
-        if signal is not None:
-            signal.emit(title, message)
-        else:
-            show_error(self, title, message, details)
+        """A worker's failure through the app's one notifications path (the workspace's ``notify``)."""
+        report_exception(exc, title, self.workspace.notify)
 
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
@@ -821,7 +800,7 @@ class ProbePanel(QtWidgets.QWidget):
             pane.add_unit(int(unit))
         except (KeyError, ValueError) as exc:
             self.detail.set_note(f"<span style='color:#b00000'>Cannot select unit {int(unit)}: "
-                                 f"{escape(describe_exception(exc))}</span>")
+                                 f"{escape(describe(exc))}</span>")
             return False
         note = f"Unit <b>{int(unit)}</b> of <b>{escape(tap)}</b> is selected in the active pane"
         note += f" (it now shows {escape(tap)})." if switched else "."

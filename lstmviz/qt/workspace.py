@@ -178,6 +178,11 @@ class Workspace(QObject):
         """Stop the background work (call before the application quits)."""
         self.runner.shutdown()
 
+    def notify(self, title: str, message: str) -> None:
+        """State a problem to the user (``error_occurred``: the window shows it): the one notifications
+        path of views and panels (``lstmviz.qt.errors.report_exception`` words exceptions for it)."""
+        self.error_occurred.emit(title, message)
+
     @staticmethod
     def _position_taps(recording) -> list[str]:
         return [name for name, info in recording.taps.items() if info.axis == "positions"]

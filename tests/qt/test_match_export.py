@@ -14,7 +14,7 @@ from test_match_helpers import (
     write_planted_recording,
 )
 
-from lstmviz.qt import match_panel
+from lstmviz.qt import widget_export
 from lstmviz.qt.match_panel import MatchPanel
 from lstmviz.qt.widget_export import export_widget
 from lstmviz.qt.workers import TaskRunner
@@ -155,7 +155,7 @@ def test_export_actions_use_the_chosen_filter(matched, tmp_path, monkeypatch):
     ])
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: next(answers))
     errors = []
-    monkeypatch.setattr(match_panel, "show_error", lambda parent, title, message, details="": errors.append(message))
+    monkeypatch.setattr(widget_export, "show_error", lambda parent, title, message, details="": errors.append(message))
     matched.export_view_action.trigger()
     assert ET.parse(tmp_path / "view.svg").getroot().tag.endswith("svg")
     matched.export_data_action.trigger()

@@ -123,6 +123,9 @@ class FakeWorkspace(QObject):
     def show_match(self, start: int, length: int) -> None:
         self.shown.append((start, length))
 
+    def notify(self, title: str, message: str) -> None:
+        self.error_occurred.emit(title, message)
+
     def set_recording(self, recording) -> None:
         self.recording = recording
         self.recording_changed.emit(recording)

@@ -145,7 +145,7 @@ def test_an_export_that_meets_a_damaged_part_is_refused_not_filled_with_blanks(q
                                                                                monkeypatch):
     from PySide6 import QtWidgets
 
-    from lstmviz.qt import errors
+    from lstmviz.qt import widget_export
 
     ws = planted.workspace
     with qtbot.waitSignal(ws.active_pane.selection_changed):
@@ -155,7 +155,7 @@ def test_an_export_that_meets_a_damaged_part_is_refused_not_filled_with_blanks(q
         panel.match_action.trigger()
     _broken(ws.recording.unguarded, monkeypatch, "tokens")  # the tokens around the matches cannot be read
     said = []
-    monkeypatch.setattr(errors, "show_error", lambda parent, title, message, details="": said.append(message))
+    monkeypatch.setattr(widget_export, "show_error", lambda parent, title, message, details="": said.append(message))
     target = tmp_path / "matches.csv"
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(target), "Matches, CSV table (*.csv)"))
