@@ -73,7 +73,7 @@ class FindPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.workspace = workspace
         self.hits: list[Hit] = []
-        self._request: int | None = None
+        self._request = None  # the running search (a Request)
         self.edit = QtWidgets.QLineEdit()
         self.edit.setPlaceholderText("tokens to find, e.g.  ( ( 2")
         self.edit.setClearButtonEnabled(True)
@@ -108,10 +108,6 @@ class FindPanel(QtWidgets.QWidget):
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         self.results.itemClicked.connect(self._clicked)
         self.results.itemActivated.connect(self._clicked)
-        runner = workspace.runner
-        runner.finished.connect(self._finished)
-        runner.failed.connect(self._failed)
-        runner.progress.connect(self._progress)
         workspace.recording_changed.connect(self._recording_changed)
         self._recording_changed(workspace.recording)
 
@@ -121,7 +117,8 @@ class FindPanel(QtWidgets.QWidget):
         self.edit.setPlaceholderText(r"regular expression, e.g.  \( \( [0-4]" if regex else "tokens to find, e.g.  ( ( 2")
 
     def _recording_changed(self, recording) -> None:
-        self.workspace.runner.cancel(CHANNEL)
+        if self._request is not None:
+            self._request.cancel()
         self._request = None
         self.hits = []
         self.results.clear()
@@ -144,20 +141,29 @@ class FindPanel(QtWidgets.QWidget):
         mode = self.mode_combo.currentData()
         case = self.case_box.isChecked()
         self._say("Searching…")
+        if self._request is not None:
+            self._request.cancel()
         self._request = self.workspace.runner.submit(
             CHANNEL, lambda task: search(recording, mode, query, case_sensitive=case, task=task)
         )
+        self._request.progress.connect(self._progress)
+        self._request.finished.connect(self._finished)
+        self._request.failed.connect(self._failed)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.status.setStyleSheet("color: rgb(180,40,40)" if error else "")
         set_plain(self.status, text)
 
-    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
-        if channel == CHANNEL and request_id == self._request and total:
+    def _answer(self) -> bool:
+        """Whether the signal being delivered comes from the search asked last."""
+        return self._request is not None and self.sender() is self._request
+
+    def _progress(self, done: int, total, message: str) -> None:
+        if self._answer() and total:
             self._say(f"Searching… {100 * done // max(1, total)} %")
 
-    def _finished(self, channel: str, request_id: int, hits) -> None:
-        if channel != CHANNEL or request_id != self._request:
+    def _finished(self, hits) -> None:
+        if not self._answer():
             return
         self._request = None
         self.hits = list(hits)
@@ -177,8 +183,8 @@ class FindPanel(QtWidgets.QWidget):
             self._say(f"{n:,} hit{'s' if n != 1 else ''}{more}. Click one to show it.")
         self.results_ready.emit(self.hits)
 
-    def _failed(self, channel: str, request_id: int, exc) -> None:
-        if channel != CHANNEL or request_id != self._request:
+    def _failed(self, exc) -> None:
+        if not self._answer():
             return
         self._request = None
         self.hits = []

@@ -20,7 +20,7 @@ def test_zscore_shows_raw_values_until_the_statistics_are_computed(planted, qtbo
     pane = ws.active_pane
     strip = planted.state_plot.strips[0]
     pane.set_brush(*PLANTED_BRUSH)
-    with qtbot.waitSignal(ws.runner.finished, timeout=30000):
+    with qtbot.waitSignal(ws.tap_stats.ready, timeout=30000):
         strip.transform_combo.activated.emit(strip.transform_combo.findData("zscore"))
         assert pane.transform == "zscore" and pane.effective_transform == "raw"  # raw until ready
         assert "computed" in planted.state_plot.pane_plots[0].titleLabel.text
@@ -187,7 +187,7 @@ def test_zscore_statistics_that_fail_are_said_in_words_and_the_pane_shows_raw_va
     monkeypatch.setattr(transforms, "tap_stats", broken)
     ws = planted.workspace
     pane = ws.active_pane
-    with qtbot.waitSignal(ws.runner.failed, timeout=10000):
+    with qtbot.waitSignal(ws.tap_stats.failed, timeout=10000):
         pane.set_transform("zscore")
     assert pane.transform == "raw" and pane.effective_transform == "raw"
     _, message = captured_errors[-1]
