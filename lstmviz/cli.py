@@ -314,7 +314,7 @@ def _check_units(text: str, file: str | None, workspace: str | None) -> None:
     target = file
     if target is None and workspace is not None:
         try:
-            from lstmviz.analysis.workspace_file import load_workspace
+            from lstmviz.workspace.file import load_workspace
 
             target = load_workspace(workspace).recording
         except Exception:  # noqa: BLE001 - the window says what is wrong with the workspace

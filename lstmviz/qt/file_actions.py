@@ -16,6 +16,7 @@ from lstmviz.qt.errors import show_error
 from lstmviz.qt.export import FORMATS, export_graphics
 from lstmviz.qt.selection_export import FILTERS as TABLE_FILTERS
 from lstmviz.qt.selection_export import export_selection, pane_to_export
+from lstmviz.workspace.file import load_workspace, save_workspace
 
 WORKSPACE_FILTER = "lstmviz workspaces (*.lstmviz.json *.json);;All files (*)"
 
@@ -27,12 +28,10 @@ class FileActions:
         """Open a saved workspace (on ``recording`` instead of the file it names, if given).
 
         A file that cannot be read or a recording that cannot be opened is reported in a dialog and
-        changes nothing; parts that do not fit the recording are left out and listed in a dialog. When
-        the workspace showed a probe result, the Probes panel runs the probes again on its worker (see
-        ``ProbePanel``) and its dock is brought to the front.
+        changes nothing; parts that do not fit the recording are left out and listed in a dialog. A panel
+        that shows again what the workspace showed (the Probes panel runs its probes again on its
+        worker) has its dock brought to the front.
         """
-        from lstmviz.analysis.workspace_file import load_workspace
-
         try:
             state = load_workspace(path)
             problems = self.workspace.restore(state, recording)
@@ -41,9 +40,10 @@ class FileActions:
                        f"lstmviz could not open the workspace “{Path(path).name}”.\n\n{describe(exc)}")
             return False
         self.recent_files.add(self.workspace.recording.path)
-        probes = self.workspace.probe_state
-        if probes is not None and probes.shown:
-            self.show_probe_dock()
+        for name, panel in self.panels.items():  # e.g. the probes that were shown, running again
+            in_front = getattr(panel, "in_front", None)
+            if in_front is not None and in_front():
+                self.show_panel(name)
         if problems:
             show_error(self, "Parts of the workspace were left out",
                        "The workspace does not fully fit this recording:\n\n" + "\n".join(f"• {p}" for p in problems))
@@ -53,8 +53,6 @@ class FileActions:
     def save_workspace(self, path: str | Path) -> bool:
         """Save the workspace (recording, panes, window, match and probe settings) to ``path``; failures
         in a dialog."""
-        from lstmviz.analysis.workspace_file import save_workspace
-
         try:
             written = save_workspace(path, self.workspace.state())
         except expected_errors() as exc:

@@ -169,6 +169,12 @@ class TaskRunner(QObject):
             request_id = self._latest.get(channel)
             return request_id is not None and (channel, request_id) in self._tasks
 
+    @property
+    def busy(self) -> bool:
+        """Whether a request is running on any channel."""
+        with self._lock:
+            return any(self._latest.get(channel) == request_id for channel, request_id in self._tasks)
+
     def latest(self, channel: str) -> int | None:
         return self._latest.get(channel)
 

@@ -44,8 +44,8 @@ def test_zscore_shows_raw_values_until_the_statistics_are_computed(planted, qtbo
 def test_find_a_phrase_and_jump_to_a_hit(planted, qtbot):
     ws = planted.workspace
     planted.show_find()
-    panel = planted.find_panel
-    assert planted.find_dock.isVisible()
+    panel = planted.panels["find"]
+    assert planted.docks["find"].isVisible()
     panel.set_query("( ( )")
     with qtbot.waitSignal(panel.results_ready, timeout=10000):
         qtbot.keyClick(panel.edit, QtCore.Qt.Key.Key_Return)
@@ -60,7 +60,7 @@ def test_find_a_phrase_and_jump_to_a_hit(planted, qtbot):
 
 
 def test_find_a_regular_expression_and_report_a_bad_one_in_words(planted, qtbot):
-    panel = planted.find_panel
+    panel = planted.panels["find"]
     panel.set_query(r"\) 2 a", mode="regex")
     with qtbot.waitSignal(panel.results_ready, timeout=10000):
         panel.find_button.click()
@@ -89,9 +89,9 @@ def _configure_two_panes(window):
     ws.set_window_width(60)
     ws.set_window_start(5)
     ws.set_visible_annotations(["score"])
-    from lstmviz.analysis.workspace_file import MatchSettings
+    from lstmviz.qt.match.state import MatchSettings
 
-    ws.set_match_settings(MatchSettings(mode="scored", limit=50, min_length=2))
+    ws.set_panel_state("match", MatchSettings(mode="scored", limit=50, min_length=2))
     ws.set_active_pane(0)
     return first, second
 

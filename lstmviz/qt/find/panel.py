@@ -111,6 +111,11 @@ class FindPanel(QtWidgets.QWidget):
         workspace.recording_changed.connect(self._recording_changed)
         self._recording_changed(workspace.recording)
 
+    def focus(self) -> None:
+        """Put the cursor in the search field, its text selected (Ctrl+F)."""
+        self.edit.setFocus()
+        self.edit.selectAll()
+
     def _mode_changed(self) -> None:
         regex = self.mode_combo.currentData() == "regex"
         self.case_box.setEnabled(not regex)

@@ -4,7 +4,8 @@ LSTMVis's "Match view", built from a workspace. It follows one pane (``source_pa
 while it has selected units; making a pane without any active (``+ Pane``) leaves the previous one, and
 the header names the pane it shows. Pressing **Match** (Ctrl+M) turns that pane's
 selection (units and signs, off-padding, brushed length) and the panel's settings (mode, result limit,
-minimum length, length weight, candidate cap: ``workspace.match_settings``, saved with the workspace)
+minimum length, length weight, candidate cap: ``MatchSettings``, the panel's state in the workspace,
+``workspace.panel_state("match")``, saved with it)
 into a ``MatchQuery``; the bit index of (tap, transform, threshold) is opened on the worker channel
 "index" (it is cached on disk; building it can take seconds on a big file, with progress), then
 ``matching.match`` runs on channel "match". A newer request supersedes an older one; Cancel stops it.
@@ -17,7 +18,8 @@ Enter) asks the workspace to show it (``workspace.show_match``).
 
 Exports: ``export_view`` (PNG/SVG/PDF: the results and the aggregate as a figure, in full), ``export_matches`` and
 ``export_aggregate`` (CSV/NPY); the actions ``export_view_action`` and ``export_data_action`` open a
-file dialog (the main window can put them in its menus).
+file dialog. The main window puts ``menu_actions()`` in the Match menu and opens the dock on
+``wants_dock`` (a match asked for, results shown).
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.aggregate_view import AggregateView
 from lstmviz.errors import describe
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.errors import report_exception
-from lstmviz.qt.match_figure import FIGURE_ROWS, close_figure, match_figure
-from lstmviz.qt.match_figure import PARTS as FIGURE_PARTS
-from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
-from lstmviz.qt.match_view import MatchView, legend_html
+from lstmviz.qt.match.aggregate_view import AggregateView
+from lstmviz.qt.match.figure import FIGURE_ROWS, close_figure, match_figure
+from lstmviz.qt.match.figure import PARTS as FIGURE_PARTS
+from lstmviz.qt.match.table_model import COUNT_STRIP, MatchTableModel
+from lstmviz.qt.match.state import MATCH_STATE, MatchSettings
+from lstmviz.qt.match.view import MatchView, legend_html
 from lstmviz.qt.plain_text import escape, literal
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
 from lstmviz.qt.widget_export import (
@@ -47,6 +50,7 @@ from lstmviz.qt.widget_export import (
     with_suffix,
 )
 
+PANEL_NAME = MATCH_STATE.name
 MODE_NAMES = {"lstmvis": "LSTMVis", "scored": "scored"}
 #: index objects kept in memory per panel (most recent first out)
 INDEX_CACHE_SIZE = 4
@@ -154,6 +158,8 @@ class MatchPanel(TaskPanel):
     aggregate_changed = QtCore.Signal(object)
     #: a result row was clicked / activated: start position and length (after workspace.show_match)
     result_activated = QtCore.Signal(int, int)
+    #: the panel has something to show (a match was asked for, results arrived): its dock should open
+    wants_dock = QtCore.Signal()
 
     SUPERSEDED = "The match was superseded by another request; press Match again."
 
@@ -178,7 +184,7 @@ class MatchPanel(TaskPanel):
         self.aggregate_view = AggregateView()
         self.aggregate_view.annotation_chosen.connect(self._aggregate_chosen)
 
-        # the controls show workspace.match_settings and change it
+        # the controls show the panel's state in the workspace (MatchSettings) and change it
         self.settings_binding = StateBinding(self.settings_from_controls, self._show_settings, self._store_settings)
         self._build_controls()
         self._build_layout()
@@ -188,14 +194,11 @@ class MatchPanel(TaskPanel):
         workspace.active_pane_changed.connect(self._active_pane_changed)
         if hasattr(workspace, "panes_changed"):
             workspace.panes_changed.connect(self._active_pane_changed)
-        workspace.match_settings_changed.connect(self.settings_binding.model_changed)
-        # optional parts of the workspace: strips follow the visible tracks, the aggregated annotation is
-        # kept (and saved) by the workspace
+        workspace.panel_state_changed.connect(self._panel_state_changed)
+        # optional part of the workspace: strips follow the visible tracks
         if hasattr(workspace, "visible_annotations_changed"):
             workspace.visible_annotations_changed.connect(self._visible_annotations_changed)
-        if hasattr(workspace, "aggregate_annotation_changed"):
-            workspace.aggregate_annotation_changed.connect(self._aggregate_annotation_changed)
-        self.settings_binding.model_changed(workspace.match_settings)
+        self.settings_binding.model_changed(self.settings)
         self._recording_changed(workspace.recording)
         self._active_pane_changed()
 
@@ -342,6 +345,16 @@ class MatchPanel(TaskPanel):
                                          "Save the best results and the whole aggregate table as a figure (PNG, SVG or PDF)")
         self.export_data_action = action("Export Match &Data…", self.choose_and_export_data, "Ctrl+Alt+D",
                                          "Save the matches or the aggregated table as CSV or NPY")
+        self.match_action.triggered.connect(lambda: self.wants_dock.emit())
+
+    def menu_actions(self) -> list:
+        """The Match menu (None: a separator)."""
+        return [self.match_action, self.cancel_action, None, self.export_view_action, self.export_data_action]
+
+    def restore_work(self) -> None:
+        """A restored workspace's selection is shown with its matches (``lstmviz --screenshot``)."""
+        if _has_units(getattr(self.workspace, "active_pane", None)):
+            self.match()
 
     def _splitter_moved_by_user(self, *_) -> None:
         self._splitter_moved = True
@@ -359,7 +372,17 @@ class MatchPanel(TaskPanel):
         super().resizeEvent(event)
         self._fit_splitter()
 
-    # ------------------------------------------------------------------ settings (workspace.match_settings)
+    # ------------------------------------------------------------------ settings (the panel's state)
+    @property
+    def settings(self) -> MatchSettings:
+        """The panel's state in the workspace (its defaults until it has one)."""
+        state = self.workspace.panel_state(PANEL_NAME)
+        return state if state is not None else MatchSettings()
+
+    def _panel_state_changed(self, name: str, state) -> None:
+        if name == PANEL_NAME:
+            self.settings_binding.model_changed(state if state is not None else MatchSettings())
+
     def _show_settings(self, s) -> None:
         self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(s.mode)))
         self.limit_spin.setValue(0 if s.limit is None else int(s.limit))
@@ -370,13 +393,19 @@ class MatchPanel(TaskPanel):
         self.right_spin.setValue(int(s.right))
         self.weight_spin.setEnabled(s.mode == "scored")
         self._apply_context()
+        recording = self.workspace.recording
+        name = s.aggregate_annotation
+        if recording is not None and name is not None and name in recording.annotations \
+                and name != self.aggregate_view.annotation():
+            self.aggregate_view.set_annotations(list(recording.annotations), name)
+            self._start_aggregate()
 
     def settings_from_controls(self):
         """The MatchSettings the controls show."""
         limit = self.limit_spin.value()
         cap = self.cap_spin.value()
         return replace(
-            self.workspace.match_settings,
+            self.settings,
             mode=self.mode_combo.currentData(),
             limit=None if limit == 0 else int(limit),
             min_length=int(self.min_length_spin.value()),
@@ -388,12 +417,12 @@ class MatchPanel(TaskPanel):
 
     def _store_settings(self, settings) -> None:
         self.weight_spin.setEnabled(settings.mode == "scored")
-        if settings != self.workspace.match_settings:
-            self.workspace.set_match_settings(settings)
+        if settings != self.settings:
+            self.workspace.set_panel_state(PANEL_NAME, settings)
         self._apply_context()
 
     def _apply_context(self) -> None:
-        s = self.workspace.match_settings
+        s = self.settings
         before = (self.model.left, self.model.right, self.model.align)
         self.model.set_context(int(s.left), int(s.right), self.align)
         if before != (self.model.left, self.model.right, self.model.align) and self.results is not None:
@@ -426,7 +455,7 @@ class MatchPanel(TaskPanel):
         recording = self.workspace.recording
         if recording is None:
             return None
-        chosen = getattr(self.workspace, "aggregate_annotation", None)
+        chosen = self.settings.aggregate_annotation
         if chosen in recording.annotations:
             return chosen
         categorical = [n for n in self._strip_names if recording.annotations[n].kind == "categorical"]
@@ -434,18 +463,10 @@ class MatchPanel(TaskPanel):
         return categorical[0] if categorical else next(iter(recording.annotations), None)
 
     def _aggregate_chosen(self, name: str) -> None:
-        setter = getattr(self.workspace, "set_aggregate_annotation", None)
-        if setter is not None and name != getattr(self.workspace, "aggregate_annotation", None):
-            setter(name)  # comes back through aggregate_annotation_changed
+        settings = self.settings
+        if name != settings.aggregate_annotation:  # kept (and saved) as the panel's state
+            self.workspace.set_panel_state(PANEL_NAME, replace(settings, aggregate_annotation=name))
         self._start_aggregate()
-
-    def _aggregate_annotation_changed(self, name) -> None:
-        recording = self.workspace.recording
-        if recording is None or name is None or name not in recording.annotations:
-            return
-        if name != self.aggregate_view.annotation():
-            self.aggregate_view.set_annotations(list(recording.annotations), name)
-            self._start_aggregate()
 
     def _visible_annotations_changed(self, names) -> None:
         """Strips follow the tracks shown in the state panes (the Strips menu can change them here)."""
@@ -664,6 +685,8 @@ class MatchPanel(TaskPanel):
         self._refresh_paint_combo()
         self._update_legend()
         self.results_changed.emit(results)
+        if results is not None:
+            self.wants_dock.emit()
 
     def _result_status(self) -> str:
         results = self.results

@@ -16,7 +16,8 @@ probe's tap if it shows another one) and, for a recording of several checkpoints
 (``Recording.checkpoints``), ``ProbeCurvesView``: accuracy per tap against training step
 (``probe_curves``, when "over training" is ticked).
 
-Saved workspaces: the panel keeps ``Workspace.probe_state`` (a ``ProbeState``) equal to what it shows —
+Saved workspaces: the panel keeps its state in the workspace (``workspace.panel_state("probes")``, a
+``ProbeState``, bound to the controls by a ``StateBinding``) equal to what it shows —
 the settings of its controls, whether a result is shown (or being computed) and which probe is open —
 and follows it when it is set from outside (a workspace being restored): it takes the settings and,
 when ``shown`` asks for a result it does not show, runs the probes on its worker as Run does (from
@@ -35,15 +36,15 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.analysis.workspace_file import PROBE_SHIFT_RANGE, ProbeState
 from lstmviz.errors import describe
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.plain_text import escape, literal
+from lstmviz.qt.probes.state import PROBE_SHIFT_RANGE, PROBE_STATE, ProbeState
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
-from lstmviz.qt.probe_chart import ProbeChart, percent
-from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
-from lstmviz.qt.probe_detail import ProbeDetail
-from lstmviz.qt.probe_figure import close_figure, detail_figure
+from lstmviz.qt.probes.chart import ProbeChart, percent
+from lstmviz.qt.probes.curves_view import ProbeCurvesView, describe_x, has_curves
+from lstmviz.qt.probes.detail import ProbeDetail
+from lstmviz.qt.probes.figure import close_figure, detail_figure
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
@@ -53,6 +54,7 @@ from lstmviz.qt.widget_export import (
     with_suffix,
 )
 
+PANEL_NAME = PROBE_STATE.name
 CHANNEL = "probes"
 SHIFT_RANGE = PROBE_SHIFT_RANGE  # a saved workspace's shift is checked against the same range
 AT_NAMES = {"all": "all positions", "last": "last of each item"}
@@ -153,6 +155,8 @@ class ProbePanel(TaskPanel):
     probe_opened = QtCore.Signal(str)
     #: a unit was put into the active pane's selection: tap, unit
     unit_selected = QtCore.Signal(str, int)
+    #: the panel has something to show (a run was asked for, results arrived): its dock should open
+    wants_dock = QtCore.Signal()
 
     SUPERSEDED = "The probes were superseded by another request; press Run again."
 
@@ -161,7 +165,7 @@ class ProbePanel(TaskPanel):
         self.report = None
         self.curves = None
         self.outcome: ProbeOutcome | None = None
-        # the controls (and what is shown) are the workspace's probe_state, both ways
+        # the controls (and what is shown) are the panel's state in the workspace, both ways
         self.binding = StateBinding(self.state, self._show_state, self._store_state, store_shown=True)
         self._reopen: str | None = None  # the probe to open when the running result arrives
 
@@ -177,10 +181,9 @@ class ProbePanel(TaskPanel):
         self._build_actions()
         self._build_layout()
 
-        initial = getattr(workspace, "probe_state", None)
+        initial = workspace.panel_state(PANEL_NAME)
         workspace.recording_changed.connect(self._recording_changed)
-        if hasattr(workspace, "probe_state_changed"):
-            workspace.probe_state_changed.connect(self.binding.model_changed)
+        workspace.panel_state_changed.connect(self._panel_state_changed)
         self._recording_changed(workspace.recording)
         if initial is not None:  # settings the workspace already holds (restored before the panel existed)
             self.binding.model_changed(initial)
@@ -254,6 +257,7 @@ class ProbePanel(TaskPanel):
         action = self.make_action
         self.run_action = action("Run &Probes", self.run, "Ctrl+Shift+P",
                                  "Fit a linear probe per tap for the label chosen in the Probes panel")
+        self.run_action.triggered.connect(lambda: self.wants_dock.emit())
         self.export_chart_action = action("Export Probe &Chart…", lambda: self.choose_and_export_view("chart"),
                                           None, "Save the accuracy-per-tap chart as PNG, SVG or PDF")
         self.export_detail_action = action("Export Probe &Detail…", lambda: self.choose_and_export_view("detail"),
@@ -403,7 +407,7 @@ class ProbePanel(TaskPanel):
         extra = {1: " (the next token)", -1: " (the previous token)"}.get(shift, "")
         self.shift_label.setText(f"predict the label of token {which}{extra}")
 
-    # ------------------------------------------------------------------ the workspace's probe_state
+    # ------------------------------------------------------------------ the panel's state in the workspace
     def state(self) -> ProbeState | None:
         """What a saved workspace keeps of this panel (None without a recording): the settings the
         controls show, whether a result is shown or being computed, and the probe open in the detail."""
@@ -418,9 +422,22 @@ class ProbePanel(TaskPanel):
                           shown=shown, open_probe=open_probe)
 
     def _store_state(self, state: ProbeState | None) -> None:
-        setter = getattr(self.workspace, "set_probe_state", None)
-        if setter is not None:
-            setter(state)
+        self.workspace.set_panel_state(PANEL_NAME, state)
+
+    def _panel_state_changed(self, name: str, state) -> None:
+        if name == PANEL_NAME:
+            self.binding.model_changed(state)
+
+    def in_front(self) -> bool:
+        """Whether the dock goes in front after a workspace was restored: it shows (or computes again)
+        the result the workspace showed."""
+        state = self.state()
+        return state is not None and state.shown
+
+    def menu_actions(self) -> list:
+        """The Analysis menu (None: a separator)."""
+        return [self.run_action, self.cancel_action, None, self.export_chart_action, self.export_detail_action,
+                self.export_curves_action, self.export_data_action]
 
     def _show_state(self, state: ProbeState | None) -> None:
         """Show ``state`` set on the workspace from outside (a restored workspace): its settings, and,
@@ -578,6 +595,7 @@ class ProbePanel(TaskPanel):
         self.set_status(self._result_status(outcome))
         self.binding.push()
         self.results_ready.emit(outcome.report)
+        self.wants_dock.emit()
 
     def _probe_failed(self, exc: BaseException) -> None:
         self._reopen = None
