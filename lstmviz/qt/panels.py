@@ -28,7 +28,7 @@ from __future__ import annotations
 from lstmviz.qt import find, info, match, probes, selection
 from lstmviz.qt.panel_description import AREAS, PanelDescription
 from lstmviz.registry import Registry
-from lstmviz.workspace.panel_state import register_panel_state
+from lstmviz.workspace.panel_state import register_panel_state, unregister_panel_state
 
 PANELS: Registry[PanelDescription] = Registry("lstmviz.panels", "panel")
 
@@ -45,6 +45,13 @@ def register_panel(description: PanelDescription) -> PanelDescription:
     if description.state is not None:
         register_panel_state(description.state)
     return description
+
+
+def unregister_panel(name: str) -> None:
+    """Forget a panel and its part of the workspace file (a plug-in being reloaded; tests)."""
+    description = PANELS._specs.pop(name, None)
+    if description is not None and description.state is not None:
+        unregister_panel_state(description.state.name)
 
 
 #: the panels of lstmviz itself, registered when this module is imported

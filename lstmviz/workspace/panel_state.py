@@ -89,6 +89,11 @@ def register_panel_state(fmt: PanelStateFormat) -> PanelStateFormat:
     return fmt
 
 
+def unregister_panel_state(name: str) -> None:
+    """Forget the format of panel ``name`` (nothing if there is none)."""
+    _FORMATS.pop(name, None)
+
+
 def panel_state_formats() -> dict[str, PanelStateFormat]:
     """The registered formats by name."""
     return dict(_FORMATS)
