@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from lstmviz.console import printable, printable_lines, progress_task
+from lstmviz.errors import ExpectedError, is_expected, one_line
 
 COMMANDS = {
     "train": "train a built-in engine on a dataset",
@@ -53,7 +54,7 @@ def _say(text, file=None) -> None:
     print(printable_lines(text), file=sys.stdout if file is None else file)
 
 
-class UsageError(Exception):
+class UsageError(ExpectedError):
     """A problem with the command line; printed with the usage of the command."""
 
 
@@ -314,7 +315,7 @@ def _check_units(text: str, file: str | None, workspace: str | None) -> None:
     target = file
     if target is None and workspace is not None:
         try:
-            from lstmviz.analysis.workspace_file import load_workspace
+            from lstmviz.workspace.file import load_workspace
 
             target = load_workspace(workspace).recording
         except Exception:  # noqa: BLE001 - the window says what is wrong with the workspace
@@ -730,24 +731,6 @@ _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe"
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean 'the user gave something wrong': printed in one line, no traceback."""
-    errors: list[type[BaseException]] = [UsageError, FileNotFoundError, IsADirectoryError, PermissionError,
-                                         NotADirectoryError]
-    from lstmviz.registry import UnknownName
-
-    errors.append(UnknownName)
-    try:
-        from lstmviz.recording import RecordingError
-
-        errors.append(RecordingError)
-    except ImportError:  # pragma: no cover - partial installs
-        pass
-    if "lstmviz.engines.checkpoint" in sys.modules:
-        errors.append(sys.modules["lstmviz.engines.checkpoint"].CheckpointError)
-    return tuple(errors)
-
-
 def _interrupt_stops_the_run() -> None:
     """Make Ctrl-C (SIGINT) raise KeyboardInterrupt even when this process was started with SIGINT
     ignored (a background job of a non-interactive shell, some job runners): a user who interrupts
@@ -790,22 +773,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_usage(sys.stderr)
             print(f"{prog}: error: {printable(exc)}", file=sys.stderr)
             return 2
-        if isinstance(exc, (ValueError, *_expected_errors())):
-            print(f"{prog}: error: {printable(_message(exc))}", file=sys.stderr)
-            return 1
-        if isinstance(exc, OSError):  # disk full, a read-only folder, ...: the system's sentence
-            print(f"{prog}: error: {printable(_message(exc))}", file=sys.stderr)
+        if is_expected(exc):  # a file, value, name or checkpoint that cannot be used; disk full, ...
+            print(f"{prog}: error: {printable(one_line(exc))}", file=sys.stderr)
             return 1
         raise
-
-
-def _message(exc: BaseException) -> str:
-    """One line for an exception: its text (KeyError's without the repr quotes), or its type."""
-    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
-        text = exc.args[0]
-    else:
-        text = str(exc)
-    return " ".join(text.split()) or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

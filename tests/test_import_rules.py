@@ -170,3 +170,73 @@ def test_the_built_in_family_is_declared_as_an_entry_point_like_a_plugin():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project["entry-points"]["lstmviz.families"]
     assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY"}
+
+
+def test_the_workspace_model_never_imports_qt():
+    """The state model (lstmviz/workspace) is Qt-free: a script, the CLI or a test can hold a workspace."""
+    assert _offenders(_sources("lstmviz/workspace"), (*QT_MODULES, "lstmviz.qt")) == []
+
+
+def test_panel_descriptions_and_states_are_qt_free():
+    """What a panel registers (its description and its part of the workspace file) imports no Qt, so the
+    registry and the workspace file can be read without a GUI."""
+    qt = ROOT / "lstmviz" / "qt"
+    files = [qt / "panels.py", qt / "panel_description.py"]
+    files += [p for p in qt.glob("*/__init__.py")] + [p for p in qt.glob("*/state.py")]
+    assert len(files) >= 2 + 5 + 2
+    assert _offenders(files, QT_MODULES) == []
+
+
+def test_importing_the_panel_registry_and_the_workspace_model_loads_no_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys; import lstmviz.qt.panels, lstmviz.workspace.model, lstmviz.workspace.file; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _all_imports(path: Path, known: set[str]) -> set[str]:
+    """Modules of ``known`` that ``path`` imports anywhere (inside functions too); ``from pkg import mod``
+    counts as importing ``pkg.mod``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found & known
+
+
+def test_the_gui_and_the_workspace_model_import_without_cycles():
+    """No import cycle among lstmviz.qt and lstmviz.workspace modules, counting imports inside functions
+    and for type checking (which would only hide one): what both sides need lives a level down."""
+    files = _sources("lstmviz/qt", "lstmviz/workspace")
+    names = {_module_name(p): p for p in files}
+    graph = {name: _all_imports(path, set(names)) - {name} for name, path in names.items()}
+    cycles = []
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert cycles == []

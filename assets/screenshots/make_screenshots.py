@@ -42,12 +42,12 @@ def _window(app, size):
 
 
 def match_view(app, png: Path) -> None:
-    from lstmviz.analysis.workspace_file import load_workspace
+    from lstmviz.workspace.file import load_workspace
 
     window = _window(app, (1600, 1150))
     window.workspace.restore(load_workspace(HERE / "main-window.lstmviz.json"), None)
     window.show()
-    panel = window.match_panel
+    panel = window.panels["match"]
     panel.match()
     _wait(app, lambda: panel.busy or window.workspace.runner.is_busy("aggregate"))
     panel.export_view(png, max_rows=12)
@@ -58,7 +58,7 @@ def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
     window.show()
-    panel = window.probe_panel
+    panel = window.panels["probes"]
     panel.set_label("depth")
     panel.curves_check.setChecked(True)
     started = time.monotonic()

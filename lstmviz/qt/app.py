@@ -158,7 +158,7 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
             window.resize(*size)
             problems: list[str] = []
             if workspace is not None:
-                from lstmviz.analysis.workspace_file import load_workspace
+                from lstmviz.workspace.file import load_workspace
 
                 problems = window.workspace.restore(load_workspace(workspace), path)
             else:
@@ -171,14 +171,16 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
                 window.workspace.set_highlighted_units(parse_units(units, window.workspace.tap_info()))
             window.show()
             _settle(app, window, timeout_s)
-            pane = window.workspace.active_pane
-            if workspace is not None and pane is not None and pane.selection is not None and len(pane.selection):
-                _settle_match(app, window, timeout_s)  # a saved selection is shown with its matches
-            if workspace is not None:
-                _settle_probes(app, window, timeout_s)  # a saved probe result is recomputed (or read from cache)
-                state = window.workspace.probe_state
-                if state is not None and state.shown and window.probe_panel.report is not None:
-                    window.show_probe_dock()  # in front, as saved, whichever of probes and match finished last
+            if workspace is not None:  # what the saved workspace showed: e.g. its selection's matches
+                for panel in window.panels.values():
+                    restore_work = getattr(panel, "restore_work", None)
+                    if restore_work is not None:
+                        restore_work()
+                _settle(app, window, timeout_s)
+                for name, panel in window.panels.items():  # in front as saved, whichever finished last
+                    in_front = getattr(panel, "in_front", None)
+                    if in_front is not None and in_front():
+                        window.show_panel(name)
             if _busy(window):
                 failures.append(f"background work did not finish within {timeout_s:g} s")
             image = window.grab().toImage()
@@ -199,9 +201,9 @@ def _render(image_path: Path, path: str | None, *, size, units, workspace, timeo
 
 
 def _busy(window) -> bool:
-    ws = window.workspace
-    return bool(ws.tap_stats.busy or window.match_panel.busy or window.probe_panel.busy
-                or ws.runner.is_busy("aggregate"))
+    """Whether background work is running: on the workspace's worker threads, where every panel and the
+    statistics run theirs."""
+    return window.workspace.runner.busy
 
 
 @contextlib.contextmanager
@@ -242,38 +244,12 @@ def _quiet_qt_messages():
         QtCore.qInstallMessageHandler(previous)
 
 
-def _settle_match(app, window, timeout_s: float) -> None:
-    """Run the match panel on the active pane's selection and process events until it is done."""
-    import time
-
-    panel = window.match_panel
-    if not panel.match():
-        return
-    runner = window.workspace.runner
-    deadline = time.monotonic() + timeout_s
-    while (panel.busy or runner.is_busy("aggregate")) and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-    _settle(app, window, timeout_s)
-
-
-def _settle_probes(app, window, timeout_s: float) -> None:
-    """Process events while the Probes panel re-runs the probes a restored workspace showed."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while window.probe_panel.busy and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-    _settle(app, window, timeout_s)
-
-
 def _settle(app, window, timeout_s: float) -> None:
     """Process events until background work is done (or ``timeout_s``) and layouts have settled."""
     import time
 
     deadline = time.monotonic() + timeout_s
-    while window.workspace.tap_stats.busy and time.monotonic() < deadline:
+    while _busy(window) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.01)
     for _ in range(3):  # let layouts settle: docks, toolbar and the plot's graphics layout

@@ -8,7 +8,7 @@ starts on a padding handle (``TokenAxis.handle_at``) sets that side's padding; a
 
 from __future__ import annotations
 
-from lstmviz.qt.pane_model import Pane
+from lstmviz.qt.pane import Pane
 from lstmviz.qt.token_axis import TokenAxis, TokenDrag
 
 

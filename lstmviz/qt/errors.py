@@ -6,6 +6,11 @@
 ``ErrorReporter`` replaces ``sys.excepthook`` and ``threading.excepthook``: an exception that escapes a
 slot (or a worker thread) is printed to stderr and shown as a dialog on the GUI thread, with the
 traceback under "Show Details...".
+
+Problems found by views and panels take one path: ``report_exception`` words an exception (an expected
+problem as its sentence, ``lstmviz.errors``; anything else as "Something went wrong", its traceback on
+stderr) and hands it to the workspace's ``notify``, whose ``error_occurred`` the main window shows with
+``show_error``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import traceback
 from collections.abc import Callable, Iterator
 
 from PySide6 import QtCore, QtWidgets
+
+from lstmviz.errors import describe, is_expected
 
 #: where problems go instead of a dialog (the innermost ``notifications_to``), if anywhere
 _sinks: list[Callable[[str, str], None]] = []
@@ -44,10 +51,21 @@ def show_error(parent: QtWidgets.QWidget | None, title: str, message: str, detai
     box.exec()
 
 
-def describe_exception(exc: BaseException) -> str:
-    """A sentence for the user: the message if there is one, else the exception's type."""
-    text = str(exc).strip()
-    return text if text else type(exc).__name__
+def report_exception(exc: BaseException, title: str, notify: Callable[[str, str], None]) -> str:
+    """Hand ``exc`` to ``notify(title, message)`` (a workspace's ``notify``) and return its sentence.
+
+    An expected problem (``lstmviz.errors.expected_errors``) is its sentence; anything else is "Something
+    went wrong: ..." and its traceback (kept by the worker that raised it, else this one) goes to stderr.
+    """
+    sentence = describe(exc)
+    if is_expected(exc):
+        notify(title, sentence)
+        return sentence
+    details = getattr(exc, "lstmviz_traceback", "") or "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__))
+    sys.stderr.write(details)
+    notify(title, f"Something went wrong: {sentence}\n\nThe window is still usable.")
+    return sentence
 
 
 class ErrorReporter(QtCore.QObject):
@@ -77,7 +95,7 @@ class ErrorReporter(QtCore.QObject):
             return
         details = "".join(traceback.format_exception(exc_type, exc_value, exc_traceback))
         sys.stderr.write(details)
-        message = f"Something went wrong: {describe_exception(exc_value)}\n\nThe window is still usable; the details show where it happened."
+        message = f"Something went wrong: {describe(exc_value)}\n\nThe window is still usable; the details show where it happened."
         self._reported.emit(message, details)
 
     def _show(self, message: str, details: str) -> None:

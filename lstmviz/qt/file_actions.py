@@ -11,21 +11,14 @@ from pathlib import Path
 
 from PySide6 import QtWidgets
 
-from lstmviz.qt.errors import describe_exception, show_error
+from lstmviz.errors import describe, expected_errors
+from lstmviz.qt.errors import show_error
 from lstmviz.qt.export import FORMATS, export_graphics
 from lstmviz.qt.selection_export import FILTERS as TABLE_FILTERS
 from lstmviz.qt.selection_export import export_selection, pane_to_export
+from lstmviz.workspace.file import load_workspace, save_workspace
 
 WORKSPACE_FILTER = "lstmviz workspaces (*.lstmviz.json *.json);;All files (*)"
-
-
-def expected_open_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "this file cannot be opened" (reported in words, not as a crash)."""
-    try:
-        from lstmviz.recording import RecordingError
-    except ImportError:  # the reader is not importable: every open fails with an OSError or worse
-        return (OSError,)
-    return (RecordingError, OSError)
 
 
 class FileActions:
@@ -35,23 +28,22 @@ class FileActions:
         """Open a saved workspace (on ``recording`` instead of the file it names, if given).
 
         A file that cannot be read or a recording that cannot be opened is reported in a dialog and
-        changes nothing; parts that do not fit the recording are left out and listed in a dialog. When
-        the workspace showed a probe result, the Probes panel runs the probes again on its worker (see
-        ``ProbePanel``) and its dock is brought to the front.
+        changes nothing; parts that do not fit the recording are left out and listed in a dialog. A panel
+        that shows again what the workspace showed (the Probes panel runs its probes again on its
+        worker) has its dock brought to the front.
         """
-        from lstmviz.analysis.workspace_file import WorkspaceFileError, load_workspace
-
         try:
             state = load_workspace(path)
             problems = self.workspace.restore(state, recording)
-        except (WorkspaceFileError, *expected_open_errors()) as exc:
+        except expected_errors() as exc:
             show_error(self, "Cannot open workspace",
-                       f"lstmviz could not open the workspace “{Path(path).name}”.\n\n{describe_exception(exc)}")
+                       f"lstmviz could not open the workspace “{Path(path).name}”.\n\n{describe(exc)}")
             return False
         self.recent_files.add(self.workspace.recording.path)
-        probes = self.workspace.probe_state
-        if probes is not None and probes.shown:
-            self.show_probe_dock()
+        for name, panel in self.panels.items():  # e.g. the probes that were shown, running again
+            in_front = getattr(panel, "in_front", None)
+            if in_front is not None and in_front():
+                self.show_panel(name)
         if problems:
             show_error(self, "Parts of the workspace were left out",
                        "The workspace does not fully fit this recording:\n\n" + "\n".join(f"• {p}" for p in problems))
@@ -61,12 +53,10 @@ class FileActions:
     def save_workspace(self, path: str | Path) -> bool:
         """Save the workspace (recording, panes, window, match and probe settings) to ``path``; failures
         in a dialog."""
-        from lstmviz.analysis.workspace_file import WorkspaceFileError, save_workspace
-
         try:
             written = save_workspace(path, self.workspace.state())
-        except (WorkspaceFileError, ValueError, OSError) as exc:
-            show_error(self, "Cannot save workspace", describe_exception(exc))
+        except expected_errors() as exc:
+            show_error(self, "Cannot save workspace", describe(exc))
             return False
         self.statusBar().showMessage(f"Saved the workspace to {written}", 6000)
         return True
@@ -89,8 +79,8 @@ class FileActions:
         """Export the select view (every pane, tokens and tracks) to PNG, SVG or PDF; failures in a dialog."""
         try:
             written = export_graphics(self.state_plot.export_item(), path)
-        except (ValueError, OSError) as exc:
-            show_error(self, "Cannot export", describe_exception(exc))
+        except expected_errors() as exc:
+            show_error(self, "Cannot export", describe(exc))
             return False
         self.statusBar().showMessage(f"Exported the plot to {written}", 6000)
         return True
@@ -102,8 +92,8 @@ class FileActions:
         try:
             index = pane_to_export(ws.panes, ws.active_index)
             written = export_selection(ws.panes[index], path)
-        except (ValueError, OSError) as exc:
-            show_error(self, "Cannot export the selection", describe_exception(exc))
+        except expected_errors() as exc:
+            show_error(self, "Cannot export the selection", describe(exc))
             return False
         self.statusBar().showMessage(f"Saved Pane {index + 1}'s selection to "
                                      + " and ".join(str(p) for p in written), 6000)
@@ -116,7 +106,7 @@ class FileActions:
         try:
             tap = ws.panes[pane_to_export(ws.panes, ws.active_index)].tap
         except ValueError as exc:
-            show_error(self, "Cannot export the selection", describe_exception(exc))
+            show_error(self, "Cannot export the selection", describe(exc))
             return
         default = Path(ws.recording.path).with_name(
             f"{Path(ws.recording.path).stem}-{tap.replace('/', '-')}-selection.csv"

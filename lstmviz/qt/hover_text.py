@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lstmviz.qt.plain_text import escape
 from lstmviz.qt.token_text import display_token
-from lstmviz.qt.workspace import Hover
+from lstmviz.workspace.hover import Hover
 
 
 def describe_hover(hover: Hover) -> str:

@@ -1,11 +1,11 @@
-"""The main window: menus, the navigation toolbar, the select view, the docks and the status bar.
+"""The main window: menus, the navigation toolbar, the select view, the panels' docks and the status bar.
 
 It owns the workspace and wires the views to it; it opens recordings (command line, File > Open,
 Open Recent, drag-and-drop) and workspaces (File > Open Workspace), and reports a file that cannot be
-opened in a dialog while the previous recording stays open. Docks: Selection (the active pane's
-selected units and candidates), Recording (what the file is), Find (token search, Ctrl+F), Match and
-Probes (linear probes per tap, Analysis > Run Probes, Ctrl+Shift+P), the last two tabbed at the bottom
-and closed until they have something to show (a match, a probe run).
+opened in a dialog while the previous recording stays open. Its docks are the registered panels
+(``lstmviz.qt.panels``: Selection and Recording tabbed on the right, Find, Match and Probes at the
+bottom, the last two tabbed and closed until they have something to show), each made from its
+description, with its menu; ``panels`` and ``docks`` hold them by name.
 """
 
 from __future__ import annotations
@@ -16,25 +16,24 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.analysis import unit_spec
 from lstmviz.qt.annotations_dialog import AnnotationsDialog
-from lstmviz.qt.errors import describe_exception, show_error
-from lstmviz.qt.file_actions import FileActions, expected_open_errors
-from lstmviz.qt.find_panel import FindPanel
-from lstmviz.qt.info_panel import InfoPanel
-from lstmviz.qt.match_panel import MatchPanel
+from lstmviz.errors import describe, expected_errors
+from lstmviz.qt.errors import show_error
+from lstmviz.qt.file_actions import FileActions
 from lstmviz.qt.navigation import NavigationBar
-from lstmviz.qt.pane_model import TRANSFORM_NAMES
+from lstmviz.qt.pane import TRANSFORM_NAMES
+from lstmviz.qt.panel_description import PanelDescription
+from lstmviz.qt.panels import panels
 from lstmviz.qt.plain_text import literal
 from lstmviz.qt.position_scroller import PositionScroller
-from lstmviz.qt.probe_panel import ProbePanel
 from lstmviz.qt.recent_files import RecentFiles
-from lstmviz.qt.selection_panel import SelectionPanel
 from lstmviz.qt.state_plot import StatePlot
 from lstmviz.qt.status_bar import StatusBar
 from lstmviz.qt.workspace import TRANSFORMS, Workspace
 
-#: the share of the window's height a Match or Probes dock takes when it opens (at least BOTTOM_DOCK_MIN px)
-BOTTOM_DOCK_SHARE = 0.45
+#: the least height a bottom dock that opens with a share of the window's height takes
 BOTTOM_DOCK_MIN = 300
+_AREAS = {"right": QtCore.Qt.DockWidgetArea.RightDockWidgetArea,
+          "bottom": QtCore.Qt.DockWidgetArea.BottomDockWidgetArea}
 RECORDING_FILTER = "lstmviz recordings (*.h5 *.hdf5);;All files (*)"
 EMPTY_MESSAGE = (
     "<h2 style='color:#444'>No recording open</h2>"
@@ -84,39 +83,13 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         toolbar.addWidget(self.navigation)
         self.addToolBar(QtCore.Qt.ToolBarArea.TopToolBarArea, toolbar)
 
-        self.selection_panel = SelectionPanel(ws)
-        self.selection_dock = self._dock("Selection", "selection", self.selection_panel,
-                                         QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.info_panel = InfoPanel(ws)
-        self.info_dock = self._dock("Recording", "info", self.info_panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.selection_dock, self.info_dock)
-        self.selection_dock.raise_()
-        self.resizeDocks([self.selection_dock], [330], QtCore.Qt.Orientation.Horizontal)
-        self.find_panel = FindPanel(ws)
-        self.find_dock = self._dock("Find", "find", self.find_panel, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.find_dock.hide()
-        self.match_panel = MatchPanel(ws)
-        # the panel's control row is wide; scrolling it keeps a narrow window possible
-        match_scroller = QtWidgets.QScrollArea()
-        match_scroller.setWidgetResizable(True)
-        match_scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        match_scroller.setWidget(self.match_panel)
-        self.match_dock = self._dock("Match", "match", match_scroller, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.probe_panel = ProbePanel(ws)
-        probe_scroller = QtWidgets.QScrollArea()
-        probe_scroller.setWidgetResizable(True)
-        probe_scroller.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        probe_scroller.setWidget(self.probe_panel)
-        self.probe_dock = self._dock("Probes", "probes", probe_scroller, QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
-        # Match and Probes open when they have something to show (a match or a probe run), not empty; they
-        # are tabbed together when both are open (``_open_bottom_dock``: tabified while the window is
-        # hidden, Qt 6.10 leaves a second, stale "Match | Probes" tab bar over the status bar)
-        self.match_dock.hide()
-        self.probe_dock.hide()
-        self.match_panel.results_changed.connect(lambda results: results is not None and self._show_match_dock())
-        self.probe_panel.results_ready.connect(lambda _report: self.show_probe_dock())
-        for dock in (self.match_dock, self.probe_dock):  # opened from the View menu: tabbed and sized alike
-            dock.toggleViewAction().triggered.connect(lambda on, d=dock: on and self._open_bottom_dock(d))
+        self._descriptions: dict[str, PanelDescription] = {}
+        #: the panels' widgets and docks, by panel name (``lstmviz.qt.panels``)
+        self.panels: dict[str, QtWidgets.QWidget] = {}
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        for description in panels():
+            self._add_panel(description)
+        self._arrange_docks()
         self.navigation.find_button.clicked.connect(self.show_find)
         ws.error_occurred.connect(lambda title, message: show_error(self, title, message))
 
@@ -125,16 +98,74 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         ws.recording_changed.connect(self._recording_changed)
         self._recording_changed(ws.recording)
 
-    def _dock(self, title: str, name: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
-        dock = QtWidgets.QDockWidget(title, self)
+    # ------------------------------------------------------------------ panels
+    def _add_panel(self, description: PanelDescription) -> None:
+        """Build a panel's widget and its dock (closed unless the description opens it)."""
+        name = description.name
+        panel = description.widget_class()(self.workspace)
+        content = panel
+        if description.scroll:  # a wide control row: scrolling it keeps a narrow window possible
+            content = QtWidgets.QScrollArea()
+            content.setWidgetResizable(True)
+            content.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+            content.setWidget(panel)
+        dock = QtWidgets.QDockWidget(description.title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        dock.setWidget(content)
         dock.setFeatures(
             QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable
             | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
         )
-        self.addDockWidget(area, dock)
-        return dock
+        self.addDockWidget(_AREAS[description.area], dock)
+        self._descriptions[name], self.panels[name], self.docks[name] = description, panel, dock
+        wants_dock = getattr(panel, "wants_dock", None)
+        if wants_dock is not None:
+            wants_dock.connect(lambda n=name: self.show_panel(n))
+        if description.group:  # opened from the View menu: tabbed with its group and sized alike
+            dock.toggleViewAction().triggered.connect(lambda on, n=name: on and self.show_panel(n))
+
+    def _arrange_docks(self) -> None:
+        """Tab the docks that open with the window by group (the first of a group in front, at its size),
+        and close the others until they have something to show (``show_panel``). Closed docks are
+        tabbed when they open: tabified while the window is hidden, Qt 6.10 leaves a second, stale tab
+        bar over the status bar."""
+        first_of_group: dict[str, QtWidgets.QDockWidget] = {}
+        for name, description in self._descriptions.items():
+            dock = self.docks[name]
+            if not description.visible:
+                dock.hide()
+                continue
+            first = first_of_group.setdefault(description.group, dock) if description.group else dock
+            if first is not dock:
+                self.tabifyDockWidget(first, dock)
+        for group, dock in first_of_group.items():
+            dock.raise_()
+            self._size_dock(dock, self._descriptions[dock.objectName()])
+
+    def _size_dock(self, dock: QtWidgets.QDockWidget, description: PanelDescription) -> None:
+        if not description.size:
+            return
+        if description.area == "right":
+            self.resizeDocks([dock], [int(description.size)], QtCore.Qt.Orientation.Horizontal)
+        else:
+            height = max(BOTTOM_DOCK_MIN, round(description.size * self.height()))
+            self.resizeDocks([dock], [height], QtCore.Qt.Orientation.Vertical)
+
+    def show_panel(self, name: str, *, focus: bool = False) -> None:
+        """Show a panel's dock in front (tabbed with the open docks of its group; the first one opened
+        takes its size); with ``focus``, the keyboard goes to the panel (``focus()``)."""
+        description, dock = self._descriptions[name], self.docks[name]
+        others = [self.docks[n] for n, d in self._descriptions.items()
+                  if n != name and description.group and d.group == description.group and not self.docks[n].isHidden()]
+        if others and dock not in self.tabifiedDockWidgets(others[0]):
+            self.tabifyDockWidget(others[0], dock)
+        dock.show()
+        dock.raise_()
+        if not others:
+            self._size_dock(dock, description)
+        panel_focus = getattr(self.panels[name], "focus", None)
+        if focus and panel_focus is not None:
+            panel_focus()
 
     # ------------------------------------------------------------------ menus and shortcuts
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
@@ -197,28 +228,21 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         self.units_action = self._action(view_menu, "&Highlight Units…", self.choose_units, "Ctrl+U",
                                          "Draw chosen units of the active pane's tap in colour")
         view_menu.addSeparator()
-        for dock in (self.selection_dock, self.info_dock, self.find_dock, self.match_dock, self.probe_dock):
+        for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
 
-        match_menu = bar.addMenu("&Match")
-        panel = self.match_panel
-        for action in (panel.match_action, panel.cancel_action, None, panel.export_view_action,
-                       panel.export_data_action):
-            if action is None:
-                match_menu.addSeparator()
-            else:
-                match_menu.addAction(action)
-        panel.match_action.triggered.connect(self._show_match_dock)
-
-        analysis_menu = bar.addMenu("&Analysis")
-        probes = self.probe_panel
-        for action in (probes.run_action, probes.cancel_action, None, probes.export_chart_action,
-                       probes.export_detail_action, probes.export_curves_action, probes.export_data_action):
-            if action is None:
-                analysis_menu.addSeparator()
-            else:
-                analysis_menu.addAction(action)
-        probes.run_action.triggered.connect(self.show_probe_dock)
+        panel_menus: dict[str, QtWidgets.QMenu] = {}
+        for name, description in self._descriptions.items():
+            actions = getattr(self.panels[name], "menu_actions", None)
+            if description.menu is None or actions is None:
+                continue
+            menu = panel_menus.get(description.menu) or panel_menus.setdefault(description.menu,
+                                                                               bar.addMenu(description.menu))
+            for action in actions():
+                if action is None:
+                    menu.addSeparator()
+                else:
+                    menu.addAction(action)
 
         nav = bar.addMenu("&Navigate")
         self.navigation_actions = [
@@ -246,7 +270,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         try:
             self.workspace.set_highlighted_units(parse_units(text, self.workspace.tap_info()))
         except ValueError as exc:
-            show_error(self, "Cannot highlight units", describe_exception(exc))
+            show_error(self, "Cannot highlight units", describe(exc))
             return False
         return True
 
@@ -287,10 +311,7 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
 
     def show_find(self) -> None:
         """Show the Find dock and put the cursor in its search field (Ctrl+F)."""
-        self.find_dock.show()
-        self.find_dock.raise_()
-        self.find_panel.edit.setFocus()
-        self.find_panel.edit.selectAll()
+        self.show_panel("find", focus=True)
 
     def _focus_jump(self) -> None:
         self.navigation.jump_edit.setFocus()
@@ -320,11 +341,11 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         """Open a recording; on failure show why in a dialog and keep the open one. True on success."""
         try:
             self.workspace.open(path)
-        except expected_open_errors() as exc:
+        except expected_errors() as exc:
             show_error(
                 self,
                 "Cannot open recording",
-                f"lstmviz could not open “{Path(path).name}”.\n\n{describe_exception(exc)}",
+                f"lstmviz could not open “{Path(path).name}”.\n\n{describe(exc)}",
             )
             return False
         self.recent_files.add(path)
@@ -354,28 +375,11 @@ class MainWindow(FileActions, QtWidgets.QMainWindow):
         # open after the drop returns: a modal error dialog must not block the drag source
         QtCore.QTimer.singleShot(0, lambda: self.open_file(path))
 
-    def _show_match_dock(self) -> None:
-        self._open_bottom_dock(self.match_dock)
-
-    def show_probe_dock(self) -> None:
-        """Show the Probes dock (in front of the Match dock it shares the bottom with)."""
-        self._open_bottom_dock(self.probe_dock)
-
-    def _open_bottom_dock(self, dock: QtWidgets.QDockWidget) -> None:
-        """Show a bottom dock in front; the first one opened takes ``BOTTOM_DOCK_SHARE`` of the window."""
-        others = [d for d in (self.match_dock, self.probe_dock) if d is not dock and not d.isHidden()]
-        if others and dock not in self.tabifiedDockWidgets(others[0]):
-            self.tabifyDockWidget(others[0], dock)
-        bottom_open = bool(others)
-        dock.show()
-        dock.raise_()
-        if not bottom_open:
-            height = max(BOTTOM_DOCK_MIN, round(BOTTOM_DOCK_SHARE * self.height()))
-            self.resizeDocks([dock], [height], QtCore.Qt.Orientation.Vertical)
-
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
-        self.match_panel.shutdown()
-        self.probe_panel.shutdown()
+        for panel in self.panels.values():  # their requests first, then the threads
+            shutdown = getattr(panel, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
         self.workspace.shutdown()
         super().closeEvent(event)
 

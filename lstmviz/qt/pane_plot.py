@@ -37,12 +37,13 @@ from lstmviz.qt.palette import (
     ZERO_LINE,
     unit_line_alpha,
 )
-from lstmviz.qt.pane_model import TRANSFORM_NAMES, Pane
+from lstmviz.qt.pane import TRANSFORM_NAMES, Pane
 from lstmviz.qt.plain_text import escape
 from lstmviz.qt.selection_bands import SelectionBands
 from lstmviz.qt.token_axis import TokenAxis
 from lstmviz.qt.unit_labels import UnitLabels
-from lstmviz.qt.workspace import Hover, Workspace
+from lstmviz.qt.workspace import Workspace
+from lstmviz.workspace.hover import Hover
 
 LEFT_AXIS_WIDTH = 92
 #: the title row (covered on screen by the pane's control strip; shown in exports)

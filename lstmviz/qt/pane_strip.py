@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtWidgets
 
 from lstmviz.analysis.selection_types import DIRECTIONS
-from lstmviz.qt.pane_model import TRANSFORM_NAMES, TRANSFORMS, Pane
+from lstmviz.qt.pane import TRANSFORM_NAMES, TRANSFORMS, Pane
 from lstmviz.qt.plain_text import literal
 from lstmviz.qt.workspace import Workspace
 

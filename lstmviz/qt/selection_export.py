@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmviz.qt.pane_model import Pane
+from lstmviz.qt.pane import Pane
 
 FILTERS = {".csv": "CSV table (*.csv)", ".npy": "NumPy structured array (*.npy)"}
 

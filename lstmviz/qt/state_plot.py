@@ -22,7 +22,8 @@ from lstmviz.qt.palette import BACKGROUND, FOREGROUND
 from lstmviz.qt.pane_plot import LEFT_AXIS_WIDTH, TITLE_HEIGHT, PanePlot, unit_lines
 from lstmviz.qt.pane_strip import PaneStrip
 from lstmviz.qt.plain_text import escape
-from lstmviz.qt.workspace import Hover, Workspace
+from lstmviz.qt.workspace import Workspace
+from lstmviz.workspace.hover import Hover
 
 __all__ = ["StatePlot", "unit_lines"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+from lstmviz.errors import describe
 from lstmviz.qt.workers import TaskRunner
 
 CHANNEL_PREFIX = "stats:"
@@ -26,16 +27,13 @@ class TapStatsCache(QObject):
         self.runner = runner
         self._recording = None
         self._stats: dict[str, object] = {}
-        self._pending: dict[int, str] = {}  # request id -> tap
+        self._pending: dict[str, object] = {}  # tap -> its Request
         self._failed_taps: set[str] = set()
-        runner.finished.connect(self._finished)
-        runner.failed.connect(self._failed)
-        runner.cancelled.connect(lambda channel, request_id: self._pending.pop(request_id, None))
 
     def set_recording(self, recording) -> None:
         """Forget everything about the previous recording (its requests are cancelled)."""
-        for tap in set(self._pending.values()):
-            self.runner.cancel(CHANNEL_PREFIX + tap)
+        for request in self._pending.values():
+            request.cancel()
         self._recording = recording
         self._stats = {}
         self._pending = {}
@@ -54,7 +52,7 @@ class TapStatsCache(QObject):
         return stats
 
     def is_pending(self, tap: str) -> bool:
-        return tap in self._pending.values()
+        return tap in self._pending
 
     @property
     def busy(self) -> bool:
@@ -68,19 +66,30 @@ class TapStatsCache(QObject):
         def compute(task):
             return tap_stats(recording, tap, task=task)
 
-        request_id = self.runner.submit(CHANNEL_PREFIX + tap, compute)
-        self._pending[request_id] = tap
+        request = self.runner.submit(CHANNEL_PREFIX + tap, compute)
+        self._pending[tap] = request
+        request.finished.connect(self._finished)
+        request.failed.connect(self._failed)
+        request.cancelled.connect(self._answered)
+        request.superseded.connect(self._answered)
 
-    def _finished(self, channel: str, request_id: int, result) -> None:
-        tap = self._pending.pop(request_id, None)
-        if tap is None or not channel.startswith(CHANNEL_PREFIX):
-            return
-        self._stats[tap] = result
-        self.ready.emit(tap)
+    def _answered(self) -> str | None:
+        """The tap whose request is answering (it is no longer pending), or None for a forgotten one."""
+        request = self.sender()
+        tap = getattr(request, "channel", "")[len(CHANNEL_PREFIX):]
+        if self._pending.get(tap) is not request:
+            return None
+        del self._pending[tap]
+        return tap
 
-    def _failed(self, channel: str, request_id: int, exc) -> None:
-        tap = self._pending.pop(request_id, None)
-        if tap is None or not channel.startswith(CHANNEL_PREFIX):
-            return
-        self._failed_taps.add(tap)
-        self.failed.emit(tap, f"The z-score statistics of {tap} could not be computed: {exc}")
+    def _finished(self, result) -> None:
+        tap = self._answered()
+        if tap is not None:
+            self._stats[tap] = result
+            self.ready.emit(tap)
+
+    def _failed(self, exc) -> None:
+        tap = self._answered()
+        if tap is not None:
+            self._failed_taps.add(tap)
+            self.failed.emit(tap, f"The z-score statistics of {tap} could not be computed: {describe(exc)}")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.errors import describe, expected_errors
+from lstmviz.qt.errors import show_error
 from lstmviz.qt.export import pdf_page
 from lstmviz.qt.palette import BACKGROUND
 
@@ -228,13 +230,10 @@ def ask_table_path(parent: QtWidgets.QWidget, title: str, default: str,
 def export_reporting(parent: QtWidgets.QWidget, title: str, export, on_written) -> bool:
     """Run ``export()`` (it returns the path written); a failure is shown in a dialog titled ``title``,
     a success is passed to ``on_written(path)``. Returns whether it worked."""
-    from lstmviz.qt.errors import describe_exception, show_error
-    from lstmviz.recording import RecordingError
-
     try:
         written = export()
-    except (ValueError, OSError, RecordingError) as exc:  # RecordingError: a part of the file is damaged
-        show_error(parent, title, describe_exception(exc))
+    except expected_errors() as exc:  # also a RecordingError: a part of the file is damaged
+        show_error(parent, title, describe(exc))
         return False
     on_written(written)
     return True

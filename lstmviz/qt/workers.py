@@ -1,9 +1,11 @@
 """Run long analysis functions on worker threads, with progress, cancel, and "the latest request wins".
 
-Work is grouped by *channel* ("index", "match", "stats" ...). Submitting to a channel cancels whatever
-that channel was running; results, progress and errors of a superseded request are dropped, so a view
-only ever sees the answer to the last thing the user asked. Each request gets an id, passed with every
-signal, so a view can also tell its own requests apart.
+Work is grouped by *channel* ("index", "match", "stats" ...). ``submit(channel, fn)`` cancels whatever
+that channel was running and returns a ``Request``: a handle with its own signals (``progress``,
+``finished``, ``failed``, ``cancelled``), so only the view that asked hears the answer. A superseded
+request says ``superseded`` at once and nothing after: a view only ever sees the answer to the last
+thing asked on a channel. The runner itself tells only what every request shares: ``progress`` and
+``busy_changed`` per channel (the status bar shows them).
 """
 
 from __future__ import annotations
@@ -66,17 +68,44 @@ def _detached(exc: BaseException) -> BaseException:
     return exc
 
 
+class Request(QObject):
+    """One submitted job: its answer arrives on its own signals, on the GUI thread, exactly once (one of
+    ``finished``, ``failed``, ``cancelled`` or ``superseded``), and only while it is the latest on its
+    channel."""
+
+    #: done, total (int or None), message
+    progress = Signal(int, object, str)
+    #: the job's return value
+    finished = Signal(object)
+    #: the exception it raised (never a Cancelled); its traceback text is in ``lstmviz_traceback``
+    failed = Signal(object)
+    #: it stopped at a ``cancel()``
+    cancelled = Signal()
+    #: a newer request on its channel took over (sent at once): this one will not answer
+    superseded = Signal()
+
+    def __init__(self, runner: TaskRunner, channel: str, request_id: int):
+        super().__init__(runner)
+        self.runner = runner
+        self.channel = channel
+        self.id = request_id
+        #: whether it has answered (or was superseded)
+        self.done = False
+
+    def cancel(self) -> None:
+        """Stop the job (it answers ``cancelled``); nothing when it is over or superseded."""
+        if not self.done:
+            self.runner._cancel_request(self)
+
+    def __repr__(self) -> str:
+        return f"Request({self.channel!r}, {self.id}{', done' if self.done else ''})"
+
+
 class TaskRunner(QObject):
     """Runs ``fn(task)`` on a thread pool; one live request per channel."""
 
-    #: channel, request id, done, total (int or None), message
+    #: channel, request id, done, total (int or None), message (of the latest request on the channel)
     progress = Signal(str, int, int, object, str)
-    #: channel, request id, result
-    finished = Signal(str, int, object)
-    #: channel, request id, exception (never a Cancelled)
-    failed = Signal(str, int, object)
-    #: channel, request id
-    cancelled = Signal(str, int)
     #: channel, whether a request is running on it
     busy_changed = Signal(str, bool)
 
@@ -89,15 +118,19 @@ class TaskRunner(QObject):
         self._bridge.done.connect(self._on_done)
         self._next_id = 0
         self._latest: dict[str, int] = {}
+        self._requests: dict[str, Request] = {}  # the latest request per channel, until it answers
         self._tasks: dict[tuple[str, int], Task] = {}
         self._keep: dict[tuple[str, int], tuple] = {}  # fn and task, released on the GUI thread
         self._lock = threading.Lock()
 
-    def submit(self, channel: str, fn: Callable[[Task], Any]) -> int:
-        """Start ``fn(task)`` on ``channel``, cancelling the request running there. Returns its id."""
+    def submit(self, channel: str, fn: Callable[[Task], Any]) -> Request:
+        """Start ``fn(task)`` on ``channel``, cancelling (and superseding) the request running there."""
         self.cancel(channel)
+        previous = self._requests.pop(channel, None)
         self._next_id += 1
         request_id = self._next_id
+        request = Request(self, channel, request_id)
+        self._requests[channel] = request
         last_emit = [0.0]
 
         def on_progress(done: int, total: int | None, message: str) -> None:
@@ -113,7 +146,11 @@ class TaskRunner(QObject):
         self._keep[(channel, request_id)] = (fn, task)
         self.busy_changed.emit(channel, True)
         self._pool.start(_Job(self._bridge, channel, request_id, fn, task))
-        return request_id
+        if previous is not None and not previous.done:
+            previous.done = True
+            previous.superseded.emit()
+            previous.deleteLater()
+        return request
 
     def cancel(self, channel: str) -> None:
         """Cancel the request running on ``channel`` (if any); it reports ``cancelled`` when it stops."""
@@ -123,10 +160,20 @@ class TaskRunner(QObject):
         if task is not None:
             task.cancel()
 
+    def _cancel_request(self, request: Request) -> None:
+        if self._latest.get(request.channel) == request.id:
+            self.cancel(request.channel)
+
     def is_busy(self, channel: str) -> bool:
         with self._lock:
             request_id = self._latest.get(channel)
             return request_id is not None and (channel, request_id) in self._tasks
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request is running on any channel."""
+        with self._lock:
+            return any(self._latest.get(channel) == request_id for channel, request_id in self._tasks)
 
     def latest(self, channel: str) -> int | None:
         return self._latest.get(channel)
@@ -144,6 +191,9 @@ class TaskRunner(QObject):
 
     def _on_progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
         if self._current(channel, request_id):
+            request = self._requests.get(channel)
+            if request is not None and request.id == request_id:
+                request.progress.emit(done, total, message)
             self.progress.emit(channel, request_id, done, total, message)
 
     def _on_done(self, channel: str, request_id: int, result, exc) -> None:
@@ -152,10 +202,14 @@ class TaskRunner(QObject):
         self._keep.pop((channel, request_id), None)
         if not self._current(channel, request_id):
             return  # superseded: the newer request reports for this channel
-        if isinstance(exc, Cancelled):
-            self.cancelled.emit(channel, request_id)
-        elif exc is not None:
-            self.failed.emit(channel, request_id, exc)
-        else:
-            self.finished.emit(channel, request_id, result)
+        request = self._requests.pop(channel, None)
+        if request is not None and request.id == request_id:
+            request.done = True
+            if isinstance(exc, Cancelled):
+                request.cancelled.emit()
+            elif exc is not None:
+                request.failed.emit(exc)
+            else:
+                request.finished.emit(result)
+            request.deleteLater()
         self.busy_changed.emit(channel, False)

@@ -264,13 +264,9 @@ def _small_recording(path):
 
 
 def _workspace_file(path, recording):
-    from lstmviz.analysis.workspace_file import (
-        PaneState,
-        WorkspaceState,
-        save_workspace,
-    )
+    from lstmviz.workspace.file import PaneState, WorkspaceState, save_workspace
 
-    state = WorkspaceState(recording=str(recording), window_start=0, window_width=40, panes=[
+    state = WorkspaceState.of(str(recording), window_start=0, window_width=40, panes=[
         PaneState(tap="layer0/c", transform="raw", threshold=0.5, brush=(5, 9)),
         PaneState(tap="layer1/c", transform="zscore", threshold=1.0, brush=(20, 23)),
     ])

@@ -1,6 +1,7 @@
 """Seeded damaged workspace files, opened the way the window opens them (issue 10.14).
 
-Each case starts from a valid saved workspace and applies one to three defects drawn from generators:
+Each case starts from a valid saved workspace (even cases: a version 1 file, as lstmviz wrote it before
+version 2; odd cases: a version 2 file) and applies one to three defects drawn from generators:
 a value of another JSON type, a huge, negative or non-finite number, deep nesting, a missing or an
 extra key, a tap or annotation the recording lacks, text with control characters, NUL, an unpaired
 surrogate or markup, a huge array, a garbled or cut file, or a valid change (another window, brush,
@@ -27,7 +28,10 @@ import sys
 import numpy as np
 import pytest
 
-from lstmviz.analysis.workspace_file import (
+from lstmviz.qt.match.state import MATCH_STATE, MatchSettings
+from lstmviz.qt.probes.state import PROBE_STATE
+from lstmviz.recording import RecordingWriter, open_recording
+from lstmviz.workspace.file import (
     MAX_PANES,
     PaneState,
     WorkspaceState,
@@ -35,7 +39,10 @@ from lstmviz.analysis.workspace_file import (
     restore_valid,
     save_workspace,
 )
-from lstmviz.recording import RecordingWriter, open_recording
+from lstmviz.workspace.panel_state import register_panel_state
+
+register_panel_state(MATCH_STATE)  # as the window has them
+register_panel_state(PROBE_STATE)
 
 SEED = 1014
 N_CASES = 120
@@ -61,12 +68,27 @@ def files(tmp_path_factory):
             w.append_item(rng.integers(0, 3, n), {t: rng.normal(size=(n, u)).astype(np.float32) for t, u in TAPS.items()},
                           annotations={"depth": rng.integers(0, 2, n), "score": rng.normal(size=n)},
                           item_annotations={"kind": 1})
-    state = WorkspaceState(str(recording), window_start=4, window_width=40, panes=[
+    state = WorkspaceState.of(str(recording), window_start=4, window_width=40, panes=[
         PaneState("layer0/c", transform="raw", threshold=0.5, brush=(3, 8), added=((1, 1),), removed=((2, -1),)),
         PaneState("layer0/h", transform="tanh", threshold=0.2, pad_left=2),
-    ], active_pane=1, annotations=["depth"], aggregate_annotation="kind")
+    ], active_pane=1, annotations=["depth"], panels={"match": MatchSettings(aggregate_annotation="kind")})
     base = json.loads(save_workspace(root / "base.json", state).read_text())
-    return root, recording, base
+    return root, recording, {1: _as_version_1(base), 2: base}
+
+
+def _as_version_1(data: dict) -> dict:
+    """A version 2 file of one recording as version 1 wrote it."""
+    match = {k: v for k, v in data["panels"]["match"].items() if k not in ("version", "aggregate_annotation")}
+    return {"lstmviz_workspace": 1, "recording": data["recordings"]["r0"], "window": data["window"],
+            "panes": [{k: v for k, v in p.items() if k != "recording"} for p in data["panes"]],
+            "active_pane": data["active_pane"], "match": match, "annotations": data["annotations"],
+            "aggregate_annotation": data["panels"]["match"]["aggregate_annotation"]}
+
+
+#: where each version keeps the Match panel's settings, its aggregated annotation and the probe settings
+WHERE = {1: {"match": ("match",), "aggregate": ("aggregate_annotation",), "probes": ("probes",)},
+         2: {"match": ("panels", "match"), "aggregate": ("panels", "match", "aggregate_annotation"),
+             "probes": ("panels", "probes")}}
 
 
 @pytest.fixture(scope="module")
@@ -137,51 +159,63 @@ def _set(data, path, value):
     _parent(data, path)[path[-1]] = value
 
 
-def type_swap(rng, data):
+def _put(data, path, value):
+    """Set a value at a key path, making the objects on the way (an earlier defect may have removed them)."""
+    obj = data
+    for key in path[:-1]:
+        if not isinstance(obj.get(key), dict):
+            obj[key] = {}
+        obj = obj[key]
+    obj[path[-1]] = value
+
+
+def type_swap(rng, data, where):
     _set(data, rng.choice(_paths(data)), copy.deepcopy(rng.choice(VALUES)))
 
 
-def bad_number(rng, data):
+def bad_number(rng, data, where):
     numeric = [p for p in _paths(data) if isinstance(_parent(data, p)[p[-1]], (int, float))
                and not isinstance(_parent(data, p)[p[-1]], bool)]
     _set(data, rng.choice(numeric), rng.choice(HUGE_NUMBERS))
 
 
-def deep(rng, data):
+def deep(rng, data, where):
     _set(data, rng.choice(_paths(data)), "__DEEP__")  # replaced by DEEP nested lists in the text
 
 
-def missing_key(rng, data):
+def missing_key(rng, data, where):
     keyed = [p for p in _paths(data) if isinstance(_parent(data, p), dict)]
     path = rng.choice(keyed)
     del _parent(data, path)[path[-1]]
 
 
-def extra_key(rng, data):
+def extra_key(rng, data, where):
     objects = [()] + [p for p in _paths(data) if isinstance(_parent(data, p)[p[-1]], dict)]
     path = rng.choice(objects)
     target = data if path == () else _parent(data, path)[path[-1]]
     target[rng.choice(["future", "colour", "tap2", "\u00e9t\u00e9", ""])] = copy.deepcopy(rng.choice(VALUES))
 
 
-def wrong_name(rng, data):
-    where = rng.choice([("panes", 0, "tap"), ("panes", 1, "tap"), ("annotations",), ("aggregate_annotation",),
-                        ("probes",)])
+def wrong_name(rng, data, where):
+    key = rng.choice([("panes", 0, "tap"), ("panes", 1, "tap"), ("annotations",), where["aggregate"],
+                      where["probes"]])
     name = rng.choice(TEXTS)
-    if where == ("annotations",):
+    if key == ("annotations",):
         data["annotations"] = [name, *rng.sample(["depth", "score", "kind"], rng.randint(0, 3))]
-    elif where == ("probes",):
-        data["probes"] = {"label": name, "taps": [name, "layer0/c"], "open_probe": name, "shift": rng.randint(-3, 3)}
+    elif key == where["probes"]:
+        _put(data, key, {"label": name, "taps": [name, "layer0/c"], "open_probe": name, "shift": rng.randint(-3, 3)})
+    elif key == where["aggregate"]:
+        _put(data, key, name)
     else:
-        _set(data, where, name)
+        _set(data, key, name)
 
 
-def text_junk(rng, data):
+def text_junk(rng, data, where):
     strings = [p for p in _paths(data) if isinstance(_parent(data, p)[p[-1]], str)]
     _set(data, rng.choice(strings), rng.choice(TEXTS))
 
 
-def huge_array(rng, data):
+def huge_array(rng, data, where):
     n = rng.choice([17, 1000, 70_000, 5_000])  # 70,000 is past every list's limit
     kind = rng.choice(["panes", "added", "annotations"])
     if kind == "panes":
@@ -192,7 +226,7 @@ def huge_array(rng, data):
         data["annotations"] = ["depth"] * n
 
 
-def valid_change(rng, data):
+def valid_change(rng, data, where):
     """A change the recording can take (or that restore_valid clamps or drops with a sentence)."""
     pane = rng.choice(data["panes"])
     change = rng.choice(["window", "brush", "threshold", "match", "units", "pane", "probes"])
@@ -205,10 +239,14 @@ def valid_change(rng, data):
         pane["threshold"] = rng.choice([0, 0.001, 0.75, 3, 9999.5, 1e6])
         pane["transform"] = rng.choice(["raw", "tanh", "zscore"])
     elif change == "match":
-        data["match"] = {"mode": rng.choice(["lstmvis", "scored"]), "limit": rng.choice([None, 1, 10_000_000]),
+        old = data.get("panels", {}).get("match") if isinstance(data.get("panels"), dict) else None
+        aggregate = old.get("aggregate_annotation") if isinstance(old, dict) else None
+        _put(data, where["match"], {"mode": rng.choice(["lstmvis", "scored"]), "limit": rng.choice([None, 1, 10_000_000]),
                          "min_length": rng.randint(1, 100_000), "length_weight": rng.uniform(0, 10),
                          "candidate_cap": rng.choice([None, 1, 100_000_000]), "left": rng.randint(0, 200),
-                         "right": rng.randint(0, 500)}
+                         "right": rng.randint(0, 500)})
+        if where["aggregate"][0] == "panels":  # version 2 keeps it with the match settings
+            data["panels"]["match"]["aggregate_annotation"] = aggregate
     elif change == "units":
         pane["added"] = [[rng.randint(0, 12), rng.choice([1, -1])] for _ in range(rng.randint(0, 5))]
         pane["direction"] = rng.choice(["positive", "negative", "both"])
@@ -219,17 +257,21 @@ def valid_change(rng, data):
         data["panes"] = data["panes"][:1] + [{"tap": rng.choice(list(TAPS))} for _ in range(more)]
         data["active_pane"] = rng.randint(0, len(data["panes"]) - 1)
     else:
-        data["probes"] = {"label": rng.choice([None, "depth", "kind", "score", "nope"]), "shift": rng.randint(-3, 3),
-                          "at": rng.choice(["all", "last"]), "taps": rng.choice([None, ["layer0/h"], ["layer9/c"]]),
-                          "control": rng.random() < 0.5, "curves": rng.random() < 0.2}
+        _put(data, where["probes"], {"label": rng.choice([None, "depth", "kind", "score", "nope"]),
+                                     "shift": rng.randint(-3, 3), "at": rng.choice(["all", "last"]),
+                                     "taps": rng.choice([None, ["layer0/h"], ["layer9/c"]]),
+                                     "control": rng.random() < 0.5, "curves": rng.random() < 0.2})
 
 
 DEFECTS = [type_swap, bad_number, deep, missing_key, extra_key, wrong_name, text_junk, huge_array,
            valid_change, valid_change, valid_change]
 
 
-def case_text(case: int, base: dict) -> str:
-    """The file of one case: the base workspace with 1-3 defects, or (1 in 12) not JSON at all."""
+def case_text(case: int, bases: dict) -> str:
+    """The file of one case: a base workspace (version 1 for even cases, 2 for odd ones) with 1-3 defects,
+    or (1 in 12) not JSON at all."""
+    version = 1 if case % 2 == 0 else 2
+    base, where = bases[version], WHERE[version]
     rng = random.Random(SEED * 10_000 + case)
     text = json.dumps(base)
     if rng.random() < 1 / 12:
@@ -237,7 +279,7 @@ def case_text(case: int, base: dict) -> str:
                            "null", '{"lstmviz_workspace": 1e999}', "\x00" * 100, text + "}" * 3])
     data = copy.deepcopy(base)
     for defect in rng.sample(DEFECTS, rng.randint(1, 3)):
-        defect(rng, data)
+        defect(rng, data, where)
     text = json.dumps(data)
     return text.replace('"__DEEP__"', "[" * DEEP + "]" * DEEP, 1)
 
@@ -271,18 +313,17 @@ def _shows(window, expected: WorkspaceState, problems: list[str]) -> None:
         assert [pane.state() for pane in ws.panes] == panes
     else:
         assert len(ws.panes) == 1  # the default pane, and a sentence saying so
-    assert ws.match_settings == (expected.match)
+    assert ws.panel_state("match") == expected.panels.get("match")
     assert ws.visible_annotations == expected.annotations
-    assert ws.aggregate_annotation == expected.aggregate_annotation
     assert ws.window_width == int(np.clip(expected.window_width, 10, 400))
     assert ws.window_start == min(expected.window_start, ws.max_window_start())
-    if expected.probes is not None:
-        shown = ws.probe_state
+    probes = expected.panels.get("probes")
+    if probes is not None:
+        shown = ws.panel_state("probes")
         assert (shown.shift, shown.at, shown.control, shown.baseline, shown.curves) == (
-            expected.probes.shift, expected.probes.at, expected.probes.control, expected.probes.baseline,
-            expected.probes.curves)
-        assert expected.probes.label is None or shown.label == expected.probes.label
-        assert expected.probes.taps is None or tuple(shown.taps) == tuple(expected.probes.taps)
+            probes.shift, probes.at, probes.control, probes.baseline, probes.curves)
+        assert probes.label is None or shown.label == probes.label
+        assert probes.taps is None or tuple(shown.taps) == tuple(probes.taps)
 
 
 @pytest.mark.parametrize("case", range(N_CASES))

@@ -11,7 +11,7 @@ from conftest import PLANTED_BRUSH, drag_tokens
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.qt import app as app_module
-from lstmviz.qt.pane_defaults import default_tap, default_transform
+from lstmviz.workspace.pane_defaults import default_tap, default_transform
 from lstmviz.recording import RecordingWriter
 
 TIMEOUT = 60000
@@ -154,7 +154,7 @@ def test_screenshot_path_has_no_stale_tab_bar_and_no_empty_dock(qtbot, qapp, rec
     window.show()
     qtbot.waitExposed(window)
     app_module._settle(qapp, window, 10)
-    assert not window.match_dock.isVisible() and not window.probe_dock.isVisible()  # nothing to show yet
+    assert not window.docks["match"].isVisible() and not window.docks["probes"].isVisible()  # nothing to show yet
     assert _stray_tab_bars(window) == []
     assert _status_bar_drawn_alone(window)
     # a plot with no dock under it takes the window's height
@@ -191,8 +191,8 @@ def test_lstmviz_screenshot_draws_no_stale_tab_bar(qapp, tmp_path, monkeypatch, 
 
     def checked_grab(self, *args):
         if not args:  # the screenshot's grab of the whole window (the checks grab parts of it)
-            seen["docks"] = (self.match_dock.isVisible(), self.probe_dock.isVisible())
-            seen["probes in front"] = not self.probe_dock.visibleRegion().isEmpty()
+            seen["docks"] = (self.docks["match"].isVisible(), self.docks["probes"].isVisible())
+            seen["probes in front"] = not self.docks["probes"].visibleRegion().isEmpty()
             seen["stray"] = _stray_tab_bars(self)
             seen["status bar alone"] = _status_bar_drawn_alone(self)
         return grab(self, *args)
@@ -213,12 +213,12 @@ def test_match_and_probe_docks_open_with_results_and_tab_together(planted, qtbot
     window = planted
     pane = window.workspace.active_pane
     pane.set_brush(*PLANTED_BRUSH)
-    with qtbot.waitSignal(window.match_panel.results_changed, timeout=TIMEOUT):
-        window.match_panel.match()  # as the --workspace screenshot does: no menu action
-    assert window.match_dock.isVisible() and _stray_tab_bars(window) == []
-    assert window.match_dock.height() > 0.3 * window.height()  # room for the results when it opens
-    window.show_probe_dock()
-    assert window.tabifiedDockWidgets(window.match_dock) == [window.probe_dock]
+    with qtbot.waitSignal(window.panels["match"].results_changed, timeout=TIMEOUT):
+        window.panels["match"].match()  # as the --workspace screenshot does: no menu action
+    assert window.docks["match"].isVisible() and _stray_tab_bars(window) == []
+    assert window.docks["match"].height() > 0.3 * window.height()  # room for the results when it opens
+    window.show_panel("probes")
+    assert window.tabifiedDockWidgets(window.docks["match"]) == [window.docks["probes"]]
 
     def tab_bars():
         return [b for b in window.findChildren(QtWidgets.QTabBar) if b.isVisible()
@@ -240,20 +240,20 @@ def test_three_panes_keep_readable_lines_when_the_match_dock_opens(planted, qtbo
     ws.add_pane()
     ws.add_pane()
     ws.set_active_pane(0)
-    with qtbot.waitSignal(window.match_panel.results_changed, timeout=TIMEOUT):
-        window.match_panel.match()
-    assert window.match_dock.isVisible()
+    with qtbot.waitSignal(window.panels["match"].results_changed, timeout=TIMEOUT):
+        window.panels["match"].match()
+    assert window.docks["match"].isVisible()
     plots = window.state_plot.pane_plots
     qtbot.waitUntil(lambda: all(p.view_box.height() >= PANE_DATA_MIN_HEIGHT - 1 for p in plots))
-    assert window.match_dock.height() > 100 and window.height() == 850  # the dock gave up room, not the window
+    assert window.docks["match"].height() > 100 and window.height() == 850  # the dock gave up room, not the window
 
 
 def test_docks_opened_from_the_view_menu_are_tabbed_too(window, recording_path, qtbot):
     assert window.open_file(recording_path)
-    window.match_dock.toggleViewAction().trigger()
-    window.probe_dock.toggleViewAction().trigger()
-    assert window.match_dock.isVisible() and window.probe_dock.isVisible()
-    assert window.tabifiedDockWidgets(window.probe_dock) == [window.match_dock]  # not side by side
+    window.docks["match"].toggleViewAction().trigger()
+    window.docks["probes"].toggleViewAction().trigger()
+    assert window.docks["match"].isVisible() and window.docks["probes"].isVisible()
+    assert window.tabifiedDockWidgets(window.docks["probes"]) == [window.docks["match"]]  # not side by side
     qtbot.waitUntil(lambda: _stray_tab_bars(window) == [] and _status_bar_drawn_alone(window))
 
 
@@ -293,7 +293,7 @@ def test_the_match_dock_stays_with_the_pane_whose_selection_it_shows(planted, qt
     first = ws.active_pane
     with qtbot.waitSignal(first.selection_changed):
         drag_tokens(window, 10, 14)
-    panel = window.match_panel
+    panel = window.panels["match"]
     with qtbot.waitSignal(panel.results_changed, timeout=TIMEOUT):
         panel.match_action.trigger()
     results = panel.results
@@ -452,7 +452,7 @@ def test_the_probe_chart_names_every_tap_of_a_two_layer_lstm_whole_at_the_defaul
     """At the chart's width in a 1400 x 850 window, two staggered rows elided both layers' gates to
     "layer…tes/i"."""
     from lstmviz.analysis.probe_report import ProbeReport
-    from lstmviz.qt.probe_chart import ProbeChart
+    from lstmviz.qt.probes.chart import ProbeChart
 
     taps = [f"layer{n}/{s}" for n in (0, 1) for s in ("gates/i", "gates/f", "gates/g", "gates/o", "c", "h")]
 
@@ -479,7 +479,7 @@ def test_the_probe_chart_names_every_tap_of_a_two_layer_lstm_whole_at_the_defaul
 
 def test_curves_of_twelve_taps_have_distinct_styles_and_a_legend_that_never_breaks_a_name(qtbot):
     from lstmviz.analysis.probe_report import ProbeCurves, ProbeReport
-    from lstmviz.qt.probe_curves_view import ProbeCurvesView
+    from lstmviz.qt.probes.curves_view import ProbeCurvesView
 
     signals = ("gates/i", "gates/f", "gates/g", "gates/o", "c", "h")
     taps = [f"layer{n}/{s}" for n in (0, 1) for s in signals]

@@ -151,7 +151,7 @@ def test_annotation_track_shows_the_labels_of_the_window(window, recording_path)
 
 def test_the_info_panel_describes_the_recording(window, recording_path):
     window.open_file(recording_path)
-    text = window.info_panel.toPlainText()
+    text = window.panels["info"].toPlainText()
     for expected in ("small.h5", "layer1/c", "depth", "synthetic"):
         assert expected in text
 

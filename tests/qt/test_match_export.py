@@ -2,6 +2,7 @@
 table to CSV / NPY (read back equal), unknown formats refused in words."""
 
 import csv
+from dataclasses import replace
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -14,8 +15,8 @@ from test_match_helpers import (
     write_planted_recording,
 )
 
-from lstmviz.qt import match_panel
-from lstmviz.qt.match_panel import MatchPanel
+from lstmviz.qt import widget_export
+from lstmviz.qt.match.panel import MatchPanel
 from lstmviz.qt.widget_export import export_widget
 from lstmviz.qt.workers import TaskRunner
 from lstmviz.recording import open_recording
@@ -155,7 +156,7 @@ def test_export_actions_use_the_chosen_filter(matched, tmp_path, monkeypatch):
     ])
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *a, **k: next(answers))
     errors = []
-    monkeypatch.setattr(match_panel, "show_error", lambda parent, title, message, details="": errors.append(message))
+    monkeypatch.setattr(widget_export, "show_error", lambda parent, title, message, details="": errors.append(message))
     matched.export_view_action.trigger()
     assert ET.parse(tmp_path / "view.svg").getroot().tag.endswith("svg")
     matched.export_data_action.trigger()
@@ -191,7 +192,7 @@ def test_svg_has_no_rows_spilling_out_of_the_view(matched, tmp_path):
 
 def test_the_figure_lays_out_a_wide_aggregate_table_above_its_sentences(qtbot, tmp_path):
     """With 40 labels (as PTB's 45 POS tags) the figure drew the enrichment sentences over the table."""
-    from lstmviz.qt.match_figure import close_figure, match_figure
+    from lstmviz.qt.match.figure import close_figure, match_figure
     from lstmviz.recording.annotate import annotate
     from test_match_helpers import ITEM_LENGTH, N_ITEMS
 
@@ -210,7 +211,7 @@ def test_the_figure_lays_out_a_wide_aggregate_table_above_its_sentences(qtbot, t
     with qtbot.waitSignals([panel.results_changed, panel.aggregate_changed], timeout=TIMEOUT):
         panel.match()
     with qtbot.waitSignal(panel.aggregate_changed, timeout=TIMEOUT):
-        ws.set_aggregate_annotation("tag")
+        ws.set_panel_state("match", replace(panel.settings, aggregate_annotation="tag"))
     assert panel.aggregate_view.sentences()  # there are sentences to lay out under the table
     figure = match_figure(panel)
     try:
@@ -234,7 +235,7 @@ def test_the_figure_lays_out_a_wide_aggregate_table_above_its_sentences(qtbot, t
 
 
 def test_one_unit_is_called_a_unit_in_the_header_and_the_figure(qtbot, tmp_path):
-    from lstmviz.qt.match_figure import title_html
+    from lstmviz.qt.match.figure import title_html
 
     path, _ = write_planted_recording(tmp_path / "planted.h5")
     recording = open_recording(path)

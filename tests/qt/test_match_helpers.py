@@ -1,5 +1,5 @@
 """Shared helpers of the Match view tests: a recording with planted units and a workspace with the
-API the Match panel relies on (recording, active_pane, match_settings, runner, show_match ...).
+API the Match panel relies on (recording, active_pane, panel_state, runner, show_match ...).
 
 No tests here; test_match_panel.py, test_match_view.py and test_match_export.py import these.
 """
@@ -10,7 +10,6 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from lstmviz.analysis.selection_types import Selection
-from lstmviz.analysis.workspace_file import MatchSettings
 from lstmviz.recording import RecordingWriter
 
 VOCAB = ["<pad>", "(", ")", "0", "1", "2", "3", "word"]
@@ -92,9 +91,8 @@ class FakeWorkspace(QObject):
 
     recording_changed = Signal(object)
     active_pane_changed = Signal(object)
-    match_settings_changed = Signal(object)
+    panel_state_changed = Signal(str, object)
     visible_annotations_changed = Signal(list)
-    aggregate_annotation_changed = Signal(object)
     error_occurred = Signal(str, str)
 
     def __init__(self, recording, runner, pane: FakePane | None = None, visible=("depth",)):
@@ -102,26 +100,27 @@ class FakeWorkspace(QObject):
         self.recording = recording
         self.runner = runner
         self.active_pane = pane if pane is not None else FakePane()
-        self.match_settings = MatchSettings()
+        self.panel_states = {}
         self.visible_annotations = list(visible)
-        self.aggregate_annotation = None
         self.shown: list[tuple[int, int]] = []
 
-    def set_match_settings(self, settings: MatchSettings) -> None:
-        self.match_settings = settings
-        self.match_settings_changed.emit(settings)
+    def panel_state(self, name: str):
+        return self.panel_states.get(name)
+
+    def set_panel_state(self, name: str, state) -> None:
+        if state != self.panel_states.get(name):
+            self.panel_states[name] = state
+            self.panel_state_changed.emit(name, state)
 
     def set_visible_annotations(self, names) -> None:
         self.visible_annotations = list(names)
         self.visible_annotations_changed.emit(list(names))
 
-    def set_aggregate_annotation(self, name) -> None:
-        if name != self.aggregate_annotation:
-            self.aggregate_annotation = name
-            self.aggregate_annotation_changed.emit(name)
-
     def show_match(self, start: int, length: int) -> None:
         self.shown.append((start, length))
+
+    def notify(self, title: str, message: str) -> None:
+        self.error_occurred.emit(title, message)
 
     def set_recording(self, recording) -> None:
         self.recording = recording

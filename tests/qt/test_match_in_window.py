@@ -16,11 +16,11 @@ def test_brush_match_click_moves_the_select_view(qtbot, planted, planted_path):
     assert pane.brush == (10, 15)
     assert sorted(pane.selection.units.tolist()) == [3, 7, 9, 12]
 
-    panel = planted.match_panel
-    assert not planted.match_dock.isVisible()  # closed until there is something to show
+    panel = planted.panels["match"]
+    assert not planted.docks["match"].isVisible()  # closed until there is something to show
     with qtbot.waitSignals([panel.results_changed, panel.aggregate_changed], timeout=20000):
         panel.match_action.trigger()
-    assert planted.match_dock.isVisible()
+    assert planted.docks["match"].isVisible()
     results = panel.results
     with open_recording(planted_path) as rec:
         expected = match(build_index(rec, IndexKey(pane.tap, pane.transform, pane.threshold)), panel.build_query())

@@ -18,9 +18,9 @@ from test_match_helpers import (
 from lstmviz.analysis.aggregate import aggregate, describe_enrichment, top_enrichments
 from lstmviz.analysis.bitindex import IndexKey
 from lstmviz.analysis.matching import match
-from lstmviz.analysis.workspace_file import MatchSettings
-from lstmviz.qt import match_panel
-from lstmviz.qt.match_panel import MatchPanel
+from lstmviz.qt.match.state import MatchSettings
+from lstmviz.qt.match import panel as match_panel
+from lstmviz.qt.match.panel import MatchPanel
 from lstmviz.qt.token_text import display_token
 from lstmviz.qt.workers import TaskRunner
 from lstmviz.recording import open_recording
@@ -60,11 +60,10 @@ def panel(qtbot, workspace):
 
 
 @pytest.fixture
-def reported(workspace, monkeypatch):
-    """Errors the panel reports (through the workspace) and dialogs it would open."""
+def reported(workspace):
+    """Errors the panel reports (through the workspace's one notifications path)."""
     seen = []
     workspace.error_occurred.connect(lambda title, message: seen.append((title, message)))
-    monkeypatch.setattr(match_panel, "show_error", lambda *a, **k: seen.append(("dialog",) + a[1:]))
     return seen
 
 
@@ -113,10 +112,10 @@ def test_scored_mode_rows_and_columns(qtbot, panel, workspace, planted):
     recording, _ = planted
     workspace.active_pane.select(PLANTED, brush=(10, 13))
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("scored"))
-    assert workspace.match_settings.mode == "scored"
+    assert workspace.panel_state("match").mode == "scored"
     assert panel.weight_spin.isEnabled()
     results = run_match(qtbot, panel)
-    assert results.query.mode == "scored" and results.query.length_weight == workspace.match_settings.length_weight
+    assert results.query.mode == "scored" and results.query.length_weight == workspace.panel_state("match").length_weight
     expected = expected_results(recording, panel)
     np.testing.assert_array_equal(results.starts, expected.starts)
     np.testing.assert_allclose(results.score, expected.score)
@@ -160,15 +159,15 @@ def test_empty_selection_is_a_message_not_an_error(qtbot, panel, workspace, repo
 
 def test_settings_are_the_workspaces(qtbot, panel, workspace):
     panel.limit_spin.setValue(0)
-    assert workspace.match_settings.limit is None  # "all"
+    assert workspace.panel_state("match").limit is None  # "all"
     assert panel.limit_spin.text() == "all"
     panel.cap_spin.setValue(0)
-    assert workspace.match_settings.candidate_cap is None
+    assert workspace.panel_state("match").candidate_cap is None
     panel.min_length_spin.setValue(4)
-    assert workspace.match_settings.min_length == 4
+    assert workspace.panel_state("match").min_length == 4
 
     # a restored workspace sets the controls (and the token columns)
-    workspace.set_match_settings(MatchSettings(mode="lstmvis", limit=5, min_length=2, left=2, right=6))
+    workspace.set_panel_state("match", MatchSettings(mode="lstmvis", limit=5, min_length=2, left=2, right=6))
     assert panel.limit_spin.value() == 5 and panel.min_length_spin.value() == 2
     assert panel.left_spin.value() == 2 and panel.right_spin.value() == 6
     assert not panel.weight_spin.isEnabled()
@@ -264,7 +263,7 @@ def test_aggregate_equals_analysis(qtbot, panel, workspace, planted):
     # another annotation: numeric, saved in the workspace
     with qtbot.waitSignal(panel.aggregate_changed, timeout=TIMEOUT):
         panel.aggregate_view.set_annotation("signal")
-    assert workspace.aggregate_annotation == "signal"
+    assert workspace.panel_state("match").aggregate_annotation == "signal"
     numeric = aggregate(recording, "signal", results.starts, offsets=range(-3, 21))
     np.testing.assert_allclose(panel.aggregate_table.mean, numeric.mean, equal_nan=True)
     assert panel.aggregate_view.model.columnCount() == 3  # n, mean, std

@@ -7,8 +7,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from test_match_helpers import ITEM_LENGTH, N_ITEMS, PLANTED, write_planted_recording
 
 from lstmviz.analysis.match_types import MatchQuery, MatchResults
-from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
-from lstmviz.qt.match_view import (
+from lstmviz.qt.match.table_model import COUNT_STRIP, MatchTableModel
+from lstmviz.qt.match.view import (
     COUNT_RAMP,
     DIVERGING,
     MASK_MIN_ALPHA,
@@ -240,7 +240,7 @@ def test_scored_columns_and_empty(qtbot, planted):
 
 
 def test_numeric_range_exact_then_sampled(planted, monkeypatch):
-    from lstmviz.qt import match_model
+    from lstmviz.qt.match import table_model as match_model
 
     recording, _ = planted
     values = recording.annotation("signal", 0, recording.n_positions)

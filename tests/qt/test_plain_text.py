@@ -90,12 +90,12 @@ def test_hostile_names_are_shown_literally_and_no_file_they_name_is_opened(qtbot
     assert ws.hover.token == "b&amp;c"
 
     # match the selection (strips of the hostile annotation) and probe the hostile label
-    panel = window.match_panel
+    panel = window.panels["match"]
     with qtbot.waitSignals([panel.results_changed, panel.aggregate_changed], timeout=TIMEOUT):
         panel.match_action.trigger()
     assert len(panel.results) > 0
     panel.set_strips([HOSTILE, "kind"])
-    probes = window.probe_panel
+    probes = window.panels["probes"]
     probes.set_label(HOSTILE)
     with qtbot.waitSignal(probes.results_ready, timeout=TIMEOUT):
         probes.run()
@@ -105,7 +105,7 @@ def test_hostile_names_are_shown_literally_and_no_file_they_name_is_opened(qtbot
 
     # every label and every tooltip shows the names as they are; Qt renders each one
     labels = label_texts(window)
-    for dock in (window.info_dock, window.probe_dock, window.match_dock):
+    for dock in (window.docks["info"], window.docks["probes"], window.docks["match"]):
         dock.raise_()
         window.grab()
     assert any(f"{HOSTILE}.h5" == text for text in labels)  # the status bar
@@ -114,7 +114,7 @@ def test_hostile_names_are_shown_literally_and_no_file_they_name_is_opened(qtbot
     assert any(f"of {HOSTILE_TAP} is selected" in text for text in labels)  # the probe detail's note
     assert any(f"Pane 1 · {HOSTILE_TAP}" in text for text in labels)  # the selection dock
     assert all(HOSTILE in text for text in labels if "x.fifo" in text)
-    info = window.info_panel.toPlainText()
+    info = window.panels["info"].toPlainText()
     assert f"{HOSTILE}.h5" in info and f"Engine\n{HOSTILE}" in info and f"{HOSTILE} (categorical" in info
     assert plot.titleLabel.item.toPlainText().startswith(f"Pane 1 · {HOSTILE_TAP} · 8 units")
     tips = tooltips(window)

@@ -13,7 +13,7 @@ from probe_recordings import (
     write_probe_recording,
 )
 
-from lstmviz.qt import probe_panel
+from lstmviz.qt.probes import panel as probe_panel
 
 TIMEOUT = 120000
 
@@ -40,15 +40,15 @@ def _menu_action(window, menu_title, text):
 
 def test_pick_a_label_run_click_a_tap_and_a_unit_selects_it(qtbot, opened):
     window = opened
-    panel = window.probe_panel
+    panel = window.panels["probes"]
     ws = window.workspace
-    assert not window.probe_dock.isVisible()  # closed until probes run
+    assert not window.docks["probes"].isVisible()  # closed until probes run
     panel.label_combo.setCurrentIndex(panel.label_combo.findData("tag"))
     run = _menu_action(window, "Analysis", "Run Probes")
     assert run.shortcut().toString() == "Ctrl+Shift+P"
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
         run.trigger()
-    assert window.probe_dock.isVisible() and not window.probe_dock.visibleRegion().isEmpty()  # raised
+    assert window.docks["probes"].isVisible() and not window.docks["probes"].visibleRegion().isEmpty()  # raised
     assert [e["tap"] for e in panel.chart.entries()] == TAPS_BY_LAYER
 
     chart = panel.chart
@@ -67,11 +67,11 @@ def test_pick_a_label_run_click_a_tap_and_a_unit_selects_it(qtbot, opened):
     # the Select view shows the probe's tap with the unit selected, and the Selection dock lists it
     assert pane.tap == PLANTED_TAP and window.state_plot.active_plot.pane is pane
     assert unit in pane.selection.units.tolist()
-    assert window.selection_panel.selected_model.pair(0) == (unit, 1)
+    assert window.panels["selection"].selected_model.pair(0) == (unit, 1)
 
 
 def test_closing_the_window_while_probing_stops_the_worker(qtbot, opened, monkeypatch):
-    panel = opened.probe_panel
+    panel = opened.panels["probes"]
     stopped = threading.Event()
 
     def endless(recording, annotation, taps, task, **options):

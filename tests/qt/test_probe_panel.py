@@ -27,9 +27,9 @@ from probe_recordings import (
 
 from lstmviz.analysis.probe_report import ProbeCurves, run_probes
 from lstmviz.analysis.probes import INPUT_TAP
-from lstmviz.qt import probe_panel
-from lstmviz.qt.probe_curves_view import ProbeCurvesView
-from lstmviz.qt.probe_panel import ProbePanel
+from lstmviz.qt.probes import panel as probe_panel
+from lstmviz.qt.probes.curves_view import ProbeCurvesView
+from lstmviz.qt.probes.panel import ProbePanel
 from lstmviz.qt.widget_export import export_widget
 from lstmviz.recording import open_recording
 

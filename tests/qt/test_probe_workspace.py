@@ -15,7 +15,8 @@ from probe_recordings import (
 )
 
 from lstmviz.analysis.probes import INPUT_TAP
-from lstmviz.analysis.workspace_file import ProbeState, load_workspace
+from lstmviz.qt.probes.state import ProbeState
+from lstmviz.workspace.file import load_workspace
 
 TIMEOUT = 120000  # ms: the first run imports torch
 
@@ -33,7 +34,7 @@ def opened(window, tmp_path):
 
 def probe_and_save(qtbot, window, path):
     """Label tag, shift 1, two taps, no baseline; run; open the noise tap's probe; save."""
-    panel = window.probe_panel
+    panel = window.panels["probes"]
     ws = window.workspace
     panel.set_label("tag")
     panel.shift_spin.setValue(1)
@@ -52,23 +53,23 @@ def probe_and_save(qtbot, window, path):
 def test_a_saved_workspace_reruns_the_probes_and_reopens_the_probe(qtbot, opened, tmp_path):
     path = tmp_path / "session.lstmviz.json"
     saved = probe_and_save(qtbot, opened, path)
-    first = opened.probe_panel.report
+    first = opened.panels["probes"].report
     expected = ProbeState(label="tag", shift=1, at="all", taps=(NOISE_TAP, PLANTED_TAP), control=True,
                           baseline=False, curves=False, shown=True, open_probe=NOISE_TAP)
-    assert saved.probes == expected and opened.workspace.probe_state == expected
-    assert json.loads(path.read_text())["probes"] == {
+    assert saved.panels["probes"] == expected and opened.workspace.panel_state("probes") == expected
+    assert json.loads(path.read_text())["panels"]["probes"] == {"version": 1,
         "label": "tag", "shift": 1, "at": "all", "taps": [NOISE_TAP, PLANTED_TAP], "control": True,
         "baseline": False, "curves": False, "shown": True, "open_probe": NOISE_TAP}
     assert load_workspace(path) == saved
 
     other = make_window(qtbot)
-    panel = other.probe_panel
-    assert panel.report is None and panel.label_combo.count() == 0 and other.workspace.probe_state is None
+    panel = other.panels["probes"]
+    assert panel.report is None and panel.label_combo.count() == 0 and other.workspace.panel_state("probes") is None
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT) as ready:
         assert other.open_workspace(path)
         # the probes run on the worker: open_workspace returned before any result was shown
         assert panel.busy and panel.report is None and panel.progress.isVisible()
-        assert other.workspace.probe_state == expected  # saving now would keep the same
+        assert other.workspace.panel_state("probes") == expected  # saving now would keep the same
     report = ready.args[0]
     # the controls are back
     assert panel.label_combo.currentData() == "tag" and panel.shift_spin.value() == 1
@@ -84,42 +85,42 @@ def test_a_saved_workspace_reruns_the_probes_and_reopens_the_probe(qtbot, opened
     # the probe that was open is open again, in the detail and shaded in the chart
     assert panel.detail.tap == NOISE_TAP and panel.chart.current == NOISE_TAP
     assert not panel.busy and not panel.progress.isVisible()
-    assert other.probe_dock.isVisible() and not other.probe_dock.visibleRegion().isEmpty()  # raised
+    assert other.docks["probes"].isVisible() and not other.docks["probes"].visibleRegion().isEmpty()  # raised
     # the whole workspace, probes included, is what was saved
     assert other.workspace.state() == saved
     assert other.workspace.active_pane.brush == (5, 9) and other.workspace.window_start == 15
 
 
 def test_the_open_baseline_probe_is_reopened_and_settings_without_a_result_do_not_run(qtbot, opened, tmp_path):
-    panel = opened.probe_panel
+    panel = opened.panels["probes"]
     panel.set_label("tag")
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
         panel.run()
     with qtbot.waitSignal(panel.probe_opened):
         panel.detail.probe_combo.setCurrentIndex(panel.detail.probe_combo.findData(INPUT_TAP))
-    assert opened.workspace.probe_state.open_probe == INPUT_TAP
+    assert opened.workspace.panel_state("probes").open_probe == INPUT_TAP
     path = tmp_path / "baseline.json"
     assert opened.save_workspace(path)
 
     other = make_window(qtbot)
-    with qtbot.waitSignal(other.probe_panel.results_ready, timeout=TIMEOUT):
+    with qtbot.waitSignal(other.panels["probes"].results_ready, timeout=TIMEOUT):
         assert other.open_workspace(path)
-    assert other.probe_panel.detail.tap == INPUT_TAP
-    assert other.probe_panel.detail.result is other.probe_panel.report.baseline
+    assert other.panels["probes"].detail.tap == INPUT_TAP
+    assert other.panels["probes"].detail.result is other.panels["probes"].report.baseline
 
     # settings saved with no result shown come back without running anything
     with qtbot.waitSignal(panel.report_changed):
         opened.workspace.open(opened.workspace.recording.path)  # a reopened recording shows no result
     panel.set_label("kind")
     panel.set_checked_taps([PLANTED_TAP])
-    assert not opened.workspace.probe_state.shown
+    assert not opened.workspace.panel_state("probes").shown
     assert opened.save_workspace(path)
-    with qtbot.assertNotEmitted(other.probe_panel.results_ready):
+    with qtbot.assertNotEmitted(other.panels["probes"].results_ready):
         assert other.open_workspace(path)
-        assert not other.probe_panel.busy
-    assert other.probe_panel.report is None
-    assert other.probe_panel.label_combo.currentData() == "kind" and other.probe_panel.at_combo.currentData() == "last"
-    assert other.probe_panel.checked_taps() == [PLANTED_TAP]
+        assert not other.panels["probes"].busy
+    assert other.panels["probes"].report is None
+    assert other.panels["probes"].label_combo.currentData() == "kind" and other.panels["probes"].at_combo.currentData() == "last"
+    assert other.panels["probes"].checked_taps() == [PLANTED_TAP]
 
 
 def test_probe_settings_that_do_not_fit_are_said_in_words_and_the_rest_restores(qtbot, opened, tmp_path,
@@ -127,12 +128,12 @@ def test_probe_settings_that_do_not_fit_are_said_in_words_and_the_rest_restores(
     path = tmp_path / "session.lstmviz.json"
     probe_and_save(qtbot, opened, path)
     data = json.loads(path.read_text())
-    panel = opened.probe_panel
+    panel = opened.panels["probes"]
     ws = opened.workspace
 
     # a label that is not categorical and a tap the recording lacks: no run, the rest restores
     bad = json.loads(json.dumps(data))
-    bad["probes"].update(label="count", taps=[PLANTED_TAP, "layer9/h"])
+    bad["panels"]["probes"].update(label="count", taps=[PLANTED_TAP, "layer9/h"])
     path.write_text(json.dumps(bad))
     with qtbot.assertNotEmitted(panel.results_ready):
         assert opened.open_workspace(path)
@@ -147,11 +148,11 @@ def test_probe_settings_that_do_not_fit_are_said_in_words_and_the_rest_restores(
     assert panel.label_combo.currentData() == "tag"  # the panel's default label
     assert panel.shift_spin.value() == 1 and not panel.baseline_check.isChecked()
     assert panel.checked_taps() == [PLANTED_TAP] and panel.report is None
-    assert ws.probe_state == ProbeState(label="tag", shift=1, taps=(PLANTED_TAP,), baseline=False)
+    assert ws.panel_state("probes") == ProbeState(label="tag", shift=1, taps=(PLANTED_TAP,), baseline=False)
 
     # only the open probe's tap is missing: the probes run on the taps that are there, the best opens
     bad = json.loads(json.dumps(data))
-    bad["probes"].update(taps=[PLANTED_TAP, "layer9/h"], open_probe="layer9/h")
+    bad["panels"]["probes"].update(taps=[PLANTED_TAP, "layer9/h"], open_probe="layer9/h")
     path.write_text(json.dumps(bad))
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT) as ready:
         assert opened.open_workspace(path)
@@ -161,7 +162,7 @@ def test_probe_settings_that_do_not_fit_are_said_in_words_and_the_rest_restores(
 
     # a wrong type in the probe settings: the file is refused in words and nothing changes
     bad = json.loads(json.dumps(data))
-    bad["probes"]["taps"] = PLANTED_TAP
+    bad["panels"]["probes"]["taps"] = PLANTED_TAP
     path.write_text(json.dumps(bad))
     before = ws.state()
     assert not opened.open_workspace(path)
@@ -171,25 +172,25 @@ def test_probe_settings_that_do_not_fit_are_said_in_words_and_the_rest_restores(
 
 
 def test_a_probe_state_set_on_the_workspace_is_followed_by_the_panel(qtbot, opened):
-    """The panel follows the workspace's probe_state like the match panel follows match_settings,
+    """The panel follows its state in the workspace (``panel_state("probes")``) like the match panel,
     and keeps it equal to what it shows."""
-    panel = opened.probe_panel
+    panel = opened.panels["probes"]
     ws = opened.workspace
-    assert ws.probe_state == ProbeState(label="tag", taps=tuple(TAPS_BY_LAYER))
+    assert ws.panel_state("probes") == ProbeState(label="tag", taps=tuple(TAPS_BY_LAYER))
     panel.control_check.setChecked(False)
-    assert ws.probe_state.control is False
-    with qtbot.waitSignal(ws.probe_state_changed) as changed:
+    assert ws.panel_state("probes").control is False
+    with qtbot.waitSignal(ws.panel_state_changed) as changed:
         panel.shift_spin.setValue(-1)
-    assert changed.args[0].shift == -1
-    ws.set_probe_state(ProbeState(label="kind", at="all", taps=(PLANTED_TAP,), baseline=False))
+    assert changed.args[0] == "probes" and changed.args[1].shift == -1
+    ws.set_panel_state("probes", ProbeState(label="kind", at="all", taps=(PLANTED_TAP,), baseline=False))
     assert panel.label_combo.currentData() == "kind" and panel.at_combo.currentData() == "all"
     assert panel.checked_taps() == [PLANTED_TAP] and not panel.baseline_check.isChecked()
     assert panel.control_check.isChecked() and not panel.busy  # nothing was shown, nothing runs
     with qtbot.waitSignal(panel.results_ready, timeout=TIMEOUT):
-        ws.set_probe_state(ProbeState(label="tag", taps=(NOISE_TAP, PLANTED_TAP), shown=True, open_probe=NOISE_TAP))
-    assert panel.detail.tap == NOISE_TAP and ws.probe_state.open_probe == NOISE_TAP
+        ws.set_panel_state("probes", ProbeState(label="tag", taps=(NOISE_TAP, PLANTED_TAP), shown=True, open_probe=NOISE_TAP))
+    assert panel.detail.tap == NOISE_TAP and ws.panel_state("probes").open_probe == NOISE_TAP
     with qtbot.waitSignal(panel.probe_opened):  # a click on another tap is kept by the workspace
         panel.detail.probe_combo.setCurrentIndex(panel.detail.probe_combo.findData(PLANTED_TAP))
-    assert ws.probe_state.open_probe == PLANTED_TAP
+    assert ws.panel_state("probes").open_probe == PLANTED_TAP
     ws.close()
-    assert ws.probe_state is None and panel.state() is None
+    assert ws.panel_state("probes") is None and panel.state() is None

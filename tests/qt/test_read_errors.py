@@ -9,8 +9,8 @@ from conftest import drag_tokens, write_recording
 from damaged_recordings import damage_first_chunk
 from PySide6 import QtCore
 
-from lstmviz.qt.guarded_recording import BLANK_TOKEN, GuardedRecording
-from lstmviz.qt.match_model import MatchTableModel
+from lstmviz.workspace.guarded_recording import BLANK_TOKEN, GuardedRecording
+from lstmviz.qt.match.table_model import MatchTableModel
 from lstmviz.recording import RecordingError, RecordingWriter, open_recording
 
 
@@ -134,7 +134,7 @@ def test_a_recording_without_position_taps_shows_a_sentence(qtbot, window, tmp_p
     assert ws.panes == [] and window.state_plot.pane_plots == []
     texts = [item.text for item in window.state_plot.ci.items if hasattr(item, "text")]
     assert any("has no tap over its positions" in t for t in texts)
-    assert "no tap over its positions" in window.selection_panel.header.text()
+    assert "no tap over its positions" in window.panels["selection"].header.text()
     assert ws.add_pane() is None
     assert captured_errors == [("Cannot add a pane", "This recording has no tap over its positions to show.")]
     window.navigation.add_pane_button.click()  # the button says the same, no exception
@@ -145,17 +145,17 @@ def test_an_export_that_meets_a_damaged_part_is_refused_not_filled_with_blanks(q
                                                                                monkeypatch):
     from PySide6 import QtWidgets
 
-    from lstmviz.qt import errors
+    from lstmviz.qt import widget_export
 
     ws = planted.workspace
     with qtbot.waitSignal(ws.active_pane.selection_changed):
         drag_tokens(planted, 10, 14)
-    panel = planted.match_panel
+    panel = planted.panels["match"]
     with qtbot.waitSignals([panel.results_changed, panel.aggregate_changed], timeout=60000):
         panel.match_action.trigger()
     _broken(ws.recording.unguarded, monkeypatch, "tokens")  # the tokens around the matches cannot be read
     said = []
-    monkeypatch.setattr(errors, "show_error", lambda parent, title, message, details="": said.append(message))
+    monkeypatch.setattr(widget_export, "show_error", lambda parent, title, message, details="": said.append(message))
     target = tmp_path / "matches.csv"
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(target), "Matches, CSV table (*.csv)"))

@@ -20,7 +20,7 @@ def test_zscore_shows_raw_values_until_the_statistics_are_computed(planted, qtbo
     pane = ws.active_pane
     strip = planted.state_plot.strips[0]
     pane.set_brush(*PLANTED_BRUSH)
-    with qtbot.waitSignal(ws.runner.finished, timeout=30000):
+    with qtbot.waitSignal(ws.tap_stats.ready, timeout=30000):
         strip.transform_combo.activated.emit(strip.transform_combo.findData("zscore"))
         assert pane.transform == "zscore" and pane.effective_transform == "raw"  # raw until ready
         assert "computed" in planted.state_plot.pane_plots[0].titleLabel.text
@@ -44,8 +44,8 @@ def test_zscore_shows_raw_values_until_the_statistics_are_computed(planted, qtbo
 def test_find_a_phrase_and_jump_to_a_hit(planted, qtbot):
     ws = planted.workspace
     planted.show_find()
-    panel = planted.find_panel
-    assert planted.find_dock.isVisible()
+    panel = planted.panels["find"]
+    assert planted.docks["find"].isVisible()
     panel.set_query("( ( )")
     with qtbot.waitSignal(panel.results_ready, timeout=10000):
         qtbot.keyClick(panel.edit, QtCore.Qt.Key.Key_Return)
@@ -60,7 +60,7 @@ def test_find_a_phrase_and_jump_to_a_hit(planted, qtbot):
 
 
 def test_find_a_regular_expression_and_report_a_bad_one_in_words(planted, qtbot):
-    panel = planted.find_panel
+    panel = planted.panels["find"]
     panel.set_query(r"\) 2 a", mode="regex")
     with qtbot.waitSignal(panel.results_ready, timeout=10000):
         panel.find_button.click()
@@ -89,9 +89,9 @@ def _configure_two_panes(window):
     ws.set_window_width(60)
     ws.set_window_start(5)
     ws.set_visible_annotations(["score"])
-    from lstmviz.analysis.workspace_file import MatchSettings
+    from lstmviz.qt.match.state import MatchSettings
 
-    ws.set_match_settings(MatchSettings(mode="scored", limit=50, min_length=2))
+    ws.set_panel_state("match", MatchSettings(mode="scored", limit=50, min_length=2))
     ws.set_active_pane(0)
     return first, second
 
@@ -187,7 +187,7 @@ def test_zscore_statistics_that_fail_are_said_in_words_and_the_pane_shows_raw_va
     monkeypatch.setattr(transforms, "tap_stats", broken)
     ws = planted.workspace
     pane = ws.active_pane
-    with qtbot.waitSignal(ws.runner.failed, timeout=10000):
+    with qtbot.waitSignal(ws.tap_stats.failed, timeout=10000):
         pane.set_transform("zscore")
     assert pane.transform == "raw" and pane.effective_transform == "raw"
     _, message = captured_errors[-1]

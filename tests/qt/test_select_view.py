@@ -42,7 +42,7 @@ def test_dragging_over_the_tokens_brushes_a_range_and_selects_the_planted_units(
     with qtbot.waitSignal(pane.selection_changed):
         drag_tokens(planted, 14.2, 9.8)
     assert pane.brush == PLANTED_BRUSH
-    model = planted.selection_panel.selected_model
+    model = planted.panels["selection"].selected_model
     assert [model.pair(r) for r in range(model.rowCount())] == [(3, 1), (7, 1), (9, 1), (12, 1)]
 
 
@@ -137,7 +137,7 @@ def test_tolerance_lets_a_unit_miss_part_of_the_range(planted, qtbot):
 
 def test_units_added_and_removed_by_hand_persist(planted, qtbot):
     pane = planted.workspace.active_pane
-    panel = planted.selection_panel
+    panel = planted.panels["selection"]
     pane.set_brush(*PLANTED_BRUSH)
     # remove unit 7 with the ✕ cell of its row
     model = panel.selected_model
@@ -167,7 +167,7 @@ def test_units_added_and_removed_by_hand_persist(planted, qtbot):
 def test_hovering_a_listed_unit_highlights_its_line(planted, qtbot):
     pane = planted.workspace.active_pane
     pane.set_brush(*PLANTED_BRUSH)
-    panel = planted.selection_panel
+    panel = planted.panels["selection"]
     row = [panel.selected_model.pair(r) for r in range(panel.selected_model.rowCount())].index((12, 1))
     with qtbot.waitSignal(pane.emphasis_changed):
         panel.selected_table.hovered_row.emit(row)
@@ -206,7 +206,7 @@ def test_two_panes_on_different_taps_keep_separate_selections(planted, qtbot):
     # each pane has its own threshold; the selection dock follows the active pane
     planted.state_plot.strips[1].threshold_spin.setValue(0.9)
     assert first.threshold == pytest.approx(0.3) and ws.active_pane is second
-    panel = planted.selection_panel.selected_model
+    panel = planted.panels["selection"].selected_model
     assert [panel.pair(r) for r in range(panel.rowCount())] == [(2, 1), (4, 1)]
     # the panes share the window
     ws.scroll_by(3)
@@ -267,7 +267,7 @@ def test_the_candidate_ranking_fits_the_selection_dock_beside_its_scroll_bar(win
     no column cut off (the last one, "selected"/"add", was)."""
     assert window.open_file(recording_path)
     window.workspace.active_pane.set_brush(10, 15)
-    table = window.selection_panel.candidates_table
+    table = window.panels["selection"].candidates_table
     qtbot.waitUntil(lambda: table.verticalScrollBar().isVisible())  # a long ranking: it scrolls
     assert table.model().rowCount() > 20
     assert not table.horizontalScrollBar().isVisible()

@@ -1,8 +1,8 @@
 """The workspace file's limits and the window's controls agree (issue 10.14): whatever the window can be
 set to saves and loads back, and what the file refuses the window cannot reach."""
 
-from lstmviz.analysis.workspace_file import (
-    MATCH_RANGES,
+from lstmviz.qt.match.state import MATCH_RANGES
+from lstmviz.workspace.file import (
     MAX_PANES,
     PADDING_RANGE,
     THRESHOLD_RANGE,
@@ -16,7 +16,7 @@ def test_every_control_at_its_limits_saves_and_loads_back(qtbot, planted, tmp_pa
     window = planted
     ws = window.workspace
     strip = window.state_plot.strips[0]
-    panel = window.match_panel
+    panel = window.panels["match"]
     assert WINDOW_WIDTH_RANGE[0] <= MIN_WINDOW_WIDTH and MAX_WINDOW_WIDTH <= WINDOW_WIDTH_RANGE[1]
     assert (strip.pad_left_spin.minimum(), strip.pad_left_spin.maximum()) == PADDING_RANGE
     assert (strip.pad_right_spin.minimum(), strip.pad_right_spin.maximum()) == PADDING_RANGE
@@ -35,14 +35,14 @@ def test_every_control_at_its_limits_saves_and_loads_back(qtbot, planted, tmp_pa
         path = tmp_path / f"{extreme}.lstmviz.json"
         assert window.save_workspace(path), captured_errors
         loaded = load_workspace(path)
-        assert loaded.match == ws.match_settings and loaded.window_width == ws.window_width
+        assert loaded.panels["match"] == ws.panel_state("match") and loaded.window_width == ws.window_width
         assert loaded.panes == [ws.panes[0].state()]
 
 
 def test_the_window_adds_no_more_panes_than_a_file_holds(qtbot, planted_path, tmp_path):
     from PySide6 import QtWidgets
 
-    from lstmviz.analysis.workspace_file import save_workspace
+    from lstmviz.workspace.file import save_workspace
     from lstmviz.qt.workspace import Workspace
 
     owner = QtWidgets.QWidget()  # a workspace without views: adding panes draws nothing

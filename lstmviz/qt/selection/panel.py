@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.pane_model import Pane
+from lstmviz.qt.pane import Pane
 from lstmviz.qt.plain_text import escape, set_plain
-from lstmviz.qt.selection_models import CandidatesModel, SelectedUnitsModel
+from lstmviz.qt.selection.table_models import CandidatesModel, SelectedUnitsModel
 from lstmviz.qt.workspace import Workspace
 
 

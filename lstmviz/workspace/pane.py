@@ -1,6 +1,8 @@
-"""A pane: one tap shown over the workspace's window, with its own value transform and hypothesis.
+"""A pane: one tap of a recording shown over the workspace's window, with its own value transform and
+hypothesis (Qt-free; the Qt adapter is ``lstmviz.qt.pane``).
 
-Every pane of a workspace shows the same window of positions. A pane holds what LSTMVis's select view
+Every pane of a workspace shows the same window of positions, of the recording it names
+(``recording_id``, one of the workspace's open recordings). A pane holds what LSTMVis's select view
 holds for its one source: the tap, how its values are transformed (raw, tanh, z-score per unit), the
 threshold, the brushed range, the off-padding around it, the tolerance and direction of the rule, and
 the units the user added or removed by hand. From these it keeps the current ``selection`` and the
@@ -8,15 +10,12 @@ the units the user added or removed by hand. From these it keeps the current ``s
 enough to run on every mouse move: they only look at the brush and its padding).
 
 The pane never draws. Views read ``values()``, ``selection``, ``active_counts()`` and redraw on
-``changed``. Setters raise ``ValueError`` / ``KeyError`` with a sentence for a bad value.
+``events.changed``. Setters raise ``ValueError`` / ``KeyError`` with a sentence for a bad value.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
 from lstmviz.analysis.selection import active_counts, rank_candidates, select_units
 from lstmviz.analysis.selection_types import (
@@ -25,13 +24,9 @@ from lstmviz.analysis.selection_types import (
     Selection,
     SelectionSpec,
 )
-from lstmviz.analysis.workspace_file import PaneState
+from lstmviz.workspace.events import EventGroup
+from lstmviz.workspace.state import TRANSFORMS, PaneState
 
-if TYPE_CHECKING:
-    from lstmviz.qt.workspace import Workspace
-
-#: value transforms a pane can show (the file keeps raw values; a transform is a view setting)
-TRANSFORMS = ("raw", "tanh", "zscore")
 TRANSFORM_NAMES = {"raw": "raw values", "tanh": "tanh of values", "zscore": "z-score per unit"}
 DEFAULT_THRESHOLD = 0.3
 
@@ -45,23 +40,23 @@ def transform_values(values: np.ndarray, transform: str, stats=None) -> np.ndarr
     return apply_transform(values, transform, stats)
 
 
-class Pane(QObject):
-    """One tap over the window, with its own transform, threshold, brush and selection."""
+class PaneModel:
+    """One tap of a recording over the window, with its own transform, threshold, brush and selection.
 
-    #: anything the pane shows changed (settings, selection, values)
-    changed = Signal()
-    #: the selection (a Selection, or None without brush and added units)
-    selection_changed = Signal(object)
-    tap_changed = Signal(str)
-    transform_changed = Signal(str)
-    #: a unit to draw emphasised (hovered in a list), or None
-    emphasis_changed = Signal(object)
+    Events (``events``): ``changed()`` anything the pane shows changed (settings, selection, values);
+    ``selection_changed(selection)`` a Selection, or None without brush and added units;
+    ``tap_changed(tap)``; ``transform_changed(name)``; ``emphasis_changed(unit)`` a unit to draw
+    emphasised (hovered in a list), or None.
+    """
 
-    def __init__(self, workspace: Workspace, tap: str, *, transform: str = "raw",
-                 threshold: float = DEFAULT_THRESHOLD, transform_follows_tap: bool = False,
-                 parent: QObject | None = None):
-        super().__init__(parent)
+    def __init__(self, workspace, tap: str, *, recording_id: str | None = None,
+                 transform: str = "raw", threshold: float = DEFAULT_THRESHOLD, transform_follows_tap: bool = False):
+        self.events = EventGroup("changed", "selection_changed", "tap_changed", "transform_changed",
+                                 "emphasis_changed")
+        #: the WorkspaceModel it belongs to (its recordings, window and statistics)
         self.workspace = workspace
+        #: the recording it shows (an id of ``workspace.recordings``)
+        self.recording_id = workspace.current if recording_id is None else recording_id
         if transform not in TRANSFORMS:
             raise ValueError(f"unknown transform {transform!r}; choose one of {', '.join(TRANSFORMS)}")
         self._check_tap(tap)
@@ -97,7 +92,7 @@ class Pane(QObject):
     # ------------------------------------------------------------------ what the pane shows
     @property
     def recording(self):
-        return self.workspace.recording
+        return self.workspace.recordings.get(self.recording_id)
 
     @property
     def n_units(self) -> int:
@@ -108,7 +103,7 @@ class Pane(QObject):
 
     def stats(self):
         """The tap's per-unit statistics (``UnitStats``), or None while they are computed."""
-        return self.workspace.tap_stats.get(self.tap)
+        return self.workspace.tap_stats(self.recording_id, self.tap)
 
     @property
     def effective_transform(self) -> str:
@@ -179,7 +174,7 @@ class Pane(QObject):
 
     # ------------------------------------------------------------------ setters
     def _check_tap(self, tap: str) -> None:
-        taps = self.workspace.taps
+        taps = self.workspace.position_taps(self.recording_id)
         if tap not in taps:
             raise KeyError(f"no tap {tap!r} over positions in this recording; taps: {', '.join(taps)}")
 
@@ -191,14 +186,14 @@ class Pane(QObject):
         self.tap = tap
         self.added = self.removed = ()
         self.emphasized = None
-        self.tap_changed.emit(tap)
+        self.events.tap_changed.emit(tap)
         if self.transform_follows_tap:
-            transform = self.workspace.default_transform(tap)
+            transform = self.workspace.default_transform(tap, self.recording_id)
             if transform != self.transform:
                 self.transform = transform
-                self.transform_changed.emit(transform)
+                self.events.transform_changed.emit(transform)
         if self.transform == "zscore":
-            self.workspace.tap_stats.get(tap, retry=True)
+            self.workspace.tap_stats(self.recording_id, tap, retry=True)
         self._update()
 
     def set_transform(self, transform: str) -> None:
@@ -209,9 +204,9 @@ class Pane(QObject):
         if transform == self.transform:
             return
         self.transform = transform
-        self.transform_changed.emit(transform)
+        self.events.transform_changed.emit(transform)
         if transform == "zscore":
-            self.workspace.tap_stats.get(self.tap, retry=True)
+            self.workspace.tap_stats(self.recording_id, self.tap, retry=True)
         self._update()
 
     def set_threshold(self, threshold: float) -> None:
@@ -233,10 +228,10 @@ class Pane(QObject):
 
     def _checked_brush(self, start: int, stop: int) -> tuple[int, int]:
         start, stop = int(start), int(stop)
-        n = self.workspace.n_positions
+        n = int(self.recording.n_positions)
         if not 0 <= start < stop <= n:
             raise ValueError(f"the brush [{start}, {stop}) is not a range of positions 0-{n - 1}")
-        _, item_stop = self.workspace.item_range(int(self.recording.item_of(start)))
+        _, item_stop = (int(p) for p in self.recording.item_range(int(self.recording.item_of(start))))
         if stop > item_stop:
             raise ValueError(f"the brush [{start}, {stop}) runs past the end of its item (position {item_stop}); "
                              "brush inside one item")
@@ -317,13 +312,14 @@ class Pane(QObject):
         unit = None if unit is None else int(unit)
         if unit != self.emphasized:
             self.emphasized = unit
-            self.emphasis_changed.emit(unit)
+            self.events.emphasis_changed.emit(unit)
 
     # ------------------------------------------------------------------ saved state
     def state(self) -> PaneState:
         return PaneState(tap=self.tap, transform=self.transform, threshold=self.threshold, brush=self.brush,
                          pad_left=self.pad_left, pad_right=self.pad_right, tolerance=self.tolerance,
-                         direction=self.direction, added=self.added, removed=self.removed)
+                         direction=self.direction, added=self.added, removed=self.removed,
+                         recording=self.recording_id)
 
     def apply_state(self, state: PaneState) -> None:
         """Take every setting of ``state`` at once (one re-selection); ValueError/KeyError for a bad one
@@ -352,9 +348,9 @@ class Pane(QObject):
         self.added, self.removed = added, removed
         self.emphasized = None
         if self.tap != old_tap:
-            self.tap_changed.emit(self.tap)
+            self.events.tap_changed.emit(self.tap)
         if self.transform != old_transform:
-            self.transform_changed.emit(self.transform)
+            self.events.transform_changed.emit(self.transform)
         if self.transform == "zscore":
             self.stats()
         self._update()
@@ -372,8 +368,8 @@ class Pane(QObject):
 
     def _update(self) -> None:
         self._reselect()
-        self.changed.emit()
-        self.selection_changed.emit(self.selection)
+        self.events.changed.emit()
+        self.events.selection_changed.emit(self.selection)
 
     def _reselect(self) -> None:
         self.problem = None
@@ -386,7 +382,7 @@ class Pane(QObject):
             self.selection = _manual_selection(self.added) if self.added else None
             return
         item = int(self.recording.item_of(spec.brush_start))
-        item_start, item_stop = self.workspace.item_range(item)
+        item_start, item_stop = (int(p) for p in self.recording.item_range(item))
         low = max(item_start, spec.brush_start - spec.pad_left)
         high = min(item_stop, spec.brush_stop + spec.pad_right)
         transform = self.effective_transform

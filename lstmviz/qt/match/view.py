@@ -22,7 +22,7 @@ import math
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.match_model import MatchTableModel, StripSpec
+from lstmviz.qt.match.table_model import MatchTableModel, StripSpec
 from lstmviz.qt.palette import (
     BACKGROUND,
     FOREGROUND,

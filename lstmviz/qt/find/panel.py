@@ -3,7 +3,8 @@
 The search (``lstmviz.analysis.token_search``) runs on the workspace's runner, channel ``"search"``
 (a new search cancels the running one), and reads each hit's context there too. Hits are listed
 with their context; clicking one moves the window there. A search that cannot run (an invalid
-regular expression, an empty phrase) is stated in words under the search field.
+regular expression, an empty phrase) is stated in words under the search field; anything else also
+goes through the app's one notifications path (``lstmviz.qt.errors.report_exception``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtWidgets
 
+from lstmviz.errors import describe, is_expected
+from lstmviz.qt.errors import report_exception
 from lstmviz.qt.plain_text import literal, set_plain
 from lstmviz.qt.token_text import display_token
 from lstmviz.qt.workspace import Workspace
@@ -70,7 +73,7 @@ class FindPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.workspace = workspace
         self.hits: list[Hit] = []
-        self._request: int | None = None
+        self._request = None  # the running search (a Request)
         self.edit = QtWidgets.QLineEdit()
         self.edit.setPlaceholderText("tokens to find, e.g.  ( ( 2")
         self.edit.setClearButtonEnabled(True)
@@ -105,12 +108,13 @@ class FindPanel(QtWidgets.QWidget):
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         self.results.itemClicked.connect(self._clicked)
         self.results.itemActivated.connect(self._clicked)
-        runner = workspace.runner
-        runner.finished.connect(self._finished)
-        runner.failed.connect(self._failed)
-        runner.progress.connect(self._progress)
         workspace.recording_changed.connect(self._recording_changed)
         self._recording_changed(workspace.recording)
+
+    def focus(self) -> None:
+        """Put the cursor in the search field, its text selected (Ctrl+F)."""
+        self.edit.setFocus()
+        self.edit.selectAll()
 
     def _mode_changed(self) -> None:
         regex = self.mode_combo.currentData() == "regex"
@@ -118,7 +122,8 @@ class FindPanel(QtWidgets.QWidget):
         self.edit.setPlaceholderText(r"regular expression, e.g.  \( \( [0-4]" if regex else "tokens to find, e.g.  ( ( 2")
 
     def _recording_changed(self, recording) -> None:
-        self.workspace.runner.cancel(CHANNEL)
+        if self._request is not None:
+            self._request.cancel()
         self._request = None
         self.hits = []
         self.results.clear()
@@ -141,20 +146,29 @@ class FindPanel(QtWidgets.QWidget):
         mode = self.mode_combo.currentData()
         case = self.case_box.isChecked()
         self._say("Searching…")
+        if self._request is not None:
+            self._request.cancel()
         self._request = self.workspace.runner.submit(
             CHANNEL, lambda task: search(recording, mode, query, case_sensitive=case, task=task)
         )
+        self._request.progress.connect(self._progress)
+        self._request.finished.connect(self._finished)
+        self._request.failed.connect(self._failed)
 
     def _say(self, text: str, *, error: bool = False) -> None:
         self.status.setStyleSheet("color: rgb(180,40,40)" if error else "")
         set_plain(self.status, text)
 
-    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
-        if channel == CHANNEL and request_id == self._request and total:
+    def _answer(self) -> bool:
+        """Whether the signal being delivered comes from the search asked last."""
+        return self._request is not None and self.sender() is self._request
+
+    def _progress(self, done: int, total, message: str) -> None:
+        if self._answer() and total:
             self._say(f"Searching… {100 * done // max(1, total)} %")
 
-    def _finished(self, channel: str, request_id: int, hits) -> None:
-        if channel != CHANNEL or request_id != self._request:
+    def _finished(self, hits) -> None:
+        if not self._answer():
             return
         self._request = None
         self.hits = list(hits)
@@ -174,13 +188,15 @@ class FindPanel(QtWidgets.QWidget):
             self._say(f"{n:,} hit{'s' if n != 1 else ''}{more}. Click one to show it.")
         self.results_ready.emit(self.hits)
 
-    def _failed(self, channel: str, request_id: int, exc) -> None:
-        if channel != CHANNEL or request_id != self._request:
+    def _failed(self, exc) -> None:
+        if not self._answer():
             return
         self._request = None
         self.hits = []
         self.results.clear()
-        self._say(str(exc) or type(exc).__name__, error=True)
+        self._say(describe(exc), error=True)  # an invalid regular expression, an empty phrase ...
+        if not is_expected(exc):  # a bug: said as everywhere else, with its traceback on stderr
+            report_exception(exc, "Cannot search", self.workspace.notify)
         self.results_ready.emit([])
 
     def _clicked(self, item: QtWidgets.QListWidgetItem) -> None:

@@ -16,9 +16,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.match_view import unbreakable
+from lstmviz.qt.match.view import unbreakable
 from lstmviz.qt.palette import AXIS, DISTINCT, FOREGROUND
-from lstmviz.qt.probe_chart import MAJORITY_COLOR, AccuracyPlot, _pen
+from lstmviz.qt.probes.chart import MAJORITY_COLOR, AccuracyPlot, _pen
 
 SYMBOLS = ("o", "s", "t", "d", "x", "star", "t1", "p")
 SYMBOL_HTML = {"o": "&#9679;", "s": "&#9632;", "t": "&#9660;", "d": "&#9670;", "x": "&#10005;",

@@ -1,22 +1,24 @@
-"""Saved workspaces: round trip, relative and absolute recording paths, every way a file can be bad,
-the optional probe settings (files without them load unchanged)."""
+"""Saved workspaces (version 2): round trip, relative and absolute recording paths, several recordings,
+every way a file can be bad, panels' parts (optional, versioned, kept when unknown); version 1 files
+(the committed fixtures among them) load through the migration with the same sentences for bad entries."""
 
 import json
 import os
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lstmviz.analysis.workspace_file import (
+from lstmviz.qt.match.state import MATCH_STATE, MatchSettings
+from lstmviz.qt.probes.state import PROBE_INPUT, PROBE_STATE, ProbeState
+from lstmviz.recording import RecordingWriter, open_recording
+from lstmviz.workspace.file import (
     MAX_FILE_BYTES,
-    PROBE_INPUT,
     TRANSFORMS,
     WORKSPACE_VERSION,
-    MatchSettings,
     PaneState,
-    ProbeState,
     WorkspaceFileError,
     WorkspaceState,
     load_workspace,
@@ -24,7 +26,13 @@ from lstmviz.analysis.workspace_file import (
     save_workspace,
     validate_against,
 )
-from lstmviz.recording import RecordingWriter, open_recording
+from lstmviz.workspace.panel_state import PanelStateFormat, register_panel_state
+from lstmviz.workspace.schema import Record, Whole
+
+# the two panels' parts are read as the window reads them (its panels register their formats)
+register_panel_state(MATCH_STATE)
+register_panel_state(PROBE_STATE)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_recording(path):
@@ -47,9 +55,15 @@ def layout(tmp_path):
     return root, write_recording(root / "data" / "rec.h5")
 
 
+MATCH = MatchSettings(mode="scored", limit=None, min_length=2, length_weight=1.25, candidate_cap=500, left=4,
+                      right=16, aggregate_annotation="depth")
+PROBES = ProbeState(label="depth", shift=1, at="last", taps=("layer0/c",), control=False, baseline=True,
+                    curves=False, shown=True, open_probe="layer0/c")
+
+
 def full_state(recording):
-    return WorkspaceState(
-        recording=str(recording),
+    return WorkspaceState.of(
+        str(recording),
         window_start=7,
         window_width=120,
         panes=[
@@ -58,13 +72,33 @@ def full_state(recording):
             PaneState("layer0/h"),
         ],
         active_pane=1,
-        match=MatchSettings(mode="scored", limit=None, min_length=2, length_weight=1.25, candidate_cap=500,
-                            left=4, right=16),
         annotations=["depth"],
-        aggregate_annotation="depth",
-        probes=ProbeState(label="depth", shift=1, at="last", taps=("layer0/c",), control=False, baseline=True,
-                          curves=False, shown=True, open_probe="layer0/c"),
+        panels={"match": MATCH, "probes": PROBES},
     )
+
+
+def v1_dict(recording, **changes):
+    """A version 1 file of ``full_state`` (as lstmviz wrote it before version 2)."""
+    data = {
+        "lstmviz_workspace": 1,
+        "recording": {"path": "../data/rec.h5", "absolute": str(recording)},
+        "window": {"start": 7, "width": 120},
+        "panes": [
+            {"tap": "layer0/c", "transform": "zscore", "threshold": 1.5, "brush": [3, 8], "pad_left": 2,
+             "pad_right": 1, "tolerance": 0.75, "direction": "both", "added": [[1, 1], [2, -1]], "removed": [[5, 1]]},
+            {"tap": "layer0/h", "transform": "tanh", "threshold": 0.3, "brush": None, "pad_left": 1, "pad_right": 0,
+             "tolerance": 1.0, "direction": "positive", "added": [], "removed": []},
+        ],
+        "active_pane": 1,
+        "match": {"mode": "scored", "limit": None, "min_length": 2, "length_weight": 1.25, "candidate_cap": 500,
+                  "left": 4, "right": 16},
+        "annotations": ["depth"],
+        "aggregate_annotation": "depth",
+        "probes": {"label": "depth", "shift": 1, "at": "last", "taps": ["layer0/c"], "control": False,
+                   "baseline": True, "curves": False, "shown": True, "open_probe": "layer0/c"},
+    }
+    data.update(changes)
+    return data
 
 
 def test_round_trip(layout):
@@ -74,39 +108,122 @@ def test_round_trip(layout):
     assert load_workspace(path) == state
     text = path.read_text()
     data = json.loads(text)
-    assert data["lstmviz_workspace"] == WORKSPACE_VERSION
-    assert data["recording"] == {"path": "../data/rec.h5", "absolute": str(recording)}
-    assert data["probes"] == {"label": "depth", "shift": 1, "at": "last", "taps": ["layer0/c"], "control": False,
-                              "baseline": True, "curves": False, "shown": True, "open_probe": "layer0/c"}
+    assert data["lstmviz_workspace"] == WORKSPACE_VERSION == 2
+    assert data["recordings"] == {"r0": {"path": "../data/rec.h5", "absolute": str(recording)}}
+    assert data["shown"] == "r0" and [p["recording"] for p in data["panes"]] == ["r0", "r0"]
+    assert data["panels"]["probes"] == {"version": 1, "label": "depth", "shift": 1, "at": "last",
+                                        "taps": ["layer0/c"], "control": False, "baseline": True, "curves": False,
+                                        "shown": True, "open_probe": "layer0/c"}
+    assert data["panels"]["match"] == {"version": 1, "mode": "scored", "limit": None, "min_length": 2,
+                                       "length_weight": 1.25, "candidate_cap": 500, "left": 4, "right": 16,
+                                       "aggregate_annotation": "depth"}
     assert "\n  " in text  # pretty-printed
     assert [p.name for p in (root / "ws").iterdir()] == ["a.lstmviz.json"]  # no temporary file left
     # defaults round-trip too, and numpy scalars from the GUI are saved as plain numbers
-    minimal = WorkspaceState(str(recording), window_start=np.int64(3), panes=[PaneState("layer0/h", brush=(np.int64(1), 4))])
+    minimal = WorkspaceState.of(str(recording), window_start=np.int64(3),
+                                panes=[PaneState("layer0/h", brush=(np.int64(1), 4))])
     loaded = load_workspace(save_workspace(root / "ws" / "b.json", minimal))
     assert loaded.window_start == 3 and loaded.panes[0].brush == (1, 4)
-    assert loaded.match == MatchSettings() and loaded.annotations == [] and loaded.aggregate_annotation is None
-    assert loaded.probes is None and "probes" not in json.loads((root / "ws" / "b.json").read_text())
+    assert loaded.panels == {} and loaded.annotations == []
+    assert json.loads((root / "ws" / "b.json").read_text())["panels"] == {}
+
+
+def test_a_version_1_file_loads_as_the_same_workspace(layout):
+    root, recording = layout
+    assert load_dict(layout, v1_dict(recording)) == full_state(recording)
+    # parts a version 1 file may leave out: no panel state then (the panels keep their defaults)
+    old = {k: v for k, v in v1_dict(recording).items() if k not in ("probes", "match", "aggregate_annotation")}
+    assert load_dict(layout, old).panels == {}
+    assert load_dict(layout, v1_dict(recording, probes=None)).panels == {"match": MATCH}
+    assert load_dict(layout, v1_dict(recording, match=None)).panels["match"] == MatchSettings(aggregate_annotation="depth")
+    assert load_dict(layout, v1_dict(recording, probes={})).panels["probes"] == ProbeState()
+    partial = load_dict(layout, v1_dict(recording, probes={"label": "depth", "taps": ["layer0/h", "layer0/h"]}))
+    assert partial.panels["probes"] == ProbeState(label="depth", taps=("layer0/h",))  # a tap named twice counts once
+    # saved again, it is a version 2 file of the same workspace
+    again = json.loads(save_workspace(root / "ws" / "again.json", load_dict(layout, v1_dict(recording))).read_text())
+    assert again["lstmviz_workspace"] == 2 and load_workspace(root / "ws" / "again.json") == full_state(recording)
+
+
+@pytest.mark.parametrize("name", ["main-window", "probes"])
+def test_the_committed_version_1_workspaces_keep_loading(name):
+    path = ROOT / "assets" / "screenshots" / f"{name}.lstmviz.json"
+    assert json.loads(path.read_text())["lstmviz_workspace"] == 1
+    state = load_workspace(path)
+    assert state.recording == str((ROOT / "assets" / "demo" / "parens-lstm.h5").resolve())
+    assert state.recordings == {"r0": state.recording} and state.shown == "r0"
+    assert state.annotations == ["depth", "token_class", "match_distance"]
+    assert state.panels["match"] == MatchSettings()
+    if name == "main-window":
+        assert [(p.tap, p.threshold, p.brush, p.direction, p.recording) for p in state.panes] == [
+            ("layer0/c", 0.5, (43, 63), "positive", "r0"), ("layer1/c", 0.5, (43, 63), "negative", "r0")]
+        assert (state.window_start, state.window_width) == (30, 60) and "probes" not in state.panels
+    else:
+        assert state.panes == [PaneState("layer0/c", added=((110, 1),), pad_right=0)]
+        assert state.panels["probes"] == ProbeState(label="depth", shown=True, open_probe="layer0/c")
 
 
 def test_probe_settings_are_optional_and_take_defaults(layout):
     root, recording = layout
     state = full_state(recording)
     data = json.loads(save_workspace(root / "ws" / "a.json", state).read_text())
-    # a file written before probe settings were saved: everything else loads as before
-    old = {k: v for k, v in data.items() if k != "probes"}
-    assert load_dict(layout, old) == replace(state, probes=None)
-    assert load_dict(layout, {**data, "probes": None}).probes is None
-    # every probe entry may be left out; an empty object is the Probes panel's defaults
-    assert load_dict(layout, {**data, "probes": {}}).probes == ProbeState()
+    # a file without probe settings: everything else loads as before
+    old = json.loads(json.dumps(data))
+    del old["panels"]["probes"]
+    assert load_dict(layout, old) == replace(state, panels={"match": MATCH})
+    # every probe entry may be left out (its version too); an empty object is the Probes panel's defaults
+    assert load_dict(layout, {**data, "panels": {"probes": {}}}).panels == {"probes": ProbeState()}
     assert ProbeState() == ProbeState(label=None, shift=0, at="all", taps=None, control=True, baseline=True,
                                       curves=False, shown=False, open_probe=None)
-    partial = load_dict(layout, {**data, "probes": {"label": "depth", "taps": ["layer0/h", "layer0/h"]}}).probes
-    assert partial == ProbeState(label="depth", taps=("layer0/h",))  # a tap named twice counts once
     assert ProbeState(taps=["a", "b"]).taps == ("a", "b")  # lists from a GUI become tuples
     # taps: null ticks every tap, [] none; both round-trip
     for taps in (None, ()):
-        s = replace(state, probes=ProbeState(label="depth", taps=taps))
+        s = replace(state, panels={"probes": ProbeState(label="depth", taps=taps)})
         assert load_workspace(save_workspace(root / "ws" / "t.json", s)) == s
+
+
+def test_a_part_of_a_panel_this_lstmviz_lacks_is_kept_and_written_back(layout):
+    root, recording = layout
+    data = json.loads(save_workspace(root / "ws" / "a.json", full_state(recording)).read_text())
+    data["panels"]["perturb"] = {"version": 3, "action": "ablate", "units": [1, 2]}
+    loaded = load_dict(layout, data)
+    assert loaded.panels["perturb"] == {"version": 3, "action": "ablate", "units": [1, 2]}
+    again = json.loads(save_workspace(root / "ws" / "b.json", loaded).read_text())
+    assert again["panels"]["perturb"] == {"version": 3, "action": "ablate", "units": [1, 2]}
+    # without the formats, every panel's part is kept as it is
+    raw = load_workspace(root / "ws" / "b.json", formats={})
+    assert raw.panels["probes"]["label"] == "depth" and raw.panels["match"]["mode"] == "scored"
+    data["panels"]["perturb"] = [1]
+    with pytest.raises(WorkspaceFileError, match="panels perturb must be a JSON object"):
+        load_dict(layout, data)
+
+
+class _Perturb(PanelStateFormat):
+    """A panel's part in its second version: ``alpha`` was called ``scale`` in version 1."""
+
+    name = "perturb"
+    title = "the Perturbation panel"
+    version = 2
+    schema = Record({"alpha": (Whole(0, 10), 1)})
+
+    def migrate(self, values, version):
+        return {"alpha": values.get("scale", 1)} if version == 1 else values
+
+
+def test_a_panel_part_is_migrated_by_its_own_version_and_a_newer_one_is_refused(layout):
+    root, recording = layout
+    formats = {"perturb": _Perturb()}
+    data = json.loads(save_workspace(root / "ws" / "a.json", replace(full_state(recording), panels={})).read_text())
+    path = root / "ws" / "p.json"
+    for part, alpha in (({"version": 1, "scale": 4}, 4), ({"version": 2, "alpha": 5}, 5), ({"scale": 3}, 3)):
+        path.write_text(json.dumps({**data, "panels": {"perturb": part}}))
+        assert load_workspace(path, formats=formats).panels["perturb"] == {"alpha": alpha}
+    path.write_text(json.dumps({**data, "panels": {"perturb": {"version": 3, "alpha": 1}}}))
+    with pytest.raises(WorkspaceFileError, match="perturb was saved by a newer lstmviz .the Perturbation panel "
+                                                 "version 3; this one reads up to 2."):
+        load_workspace(path, formats=formats)
+    path.write_text(json.dumps({**data, "panels": {"perturb": {"version": 2, "alpha": 11}}}))
+    with pytest.raises(WorkspaceFileError, match="perturb alpha must be between 0 and 10, got 11"):
+        load_workspace(path, formats=formats)
 
 
 def test_relative_path_survives_moving_the_folder_and_absolute_is_the_fallback(layout):
@@ -156,7 +273,8 @@ def set_key(data, keys, value):
 DELETE = object()
 
 
-@pytest.mark.parametrize("keys,value,message", [
+#: a bad entry of a version 1 file and the sentence that says so (version 2 files: ``V2_CASES``)
+V1_CASES = [
     (("lstmviz_workspace",), WORKSPACE_VERSION + 1, "newer lstmviz"),
     (("lstmviz_workspace",), "1", "version must be a whole number"),
     (("lstmviz_workspace",), 0, "version must be a whole number >= 1"),
@@ -221,7 +339,45 @@ DELETE = object()
     (("probes", "curves"), None, "probes curves must be true or false, got null"),
     (("probes", "shown"), "yes", "probes shown must be true or false"),
     (("probes", "open_probe"), 5, "probes open_probe must be a string"),
-])
+]
+
+
+def _v2(keys, message):
+    """A version 1 case where version 2 keeps the entry: the panels' parts say the same sentence."""
+    if keys[0] in ("match", "probes"):
+        return ("panels", *keys), message
+    if keys == ("aggregate_annotation",):
+        return ("panels", "match", "aggregate_annotation"), "match " + message
+    if keys[0] == "recording":
+        return ("recordings", "r0", *keys[1:]), message.replace("recording", "recordings r0", 1)
+    return keys, message
+
+
+V2_CASES = [(*_v2(keys, message)[:1], value, _v2(keys, message)[1]) for keys, value, message in V1_CASES
+            if keys[:1] != ("recording",) and keys != ("match",)] + [
+    (("recordings",), DELETE, "has no 'recordings' entry"),
+    (("recordings",), "rec.h5", "recordings must be a JSON object"),
+    (("recordings",), {}, "recordings is empty"),
+    (("recordings", "r0", "path"), 5, "recordings r0 path must be a string"),
+    (("recordings", "r0"), {}, "recordings r0 has neither a 'path' nor an 'absolute' entry"),
+    (("shown",), "r9", "shown is 'r9', which is not one of the recordings .'r0'."),
+    (("panes", 0, "recording"), "r9", "pane 0 recording is 'r9', which is not one of the recordings"),
+    (("panes", 0, "recording"), 4, "pane 0 recording must be a string"),
+    (("panels",), [], "panels must be a JSON object, got list"),
+    (("panels", "match"), [], "match must be a JSON object, got list"),
+    (("panels", "probes", "version"), "1", "probes version must be a whole number"),
+]
+
+
+@pytest.mark.parametrize("keys,value,message", V1_CASES)
+def test_every_bad_entry_of_a_version_1_file_is_a_sentence(layout, keys, value, message):
+    data = set_key(v1_dict(layout[1]), keys, value)
+    with pytest.raises(WorkspaceFileError, match=message) as e:
+        load_dict(layout, data)
+    assert str(e.value).startswith(str(layout[0] / "ws" / "bad.json") + ": ")
+
+
+@pytest.mark.parametrize("keys,value,message", V2_CASES)
 def test_every_bad_entry_is_a_sentence(layout, keys, value, message):
     data = set_key(valid_dict(layout), keys, value)
     with pytest.raises(WorkspaceFileError, match=message) as e:
@@ -274,10 +430,10 @@ def test_files_that_would_hang_or_exhaust_the_reader_are_refused_before_parsing(
     with pytest.raises(WorkspaceFileError, match="pane 0 threshold must be a finite number, got NaN"):
         load_dict(layout, data)
     data = valid_dict(layout)
-    data["recording"] = {"path": "x" * 4000 + ".h5", "absolute": None}  # longer than a file name may be
+    data["recordings"]["r0"] = {"path": "x" * 4000 + ".h5", "absolute": None}  # longer than a file name may be
     with pytest.raises(WorkspaceFileError, match="the recording it names is missing"):
         load_dict(layout, data)
-    data["recording"] = {"path": None, "absolute": str(ws / "fifo.json")}  # a FIFO is not a recording
+    data["recordings"]["r0"] = {"path": None, "absolute": str(ws / "fifo.json")}  # a FIFO is not a recording
     with pytest.raises(WorkspaceFileError, match="the recording it names is missing"):
         load_dict(layout, data)
 
@@ -286,23 +442,27 @@ def test_extra_keys_are_ignored_and_every_default_is_one_the_schema_takes(layout
     data = valid_dict(layout)
     data["future_setting"] = {"x": [1, 2]}
     data["panes"][0]["colour"] = "red"
-    data["match"]["new"] = 1
+    data["panels"]["match"]["new"] = 1
     assert load_dict(layout, data) == full_state(layout[1])
     minimal = {"lstmviz_workspace": 1, "recording": {"absolute": str(layout[1])}, "panes": [{"tap": "layer0/c"}]}
-    assert load_dict(layout, minimal) == WorkspaceState(str(layout[1]), panes=[PaneState("layer0/c")])
+    assert load_dict(layout, minimal) == WorkspaceState.of(str(layout[1]), panes=[PaneState("layer0/c")])
+    # version 2: the shown recording and a pane's recording default to the first recording
+    minimal = {"lstmviz_workspace": 2, "recordings": {"a": {"absolute": str(layout[1])}}, "panes": [{"tap": "layer0/c"}]}
+    assert load_dict(layout, minimal) == WorkspaceState({"a": str(layout[1])}, shown="a",
+                                                        panes=[PaneState("layer0/c", recording="a")])
 
 
 def test_missing_recording_names_the_paths_tried(layout):
     root, recording = layout
     data = valid_dict(layout)
-    data["recording"] = {"path": "../data/gone.h5", "absolute": "/nowhere/gone.h5"}
+    data["recordings"]["r0"] = {"path": "../data/gone.h5", "absolute": "/nowhere/gone.h5"}
     with pytest.raises(WorkspaceFileError) as e:
         load_dict(layout, data)
     assert str(root / "data" / "gone.h5") in str(e.value) and "/nowhere/gone.h5" in str(e.value)
-    data["recording"] = {}
+    data["recordings"]["r0"] = {}
     with pytest.raises(WorkspaceFileError, match="neither a 'path' nor an 'absolute'"):
         load_dict(layout, data)
-    data["recording"] = {"path": None, "absolute": str(recording)}  # a relative path was not possible
+    data["recordings"]["r0"] = {"path": None, "absolute": str(recording)}  # a relative path was not possible
     assert load_dict(layout, data).recording == str(recording)
 
 
@@ -316,8 +476,11 @@ def test_saving_an_invalid_state_is_refused(layout):
     state.panes[0].threshold = float("nan")
     with pytest.raises(WorkspaceFileError, match="threshold must be a finite number"):
         save_workspace(root / "ws" / "x.json", state)
-    state = replace(full_state(recording), probes=ProbeState(label="depth", shift=9))
+    state = replace(full_state(recording), panels={"probes": ProbeState(label="depth", shift=9)})
     with pytest.raises(WorkspaceFileError, match="probes shift must be between -3 and 3"):
+        save_workspace(root / "ws" / "x.json", state)
+    state = replace(full_state(recording), panels={"perturb": ProbeState()})  # a state no format writes
+    with pytest.raises(WorkspaceFileError, match="no panel 'perturb' is known to write its settings"):
         save_workspace(root / "ws" / "x.json", state)
     assert not (root / "ws" / "x.json").exists()
 
@@ -332,7 +495,7 @@ def test_validate_against_a_recording(layout):
         state.panes[0].brush = (20, 26)  # the corpus has 25 positions
         state.panes[1].added = ((4, 1), (1, -1))  # layer0/h has units 0-3
         state.annotations = ["depth", "pos"]
-        state.aggregate_annotation = "pos"
+        state.panels["match"] = replace(MATCH, aggregate_annotation="pos")
         state.window_start = 25
         state.active_pane = 2
         restored, problems = restore_valid(state, rec)
@@ -344,7 +507,7 @@ def test_validate_against_a_recording(layout):
         assert "window start 25" in text
         assert [p.tap for p in restored.panes] == ["layer0/c", "layer0/h"]
         assert restored.panes[0].brush is None and restored.panes[1].added == ((1, -1),)
-        assert restored.annotations == ["depth"] and restored.aggregate_annotation is None
+        assert restored.annotations == ["depth"] and restored.panels["match"].aggregate_annotation is None
         assert restored.active_pane == 0 and restored.window_start == 0
         assert validate_against(state, rec) == problems
         assert validate_against(restored, rec) == []
@@ -388,18 +551,17 @@ def test_probe_settings_that_do_not_fit_the_recording_are_said_and_the_rest_kept
     path = write_probe_recording(tmp_path / "probes.h5")
     fits = ProbeState(label="depth", shift=-2, at="all", taps=("layer0/c", "layer0/h"), control=False,
                       shown=True, open_probe="layer0/h")
-    base = WorkspaceState(str(path), panes=[PaneState("layer0/h")])
+    base = WorkspaceState.of(str(path), panes=[PaneState("layer0/h")])
     rec = open_recording(path)
     try:
         def check(probes):
-            restored, problems = restore_valid(replace(base, probes=probes), rec)
+            restored, problems = restore_valid(replace(base, panels={"probes": probes}), rec)
             assert restored.panes == base.panes  # the rest of the workspace is untouched
             assert validate_against(restored, rec) == []
-            return restored.probes, "\n".join(problems)
+            return restored.panels["probes"], "\n".join(problems)
 
         assert check(fits) == (fits, "")
         assert check(replace(fits, open_probe=PROBE_INPUT)) == (replace(fits, open_probe=PROBE_INPUT), "")
-        assert check(None) == (None, "")
         # a label that is not there, or not categorical: the panel keeps its default label, nothing runs
         for label, said in (("pos", "the recording has no annotation 'pos' to probe"),
                             ("score", "the annotation 'score' is not categorical, so it cannot be probed")):
@@ -431,8 +593,9 @@ def test_probe_settings_that_do_not_fit_the_recording_are_said_and_the_rest_kept
 
 def test_item_annotations_as_tracks_and_brushes_across_items_are_dropped_with_a_sentence(tmp_path):
     path = write_probe_recording(tmp_path / "probes.h5")  # items of 10 and 15 positions
-    state = WorkspaceState(str(path), panes=[PaneState("layer0/h", brush=(8, 12)), PaneState("layer0/c", brush=(2, 6))],
-                           annotations=["kind", "depth", "depth"], aggregate_annotation="kind")
+    state = WorkspaceState.of(str(path), panes=[PaneState("layer0/h", brush=(8, 12)), PaneState("layer0/c", brush=(2, 6))],
+                              annotations=["kind", "depth", "depth"],
+                              panels={"match": MatchSettings(aggregate_annotation="kind")})
     rec = open_recording(path)
     try:
         restored, problems = restore_valid(state, rec)
@@ -441,7 +604,31 @@ def test_item_annotations_as_tracks_and_brushes_across_items_are_dropped_with_a_
     text = "\n".join(problems)
     assert restored.annotations == ["depth"]  # named twice, shown once
     assert "the annotation 'kind' labels whole items, not positions, so it has no track" in text
-    assert restored.aggregate_annotation == "kind"  # an item's label can be aggregated
+    assert restored.panels["match"].aggregate_annotation == "kind"  # an item's label can be aggregated
     assert restored.panes[0].brush is None and restored.panes[1].brush == (2, 6)
     assert "pane 0: the brush [8, 12) runs past the end of its item (position 10); it was dropped" in text
     assert len(problems) == 2
+
+
+def test_a_workspace_of_two_recordings_round_trips_and_each_pane_is_checked_against_its_own(tmp_path):
+    first = write_recording(tmp_path / "a.h5")  # layer0/h of 4 units
+    second = write_probe_recording(tmp_path / "b.h5")  # layer0/h of 4, an item annotation 'kind'
+    state = WorkspaceState({"clean": str(first), "corrupted": str(second)}, shown="corrupted", panes=[
+        PaneState("layer0/c", recording="clean", added=((5, 1),)),  # layer0/c of a.h5 has 6 units
+        PaneState("layer0/c", recording="corrupted", added=((5, 1),)),  # ... of b.h5 only 4
+    ], active_pane=1, annotations=["depth"])
+    path = save_workspace(tmp_path / "two.json", state)
+    data = json.loads(path.read_text())
+    assert list(data["recordings"]) == ["clean", "corrupted"] and data["shown"] == "corrupted"
+    assert [p["recording"] for p in data["panes"]] == ["clean", "corrupted"]
+    assert load_workspace(path) == state
+    with open_recording(first) as a, open_recording(second) as b:
+        restored, problems = restore_valid(state, {"clean": a, "corrupted": b})
+        assert problems == ["pane 1: added units 5 are not in tap 'layer0/c' (units 0-3); they were dropped"]
+        assert restored.panes[0].added == ((5, 1),) and restored.panes[1].added == ()
+        # given only the shown recording, a pane on another one cannot be shown
+        _, problems = restore_valid(state, b)
+        assert problems[0] == "pane 0: its recording 'clean' is not open; the pane was dropped"
+    os.remove(first)
+    with pytest.raises(WorkspaceFileError, match="its recording 'clean' is missing"):
+        load_workspace(path)

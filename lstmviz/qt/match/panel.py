@@ -4,7 +4,8 @@ LSTMVis's "Match view", built from a workspace. It follows one pane (``source_pa
 while it has selected units; making a pane without any active (``+ Pane``) leaves the previous one, and
 the header names the pane it shows. Pressing **Match** (Ctrl+M) turns that pane's
 selection (units and signs, off-padding, brushed length) and the panel's settings (mode, result limit,
-minimum length, length weight, candidate cap: ``workspace.match_settings``, saved with the workspace)
+minimum length, length weight, candidate cap: ``MatchSettings``, the panel's state in the workspace,
+``workspace.panel_state("match")``, saved with it)
 into a ``MatchQuery``; the bit index of (tap, transform, threshold) is opened on the worker channel
 "index" (it is cached on disk; building it can take seconds on a big file, with progress), then
 ``matching.match`` runs on channel "match". A newer request supersedes an older one; Cancel stops it.
@@ -17,52 +18,45 @@ Enter) asks the workspace to show it (``workspace.show_match``).
 
 Exports: ``export_view`` (PNG/SVG/PDF: the results and the aggregate as a figure, in full), ``export_matches`` and
 ``export_aggregate`` (CSV/NPY); the actions ``export_view_action`` and ``export_data_action`` open a
-file dialog (the main window can put them in its menus).
+file dialog. The main window puts ``menu_actions()`` in the Match menu and opens the dock on
+``wants_dock`` (a match asked for, results shown).
 """
 
 from __future__ import annotations
 
-import sys
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.aggregate_view import AggregateView
-from lstmviz.qt.errors import describe_exception, show_error
-from lstmviz.qt.match_figure import FIGURE_ROWS, close_figure, match_figure
-from lstmviz.qt.match_figure import PARTS as FIGURE_PARTS
-from lstmviz.qt.match_model import COUNT_STRIP, MatchTableModel
-from lstmviz.qt.match_view import MatchView, legend_html
-from lstmviz.qt.plain_text import escape, literal, set_plain
+from lstmviz.errors import describe
+from lstmviz.qt.binding import StateBinding
+from lstmviz.qt.errors import report_exception
+from lstmviz.qt.match.aggregate_view import AggregateView
+from lstmviz.qt.match.figure import FIGURE_ROWS, close_figure, match_figure
+from lstmviz.qt.match.figure import PARTS as FIGURE_PARTS
+from lstmviz.qt.match.table_model import COUNT_STRIP, MatchTableModel
+from lstmviz.qt.match.state import MATCH_STATE, MatchSettings
+from lstmviz.qt.match.view import MatchView, legend_html
+from lstmviz.qt.plain_text import escape, literal
+from lstmviz.qt.task_panel import TaskPanel, duration, labelled
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
     check_view_suffix,
-    export_reporting,
     export_table,
     export_widget,
     with_suffix,
 )
 
+PANEL_NAME = MATCH_STATE.name
 MODE_NAMES = {"lstmvis": "LSTMVis", "scored": "scored"}
 #: index objects kept in memory per panel (most recent first out)
 INDEX_CACHE_SIZE = 4
 HOVER_HINT = "Hover a token for its labels and match count; click a row (or press Enter) to show it in the panes."
 #: sentences listed under the aggregate table
 ENRICHMENT_SENTENCES = 12
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that state a problem with the input (shown as a sentence, without a traceback)."""
-    errors: tuple[type[BaseException], ...] = (ValueError, KeyError, IndexError, OSError)
-    try:
-        from lstmviz.recording import RecordingError
-    except ImportError:
-        return errors
-    return errors + (RecordingError,)
 
 
 def _open_index(recording, key, task):
@@ -103,14 +97,12 @@ def _aggregate(recording, name: str, anchors, offsets, task):
 
 
 @dataclass
-class _Request:
-    """One press of Match: what it asks for, and where it is (stage "index" or "match")."""
+class _MatchRun:
+    """One press of Match: what it asks for, and what its index stage found."""
 
     recording: object
     key: object  # IndexKey
     query: object  # MatchQuery
-    stage: str = "index"
-    request_id: int = 0
     started: float = 0.0
     index_note: str = ""
     index_seconds: float = 0.0
@@ -127,10 +119,6 @@ class MatchContext:
     index: object
     index_note: str = ""
     pane: object = None  # the pane whose selection produced the results
-
-
-def _duration(seconds: float) -> str:
-    return f"{1000 * seconds:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
 def _units_text(units, signs, limit: int = 12) -> str:
@@ -161,37 +149,33 @@ class _ElidedLabel(QtWidgets.QLabel):
                                   QtGui.QPalette.ColorRole.WindowText)
 
 
-class MatchPanel(QtWidgets.QWidget):
+class MatchPanel(TaskPanel):
     """Controls, the match results and the aggregated annotations, over a workspace."""
 
     #: the results now shown (a MatchResults, or None when cleared)
     results_changed = QtCore.Signal(object)
     #: the aggregated table now shown (LabelTable / NumericTable, or None)
     aggregate_changed = QtCore.Signal(object)
-    #: whether a match request (index or search) is running
-    busy_changed = QtCore.Signal(bool)
-    #: the text of the status line
-    status_changed = QtCore.Signal(str)
     #: a result row was clicked / activated: start position and length (after workspace.show_match)
     result_activated = QtCore.Signal(int, int)
+    #: the panel has something to show (a match was asked for, results arrived): its dock should open
+    wants_dock = QtCore.Signal()
+
+    SUPERSEDED = "The match was superseded by another request; press Match again."
 
     def __init__(self, workspace, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.workspace = workspace
-        self.runner = workspace.runner
+        super().__init__(workspace, parent)
         self.results = None
         self.context: MatchContext | None = None
         self.aggregate_table = None
         self.align = "start"
-        self._request: _Request | None = None
-        self._aggregate_id: int | None = None
+        self._run: _MatchRun | None = None
+        self._aggregate_request = None
         self._index_cache: list[tuple[tuple, object]] = []
         self._strip_names: list[str] = []
         #: the pane whose selection the panel shows and matches (see ``source_pane``)
         self._source = None
         self._pane_connections: list = []
-        self._syncing = False
-        self._status = ""
 
         self.model = MatchTableModel(self)
         self.view = MatchView(self.model)
@@ -200,26 +184,21 @@ class MatchPanel(QtWidgets.QWidget):
         self.aggregate_view = AggregateView()
         self.aggregate_view.annotation_chosen.connect(self._aggregate_chosen)
 
+        # the controls show the panel's state in the workspace (MatchSettings) and change it
+        self.settings_binding = StateBinding(self.settings_from_controls, self._show_settings, self._store_settings)
         self._build_controls()
         self._build_layout()
         self._build_actions()
 
-        self.runner.finished.connect(self._finished)
-        self.runner.failed.connect(self._failed)
-        self.runner.cancelled.connect(self._cancelled)
-        self.runner.progress.connect(self._progress)
         workspace.recording_changed.connect(self._recording_changed)
         workspace.active_pane_changed.connect(self._active_pane_changed)
         if hasattr(workspace, "panes_changed"):
             workspace.panes_changed.connect(self._active_pane_changed)
-        workspace.match_settings_changed.connect(self._load_settings)
-        # optional parts of the workspace: strips follow the visible tracks, the aggregated annotation is
-        # kept (and saved) by the workspace
+        workspace.panel_state_changed.connect(self._panel_state_changed)
+        # optional part of the workspace: strips follow the visible tracks
         if hasattr(workspace, "visible_annotations_changed"):
             workspace.visible_annotations_changed.connect(self._visible_annotations_changed)
-        if hasattr(workspace, "aggregate_annotation_changed"):
-            workspace.aggregate_annotation_changed.connect(self._aggregate_annotation_changed)
-        self._load_settings()
+        self.settings_binding.model_changed(self.settings)
         self._recording_changed(workspace.recording)
         self._active_pane_changed()
 
@@ -269,7 +248,7 @@ class MatchPanel(QtWidgets.QWidget):
             (self.left_spin, self.left_spin.valueChanged),
             (self.right_spin, self.right_spin.valueChanged),
         ):
-            signal.connect(self._store_settings)
+            signal.connect(self.settings_binding.push)
         self.align_combo.currentIndexChanged.connect(self._align_changed)
 
         self.selection_label = QtWidgets.QLabel()
@@ -283,13 +262,8 @@ class MatchPanel(QtWidgets.QWidget):
         self.match_button = QtWidgets.QPushButton("Match")
         self.match_button.setToolTip("Search the whole corpus for the selected units (Ctrl+M)")
         self.match_button.clicked.connect(self.match)
-        self.progress = QtWidgets.QProgressBar()
+        self.build_task_controls("Cancel Match", "Stop the running match")
         self.progress.setMaximumWidth(180)
-        self.progress.setTextVisible(True)
-        self.progress.setVisible(False)
-        self.cancel_button = QtWidgets.QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setVisible(False)
         self.status_label = _ElidedLabel("Select units in a pane, then press Match (Ctrl+M).")
         self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -313,24 +287,14 @@ class MatchPanel(QtWidgets.QWidget):
         self.hover_label.setStyleSheet("color: #444")
         self.hover_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
 
-    @staticmethod
-    def _labelled(text: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
-        box = QtWidgets.QWidget()
-        layout = QtWidgets.QHBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(3)
-        layout.addWidget(QtWidgets.QLabel(text))
-        layout.addWidget(widget)
-        return box
-
     def _build_layout(self) -> None:
         row1 = QtWidgets.QHBoxLayout()
         row1.setSpacing(10)
-        row1.addWidget(self._labelled("Mode", self.mode_combo))
-        row1.addWidget(self._labelled("Results", self.limit_spin))
-        row1.addWidget(self._labelled("Min length", self.min_length_spin))
-        row1.addWidget(self._labelled("Length weight", self.weight_spin))
-        row1.addWidget(self._labelled("Candidates", self.cap_spin))
+        row1.addWidget(labelled("Mode", self.mode_combo, spacing=3))
+        row1.addWidget(labelled("Results", self.limit_spin, spacing=3))
+        row1.addWidget(labelled("Min length", self.min_length_spin, spacing=3))
+        row1.addWidget(labelled("Length weight", self.weight_spin, spacing=3))
+        row1.addWidget(labelled("Candidates", self.cap_spin, spacing=3))
         # the status shares the first row (it wraps when the dock is narrow): more rows for the results
         row1.addWidget(self.status_label, 1)
         row1.addWidget(self.match_button)
@@ -339,11 +303,11 @@ class MatchPanel(QtWidgets.QWidget):
         row2 = QtWidgets.QHBoxLayout()
         row2.setSpacing(10)
         row2.addWidget(self.selection_label, 1)
-        row2.addWidget(self._labelled("Context before", self.left_spin))
-        row2.addWidget(self._labelled("after", self.right_spin))
-        row2.addWidget(self._labelled("offset 0 at", self.align_combo))
+        row2.addWidget(labelled("Context before", self.left_spin, spacing=3))
+        row2.addWidget(labelled("after", self.right_spin, spacing=3))
+        row2.addWidget(labelled("offset 0 at", self.align_combo, spacing=3))
         row2.addWidget(self.strips_button)
-        row2.addWidget(self._labelled("Paint tokens", self.paint_combo))
+        row2.addWidget(labelled("Paint tokens", self.paint_combo, spacing=3))
         row2.addWidget(self.mask_check)
 
         results = QtWidgets.QWidget()
@@ -375,24 +339,22 @@ class MatchPanel(QtWidgets.QWidget):
         layout.addWidget(self.splitter, 1)
 
     def _build_actions(self) -> None:
-        def action(text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
-            a = QtGui.QAction(text, self)
-            a.triggered.connect(slot)
-            if shortcut is not None:
-                a.setShortcut(QtGui.QKeySequence(shortcut))
-            if tip:
-                a.setStatusTip(tip)
-                a.setToolTip(tip)
-            self.addAction(a)
-            return a
-
+        action = self.make_action
         self.match_action = action("&Match", self.match, "Ctrl+M", "Search the corpus for the selected units")
-        self.cancel_action = action("Cancel Match", self.cancel, None, "Stop the running match")
-        self.cancel_action.setEnabled(False)
         self.export_view_action = action("Export Match &View…", self.choose_and_export_view, "Ctrl+Alt+E",
                                          "Save the best results and the whole aggregate table as a figure (PNG, SVG or PDF)")
         self.export_data_action = action("Export Match &Data…", self.choose_and_export_data, "Ctrl+Alt+D",
                                          "Save the matches or the aggregated table as CSV or NPY")
+        self.match_action.triggered.connect(lambda: self.wants_dock.emit())
+
+    def menu_actions(self) -> list:
+        """The Match menu (None: a separator)."""
+        return [self.match_action, self.cancel_action, None, self.export_view_action, self.export_data_action]
+
+    def restore_work(self) -> None:
+        """A restored workspace's selection is shown with its matches (``lstmviz --screenshot``)."""
+        if _has_units(getattr(self.workspace, "active_pane", None)):
+            self.match()
 
     def _splitter_moved_by_user(self, *_) -> None:
         self._splitter_moved = True
@@ -410,29 +372,40 @@ class MatchPanel(QtWidgets.QWidget):
         super().resizeEvent(event)
         self._fit_splitter()
 
-    # ------------------------------------------------------------------ settings (workspace.match_settings)
-    def _load_settings(self, *_) -> None:
-        s = self.workspace.match_settings
-        self._syncing = True
-        try:
-            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(s.mode)))
-            self.limit_spin.setValue(0 if s.limit is None else int(s.limit))
-            self.min_length_spin.setValue(int(s.min_length))
-            self.weight_spin.setValue(float(s.length_weight))
-            self.cap_spin.setValue(0 if s.candidate_cap is None else int(s.candidate_cap))
-            self.left_spin.setValue(int(s.left))
-            self.right_spin.setValue(int(s.right))
-        finally:
-            self._syncing = False
+    # ------------------------------------------------------------------ settings (the panel's state)
+    @property
+    def settings(self) -> MatchSettings:
+        """The panel's state in the workspace (its defaults until it has one)."""
+        state = self.workspace.panel_state(PANEL_NAME)
+        return state if state is not None else MatchSettings()
+
+    def _panel_state_changed(self, name: str, state) -> None:
+        if name == PANEL_NAME:
+            self.settings_binding.model_changed(state if state is not None else MatchSettings())
+
+    def _show_settings(self, s) -> None:
+        self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(s.mode)))
+        self.limit_spin.setValue(0 if s.limit is None else int(s.limit))
+        self.min_length_spin.setValue(int(s.min_length))
+        self.weight_spin.setValue(float(s.length_weight))
+        self.cap_spin.setValue(0 if s.candidate_cap is None else int(s.candidate_cap))
+        self.left_spin.setValue(int(s.left))
+        self.right_spin.setValue(int(s.right))
         self.weight_spin.setEnabled(s.mode == "scored")
         self._apply_context()
+        recording = self.workspace.recording
+        name = s.aggregate_annotation
+        if recording is not None and name is not None and name in recording.annotations \
+                and name != self.aggregate_view.annotation():
+            self.aggregate_view.set_annotations(list(recording.annotations), name)
+            self._start_aggregate()
 
     def settings_from_controls(self):
         """The MatchSettings the controls show."""
         limit = self.limit_spin.value()
         cap = self.cap_spin.value()
         return replace(
-            self.workspace.match_settings,
+            self.settings,
             mode=self.mode_combo.currentData(),
             limit=None if limit == 0 else int(limit),
             min_length=int(self.min_length_spin.value()),
@@ -442,17 +415,14 @@ class MatchPanel(QtWidgets.QWidget):
             right=int(self.right_spin.value()),
         )
 
-    def _store_settings(self, *_) -> None:
-        if self._syncing:
-            return
-        settings = self.settings_from_controls()
+    def _store_settings(self, settings) -> None:
         self.weight_spin.setEnabled(settings.mode == "scored")
-        if settings != self.workspace.match_settings:
-            self.workspace.set_match_settings(settings)
+        if settings != self.settings:
+            self.workspace.set_panel_state(PANEL_NAME, settings)
         self._apply_context()
 
     def _apply_context(self) -> None:
-        s = self.workspace.match_settings
+        s = self.settings
         before = (self.model.left, self.model.right, self.model.align)
         self.model.set_context(int(s.left), int(s.right), self.align)
         if before != (self.model.left, self.model.right, self.model.align) and self.results is not None:
@@ -464,7 +434,7 @@ class MatchPanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ workspace changes
     def _recording_changed(self, recording=None) -> None:
-        self._abandon_request()
+        self.abandon()
         self._index_cache.clear()
         self._set_results(None, None)
         recording = self.workspace.recording
@@ -485,7 +455,7 @@ class MatchPanel(QtWidgets.QWidget):
         recording = self.workspace.recording
         if recording is None:
             return None
-        chosen = getattr(self.workspace, "aggregate_annotation", None)
+        chosen = self.settings.aggregate_annotation
         if chosen in recording.annotations:
             return chosen
         categorical = [n for n in self._strip_names if recording.annotations[n].kind == "categorical"]
@@ -493,18 +463,10 @@ class MatchPanel(QtWidgets.QWidget):
         return categorical[0] if categorical else next(iter(recording.annotations), None)
 
     def _aggregate_chosen(self, name: str) -> None:
-        setter = getattr(self.workspace, "set_aggregate_annotation", None)
-        if setter is not None and name != getattr(self.workspace, "aggregate_annotation", None):
-            setter(name)  # comes back through aggregate_annotation_changed
+        settings = self.settings
+        if name != settings.aggregate_annotation:  # kept (and saved) as the panel's state
+            self.workspace.set_panel_state(PANEL_NAME, replace(settings, aggregate_annotation=name))
         self._start_aggregate()
-
-    def _aggregate_annotation_changed(self, name) -> None:
-        recording = self.workspace.recording
-        if recording is None or name is None or name not in recording.annotations:
-            return
-        if name != self.aggregate_view.annotation():
-            self.aggregate_view.set_annotations(list(recording.annotations), name)
-            self._start_aggregate()
 
     def _visible_annotations_changed(self, names) -> None:
         """Strips follow the tracks shown in the state panes (the Strips menu can change them here)."""
@@ -565,16 +527,16 @@ class MatchPanel(QtWidgets.QWidget):
 
     def _selection_changed(self, selection=None, *_) -> None:
         self._update_selection_label()
-        if self.results is None or self._request is not None:
+        if self.results is None or self.busy:
             return
         q = self.results.query
         pairs = set() if selection is None else {(int(u), int(x)) for u, x in zip(selection.units, selection.signs)}
         changed = pairs != set(zip(q.units, q.signs)) or (self.context is not None
                                                          and self.context.pane is not self._source)
         if changed:
-            self._set_status(self._result_status() + " — the selection changed since; press Match to update")
+            self.set_status(self._result_status() + " — the selection changed since; press Match to update")
         else:
-            self._set_status(self._result_status())
+            self.set_status(self._result_status())
 
     def _update_selection_label(self, *_) -> None:
         pane = self._source
@@ -631,156 +593,67 @@ class MatchPanel(QtWidgets.QWidget):
         ws = self.workspace
         recording = ws.recording
         if recording is None:
-            self._set_status("Open a recording to match.", problem=True)
+            self.set_status("Open a recording to match.", problem=True)
             return False
         pane = self._source
         try:
             query = self.build_query()
         except ValueError as exc:
-            self._set_status(describe_exception(exc), problem=True)
+            self.set_status(describe(exc), problem=True)
             return False
         key = IndexKey(pane.tap, pane.transform, float(pane.threshold))
-        self._abandon_request()
-        request = _Request(recording, key, query, started=time.perf_counter(), pane=pane)
-        self._request = request
+        run = _MatchRun(recording, key, query, started=time.perf_counter(), pane=pane)
         index = self._cached_index(recording, key)
         if index is not None:
-            request.index_note = "index in memory"
-            self._submit_match(request, index)
-        else:
-            request.stage = "index"
-            t0 = time.perf_counter()
+            run.index_note = "index in memory"
+            self._submit_match(run, index)
+            return True
+        t0 = time.perf_counter()
 
-            def open_job(task, recording=recording, key=key, t0=t0):
-                index = _open_index(recording, key, task)
-                # a cached index loads without reporting progress; building reports it
-                how = "built in memory" if getattr(index, "path", None) is None else (
-                    "built" if task.total is not None or task.message else "loaded")
-                return index, time.perf_counter() - t0, how
+        def open_job(task, recording=recording, key=key, t0=t0):
+            index = _open_index(recording, key, task)
+            # a cached index loads without reporting progress; building reports it
+            how = "built in memory" if getattr(index, "path", None) is None else (
+                "built" if task.total is not None or task.message else "loaded")
+            return index, time.perf_counter() - t0, how
 
-            request.request_id = self.runner.submit("index", open_job)
-            self._set_status(f"Opening the match index of {key.tap} ({key.transform} ≥ {key.threshold:g})…")
-        self._set_busy(True)
+        self.submit("index", open_job, on_finished=lambda result: self._index_opened(run, result),
+                    what="open the match index", title="Cannot open the match index", stage="index",
+                    on_cancelled=self._match_cancelled, continues=True)
+        self._run = run
+        self.set_status(f"Opening the match index of {key.tap} ({key.transform} ≥ {key.threshold:g})…")
         return True
 
-    def _submit_match(self, request: _Request, index) -> None:
-        request.stage = "match"
-        query = request.query
+    def _index_opened(self, run: _MatchRun, result) -> None:
+        index, seconds, how = result
+        run.index_seconds = seconds
+        run.index_note = f"index {how} in {duration(seconds)}"
+        self._remember_index(run.recording, run.key, index)
+        self._submit_match(run, index)
+
+    def _submit_match(self, run: _MatchRun, index) -> None:
+        query = run.query
 
         def match_job(task, index=index, query=query):
             t0 = time.perf_counter()
             results = _match(index, query, task)
             return results, index, time.perf_counter() - t0
 
-        request.request_id = self.runner.submit("match", match_job)
-        self._set_status(f"Matching {query.k} units…")
+        self.submit("match", match_job, on_finished=lambda result: self._matched(run, result), what="match",
+                    title="Cannot match", stage="match", on_cancelled=self._match_cancelled)
+        self._run = run
+        self.set_status(f"Matching {query.k} units…")
 
-    def cancel(self) -> None:
-        """Stop the running match request (it reports "cancelled")."""
-        request = self._request
-        if request is not None and self.runner.latest(request.stage) == request.request_id:
-            self.runner.cancel(request.stage)
-
-    def _abandon_request(self) -> None:
-        """Forget the running request (cancelling it if it is still the latest on its channel)."""
-        request, self._request = self._request, None
-        if request is not None and self.runner.latest(request.stage) == request.request_id:
-            self.runner.cancel(request.stage)
-        if request is not None:
-            self._set_busy(False)
-
-    def _mine(self, channel: str, request_id: int) -> bool:
-        r = self._request
-        return r is not None and r.stage == channel and r.request_id == request_id
-
-    def _superseded(self, channel: str) -> bool:
-        """Another view's request took this panel's channel: ours will never report."""
-        r = self._request
-        return r is not None and r.stage == channel and self.runner.latest(channel) != r.request_id
-
-    def _finished(self, channel: str, request_id: int, result) -> None:
-        if channel == "aggregate":
-            if request_id == self._aggregate_id:
-                self._aggregate_id = None
-                table, sentences = result
-                self._show_aggregate(table, sentences)
-            elif self._aggregate_id is not None and self.runner.latest("aggregate") != self._aggregate_id:
-                self._aggregate_id = None  # another view's request took the channel
-                self.aggregate_view.set_message("The aggregation was superseded by another request.")
-            return
-        if not self._mine(channel, request_id):
-            if self._superseded(channel):
-                self._request = None
-                self._set_busy(False)
-                self._set_status("The match was superseded by another request; press Match again.")
-            return
-        request = self._request
-        if channel == "index":
-            index, seconds, how = result
-            request.index_seconds = seconds
-            request.index_note = f"index {how} in {_duration(seconds)}"
-            self._remember_index(request.recording, request.key, index)
-            self._submit_match(request, index)
-            return
+    def _matched(self, run: _MatchRun, result) -> None:
         results, index, seconds = result
-        self._request = None
-        self._set_busy(False)
-        self.context = MatchContext(request.recording, request.key, request.query, index, request.index_note,
-                                    request.pane)
+        self.context = MatchContext(run.recording, run.key, run.query, index, run.index_note, run.pane)
         self._set_results(results, self.context, seconds)
 
-    def _failed(self, channel: str, request_id: int, exc) -> None:
-        if channel == "aggregate":
-            if request_id == self._aggregate_id:
-                self._aggregate_id = None
-                self.aggregate_view.set_message(f"Cannot aggregate: {describe_exception(exc)}")
-                self._report(exc, "Cannot aggregate")
-            return
-        if not self._mine(channel, request_id):
-            return
-        self._request = None
-        self._set_busy(False)
-        what = "open the match index" if channel == "index" else "match"
-        self._set_status(f"Could not {what}: {describe_exception(exc)}", problem=True)
-        self._report(exc, "Cannot open the match index" if channel == "index" else "Cannot match")
+    def _match_cancelled(self) -> None:
+        self.set_status("Match cancelled.")
 
-    def _cancelled(self, channel: str, request_id: int) -> None:
-        if channel == "aggregate":
-            if request_id == self._aggregate_id:
-                self._aggregate_id = None
-                self.aggregate_view.set_message("Aggregation cancelled.")
-            return
-        if self._mine(channel, request_id):
-            self._request = None
-            self._set_busy(False)
-            self._set_status("Match cancelled.")
-
-    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
-        if not self._mine(channel, request_id):
-            return
-        if total:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * min(1.0, done / max(total, 1))))
-        else:
-            self.progress.setRange(0, 0)
-        label = "index" if channel == "index" else "match"
-        self.progress.setFormat(f"{label}: {message} %p%" if message and total else f"{label} %p%")
-
-    def _report(self, exc: BaseException, title: str) -> None:
-        """Worker errors through the app's one error path: the workspace's ``error_occurred`` (the window
-        shows it) when it has one, else a dialog (``errors.show_error``). Expected problems are one
-        sentence; anything else also goes to stderr with its traceback."""
-        expected = isinstance(exc, _expected_errors())
-        details = "" if expected else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        message = describe_exception(exc) if expected else (
-            f"Something went wrong: {describe_exception(exc)}\n\nThe window is still usable.")
-        if details:
-            sys.stderr.write(details)
-        signal = getattr(self.workspace, "error_occurred", None)
-        if signal is not None:
-            signal.emit(title, message)
-        else:
-            show_error(self, title, message, details)
+    def request_over(self) -> None:
+        self._run = None
 
     def _cached_index(self, recording, key):
         for (rec_id, k), index in self._index_cache:
@@ -807,11 +680,13 @@ class MatchPanel(QtWidgets.QWidget):
             counter = _counter(context.index, q.units, q.signs)
             self.model.set_annotations(self._strip_names)
             self.model.set_results(results, context.recording, counter=counter, units_total=q.k)
-            self._set_status(self._result_status())
+            self.set_status(self._result_status())
             self._start_aggregate()
         self._refresh_paint_combo()
         self._update_legend()
         self.results_changed.emit(results)
+        if results is not None:
+            self.wants_dock.emit()
 
     def _result_status(self) -> str:
         results = self.results
@@ -820,7 +695,7 @@ class MatchPanel(QtWidgets.QWidget):
         n = len(results)
         elapsed = results.elapsed_s if getattr(results, "elapsed_s", 0) else self._match_seconds
         q = results.query
-        text = f"{n:,} match{'es' if n != 1 else ''} in {_duration(elapsed)}"
+        text = f"{n:,} match{'es' if n != 1 else ''} in {duration(elapsed)}"
         notes = [f"{self.pane_name(self.context.pane)}'s units"] if self.context and self.context.pane else []
         notes += [self.context.index_note] if self.context and self.context.index_note else []
         notes.append(f"{results.n_candidates:,} candidates scored")
@@ -830,28 +705,6 @@ class MatchPanel(QtWidgets.QWidget):
             notes.append("candidate cap reached: the ranking is not proven complete")
         return f"{text} ({'; '.join(notes)})"
 
-    def _set_status(self, text: str, problem: bool = False) -> None:
-        self._status = text
-        self.status_label.setStyleSheet("color: #b00000" if problem else "")
-        set_plain(self.status_label, text)
-        self.status_changed.emit(text)
-
-    def status_text(self) -> str:
-        return self._status
-
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.cancel_action.setEnabled(busy)
-        if busy:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat("")
-        self.busy_changed.emit(busy)
-
-    @property
-    def busy(self) -> bool:
-        return self._request is not None
-
     def _activated(self, start: int, length: int) -> None:
         pane = self.context.pane if self.context is not None else None
         panes = self._panes()
@@ -860,7 +713,7 @@ class MatchPanel(QtWidgets.QWidget):
         try:
             self.workspace.show_match(int(start), int(length))
         except ValueError as exc:  # e.g. the recording changed under the results
-            self._set_status(f"Cannot show that match: {describe_exception(exc)}", problem=True)
+            self.set_status(f"Cannot show that match: {describe(exc)}", problem=True)
             return
         self.result_activated.emit(int(start), int(length))
 
@@ -975,12 +828,42 @@ class MatchPanel(QtWidgets.QWidget):
         def job(task, recording=recording, name=name, anchors=anchors, offsets=offsets):
             return _aggregate(recording, name, anchors, offsets, task)
 
-        self._aggregate_id = self.runner.submit("aggregate", job)
+        request = self.runner.submit("aggregate", job)
+        request.finished.connect(self._aggregated)
+        request.failed.connect(self._aggregate_failed)
+        request.cancelled.connect(self._aggregate_cancelled)
+        request.superseded.connect(self._aggregate_superseded)
+        self._aggregate_request = request
+
+    def _aggregate_answer(self) -> bool:
+        """Whether the signal being delivered answers the aggregation asked last (which is then over)."""
+        if self._aggregate_request is None or self.sender() is not self._aggregate_request:
+            return False
+        self._aggregate_request = None
+        return True
+
+    def _aggregated(self, result) -> None:
+        if self._aggregate_answer():
+            table, sentences = result
+            self._show_aggregate(table, sentences)
+
+    def _aggregate_failed(self, exc) -> None:
+        if self._aggregate_answer():
+            self.aggregate_view.set_message(f"Cannot aggregate: {describe(exc)}")
+            report_exception(exc, "Cannot aggregate", self.workspace.notify)
+
+    def _aggregate_cancelled(self) -> None:
+        if self._aggregate_answer():
+            self.aggregate_view.set_message("Aggregation cancelled.")
+
+    def _aggregate_superseded(self) -> None:
+        if self._aggregate_answer():  # another view's request took the channel
+            self.aggregate_view.set_message("The aggregation was superseded by another request.")
 
     def _cancel_aggregate(self) -> None:
-        if self._aggregate_id is not None and self.runner.latest("aggregate") == self._aggregate_id:
-            self.runner.cancel("aggregate")
-        self._aggregate_id = None
+        request, self._aggregate_request = self._aggregate_request, None
+        if request is not None:
+            request.cancel()
 
     def _show_aggregate(self, table, sentences) -> None:
         if self.align == "end" and sentences:
@@ -1024,19 +907,12 @@ class MatchPanel(QtWidgets.QWidget):
             raise ValueError("There is no aggregated table to export yet: match, then choose an annotation.")
         return export_table(path, label_table_columns(self.aggregate_table))
 
-    def _default_path(self, what: str, suffix: str) -> str:
-        recording = self.workspace.recording
-        if recording is None:
-            return f"{what}{suffix}"
-        p = Path(recording.path)
-        return str(p.with_name(f"{p.stem}-{what}{suffix}"))
-
     def choose_and_export_view(self) -> bool:
         path, chosen = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export match view", self._default_path("matches", ".png"), ";;".join(VIEW_FORMATS.values()))
+            self, "Export match view", self.default_path("matches.png"), ";;".join(VIEW_FORMATS.values()))
         if not path:
             return False
-        return self._guarded("Cannot export", lambda: self.export_view(with_suffix(path, chosen, VIEW_FORMATS)))
+        return self.export_guarded("Cannot export", lambda: self.export_view(with_suffix(path, chosen, VIEW_FORMATS)))
 
     def choose_and_export_data(self) -> bool:
         filters = {
@@ -1045,19 +921,16 @@ class MatchPanel(QtWidgets.QWidget):
             "Aggregated annotation, CSV table (*.csv)": ("aggregate", ".csv"),
             "Aggregated annotation, NumPy array (*.npy)": ("aggregate", ".npy"),
         }
-        answer = ask_table_path(self, "Export match data", self._default_path("matches", ".csv"), filters)
+        answer = ask_table_path(self, "Export match data", self.default_path("matches.csv"), filters)
         if answer is None:
             return False
         path, what = answer
         export = self.export_aggregate if what == "aggregate" else self.export_matches
-        return self._guarded("Cannot export", lambda: export(path))
-
-    def _guarded(self, title: str, fn) -> bool:
-        return export_reporting(self, title, fn, lambda written: self._set_status(f"Exported to {written}"))
+        return self.export_guarded("Cannot export", lambda: export(path))
 
     def shutdown(self) -> None:
         """Cancel this panel's running requests (call before the runner shuts down)."""
-        self._abandon_request()
+        super().shutdown()
         self._cancel_aggregate()
 
 

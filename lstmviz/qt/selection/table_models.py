@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtGui
 
 from lstmviz.qt.model_reset import resetting
 from lstmviz.qt.palette import SELECTION
-from lstmviz.qt.pane_model import Pane
+from lstmviz.qt.pane import Pane
 
 _Role = QtCore.Qt.ItemDataRole
 REMOVE_MARK = "✕"

@@ -14,7 +14,7 @@ import html
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.qt.match_view import MatchView, legend_html
+from lstmviz.qt.match.view import MatchView, legend_html
 from lstmviz.qt.palette import BACKGROUND, FOREGROUND
 from lstmviz.qt.widget_export import fit_table
 
@@ -67,7 +67,7 @@ def _results_block(panel, max_rows: int) -> tuple[QtWidgets.QWidget, int]:
 
 
 def _aggregate_block(panel) -> QtWidgets.QWidget | None:
-    from lstmviz.qt.aggregate_view import _TableView
+    from lstmviz.qt.match.aggregate_view import _TableView
 
     source = panel.aggregate_view
     if source.model.table is None:

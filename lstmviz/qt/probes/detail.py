@@ -25,7 +25,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from lstmviz.qt.model_reset import resetting
 from lstmviz.qt.palette import FOREGROUND, SELECTION
 from lstmviz.qt.plain_text import escape, literal
-from lstmviz.qt.probe_chart import percent, points
+from lstmviz.qt.probes.chart import percent, points
 from lstmviz.qt.widget_export import FullRowsOnVectorExport
 
 _Role = QtCore.Qt.ItemDataRole

@@ -16,7 +16,8 @@ probe's tap if it shows another one) and, for a recording of several checkpoints
 (``Recording.checkpoints``), ``ProbeCurvesView``: accuracy per tap against training step
 (``probe_curves``, when "over training" is ticked).
 
-Saved workspaces: the panel keeps ``Workspace.probe_state`` (a ``ProbeState``) equal to what it shows —
+Saved workspaces: the panel keeps its state in the workspace (``workspace.panel_state("probes")``, a
+``ProbeState``, bound to the controls by a ``StateBinding``) equal to what it shows —
 the settings of its controls, whether a result is shown (or being computed) and which probe is open —
 and follows it when it is set from outside (a workspace being restored): it takes the settings and,
 when ``shown`` asks for a result it does not show, runs the probes on its worker as Run does (from
@@ -29,32 +30,31 @@ dialogs. Problems from the worker go through the workspace's ``error_occurred``.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.analysis.workspace_file import PROBE_SHIFT_RANGE, ProbeState
-from lstmviz.qt.errors import describe_exception, show_error
-from lstmviz.qt.plain_text import escape, literal, set_plain
-from lstmviz.qt.probe_chart import ProbeChart, percent
-from lstmviz.qt.probe_curves_view import ProbeCurvesView, describe_x, has_curves
-from lstmviz.qt.probe_detail import ProbeDetail
-from lstmviz.qt.probe_figure import close_figure, detail_figure
+from lstmviz.errors import describe
+from lstmviz.qt.binding import StateBinding
+from lstmviz.qt.plain_text import escape, literal
+from lstmviz.qt.probes.state import PROBE_SHIFT_RANGE, PROBE_STATE, ProbeState
+from lstmviz.qt.task_panel import TaskPanel, duration, labelled
+from lstmviz.qt.probes.chart import ProbeChart, percent
+from lstmviz.qt.probes.curves_view import ProbeCurvesView, describe_x, has_curves
+from lstmviz.qt.probes.detail import ProbeDetail
+from lstmviz.qt.probes.figure import close_figure, detail_figure
 from lstmviz.qt.widget_export import (
     VIEW_FORMATS,
     ask_table_path,
     check_view_suffix,
-    export_reporting,
     export_table,
     export_widget,
     with_suffix,
 )
 
+PANEL_NAME = PROBE_STATE.name
 CHANNEL = "probes"
 SHIFT_RANGE = PROBE_SHIFT_RANGE  # a saved workspace's shift is checked against the same range
 AT_NAMES = {"all": "all positions", "last": "last of each item"}
@@ -84,13 +84,6 @@ def _ordered_taps(recording) -> list[str]:
         return ordered_taps(recording)
     except ValueError:  # no tap on the main axis
         return []
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that state a problem with the input (shown as a sentence, without a traceback)."""
-    from lstmviz.recording import RecordingError
-
-    return (ValueError, KeyError, IndexError, OSError, RecordingError)
 
 
 @dataclass(frozen=True)
@@ -145,11 +138,7 @@ def probe_job(recording, settings: ProbeSettings, task) -> ProbeOutcome:
     return ProbeOutcome(settings, report, curves, time.perf_counter() - t0, cached, recording)
 
 
-def _duration(seconds: float) -> str:
-    return f"{1000 * seconds:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
-
-
-class ProbePanel(QtWidgets.QWidget):
+class ProbePanel(TaskPanel):
     """Controls, the probe chart, one probe's detail and the curves over training, over a workspace."""
 
     #: the report now shown (a ProbeReport, or None when cleared)
@@ -162,27 +151,22 @@ class ProbePanel(QtWidgets.QWidget):
     run_cancelled = QtCore.Signal()
     #: a run failed (the sentence that says why)
     run_failed = QtCore.Signal(str)
-    #: whether a run is in progress
-    busy_changed = QtCore.Signal(bool)
-    #: the text of the status line
-    status_changed = QtCore.Signal(str)
     #: the probe open in the detail (a tap, or probes.INPUT_TAP)
     probe_opened = QtCore.Signal(str)
     #: a unit was put into the active pane's selection: tap, unit
     unit_selected = QtCore.Signal(str, int)
+    #: the panel has something to show (a run was asked for, results arrived): its dock should open
+    wants_dock = QtCore.Signal()
+
+    SUPERSEDED = "The probes were superseded by another request; press Run again."
 
     def __init__(self, workspace, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.workspace = workspace
-        self.runner = workspace.runner
+        super().__init__(workspace, parent)
         self.report = None
         self.curves = None
         self.outcome: ProbeOutcome | None = None
-        self._request_id: int | None = None
-        self._running: ProbeSettings | None = None
-        self._status = ""
-        self._loading = False  # controls are being set together: one update of the workspace at the end
-        self._pushing = False  # the workspace is being told this panel's state (its echo is ignored)
+        # the controls (and what is shown) are the panel's state in the workspace, both ways
+        self.binding = StateBinding(self.state, self._show_state, self._store_state, store_shown=True)
         self._reopen: str | None = None  # the probe to open when the running result arrives
 
         self.chart = ProbeChart()
@@ -197,17 +181,12 @@ class ProbePanel(QtWidgets.QWidget):
         self._build_actions()
         self._build_layout()
 
-        self.runner.finished.connect(self._finished)
-        self.runner.failed.connect(self._failed)
-        self.runner.cancelled.connect(self._cancelled)
-        self.runner.progress.connect(self._progress)
-        initial = getattr(workspace, "probe_state", None)
+        initial = workspace.panel_state(PANEL_NAME)
         workspace.recording_changed.connect(self._recording_changed)
-        if hasattr(workspace, "probe_state_changed"):
-            workspace.probe_state_changed.connect(self._apply_state)
+        workspace.panel_state_changed.connect(self._panel_state_changed)
         self._recording_changed(workspace.recording)
         if initial is not None:  # settings the workspace already holds (restored before the panel existed)
-            self._apply_state(initial)
+            self.binding.model_changed(initial)
 
     # ------------------------------------------------------------------ building
     def _build_controls(self) -> None:
@@ -219,7 +198,7 @@ class ProbePanel(QtWidgets.QWidget):
         self.shift_spin.setRange(*SHIFT_RANGE)
         self.shift_spin.setToolTip(SHIFT_TIP)
         self.shift_spin.valueChanged.connect(self._shift_changed)
-        self.shift_spin.valueChanged.connect(self._sync_state)
+        self.shift_spin.valueChanged.connect(self.binding.push)
         self.shift_label = QtWidgets.QLabel()
         self.shift_label.setStyleSheet("color: #444")
         longest = "predict the label of token t−1 (the previous token)"
@@ -227,29 +206,29 @@ class ProbePanel(QtWidgets.QWidget):
         self.at_combo = QtWidgets.QComboBox()
         for at, name in AT_NAMES.items():
             self.at_combo.addItem(name, at)
-        self.at_combo.currentIndexChanged.connect(self._sync_state)
+        self.at_combo.currentIndexChanged.connect(self.binding.push)
         self.at_combo.setToolTip("all positions: every labelled token; last of each item: the state after the "
                                  "whole item (the natural choice for a label of the item)")
         self.control_check = QtWidgets.QCheckBox("control task")
         self.control_check.setChecked(True)
-        self.control_check.toggled.connect(self._sync_state)
+        self.control_check.toggled.connect(self.binding.push)
         self.control_check.setToolTip("Also fit each probe on Hewitt & Liang's control task (a random label per "
                                       "token type); selectivity = accuracy − control accuracy")
         self.baseline_check = QtWidgets.QCheckBox("input-token baseline")
         self.baseline_check.setChecked(True)
-        self.baseline_check.toggled.connect(self._sync_state)
+        self.baseline_check.toggled.connect(self.binding.push)
         self.baseline_check.setToolTip("Also score the best probe on the model's inputs alone (one-hot tokens)")
         self.curves_check = QtWidgets.QCheckBox("over training")
         self.curves_check.setToolTip("Also probe every checkpoint of the recording and draw accuracy per tap "
                                      "against the training step")
         self.curves_check.setVisible(False)
-        self.curves_check.toggled.connect(self._sync_state)
+        self.curves_check.toggled.connect(self.binding.push)
 
         self.taps_list = QtWidgets.QListWidget()
         self.taps_list.setToolTip("The taps to probe (ordered by layer); untick the ones to skip")
         self.taps_list.setUniformItemSizes(True)
         self.taps_list.itemChanged.connect(lambda _: self._update_run_enabled())
-        self.taps_list.itemChanged.connect(self._sync_state)
+        self.taps_list.itemChanged.connect(self.binding.push)
         self.all_taps_button = QtWidgets.QToolButton()
         self.all_taps_button.setText("all")
         self.all_taps_button.setToolTip("Tick every tap")
@@ -262,14 +241,9 @@ class ProbePanel(QtWidgets.QWidget):
         self.run_button = QtWidgets.QPushButton("Run")
         self.run_button.setToolTip("Fit a probe per tap for the chosen label (Ctrl+Shift+P)")
         self.run_button.clicked.connect(self.run)
-        self.progress = QtWidgets.QProgressBar()
+        self.build_task_controls("Cancel Probes", "Stop the running probes")
         self.progress.setMinimumWidth(200)
         self.progress.setMaximumWidth(320)
-        self.progress.setTextVisible(True)
-        self.progress.setVisible(False)
-        self.cancel_button = QtWidgets.QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setVisible(False)
         self.export_button = QtWidgets.QToolButton()
         self.export_button.setText("Export")
         self.export_button.setToolTip("Save the chart, the probe detail or the curves as PNG/SVG/PDF, "
@@ -279,32 +253,11 @@ class ProbePanel(QtWidgets.QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
-    @staticmethod
-    def _labelled(text: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
-        box = QtWidgets.QWidget()
-        layout = QtWidgets.QHBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
-        layout.addWidget(QtWidgets.QLabel(text))
-        layout.addWidget(widget)
-        return box
-
     def _build_actions(self) -> None:
-        def action(text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
-            a = QtGui.QAction(text, self)
-            a.triggered.connect(slot)
-            if shortcut is not None:
-                a.setShortcut(QtGui.QKeySequence(shortcut))
-            if tip:
-                a.setStatusTip(tip)
-                a.setToolTip(tip)
-            self.addAction(a)
-            return a
-
+        action = self.make_action
         self.run_action = action("Run &Probes", self.run, "Ctrl+Shift+P",
                                  "Fit a linear probe per tap for the label chosen in the Probes panel")
-        self.cancel_action = action("Cancel Probes", self.cancel, None, "Stop the running probes")
-        self.cancel_action.setEnabled(False)
+        self.run_action.triggered.connect(lambda: self.wants_dock.emit())
         self.export_chart_action = action("Export Probe &Chart…", lambda: self.choose_and_export_view("chart"),
                                           None, "Save the accuracy-per-tap chart as PNG, SVG or PDF")
         self.export_detail_action = action("Export Probe &Detail…", lambda: self.choose_and_export_view("detail"),
@@ -326,11 +279,11 @@ class ProbePanel(QtWidgets.QWidget):
     def _build_layout(self) -> None:
         row = QtWidgets.QHBoxLayout()
         row.setSpacing(10)
-        row.addWidget(self._labelled("Label", self.label_combo))
-        shift = self._labelled("Shift", self.shift_spin)
+        row.addWidget(labelled("Label", self.label_combo))
+        shift = labelled("Shift", self.shift_spin)
         shift.layout().addWidget(self.shift_label)
         row.addWidget(shift)
-        row.addWidget(self._labelled("Positions", self.at_combo))
+        row.addWidget(labelled("Positions", self.at_combo))
         row.addWidget(self.control_check)
         row.addWidget(self.baseline_check)
         row.addWidget(self.curves_check)
@@ -409,13 +362,13 @@ class ProbePanel(QtWidgets.QWidget):
     def set_checked_taps(self, taps) -> None:
         """Tick exactly these taps (None: every tap)."""
         wanted = None if taps is None else set(taps)
-        with self._quiet():
+        with self.binding.batch():
             for i in range(self.taps_list.count()):
                 item = self.taps_list.item(i)
                 on = wanted is None or item.data(QtCore.Qt.ItemDataRole.UserRole) in wanted
                 item.setCheckState(QtCore.Qt.CheckState.Checked if on else QtCore.Qt.CheckState.Unchecked)
         self._update_run_enabled()
-        self._sync_state()
+        self.binding.push()
 
     def settings(self) -> ProbeSettings:
         """What Run would ask for now (ValueError with a sentence when it cannot run)."""
@@ -438,7 +391,7 @@ class ProbePanel(QtWidgets.QWidget):
         name = self.label_combo.currentData()
         info = recording.annotations.get(name) if recording is not None and name is not None else None
         item_level = info is not None and info.level == "item"
-        with self._quiet():
+        with self.binding.batch():
             self.at_combo.setCurrentIndex(self.at_combo.findData("last" if item_level else "all"))
             if item_level:
                 self.shift_spin.setValue(0)
@@ -446,7 +399,7 @@ class ProbePanel(QtWidgets.QWidget):
         self.shift_spin.setToolTip("An item's label is the same at every position: no shift"
                                    if item_level else SHIFT_TIP)
         self._shift_changed(self.shift_spin.value())
-        self._sync_state()
+        self.binding.push()
 
     def _shift_changed(self, shift: int) -> None:
         shift = int(shift)
@@ -454,7 +407,7 @@ class ProbePanel(QtWidgets.QWidget):
         extra = {1: " (the next token)", -1: " (the previous token)"}.get(shift, "")
         self.shift_label.setText(f"predict the label of token {which}{extra}")
 
-    # ------------------------------------------------------------------ the workspace's probe_state
+    # ------------------------------------------------------------------ the panel's state in the workspace
     def state(self) -> ProbeState | None:
         """What a saved workspace keeps of this panel (None without a recording): the settings the
         controls show, whether a result is shown or being computed, and the probe open in the detail."""
@@ -468,52 +421,48 @@ class ProbePanel(QtWidgets.QWidget):
                           curves=not self.curves_check.isHidden() and self.curves_check.isChecked(),
                           shown=shown, open_probe=open_probe)
 
-    @contextlib.contextmanager
-    def _quiet(self):
-        """Set several controls, then tell the workspace once (``_sync_state`` after the block)."""
-        before, self._loading = self._loading, True
-        try:
-            yield
-        finally:
-            self._loading = before
+    def _store_state(self, state: ProbeState | None) -> None:
+        self.workspace.set_panel_state(PANEL_NAME, state)
 
-    def _sync_state(self, *_) -> None:
-        """Tell the workspace what the panel shows now (``Workspace.set_probe_state``)."""
-        setter = getattr(self.workspace, "set_probe_state", None)
-        if self._loading or setter is None:
-            return
-        self._pushing = True
-        try:
-            setter(self.state())
-        finally:
-            self._pushing = False
+    def _panel_state_changed(self, name: str, state) -> None:
+        if name == PANEL_NAME:
+            self.binding.model_changed(state)
 
-    def _apply_state(self, state: ProbeState | None) -> None:
+    def in_front(self) -> bool:
+        """Whether the dock goes in front after a workspace was restored: it shows (or computes again)
+        the result the workspace showed."""
+        state = self.state()
+        return state is not None and state.shown
+
+    def menu_actions(self) -> list:
+        """The Analysis menu (None: a separator)."""
+        return [self.run_action, self.cancel_action, None, self.export_chart_action, self.export_detail_action,
+                self.export_curves_action, self.export_data_action]
+
+    def _show_state(self, state: ProbeState | None) -> None:
         """Show ``state`` set on the workspace from outside (a restored workspace): its settings, and,
         when it was showing a result, the probes run again on the worker with ``state.open_probe``
         opened when the result arrives. Settings this recording lacks are left as they are (the
         workspace's restore has said which)."""
-        if state is None or self._pushing or self.workspace.recording is None:
+        if state is None or self.workspace.recording is None:
             return
-        with self._quiet():
-            if state.label is not None and self.label_combo.findData(state.label) >= 0:
-                self.set_label(state.label)  # first: a label sets its default positions and shift
-            if self.shift_spin.isEnabledTo(self):  # an item's label has no shift
-                self.shift_spin.setValue(int(state.shift))
-            at = self.at_combo.findData(state.at)
-            if at >= 0:
-                self.at_combo.setCurrentIndex(at)
-            self.control_check.setChecked(bool(state.control))
-            self.baseline_check.setChecked(bool(state.baseline))
-            self.curves_check.setChecked(bool(state.curves) and not self.curves_check.isHidden())
-            self.set_checked_taps(state.taps)
+        if state.label is not None and self.label_combo.findData(state.label) >= 0:
+            self.set_label(state.label)  # first: a label sets its default positions and shift
+        if self.shift_spin.isEnabledTo(self):  # an item's label has no shift
+            self.shift_spin.setValue(int(state.shift))
+        at = self.at_combo.findData(state.at)
+        if at >= 0:
+            self.at_combo.setCurrentIndex(at)
+        self.control_check.setChecked(bool(state.control))
+        self.baseline_check.setChecked(bool(state.baseline))
+        self.curves_check.setChecked(bool(state.curves) and not self.curves_check.isHidden())
+        self.set_checked_taps(state.taps)
         if state.shown and not self.busy and not self._shows_current_settings():
             if self.run():
                 self._reopen = state.open_probe
         elif state.shown and self.report is not None and state.open_probe not in (None, self.detail.tap) \
                 and self._has_probe(state.open_probe):
             self.open_probe(state.open_probe)
-        self._sync_state()
 
     def _shows_current_settings(self) -> bool:
         if self.report is None or self.outcome is None:
@@ -531,12 +480,13 @@ class ProbePanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ workspace changes
     def _recording_changed(self, recording=None) -> None:
-        with self._quiet():
+        with self.binding.batch():
             self._fill_for_recording()
-        self._sync_state()
+        self.binding.push()
 
     def _fill_for_recording(self) -> None:
-        self._abandon_request()
+        self.abandon()
+        self._reopen = None
         self._show(None, None)
         recording = self.workspace.recording
         self.label_combo.blockSignals(True)
@@ -571,14 +521,14 @@ class ProbePanel(QtWidgets.QWidget):
         self._offer_curves_tab(offered)
         self._label_changed()
         if recording is None:
-            self._set_status("Open a recording to probe its states.")
+            self.set_status("Open a recording to probe its states.")
         elif self.label_combo.count() == 0:
-            self._set_status(NO_LABELS, problem=True)
+            self.set_status(NO_LABELS, problem=True)
         elif self.taps_list.count() == 0:
-            self._set_status("This recording has no tap over its positions, so there is nothing to probe.",
+            self.set_status("This recording has no tap over its positions, so there is nothing to probe.",
                              problem=True)
         else:
-            self._set_status(START_HINT)
+            self.set_status(START_HINT)
         self._update_run_enabled()
 
     def _offer_curves_tab(self, offered: bool) -> None:
@@ -615,144 +565,59 @@ class ProbePanel(QtWidgets.QWidget):
         try:
             settings = self.settings()
         except ValueError as exc:
-            self._set_status(describe_exception(exc), problem=True)
+            self.set_status(describe(exc), problem=True)
             return False
         recording = self.workspace.recording
-        with self._quiet():
-            self._abandon_request()
+        with self.binding.batch():
+            self.abandon()
+            self._reopen = None
             self._show(None, None, "Probing…")
 
         def job(task, recording=recording, settings=settings):
             return probe_job(recording, settings, task)
 
-        self._running = settings
-        self._request_id = self.runner.submit(CHANNEL, job)
+        self.submit(CHANNEL, job, on_finished=self._probed, what="run the probes", title="Cannot run the probes",
+                    on_failed=self._probe_failed, on_cancelled=self._probe_cancelled)
         what = f"{len(settings.taps)} tap{'s' if len(settings.taps) != 1 else ''}"
-        self._set_status(f"Probing {settings.annotation} on {what}…")
-        self._set_busy(True)
-        self._sync_state()
+        self.set_status(f"Probing {settings.annotation} on {what}…")
+        self.binding.push()
         return True
 
-    def cancel(self) -> None:
-        """Stop the running probes (they report "cancelled")."""
-        if self._request_id is not None and self.runner.latest(CHANNEL) == self._request_id:
-            self.runner.cancel(CHANNEL)
-
-    @property
-    def busy(self) -> bool:
-        return self._request_id is not None
-
-    def _abandon_request(self) -> None:
-        request_id, self._request_id = self._request_id, None
-        self._running = None
-        self._reopen = None
-        if request_id is not None:
-            if self.runner.latest(CHANNEL) == request_id:
-                self.runner.cancel(CHANNEL)
-            self._set_busy(False)
-
-    def _mine(self, channel: str, request_id: int) -> bool:
-        return channel == CHANNEL and request_id == self._request_id
-
-    def _finished(self, channel: str, request_id: int, outcome) -> None:
-        if channel != CHANNEL:
-            return
-        if not self._mine(channel, request_id):
-            if self._request_id is not None and self.runner.latest(CHANNEL) != self._request_id:
-                self._request_id = None  # another view took the channel: ours will never report
-                self._reopen = None
-                self._set_busy(False)
-                self._sync_state()
-                self._set_status("The probes were superseded by another request; press Run again.")
-            return
-        reopen = self._reopen
-        self._request_over()
+    def _probed(self, outcome: ProbeOutcome) -> None:
+        reopen, self._reopen = self._reopen, None
         if outcome.recording is not self.workspace.recording:
             return
         self.outcome = outcome
-        with self._quiet():
+        with self.binding.batch():
             self._show(outcome.report, outcome.curves)
             if reopen is not None and reopen != self.detail.tap and self._has_probe(reopen):
                 self.open_probe(reopen)  # the probe that was open when the workspace was saved
-        self._set_status(self._result_status(outcome))
-        self._sync_state()
+        self.set_status(self._result_status(outcome))
+        self.binding.push()
         self.results_ready.emit(outcome.report)
+        self.wants_dock.emit()
 
-    def _request_over(self) -> None:
-        """The running request has reported (result, failure or cancel): the panel is idle again."""
-        self._request_id = None
-        self._running = None
+    def _probe_failed(self, exc: BaseException) -> None:
         self._reopen = None
-        self._set_busy(False)
-
-    def _failed(self, channel: str, request_id: int, exc) -> None:
-        if not self._mine(channel, request_id):
-            return
-        self._request_over()
         self._show(None, None, "The probes could not run; see the status line.")
-        message = describe_exception(exc)
-        self._set_status(f"Could not run the probes: {message}", problem=True)
-        self._report(exc, "Cannot run the probes")
-        self.run_failed.emit(message)
+        self.run_failed.emit(describe(exc))
 
-    def _cancelled(self, channel: str, request_id: int) -> None:
-        if not self._mine(channel, request_id):
-            return
-        self._request_over()
+    def _probe_cancelled(self) -> None:
+        self._reopen = None
         self._show(None, None, "Probing cancelled: no result.")
-        self._set_status("Probing cancelled; no result was kept. Press Run to start again.")
+        self.set_status("Probing cancelled; no result was kept. Press Run to start again.")
         self.run_cancelled.emit()
 
-    def _progress(self, channel: str, request_id: int, done: int, total, message: str) -> None:
-        if not self._mine(channel, request_id):
-            return
-        if total:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(int(1000 * min(1.0, done / max(total, 1))))
-            self.progress.setFormat(f"{message} %p%" if message else "%p%")
-        else:
-            self.progress.setRange(0, 0)
-
-    def _report(self, exc: BaseException, title: str) -> None:
-        """Worker errors through the app's one error path: the workspace's ``error_occurred`` when it
-        has one, else a dialog. Expected problems are one sentence; anything else also goes to stderr
-        with its traceback."""
-        expected = isinstance(exc, _expected_errors())
-        details = "" if expected else (getattr(exc, "lstmviz_traceback", "") or
-                                       "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        message = describe_exception(exc) if expected else (
-            f"Something went wrong: {describe_exception(exc)}\n\nThe window is still usable.")
-        if details:
-            sys.stderr.write(details)
-        signal = getattr(self.workspace, "error_occurred", None)
-        if signal is not None:
-            signal.emit(title, message)
-        else:
-            show_error(self, title, message, details)
-
-    def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.cancel_action.setEnabled(busy)
-        if busy:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat("")
-        self.busy_changed.emit(busy)
-
-    def _set_status(self, text: str, problem: bool = False) -> None:
-        self._status = text
-        self.status_label.setStyleSheet("color: #b00000" if problem else "")
-        set_plain(self.status_label, text)
-        self.status_changed.emit(text)
-
-    def status_text(self) -> str:
-        return self._status
+    def superseded(self) -> None:
+        self._reopen = None
+        self.binding.push()
+        super().superseded()
 
     def _result_status(self, outcome: ProbeOutcome) -> str:
         report = outcome.report
         s = outcome.settings
         n = len(report.taps)
-        how = "from the cache" if outcome.cached else f"in {_duration(outcome.seconds)}"
+        how = "from the cache" if outcome.cached else f"in {duration(outcome.seconds)}"
         shift = "" if not s.shift else f", label of token t{s.shift:+d}".replace("-", "−")
         where = "" if s.at == "all" else ", last position of each item"
         best = report.best_tap()
@@ -786,7 +651,7 @@ class ProbePanel(QtWidgets.QWidget):
         else:
             self.detail.set_probe(None, None, message)
         self._update_export_enabled()
-        self._sync_state()
+        self.binding.push()
         if changed:
             self.report_changed.emit(report)
         self.curves_changed.emit(curves)
@@ -799,13 +664,13 @@ class ProbePanel(QtWidgets.QWidget):
         if tap in self.report.taps:
             self.chart.set_current(tap)
         self._update_export_enabled()
-        self._sync_state()
+        self.binding.push()
         self.probe_opened.emit(tap)
 
     def _detail_chose(self, tap: str) -> None:
         if self.report is not None and tap in self.report.taps:
             self.chart.set_current(tap)
-        self._sync_state()
+        self.binding.push()
         self.probe_opened.emit(tap)
 
     def select_unit(self, tap: str, unit: int) -> bool:
@@ -821,7 +686,7 @@ class ProbePanel(QtWidgets.QWidget):
             pane.add_unit(int(unit))
         except (KeyError, ValueError) as exc:
             self.detail.set_note(f"<span style='color:#b00000'>Cannot select unit {int(unit)}: "
-                                 f"{escape(describe_exception(exc))}</span>")
+                                 f"{escape(describe(exc))}</span>")
             return False
         note = f"Unit <b>{int(unit)}</b> of <b>{escape(tap)}</b> is selected in the active pane"
         note += f" (it now shows {escape(tap)})." if switched else "."
@@ -879,13 +744,8 @@ class ProbePanel(QtWidgets.QWidget):
         return export_table(path, self.curves.table())
 
     def _default_path(self, what: str, suffix: str) -> str:
-        recording = self.workspace.recording
         label = self.report.annotation if self.report is not None else "probes"
-        name = f"probes-{label}-{what}{suffix}"
-        if recording is None:
-            return name
-        p = Path(recording.path)
-        return str(p.with_name(f"{p.stem}-{name}"))
+        return self.default_path(f"probes-{label}-{what}{suffix}")
 
     def choose_and_export_view(self, part: str = "chart") -> bool:
         titles = {"chart": "Export probe chart", "detail": "Export probe detail", "curves": "Export probe curves"}
@@ -893,7 +753,7 @@ class ProbePanel(QtWidgets.QWidget):
             self, titles.get(part, "Export"), self._default_path(part, ".png"), ";;".join(VIEW_FORMATS.values()))
         if not path:
             return False
-        return self._guarded("Cannot export", lambda: self.export_view(with_suffix(path, chosen, VIEW_FORMATS), part))
+        return self.export_guarded("Cannot export", lambda: self.export_view(with_suffix(path, chosen, VIEW_FORMATS), part))
 
     def choose_and_export_data(self) -> bool:
         filters = {
@@ -908,11 +768,4 @@ class ProbePanel(QtWidgets.QWidget):
             return False
         path, what = answer
         export = self.export_curves_table if what == "curves" else self.export_table
-        return self._guarded("Cannot export", lambda: export(path))
-
-    def _guarded(self, title: str, fn) -> bool:
-        return export_reporting(self, title, fn, lambda written: self._set_status(f"Exported to {written}"))
-
-    def shutdown(self) -> None:
-        """Cancel this panel's running request (call before the runner shuts down)."""
-        self._abandon_request()
+        return self.export_guarded("Cannot export", lambda: export(path))
