@@ -45,6 +45,7 @@ from torch import nn
 
 from lstmviz.memory import available_bytes, format_bytes
 from lstmviz.regular_files import FileRefused, output_problem, read_regular_file
+from lstmviz.errors import ExpectedError
 
 FORMAT = "lstmviz-checkpoint"
 VERSION = 1
@@ -53,7 +54,7 @@ DEFAULT_FAMILY = "language-model"
 REQUIRED_KEYS = ("format", "version", "engine", "config", "vocab", "dataset", "step", "metrics", "state_dict")
 
 
-class CheckpointError(Exception):
+class CheckpointError(ExpectedError):
     """A checkpoint file that cannot be used; ``str(e) == f"{e.path}: {e.problem}"``."""
 
     def __init__(self, path, problem: str):

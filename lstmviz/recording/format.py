@@ -35,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmviz.errors import ExpectedError
 
-class RecordingError(Exception):
+
+class RecordingError(ExpectedError):
     """A recording file cannot be used: ``str(e) == f"{e.path}: {e.problem}"``.
 
     Raised by ``open_recording`` and by ``Recording`` methods instead of any h5py or OS error, so a
