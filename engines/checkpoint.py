@@ -43,9 +43,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lstmviz.errors import ExpectedError
 from lstmviz.memory import available_bytes, format_bytes
 from lstmviz.regular_files import FileRefused, output_problem, read_regular_file
-from lstmviz.errors import ExpectedError
 
 FORMAT = "lstmviz-checkpoint"
 VERSION = 1
