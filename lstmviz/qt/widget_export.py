@@ -88,6 +88,21 @@ def _fully_visible_rect(view: QtWidgets.QAbstractItemView) -> QtCore.QRect | Non
     return QtCore.QRect(0, 0, right, bottom)
 
 
+def figure_widget(title: str) -> tuple[QtWidgets.QWidget, QtWidgets.QVBoxLayout]:
+    """An offscreen widget on the figure background with a vertical layout, for a laid-out export."""
+    figure = QtWidgets.QWidget()
+    figure.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    figure.setAutoFillBackground(True)
+    palette = figure.palette()
+    palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(*BACKGROUND))
+    figure.setPalette(palette)
+    figure.setWindowTitle(title)
+    outer = QtWidgets.QVBoxLayout(figure)
+    outer.setContentsMargins(12, 10, 12, 12)
+    outer.setSpacing(6)
+    return figure, outer
+
+
 def fit_table(view: QtWidgets.QTableView, rows: int) -> None:
     """Size a table view to show its header, every column and ``rows`` rows, with no scroll bars (for
     figures laid out in full)."""

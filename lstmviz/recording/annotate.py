@@ -32,6 +32,7 @@ import numpy as np
 
 from lstmviz.recording import format as fmt
 from lstmviz.recording.reader import open_recording
+from lstmviz.recording.writer import fsync_directory, fsync_path
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -253,9 +254,9 @@ def _rewrite(path: Path, new: list[NewAnnotation], existing: dict, source: str) 
                 if (info.kind, info.level) != (a.kind, a.level):
                     raise RuntimeError(f"annotation {a.name!r} was not stored as asked")
         shutil.copymode(path, temp)
-        _fsync(temp)
+        fsync_path(temp)
         os.replace(temp, path)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
     except BaseException:
         try:
             temp.unlink()
@@ -297,24 +298,3 @@ def _add(f: h5py.File, new: list[NewAnnotation], existing: dict, source: str) ->
     ds.attrs[fmt.CHECKSUM_ATTR] = np.int64(fmt.crc32_of_strings([text]))
     # the names, kinds and order changed: the checksum over the format's text attributes is made anew
     f.attrs[fmt.TEXT_CHECKSUM_ATTR] = np.int64(fmt.crc32_of_text_attributes(f))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -395,10 +395,10 @@ class RecordingWriter:
             f.flush()
             f.close()
             self._file = None
-            _fsync_path(self.temp_path)
+            fsync_path(self.temp_path)
             _check_output(self.path)  # again: the path may have been replaced by a device meanwhile
             os.replace(self.temp_path, self.path)
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
         except BaseException:
             self.abort()
             raise
@@ -797,7 +797,7 @@ def process_is_alive(pid: int) -> bool:
     return True
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -805,7 +805,7 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
     """Make the rename durable; not every platform can open a directory, which is fine."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)

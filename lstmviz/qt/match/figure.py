@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import html
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.match.view import MatchView, legend_html
-from lstmviz.qt.palette import BACKGROUND, FOREGROUND
-from lstmviz.qt.widget_export import fit_table
+from lstmviz.qt.palette import FOREGROUND
+from lstmviz.qt.widget_export import figure_widget, fit_table
 
 #: result rows a figure shows at most (the best ones)
 FIGURE_ROWS = 50
@@ -105,16 +105,7 @@ def match_figure(panel, part: str = "views", max_rows: int = FIGURE_ROWS) -> QtW
         raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PARTS)}")
     if panel.results is None or panel.context is None:
         raise ValueError("There are no matches to export yet: press Match first.")
-    figure = QtWidgets.QWidget()
-    figure.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    figure.setAutoFillBackground(True)
-    palette = figure.palette()
-    palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(*BACKGROUND))
-    figure.setPalette(palette)
-    figure.setWindowTitle("lstmviz match results")
-    outer = QtWidgets.QVBoxLayout(figure)
-    outer.setContentsMargins(12, 10, 12, 12)
-    outer.setSpacing(6)
+    figure, outer = figure_widget("lstmviz match results")
     results_view, shown = (None, 0)
     if part in ("views", "results"):
         results_view, shown = _results_block(panel, max_rows)

@@ -10,11 +10,11 @@ matrix of PTB's 45 tags.
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
-from lstmviz.qt.palette import BACKGROUND, FOREGROUND
+from lstmviz.qt.palette import FOREGROUND
 from lstmviz.qt.plain_text import escape
-from lstmviz.qt.widget_export import fit_table
+from lstmviz.qt.widget_export import figure_widget, fit_table
 
 def _label(text: str) -> QtWidgets.QLabel:
     label = QtWidgets.QLabel()
@@ -51,16 +51,7 @@ def detail_figure(detail) -> QtWidgets.QWidget:
     renders it and then calls ``close_figure``. ValueError when no probe is open."""
     if detail.result is None:
         raise ValueError("There is no probe open to export: run the probes, then click a tap in the chart.")
-    figure = QtWidgets.QWidget()
-    figure.setAttribute(QtCore.Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    figure.setAutoFillBackground(True)
-    palette = figure.palette()
-    palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(*BACKGROUND))
-    figure.setPalette(palette)
-    figure.setWindowTitle("lstmviz probe")
-    outer = QtWidgets.QVBoxLayout(figure)
-    outer.setContentsMargins(12, 10, 12, 12)
-    outer.setSpacing(6)
+    figure, outer = figure_widget("lstmviz probe")
     title = _label(detail.header.text())
     outer.addWidget(title)
 
