@@ -103,6 +103,19 @@ def figure_widget(title: str) -> tuple[QtWidgets.QWidget, QtWidgets.QVBoxLayout]
     return figure, outer
 
 
+def settle_figure(figure, outer, row, title) -> QtWidgets.QWidget:
+    """Size a ``figure_widget`` to its content: the width of ``row`` (at least 480 px), the ``title``
+    wrapped to it, the height of everything; returns the figure."""
+    row.invalidate()  # the views' new fixed sizes
+    width = max(row.sizeHint().width(), 480) + 24
+    title.setFixedWidth(width - 24)
+    outer.invalidate()
+    outer.activate()
+    figure.resize(width, figure.sizeHint().height())
+    outer.activate()
+    return figure
+
+
 def fit_table(view: QtWidgets.QTableView, rows: int) -> None:
     """Size a table view to show its header, every column and ``rows`` rows, with no scroll bars (for
     figures laid out in full)."""

@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.match.view import MatchView, legend_html
 from lstmviz.qt.palette import FOREGROUND
-from lstmviz.qt.widget_export import figure_widget, fit_table
+from lstmviz.qt.widget_export import figure_widget, fit_table, settle_figure
 
 #: result rows a figure shows at most (the best ones)
 FIGURE_ROWS = 50
@@ -138,14 +138,7 @@ def match_figure(panel, part: str = "views", max_rows: int = FIGURE_ROWS) -> QtW
         aggregate.layout().invalidate()
         aggregate.layout().activate()
         aggregate.setFixedSize(aggregate.layout().sizeHint())
-    row.invalidate()  # the views' new fixed sizes
-    width = max(row.sizeHint().width(), 480) + 24
-    title.setFixedWidth(width - 24)
-    outer.invalidate()
-    outer.activate()
-    figure.resize(width, figure.sizeHint().height())
-    outer.activate()
-    return figure
+    return settle_figure(figure, outer, row, title)
 
 
 def close_figure(figure: QtWidgets.QWidget) -> None:

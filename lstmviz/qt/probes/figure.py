@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.qt.palette import FOREGROUND
 from lstmviz.qt.plain_text import escape
-from lstmviz.qt.widget_export import figure_widget, fit_table
+from lstmviz.qt.widget_export import figure_widget, fit_table, settle_figure
 
 def _label(text: str) -> QtWidgets.QLabel:
     label = QtWidgets.QLabel()
@@ -82,14 +82,7 @@ def detail_figure(detail) -> QtWidgets.QWidget:
         weights = [str(units.model().index(r, 3).data() or "") for r in range(units.model().rowCount())]
         units.horizontalHeader().resizeSection(3, max(metrics.horizontalAdvance(w) for w in weights + ["weight"]) + 24)
         fit_table(units, units.model().rowCount())
-    row.invalidate()
-    width = max(row.sizeHint().width(), 480) + 24
-    title.setFixedWidth(width - 24)
-    outer.invalidate()
-    outer.activate()
-    figure.resize(width, figure.sizeHint().height())
-    outer.activate()
-    return figure
+    return settle_figure(figure, outer, row, title)
 
 
 def _chosen_html(text: str) -> str:
