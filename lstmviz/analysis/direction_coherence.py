@@ -85,28 +85,29 @@ def top_positions_many(recording, tap: str, directions, k: int, *, candidates: n
     if k < 1 or k > n_candidates:
         raise CoherenceError(f"k must be between 1 and the {n_candidates} candidate positions, got {k}")
     n_dir = d.shape[0]
-    best_score = np.full((0, n_dir), -np.inf, dtype=np.float32)
-    best_pos = np.zeros((0, n_dir), dtype=np.int64)
+    best_score = np.full((n_dir, 0), -np.inf, dtype=np.float32)
+    best_pos = np.zeros((n_dir, 0), dtype=np.int64)
     for a in range(0, n, chunk_rows):
         b = min(n, a + chunk_rows)
         scores = recording.states(tap, a, b) @ d.T  # [rows, D] float32
         scores[np.isnan(scores)] = -np.inf
         if candidates is not None:
             scores[~candidates[a:b]] = -np.inf
-        pos = np.broadcast_to(np.arange(a, b, dtype=np.int64)[:, None], scores.shape)
-        if scores.shape[0] > k:  # keep this chunk's k best per direction (argpartition: O(rows))
-            part = np.argpartition(-scores, k - 1, axis=0)[:k]
-            scores = np.take_along_axis(scores, part, axis=0)
-            pos = np.take_along_axis(pos, part, axis=0)
-        best_score = np.concatenate([best_score, scores])
-        best_pos = np.concatenate([best_pos, pos])
-        # exact order: score descending, then position ascending; keep k rows
-        order = np.lexsort((best_pos, -best_score), axis=0)[:k]
-        best_score = np.take_along_axis(best_score, order, axis=0)
-        best_pos = np.take_along_axis(best_pos, order, axis=0)
+        rows = b - a
+        # the k-th largest score per direction (O(rows)); every score >= it may be among the k best
+        kth = np.partition(scores, rows - k, axis=0)[rows - k] if rows > k else np.full(n_dir, -np.inf)
+        new_score = np.empty((n_dir, min(k, rows + best_score.shape[1])), dtype=np.float32)
+        new_pos = np.empty(new_score.shape, dtype=np.int64)
+        for j in range(n_dir):
+            keep = np.flatnonzero(scores[:, j] >= kth[j])
+            s = np.concatenate([best_score[j], scores[keep, j]])
+            p = np.concatenate([best_pos[j], a + keep])
+            order = np.lexsort((p, -s))[:new_score.shape[1]]  # score descending, then the earlier position
+            new_score[j], new_pos[j] = s[order], p[order]
+        best_score, best_pos = new_score, new_pos
     if np.isneginf(best_score).any():
         raise CoherenceError(f"tap {tap!r} has fewer than k = {k} candidate positions with a finite value")
-    return np.ascontiguousarray(best_pos.T)
+    return best_pos
 
 
 def top_positions(recording, tap: str, direction, k: int, *, candidates: np.ndarray | None = None,
