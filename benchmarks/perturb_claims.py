@@ -113,8 +113,8 @@ def item_batch(rec) -> tuple[torch.Tensor, np.ndarray]:
     return torch.as_tensor(tokens), lengths
 
 
-def next_token_nll(model, tokens: torch.Tensor, edits=()) -> np.ndarray:
-    """float64 ``[B, T-1]``: -log p(tokens[:, t+1] | tokens[:, :t+1]), with ``edits`` applied (intervene)."""
+def next_token_logp(model, tokens: torch.Tensor, edits=()) -> torch.Tensor:
+    """float64 ``[B, T-1, V]``: log p(. | tokens[:, :t+1]), with ``edits`` applied (lstmviz.hooks.intervene)."""
     from lstmviz.hooks import intervene
 
     with torch.no_grad():
@@ -124,8 +124,24 @@ def next_token_nll(model, tokens: torch.Tensor, edits=()) -> np.ndarray:
         else:
             out = model(tokens)
         logits = out[0] if isinstance(out, tuple) else out
-        logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-        return -logp.gather(-1, tokens[:, 1:, None]).squeeze(-1).numpy()
+        return torch.log_softmax(logits[:, :-1].double(), dim=-1)
+
+
+def measures(logp: torch.Tensor, tokens: torch.Tensor, choice_ids) -> dict[str, np.ndarray]:
+    """Per position ``[B, T-1]``: ``nll`` = -log p(x_{t+1}) and ``choice`` = -log p(x_{t+1} | x_{t+1} in
+    ``choice_ids``) (the digit value given that a digit comes: does the model still know the depth?)."""
+    target = tokens[:, 1:, None]
+    picked = logp.gather(-1, target).squeeze(-1)
+    out = {"nll": (-picked).numpy()}
+    if len(choice_ids):
+        out["choice"] = (torch.logsumexp(logp[..., sorted(choice_ids)], dim=-1) - picked).numpy()
+    return out
+
+
+def next_token_nll(model, tokens: torch.Tensor, edits=()) -> np.ndarray:
+    """float64 ``[B, T-1]``: -log p(tokens[:, t+1] | tokens[:, :t+1]), with ``edits`` applied."""
+    logp = next_token_logp(model, tokens, edits)
+    return -logp.gather(-1, tokens[:, 1:, None]).squeeze(-1).numpy()
 
 
 def ablation_edits(units_by_tap: dict[str, np.ndarray]):
@@ -144,36 +160,51 @@ def per_item_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def ablation_effect(model, tokens, lengths, target_ids, units_by_tap, *, draws: int, n_units: dict[str, int],
-                    seed: int, clean: np.ndarray | None = None) -> dict:
-    """Per-item mean ΔNLL at positions whose next token is in ``target_ids``: the given units vs as many
-    random units of the same taps (``draws`` draws). Returns per-item arrays and summaries."""
-    if clean is None:
-        clean = next_token_nll(model, tokens)
+def ablation_effect(model, tokens, lengths, targets: dict[str, tuple[set, str]], units_by_tap, *, draws: int,
+                    n_units: dict[str, int], seed: int, choice_ids=()) -> dict[str, dict]:
+    """Per-item mean change (ablated - clean) of a measure at the positions whose next token is in a set.
+
+    ``targets``: name -> (token ids, measure), measure ``"nll"`` or ``"choice"`` (see :func:`measures`).
+    The given units vs as many random units of the same taps (``draws`` draws; one forward each serves
+    every target). Returns per target: per-item arrays and summaries (bootstrap 95% intervals over items).
+    """
+    choice_ids = sorted(choice_ids)
+    clean = measures(next_token_logp(model, tokens), tokens, choice_ids)
     nxt = tokens[:, 1:].numpy()
     valid = np.arange(nxt.shape[1])[None, :] < (lengths[:, None] - 1)
-    mask = valid & np.isin(nxt, np.asarray(sorted(target_ids)))
-    chosen = per_item_mean(next_token_nll(model, tokens, ablation_edits(units_by_tap)) - clean, mask)
+    masks = {name: valid & np.isin(nxt, np.asarray(sorted(ids))) for name, (ids, _) in targets.items()}
+
+    def effect(units):
+        edited = measures(next_token_logp(model, tokens, ablation_edits(units)), tokens, choice_ids)
+        return {name: per_item_mean(edited[m] - clean[m], masks[name]) for name, (_, m) in targets.items()}
+
+    chosen = effect(units_by_tap)
     rng = np.random.default_rng(seed)
-    random_items = np.empty((draws, tokens.shape[0]))
+    random_items = {name: np.empty((draws, tokens.shape[0])) for name in targets}
     for d in range(draws):
         drawn = {tap: rng.choice(n_units[tap], size=len(units), replace=False) for tap, units in units_by_tap.items()}
-        random_items[d] = per_item_mean(next_token_nll(model, tokens, ablation_edits(drawn)) - clean, mask)
-    random_per_item = random_items.mean(axis=0)
-    draw_means = np.nanmean(random_items, axis=1)
-    return {
-        "positions": int(mask.sum()),
-        "clean_nll": float(clean[mask].mean()),
-        "selected_per_item": chosen,
-        "selected_mean": float(np.nanmean(chosen)),
-        "selected_ci": bootstrap_mean_ci(chosen, seed=seed),
-        "random_per_item": random_per_item,
-        "random_mean": float(np.nanmean(random_per_item)),
-        "random_ci": bootstrap_mean_ci(random_per_item, seed=seed + 1),
-        "random_draw_means_p5_p50_p95": [float(x) for x in np.percentile(draw_means, [5, 50, 95])],
-        "share_of_draws_at_least_as_harmful": float(np.mean(draw_means >= np.nanmean(chosen))),
-        "items_selected_above_random": int(np.sum(chosen > random_per_item)),
-    }
+        for name, per_item in effect(drawn).items():
+            random_items[name][d] = per_item
+    out = {}
+    for name, (_, m) in targets.items():
+        sel, rand = chosen[name], random_items[name]
+        random_per_item = rand.mean(axis=0)
+        draw_means = np.nanmean(rand, axis=1)
+        out[name] = {
+            "measure": m,
+            "positions": int(masks[name].sum()),
+            "clean": float(clean[m][masks[name]].mean()),
+            "selected_per_item": sel,
+            "selected_mean": float(np.nanmean(sel)),
+            "selected_ci": bootstrap_mean_ci(sel, seed=seed),
+            "random_per_item": random_per_item,
+            "random_mean": float(np.nanmean(random_per_item)),
+            "random_ci": bootstrap_mean_ci(random_per_item, seed=seed + 1),
+            "random_draw_means_p5_p50_p95": [float(x) for x in np.percentile(draw_means, [5, 50, 95])],
+            "share_of_draws_at_least_as_harmful": float(np.mean(draw_means >= np.nanmean(sel))),
+            "items_selected_above_random": int(np.sum(sel > random_per_item)),
+        }
+    return out
 
 
 def depth_stretches(rec) -> list[tuple[int, int, int]]:
@@ -235,19 +266,20 @@ def depth_ablation(draws: int, seed: int) -> dict:
             tap: correlated_units(rec, tap, len(sets["select (primary)"][tap])) for tap in CELL_TAPS}
     print(f"  brush: item {longest[0]}, positions {longest[1]}..{longest[2] - 1} ({longest[2] - longest[1]} tokens "
           f"at depth >= 2); {len(stretches)} such stretches in the demo")
-    clean = next_token_nll(model, tokens)
+    targets = {"digit": (digits, "nll"), "digit value": (digits, "choice"), "bracket": (brackets, "nll")}
     out = {"brush": list(longest), "draws": draws, "sets": {}}
     for name, units in sets.items():
         listing = "; ".join(f"{tap} {units[tap].tolist()}" for tap in CELL_TAPS)
         print(f"  {name}: {sum(len(u) for u in units.values())} units: {listing}", flush=True)
         entry = {"units": {tap: units[tap].tolist() for tap in CELL_TAPS}}
-        for target, ids in (("digit", digits), ("bracket", brackets)):
-            t0 = time.perf_counter()
-            e = ablation_effect(model, tokens, lengths, ids, units, draws=draws, n_units=n_units, seed=seed,
-                                clean=clean)
-            e["seconds"] = time.perf_counter() - t0
-            print(f"    next token {target:7s} ({e['positions']} positions, clean NLL {e['clean_nll']:.3f}): "
-                  f"ΔNLL selected {e['selected_mean']:+.3f} [{e['selected_ci'][0]:+.3f}, {e['selected_ci'][1]:+.3f}]"
+        t0 = time.perf_counter()
+        effects = ablation_effect(model, tokens, lengths, targets, units, draws=draws, n_units=n_units, seed=seed,
+                                  choice_ids=digits)
+        entry["seconds"] = time.perf_counter() - t0
+        for target, e in effects.items():
+            what = "-log p(digit value | a digit)" if e["measure"] == "choice" else "NLL"
+            print(f"    next token {target:11s} ({e['positions']} positions, clean {what} {e['clean']:.3f}): "
+                  f"Δ selected {e['selected_mean']:+.3f} [{e['selected_ci'][0]:+.3f}, {e['selected_ci'][1]:+.3f}]"
                   f"  random {e['random_mean']:+.3f} [{e['random_ci'][0]:+.3f}, {e['random_ci'][1]:+.3f}]"
                   f"  draws p5/p50/p95 {', '.join(f'{x:+.3f}' for x in e['random_draw_means_p5_p50_p95'])}"
                   f"  draws >= selected {e['share_of_draws_at_least_as_harmful']:.3f}"
@@ -283,8 +315,8 @@ def main(argv=None) -> None:
         results["szegedy"] += szegedy(ptb, [("pos", 0), ("pos", 1), ("chunk", 0)], args.k, args.n_random,
                                       args.seed)
     if not args.skip_ablation:
-        print(f"Claim 2: ablating depth units found by Select (c := 0 at every position), ΔNLL per item "
-              f"(mean over the demo items [95% bootstrap interval over items]) vs as many random units")
+        print("Claim 2: ablating depth units found by Select (c := 0 at every position), ΔNLL per item "
+              "(mean over the demo items [95% bootstrap interval over items]) vs as many random units")
         results["ablation"] = depth_ablation(args.draws, args.seed)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
