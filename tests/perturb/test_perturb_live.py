@@ -107,3 +107,16 @@ def test_an_edit_of_c_in_a_stock_nn_lstm_is_carried_forward(script_live, script_
                for layer in range(2)]
     _check_carried(script_live, script_rec, 2, "lstm/", weights, lambda toks: _np(m.emb(torch.from_numpy(toks))))
     assert "forward" not in m.lstm.__dict__  # the per-step path is gone after the run
+
+
+def test_an_edit_of_a_gru_gate_is_carried_forward(gru_files):
+    from lstmviz.recording import open_recording
+
+    with open_recording(gru_files[1]) as rec:
+        live = load_live_model(rec)
+        p = Perturbation("layer0/gates/z", "clamp", units=(0, 1, 2), positions=(5,), value=0.0)
+        clean = run_item(live, rec, 0, taps=["layer0/h", "layer1/h"])
+        edited = run_item(live, rec, 0, [p], taps=["layer0/h", "layer1/h"])
+    for tap in ("layer0/h", "layer1/h"):
+        assert np.array_equal(clean.states[tap][:5], edited.states[tap][:5])
+        assert np.abs(clean.states[tap][6:] - edited.states[tap][6:]).max() > 1e-4
