@@ -447,7 +447,8 @@ def cmd_perturb(args: argparse.Namespace) -> int:
         perturbation = _perturb_spec(args, rec)
         items = _perturb_items(args.items, rec.n_items)
         live = load_live_model(rec, Path(args.checkpoint) if args.checkpoint else None)
-        resolve([perturbation], live, rec, items[0])  # the tap, units, positions and values, before any run
+        longest = max(items, key=lambda i: rec.item_range(i)[1] - rec.item_range(i)[0])
+        resolve([perturbation], live, rec, longest)  # the tap, units, positions and values, before any run
         rows: list[dict] = []
         with progress_task("perturb", unit="items", quiet=args.quiet) as task:
             if alphas is not None or args.per_position:

@@ -89,7 +89,7 @@ def _digest(path):
     (["--tap", "layer0/c", "--action", "patch", "--source-item", "1", "--source-start", "50"], 1,
      "so the source has another length"),
     (["--tap", "layer0/c", "--action", "ablate", "--positions", "5-x"], 2, "--positions must be START:STOP"),
-    (["--tap", "layer0/c", "--action", "ablate", "--positions", "0:900"], 1, "position 899 is beyond item 0"),
+    (["--tap", "layer0/c", "--action", "ablate", "--positions", "0:900"], 1, "position 899 is beyond item"),
     (["--tap", "layer0/c", "--action", "ablate", "--items", "7"], 2, "--items: item 7 does not exist"),
     (["--tap", "layer0/c", "--action", "add", "--direction", "sideways"], 2, "--direction must be unit, random"),
     (["--tap", "layer0/c", "--action", "add", "--direction", "probe:nope:1"], 1, "no annotation 'nope'"),

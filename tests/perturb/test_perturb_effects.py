@@ -66,6 +66,19 @@ def test_a_batch_over_items_equals_per_item_runs(lstm_live, lstm_rec):
     assert len(batch.to_table()) == lstm_rec.n_items
 
 
+def test_a_batch_skips_positions_beyond_an_items_end(lstm_live, lstm_rec):
+    lengths = np.diff(lstm_rec.item_offsets)
+    short, cut = int(np.argmin(lengths)), int(lengths.min())
+    p = Perturbation("layer0/h", "clamp", units=(0,), positions=(cut - 2, cut - 1, cut, cut + 1), value=1.0)
+    batch = perturb_items(lstm_live, lstm_rec, p)
+    for r, item in enumerate(batch.items):
+        inside = tuple(q for q in p.positions if q < lengths[item])
+        s = perturb_item(lstm_live, lstm_rec, int(item), [p.with_positions(inside)], taps=()).summary()
+        assert batch.mean_kl[r] == pytest.approx(s["mean_kl"], abs=1e-6)
+    with pytest.raises(PerturbError, match=f"is beyond item {short}"):
+        perturb_items(lstm_live, lstm_rec, p, where=[(short, cut, cut + 2)])
+
+
 def test_a_batch_over_matches_edits_each_match(lstm_live, lstm_rec):
     where = [(0, 5, 8), (3, 20, 22), (0, 30, 31)]
     p = Perturbation("layer1/c", "clamp", units=(0, 1), value=2.0)
