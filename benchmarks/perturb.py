@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import lstmviz  # noqa: F401,I001  first: sets OMP_WAIT_POLICY=PASSIVE before torch loads (shared cores)
 import numpy as np
 import torch
 

@@ -55,6 +55,11 @@ class LiveModel:
     batch_first: bool = True
     forward: Forward | None = None
     meta: dict = field(default_factory=dict)  # the checkpoint's meta (load_checkpoint), {} for a script model
+    clean_cache: dict = field(default_factory=dict, repr=False, compare=False)  # see lstmviz.perturb.run
+
+    def weights_stamp(self) -> tuple:
+        """Changes whenever a parameter is replaced or modified in place (torch's version counters)."""
+        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
 
     def __post_init__(self) -> None:
         self.model.eval()

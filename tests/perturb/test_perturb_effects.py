@@ -111,3 +111,22 @@ def test_progress_and_cancel(lstm_live, lstm_rec):
     task.cancel()
     with pytest.raises(Cancelled):
         perturb_item(lstm_live, lstm_rec, 0, [ABLATE], task=task)
+
+
+def test_clean_runs_are_kept_and_dropped_when_the_weights_change(lstm_live, lstm_rec):
+    from lstmviz.perturb import load_live_model
+
+    other = Perturbation("layer1/h", "add", units=(1, 2), direction="random", alpha=3.0)
+    perturb_items(lstm_live, lstm_rec, ABLATE, batch_size=4)
+    assert len(lstm_live.clean_cache) == lstm_rec.n_items
+    warm = perturb_items(lstm_live, lstm_rec, other, batch_size=4)  # the clean runs come from the cache
+    cold = perturb_items(load_live_model(lstm_rec), lstm_rec, other, batch_size=4)
+    assert np.allclose(warm.mean_dnll, cold.mean_dnll, atol=1e-6) and np.allclose(warm.mean_kl, cold.mean_kl, atol=1e-7)
+    with torch.no_grad():
+        lstm_live.model.decoder.weight[0] += 0.5  # in place: the kept clean runs are another model's now
+    changed = perturb_items(lstm_live, lstm_rec, other, batch_size=4)
+    assert not np.allclose(changed.mean_kl, cold.mean_kl, atol=1e-6)  # another model, other numbers
+    live2 = load_live_model(lstm_rec)
+    with torch.no_grad():
+        live2.model.decoder.weight[0] += 0.5
+    assert np.allclose(changed.mean_kl, perturb_items(live2, lstm_rec, other, batch_size=4).mean_kl, atol=1e-7)
