@@ -27,13 +27,14 @@ import sys
 import time
 from pathlib import Path
 
-import lstmviz  # noqa: F401,I001  first: sets OMP_WAIT_POLICY=PASSIVE before torch loads (shared cores)
-import numpy as np
-import torch
-
-from lstmviz.perturb import Perturbation, load_live_model, perturb_item, perturb_items
+# lstmviz first: it sets OMP_WAIT_POLICY=PASSIVE before torch loads (else, on shared cores, OpenMP's
+# busy-waiting made a plain forward 100x slower in this benchmark)
+from lstmviz.perturb import Perturbation, load_live_model, perturb_item, perturb_items  # noqa: I001
 from lstmviz.perturb.run import pad
 from lstmviz.recording import open_recording
+
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
