@@ -12,7 +12,7 @@ import lstmviz
 from lstmviz.perturb import CheckpointProblem, PerturbError, find_checkpoint, live_model, load_live_model, run_item
 from lstmviz.recording import open_recording
 
-from conftest import SCRIPT_VOCAB, script_items, train_and_record
+from perturb_fixtures import SCRIPT_VOCAB, script_items, train_and_record
 
 
 @pytest.fixture(scope="module")
