@@ -421,6 +421,7 @@ def _columns(rows: list[dict]) -> dict:
 
 
 def cmd_perturb(args: argparse.Namespace) -> int:
+    import dataclasses
     import math
 
     from lstmviz.analysis.export_data import SUFFIXES, write_table
@@ -466,7 +467,8 @@ def cmd_perturb(args: argparse.Namespace) -> int:
                 _say(f"{perturbation.describe()}: mean dnll {float(batch.mean_dnll.mean()):+.4f} nats over "
                      f"{len(items)} items, mean KL {float(batch.mean_kl.mean()):.4f}; most changed items: {top}")
     for row in rows:
-        row["perturbation"] = perturbation.describe()
+        shown = perturbation if "alpha" not in row else dataclasses.replace(perturbation, alpha=row["alpha"])
+        row["perturbation"] = shown.describe()
     _say(f"wrote {write_table(out, _columns(rows))}")
     return 0
 
