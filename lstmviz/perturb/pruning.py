@@ -123,7 +123,7 @@ class _Target:
             finally:
                 self.param.requires_grad_(flag)
         else:
-            m = torch.ones(self.size, requires_grad=True)
+            m = torch.ones(self.size, dtype=torch.float64, requires_grad=True)
             with intervene(self.model, Edit(self.name, "scale", m)):
                 yield m
 
