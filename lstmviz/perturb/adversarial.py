@@ -56,17 +56,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lstmviz.errors import ExpectedError
 from lstmviz.hooks.scope import HookScope
 
-try:  # the shared error of lstmviz.perturb (its core defines it)
-    from lstmviz.perturb import PerturbError  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until the core of the package is there
-    class PerturbError(ExpectedError):
-        """A perturbation the model or the recording cannot carry out (its text is the sentence)."""
+from .errors import PerturbError
 
-__all__ = ["InputPerturbation", "PerturbError", "attack_item", "embedding_box", "find_embedding", "hotflip",
-           "lbfgs_attack", "pgd_attack"]
+__all__ = ["InputPerturbation", "METHODS", "attack_item", "embedding_box", "find_embedding", "hotflip",
+           "lbfgs_attack", "live_forward", "pgd_attack"]
 
 Forward = Callable[[nn.Module, Tensor], Any]
 
@@ -597,25 +592,26 @@ def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidat
 METHODS = {"lbfgs": lbfgs_attack, "pgd": pgd_attack, "hotflip": hotflip}
 
 
+def live_forward(live) -> Forward:
+    """A forward of ``live`` (a :class:`~lstmviz.perturb.live_model.LiveModel`) that returns checked logits
+    ``[B, T, V]`` (batch first, on its device), with autograd on (attacks need gradients)."""
+    from .live_model import check_logits
+
+    def forward(model, tokens):
+        return check_logits(live.raw_output(tokens), tokens.shape, live.vocab)
+
+    return forward
+
+
 def attack_item(live, recording, item: int, position: int, *, method: str = "lbfgs", taps=None,
                 **options) -> InputPerturbation:
     """Run attack ``method`` ("lbfgs", "pgd" or "hotflip") on ``item`` of ``recording`` with ``live``'s model
-    (a :class:`lstmviz.perturb.live_model.LiveModel`); ``options`` go to the attack function."""
+    (a :class:`~lstmviz.perturb.live_model.LiveModel`) at item-local ``position``; ``taps`` whose Δ is returned
+    (None: every tap of the recording the model has; ``()``: none). ``options`` go to the attack function."""
+    from .run import _taps, item_tokens
+
     if method not in METHODS:
         raise PerturbError(f"attack {method!r} is not known; use one of {', '.join(METHODS)}")
-    tokens = _item_tokens(recording, item)
-    forward = getattr(live, "forward", None)
-    return METHODS[method](live.model, tokens, position, forward=forward, taps=taps, **options)
-
-
-def _item_tokens(recording, item: int) -> np.ndarray:
-    try:
-        from lstmviz.perturb.run import item_tokens  # type: ignore[import-not-found]
-    except ImportError:
-        item_tokens = None
-    if item_tokens is not None:
-        return np.asarray(item_tokens(recording, item))
-    n = len(recording.items) if hasattr(recording, "items") else None
-    if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or (n is not None and not 0 <= item < n):
-        raise PerturbError(f"item {item!r} is not in the recording" + (f"; it has {n} items" if n else ""))
-    return np.asarray(recording.item_tokens(int(item)))
+    tokens = item_tokens(recording, item)
+    taps = _taps(live, recording, taps)
+    return METHODS[method](live.model, tokens, position, forward=live_forward(live), taps=taps, **options)

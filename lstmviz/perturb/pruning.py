@@ -49,7 +49,8 @@ from torch import Tensor, nn
 
 from lstmviz.hooks import Edit, intervene
 
-from .adversarial import PerturbError, _eval_mode, _logits
+from .adversarial import _eval_mode, _logits
+from .errors import PerturbError
 
 __all__ = ["METHODS", "Pruned", "PruningCurve", "Saliency", "prune", "pruning_curve", "pruning_curve_items",
            "saliency"]
@@ -465,25 +466,23 @@ def pruning_curve(model: nn.Module, batches, *, tap: str | None = None, paramete
 def pruning_curve_items(live, recording, items, target: str, methods: Sequence[str] = METHODS,
                         fractions: Iterable[float] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5), task=None,
                         batch_size: int = 32, **options) -> PruningCurve:
-    """:func:`pruning_curve` of ``live``'s model (a :class:`lstmviz.perturb.live_model.LiveModel`) on ``items``
-    of ``recording``. ``target`` is a tap name (units) or a parameter name (weights) of the model."""
+    """:func:`pruning_curve` of ``live``'s model (a :class:`~lstmviz.perturb.live_model.LiveModel`) on
+    ``items`` of ``recording`` (None: all), run in right-padded batches whose padding is masked out of the
+    loss. ``target`` is a tap name (its units are pruned) or a parameter name (its weights)."""
+    from .adversarial import live_forward
+    from .run import item_tokens, pad
+
+    if not isinstance(target, str) or not target:
+        raise PerturbError("name the tap or the parameter to prune")
     params = {n for n, _ in live.model.named_parameters()}
     where = {"parameter": target} if target in params else {"tap": target}
-    from .adversarial import _item_tokens
-
-    items = list(range(len(recording.items))) if items is None else list(items)
-    seqs = [np.asarray(_item_tokens(recording, i)) for i in items]
-    if not seqs:
+    items = list(range(recording.n_items)) if items is None else [int(i) for i in items]
+    if not items:
         raise PerturbError("no items to measure the loss on; choose at least one item")
+    seqs = [item_tokens(recording, i) for i in items]
     batches = []
     for start in range(0, len(seqs), batch_size):
         chunk = seqs[start:start + batch_size]
-        width = max(len(s) for s in chunk)
-        out = np.zeros((len(chunk), width), dtype=np.int64)  # right padding, masked by the lengths
-        for r, s in enumerate(chunk):
-            out[r, :len(s)] = s
-        batches.append((torch.as_tensor(out), torch.as_tensor([len(s) for s in chunk])))
-    forward = getattr(live, "forward", None)
-    if forward is not None:
-        options.setdefault("forward", forward)
+        batches.append((pad(chunk), torch.as_tensor([len(s) for s in chunk])))
+    options.setdefault("forward", live_forward(live))
     return pruning_curve(live.model, batches, methods=methods, fractions=fractions, task=task, **where, **options)

@@ -89,7 +89,7 @@ def test_lbfgs_targeted_reaches_the_target(parens_model):
     with torch.no_grad():
         logits = model(tokens[None])[0][0, p]
     target = int(torch.argsort(logits)[2])  # an unlikely class
-    result = lbfgs_attack(model, tokens, p, target=target, bisect_steps=4)
+    result = lbfgs_attack(model, tokens, p, target=target, c_grid=(1e-2, 1e-1, 1.0, 10.0), bisect_steps=3)
     assert result.flipped and result.prediction_after == target
     assert result.target == target and result.details["c"] is not None
 
@@ -117,7 +117,7 @@ def test_the_box_is_respected(parens_model):
     model, tokens = parens_model
     lo, hi = (b.double().numpy() for b in embedding_box(model))
     x = model.embedding.weight.detach().double().numpy()[tokens.numpy()]
-    for result in (lbfgs_attack(model, tokens, 20, c_grid=(1e-3, 1e-2, 1e-1)),
+    for result in (lbfgs_attack(model, tokens, 20, c_grid=(1e-3, 1e-2), n_targets=1),
                    pgd_attack(model, tokens, 20, eps=5.0, steps=10)):
         moved = x + result.delta
         assert np.all(moved >= lo - 1e-6) and np.all(moved <= hi + 1e-6)
@@ -222,3 +222,19 @@ def test_user_mistakes_are_sentences(parens_model):
         pgd_attack(model, tokens, 3, eps=float("nan"))
     with pytest.raises(ExpectedError, match="no logits"):
         hotflip(model, tokens, 3, forward=lambda m, t: m(t)[0][:, :, 0])
+
+
+def test_attack_item_on_a_cli_recording_gives_deltas_for_its_taps(lstm_live, lstm_rec):
+    from lstmviz.perturb.adversarial import attack_item
+    from lstmviz.perturb.run import item_tokens
+
+    result = attack_item(lstm_live, lstm_rec, 1, 12, method="hotflip", k=4)
+    assert np.array_equal(result.clean_tokens, item_tokens(lstm_rec, 1))
+    assert set(result.hidden_delta) == set(lstm_rec.taps)
+    i = result.details["substituted_position"]
+    for delta in result.hidden_delta.values():
+        assert delta.shape[0] == len(result.clean_tokens) and np.all(delta[:i] == 0)
+    pgd = attack_item(lstm_live, lstm_rec, 1, 12, method="pgd", eps=0.5, steps=5, taps=())
+    assert pgd.hidden_delta == {} and pgd.l2 <= 0.5 + 1e-6
+    with pytest.raises(ExpectedError, match="attack 'fgsm' is not known"):
+        attack_item(lstm_live, lstm_rec, 1, 12, method="fgsm")

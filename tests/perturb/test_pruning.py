@@ -154,3 +154,25 @@ def test_user_mistakes_are_sentences(lstm):
         pruning_curve(model, tokens, tap="layer0/c", fractions=(1.5,))
     with pytest.raises(ExpectedError, match="either a tap"):
         pruning_curve(model, tokens)
+
+
+def test_pruning_curve_items_masks_the_padding_and_reports_progress(lstm_live, lstm_rec):
+    from lstmviz.perturb.pruning import pruning_curve_items
+    from lstmviz.perturb.run import run_item
+    from lstmviz.tasks import Cancelled, Task
+
+    items = [0, 1, 2]
+    lengths = {len(run_item(lstm_live, lstm_rec, i, taps=()).tokens) for i in items}
+    assert len(lengths) > 1  # padded batches
+    nll = np.concatenate([run_item(lstm_live, lstm_rec, i, taps=()).nll[:-1] for i in items])
+    seen = []
+    task = Task(lambda done, total, what: seen.append((done, total)))
+    curve = pruning_curve_items(lstm_live, lstm_rec, items, "layer0/h", methods=("taylor",),
+                                fractions=(0.0, 0.25), task=task, hessian=None, batch_size=2)
+    assert curve.baseline == pytest.approx(float(nll.mean()), rel=1e-5)
+    assert curve.measured["taylor"][0] == 0 and curve.measured["taylor"][1] != 0
+    assert seen and seen[-1][0] == seen[-1][1]
+    task = Task()
+    task.cancel()
+    with pytest.raises(Cancelled):
+        pruning_curve_items(lstm_live, lstm_rec, items, "decoder.bias", task=task, hessian=None)
