@@ -339,7 +339,9 @@ def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, 
             (grad,) = torch.autograd.grad(loss, r)
         return float(loss.detach()), grad.double().numpy().ravel()
 
-    bounds = np.stack([(lo * mask).numpy().ravel(), (hi * mask).numpy().ravel()], axis=1)
+    inside = mask.expand(shape) > 0  # positions outside the allowed set are fixed at r = 0
+    bounds = np.stack([torch.where(inside, lo, 0.0).numpy().ravel(), torch.where(inside, hi, 0.0).numpy().ravel()],
+                      axis=1)
     res = minimize(fun, np.zeros(obj.length * obj.dim), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": maxiter})
     r = torch.tensor(res.x.reshape(shape), dtype=torch.float64) * mask
@@ -461,7 +463,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
     dtype = obj.embedding.weight.dtype
     mask = torch.zeros(obj.length, 1, dtype=dtype)
     mask[torch.as_tensor(allowed)] = 1.0
-    lo, hi = (b.to(dtype) * mask for b in _box_bounds(obj, box))
+    lo, hi = (torch.where(mask > 0, b, 0.0).to(dtype) for b in _box_bounds(obj, box))
 
     def project(r: Tensor) -> Tensor:
         r = r * mask

@@ -238,3 +238,12 @@ def test_attack_item_on_a_cli_recording_gives_deltas_for_its_taps(lstm_live, lst
     assert pgd.hidden_delta == {} and pgd.l2 <= 0.5 + 1e-6
     with pytest.raises(ExpectedError, match="attack 'fgsm' is not known"):
         attack_item(lstm_live, lstm_rec, 1, 12, method="fgsm")
+
+
+def test_only_the_chosen_positions_move_also_without_a_box(parens_model):
+    model, tokens = parens_model
+    for result in (lbfgs_attack(model, tokens, 20, positions=[18, 19], box=None, c_grid=(1e-2, 1.0), n_targets=1),
+                   pgd_attack(model, tokens, 20, positions=[18, 19], box=None, eps=1.0, steps=5)):
+        assert np.all(np.isfinite(result.delta))
+        moved = np.flatnonzero(result.l2_per_position)
+        assert set(moved) <= {18, 19} and len(moved) > 0
