@@ -5,7 +5,9 @@ the first ``nn.Embedding`` module): a perturbation ``r`` [T, E] is added to the 
 ``x = E[tokens]`` through a :class:`~lstmviz.hooks.scope.HookScope` writer that exists only while the
 attack runs (removed on exit, also on errors). The weights of the model are never changed and no
 ``.grad`` of a parameter is written. The objective is the next-token prediction at one item-local
-position ``p``: ``z = logits_p(x + r)`` and ``loss_f(x + r, l) = -log softmax(z)_l``.
+position ``p``: ``z = logits_p(x + r)`` and ``loss_f(x + r, l) = -log softmax(z)_l``. A next-token model is
+causal, so by default (``causal=True``) the objective runs the model on tokens ``0..p`` only; the hidden-state
+deltas returned are those of the whole item.
 
 **Box-constrained L-BFGS** (Szegedy et al. 2013, "Intriguing properties of neural networks", §4.1):
 
@@ -21,8 +23,9 @@ strongest distance penalty, i.e. the smallest perturbation) whose minimiser stil
 a geometric scan over ``c_grid`` then bisection in ``log c`` between the largest ``c`` that flips and the
 next one that does not. The distance term ``+c|r|^2`` is *always added*, also untargeted (advertorch's
 L-BFGS attack flips its sign in untargeted mode, which maximises the distance instead). Untargeted,
-the target ``l`` is each of the ``n_targets`` runner-up classes of the clean prediction in turn and the
-smallest flip wins (the closest decision boundary among them).
+the target ``l`` is each of the ``n_targets`` runner-up classes of the clean prediction in turn (default the
+first) and the smallest flip wins (the closest decision boundary among them). Each solve starts from the
+solution for the nearest ``c`` solved before.
 
 **Projected gradient** (Madry et al. 2018): ``r_0`` = 0 or uniform in the ball (``random_start``), then
 ``steps`` times
@@ -196,25 +199,34 @@ def _check_position(position, length: int) -> int:
     return int(position)
 
 
-def _allowed(positions, position: int, length: int) -> np.ndarray:
+def _allowed(positions, obj: "_Objective") -> np.ndarray:
+    """The positions r may change: default all <= p; beyond the positions the objective runs, none."""
     if positions is None:
-        return np.arange(position + 1)
+        return np.arange(obj.position + 1)
     out = np.unique(np.asarray(list(positions), dtype=np.int64))
-    if out.size == 0 or out.min() < 0 or out.max() >= length:
-        raise PerturbError(f"the positions to perturb must be in the item (0 to {length - 1}), got {list(positions)}")
+    if out.size == 0 or out.min() < 0 or out.max() >= obj.full_length:
+        raise PerturbError(f"the positions to perturb must be in the item (0 to {obj.full_length - 1}), "
+                           f"got {list(positions)}")
+    out = out[out < obj.length]
+    if out.size == 0:
+        raise PerturbError(f"none of the positions to perturb comes before position {obj.position}, so none can "
+                           "change the prediction there; choose earlier positions")
     return out
 
 
 class _Objective:
     """The model at one item with an additive embedding perturbation: logits at ``position`` as a function of r."""
 
-    def __init__(self, model, tokens, position, forward=None):
+    def __init__(self, model, tokens, position, forward=None, causal=True):
         self.model = model
         self.forward = forward or _default_forward
         self.embedding = find_embedding(model)
-        self.tokens = _as_tokens(tokens).to(self.embedding.weight.device)
+        self.full_tokens = _as_tokens(tokens).to(self.embedding.weight.device)
+        self.full_length = int(self.full_tokens.shape[0])
+        self.position = _check_position(position, self.full_length)
+        # a causal (next-token) model's prediction at p depends on tokens <= p only: run just those
+        self.tokens = self.full_tokens[:self.position + 1] if causal else self.full_tokens
         self.length = int(self.tokens.shape[0])
-        self.position = _check_position(position, self.length)
         self.dim = self.embedding.embedding_dim
         self._ref: list = [None]
         self.vocab = self.embedding.num_embeddings
@@ -265,25 +277,31 @@ def _hidden_delta(model, forward, tokens_clean: Tensor, tokens_after: Tensor, r:
     return {name: (after[name][0] - clean[name][0]).double().cpu().numpy() for name in clean}
 
 
-def _result(method, obj: _Objective, r: Tensor, tokens_after: Tensor, label, target, taps, k, details,
+def _result(method, obj: _Objective, r: Tensor, substitution, label, target, taps, k, details,
             flipped_fn) -> InputPerturbation:
+    """``r`` [obj.length, E] added to the embedding, or (``substitution`` = (i, v)) token i replaced by v."""
+    after = obj.full_tokens.clone()
     with torch.no_grad(), obj.active():
         z0 = obj.logits_at(None)
-        if tokens_after is obj.tokens:
+        if substitution is None:
             z1 = obj.logits_at(r)
         else:
-            z1 = obj.logits_all(None, tokens_after[None])[0, obj.position]
-    r_np = r.detach().double().cpu().numpy()
+            after[substitution[0]] = substitution[1]
+            z1 = obj.logits_all(None, after[None, :obj.length])[0, obj.position]
+    full = torch.zeros(obj.full_length, obj.dim, dtype=r.dtype)
+    full[:obj.length] = r.detach()
+    r = full
+    r_np = r.double().cpu().numpy()
     l2_pos = np.sqrt((r_np ** 2).sum(axis=1))
     linf_pos = np.abs(r_np).max(axis=1) if r_np.size else np.zeros(obj.length)
     tb, tbp = _topk(z0, k)
     ta, tap_ = _topk(z1, k)
     pred_after = int(z1.argmax())
-    r_run = r if tokens_after is obj.tokens else None
-    hidden = _hidden_delta(obj.model, obj.forward, obj.tokens, tokens_after, r_run, obj.embedding, taps)
+    r_run = r if substitution is None else None
+    hidden = _hidden_delta(obj.model, obj.forward, obj.full_tokens, after, r_run, obj.embedding, taps)
     return InputPerturbation(
         method=method, position=obj.position, target=target,
-        clean_tokens=obj.tokens.cpu().numpy(), perturbed_tokens=tokens_after.cpu().numpy(),
+        clean_tokens=obj.full_tokens.cpu().numpy(), perturbed_tokens=after.cpu().numpy(),
         delta=r_np, l2=float(np.sqrt((r_np ** 2).sum())), linf=float(np.abs(r_np).max()) if r_np.size else 0.0,
         l2_per_position=l2_pos, linf_per_position=linf_pos,
         prediction_before=int(z0.argmax()), prediction_after=pred_after,
@@ -325,7 +343,8 @@ def _box_bounds(obj: _Objective, box) -> tuple[Tensor, Tensor]:
 # ---------------------------------------------------------------------------------------------- L-BFGS
 
 
-def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, mask: Tensor, maxiter: int):
+def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, mask: Tensor, maxiter: int,
+                 start: Tensor | None = None):
     from scipy.optimize import minimize
 
     shape = (obj.length, obj.dim)
@@ -342,16 +361,16 @@ def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, 
     inside = mask.expand(shape) > 0  # positions outside the allowed set are fixed at r = 0
     bounds = np.stack([torch.where(inside, lo, 0.0).numpy().ravel(), torch.where(inside, hi, 0.0).numpy().ravel()],
                       axis=1)
-    res = minimize(fun, np.zeros(obj.length * obj.dim), jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": maxiter})
+    x0 = np.zeros(obj.length * obj.dim) if start is None else np.clip(start.numpy().ravel(), bounds[:, 0], bounds[:, 1])
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
     r = torch.tensor(res.x.reshape(shape), dtype=torch.float64) * mask
     return r, int(res.nit)
 
 
 def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = None, *,
                  c_grid: Sequence[float] = tuple(10.0 ** np.arange(-3, 4)), bisect_steps: int = 8,
-                 box="table", positions=None, n_targets: int = 2, maxiter: int = 200,
-                 forward: Forward | None = None, taps=None, k: int = 5) -> InputPerturbation:
+                 box="table", positions=None, n_targets: int = 1, maxiter: int = 100,
+                 forward: Forward | None = None, taps=None, k: int = 5, causal: bool = True) -> InputPerturbation:
     """Szegedy et al.'s box-constrained L-BFGS attack at ``position`` (see the module docstring).
 
     Args:
@@ -361,6 +380,8 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
         box: ``"table"`` (per dimension [min, max] over the embedding table), ``None`` or ``(low, high)``.
         positions: the positions whose embedding may change (default all ``<= position``).
         n_targets: untargeted: how many runner-up classes are tried (the smallest flip is kept).
+        maxiter: L-BFGS-B iterations per solve.
+        causal: run the objective on tokens ``0..position`` only (a next-token model cannot look ahead).
         forward: ``forward(model, tokens [B, T]) -> logits [B, T, V]`` (default ``model(tokens)[0]`` or
             ``model(tokens)``).
         taps: signals whose hidden-state change is returned in ``hidden_delta``.
@@ -368,12 +389,12 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
     Returns an :class:`InputPerturbation`; ``flipped`` is False when no ``c`` in the grid flips (``delta``
     is then the solution at the smallest ``c``). ``details`` holds ``c`` and the search trace.
     """
-    obj = _Objective(model, tokens, position, forward)
+    obj = _Objective(model, tokens, position, forward, causal)
     target = _check_target(target, obj.vocab)
     grid = sorted(float(c) for c in c_grid)
     if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
         raise PerturbError("c_grid must hold positive finite numbers")
-    allowed = _allowed(positions, obj.position, obj.length)
+    allowed = _allowed(positions, obj)
     mask = torch.zeros(obj.length, 1, dtype=torch.float64)
     mask[torch.as_tensor(allowed)] = 1.0
     lo, hi = _box_bounds(obj, box)
@@ -396,7 +417,10 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
             solutions: dict[float, tuple[Tensor, bool]] = {}
 
             def solve(c: float) -> bool:
-                r, nit = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter)
+                # warm start from the solution of the nearest c solved so far
+                near = min(solutions, key=lambda s: abs(np.log(s / c)), default=None)
+                r, nit = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter,
+                                      None if near is None else solutions[near][0])
                 with torch.no_grad():
                     pred = int(obj.logits_at(r.to(obj.embedding.weight.dtype)).argmax())
                 ok = flips(pred, label)
@@ -404,10 +428,9 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
                 trace.append({"label": label, "c": c, "l2": float(r.norm()), "flipped": ok, "iterations": nit})
                 return ok
 
-            flipping = [c for c in reversed(grid) if solve(c)]  # largest first; the grid is short
-            if not flipping:
+            c_ok = next((c for c in reversed(grid) if solve(c)), None)  # largest first, up to the first flip
+            if c_ok is None:
                 continue
-            c_ok = flipping[0]
             larger = [c for c in grid if c > c_ok]
             if larger:
                 c_bad = larger[0]
@@ -430,7 +453,7 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
         details = {"c": c, "trace": trace}
     details["clean_prediction"] = clean
     details["aimed_at"] = label
-    return _result("lbfgs", obj, r.to(obj.embedding.weight.dtype), obj.tokens,
+    return _result("lbfgs", obj, r.to(obj.embedding.weight.dtype), None,
                    label if target is not None else clean, target, taps, k, details,
                    lambda pred: flips(pred, label))
 
@@ -441,14 +464,14 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
 def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str = "l2", steps: int = 40,
                step_size: float | None = None, target: int | None = None, random_start: bool = False,
                seed: int = 0, box="table", positions=None, forward: Forward | None = None, taps=None,
-               k: int = 5) -> InputPerturbation:
+               k: int = 5, causal: bool = True) -> InputPerturbation:
     """Projected gradient attack (Madry et al.) within ``|r| <= eps`` (``norm`` "l2" over all allowed
     positions, or "linf" per coordinate) and the box; see the module docstring.
 
     ``step_size`` defaults to ``2.5 * eps / steps``. ``random_start`` draws ``r_0`` uniformly in the ball
     (seeded). Returns the iterate with the best objective as an :class:`InputPerturbation`.
     """
-    obj = _Objective(model, tokens, position, forward)
+    obj = _Objective(model, tokens, position, forward, causal)
     target = _check_target(target, obj.vocab)
     if norm not in ("l2", "linf"):
         raise PerturbError(f"norm {norm!r} is not known; use 'l2' or 'linf'")
@@ -459,7 +482,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
     step_size = 2.5 * eps / steps if step_size is None else float(step_size)
     if not np.isfinite(step_size) or step_size <= 0:
         raise PerturbError(f"step_size must be a positive finite number, got {step_size!r}")
-    allowed = _allowed(positions, obj.position, obj.length)
+    allowed = _allowed(positions, obj)
     dtype = obj.embedding.weight.dtype
     mask = torch.zeros(obj.length, 1, dtype=dtype)
     mask[torch.as_tensor(allowed)] = 1.0
@@ -516,7 +539,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
     def flipped(pred: int) -> bool:
         return pred != clean if target is None else pred == target
 
-    return _result("pgd", obj, best_r, obj.tokens, label, target, taps, k, details, flipped)
+    return _result("pgd", obj, best_r, None, label, target, taps, k, details, flipped)
 
 
 # ---------------------------------------------------------------------------------------------- HotFlip
@@ -524,7 +547,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
 
 def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidates=None, k: int = 10,
             target: int | None = None, forward: Forward | None = None, taps=None,
-            top: int = 5) -> InputPerturbation:
+            top: int = 5, causal: bool = True) -> InputPerturbation:
     """The single token substitution that moves the prediction at ``position`` most (Ebrahimi et al.).
 
     Ranks every (position ``i`` in ``positions`` (default all ``<= position``), token ``v`` in ``candidates``
@@ -533,11 +556,11 @@ def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidat
     ``J`` is the clean argmax's loss (untargeted) or minus the target's loss. ``details["candidates"]``
     lists ``(position, token, estimated, measured)`` for the verified ones, best first.
     """
-    obj = _Objective(model, tokens, position, forward)
+    obj = _Objective(model, tokens, position, forward, causal)
     target = _check_target(target, obj.vocab)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise PerturbError(f"k must be a positive whole number, got {k!r}")
-    allowed = _allowed(positions, obj.position, obj.length)
+    allowed = _allowed(positions, obj)
     if candidates is None:
         cand = np.arange(obj.vocab)
     else:
@@ -575,8 +598,6 @@ def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidat
         measured = (sign * _loss(z, label) - j0.detach()).tolist()
     verified = sorted(((i, v, e, m) for (i, v, e), m in zip(pairs, measured)), key=lambda t: -t[3])
     i, v, _, _ = verified[0]
-    after = obj.tokens.clone()
-    after[i] = v
     r_sub = torch.zeros(obj.length, obj.dim, dtype=dtype)
     r_sub[i] = table[v] - table[obj.tokens[i]]
     details = {"candidates": verified, "substituted_position": i, "substituted_token": v,
@@ -586,7 +607,7 @@ def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidat
     def flipped(pred: int) -> bool:
         return pred != clean if target is None else pred == target
 
-    return _result("hotflip", obj, r_sub, after, label, target, taps, top, details, flipped)
+    return _result("hotflip", obj, r_sub, (i, v), label, target, taps, top, details, flipped)
 
 
 # ---------------------------------------------------------------------------------------------- live models
