@@ -35,8 +35,9 @@ solution for the nearest ``c`` solved before.
 
 with ``J = loss_f(x + r, y)`` (untargeted, ``y`` the clean argmax; ascent) or ``J = -loss_f(x + r, l)``
 (targeted), ``s(g) = g/|g|_2`` for ``norm="l2"`` and ``sign(g)`` for ``"linf"``. The box ``[lo - x, hi - x]``
-contains 0, so clipping to it after the ball projection only shrinks coordinates and stays in the ball.
-The iterate with the best objective is returned.
+contains 0, so clipping to it after the ball projection only shrinks coordinates and stays in the ball;
+gradient components that push a coordinate through a face of the box it already lies on are dropped
+before the step is normalised (else they eat the l2 step). The iterate with the best objective is returned.
 
 **HotFlip** (Ebrahimi et al. 2018): the first-order estimate of the change in ``J`` (as in PGD) when
 token ``x_i`` is replaced by ``v`` is
@@ -344,13 +345,15 @@ def _box_bounds(obj: _Objective, box) -> tuple[Tensor, Tensor]:
 
 
 def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, mask: Tensor, maxiter: int,
-                 start: Tensor | None = None):
+                 start: Tensor | None = None, task=None):
     from scipy.optimize import minimize
 
     shape = (obj.length, obj.dim)
     dtype = obj.embedding.weight.dtype
 
     def fun(flat):
+        if task is not None:
+            task.check()
         r = torch.tensor(flat.reshape(shape), dtype=dtype, requires_grad=True)
         with torch.enable_grad():
             rm = r * mask
@@ -370,7 +373,8 @@ def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, 
 def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = None, *,
                  c_grid: Sequence[float] = tuple(10.0 ** np.arange(-3, 4)), bisect_steps: int = 8,
                  box="table", positions=None, n_targets: int = 1, maxiter: int = 100,
-                 forward: Forward | None = None, taps=None, k: int = 5, causal: bool = True) -> InputPerturbation:
+                 forward: Forward | None = None, taps=None, k: int = 5, causal: bool = True,
+                 task=None) -> InputPerturbation:
     """Szegedy et al.'s box-constrained L-BFGS attack at ``position`` (see the module docstring).
 
     Args:
@@ -385,6 +389,7 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
         forward: ``forward(model, tokens [B, T]) -> logits [B, T, V]`` (default ``model(tokens)[0]`` or
             ``model(tokens)``).
         taps: signals whose hidden-state change is returned in ``hidden_delta``.
+        task: a :class:`lstmviz.tasks.Task` (progress per solve; cancel raises ``Cancelled``).
 
     Returns an :class:`InputPerturbation`; ``flipped`` is False when no ``c`` in the grid flips (``delta``
     is then the solution at the smallest ``c``). ``details`` holds ``c`` and the search trace.
@@ -420,7 +425,9 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
                 # warm start from the solution of the nearest c solved so far
                 near = min(solutions, key=lambda s: abs(np.log(s / c)), default=None)
                 r, nit = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter,
-                                      None if near is None else solutions[near][0])
+                                      None if near is None else solutions[near][0], task)
+                if task is not None:
+                    task.progress(len(trace) + 1, len(labels) * (len(grid) + bisect_steps), f"L-BFGS at c = {c:.3g}")
                 with torch.no_grad():
                     pred = int(obj.logits_at(r.to(obj.embedding.weight.dtype)).argmax())
                 ok = flips(pred, label)
@@ -464,7 +471,7 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
 def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str = "l2", steps: int = 40,
                step_size: float | None = None, target: int | None = None, random_start: bool = False,
                seed: int = 0, box="table", positions=None, forward: Forward | None = None, taps=None,
-               k: int = 5, causal: bool = True) -> InputPerturbation:
+               k: int = 5, causal: bool = True, task=None) -> InputPerturbation:
     """Projected gradient attack (Madry et al.) within ``|r| <= eps`` (``norm`` "l2" over all allowed
     positions, or "linf" per coordinate) and the box; see the module docstring.
 
@@ -516,7 +523,9 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
         r = project(r)
     best_r, best_j = r, -float("inf")
     with obj.active():
-        for _ in range(steps):
+        for step in range(steps):
+            if task is not None:
+                task.progress(step, steps, "projected gradient steps")
             x = r.clone().requires_grad_(True)
             with torch.enable_grad():
                 j = sign * _loss(obj.logits_at(x), label)
@@ -524,6 +533,8 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
             if float(j.detach()) > best_j:
                 best_j, best_r = float(j.detach()), r
             g = g * mask
+            # coordinates already at a face of the box that the step would push through do not move
+            g = torch.where(((r >= hi) & (g > 0)) | ((r <= lo) & (g < 0)), torch.zeros_like(g), g)
             if norm == "l2":
                 g = g / g.norm().clamp_min(1e-30)
             else:
@@ -547,7 +558,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
 
 def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidates=None, k: int = 10,
             target: int | None = None, forward: Forward | None = None, taps=None,
-            top: int = 5, causal: bool = True) -> InputPerturbation:
+            top: int = 5, causal: bool = True, task=None) -> InputPerturbation:
     """The single token substitution that moves the prediction at ``position`` most (Ebrahimi et al.).
 
     Ranks every (position ``i`` in ``positions`` (default all ``<= position``), token ``v`` in ``candidates``
@@ -590,6 +601,8 @@ def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidat
         raise PerturbError("no substitution is possible: every candidate token equals the token it would replace")
     order = torch.argsort(est.flatten(), descending=True)[:min(k, n_options)]
     pairs = [(int(pos_t[i // len(cand)]), int(cand_t[i % len(cand)]), float(est.flatten()[i])) for i in order]
+    if task is not None:
+        task.progress(1, 2, "verifying the best substitutions")
     batch = obj.tokens[None].repeat(len(pairs), 1)
     for row, (i, v, _) in enumerate(pairs):
         batch[row, i] = v

@@ -247,3 +247,18 @@ def test_only_the_chosen_positions_move_also_without_a_box(parens_model):
         assert np.all(np.isfinite(result.delta))
         moved = np.flatnonzero(result.l2_per_position)
         assert set(moved) <= {18, 19} and len(moved) > 0
+
+
+def test_attacks_report_progress_and_can_be_cancelled(parens_model):
+    from lstmviz.tasks import Cancelled, Task
+
+    model, tokens = parens_model
+    seen = []
+    lbfgs_attack(model, tokens, 10, c_grid=(0.1, 1.0), bisect_steps=1, task=Task(lambda *a: seen.append(a)))
+    assert seen and all(total == 3 for _, total, _ in seen)
+    for attack, options in ((lbfgs_attack, {}), (pgd_attack, {"eps": 0.1}), (hotflip, {})):
+        task = Task()
+        task.cancel()
+        with pytest.raises(Cancelled):
+            attack(model, tokens, 10, task=task, **options)
+        assert not model.embedding._forward_hooks
