@@ -471,17 +471,21 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
 def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str = "l2", steps: int = 40,
                step_size: float | None = None, target: int | None = None, random_start: bool = False,
                seed: int = 0, box="table", positions=None, forward: Forward | None = None, taps=None,
-               k: int = 5, causal: bool = True, task=None) -> InputPerturbation:
+               k: int = 5, causal: bool = True, objective: str = "ce", task=None) -> InputPerturbation:
     """Projected gradient attack (Madry et al.) within ``|r| <= eps`` (``norm`` "l2" over all allowed
     positions, or "linf" per coordinate) and the box; see the module docstring.
 
     ``step_size`` defaults to ``2.5 * eps / steps``. ``random_start`` draws ``r_0`` uniformly in the ball
-    (seeded). Returns the iterate with the best objective as an :class:`InputPerturbation`.
+    (seeded). ``objective`` "ce" is the loss above; "margin" is Carlini & Wagner's logit margin
+    ``J = max_{j != y} z_j - z_y`` (untargeted) or ``z_l - max_{j != l} z_j`` (targeted), which keeps pushing
+    where the softmax is flat. Returns the iterate with the best objective as an :class:`InputPerturbation`.
     """
     obj = _Objective(model, tokens, position, forward, causal)
     target = _check_target(target, obj.vocab)
     if norm not in ("l2", "linf"):
         raise PerturbError(f"norm {norm!r} is not known; use 'l2' or 'linf'")
+    if objective not in ("ce", "margin"):
+        raise PerturbError(f"objective {objective!r} is not known; use 'ce' or 'margin'")
     if not np.isfinite(eps) or eps <= 0:
         raise PerturbError(f"eps must be a positive finite number, got {eps!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -511,6 +515,13 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
     label = clean if target is None else target
     sign = 1.0 if target is None else -1.0  # ascend the clean class's loss / descend the target's
 
+    def objective_of(z: Tensor) -> Tensor:
+        if objective == "ce":
+            return sign * _loss(z, label)
+        others = z.clone()
+        others[label] = -float("inf")
+        return sign * (others.max() - z[label])
+
     r = torch.zeros(obj.length, obj.dim, dtype=dtype)
     if random_start:
         gen = torch.Generator().manual_seed(seed)
@@ -528,7 +539,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
                 task.progress(step, steps, "projected gradient steps")
             x = r.clone().requires_grad_(True)
             with torch.enable_grad():
-                j = sign * _loss(obj.logits_at(x), label)
+                j = objective_of(obj.logits_at(x))
                 (g,) = torch.autograd.grad(j, x)
             if float(j.detach()) > best_j:
                 best_j, best_r = float(j.detach()), r
@@ -541,10 +552,10 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
                 g = g.sign()
             r = project(r + step_size * g)
         with torch.no_grad():
-            j = float(sign * _loss(obj.logits_at(r), label))
+            j = float(objective_of(obj.logits_at(r)))
         if j > best_j:
             best_j, best_r = j, r
-    details = {"eps": float(eps), "norm": norm, "steps": steps, "step_size": step_size, "objective": best_j,
+    details = {"eps": float(eps), "norm": norm, "objective_kind": objective, "steps": steps, "step_size": step_size, "objective": best_j,
                "clean_prediction": clean}
 
     def flipped(pred: int) -> bool:
