@@ -55,6 +55,11 @@ class LiveModel:
     batch_first: bool = True
     forward: Forward | None = None
     meta: dict = field(default_factory=dict)  # the checkpoint's meta (load_checkpoint), {} for a script model
+    clean_cache: dict = field(default_factory=dict, repr=False, compare=False)  # see lstmviz.perturb.run
+
+    def weights_stamp(self) -> tuple:
+        """Changes whenever a parameter is replaced or modified in place (torch's version counters)."""
+        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
 
     def __post_init__(self) -> None:
         self.model.eval()
@@ -77,6 +82,8 @@ class LiveModel:
         if not self.batch_first:
             tokens = tokens.t().contiguous()
         out = (self.forward or default_forward)(self.model, tokens)
+        if isinstance(out, (tuple, list)) and out:  # (logits, state) and the like
+            out = out[0]
         if isinstance(out, Tensor) and not self.batch_first and out.dim() == 3:
             out = out.transpose(0, 1)
         return out

@@ -371,6 +371,33 @@ class BatchEffect:
         return rows
 
 
+CLEAN_CACHE_BYTES = 256 << 20
+"""The clean runs' log-probabilities kept per live model (``perturb_items`` reuses them), at most this much."""
+
+
+def _clean_key(recording, item: int) -> tuple:
+    from .spec import _recording_key
+
+    return (_recording_key(recording), int(item))
+
+
+def _cached_clean(live, recording, item: int, stamp) -> torch.Tensor | None:
+    entry = live.clean_cache.get(_clean_key(recording, item))
+    return entry[1] if entry is not None and entry[0] == stamp else None
+
+
+def _keep_clean(live, recording, item: int, stamp, logprobs: torch.Tensor) -> None:
+    cache = live.clean_cache
+    size = logprobs.numel() * logprobs.element_size()
+    if size > CLEAN_CACHE_BYTES:
+        return
+    used = sum(v[1].numel() * v[1].element_size() for v in cache.values())
+    while cache and used + size > CLEAN_CACHE_BYTES:
+        _, old = cache.pop(next(iter(cache)))  # the oldest first
+        used -= old.numel() * old.element_size()
+    cache[_clean_key(recording, item)] = (stamp, logprobs.clone())
+
+
 def _merge(edits_of_rows: list[list]) -> list:
     """One Edit per distinct (signal, action, value, positions, units), naming every row that has it."""
     groups: dict[tuple, tuple] = {}
@@ -385,6 +412,16 @@ def _merge(edits_of_rows: list[list]) -> list:
     return [replace(e, items=rows) for e, rows in groups.values()]
 
 
+def _inside(p: Perturbation, length: int) -> Perturbation | None:
+    """``p`` with only its positions before ``length`` (None when none is)."""
+    if p.positions is None:
+        return p
+    inside = [q for q in p.positions if q < length]
+    if len(inside) == len(p.positions):
+        return p
+    return p.with_positions(inside) if inside else None
+
+
 def perturb_items(live, recording, perturbation, items=None, *, where=None, batch_size: int = 32,
                   task=None) -> BatchEffect:
     """Apply ``perturbation`` to many items in padded batches; per item (or match) the mean and max dnll
@@ -392,7 +429,9 @@ def perturb_items(live, recording, perturbation, items=None, *, where=None, batc
 
     ``items`` None = every item. ``where``: a list of ``(item, start, stop)`` (matches; item-local
     positions): the perturbation's positions become ``start .. stop-1`` of each. Each batch holds the
-    clean and the edited rows of its items, so one forward gives both.
+    clean and the edited rows of its items, so one forward gives both; the clean runs' log-probabilities
+    are kept on ``live`` (up to ``CLEAN_CACHE_BYTES``, dropped when its weights change), so the next
+    perturbation of the same items runs the edited rows only.
     """
     task = ensure_task(task)
     if isinstance(perturbation, (list, tuple)):
@@ -442,22 +481,36 @@ def perturb_items(live, recording, perturbation, items=None, *, where=None, batc
         token_lists = [item_tokens(recording, i) for i, _, _ in chunk]
         per_row = []
         for r, ((item, start, stop), toks) in enumerate(zip(chunk, token_lists)):
-            ps = perturbations if start is None else [p.with_positions(range(start, stop)) for p in perturbations]
-            key = None if start is not None or any(p.positions is None and p.action == "patch" for p in ps) \
-                else ("same",)
-            if key is not None and key in memo:
-                edits = memo[key]
-                for p in ps:  # still check the positions fit this item
-                    if p.positions is not None and max(p.positions) >= len(toks):
-                        resolve([p], live, recording, item, length=len(toks))
+            if start is None:  # positions beyond this item's end are skipped for it
+                ps = [q for q in (_inside(p, len(toks)) for p in perturbations) if q is not None]
             else:
-                edits = resolve(ps, live, recording, item, length=len(toks), task=task)
-                if key is not None:
-                    memo[key] = edits
+                ps = [p.with_positions(range(start, stop)) for p in perturbations]
+            key = (tuple(p.positions for p in ps),
+                   len(toks) if any(p.action == "patch" and p.positions is None for p in ps) else None)
+            fits = all(p.positions is None or max(p.positions) < len(toks) for p in ps)
+            edits = memo.get(key) if fits else None  # a match beyond its item: resolve says so
+            if edits is None:
+                edits = memo[key] = resolve(ps, live, recording, item, length=len(toks), task=task) if ps else []
             per_row.append((B + r, edits))
-        batch = pad(token_lists + token_lists)
-        logits, _ = forward(live, batch, _merge(per_row))
-        nll_c, nll_e, kl, _, _ = _compare(logits[:B], logits[B:], batch[:B])
+        stamp = live.weights_stamp()
+        cached = [_cached_clean(live, recording, i, stamp) for i, _, _ in chunk]
+        if all(c is not None for c in cached):  # the clean runs are known: run the edited rows only
+            batch = pad(token_lists)
+            logits, _ = forward(live, batch, _merge([(row - B, e) for row, e in per_row]))
+            lp_c = torch.zeros_like(logits)
+            for r, c in enumerate(cached):
+                lp_c[r, :len(c)] = c
+            lp_e = torch.log_softmax(logits, dim=-1)
+            tokens = batch
+        else:
+            batch = pad(token_lists + token_lists)
+            logits, _ = forward(live, batch, _merge(per_row))
+            lp_c, lp_e = torch.log_softmax(logits[:B], dim=-1), torch.log_softmax(logits[B:], dim=-1)
+            tokens = batch[:B]
+            for r, ((i, _, _), toks) in enumerate(zip(chunk, token_lists)):
+                _keep_clean(live, recording, i, stamp, lp_c[r, :len(toks)])
+        nll_c, nll_e = next_token_nll(lp_c, tokens), next_token_nll(lp_e, tokens)
+        kl = (lp_c.exp() * (lp_c - lp_e)).sum(-1).clamp_min_(0.0).cpu()
         dnll = (nll_e - nll_c).numpy()
         kl = kl.numpy()
         for r, toks in enumerate(token_lists):
