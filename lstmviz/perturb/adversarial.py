@@ -567,21 +567,22 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
 # ---------------------------------------------------------------------------------------------- HotFlip
 
 
-def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidates=None, k: int = 10,
+def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidates=None, k: int | None = 10,
             target: int | None = None, forward: Forward | None = None, taps=None,
-            top: int = 5, causal: bool = True, task=None) -> InputPerturbation:
+            top: int = 5, causal: bool = True, batch_size: int = 256, task=None) -> InputPerturbation:
     """The single token substitution that moves the prediction at ``position`` most (Ebrahimi et al.).
 
     Ranks every (position ``i`` in ``positions`` (default all ``<= position``), token ``v`` in ``candidates``
     (default the whole vocabulary), ``v != x_i``) by the first-order estimate ``(E[v] - E[x_i]) . grad_{e_i} J``
-    and verifies the top ``k`` by real forwards; returns the verified best (largest measured ``ΔJ``).
+    and verifies the top ``k`` by real forwards (``k=None``: every substitution, batched by ``batch_size`` --
+    exact, and cheap for short items and small vocabularies); returns the verified best (largest measured ``ΔJ``).
     ``J`` is the clean argmax's loss (untargeted) or minus the target's loss. ``details["candidates"]``
     lists ``(position, token, estimated, measured)`` for the verified ones, best first.
     """
     obj = _Objective(model, tokens, position, forward, causal)
     target = _check_target(target, obj.vocab)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise PerturbError(f"k must be a positive whole number, got {k!r}")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise PerturbError(f"k must be a positive whole number (or None for every substitution), got {k!r}")
     allowed = _allowed(positions, obj)
     if candidates is None:
         cand = np.arange(obj.vocab)
@@ -610,16 +611,19 @@ def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidat
     n_options = int((~same).sum())
     if n_options == 0:
         raise PerturbError("no substitution is possible: every candidate token equals the token it would replace")
-    order = torch.argsort(est.flatten(), descending=True)[:min(k, n_options)]
+    order = torch.argsort(est.flatten(), descending=True)[:n_options if k is None else min(k, n_options)]
     pairs = [(int(pos_t[i // len(cand)]), int(cand_t[i % len(cand)]), float(est.flatten()[i])) for i in order]
-    if task is not None:
-        task.progress(1, 2, "verifying the best substitutions")
-    batch = obj.tokens[None].repeat(len(pairs), 1)
-    for row, (i, v, _) in enumerate(pairs):
-        batch[row, i] = v
-    with obj.active(), torch.no_grad():
-        z = obj.logits_all(None, batch)[:, obj.position]  # [k, V]
-        measured = (sign * _loss(z, label) - j0.detach()).tolist()
+    measured: list[float] = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        batch = obj.tokens[None].repeat(len(chunk), 1)
+        for row, (i, v, _) in enumerate(chunk):
+            batch[row, i] = v
+        with obj.active(), torch.no_grad():
+            z = obj.logits_all(None, batch)[:, obj.position]  # [rows, V]
+            measured += (sign * _loss(z, label) - j0.detach()).tolist()
+        if task is not None:
+            task.progress(start + len(chunk), len(pairs), "verifying substitutions")
     verified = sorted(((i, v, e, m) for (i, v, e), m in zip(pairs, measured)), key=lambda t: -t[3])
     i, v, _, _ = verified[0]
     r_sub = torch.zeros(obj.length, obj.dim, dtype=dtype)

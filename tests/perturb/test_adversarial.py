@@ -157,7 +157,7 @@ def test_hotflip_verified_best_equals_brute_force(parens_model):
     p = 12
     rows, measured = _all_substitutions(model, tokens, p)
     best = rows[int(np.argmax(measured))]
-    full = hotflip(model, tokens, p, k=len(rows))
+    full = hotflip(model, tokens, p, k=None, batch_size=40)
     assert (full.details["substituted_position"], full.details["substituted_token"]) == best
     assert full.details["measured"] == pytest.approx(measured.max(), abs=1e-5)
     assert full.perturbed_tokens[best[0]] == best[1] and np.sum(full.perturbed_tokens != full.clean_tokens) == 1
