@@ -365,9 +365,10 @@ def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, 
     bounds = np.stack([torch.where(inside, lo, 0.0).numpy().ravel(), torch.where(inside, hi, 0.0).numpy().ravel()],
                       axis=1)
     x0 = np.zeros(obj.length * obj.dim) if start is None else np.clip(start.numpy().ravel(), bounds[:, 0], bounds[:, 1])
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": maxiter, "maxfun": 2 * maxiter})
     r = torch.tensor(res.x.reshape(shape), dtype=torch.float64) * mask
-    return r, int(res.nit)
+    return r, int(res.nit), int(res.nfev)
 
 
 def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = None, *,
@@ -424,7 +425,7 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
             def solve(c: float) -> bool:
                 # warm start from the solution of the nearest c solved so far
                 near = min(solutions, key=lambda s: abs(np.log(s / c)), default=None)
-                r, nit = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter,
+                r, nit, nfev = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter,
                                       None if near is None else solutions[near][0], task)
                 if task is not None:
                     task.progress(len(trace) + 1, len(labels) * (len(grid) + bisect_steps), f"L-BFGS at c = {c:.3g}")
@@ -432,7 +433,8 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
                     pred = int(obj.logits_at(r.to(obj.embedding.weight.dtype)).argmax())
                 ok = flips(pred, label)
                 solutions[c] = (r, ok)
-                trace.append({"label": label, "c": c, "l2": float(r.norm()), "flipped": ok, "iterations": nit})
+                trace.append({"label": label, "c": c, "l2": float(r.norm()), "flipped": ok, "iterations": nit,
+                              "evaluations": nfev})
                 return ok
 
             c_ok = next((c for c in reversed(grid) if solve(c)), None)  # largest first, up to the first flip
