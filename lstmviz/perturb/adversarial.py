@@ -372,7 +372,7 @@ def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, 
 
 
 def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = None, *,
-                 c_grid: Sequence[float] = tuple(10.0 ** np.arange(-3, 4)), bisect_steps: int = 8,
+                 c_grid: Sequence[float] = tuple(10.0 ** np.arange(-5, 2)), bisect_steps: int = 8,
                  box="table", positions=None, n_targets: int = 1, maxiter: int = 100,
                  forward: Forward | None = None, taps=None, k: int = 5, causal: bool = True,
                  task=None) -> InputPerturbation:
