@@ -262,3 +262,14 @@ def test_attacks_report_progress_and_can_be_cancelled(parens_model):
         with pytest.raises(Cancelled):
             attack(model, tokens, 10, task=task, **options)
         assert not model.embedding._forward_hooks
+
+
+def test_the_first_embedding_is_found_in_a_model_without_an_embedding_attribute():
+    from lstmviz.perturb.adversarial import find_embedding
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 5)).eval()
+    assert find_embedding(model) is model[0]
+    result = hotflip(model, torch.tensor([1, 2, 3]), 2, k=None)
+    # this model sees one token per position: only the token at the position itself matters
+    assert result.details["substituted_position"] == 2

@@ -176,3 +176,34 @@ def test_pruning_curve_items_masks_the_padding_and_reports_progress(lstm_live, l
     task.cancel()
     with pytest.raises(Cancelled):
         pruning_curve_items(lstm_live, lstm_rec, items, "decoder.bias", task=task, hessian=None)
+
+
+class StockLM(nn.Module):
+    """A script's model around a stock nn.LSTM (its signals are reached through the recovery layer)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.emb = nn.Embedding(7, 5)
+        self.lstm = nn.LSTM(5, 6, batch_first=True)
+        self.head = nn.Linear(6, 7)
+
+    def forward(self, tokens):
+        return self.head(self.lstm(self.emb(tokens))[0])
+
+
+def test_units_of_a_stock_lstm_are_pruned_inside_its_recurrence():
+    model = StockLM().double().eval()
+    tokens = torch.randint(0, 7, (3, 10), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        clean = model(tokens)
+    with prune(model, tokens, tap="lstm/layer0/c", method="obd", fraction=0.5) as pruned:
+        with Recorder(model, ["lstm/layer0/c", "lstm/layer0/h"]) as rec, torch.no_grad():
+            model(tokens)
+            states = rec.collect()
+        assert len(pruned.indices) == 3
+        assert torch.all(states["lstm/layer0/c"][..., pruned.indices] == 0)
+        assert torch.all(states["lstm/layer0/h"][..., pruned.indices] == 0)
+        assert pruned.measure(model, tokens) != 0
+    with torch.no_grad():
+        assert torch.equal(model(tokens), clean)
