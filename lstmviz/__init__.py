@@ -16,7 +16,8 @@ if "OMP_WAIT_POLICY" not in _os.environ and "torch" not in _sys.modules:
 
 
 def __getattr__(name):
-    # `lstmviz.record(...)`, `lstmviz.open_recording(...)`, `lstmviz.annotate(...)` without importing torch
+    # `lstmviz.record(...)`, `lstmviz.open_recording(...)`, `lstmviz.annotate(...)`, `lstmviz.intervene(...)`,
+    # `lstmviz.perturb` without importing torch
     # at package import
     if name == "record":
         from lstmviz.recording.recorder import record
@@ -30,4 +31,12 @@ def __getattr__(name):
         from lstmviz.recording.annotate import annotate
 
         return annotate
+    if name == "intervene":  # `with lstmviz.intervene(model, edits): model(...)`
+        from lstmviz.hooks.intervene import intervene
+
+        return intervene
+    if name == "perturb":  # lstmviz.perturb.perturb_item(...) after a plain `import lstmviz`
+        import importlib
+
+        return importlib.import_module("lstmviz.perturb")
     raise AttributeError(f"module 'lstmviz' has no attribute {name!r}")

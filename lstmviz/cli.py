@@ -10,6 +10,7 @@
     lstmviz info FILE                                summarise a recording
     lstmviz probe FILE --label L                     linear probes per tap (with control task and baselines)
     lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
+    lstmviz perturb FILE --tap T --action A --out T.csv  re-run the live model with hidden states edited
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -38,6 +39,7 @@ COMMANDS = {
     "info": "summarise a recording",
     "probe": "fit linear probes per tap for an annotation",
     "annotate": "attach annotations from a CSV file to a recording",
+    "perturb": "re-run the model of a recording with hidden states edited; what changes",
 }
 DEFAULT_MAX_SIZE = "2G"
 
@@ -261,6 +263,212 @@ def _probe_text(report) -> str:
                      f"{', '.join(unconverged)}; {'their' if len(unconverged) > 1 else 'its'} accuracy may "
                      f"be a little low")
     return "\n".join(lines)
+
+
+def _perturb_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lstmviz perturb",
+        description="Re-run the model that made a recording (its checkpoint) on items of the recording with the "
+                    "states of one tap edited, and write what changes: per item the mean and max change of the "
+                    "next-token loss (dnll) and the mean KL divergence of the predictions, or per position "
+                    "with --per-position. The recording is only read.")
+    p.add_argument("file", help="recording file (made by `lstmviz record` from a checkpoint)")
+    p.add_argument("--tap", required=True, help="the tap to edit, e.g. layer0/c")
+    p.add_argument("--units", default="all", metavar="LIST", help="units to edit: 3,17,40-42 or all (default all)")
+    p.add_argument("--positions", default="all", metavar="P",
+                   help="item-local positions to edit: 5:10 (5 to 9), 5,7,9 or all (default all)")
+    p.add_argument("--items", default="all", metavar="LIST", help="items to run: 0,4,7-9 or all (default all)")
+    p.add_argument("--action", required=True, choices=("ablate", "clamp", "add", "patch"))
+    p.add_argument("--to", choices=("zero", "mean"), default="zero",
+                   help="ablate: to zero or to each unit's mean over the recording (default zero)")
+    p.add_argument("--value", type=float, help="clamp: the value")
+    p.add_argument("--direction", default="unit", metavar="D",
+                   help="add: unit, random, probe:ANNOTATION:CLASS, means:ANNOTATION:A:B or FILE.npy "
+                        "(one value per edited unit); scaled to length ALPHA (default unit)")
+    p.add_argument("--alpha", type=float, default=1.0, help="add: the length of the added vector (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="add --direction random: the seed (default 0)")
+    p.add_argument("--sweep", metavar="A1,A2,...", help="add: run every alpha of the list (a row per item and alpha); write --sweep=-2,0,2 when the "
+                        "first is negative")
+    p.add_argument("--source-item", type=int, help="patch: the item whose states are copied")
+    p.add_argument("--source-start", type=int, default=0,
+                   help="patch: the first position copied from the source item (default 0)")
+    p.add_argument("--checkpoint", metavar="PATH", help="the checkpoint, when it is not where the recording says")
+    p.add_argument("--per-position", action="store_true", help="one row per position instead of one per item")
+    p.add_argument("--batch-size", type=int, default=32, help="items per forward pass (default 32)")
+    p.add_argument("--out", required=True, metavar="TABLE", help="the table to write (.csv or .npy)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (else a bar on a terminal, a line every few seconds otherwise)")
+    return p
+
+
+def _perturb_positions(text: str) -> tuple[int, ...] | None:
+    text = text.strip()
+    if text == "all":
+        return None
+    if ":" in text:
+        a, _, b = text.partition(":")
+        try:
+            start, stop = int(a), int(b)
+        except ValueError:
+            raise UsageError(f"--positions must be START:STOP (e.g. 5:10), a list (5,7,9) or all; got {text!r}") \
+                from None
+        if not 0 <= start < stop:
+            raise UsageError(f"--positions {text}: START:STOP needs 0 <= START < STOP (5:10 is 5 to 9)")
+        return tuple(range(start, stop))
+    from lstmviz.analysis.unit_spec import unit_ranges
+
+    try:
+        ranges = unit_ranges(text)
+    except ValueError:
+        raise UsageError(f"--positions must be START:STOP (e.g. 5:10), a list (5,7,9) or all; got {text!r}") from None
+    return tuple(p for first, last in ranges for p in range(first, min(last, first + 10**6) + 1))
+
+
+def _perturb_items(text: str, n_items: int) -> list[int]:
+    from lstmviz.analysis.unit_spec import unit_ranges
+
+    if text.strip() == "all":
+        return list(range(n_items))
+    try:
+        ranges = unit_ranges(text)
+    except ValueError:
+        raise UsageError(f"--items must be a list like 0,4,7-9 or all; got {text!r}") from None
+    highest = max(last for _, last in ranges)
+    if highest >= n_items:
+        raise UsageError(f"--items: item {highest} does not exist; the recording has items 0 to {n_items - 1}")
+    return [i for first, last in ranges for i in range(first, last + 1)]
+
+
+def _perturb_spec(args, rec):
+    from lstmviz.analysis.unit_spec import parse_units
+    from lstmviz.perturb import Perturbation
+
+    fields: dict = {"tap": args.tap, "action": args.action}
+    info = rec.taps.get(args.tap)
+    if args.units.strip() != "all":
+        if info is None:
+            raise UsageError(f"--tap: {args.file} has no tap {args.tap!r}; it has {', '.join(rec.taps)}")
+        try:
+            fields["units"] = tuple(parse_units(args.units, info.units, f"tap {args.tap}"))
+        except ValueError as exc:
+            raise UsageError(f"--units: {exc}") from None
+    fields["positions"] = _perturb_positions(args.positions)
+    if args.action == "ablate":
+        fields["ablate_to"] = args.to
+    elif args.action == "clamp":
+        if args.value is None:
+            raise UsageError("--action clamp needs --value V")
+        fields["value"] = args.value
+    elif args.action == "add":
+        fields.update(alpha=args.alpha, seed=args.seed, **_perturb_direction(args.direction))
+    elif args.source_item is None:
+        raise UsageError("--action patch needs --source-item I (and --source-start S)")
+    if args.action == "patch":
+        fields.update(source_item=args.source_item, source_start=args.source_start)
+    if args.sweep and args.action != "add":
+        raise UsageError(f"--sweep needs --action add; {args.action} has no alpha")
+    return Perturbation(**fields)
+
+
+def _perturb_direction(text: str) -> dict:
+    import numpy as np
+
+    kind, _, rest = text.partition(":")
+    if text in ("unit", "random"):
+        return {"direction": text}
+    if kind == "probe":
+        parts = rest.split(":")
+        if len(parts) != 2 or not all(parts):
+            raise UsageError(f"--direction probe needs probe:ANNOTATION:CLASS, got {text!r}")
+        return {"direction": "probe", "probe_label": parts[0], "probe_class": parts[1]}
+    if kind == "means":
+        parts = rest.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise UsageError(f"--direction means needs means:ANNOTATION:A:B, got {text!r}")
+        return {"direction": "means", "means_label": parts[0], "means_classes": (parts[1], parts[2])}
+    if text.endswith(".npy"):
+        if not Path(text).is_file():
+            raise UsageError(f"--direction: no such file: {text}")
+        try:
+            vector = np.load(text, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--direction {text} is not a readable .npy array ({one_line(exc)})") from None
+        if vector.ndim != 1 or vector.dtype.kind not in "iuf":
+            raise UsageError(f"--direction {text} must hold one number per edited unit (a 1-D array), got "
+                             f"{vector.dtype} {list(vector.shape)}")
+        return {"direction": "vector", "vector": tuple(float(v) for v in vector)}
+    raise UsageError(f"--direction must be unit, random, probe:ANNOTATION:CLASS, means:ANNOTATION:A:B or FILE.npy; "
+                     f"got {text!r}")
+
+
+def _sweep_alphas(text: str) -> list[float]:
+    import math
+
+    try:
+        alphas = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UsageError(f"--sweep must be numbers separated by commas, e.g. -2,0,2; got {text!r}") from None
+    if not alphas or not all(math.isfinite(a) for a in alphas):
+        raise UsageError(f"--sweep must be finite numbers separated by commas, e.g. -2,0,2; got {text!r}")
+    return alphas
+
+
+def _columns(rows: list[dict]) -> dict:
+    import numpy as np
+
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: np.asarray([row.get(k, float("nan")) for row in rows]) for k in keys}
+
+
+def cmd_perturb(args: argparse.Namespace) -> int:
+    import math
+
+    from lstmviz.analysis.export_data import SUFFIXES, write_table
+    from lstmviz.perturb import load_live_model, perturb_item, perturb_items, resolve, sweep_alpha
+    from lstmviz.recording import open_recording
+
+    if not Path(args.file).exists():
+        raise UsageError(f"no such file: {args.file}")
+    out = Path(args.out)
+    if out.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"--out must end in {' or '.join(SUFFIXES)}, got {args.out!r}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {str(out.parent)!r} does not exist")
+    if out.exists() and Path(args.file).resolve() == out.resolve():
+        raise UsageError(f"--out {args.out} is the recording itself; give another file name for the table")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    for name in ("alpha", "value"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name} must be a finite number, got {value}")
+    alphas = _sweep_alphas(args.sweep) if args.sweep else None
+    with open_recording(args.file) as rec:
+        perturbation = _perturb_spec(args, rec)
+        items = _perturb_items(args.items, rec.n_items)
+        live = load_live_model(rec, Path(args.checkpoint) if args.checkpoint else None)
+        longest = max(items, key=lambda i: rec.item_range(i)[1] - rec.item_range(i)[0])
+        resolve([perturbation], live, rec, longest)  # the tap, units, positions and values, before any run
+        rows: list[dict] = []
+        with progress_task("perturb", unit="items", quiet=args.quiet) as task:
+            if alphas is not None or args.per_position:
+                for done, item in enumerate(items):
+                    if alphas is not None:
+                        sweep = sweep_alpha(live, rec, item, perturbation, alphas, batch_size=args.batch_size)
+                        rows += [{"item": item, **row} for row in sweep.to_table()]
+                    else:
+                        rows += perturb_item(live, rec, item, [perturbation], taps=[]).to_table()
+                    task.progress(done + 1, len(items), "perturb")
+            else:
+                batch = perturb_items(live, rec, perturbation, items, batch_size=args.batch_size, task=task)
+                rows = batch.to_table()
+                top = ", ".join(str(int(i)) for i in batch.ranked_items()[:5])
+                _say(f"{perturbation.describe()}: mean dnll {float(batch.mean_dnll.mean()):+.4f} nats over "
+                     f"{len(items)} items, mean KL {float(batch.mean_kl.mean()):.4f}; most changed items: {top}")
+    for row in rows:
+        row["perturbation"] = perturbation.describe()
+    _say(f"wrote {write_table(out, _columns(rows))}")
+    return 0
 
 
 def _version() -> str:
@@ -725,9 +933,9 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 # ---------------------------------------------------------------------------------------------- main
 
 _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
-            "annotate": _annotate_parser}
+            "annotate": _annotate_parser, "perturb": _perturb_parser}
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
-             "annotate": cmd_annotate}
+             "annotate": cmd_annotate, "perturb": cmd_perturb}
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 

@@ -90,3 +90,25 @@ def test_probe_example_runs_as_printed(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith("rnn/layer0/h 0.9") or out.startswith("rnn/layer0/h 1.0")
     assert namespace["curves"].checkpoints == ["early", "late"]
+
+
+def test_perturb_example_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """The README's perturbation snippet, after the record-from-script example as a reader would run it."""
+    import lstmviz
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    snippet = [c for c in blocks if "perturb_item(" in c]
+    assert len(snippet) == 1
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LSTMVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    namespace = {"__name__": "readme_example"}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    exec(compile(snippet[0], "README.md", "exec"), namespace)
+    effect, ranked, model = namespace["effect"], namespace["ranked"], namespace["model"]
+    assert effect.item == 1 and effect.summary()["positions_edited"] == 5
+    assert effect.kl[5:10].max() > 0 and (effect.kl[:5] == 0).all()
+    assert sorted(ranked.tolist()) == [0, 1, 2]
+    assert namespace["logits"].shape == (1, 12, 50)
+    assert "forward" not in model.rnn.__dict__  # the intervention is gone
+    assert lstmviz.intervene is lstmviz.hooks.intervene and lstmviz.perturb.perturb_item is not None

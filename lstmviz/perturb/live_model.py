@@ -77,6 +77,8 @@ class LiveModel:
         if not self.batch_first:
             tokens = tokens.t().contiguous()
         out = (self.forward or default_forward)(self.model, tokens)
+        if isinstance(out, (tuple, list)) and out:  # (logits, state) and the like
+            out = out[0]
         if isinstance(out, Tensor) and not self.batch_first and out.dim() == 3:
             out = out.transpose(0, 1)
         return out

@@ -385,6 +385,16 @@ def _merge(edits_of_rows: list[list]) -> list:
     return [replace(e, items=rows) for e, rows in groups.values()]
 
 
+def _inside(p: Perturbation, length: int) -> Perturbation | None:
+    """``p`` with only its positions before ``length`` (None when none is)."""
+    if p.positions is None:
+        return p
+    inside = [q for q in p.positions if q < length]
+    if len(inside) == len(p.positions):
+        return p
+    return p.with_positions(inside) if inside else None
+
+
 def perturb_items(live, recording, perturbation, items=None, *, where=None, batch_size: int = 32,
                   task=None) -> BatchEffect:
     """Apply ``perturbation`` to many items in padded batches; per item (or match) the mean and max dnll
@@ -442,18 +452,16 @@ def perturb_items(live, recording, perturbation, items=None, *, where=None, batc
         token_lists = [item_tokens(recording, i) for i, _, _ in chunk]
         per_row = []
         for r, ((item, start, stop), toks) in enumerate(zip(chunk, token_lists)):
-            ps = perturbations if start is None else [p.with_positions(range(start, stop)) for p in perturbations]
-            key = None if start is not None or any(p.positions is None and p.action == "patch" for p in ps) \
-                else ("same",)
-            if key is not None and key in memo:
-                edits = memo[key]
-                for p in ps:  # still check the positions fit this item
-                    if p.positions is not None and max(p.positions) >= len(toks):
-                        resolve([p], live, recording, item, length=len(toks))
+            if start is None:  # positions beyond this item's end are skipped for it
+                ps = [q for q in (_inside(p, len(toks)) for p in perturbations) if q is not None]
             else:
-                edits = resolve(ps, live, recording, item, length=len(toks), task=task)
-                if key is not None:
-                    memo[key] = edits
+                ps = [p.with_positions(range(start, stop)) for p in perturbations]
+            key = (tuple(p.positions for p in ps),
+                   len(toks) if any(p.action == "patch" and p.positions is None for p in ps) else None)
+            fits = all(p.positions is None or max(p.positions) < len(toks) for p in ps)
+            edits = memo.get(key) if fits else None  # a match beyond its item: resolve says so
+            if edits is None:
+                edits = memo[key] = resolve(ps, live, recording, item, length=len(toks), task=task) if ps else []
             per_row.append((B + r, edits))
         batch = pad(token_lists + token_lists)
         logits, _ = forward(live, batch, _merge(per_row))
