@@ -1,0 +1,619 @@
+r"""Input-side perturbations of a token model: adversarial embeddings and token substitutions.
+
+All three attacks act on the output of the model's ``nn.Embedding`` (the ``embedding`` attribute, else
+the first ``nn.Embedding`` module): a perturbation ``r`` [T, E] is added to the embedded input
+``x = E[tokens]`` through a :class:`~lstmviz.hooks.scope.HookScope` writer that exists only while the
+attack runs (removed on exit, also on errors). The weights of the model are never changed and no
+``.grad`` of a parameter is written. The objective is the next-token prediction at one item-local
+position ``p``: ``z = logits_p(x + r)`` and ``loss_f(x + r, l) = -log softmax(z)_l``.
+
+**Box-constrained L-BFGS** (Szegedy et al. 2013, "Intriguing properties of neural networks", §4.1):
+
+.. math::
+    \min_r \; c\,\lVert r\rVert_2^2 + \mathrm{loss}_f(x + r, l)
+    \quad\text{subject to}\quad x + r \in [\mathrm{lo}, \mathrm{hi}]
+
+solved by ``scipy.optimize.minimize(method="L-BFGS-B")`` with per-coordinate bounds
+``lo_d - x_{t,d} <= r_{t,d} <= hi_d - x_{t,d}`` (``lo``/``hi``: the per-dimension minimum/maximum over the
+embedding table, so ``x + r`` stays in the box of real embeddings), ``r_t = 0`` at positions outside the
+allowed set (default: all positions ``<= p``). A line search over ``c`` looks for the *largest* ``c`` (the
+strongest distance penalty, i.e. the smallest perturbation) whose minimiser still gives ``argmax z = l``:
+a geometric scan over ``c_grid`` then bisection in ``log c`` between the largest ``c`` that flips and the
+next one that does not. The distance term ``+c|r|^2`` is *always added*, also untargeted (advertorch's
+L-BFGS attack flips its sign in untargeted mode, which maximises the distance instead). Untargeted,
+the target ``l`` is each of the ``n_targets`` runner-up classes of the clean prediction in turn and the
+smallest flip wins (the closest decision boundary among them).
+
+**Projected gradient** (Madry et al. 2018): ``r_0`` = 0 or uniform in the ball (``random_start``), then
+``steps`` times
+
+.. math::
+    r \leftarrow \Pi_{\mathrm{box}}\,\Pi_{\lVert r\rVert\le\varepsilon}\big(r + \eta\, s(\nabla_r J)\big)
+
+with ``J = loss_f(x + r, y)`` (untargeted, ``y`` the clean argmax; ascent) or ``J = -loss_f(x + r, l)``
+(targeted), ``s(g) = g/|g|_2`` for ``norm="l2"`` and ``sign(g)`` for ``"linf"``. The box ``[lo - x, hi - x]``
+contains 0, so clipping to it after the ball projection only shrinks coordinates and stays in the ball.
+The iterate with the best objective is returned.
+
+**HotFlip** (Ebrahimi et al. 2018): the first-order estimate of the change in ``J`` (as in PGD) when
+token ``x_i`` is replaced by ``v`` is
+
+.. math::
+    \widehat{\Delta J}_{i,v} = (E[v] - E[x_i]) \cdot \nabla_{e_i} J
+
+over every allowed position ``i`` and candidate ``v``; the top ``k`` estimates are verified by a real
+forward each (one batch), and the substitution whose *measured* ``ΔJ`` is largest is returned, with the
+estimated and measured changes of all verified candidates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lstmviz.hooks.scope import HookScope
+
+from .errors import PerturbError
+
+__all__ = ["InputPerturbation", "METHODS", "attack_item", "embedding_box", "find_embedding", "hotflip",
+           "lbfgs_attack", "live_forward", "pgd_attack"]
+
+Forward = Callable[[nn.Module, Tensor], Any]
+
+
+# ---------------------------------------------------------------------------------------------- result
+
+
+@dataclass
+class InputPerturbation:
+    """One input-side perturbation of one item, measured at position ``position``.
+
+    ``delta`` is ``r`` [T, E] added to the embedded input (for a token substitution ``E[v] - E[x_i]`` at the
+    substituted position), its norms total and per position; ``top_*`` are the k most probable next tokens
+    at ``position`` before/after, with probabilities; ``hidden_delta`` maps each tap asked for to its
+    ``[T, U]`` perturbed minus clean states (empty when no taps were asked for).
+    """
+
+    method: str
+    position: int
+    target: int | None  # the class aimed at (None: untargeted)
+    clean_tokens: np.ndarray  # [T]
+    perturbed_tokens: np.ndarray  # [T] (equal to clean_tokens for embedding attacks)
+    delta: np.ndarray  # [T, E]
+    l2: float
+    linf: float
+    l2_per_position: np.ndarray  # [T]
+    linf_per_position: np.ndarray  # [T]
+    prediction_before: int
+    prediction_after: int
+    top_before: np.ndarray  # [k] token ids
+    top_before_p: np.ndarray  # [k] probabilities
+    top_after: np.ndarray
+    top_after_p: np.ndarray
+    loss_before: float  # -log p(target or clean argmax) at position
+    loss_after: float
+    flipped: bool
+    hidden_delta: dict[str, np.ndarray] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # method specific (c, candidates, steps, ...)
+
+    def summary(self) -> dict:
+        """A flat dict for a table row or a status line."""
+        return {"method": self.method, "position": self.position, "target": self.target,
+                "flipped": self.flipped, "l2": self.l2, "linf": self.linf,
+                "prediction_before": self.prediction_before, "prediction_after": self.prediction_after,
+                "loss_before": self.loss_before, "loss_after": self.loss_after,
+                "positions_changed": int(np.count_nonzero(self.l2_per_position))}
+
+
+# ---------------------------------------------------------------------------------------------- plumbing
+
+
+def find_embedding(model: nn.Module) -> nn.Embedding:
+    """The model's input embedding: its ``embedding`` attribute, else its first ``nn.Embedding``."""
+    emb = getattr(model, "embedding", None)
+    if isinstance(emb, nn.Embedding):
+        return emb
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            return module
+    raise PerturbError(f"the model ({type(model).__name__}) has no nn.Embedding, so its input cannot be perturbed "
+                       "in embedding space; input-side attacks need a token model with an embedding layer")
+
+
+def embedding_box(model: nn.Module) -> tuple[Tensor, Tensor]:
+    """Per embedding dimension, the minimum and maximum over the embedding table ([E] each)."""
+    table = find_embedding(model).weight.detach()
+    return table.min(dim=0).values, table.max(dim=0).values
+
+
+def _default_forward(model: nn.Module, tokens: Tensor):
+    return model(tokens)
+
+
+def _logits(output, what: str = "the model") -> Tensor:
+    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    if not isinstance(out, Tensor) or out.dim() != 3:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise PerturbError(f"{what}'s output has no logits [batch, time, vocab] (got {shape}); give a forward "
+                           "function that returns them")
+    return out
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """Eval mode inside the block (no dropout), each module's own training flag restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+@contextlib.contextmanager
+def _added_to_embedding(embedding: nn.Embedding, delta_ref: list):
+    """A scope whose writer adds ``delta_ref[0]`` ([T, E] or [B, T, E], or None) to ``embedding``'s output."""
+
+    def write(module, args, kwargs, output):
+        r = delta_ref[0]
+        if r is None:
+            return None
+        r = r.to(output.dtype)
+        if r.dim() == 2:
+            if output.dim() == 3 and output.shape[1] == r.shape[0]:
+                r = r[None]  # [B, T, E]
+            elif output.dim() == 3 and output.shape[0] == r.shape[0]:
+                r = r[:, None]  # time-major [T, B, E]
+        try:
+            return output + r
+        except RuntimeError:
+            raise PerturbError(f"the embedding output has shape {tuple(output.shape)}, which a perturbation of shape "
+                               f"{tuple(r.shape)} does not fit; perturb the item the model is run on") from None
+
+    with HookScope() as scope:
+        scope.write(embedding, write)
+        yield
+
+
+def _as_tokens(tokens) -> Tensor:
+    t = torch.as_tensor(np.asarray(tokens) if not isinstance(tokens, Tensor) else tokens)
+    if t.dim() == 2 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 1 or t.numel() == 0 or t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise PerturbError(f"expected the item's tokens as one sequence of token ids, got shape {tuple(t.shape)}")
+    return t.long()
+
+
+def _check_position(position, length: int) -> int:
+    if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not 0 <= position < length:
+        raise PerturbError(f"position {position!r} is not in the item; it has {length} tokens (0 to {length - 1})")
+    return int(position)
+
+
+def _allowed(positions, position: int, length: int) -> np.ndarray:
+    if positions is None:
+        return np.arange(position + 1)
+    out = np.unique(np.asarray(list(positions), dtype=np.int64))
+    if out.size == 0 or out.min() < 0 or out.max() >= length:
+        raise PerturbError(f"the positions to perturb must be in the item (0 to {length - 1}), got {list(positions)}")
+    return out
+
+
+class _Objective:
+    """The model at one item with an additive embedding perturbation: logits at ``position`` as a function of r."""
+
+    def __init__(self, model, tokens, position, forward=None):
+        self.model = model
+        self.forward = forward or _default_forward
+        self.embedding = find_embedding(model)
+        self.tokens = _as_tokens(tokens).to(self.embedding.weight.device)
+        self.length = int(self.tokens.shape[0])
+        self.position = _check_position(position, self.length)
+        self.dim = self.embedding.embedding_dim
+        self._ref: list = [None]
+        self.vocab = self.embedding.num_embeddings
+
+    @contextlib.contextmanager
+    def active(self):
+        with _eval_mode(self.model), _added_to_embedding(self.embedding, self._ref):
+            yield self
+
+    def logits_all(self, r: Tensor | None, tokens: Tensor | None = None) -> Tensor:
+        """Logits [B, T, V] for tokens [B, T] (default: the item) with r added."""
+        self._ref[0] = r
+        try:
+            toks = self.tokens[None] if tokens is None else tokens
+            return _logits(self.forward(self.model, toks))
+        finally:
+            self._ref[0] = None
+
+    def logits_at(self, r: Tensor | None) -> Tensor:
+        return self.logits_all(r)[0, self.position]
+
+
+def _loss(z: Tensor, label: int) -> Tensor:
+    return -torch.log_softmax(z, dim=-1)[..., label]
+
+
+def _topk(z: Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    p = torch.softmax(z.detach().double(), dim=-1)
+    k = min(k, p.shape[-1])
+    values, ids = p.topk(k)
+    return ids.cpu().numpy(), values.cpu().numpy()
+
+
+def _hidden_delta(model, forward, tokens_clean: Tensor, tokens_after: Tensor, r: Tensor | None, embedding,
+                  taps) -> dict[str, np.ndarray]:
+    if not taps:
+        return {}
+    from lstmviz.recording.recorder_context import Recorder
+
+    ref: list = [None]
+    with _eval_mode(model), torch.no_grad(), _added_to_embedding(embedding, ref), \
+            Recorder(model, list(taps)) as rec:
+        forward(model, tokens_clean[None])
+        clean = rec.collect()
+        ref[0] = r
+        forward(model, tokens_after[None])
+        after = rec.collect()
+    return {name: (after[name][0] - clean[name][0]).double().cpu().numpy() for name in clean}
+
+
+def _result(method, obj: _Objective, r: Tensor, tokens_after: Tensor, label, target, taps, k, details,
+            flipped_fn) -> InputPerturbation:
+    with torch.no_grad(), obj.active():
+        z0 = obj.logits_at(None)
+        if tokens_after is obj.tokens:
+            z1 = obj.logits_at(r)
+        else:
+            z1 = obj.logits_all(None, tokens_after[None])[0, obj.position]
+    r_np = r.detach().double().cpu().numpy()
+    l2_pos = np.sqrt((r_np ** 2).sum(axis=1))
+    linf_pos = np.abs(r_np).max(axis=1) if r_np.size else np.zeros(obj.length)
+    tb, tbp = _topk(z0, k)
+    ta, tap_ = _topk(z1, k)
+    pred_after = int(z1.argmax())
+    r_run = r if tokens_after is obj.tokens else None
+    hidden = _hidden_delta(obj.model, obj.forward, obj.tokens, tokens_after, r_run, obj.embedding, taps)
+    return InputPerturbation(
+        method=method, position=obj.position, target=target,
+        clean_tokens=obj.tokens.cpu().numpy(), perturbed_tokens=tokens_after.cpu().numpy(),
+        delta=r_np, l2=float(np.sqrt((r_np ** 2).sum())), linf=float(np.abs(r_np).max()) if r_np.size else 0.0,
+        l2_per_position=l2_pos, linf_per_position=linf_pos,
+        prediction_before=int(z0.argmax()), prediction_after=pred_after,
+        top_before=tb, top_before_p=tbp, top_after=ta, top_after_p=tap_,
+        loss_before=float(_loss(z0.double(), label)), loss_after=float(_loss(z1.double(), label)),
+        flipped=bool(flipped_fn(pred_after)), hidden_delta=hidden, details=details)
+
+
+def _check_target(target, vocab: int) -> int | None:
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 <= target < vocab:
+        raise PerturbError(f"target class {target!r} is not a token id of the model (0 to {vocab - 1})")
+    return int(target)
+
+
+def _box_bounds(obj: _Objective, box) -> tuple[Tensor, Tensor]:
+    """Bounds on r [T, E] from a box on x + r: "table" (the embedding table's range), None, or (lo, hi)."""
+    x = obj.embedding.weight.detach()[obj.tokens].double()  # [T, E]
+    if box is None:
+        inf = torch.full_like(x, float("inf"))
+        return -inf, inf
+    if isinstance(box, str):
+        if box != "table":
+            raise PerturbError(f"box {box!r} is not known; use 'table', None or (low, high)")
+        lo, hi = embedding_box(obj.model)
+    else:
+        try:
+            lo, hi = box
+        except (TypeError, ValueError):
+            raise PerturbError("the box must be 'table', None or a pair (low, high)") from None
+    lo = torch.as_tensor(lo, dtype=torch.float64).expand(obj.dim)
+    hi = torch.as_tensor(hi, dtype=torch.float64).expand(obj.dim)
+    if bool((lo > hi).any()):
+        raise PerturbError("the box's low bound exceeds its high bound in some dimension")
+    return (lo - x).clamp(max=0.0), (hi - x).clamp(min=0.0)  # the clean input counts as inside
+
+
+# ---------------------------------------------------------------------------------------------- L-BFGS
+
+
+def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, mask: Tensor, maxiter: int):
+    from scipy.optimize import minimize
+
+    shape = (obj.length, obj.dim)
+    dtype = obj.embedding.weight.dtype
+
+    def fun(flat):
+        r = torch.tensor(flat.reshape(shape), dtype=dtype, requires_grad=True)
+        with torch.enable_grad():
+            rm = r * mask
+            loss = _loss(obj.logits_at(rm), label) + c * (rm.double() ** 2).sum()
+            (grad,) = torch.autograd.grad(loss, r)
+        return float(loss.detach()), grad.double().numpy().ravel()
+
+    inside = mask.expand(shape) > 0  # positions outside the allowed set are fixed at r = 0
+    bounds = np.stack([torch.where(inside, lo, 0.0).numpy().ravel(), torch.where(inside, hi, 0.0).numpy().ravel()],
+                      axis=1)
+    res = minimize(fun, np.zeros(obj.length * obj.dim), jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": maxiter})
+    r = torch.tensor(res.x.reshape(shape), dtype=torch.float64) * mask
+    return r, int(res.nit)
+
+
+def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = None, *,
+                 c_grid: Sequence[float] = tuple(10.0 ** np.arange(-3, 4)), bisect_steps: int = 8,
+                 box="table", positions=None, n_targets: int = 2, maxiter: int = 200,
+                 forward: Forward | None = None, taps=None, k: int = 5) -> InputPerturbation:
+    """Szegedy et al.'s box-constrained L-BFGS attack at ``position`` (see the module docstring).
+
+    Args:
+        target: the class ``l`` the prediction should become; ``None`` = untargeted (any other class).
+        c_grid: the scan of the distance weight ``c`` (ascending); bisection refines between the largest
+            ``c`` that flips and the next that does not (``bisect_steps`` halvings in ``log c``).
+        box: ``"table"`` (per dimension [min, max] over the embedding table), ``None`` or ``(low, high)``.
+        positions: the positions whose embedding may change (default all ``<= position``).
+        n_targets: untargeted: how many runner-up classes are tried (the smallest flip is kept).
+        forward: ``forward(model, tokens [B, T]) -> logits [B, T, V]`` (default ``model(tokens)[0]`` or
+            ``model(tokens)``).
+        taps: signals whose hidden-state change is returned in ``hidden_delta``.
+
+    Returns an :class:`InputPerturbation`; ``flipped`` is False when no ``c`` in the grid flips (``delta``
+    is then the solution at the smallest ``c``). ``details`` holds ``c`` and the search trace.
+    """
+    obj = _Objective(model, tokens, position, forward)
+    target = _check_target(target, obj.vocab)
+    grid = sorted(float(c) for c in c_grid)
+    if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
+        raise PerturbError("c_grid must hold positive finite numbers")
+    allowed = _allowed(positions, obj.position, obj.length)
+    mask = torch.zeros(obj.length, 1, dtype=torch.float64)
+    mask[torch.as_tensor(allowed)] = 1.0
+    lo, hi = _box_bounds(obj, box)
+    with obj.active(), torch.no_grad():
+        z0 = obj.logits_at(None)
+    clean = int(z0.argmax())
+    if target is None:
+        order = torch.argsort(z0, descending=True).tolist()
+        labels = [c for c in order if c != clean][:max(1, n_targets)]
+    else:
+        labels = [target]
+
+    def flips(r_pred: int, label: int) -> bool:
+        return r_pred == label if target is not None else r_pred != clean
+
+    trace: list[dict] = []
+    best = None  # (l2, r, c, label)
+    with obj.active():
+        for label in labels:
+            solutions: dict[float, tuple[Tensor, bool]] = {}
+
+            def solve(c: float) -> bool:
+                r, nit = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter)
+                with torch.no_grad():
+                    pred = int(obj.logits_at(r.to(obj.embedding.weight.dtype)).argmax())
+                ok = flips(pred, label)
+                solutions[c] = (r, ok)
+                trace.append({"label": label, "c": c, "l2": float(r.norm()), "flipped": ok, "iterations": nit})
+                return ok
+
+            flipping = [c for c in reversed(grid) if solve(c)]  # largest first; the grid is short
+            if not flipping:
+                continue
+            c_ok = flipping[0]
+            larger = [c for c in grid if c > c_ok]
+            if larger:
+                c_bad = larger[0]
+                for _ in range(bisect_steps):
+                    mid = float(np.sqrt(c_ok * c_bad))
+                    if solve(mid):
+                        c_ok = mid
+                    else:
+                        c_bad = mid
+            for c, (r, ok) in solutions.items():
+                if ok and (best is None or float(r.norm()) < best[0]):
+                    best = (float(r.norm()), r, c, label)
+    if best is None:
+        r = torch.zeros(obj.length, obj.dim, dtype=torch.float64)
+        smallest = [t for t in trace if t["c"] == grid[0]]
+        details = {"c": None, "trace": trace, "note": "no c in the grid flips the prediction" if smallest else ""}
+        label = labels[0]
+    else:
+        _, r, c, label = best
+        details = {"c": c, "trace": trace}
+    details["clean_prediction"] = clean
+    details["aimed_at"] = label
+    return _result("lbfgs", obj, r.to(obj.embedding.weight.dtype), obj.tokens,
+                   label if target is not None else clean, target, taps, k, details,
+                   lambda pred: flips(pred, label))
+
+
+# ---------------------------------------------------------------------------------------------- PGD
+
+
+def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str = "l2", steps: int = 40,
+               step_size: float | None = None, target: int | None = None, random_start: bool = False,
+               seed: int = 0, box="table", positions=None, forward: Forward | None = None, taps=None,
+               k: int = 5) -> InputPerturbation:
+    """Projected gradient attack (Madry et al.) within ``|r| <= eps`` (``norm`` "l2" over all allowed
+    positions, or "linf" per coordinate) and the box; see the module docstring.
+
+    ``step_size`` defaults to ``2.5 * eps / steps``. ``random_start`` draws ``r_0`` uniformly in the ball
+    (seeded). Returns the iterate with the best objective as an :class:`InputPerturbation`.
+    """
+    obj = _Objective(model, tokens, position, forward)
+    target = _check_target(target, obj.vocab)
+    if norm not in ("l2", "linf"):
+        raise PerturbError(f"norm {norm!r} is not known; use 'l2' or 'linf'")
+    if not np.isfinite(eps) or eps <= 0:
+        raise PerturbError(f"eps must be a positive finite number, got {eps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise PerturbError(f"steps must be a positive whole number, got {steps!r}")
+    step_size = 2.5 * eps / steps if step_size is None else float(step_size)
+    if not np.isfinite(step_size) or step_size <= 0:
+        raise PerturbError(f"step_size must be a positive finite number, got {step_size!r}")
+    allowed = _allowed(positions, obj.position, obj.length)
+    dtype = obj.embedding.weight.dtype
+    mask = torch.zeros(obj.length, 1, dtype=dtype)
+    mask[torch.as_tensor(allowed)] = 1.0
+    lo, hi = (torch.where(mask > 0, b, 0.0).to(dtype) for b in _box_bounds(obj, box))
+
+    def project(r: Tensor) -> Tensor:
+        r = r * mask
+        if norm == "l2":
+            n = r.norm()
+            if n > eps:
+                r = r * (eps / n)
+        else:
+            r = r.clamp(-eps, eps)
+        return torch.maximum(torch.minimum(r, hi), lo)
+
+    with obj.active(), torch.no_grad():
+        z0 = obj.logits_at(None)
+    clean = int(z0.argmax())
+    label = clean if target is None else target
+    sign = 1.0 if target is None else -1.0  # ascend the clean class's loss / descend the target's
+
+    r = torch.zeros(obj.length, obj.dim, dtype=dtype)
+    if random_start:
+        gen = torch.Generator().manual_seed(seed)
+        if norm == "linf":
+            r = (torch.rand(r.shape, generator=gen, dtype=dtype) * 2 - 1) * eps
+        else:
+            d = torch.randn(r.shape, generator=gen, dtype=dtype) * mask
+            radius = eps * float(torch.rand((), generator=gen)) ** (1.0 / max(1, int(mask.sum()) * obj.dim))
+            r = d / d.norm().clamp_min(1e-30) * radius
+        r = project(r)
+    best_r, best_j = r, -float("inf")
+    with obj.active():
+        for _ in range(steps):
+            x = r.clone().requires_grad_(True)
+            with torch.enable_grad():
+                j = sign * _loss(obj.logits_at(x), label)
+                (g,) = torch.autograd.grad(j, x)
+            if float(j.detach()) > best_j:
+                best_j, best_r = float(j.detach()), r
+            g = g * mask
+            if norm == "l2":
+                g = g / g.norm().clamp_min(1e-30)
+            else:
+                g = g.sign()
+            r = project(r + step_size * g)
+        with torch.no_grad():
+            j = float(sign * _loss(obj.logits_at(r), label))
+        if j > best_j:
+            best_j, best_r = j, r
+    details = {"eps": float(eps), "norm": norm, "steps": steps, "step_size": step_size, "objective": best_j,
+               "clean_prediction": clean}
+
+    def flipped(pred: int) -> bool:
+        return pred != clean if target is None else pred == target
+
+    return _result("pgd", obj, best_r, obj.tokens, label, target, taps, k, details, flipped)
+
+
+# ---------------------------------------------------------------------------------------------- HotFlip
+
+
+def hotflip(model: nn.Module, tokens, position: int, *, positions=None, candidates=None, k: int = 10,
+            target: int | None = None, forward: Forward | None = None, taps=None,
+            top: int = 5) -> InputPerturbation:
+    """The single token substitution that moves the prediction at ``position`` most (Ebrahimi et al.).
+
+    Ranks every (position ``i`` in ``positions`` (default all ``<= position``), token ``v`` in ``candidates``
+    (default the whole vocabulary), ``v != x_i``) by the first-order estimate ``(E[v] - E[x_i]) . grad_{e_i} J``
+    and verifies the top ``k`` by real forwards; returns the verified best (largest measured ``ΔJ``).
+    ``J`` is the clean argmax's loss (untargeted) or minus the target's loss. ``details["candidates"]``
+    lists ``(position, token, estimated, measured)`` for the verified ones, best first.
+    """
+    obj = _Objective(model, tokens, position, forward)
+    target = _check_target(target, obj.vocab)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise PerturbError(f"k must be a positive whole number, got {k!r}")
+    allowed = _allowed(positions, obj.position, obj.length)
+    if candidates is None:
+        cand = np.arange(obj.vocab)
+    else:
+        cand = np.unique(np.asarray(list(candidates), dtype=np.int64))
+        if cand.size == 0 or cand.min() < 0 or cand.max() >= obj.vocab:
+            raise PerturbError(f"candidate tokens must be token ids of the model (0 to {obj.vocab - 1})")
+    table = obj.embedding.weight.detach()
+    dtype = table.dtype
+    with obj.active(), torch.no_grad():
+        z0 = obj.logits_at(None)
+    clean = int(z0.argmax())
+    label = clean if target is None else target
+    sign = 1.0 if target is None else -1.0
+    with obj.active():
+        r = torch.zeros(obj.length, obj.dim, dtype=dtype, requires_grad=True)
+        with torch.enable_grad():
+            j0 = sign * _loss(obj.logits_at(r), label)
+            (g,) = torch.autograd.grad(j0, r)  # grad_{e_i} J at the clean input, [T, E]
+    cand_t = torch.as_tensor(cand)
+    pos_t = torch.as_tensor(allowed)
+    diff = table[cand_t][None, :, :] - table[obj.tokens[pos_t]][:, None, :]  # [P, C, E]
+    est = (diff * g[pos_t][:, None, :]).sum(-1)  # [P, C]
+    same = cand_t[None, :] == obj.tokens[pos_t][:, None]
+    est = est.masked_fill(same, -float("inf"))
+    n_options = int((~same).sum())
+    if n_options == 0:
+        raise PerturbError("no substitution is possible: every candidate token equals the token it would replace")
+    order = torch.argsort(est.flatten(), descending=True)[:min(k, n_options)]
+    pairs = [(int(pos_t[i // len(cand)]), int(cand_t[i % len(cand)]), float(est.flatten()[i])) for i in order]
+    batch = obj.tokens[None].repeat(len(pairs), 1)
+    for row, (i, v, _) in enumerate(pairs):
+        batch[row, i] = v
+    with obj.active(), torch.no_grad():
+        z = obj.logits_all(None, batch)[:, obj.position]  # [k, V]
+        measured = (sign * _loss(z, label) - j0.detach()).tolist()
+    verified = sorted(((i, v, e, m) for (i, v, e), m in zip(pairs, measured)), key=lambda t: -t[3])
+    i, v, _, _ = verified[0]
+    after = obj.tokens.clone()
+    after[i] = v
+    r_sub = torch.zeros(obj.length, obj.dim, dtype=dtype)
+    r_sub[i] = table[v] - table[obj.tokens[i]]
+    details = {"candidates": verified, "substituted_position": i, "substituted_token": v,
+               "replaced_token": int(obj.tokens[i]), "estimated": verified[0][2], "measured": verified[0][3],
+               "clean_prediction": clean, "searched": n_options}
+
+    def flipped(pred: int) -> bool:
+        return pred != clean if target is None else pred == target
+
+    return _result("hotflip", obj, r_sub, after, label, target, taps, top, details, flipped)
+
+
+# ---------------------------------------------------------------------------------------------- live models
+
+METHODS = {"lbfgs": lbfgs_attack, "pgd": pgd_attack, "hotflip": hotflip}
+
+
+def live_forward(live) -> Forward:
+    """A forward of ``live`` (a :class:`~lstmviz.perturb.live_model.LiveModel`) that returns checked logits
+    ``[B, T, V]`` (batch first, on its device), with autograd on (attacks need gradients)."""
+    from .live_model import check_logits
+
+    def forward(model, tokens):
+        return check_logits(live.raw_output(tokens), tokens.shape, live.vocab)
+
+    return forward
+
+
+def attack_item(live, recording, item: int, position: int, *, method: str = "lbfgs", taps=None,
+                **options) -> InputPerturbation:
+    """Run attack ``method`` ("lbfgs", "pgd" or "hotflip") on ``item`` of ``recording`` with ``live``'s model
+    (a :class:`~lstmviz.perturb.live_model.LiveModel`) at item-local ``position``; ``taps`` whose Δ is returned
+    (None: every tap of the recording the model has; ``()``: none). ``options`` go to the attack function."""
+    from .run import _taps, item_tokens
+
+    if method not in METHODS:
+        raise PerturbError(f"attack {method!r} is not known; use one of {', '.join(METHODS)}")
+    tokens = item_tokens(recording, item)
+    taps = _taps(live, recording, taps)
+    return METHODS[method](live.model, tokens, position, forward=live_forward(live), taps=taps, **options)
