@@ -240,3 +240,36 @@ def test_exports_write_figures_tables_and_the_heatmap(qtbot, opened, tmp_path):
 def test_state_defaults_are_what_a_fresh_panel_saves(qtbot, opened):
     state = opened.panels["perturb"].state()
     assert isinstance(state, PerturbState) and state.tap == TAP and state.shown == "none"
+
+
+def test_an_input_attack_and_a_pruning_curve_show_what_the_api_computes(qtbot, opened, tiny, tmp_path):
+    from lstmviz.perturb.adversarial import attack_item
+    from lstmviz.perturb.pruning import pruning_curve_items
+
+    panel = opened.panels["perturb"]
+    panel.attack_combo.setCurrentIndex(panel.attack_combo.findData("hotflip"))
+    panel.attack_position_spin.setValue(30)
+    attack = _run(qtbot, panel, "attack")
+    rec = open_recording(tiny["recording"])
+    live = load_live_model(rec)
+    want = attack_item(live, rec, 0, 30, method="hotflip")
+    np.testing.assert_array_equal(attack.perturbed_tokens, want.perturbed_tokens)
+    assert attack.flipped == want.flipped and attack.l2 == pytest.approx(want.l2, rel=1e-5)
+    _, heights = panel.attack_view.input_bars.opts["x"], panel.attack_view.input_bars.opts["height"]
+    np.testing.assert_allclose(heights, want.l2_per_position, atol=1e-6)
+    assert set(panel.attack_view.hidden_curves) == set(want.hidden_delta)
+    assert "hotflip at position 30" in panel.attack_label.text() and "→" in panel.attack_label.text()
+    assert panel.export_view(tmp_path / "attack.png", "attack").stat().st_size > 1000
+
+    panel.attack_position_spin.setValue(5000)
+    assert not panel.run("attack") and "choose an attack position" in panel.status_text()
+
+    curve = _run(qtbot, panel, "pruning")
+    want = pruning_curve_items(live, rec, None, TAP)
+    assert curve.methods == want.methods
+    for method in want.methods:
+        measured, predicted = panel.pruning_view.items[method]
+        np.testing.assert_allclose(measured.getData()[1], want.measured[method], atol=1e-5)
+        np.testing.assert_allclose(predicted.getData()[1], want.predicted[method], atol=1e-5)
+    with open(panel.export_table(tmp_path / "pruning.csv", "pruning"), newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(want.methods) * len(want.fractions)

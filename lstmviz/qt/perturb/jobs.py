@@ -5,7 +5,8 @@ controls and the workspace on the GUI thread); ``perturb_job(request, task)`` lo
 when the panel has none yet (``load_live_model``; a ``CheckpointProblem`` comes back as
 ``PerturbOutcome.checkpoint_problem`` rather than as a failure, so the panel can offer to locate the
 file), resolves a probe's top units when asked, and runs ``perturb_item``, ``sweep_alpha`` or
-``perturb_items``. ``lstmviz.perturb`` (torch) is imported only here, inside the job.
+``perturb_items`` — or, for the input side, ``attack_item`` (Szegedy's L-BFGS, PGD, HotFlip) and, for
+pruning, ``pruning_curve_items`` on every item. ``lstmviz.perturb`` (torch) is imported only here, inside the job.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ PROBE_TOP_UNITS = 10
 
 @dataclass(frozen=True)
 class PerturbRequest:
-    """What one run asks for. ``kind``: "effect" (one item), "sweep" (alphas on one item) or "items"
-    (every item, or the matches in ``where``). ``fields``: the ``Perturbation`` keywords without
+    """What one run asks for. ``kind``: "effect" (one item), "sweep" (alphas on one item), "items"
+    (every item, or the matches in ``where``), "attack" (an input-side attack on one item, ``attack``) or
+    "pruning" (the pruning curve of the tap's units over every item). ``fields``: the ``Perturbation`` keywords without
     ``units``; ``units``: resolved units (None: all units, or a probe's top units when
     ``probe_units`` names ``(annotation, class)``)."""
 
@@ -36,6 +38,7 @@ class PerturbRequest:
     probe_units: tuple[str, str] | None = None
     alphas: tuple[float, ...] = ()
     where: tuple[tuple[int, int, int], ...] | None = None
+    attack: dict | None = None  # kind "attack": method, position (item-local) and the method's options
 
 
 @dataclass
@@ -82,6 +85,21 @@ def perturb_job(recording, request: PerturbRequest, live, task) -> PerturbOutcom
             outcome.checkpoint_problem = exc
             return outcome
     outcome.live = live
+    if request.kind == "attack":
+        from lstmviz.perturb.adversarial import attack_item
+
+        options = dict(request.attack)
+        method, position = options.pop("method"), options.pop("position")
+        task.progress(0, None, f"Attack ({method}) at position {position}")
+        outcome.result = attack_item(live, recording, request.item, position, method=method, **options)
+        outcome.seconds = time.perf_counter() - t0
+        return outcome
+    if request.kind == "pruning":
+        from lstmviz.perturb.pruning import pruning_curve_items
+
+        outcome.result = pruning_curve_items(live, recording, None, request.tap, task=task)
+        outcome.seconds = time.perf_counter() - t0
+        return outcome
     units = request.units
     if request.probe_units is not None:
         units = probe_top_units(recording, request.tap, *request.probe_units, task=task)

@@ -20,6 +20,12 @@ tap and the top next tokens before/after at the hovered position (``views``). **
 item, or over the Match panel's matches, and shows the distribution and the items that change most
 (double-click one to open it in the select view).
 
+Input side and pruning (their own tabs): **Attack** runs ``attack_item`` on the item — HotFlip (the single
+token substitution that moves the prediction at the position most), PGD in embedding space within a
+radius, or Szegedy et al.'s box-constrained L-BFGS — and shows the perturbed input, its distance and the
+Δ of hidden states it causes next to the clean run; **Pruning curve** runs ``pruning_curve_items`` on the
+tap's units over every item and shows predicted against measured Δloss for magnitude, Taylor and OBD.
+
 The live model is loaded on first use (``load_live_model``: the checkpoint named in the recording); when
 it cannot be found or is another model, the panel says so in its own words and offers **Locate
 checkpoint…**, which runs again with the chosen file. Nothing else depends on it.
@@ -44,6 +50,8 @@ from lstmviz.qt.perturb.jobs import PerturbOutcome, PerturbRequest, perturb_job
 from lstmviz.qt.perturb.state import (
     ABLATE_TO,
     ALPHA_RANGE,
+    ATTACKS,
+    EPS_RANGE,
     PERTURB_STATE,
     SWEEP_STEPS,
     VALUE_RANGE,
@@ -51,7 +59,7 @@ from lstmviz.qt.perturb.state import (
     PerturbState,
     parse_indices,
 )
-from lstmviz.qt.perturb.views import BatchView, EffectView, SweepView, TopKTable
+from lstmviz.qt.perturb.views import AttackView, BatchView, EffectView, PruningView, SweepView, TopKTable
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
 from lstmviz.qt.widget_export import VIEW_FORMATS, ask_table_path, export_table, export_widget, with_suffix
 
@@ -64,8 +72,10 @@ DIRECTION_NAMES = {"unit": "unit vector", "random": "random (same norm)", "probe
                    "means": "difference of class means"}
 BATCH_NAMES = {"items": "every item", "matches": "the Match panel's matches"}
 START_HINT = "Pick a tap, units and positions, choose an action, then press Run (Ctrl+Shift+R)."
-KIND_WHAT = {"effect": "run the perturbation", "sweep": "sweep alpha", "items": "run the perturbation on all items"}
-TAB_OF = {"effect": 0, "sweep": 1, "items": 2}
+KIND_WHAT = {"effect": "run the perturbation", "sweep": "sweep alpha", "items": "run the perturbation on all items",
+             "attack": "run the input attack", "pruning": "compute the pruning curve"}
+TAB_OF = {"effect": 0, "sweep": 1, "items": 2, "attack": 3, "pruning": 4}
+ATTACK_NAMES = {"hotflip": "HotFlip (one token)", "pgd": "PGD (embedding)", "lbfgs": "Szegedy L-BFGS (embedding)"}
 
 
 def _spin(low: float, high: float, value: float, decimals: int = 3, step: float = 0.1) -> QtWidgets.QDoubleSpinBox:
@@ -115,6 +125,8 @@ class PerturbPanel(TaskPanel):
         self.effect = None
         self.sweep = None
         self.batch = None
+        self.attack = None
+        self.pruning = None
         self.outcome: PerturbOutcome | None = None
         self._live = None  # (recording, checkpoint, LiveModel)
         self._checkpoint: str | None = None
@@ -128,6 +140,8 @@ class PerturbPanel(TaskPanel):
         self.sweep_view = SweepView()
         self.batch_view = BatchView()
         self.batch_view.row_activated.connect(self.open_item)
+        self.attack_view = AttackView()
+        self.pruning_view = PruningView()
 
         self._build_controls()
         self._build_actions()
@@ -265,6 +279,30 @@ class PerturbPanel(TaskPanel):
         self.checkpoint_row = self._row(self.checkpoint_label, self.locate_button)
         self.checkpoint_row.layout().setStretch(0, 1)
         self.checkpoint_row.setVisible(False)
+        self.attack_combo = _combo({k: ATTACK_NAMES[k] for k in ATTACKS},
+                                   "HotFlip: the single token substitution that moves the prediction most; PGD: a "
+                                   "projected-gradient step in embedding space within the radius; L-BFGS: Szegedy et "
+                                   "al.'s smallest embedding perturbation that flips the prediction (slow)")
+        self.attack_combo.currentIndexChanged.connect(push)
+        self.attack_position_spin = QtWidgets.QSpinBox()
+        self.attack_position_spin.setRange(0, 2**31 - 1)
+        self.attack_position_spin.setToolTip("The item-local position whose next-token prediction is attacked")
+        self.attack_position_spin.valueChanged.connect(push)
+        self.attack_eps_spin = _spin(*EPS_RANGE, 1.0)
+        self.attack_eps_spin.setToolTip("PGD: the L2 radius of the embedding perturbation")
+        self.attack_eps_spin.valueChanged.connect(push)
+        self.attack_button = QtWidgets.QPushButton("Attack")
+        self.attack_button.setToolTip("Perturb the item's input to flip the prediction at the position, and show "
+                                      "the Δ of hidden states it causes")
+        self.attack_button.clicked.connect(lambda: self.run("attack"))
+        self.attack_label = QtWidgets.QLabel("Choose a method and a position, then press Attack.")
+        self.attack_label.setWordWrap(True)
+        self.attack_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.pruning_button = QtWidgets.QPushButton("Pruning curve")
+        self.pruning_button.setToolTip("Rank the tap's units by magnitude, first-order Taylor and OBD saliency on "
+                                       "every item, prune the lowest fractions and compare predicted with measured "
+                                       "Δ loss")
+        self.pruning_button.clicked.connect(lambda: self.run("pruning"))
         self.heatmap_combo = QtWidgets.QComboBox()
         self.heatmap_combo.setToolTip("The tap whose Δ the heatmap shows")
         self.heatmap_combo.currentIndexChanged.connect(self._heatmap_chosen)
@@ -292,11 +330,15 @@ class PerturbPanel(TaskPanel):
                                           "Save the effect against alpha as PNG, SVG or PDF")
         self.export_items_action = action("Export Effect over &Items…", lambda: self.choose_and_export_view("items"),
                                           None, "Save the histogram over items as PNG, SVG or PDF")
+        self.export_attack_action = action("Export Input &Attack…", lambda: self.choose_and_export_view("attack"),
+                                           None, "Save the input attack and the hidden Δ it causes as PNG, SVG or PDF")
+        self.export_pruning_action = action("Export P&runing Curve…", lambda: self.choose_and_export_view("pruning"),
+                                            None, "Save predicted against measured Δ loss as PNG, SVG or PDF")
         self.export_data_action = action("Export Perturbation &Data…", self.choose_and_export_data, None,
                                          "Save the per-position, sweep or item tables as CSV/NPY, or the Δ heatmap as NPY")
         menu = QtWidgets.QMenu(self.export_button)
-        for a in (self.export_effect_action, self.export_sweep_action, self.export_items_action, None,
-                  self.export_data_action):
+        for a in (self.export_effect_action, self.export_sweep_action, self.export_items_action,
+                  self.export_attack_action, self.export_pruning_action, None, self.export_data_action):
             if a is None:
                 menu.addSeparator()
             else:
@@ -351,6 +393,32 @@ class PerturbPanel(TaskPanel):
         self.tabs.addTab(self.effect_splitter, "Effect on the item")
         self.tabs.addTab(self.sweep_view, "Sweep of alpha")
         self.tabs.addTab(self.batch_view, "All items")
+        attack_tab = QtWidgets.QWidget()
+        a_layout = QtWidgets.QVBoxLayout(attack_tab)
+        a_layout.setContentsMargins(0, 4, 0, 0)
+        a_row = QtWidgets.QHBoxLayout()
+        a_row.addWidget(labelled("Method", self.attack_combo))
+        a_row.addWidget(labelled("at position", self.attack_position_spin))
+        a_row.addWidget(labelled("PGD radius", self.attack_eps_spin))
+        a_row.addWidget(self.attack_button)
+        a_row.addStretch(1)
+        a_layout.addLayout(a_row)
+        a_layout.addWidget(self.attack_label)
+        a_layout.addWidget(self.attack_view, 1)
+        self.attack_tab = attack_tab
+        self.tabs.addTab(attack_tab, "Input attack")
+        pruning_tab = QtWidgets.QWidget()
+        p_layout = QtWidgets.QVBoxLayout(pruning_tab)
+        p_layout.setContentsMargins(0, 4, 0, 0)
+        p_row = QtWidgets.QHBoxLayout()
+        p_row.addWidget(self.pruning_button)
+        p_row.addWidget(QtWidgets.QLabel("the units of the chosen tap, loss over every item (Laurent et al.; "
+                                         "Molchanov et al.)"))
+        p_row.addStretch(1)
+        p_layout.addLayout(p_row)
+        p_layout.addWidget(self.pruning_view, 1)
+        self.pruning_tab = pruning_tab
+        self.tabs.addTab(pruning_tab, "Pruning")
         self.tabs.currentChanged.connect(self.binding.push)
 
         layout = QtWidgets.QVBoxLayout(self)
@@ -384,17 +452,21 @@ class PerturbPanel(TaskPanel):
 
     def _update_enabled(self) -> None:
         has_recording = self.workspace.recording is not None and self.tap_combo.count() > 0
-        for w in (self.run_button, self.run_action, self.batch_button):
+        for w in (self.run_button, self.run_action, self.batch_button, self.attack_button, self.pruning_button):
             w.setEnabled(has_recording)
         self.sweep_button.setEnabled(has_recording and self.action_combo.currentData() == "add")
         self.export_effect_action.setEnabled(self.effect is not None)
         self.export_sweep_action.setEnabled(self.sweep is not None)
         self.export_items_action.setEnabled(self.batch is not None)
-        self.export_data_action.setEnabled(any(r is not None for r in (self.effect, self.sweep, self.batch)))
+        self.export_attack_action.setEnabled(self.attack is not None)
+        self.export_pruning_action.setEnabled(self.pruning is not None)
+        self.export_data_action.setEnabled(any(r is not None for r in (self.effect, self.sweep, self.batch,
+                                                                       self.attack, self.pruning)))
 
     def menu_actions(self) -> list:
         return [self.run_action, self.cancel_action, self.locate_action, None, self.export_effect_action,
-                self.export_sweep_action, self.export_items_action, self.export_data_action]
+                self.export_sweep_action, self.export_items_action, self.export_attack_action,
+                self.export_pruning_action, self.export_data_action]
 
     # ------------------------------------------------------------------ the recording
     def _recording_changed(self, recording=None) -> None:
@@ -483,10 +555,16 @@ class PerturbPanel(TaskPanel):
             sweep_range=(float(self.sweep_from.value()), float(self.sweep_to.value()))
             if self.sweep_from.value() < self.sweep_to.value() else (-4.0, 4.0),
             sweep_steps=int(self.sweep_steps.value()), batch_over=self.batch_combo.currentData(),
-            view=VIEWS[max(0, self.tabs.currentIndex())], shown=shown, checkpoint=self._checkpoint)
+            view=VIEWS[max(0, self.tabs.currentIndex())], shown=shown, checkpoint=self._checkpoint,
+            attack_method=self.attack_combo.currentData(), attack_position=int(self.attack_position_spin.value()),
+            attack_eps=float(self.attack_eps_spin.value()))
 
     def _shown_result(self):
-        return {"effect": self.effect, "sweep": self.sweep, "items": self.batch}.get(self._shown)
+        return self._results().get(self._shown)
+
+    def _results(self) -> dict:
+        return {"effect": self.effect, "sweep": self.sweep, "items": self.batch, "attack": self.attack,
+                "pruning": self.pruning}
 
     def _store_state(self, state) -> None:
         self.workspace.set_panel_state(PANEL_NAME, state)
@@ -527,6 +605,9 @@ class PerturbPanel(TaskPanel):
         self.sweep_to.setValue(s.sweep_range[1])
         self.sweep_steps.setValue(s.sweep_steps)
         _select(self.batch_combo, s.batch_over)
+        _select(self.attack_combo, s.attack_method)
+        self.attack_position_spin.setValue(s.attack_position)
+        self.attack_eps_spin.setValue(s.attack_eps)
         self.tabs.setCurrentIndex(TAB_OF.get(s.view, 0))
         if s.checkpoint != self._checkpoint:
             self._checkpoint = s.checkpoint
@@ -564,6 +645,8 @@ class PerturbPanel(TaskPanel):
         tap = self.tap_combo.currentData()
         if tap is None:
             raise ValueError("This recording has no tap over its positions to perturb.")
+        if kind in ("attack", "pruning"):
+            return self._input_request(kind, tap, item)
         n_units = int(recording.taps[tap].units)
         pane = self.workspace.active_pane
         units_from = self.units_combo.currentData()
@@ -624,6 +707,22 @@ class PerturbPanel(TaskPanel):
         return PerturbRequest(kind=kind, tap=tap, fields=fields, units=units, positions=positions, item=item,
                               checkpoint=self._checkpoint, probe_units=probe, alphas=alphas, where=where)
 
+    def _input_request(self, kind: str, tap: str, item: int | None) -> PerturbRequest:
+        recording = self.workspace.recording
+        item = self.current_item() if item is None else int(np.clip(item, 0, max(0, recording.n_items - 1)))
+        attack = None
+        if kind == "attack":
+            length = int(np.diff(recording.item_range(item))[0])
+            position = int(self.attack_position_spin.value())
+            if position >= length:
+                raise ValueError(f"Item {item} has {length} tokens; choose an attack position from 0 to {length - 1}.")
+            method = self.attack_combo.currentData()
+            attack = {"method": method, "position": position}
+            if method == "pgd":
+                attack["eps"] = float(self.attack_eps_spin.value())
+        return PerturbRequest(kind=kind, tap=tap, fields={}, units=None, positions=None, item=item,
+                              checkpoint=self._checkpoint, attack=attack)
+
     def _matches(self) -> tuple[tuple[int, int, int], ...]:
         """The Match panel's matches as (item, start, stop), item-local."""
         window = self.window()
@@ -664,7 +763,8 @@ class PerturbPanel(TaskPanel):
         self.submit(CHANNEL, job, on_finished=self._finished, what=KIND_WHAT[kind],
                     title="Cannot run the perturbation", on_failed=self._failed, on_cancelled=self._cancelled)
         where = {"effect": f"item {request.item}", "sweep": f"item {request.item}, {len(request.alphas)} alphas",
-                 "items": "every item" if request.where is None else f"{len(request.where)} matches"}[kind]
+                 "items": "every item" if request.where is None else f"{len(request.where)} matches",
+                 "attack": f"the input of item {request.item}", "pruning": "every item (pruning)"}[kind]
         self.set_status(f"Perturbing {request.tap} on {where}…" if live is not None
                         else f"Loading the model, then perturbing {request.tap} on {where}…")
         self.tabs.setCurrentIndex(TAB_OF[kind])
@@ -714,6 +814,14 @@ class PerturbPanel(TaskPanel):
     def _result_status(self, outcome: PerturbOutcome) -> str:
         result, p = outcome.result, outcome.perturbation
         took = f" in {duration(outcome.seconds)}"
+        if outcome.request.kind == "attack":
+            return self._attack_text(outcome) + took + "."
+        if outcome.request.kind == "pruning":
+            best = {m: float(result.measured[m][-1]) for m in result.methods}
+            least = min(best, key=best.get)
+            return (f"Pruned up to {100 * float(result.fractions[-1]):g}% of {result.name}'s {result.size} units "
+                    f"by {', '.join(result.methods)}{took}: at that fraction {least} raises the loss least "
+                    f"({best[least]:+.4g} nats).")
         if outcome.request.kind == "effect":
             s = result.summary()
             return (f"{p.describe()} on item {s['item']}{took}: mean Δ loss {s['mean_dnll']:+.4g} nats "
@@ -730,9 +838,29 @@ class PerturbPanel(TaskPanel):
         return (f"{p.describe()} on {n} {what}{took}: mean Δ loss {mean:+.4g} nats over them; item {top} changes "
                 f"most. Double-click a row to open it.")
 
+    def _attack_text(self, outcome: PerturbOutcome) -> str:
+        a = outcome.result
+        vocab = getattr(outcome.live, "vocab", None) or self.workspace.recording.vocab
+
+        def name(i) -> str:
+            i = int(i)
+            return repr(vocab[i]) if vocab and i < len(vocab) else str(i)
+
+        changed = np.flatnonzero(np.asarray(a.perturbed_tokens) != np.asarray(a.clean_tokens))
+        subs = ", ".join(f"position {int(i)}: {name(a.clean_tokens[i])} → {name(a.perturbed_tokens[i])}"
+                         for i in changed[:5])
+        how = f"substituted {subs}" if len(changed) else f"embedding perturbation on {int(np.count_nonzero(a.l2_per_position))} positions"
+        verdict = "flipped" if a.flipped else "did not flip"
+        return (f"{a.method} at position {a.position} of item {outcome.request.item} {verdict} the prediction "
+                f"{name(a.prediction_before)} → {name(a.prediction_after)}; {how}; ‖r‖₂ {a.l2:.4g}, ‖r‖∞ {a.linf:.4g}; "
+                f"loss at the position {a.loss_before:.4g} → {a.loss_after:.4g}")
+
     # ------------------------------------------------------------------ results
     def _show_result(self, kind, result, perturbation) -> None:
         if kind is None:
+            self.attack = self.pruning = None
+            self.attack_view.set_result(None)
+            self.pruning_view.set_curve(None)
             self.effect = self.sweep = self.batch = None
             self.outcome = None
             self.effect_view.set_effect(None)
@@ -755,6 +883,13 @@ class PerturbPanel(TaskPanel):
         elif kind == "sweep":
             self.sweep = result
             self.sweep_view.set_sweep(result)
+        elif kind == "attack":
+            self.attack = result
+            self.attack_view.set_result(result, self.workspace.recording.vocab)
+            self.attack_label.setText(self._attack_text(self.outcome))
+        elif kind == "pruning":
+            self.pruning = result
+            self.pruning_view.set_curve(result)
         else:
             self.batch = result
             self.batch_view.set_batch(result)
@@ -863,12 +998,14 @@ class PerturbPanel(TaskPanel):
     # ------------------------------------------------------------------ export
     def _view_widget(self, part: str) -> QtWidgets.QWidget:
         widgets = {"effect": (self.effect, self.effect_splitter), "sweep": (self.sweep, self.sweep_view),
-                   "items": (self.batch, self.batch_view)}
+                   "items": (self.batch, self.batch_view), "attack": (self.attack, self.attack_tab),
+                   "pruning": (self.pruning, self.pruning_view)}
         if part not in widgets:
             raise ValueError(f"unknown part {part!r}; choose one of {', '.join(widgets)}")
         result, widget = widgets[part]
         if result is None:
-            names = {"effect": "Run", "sweep": "Sweep alpha", "items": "All items"}
+            names = {"effect": "Run", "sweep": "Sweep alpha", "items": "All items", "attack": "Attack",
+                     "pruning": "Pruning curve"}
             raise ValueError(f"There is nothing to export yet: press {names[part]} first.")
         return widget
 
@@ -883,12 +1020,12 @@ class PerturbPanel(TaskPanel):
     def export_table(self, path: str | Path, part: str = "effect") -> Path:
         """The per-position table of the effect ("effect"), the sweep ("sweep") or the items ("items") as
         CSV/NPY."""
-        result = {"effect": self.effect, "sweep": self.sweep, "items": self.batch}.get(part)
-        if part not in ("effect", "sweep", "items"):
-            raise ValueError(f"unknown table {part!r}; choose effect, sweep or items")
+        if part not in ("effect", "sweep", "items", "pruning", "attack"):
+            raise ValueError(f"unknown table {part!r}; choose effect, sweep, items, attack or pruning")
+        result = self._results().get(part)
         if result is None:
             raise ValueError("There is no such result to export yet; run it first.")
-        rows = result.to_table()
+        rows = [result.summary()] if part == "attack" else result.to_table()
         columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
         return export_table(path, columns)
 
@@ -923,6 +1060,10 @@ class PerturbPanel(TaskPanel):
             filters["Δ heatmap [units × positions], NumPy array (*.npy)"] = ("heatmap", ".npy")
         if self.sweep is not None:
             filters["Sweep of alpha, CSV (*.csv)"] = ("sweep", ".csv")
+        if self.attack is not None:
+            filters["Input attack summary, CSV (*.csv)"] = ("attack", ".csv")
+        if self.pruning is not None:
+            filters["Pruning curve, CSV (*.csv)"] = ("pruning", ".csv")
         if self.batch is not None:
             filters["Effect per item, CSV (*.csv)"] = ("items", ".csv")
             filters["Effect per item, NumPy array (*.npy)"] = ("items", ".npy")

@@ -5,7 +5,8 @@ active pane's selection, a probe's top units, or a typed list such as ``"3, 17, 
 positions come from — the brushed range, the whole item, or a typed item-local list), the action with
 its settings (the fields of ``lstmviz.perturb.Perturbation``, see ``perturbation_fields``), and the
 view choices (the tap of the Δ heatmap, the alpha sweep's range, what "All items" runs over, which
-result was shown). ``PERTURB_STATE`` keeps it in the workspace file (``"panels": {"perturb": {...}}``,
+result was shown), and the input-side attack (method, item-local position, PGD's radius).
+``PERTURB_STATE`` keeps it in the workspace file (``"panels": {"perturb": {...}}``,
 version 1) and says what of it fits a recording (``fit``: a tap the recording lacks is dropped, typed
 units are clipped to the tap, annotations it lacks are dropped).
 
@@ -33,9 +34,12 @@ POSITIONS_FROM = ("brush", "all", "typed")
 #: what "All items" runs over: every item, or the Match panel's matches
 BATCH_OVER = ("items", "matches")
 #: the tabs of results
-VIEWS = ("effect", "sweep", "items")
+VIEWS = ("effect", "sweep", "items", "attack", "pruning")
 #: what was shown (and is computed again when a saved workspace is opened)
-SHOWN = ("none", "effect", "sweep", "items")
+SHOWN = ("none", "effect", "sweep", "items", "attack", "pruning")
+#: the input-side attacks (``lstmviz.perturb.adversarial.METHODS``)
+ATTACKS = ("hotflip", "pgd", "lbfgs")
+EPS_RANGE = (1e-6, 1e6)
 #: bounds of the numbers the panel's boxes take
 VALUE_RANGE = (-1e6, 1e6)
 ALPHA_RANGE = (-1e6, 1e6)
@@ -133,6 +137,9 @@ class PerturbState:
     view: str = "effect"
     shown: str = "none"
     checkpoint: str | None = None
+    attack_method: str = "hotflip"
+    attack_position: int = 0
+    attack_eps: float = 1.0
 
     def perturbation_fields(self) -> dict:
         """The settings of the action as ``Perturbation`` keywords (without tap, units, positions)."""
@@ -192,6 +199,9 @@ class PerturbStateFormat(PanelStateFormat):
         "view": (Text(choices=VIEWS), "effect"),
         "shown": (Text(choices=SHOWN), "none"),
         "checkpoint": (Text(max_chars=4096, nullable=True), None),
+        "attack_method": (Text(choices=ATTACKS), "hotflip"),
+        "attack_position": (Whole(0, MAX_INDEX), 0),
+        "attack_eps": (Real(*EPS_RANGE), 1.0),
     }, check=_sweep_check)
 
     def from_values(self, values: dict) -> PerturbState:

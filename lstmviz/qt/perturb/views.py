@@ -9,6 +9,8 @@
   marked (``set_hover``) and reported when the pointer moves over a plot (``position_hovered``).
 - ``TopKTable``: the k most likely next tokens before and after the edit at one position.
 - ``SweepView``: mean Δloss, max Δloss and mean KL against alpha (a ``Sweep``).
+- ``AttackView`` (an input-side attack: ‖r‖ per position and the hidden Δ it causes) and ``PruningView``
+  (predicted against measured Δloss per pruning method).
 - ``BatchView``: the distribution of the effect over items (histogram of mean Δloss per item or match)
   and the items ranked by |mean Δloss|; double-clicking a row emits ``row_activated(item, start, stop)``.
 """
@@ -403,3 +405,102 @@ class BatchView(QtWidgets.QWidget):
             self.row_activated.emit(*self._rows[row])
 
 
+
+
+class AttackView(pg.GraphicsLayoutWidget):
+    """An input-side perturbation of one item (``lstmviz.perturb.adversarial.InputPerturbation``) next to
+    the clean run: the size of the input perturbation per position (‖r_t‖₂ in embedding space; for a
+    token substitution, the one substituted position) and the Δ of hidden states it causes (‖Δ‖ per
+    tap), over the item's tokens (the perturbed tokens where a substitution changed them)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setBackground(BACKGROUND)
+        self.setMinimumHeight(260)
+        self.result = None
+        lay = self.ci
+        self.input_plot, self.input_axis = _plot(lay, 0, "‖r‖ input", tokens=True)
+        self.input_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(*DNLL_COLOR, 180),
+                                          pen=pg.mkPen(None))
+        self.input_plot.addItem(self.input_bars)
+        self.hidden_plot, self.hidden_axis = _plot(lay, 1, "‖Δ‖ hidden", tokens=True)
+        self.hidden_plot.addLegend(offset=(-4, 1), labelTextColor=FOREGROUND, brush=pg.mkBrush(255, 255, 255, 220),
+                                   colCount=6, verSpacing=-6)
+        self.hidden_plot.setXLink(self.input_plot)
+        self.hidden_curves: dict[str, pg.PlotDataItem] = {}
+        self.position_lines = []
+        for plot in (self.input_plot, self.hidden_plot):
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen(HOVER_LINE, width=1.2))
+            line.setVisible(False)
+            plot.addItem(line, ignoreBounds=True)
+            self.position_lines.append(line)
+
+    def set_result(self, result, vocab=None) -> None:
+        self.result = result
+        for curve in self.hidden_curves.values():
+            self.hidden_plot.removeItem(curve)
+        self.hidden_plot.legend.clear()
+        self.hidden_curves = {}
+        if result is None:
+            self.input_bars.setOpts(x=[], height=[])
+            for axis in (self.input_axis, self.hidden_axis):
+                axis.set_tokens(0, [])
+            for line in self.position_lines:
+                line.setVisible(False)
+            return
+        T = len(result.clean_tokens)
+        tokens = [vocab[int(t)] if vocab and int(t) < len(vocab) else str(int(t)) for t in result.perturbed_tokens]
+        for axis in (self.input_axis, self.hidden_axis):
+            axis.set_tokens(0, tokens)
+        x = np.arange(T, dtype=float)
+        self.input_bars.setOpts(x=x, height=np.asarray(result.l2_per_position, float), width=0.8)
+        for i, (tap, delta) in enumerate(result.hidden_delta.items()):
+            norm = np.linalg.norm(np.asarray(delta, float), axis=1)
+            color = CATEGORICAL[i % len(CATEGORICAL)]
+            self.hidden_curves[tap] = self.hidden_plot.plot(x, norm, pen=pg.mkPen(color, width=1.3), name=tap)
+        for line in self.position_lines:
+            line.setValue(result.position)
+            line.setVisible(True)
+        lo = max(0, result.position - 60)
+        self.input_plot.setXRange(lo - 0.5, min(T, lo + 100) - 0.5, padding=0)
+        self.input_plot.enableAutoRange(axis="y")
+        self.hidden_plot.enableAutoRange(axis="y")
+
+
+class PruningView(pg.PlotWidget):
+    """Predicted against measured Δloss when the lowest-ranked fraction of a tap's units is pruned, one
+    colour per ranking (magnitude, first-order Taylor, OBD): measured solid with dots, each method's own
+    prediction dashed (``PruningCurve.predicted``)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent, background=BACKGROUND)
+        self.curve = None
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setLabel("bottom", "fraction of units pruned", color="#%02x%02x%02x" % FOREGROUND)
+        plot.setLabel("left", "Δ loss (nats)", color="#%02x%02x%02x" % FOREGROUND)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.addLegend(offset=(6, 2), labelTextColor=FOREGROUND, brush=pg.mkBrush(255, 255, 255, 220))
+        self.items: dict[str, tuple] = {}
+
+    def set_curve(self, curve) -> None:
+        plot = self.getPlotItem()
+        for measured, predicted in self.items.values():
+            plot.removeItem(measured)
+            plot.removeItem(predicted)
+        plot.legend.clear()
+        self.items = {}
+        self.curve = curve
+        if curve is None:
+            return
+        f = np.asarray(curve.fractions, float)
+        for i, method in enumerate(curve.methods):
+            color = CATEGORICAL[i % len(CATEGORICAL)]
+            measured = plot.plot(f, np.asarray(curve.measured[method], float), pen=pg.mkPen(color, width=2),
+                                 symbol="o", symbolSize=6, symbolBrush=color, name=f"{method}: measured")
+            predicted = plot.plot(f, np.asarray(curve.predicted[method], float),
+                                  pen=pg.mkPen(color, width=1.4, style=QtCore.Qt.PenStyle.DashLine),
+                                  name=f"{method}: predicted")
+            self.items[method] = (measured, predicted)
+        plot.enableAutoRange()
