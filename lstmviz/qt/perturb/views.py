@@ -152,17 +152,25 @@ class EffectView(pg.GraphicsLayoutWidget):
                 plot.addItem(band, ignoreBounds=True)
                 self.bands.append(band)
         self.set_x_range(0, T)
-        values = np.concatenate([dnll[finite], np.asarray(effect.kl, float)]) if T else np.zeros(1)
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
-        pad = max(1e-6, 0.08 * (high - low))
-        self.loss_plot.setYRange(min(low, 0.0) - pad, max(high, 0.0) + pad, padding=0)
-        self.norm_plot.enableAutoRange(axis="y")
         self.show_heatmap(heatmap_tap)
 
     def set_x_range(self, start: int, stop: int) -> None:
         """Show item-local positions ``[start, stop)`` (the panes' window over the item)."""
         self.x_range = (int(start), int(stop))
         self.loss_plot.setXRange(start - 0.5, stop - 0.5, padding=0)
+        effect = self.effect
+        if effect is None:
+            return
+        shown = slice(max(0, int(start)), max(int(start) + 1, int(stop)))
+        values = np.concatenate([np.asarray(effect.dnll, float)[shown], np.asarray(effect.kl, float)[shown]])
+        values = values[np.isfinite(values)]
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+        low, high = min(low, 0.0), max(high, 0.0)
+        pad = max(1e-6, 0.08 * (high - low))
+        self.loss_plot.setYRange(low - pad, high + (high - low) * 0.45 + pad, padding=0)  # room for the legend
+        norms = [np.asarray(n, float)[shown] for n in effect.delta_norm.values()]
+        top = max((float(np.nanmax(n)) for n in norms if n.size and np.isfinite(n).any()), default=1.0)
+        self.norm_plot.setYRange(0.0, max(top, 1e-6) * 1.7, padding=0)  # the legend sits above the curves
 
     def taps(self) -> list[str]:
         return [] if self.effect is None else list(self.effect.delta)
