@@ -93,18 +93,40 @@ class Edit:
             raise ValueError(f"edit of {self.signal!r}: the value must be finite real numbers, got {value!r}")
         for name in ("positions", "units", "items"):
             object.__setattr__(self, name, _indices(name, getattr(self, name)))
+        object.__setattr__(self, "_wanted", None if self.positions is None else frozenset(self.positions))
+        object.__setattr__(self, "_prepared", {})  # (shape, selection, dtype, device) -> (index, value)
 
     def apply(self, series: Tensor, positions: Sequence[int]) -> Tensor | None:
         """``series`` ([rows, P, units]; ``positions[k]`` is the position of ``series[:, k]``) with this edit
         applied, as a new tensor; ``None`` when no selected position is among ``positions``."""
-        rows, _, n_units = series.shape
-        if self.positions is None:
-            local = list(range(len(positions)))
+        rows, n_positions, n_units = series.shape
+        if self._wanted is None:
+            local = None
         else:
-            wanted = set(self.positions)
-            local = [k for k, p in enumerate(positions) if p in wanted]
-        if not local:
-            return None
+            wanted = self._wanted
+            local = tuple(k for k, p in enumerate(positions) if p in wanted)
+            if not local:
+                return None
+        key = (rows, n_positions, n_units, local, series.dtype, series.device)
+        prepared = self._prepared.get(key)
+        if prepared is None:  # once per shape and selection: a step tap sees the same one at every step
+            prepared = self._prepare(series, local)
+            if len(self._prepared) > 64:
+                self._prepared.clear()
+            self._prepared[key] = prepared
+        index, value = prepared
+        out = series.clone()
+        if self.action == "replace":
+            out[index] = value
+        elif self.action == "add":
+            out[index] = series[index] + value
+        else:
+            out[index] = series[index] * value
+        return out
+
+    def _prepare(self, series: Tensor, local: tuple[int, ...] | None) -> tuple[tuple, Tensor]:
+        """The index of the selection in ``series`` and the value broadcast to it (checked)."""
+        rows, n_positions, n_units = series.shape
         if self.units is not None and max(self.units) >= n_units:
             raise ValueError(f"edit of {self.signal!r}: unit {max(self.units)} does not exist; the signal has "
                              f"{n_units} units (0 to {n_units - 1})")
@@ -113,25 +135,17 @@ class Edit:
                              f"{rows} rows")
         device = series.device
         b = torch.arange(rows, device=device) if self.items is None else torch.tensor(self.items, device=device)
-        p = torch.tensor(local, device=device)
+        p = torch.arange(n_positions, device=device) if local is None else torch.tensor(local, device=device)
         u = torch.arange(n_units, device=device) if self.units is None else torch.tensor(self.units, device=device)
         index = (b[:, None, None], p[None, :, None], u[None, None, :])
-        current = series[index]
+        shape = (len(b), len(p), len(u))
         value = torch.as_tensor(self.value, dtype=series.dtype, device=device)  # (numpy arrays too)
         try:
-            value = torch.broadcast_to(value, current.shape)
+            value = torch.broadcast_to(value, shape)
         except RuntimeError:
             raise ValueError(f"edit of {self.signal!r}: a value of shape {tuple(value.shape)} does not fit the "
-                             f"selection [rows, positions, units] = {list(current.shape)}") from None
-        if self.action == "replace":
-            new = value
-        elif self.action == "add":
-            new = current + value
-        else:
-            new = current * value
-        out = series.clone()
-        out[index] = new
-        return out
+                             f"selection [rows, positions, units] = {list(shape)}") from None
+        return index, value
 
 
 class Intervention:

@@ -55,12 +55,19 @@ class TapLayout:
             raise ValueError(f"expected a geometry in {', '.join(GEOMETRIES)}, got {self.geometry!r}")
         if self.positions is not None:
             object.__setattr__(self, "positions", tuple(int(a) for a in self.positions))
+        object.__setattr__(self, "_axes_of", {})  # ndim -> _axes(ndim): taps are laid out at every step
 
     def dims(self) -> tuple[int, ...]:
         """The numbers of dimensions a value of this layout may have."""
         return (2, 3) if self.positions is None else (len(self.positions) + 2,)
 
     def _axes(self, ndim: int) -> tuple[int, tuple[int, ...], int]:
+        axes = self._axes_of.get(ndim)
+        if axes is None:
+            axes = self._axes_of[ndim] = self._find_axes(ndim)
+        return axes
+
+    def _find_axes(self, ndim: int) -> tuple[int, tuple[int, ...], int]:
         if self.positions is None and ndim == 2:  # the token rule: one position, [B, units]
             return 0, (), 1
         batch, units = self.batch % ndim, self.units % ndim
@@ -96,6 +103,8 @@ class TapLayout:
         """The inverse of :meth:`to_series`: ``series`` back in the layout (and shape) of ``like``."""
         batch, positions, units = self._axes(like.dim())
         order = (batch, *positions, units)
+        if order == tuple(range(like.dim())):  # [batch, ..., units] already: no permute
+            return series.reshape(like.shape)
         moved_shape = [like.shape[a] for a in order]
         moved = series.reshape(moved_shape)
         inverse = [order.index(a) for a in range(like.dim())]
