@@ -273,3 +273,20 @@ def test_an_input_attack_and_a_pruning_curve_show_what_the_api_computes(qtbot, o
         np.testing.assert_allclose(predicted.getData()[1], want.predicted[method], atol=1e-5)
     with open(panel.export_table(tmp_path / "pruning.csv", "pruning"), newline="") as f:
         assert len(list(csv.DictReader(f))) == len(want.methods) * len(want.fractions)
+
+
+def test_units_from_a_probe_are_its_largest_weights_of_the_class(qtbot, opened, tiny):
+    from lstmviz.perturb.spec import probe_direction
+
+    panel = opened.panels["perturb"]
+    _target(panel)
+    panel.units_combo.setCurrentIndex(panel.units_combo.findData("probe"))
+    assert not panel.probe_box.isHidden()
+    panel.probe_label_combo.setCurrentIndex(panel.probe_label_combo.findData("depth"))
+    panel.probe_class_combo.setCurrentIndex(panel.probe_class_combo.findData("1"))
+    effect = _run(qtbot, panel)
+    rec = open_recording(tiny["recording"])
+    weights = np.abs(probe_direction(rec, TAP, "depth", "1"))
+    units = effect.perturbations[0].units
+    assert len(units) == 10 and set(units) == set(np.argsort(-weights)[:10].tolist())
+    assert weights[list(units)].min() >= np.delete(weights, list(units)).max()
