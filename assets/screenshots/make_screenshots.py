@@ -4,6 +4,8 @@
 
 - main-window.png: ``lstmviz --screenshot main-window.png --workspace main-window.lstmviz.json --size 1600x1150``
 - probes.png: ``lstmviz --screenshot probes.png --workspace probes.lstmviz.json --size 1600x1000``
+- perturb.png: ``lstmviz --screenshot perturb.png --workspace perturb.lstmviz.json --size 1600x1150``
+  (the demo's bundled checkpoint is re-run)
 - match-view.png: Match > Export Match View of main-window.lstmviz.json's matches, drawn with its best 12 rows
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
@@ -83,7 +85,7 @@ def main() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lstmviz.qt import app as lstmviz_app
 
-    for name, size in (("main-window", (1600, 1150)), ("probes", (1600, 1000))):
+    for name, size in (("main-window", (1600, 1150)), ("probes", (1600, 1000)), ("perturb", (1600, 1150))):
         started = time.monotonic()
         lstmviz_app.screenshot(str(HERE / f"{name}.png"), None, size=size,
                                workspace=str(HERE / f"{name}.lstmviz.json"))

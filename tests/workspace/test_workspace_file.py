@@ -184,16 +184,16 @@ def test_probe_settings_are_optional_and_take_defaults(layout):
 def test_a_part_of_a_panel_this_lstmviz_lacks_is_kept_and_written_back(layout):
     root, recording = layout
     data = json.loads(save_workspace(root / "ws" / "a.json", full_state(recording)).read_text())
-    data["panels"]["perturb"] = {"version": 3, "action": "ablate", "units": [1, 2]}
+    data["panels"]["saliency"] = {"version": 3, "action": "ablate", "units": [1, 2]}
     loaded = load_dict(layout, data)
-    assert loaded.panels["perturb"] == {"version": 3, "action": "ablate", "units": [1, 2]}
+    assert loaded.panels["saliency"] == {"version": 3, "action": "ablate", "units": [1, 2]}
     again = json.loads(save_workspace(root / "ws" / "b.json", loaded).read_text())
-    assert again["panels"]["perturb"] == {"version": 3, "action": "ablate", "units": [1, 2]}
+    assert again["panels"]["saliency"] == {"version": 3, "action": "ablate", "units": [1, 2]}
     # without the formats, every panel's part is kept as it is
     raw = load_workspace(root / "ws" / "b.json", formats={})
     assert raw.panels["probes"]["label"] == "depth" and raw.panels["match"]["mode"] == "scored"
-    data["panels"]["perturb"] = [1]
-    with pytest.raises(WorkspaceFileError, match="panels perturb must be a JSON object"):
+    data["panels"]["saliency"] = [1]
+    with pytest.raises(WorkspaceFileError, match="panels saliency must be a JSON object"):
         load_dict(layout, data)
 
 
@@ -479,8 +479,8 @@ def test_saving_an_invalid_state_is_refused(layout):
     state = replace(full_state(recording), panels={"probes": ProbeState(label="depth", shift=9)})
     with pytest.raises(WorkspaceFileError, match="probes shift must be between -3 and 3"):
         save_workspace(root / "ws" / "x.json", state)
-    state = replace(full_state(recording), panels={"perturb": ProbeState()})  # a state no format writes
-    with pytest.raises(WorkspaceFileError, match="no panel 'perturb' is known to write its settings"):
+    state = replace(full_state(recording), panels={"saliency": ProbeState()})  # a state no format writes
+    with pytest.raises(WorkspaceFileError, match="no panel 'saliency' is known to write its settings"):
         save_workspace(root / "ws" / "x.json", state)
     assert not (root / "ws" / "x.json").exists()
 

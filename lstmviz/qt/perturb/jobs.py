@@ -91,7 +91,7 @@ def perturb_job(recording, request: PerturbRequest, live, task) -> PerturbOutcom
         options = dict(request.attack)
         method, position = options.pop("method"), options.pop("position")
         task.progress(0, None, f"Attack ({method}) at position {position}")
-        outcome.result = attack_item(live, recording, request.item, position, method=method, **options)
+        outcome.result = attack_item(live, recording, request.item, position, method=method, task=task, **options)
         outcome.seconds = time.perf_counter() - t0
         return outcome
     if request.kind == "pruning":
