@@ -15,7 +15,6 @@ import argparse
 import time
 from pathlib import Path
 
-import lstmviz  # noqa: F401  (before torch: sets the OpenMP wait policy)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "demo" / "parens-lstm.h5"
@@ -29,11 +28,12 @@ def main(argv=None) -> int:
     ap.add_argument("--positions", default="40,90,150")
     args = ap.parse_args(argv)
 
-    import torch
-
+    # lstmviz before torch: it sets the OpenMP wait policy that shared cores need
     from lstmviz.perturb import load_live_model
     from lstmviz.perturb.adversarial import attack_item
     from lstmviz.recording import open_recording
+
+    import torch
 
     torch.set_num_threads(1)
     positions = [int(p) for p in args.positions.split(",")]

@@ -130,7 +130,8 @@ class StatePlot(pg.GraphicsLayoutWidget):
                 if info.name not in self._track_ranges:
                     self._track_ranges[info.name] = numeric_range(ws.recording, info.name)
                 value_range = self._track_ranges[info.name]
-            frequencies = label_frequencies(ws.recording, info.name) if info.kind == "categorical" else None
+            annotation = info.name in ws.recording.annotations  # not a tap shown as a track (few labels)
+            frequencies = label_frequencies(ws.recording, info.name) if info.kind == "categorical" and annotation else None
             track = AnnotationTrack(info.name, info.labels, info.description, info.kind, value_range, frequencies)
             track.set_label_width(axis_width)
             track.setXLink(self.pane_plots[0])

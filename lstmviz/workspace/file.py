@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lstmviz.analysis.selection_types import DIRECTIONS
 from lstmviz.errors import ExpectedError
+from lstmviz.recording.tap_tracks import TRACK_PREFIX, tap_tracks
 from lstmviz.workspace.panel_state import PanelStateFormat, panel_state_formats
 from lstmviz.workspace.schema import (
     MAX_LISTED,
@@ -401,8 +402,12 @@ def restore_valid(state: WorkspaceState, recordings, *,
         panes.append(pane)
     active = state.active_pane if state.active_pane < len(panes) else 0
     annotations = []
+    tracks = None  # the recording's taps shown as tracks, found when a saved name asks for one
     for name in dict.fromkeys(state.annotations):
         info = shown_recording.annotations.get(name)
+        if info is None and name.startswith(TRACK_PREFIX):
+            tracks = tap_tracks(shown_recording) if tracks is None else tracks
+            info = tracks.get(name)
         if info is None:
             problems.append(f"the recording has no annotation {name!r}; its track was dropped")
         elif getattr(info, "level", "position") != "position":

@@ -62,7 +62,7 @@ def make_hover(ws, position, value, pane_index, tolerance) -> Hover | None:
 def _labels_at(ws, pos: int) -> dict[str, str]:
     labels = {}
     for info in ws.annotation_tracks():
-        raw = ws.recording.annotation(info.name, pos, pos + 1)[0]
+        raw = ws.annotation_values(info.name, pos, pos + 1)[0]
         if info.kind == "categorical":
             label_id = int(raw)
             names = info.labels or []

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmviz.recording.tap_tracks import tap_track_values, tap_tracks
 from lstmviz.workspace.events import EventGroup
 from lstmviz.workspace.file import restore_valid
 from lstmviz.workspace.guarded_recording import GuardedRecording
@@ -136,6 +137,7 @@ class WorkspaceModel:
         self._tokens_key: tuple | None = None
         self._tokens: list[str] = []
         self._annotation_cache: dict = {}
+        self._tap_tracks_cache: tuple = (None, {})
         self._announced_reads: set[str] = set()
 
     # ------------------------------------------------------------------ recordings
@@ -611,16 +613,37 @@ class WorkspaceModel:
         return int(start), int(stop)
 
     def position_annotations(self) -> list:
-        """Every per-position annotation of the shown recording (categorical or numeric), in file order."""
+        """Every per-position annotation of the shown recording (categorical or numeric), in file order,
+        then its taps that hold one integer label per position (``tap layer0/z``, see
+        ``lstmviz.recording.tap_tracks``)."""
         if self.recording is None:
             return []
-        return [info for info in self.recording.annotations.values() if info.level == "position"]
+        annotations = [info for info in self.recording.annotations.values() if info.level == "position"]
+        return annotations + [info for name, info in self._tap_tracks().items()
+                              if name not in self.recording.annotations]
+
+    def _tap_tracks(self) -> dict:
+        """The shown recording's taps offered as tracks (found once per recording)."""
+        if self._tap_tracks_cache[0] is not self.recording:
+            self._tap_tracks_cache = (self.recording, tap_tracks(self.recording))
+        return self._tap_tracks_cache[1]
+
+    def track_info(self, name: str):
+        """The description of the annotation or tap track ``name`` of the shown recording."""
+        info = self.recording.annotations.get(name)
+        return info if info is not None else self._tap_tracks()[name]
+
+    def annotation_values(self, name: str, start: int, stop: int) -> np.ndarray:
+        """A per-position annotation (or a tap track's label ids) over positions ``[start, stop)``."""
+        if name in self.recording.annotations:
+            return np.asarray(self.recording.annotation(name, start, stop))
+        return tap_track_values(self.recording, name, len(self._tap_tracks()[name].labels), start, stop)
 
     def annotation_tracks(self) -> list:
         """The annotations shown as tracks under the tokens, in the order of ``visible_annotations``."""
         if self.recording is None:
             return []
-        return [self.recording.annotations[name] for name in self.visible_annotations]
+        return [self.track_info(name) for name in self.visible_annotations]
 
     def categorical_tracks(self) -> list:
         """The visible categorical per-position annotations."""
@@ -634,7 +657,7 @@ class WorkspaceModel:
         if key not in self._annotation_cache:
             if len(self._annotation_cache) > 32:
                 self._annotation_cache.clear()
-            self._annotation_cache[key] = np.asarray(self.recording.annotation(name, *self.window_range()))
+            self._annotation_cache[key] = self.annotation_values(name, *self.window_range())
         return self._annotation_cache[key]
 
     # ------------------------------------------------------------------ saved workspaces
