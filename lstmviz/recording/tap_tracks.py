@@ -4,7 +4,7 @@ A tap whose every row repeats one value over all its units, and whose values are
 ``[0, MAX_LEVELS)``, carries a label per position rather than a state vector: HM-LSTM's boundary
 ``layer{l}/z`` (0/1, a natural hypothesis range) and its operation ``layer{l}/op`` (0 COPY, 1 UPDATE,
 2 FLUSH). :func:`tap_tracks` finds them from the first :data:`SAMPLE` positions of each tap over the
-main axis and describes each as a categorical, per-position :class:`~.format.AnnotationInfo` named
+main axis (a tap holding one value over all of them is left out) and describes each as a categorical, per-position :class:`~.format.AnnotationInfo` named
 ``TRACK_PREFIX + tap`` (labels ``"0"``, ``"1"``, ...); :func:`tap_track_values` reads its label ids
 (column 0, rounded; a value outside the labels reads as -1, missing). Nothing is written to the file.
 """
@@ -36,6 +36,8 @@ def tap_tracks(recording) -> dict[str, AnnotationInfo]:
         if values.ndim != 2 or values.shape[1] == 0 or not np.all(values == values[:, :1]):
             continue
         column = values[:, 0]
+        if column.min() == column.max():
+            continue  # one value everywhere (HM-LSTM's top layer never sets a boundary): nothing to show
         if not np.all((column >= 0) & (column < MAX_LEVELS) & (column == np.round(column))):
             continue
         levels = max(2, int(column.max()) + 1)
