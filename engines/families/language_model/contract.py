@@ -143,19 +143,32 @@ def checkpoint_round_trip_gives_identical_outputs(spec, tmp_path) -> None:
 
 
 def reset_parameters_is_deterministic_under_a_seed_and_respects_init_range(spec, tmp_path) -> None:
+    """Every parameter is re-drawn in U(-init_range, init_range), except those the model's ``constant_init()``
+    names (e.g. batch-norm scales a paper initialises to a constant), which reset sets back to that constant."""
     model, config = tiny_model(spec, seed=5)
+    fixed = dict(model.constant_init()) if hasattr(model, "constant_init") else {}
+    names = [name for name, _ in model.named_parameters()]
+    assert set(fixed) <= set(names), sorted(set(fixed) - set(names))
+    drawn = [k for k, name in enumerate(names) if name not in fixed]
     before = [p.detach().clone() for p in model.parameters()]
 
     def reset(seed):
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in fixed:
+                    p.add_(0.5)  # reset must set these back, not leave them as they were
         torch.manual_seed(seed)
         model.reset_parameters()
         return [p.detach().clone() for p in model.parameters()]
 
     first, again, other = reset(11), reset(11), reset(12)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
-    assert all(not torch.equal(a, b) for a, b in zip(first, before))  # every parameter is re-drawn
-    assert all(not torch.equal(a, b) for a, b in zip(first, other))
-    assert all(p.abs().max() <= config["init_range"] for p in first)
+    assert all(not torch.equal(first[k], before[k]) for k in drawn)  # every drawn parameter is re-drawn
+    assert all(not torch.equal(first[k], other[k]) for k in drawn)
+    assert all(first[k].abs().max() <= config["init_range"] for k in drawn)
+    for k, name in enumerate(names):
+        if name in fixed:
+            assert torch.all(first[k] == fixed[name]), name
 
 
 def extra_repr_names_the_hyperparameters(spec, tmp_path) -> None:
