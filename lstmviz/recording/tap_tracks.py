@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .format import AnnotationInfo
+from .format import AnnotationInfo, RecordingError
 
 #: the name of a tap's track is this prefix + the tap's name ("tap layer0/z")
 TRACK_PREFIX = "tap "
@@ -32,7 +32,10 @@ def tap_tracks(recording) -> dict[str, AnnotationInfo]:
     for name, info in recording.taps.items():
         if getattr(info, "axis", "positions") != "positions":
             continue
-        values = np.asarray(recording.states(name, 0, n), dtype=np.float64)
+        try:
+            values = np.asarray(recording.states(name, 0, n), dtype=np.float64)
+        except (RecordingError, OSError):
+            continue  # a damaged tap is not offered as a track (reading it where it is shown says why)
         if values.ndim != 2 or values.shape[1] == 0 or not np.all(values == values[:, :1]):
             continue
         column = values[:, 0]

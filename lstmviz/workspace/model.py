@@ -625,7 +625,8 @@ class WorkspaceModel:
     def _tap_tracks(self) -> dict:
         """The shown recording's taps offered as tracks (found once per recording)."""
         if self._tap_tracks_cache[0] is not self.recording:
-            self._tap_tracks_cache = (self.recording, tap_tracks(self.recording))
+            # unguarded: a tap that cannot be read is simply not a track; the pane that shows it says why
+            self._tap_tracks_cache = (self.recording, tap_tracks(getattr(self.recording, "unguarded", self.recording)))
         return self._tap_tracks_cache[1]
 
     def track_info(self, name: str):
