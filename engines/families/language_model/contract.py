@@ -2,8 +2,10 @@
 
 ``CHECKS`` are plain functions ``check(spec, tmp_path)`` that raise ``AssertionError`` when an engine
 breaks the contract; ``tests/engines/test_engine_contract.py`` runs each of them for every registered
-engine of the family, so a new engine is covered by being registered. They use only torch and the
-hook layer (no pytest), so a plugin's family can ship its own suite the same way.
+engine of the family, so a new engine is covered by being registered. They use torch, the hook layer
+and (for the recording check) ``lstmviz.recording``, no pytest, so a plugin's family can ship its own
+suite the same way. Opening every engine's recording in the window is tested in
+``tests/qt/test_engines_in_window.py``.
 """
 
 from __future__ import annotations
@@ -225,6 +227,52 @@ def replacing_a_tap_value_changes_the_rest_of_the_recurrence(spec, tmp_path) -> 
     assert not torch.allclose(new_h[3], base_h[3])  # the recurrence itself carried the change
 
 
+def a_few_training_steps_lower_the_loss(spec, tmp_path) -> None:
+    """The engine trains: 60 Adam steps in training mode on one repeating batch cut the loss by a fifth."""
+    model, _ = tiny_model(spec, seed=3)
+    model.train()
+    pattern = torch.arange(T + 1) % 3 + 1  # 1 2 3 1 2 3 ...: the next token is always predictable
+    x = pattern.repeat(B, 1)
+    inputs, targets = x[:, :-1], x[:, 1:]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+
+    def loss_now():
+        logits, _ = model(inputs)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    torch.manual_seed(0)
+    first = float(loss_now().detach())
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = loss_now()
+        loss.backward()
+        optimizer.step()
+    last = float(loss_now().detach())
+    assert last < 0.8 * first, f"{spec.name}: loss {first:.3f} -> {last:.3f} after 60 steps"
+
+
+def every_tap_is_recorded_into_a_file_that_opens(spec, tmp_path) -> None:
+    """``record()`` writes every tap of the model, and the file opens with the states it computed."""
+    from lstmviz.recording.reader import open_recording
+    from lstmviz.recording.recorder import record
+
+    model, _ = tiny_model(spec)
+    model = model.float()
+    items = [tokens(seed=s, batch=1, steps=T + s)[0] for s in range(3)]
+    path = record(model, items, tmp_path / f"{spec.name}.h5", vocab=[f"w{i}" for i in range(VOCAB_SIZE)],
+                  batch_size=2, progress=False)
+    with open_recording(path) as rec:
+        assert set(rec.taps) == set(find_taps(model)), (sorted(rec.taps), sorted(find_taps(model)))
+        assert rec.n_items == 3 and rec.n_positions == sum(len(t) for t in items)
+        for name in rec.taps:
+            assert torch.isfinite(torch.as_tensor(rec.states(name))).all(), name
+        seen = []
+        with torch.no_grad(), HookScope() as hooks:
+            hooks.read(find_taps(model)["layer0/h"], lambda module, args, kwargs, out: seen.append(out.clone()))
+            model(items[1][None])
+        assert torch.allclose(torch.as_tensor(rec.item_states("layer0/h", 1)), torch.cat(seen), atol=1e-6)
+
+
 CHECKS = (
     spec_describes_paper_taps_config_and_training,
     output_and_state_shapes,
@@ -236,4 +284,6 @@ CHECKS = (
     extra_repr_names_the_hyperparameters,
     bad_inputs_say_expected_and_got,
     replacing_a_tap_value_changes_the_rest_of_the_recurrence,
+    a_few_training_steps_lower_the_loss,
+    every_tap_is_recorded_into_a_file_that_opens,
 )
