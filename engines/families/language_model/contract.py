@@ -2,10 +2,10 @@
 
 ``CHECKS`` are plain functions ``check(spec, tmp_path)`` that raise ``AssertionError`` when an engine
 breaks the contract; ``tests/engines/test_engine_contract.py`` runs each of them for every registered
-engine of the family, so a new engine is covered by being registered. They use torch, the hook layer
-and (for the recording check) ``lstmviz.recording``, no pytest, so a plugin's family can ship its own
-suite the same way. Opening every engine's recording in the window is tested in
-``tests/qt/test_engines_in_window.py``.
+engine of the family, so a new engine is covered by being registered. They use only torch and the hook
+layer (no pytest), so a plugin's family can ship its own suite the same way. Recording every tap of
+every engine into a file is tested in ``tests/engines/test_engine_recording.py`` (the engines package
+does not import the recording package), opening it in the window in ``tests/qt/test_engines_in_window.py``.
 """
 
 from __future__ import annotations
@@ -251,28 +251,6 @@ def a_few_training_steps_lower_the_loss(spec, tmp_path) -> None:
     assert last < 0.8 * first, f"{spec.name}: loss {first:.3f} -> {last:.3f} after 60 steps"
 
 
-def every_tap_is_recorded_into_a_file_that_opens(spec, tmp_path) -> None:
-    """``record()`` writes every tap of the model, and the file opens with the states it computed."""
-    from lstmviz.recording.reader import open_recording
-    from lstmviz.recording.recorder import record
-
-    model, _ = tiny_model(spec)
-    model = model.float()
-    items = [tokens(seed=s, batch=1, steps=T + s)[0] for s in range(3)]
-    path = record(model, items, tmp_path / f"{spec.name}.h5", vocab=[f"w{i}" for i in range(VOCAB_SIZE)],
-                  batch_size=2, progress=False)
-    with open_recording(path) as rec:
-        assert set(rec.taps) == set(find_taps(model)), (sorted(rec.taps), sorted(find_taps(model)))
-        assert rec.n_items == 3 and rec.n_positions == sum(len(t) for t in items)
-        for name in rec.taps:
-            assert torch.isfinite(torch.as_tensor(rec.states(name))).all(), name
-        seen = []
-        with torch.no_grad(), HookScope() as hooks:
-            hooks.read(find_taps(model)["layer0/h"], lambda module, args, kwargs, out: seen.append(out.clone()))
-            model(items[1][None])
-        assert torch.allclose(torch.as_tensor(rec.item_states("layer0/h", 1)), torch.cat(seen), atol=1e-6)
-
-
 CHECKS = (
     spec_describes_paper_taps_config_and_training,
     output_and_state_shapes,
@@ -285,5 +263,4 @@ CHECKS = (
     bad_inputs_say_expected_and_got,
     replacing_a_tap_value_changes_the_rest_of_the_recurrence,
     a_few_training_steps_lower_the_loss,
-    every_tap_is_recorded_into_a_file_that_opens,
 )
