@@ -34,6 +34,26 @@ def pre_activation_taps(gates) -> tuple[TapDecl, ...]:
     )
 
 
+def quantized_lstm_step(layer, x_t: Tensor, h_prev: Tensor, c_prev: Tensor, t: int) -> tuple[Tensor, Tensor]:
+    """One LSTM step of a shadow-weight layer: ``(h_t, c_t)``. ``x_t`` holds the input term with the
+    quantised weights and, beside it, with the latent ones; the pre-activations go through the
+    ``pre/*`` taps (what the cell uses) and, recorded only, the ``latent/*`` taps."""
+    x_q, x_latent = x_t.chunk(2, dim=1)
+    pre = torch.addmm(x_q, h_prev, layer.recurrent_weight().t()).chunk(4, dim=1)
+    with torch.no_grad():
+        latent = torch.addmm(x_latent, h_prev, layer.weight_hh.t()).chunk(4, dim=1)
+    pre_i, pre_f, pre_g, pre_o = (getattr(layer, f"pre_{g}_tap")(a, step=t) for g, a in zip(_GATES, pre))
+    for g, a in zip(_GATES, latent):
+        getattr(layer, f"latent_{g}_tap")(a, step=t)
+    i = layer.i_tap(torch.sigmoid(pre_i), step=t)
+    f = layer.f_tap(torch.sigmoid(pre_f), step=t)
+    g = layer.g_tap(torch.tanh(pre_g), step=t)
+    o = layer.o_tap(torch.sigmoid(pre_o), step=t)
+    c = layer.c_tap(f * c_prev + i * g, step=t)
+    h = layer.h_tap(o * torch.tanh(c), step=t)
+    return h, c
+
+
 class LPLSTMLayer(TernaryLayerMixin, ShadowWeightLayer):
     r"""One LSTM layer whose weights are quantised in every forward (Ott et al.), PyTorch's gate order.
 
@@ -68,20 +88,7 @@ class LPLSTMLayer(TernaryLayerMixin, ShadowWeightLayer):
     )
 
     def step(self, x_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
-        h_prev, c_prev = state
-        x_q, x_latent = x_t.chunk(2, dim=1)
-        pre = torch.addmm(x_q, h_prev, self.recurrent_weight().t()).chunk(4, dim=1)
-        with torch.no_grad():
-            latent = torch.addmm(x_latent, h_prev, self.weight_hh.t()).chunk(4, dim=1)
-        pre_i, pre_f, pre_g, pre_o = (getattr(self, f"pre_{g}_tap")(a, step=t) for g, a in zip(_GATES, pre))
-        for g, a in zip(_GATES, latent):
-            getattr(self, f"latent_{g}_tap")(a, step=t)
-        i = self.i_tap(torch.sigmoid(pre_i), step=t)
-        f = self.f_tap(torch.sigmoid(pre_f), step=t)
-        g = self.g_tap(torch.tanh(pre_g), step=t)
-        o = self.o_tap(torch.sigmoid(pre_o), step=t)
-        c = self.c_tap(f * c_prev + i * g, step=t)
-        h = self.h_tap(o * torch.tanh(c), step=t)
+        h, c = quantized_lstm_step(self, x_t, *state, t)
         return h, (h, c)
 
 

@@ -16,7 +16,6 @@ identity (the float baseline). All levels are multiples of a power of two, exact
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from lstmviz.hooks.taps import TapDecl
@@ -25,7 +24,7 @@ from ..spec import EngineSpec, Paper
 from ._quant import ShadowWeightLayer, check_bits, pow2_ceil, quantize_signed, ste
 from .base import State
 from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, RecurrentLanguageModel
-from .lp_lstm import pre_activation_taps
+from .lp_lstm import pre_activation_taps, quantized_lstm_step
 
 _GATES = ("i", "f", "g", "o")
 
@@ -87,20 +86,7 @@ class QNNLSTMLayer(ShadowWeightLayer):
         return super().project_input(x if self.layer == 0 else self.quantize_activation(x))
 
     def step(self, x_t: Tensor, state: State, t: int) -> tuple[Tensor, State]:
-        h_prev, c_prev = state  # h_prev is the quantised state
-        x_q, x_latent = x_t.chunk(2, dim=1)
-        pre = torch.addmm(x_q, h_prev, self.recurrent_weight().t()).chunk(4, dim=1)
-        with torch.no_grad():
-            latent = torch.addmm(x_latent, h_prev, self.weight_hh.t()).chunk(4, dim=1)
-        pre_i, pre_f, pre_g, pre_o = (getattr(self, f"pre_{g}_tap")(a, step=t) for g, a in zip(_GATES, pre))
-        for g, a in zip(_GATES, latent):
-            getattr(self, f"latent_{g}_tap")(a, step=t)
-        i = self.i_tap(torch.sigmoid(pre_i), step=t)
-        f = self.f_tap(torch.sigmoid(pre_f), step=t)
-        g = self.g_tap(torch.tanh(pre_g), step=t)
-        o = self.o_tap(torch.sigmoid(pre_o), step=t)
-        c = self.c_tap(f * c_prev + i * g, step=t)
-        h = self.h_tap(o * torch.tanh(c), step=t)
+        h, c = quantized_lstm_step(self, x_t, *state, t)  # state[0] is the quantised state
         h_q = self.h_q_tap(self.quantize_activation(h), step=t)
         return h, (h_q, c)
 
