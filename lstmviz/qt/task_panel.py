@@ -101,6 +101,17 @@ class TaskPanel(QtWidgets.QWidget):
         self.addAction(action)
         return action
 
+    @staticmethod
+    def fill_menu(button: QtWidgets.QAbstractButton, actions) -> None:
+        """Give ``button`` a drop-down menu of ``actions`` (``None``: a separator), e.g. a panel's exports."""
+        menu = QtWidgets.QMenu(button)
+        for action in actions:
+            if action is None:
+                menu.addSeparator()
+            else:
+                menu.addAction(action)
+        button.setMenu(menu)
+
     # ------------------------------------------------------------------ the running request
     @property
     def busy(self) -> bool:

@@ -336,14 +336,9 @@ class PerturbPanel(TaskPanel):
                                             None, "Save predicted against measured Δ loss as PNG, SVG or PDF")
         self.export_data_action = action("Export Perturbation &Data…", self.choose_and_export_data, None,
                                          "Save the per-position, sweep or item tables as CSV/NPY, or the Δ heatmap as NPY")
-        menu = QtWidgets.QMenu(self.export_button)
-        for a in (self.export_effect_action, self.export_sweep_action, self.export_items_action,
-                  self.export_attack_action, self.export_pruning_action, None, self.export_data_action):
-            if a is None:
-                menu.addSeparator()
-            else:
-                menu.addAction(a)
-        self.export_button.setMenu(menu)
+        self.fill_menu(self.export_button, (self.export_effect_action, self.export_sweep_action,
+                                            self.export_items_action, self.export_attack_action,
+                                            self.export_pruning_action, None, self.export_data_action))
         self._update_enabled()
 
     def _build_layout(self) -> None:

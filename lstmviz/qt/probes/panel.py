@@ -266,14 +266,8 @@ class ProbePanel(TaskPanel):
                                            None, "Save the accuracy-over-training chart as PNG, SVG or PDF")
         self.export_data_action = action("Export Probe &Table…", self.choose_and_export_data, None,
                                          "Save one row per tap (accuracy, intervals, control, selectivity) as CSV or NPY")
-        menu = QtWidgets.QMenu(self.export_button)
-        for a in (self.export_chart_action, self.export_detail_action, self.export_curves_action, None,
-                  self.export_data_action):
-            if a is None:
-                menu.addSeparator()
-            else:
-                menu.addAction(a)
-        self.export_button.setMenu(menu)
+        self.fill_menu(self.export_button, (self.export_chart_action, self.export_detail_action,
+                                            self.export_curves_action, None, self.export_data_action))
         self._update_export_enabled()
 
     def _build_layout(self) -> None:
