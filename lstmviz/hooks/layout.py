@@ -7,9 +7,8 @@ becomes that view and back, so nothing downstream guesses from the number of dim
 
 The *geometry* says what a position is, once laid out: ``tokens`` (a step of a sequence, today's
 recordings), ``graph`` (a node), ``image`` (a pixel of a feature map, in raster order), ``set`` (a
-named member, e.g. a modality) or ``scalar`` (one position per item). The recording format stores
-only ``tokens`` positions so far; the others are declared here so that engines of those families can
-state them now (issue 15 adds their geometry to the format).
+named member, e.g. a modality) or ``scalar`` (one position per item); the recording format (v3) stores
+each axis's geometry (:mod:`lstmviz.geometry`).
 
 Built-in layouts:
 
@@ -18,6 +17,7 @@ Built-in layouts:
 - :data:`SEQUENCE`: ``[B, T, units]``, batch first.
 - :data:`TOKENS` (a :class:`~lstmviz.hooks.taps.Tap`'s default): either of the two, told apart by the
   number of dimensions; anything else is refused with a sentence asking for a declared layout.
+- :data:`GRAPH`: ``[1, nodes, units]``, one graph per call (engines of the ``graph`` family).
 - ``TapLayout(geometry="image", positions=(2, 3), units=1)``: ``[B, C, H, W]`` feature maps, positions
   in raster order (H then W).
 """
@@ -123,3 +123,5 @@ TOKENS = TapLayout()
 TOKENS_TIME_MAJOR = TapLayout(batch=1)
 STEP = TapLayout(positions=())
 SEQUENCE = TapLayout(positions=(1,))
+GRAPH = TapLayout(geometry="graph", positions=(1,))
+"""``[1, nodes, units]``: one graph's node states (graph engines run one graph per call)."""

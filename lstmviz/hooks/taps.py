@@ -29,10 +29,12 @@ class Tap(nn.Module):
         description: a sentence saying what the values are (stored in recordings).
         layout: which axes of the value are batch, positions and units (default: ``[batch, units]`` per
             step or ``[batch, time, units]``).
+        axis: the recording axis whose rows the tap's positions are (``positions``, the main axis, or e.g.
+            ``level1`` for a pooled graph level; docs/format.md "Axes").
     """
 
     def __init__(self, name: str, *, signal: str = "", layer: int | None = None, description: str = "",
-                 layout: TapLayout = TOKENS):
+                 layout: TapLayout = TOKENS, axis: str = "positions"):
         super().__init__()
         if not name or name.startswith("/") or name.endswith("/") or "//" in name:
             raise ValueError(f"tap name must be non-empty and '/'-separated without empty parts, got {name!r}")
@@ -43,6 +45,9 @@ class Tap(nn.Module):
         self.layer = layer
         self.description = description
         self.layout = layout
+        if not isinstance(axis, str) or not axis or "/" in axis:
+            raise ValueError(f"a tap's axis must be a single name without '/', got {axis!r}")
+        self.axis = axis
 
     def forward(self, x: Tensor, step: int | None = None) -> Tensor:
         return x

@@ -1,0 +1,1 @@
+"""Graph engines (one operator or model per file) and the graph operators they share."""
