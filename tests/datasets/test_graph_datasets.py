@@ -392,3 +392,26 @@ def test_digits_wl_and_hops_match_networkx():
 def test_bad_digit_options_are_one_sentence(options, text):
     with pytest.raises(DatasetError, match=text):
         load_dataset("digits-graph", **options)
+
+
+# --- every graph dataset --------------------------------------------------------------------------------
+
+def test_provenance_is_json_and_loading_imports_neither_torch_nor_qt():
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from lstmviz.datasets import load_dataset\n"
+        "for name, opts in [('karate', {}), ('lesmis', {}), ('florentine', {}),\n"
+        "                   ('graph-families', {'graphs_per_class': 3})]:\n"
+        "    ds = load_dataset(name, 'valid', **opts)\n"
+        "    prov = json.loads(json.dumps(ds.provenance()))\n"
+        "    assert prov['items'] == len(ds) and prov['task'] in ('node', 'graph'), prov\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'PySide6', 'pyqtgraph')\n"
+        "       or m.startswith(('lstmviz.qt', 'lstmviz.analysis'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # digits left out: importing sklearn is slow
+    assert json.loads(json.dumps(load_dataset("digits-graph", max_images=1).provenance()))["options"]["k"] == 8
