@@ -415,3 +415,31 @@ def test_provenance_is_json_and_loading_imports_neither_torch_nor_qt():
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # digits left out: importing sklearn is slow
     assert json.loads(json.dumps(load_dataset("digits-graph", max_images=1).provenance()))["options"]["k"] == 8
+
+
+def test_wl_label_is_two_refinements_of_the_degree():
+    """On the path 0-1-...-6 one refinement of the degree gives 3 classes (ends, next-to-ends, middle);
+    the second splits the middle into {2, 4} and {3}."""
+    from lstmviz.datasets.graphs.common import WLIndex, wl_hashes
+
+    edges = np.array([[i, i + 1] for i in range(6)])
+    ids = WLIndex().add(wl_hashes(7, edges))
+    assert ids.tolist() == [0, 1, 2, 3, 2, 1, 0]
+
+
+def test_missing_packages_name_the_pip_command(monkeypatch):
+    import sys
+
+    from lstmviz.datasets import MissingDependency
+    from lstmviz.datasets.graphs import digits
+
+    monkeypatch.setitem(sys.modules, "networkx", None)
+    with pytest.raises(MissingDependency, match=r"networkx.*lstmviz\[graphs\]"):
+        load_dataset("karate")
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    digits.load_digits.cache_clear()
+    try:
+        with pytest.raises(MissingDependency, match=r"scikit-learn.*lstmviz\[graphs\]"):
+            load_dataset("digits-graph")
+    finally:
+        digits.load_digits.cache_clear()
