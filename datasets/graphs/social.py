@@ -124,9 +124,8 @@ class SocialGraphDataset(GraphListDataset):
         ]
         effective = {"features": features, "spectral_k": spectral_k, "labelled_per_class": per_class,
                      "hop_root": hop_root, "weighted": weighted, "seed": seed}
-        for key in ("community",):
-            if key in options:
-                effective[key] = options[key]
+        if "community" in options:  # lesmis, florentine: the detection method (checked by their builder)
+            effective["community"] = options["community"]
         super().__init__(name=name, split=split, items=[item], vocab=[str(v) for v in order],
                          annotation_specs=specs, options=effective, source=source, task="node",
                          num_features=int(x.shape[1]), class_names=names,
