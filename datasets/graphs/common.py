@@ -42,7 +42,7 @@ from ..base import AnnotationSpec, DatasetError, MissingDependency, check_int
 from ..graph_base import GraphDataset, GraphItem
 
 SPLITS = ("train", "valid", "test")
-INSTALL_HINT = "pip install 'lstmviz[graphs]'  (or: pip install networkx scikit-learn)"
+INSTALL_HINT = "pip install 'lstmviz[graphs]'  (or: pip install scikit-learn networkx)"
 DEGREE_BUCKETS = ("0", "1", "2", "3-4", "5-8", "9-16", "17+")
 _DEGREE_EDGES = np.array([1, 2, 3, 5, 9, 17])  # bucket b holds degrees in [edge[b-1], edge[b])
 WL_ITERATIONS = 2
