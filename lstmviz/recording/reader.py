@@ -226,6 +226,11 @@ class Recording:
             edges = group[fmt.EDGES][e0:e1].astype(np.int64).reshape(-1, 2)
         return GraphGeometry(stop - start, edges, weights, coords, names, filler, pmap)
 
+    def edge_offsets(self, axis: str = fmt.MAIN_AXIS) -> np.ndarray:
+        """int64 ``[n_items + 1]`` of a graph axis: item ``i``'s edges are ``edge_offsets[i]:edge_offsets[i + 1]``
+        (kept from open; nothing is read)."""
+        return self._graph_layout(axis, "edge_offsets").edge_offsets
+
     def graph_edges(self, axis: str = fmt.MAIN_AXIS) -> tuple[np.ndarray, np.ndarray]:
         """Every edge of a graph axis in one read: ``(edges, edge_offsets)``.
 

@@ -14,16 +14,18 @@ import h5py
 import numpy as np
 import pytest
 
+from lstmviz.geometry import AxisGeometry
 from lstmviz.recording import RecordingError, migrate, open_recording, summarize
 from lstmviz.recording import format as fmt
 from lstmviz.recording import upgrades
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "recording_v1.h5"
 V2 = Path(__file__).resolve().parents[1] / "data" / "recording_v2.h5"
+V3 = Path(__file__).resolve().parents[1] / "data" / "recording_v3.h5"
 
 
 def test_fixtures_are_small_and_committed():
-    for path in (V1, V2):
+    for path in (V1, V2, V3):
         assert path.exists() and path.stat().st_size < 200_000
     assert (V1.parent / "make_fixtures.py").exists()
 
@@ -141,6 +143,53 @@ def test_v2_fixture_loads_with_the_states_of_every_checkpoint():
     assert "parens-lstm-step000200.pt" in text and "valid_ppl 4" in text
 
 
+# --- version 3: position geometry (a graph main axis, a pooled graph axis, a scalar axis) -------------
+
+
+def _check_v3(rec, version: int = 3) -> None:
+    row, u4 = np.arange(8), np.arange(4)
+    assert rec.format_version == version
+    assert list(rec.axes) == ["positions", "graph", "level1"]
+    assert rec.axes["level1"] == "Graclus level 1" and rec.axes["graph"] == "one row per graph"
+    assert rec.item_offsets.tolist() == [0, 5, 8] and rec.axis_offsets("level1").tolist() == [0, 3, 5]
+    assert rec.axis_offsets("graph").tolist() == [0, 1, 2]
+    assert rec.axis_geometry() == AxisGeometry("graph")
+    assert rec.axis_geometry("level1") == AxisGeometry("graph", pooled_from="positions")
+    assert rec.axis_geometry("graph") == AxisGeometry("scalar")
+    g0, g1 = rec.item_geometry(0), rec.item_geometry(1)
+    assert g0.num_nodes == 5 and g0.edges.tolist() == [[0, 1], [1, 2], [2, 0], [2, 2], [3, 1]]
+    assert g0.weights.tolist() == [0.25, 0.5, 0.75, 1.0, 1.25] and g1.weights.tolist() == [0.25, 0.5]
+    assert g1.num_nodes == 3 and g1.edges.tolist() == [[0, 1], [1, 2]]
+    assert g0.node_names == ("v0.0", "v0.1", "v0.2", "v0.3", "v0.4") and g1.node_names == ("v1.0", "v1.1", "v1.2")
+    assert g1.coordinates.tolist() == [[2.5, -1.25], [3.0, -1.5], [3.5, -1.75]]
+    assert g0.filler is None and g0.pooling_map is None
+    c0, c1 = rec.item_geometry(0, "level1"), rec.item_geometry(1, "level1")
+    assert (c0.num_nodes, c0.edges.tolist(), c0.pooling_map.tolist(), c0.filler.tolist()) == (
+        3, [[0, 1]], [0, 0, 1, 1, -1], [False, False, True])
+    assert (c1.num_nodes, c1.pooling_map.tolist(), c1.filler.tolist()) == (2, [0, 0, 1], [False, False])
+    assert rec.item_geometry(1, "graph") is None
+    edges, offsets = rec.graph_edges()
+    assert offsets.tolist() == [0, 5, 7] and edges[5:].tolist() == [[5, 6], [6, 7]]
+    assert rec.filler("level1").tolist() == [False, False, True, False, False] and not rec.filler().any()
+    assert rec.pooling_map("level1").tolist() == [0, 0, 1, 1, -1, 3, 3, 4]
+    assert rec.token_ids(0, 8).tolist() == [0, 1, 2, 0, 1, 2, 0, 1] and rec.vocab == ["node", "hub", "leaf"]
+    assert np.array_equal(rec.states("conv1"), (row[:, None] * 4 + u4) / 16.0)
+    assert rec.taps["pool1"].dtype == "float16" and rec.taps["pool1"].axis == "level1"
+    assert np.array_equal(rec.states("pool1"), (np.arange(5)[:, None] - np.arange(2)) / 4.0)
+    assert rec.states("readout").tolist() == [[0.0, 1.0], [10.0, 11.0]]
+    assert rec.annotation("community").tolist() == (row % 2).tolist() and rec.annotation("label").tolist() == [0, 1]
+    assert rec.provenance["engine"] == "chebnet"
+
+
+def test_v3_fixture_loads_with_its_geometry():
+    with h5py.File(V3, "r") as f:
+        assert f.attrs["format_version"] == 3 and f["axes/level1"].attrs["pooled_from"] == "positions"
+    with open_recording(V3) as rec:
+        _check_v3(rec)
+        text = summarize(rec)
+    assert "graph, 7 edges" in text and "pooled from positions" in text and "scalar" in text
+
+
 def _fake_v4(monkeypatch):
     """Pretend the format moved to v4 (a new root attribute) on top of the real v1 -> v2 -> v3."""
 
@@ -177,6 +226,16 @@ def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_p
         assert view["taps/layer0/h"].is_virtual and view["checkpoints/step-000100/taps/layer0/h"].is_virtual
         assert view["checkpoints/step-000300/taps/layer0/h"].id == view["taps/layer0/h"].id
         _check_v2(rec)
+
+
+def test_the_v3_fixture_reads_through_an_overlay_of_a_later_version(tmp_path, monkeypatch):
+    path = tmp_path / "v3.h5"
+    shutil.copyfile(V3, path)
+    _fake_v4(monkeypatch)
+    monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 32)  # coordinates mapped as a virtual dataset
+    with open_recording(path) as rec:
+        assert rec._view["axes/positions/coordinates"].is_virtual
+        _check_v3(rec)
 
 
 def test_migrate_rewrites_the_file_atomically(tmp_path, monkeypatch):

@@ -104,8 +104,7 @@ def test_storage_is_as_documented(graphs):
         assert "crc32" in pooled["pooling_map"].attrs and "crc32" in pooled["filler"].attrs
 
 
-def test_image_and_set_round_trip(tmp_path):
-    path = tmp_path / "img.h5"
+def _write_image_and_set(path) -> None:
     with RecordingWriter(path) as w:
         w.add_axis("map", geometry=AxisGeometry("image", stride=2, receptive_field=(3, 5), offset=(0.5, 1.5)))
         w.add_axis("modality", geometry=AxisGeometry("set", members=("audio", "video", "text")))
@@ -115,6 +114,11 @@ def test_image_and_set_round_trip(tmp_path):
         for i, (hh, ww, member) in enumerate([(2, 3, [0, 2]), (1, 2, [1, 1, 0])]):
             w.append_item([0, 1], {"h": np.zeros((2, 2)), "m": np.arange(hh * ww)[:, None], "s": np.zeros((len(member), 1))},
                           geometry={"map": ImageGeometry(hh, ww), "modality": SetGeometry.of(member, ("audio", "video", "text"))})
+
+
+def test_image_and_set_round_trip(tmp_path):
+    path = tmp_path / "img.h5"
+    _write_image_and_set(path)
     with open_recording(path) as rec:
         assert rec.axis_geometry("positions").kind == "tokens" and rec.item_geometry(0) is None
         g = rec.axis_geometry("map")
@@ -264,3 +268,113 @@ def test_the_text_checksum_of_a_v2_file_carries_over_the_migration(tmp_path):
         f["axes/half"].attrs["description"] = "one row per three tokens"
     with pytest.raises(RecordingError, match="the text attributes .* do not match their checksum"):
         open_recording(path)
+
+
+# --- open refuses a damaged geometry with "<path>: <problem>" ---------------------------------------------
+
+
+def _replace(f: h5py.File, name: str, data) -> None:
+    attrs = dict(f[name].attrs)
+    del f[name]
+    f.create_dataset(name, data=data)
+    f[name].attrs.update(attrs)
+
+
+def _set_attr(name, attr, value):
+    def edit(f):
+        f[name].attrs[attr] = value
+    return edit
+
+
+def _delete(name):
+    def edit(f):
+        del f[name]
+    return edit
+
+
+def _change(name, fn):
+    def edit(f):
+        _replace(f, name, fn(f[name][()]))
+    return edit
+
+
+def _edges_out_of_range(a):
+    a[2] = [2, 4]  # item 0 has 4 nodes
+    return a
+
+
+def _coords_nan(a):
+    a[5, 1] = np.nan
+    return a
+
+
+DAMAGED = [
+    ("geometry missing", lambda f: f["axes/level1"].attrs.__delitem__("geometry"), "axis 'level1' has no 'geometry' attribute"),
+    ("geometry unknown", _set_attr("axes/positions", "geometry", "mesh"), "position geometry 'mesh'; expected one of"),
+    ("directed bad", _set_attr("axes/positions", "directed", 7), "needs an integer 'directed' attribute"),
+    ("pooled_from missing", lambda f: f["axes/level1"].attrs.__delitem__("pooled_from"), "has no 'pooled_from' attribute"),
+    ("pooled_from unknown", _set_attr("axes/level1", "pooled_from", "level0"), "pooled from axis 'level0', which the file does not define"),
+    ("pooled_from scalar", _set_attr("axes/level1", "pooled_from", "graph"), "a scalar axis; only graph axes are pooled"),
+    ("pooling cycle", _set_attr("axes/positions", "pooled_from", "level1"), "is a cycle"),
+    ("edges missing", _delete("axes/positions/edges"), "missing required dataset '/axes/positions/edges'"),
+    ("edge offsets missing", _delete("axes/level1/edge_offsets"), "'/axes/level1/edge_offsets'"),
+    ("edges shape", _change("axes/positions/edges", lambda a: a[:, :1]), "must be integer pairs [E, 2]"),
+    ("edges float", _change("axes/positions/edges", lambda a: a.astype(float)), "must be integer pairs [E, 2]"),
+    ("edge outside", _change("axes/positions/edges", _edges_out_of_range), "edge 2 (2 -> 4) of item 0 on graph axis 'positions' points outside the item's 4 nodes"),
+    ("negative edge", _change("axes/positions/edges", lambda a: -a), "points outside"),
+    ("offsets decrease", _change("axes/positions/edge_offsets", lambda a: np.array([0, 4, 3])), "decrease"),
+    ("offsets short", _change("axes/positions/edge_offsets", lambda a: a[:-1]), "one more than the 2 items"),
+    ("offsets end", _change("axes/positions/edge_offsets", lambda a: np.array([0, 3, 4])), "end at 4, not at the 5 edges"),
+    ("offsets start", _change("axes/positions/edge_offsets", lambda a: a + 1), "do not start at 0"),
+    ("pooling map missing", _delete("axes/level1/pooling_map"), "'/axes/level1/pooling_map'"),
+    ("pooling map short", _change("axes/level1/pooling_map", lambda a: a[:-1]), "must be 7 integers (one per row of 'positions')"),
+    ("pooling map range", _change("axes/level1/pooling_map", lambda a: a + [0, 0, 0, 0, 1, 0, 0]), "maps row 4 (item 1) to node 1, outside the item's nodes 0 .. 0"),
+    ("pooling map below", _change("axes/level1/pooling_map", lambda a: a - 1), "outside the item's nodes"),
+    ("pooling map unpooled", lambda f: f["axes/positions"].create_dataset("pooling_map", data=np.zeros(7, np.int32)), "has a pooling map but is not pooled"),
+    ("weights length", _change("axes/positions/edge_weights", lambda a: a[:-1]), "edge weights of graph axis 'positions' must be floats of shape (5,)"),
+    ("weights inf", _change("axes/positions/edge_weights", lambda a: np.full_like(a, np.inf)), "must be finite numbers; row 0"),
+    ("coordinates nan", _change("axes/positions/coordinates", _coords_nan), "node coordinates of graph axis 'positions' must be finite numbers; row 5"),
+    ("coordinates shape", _change("axes/positions/coordinates", lambda a: a[:, :1]), "must be floats of shape (7, 2)"),
+    ("node names", _change("axes/positions/node_names", lambda a: a[:3]), "must be 7 strings"),
+    ("filler shape", _change("axes/level1/filler", lambda a: a[:2]), "filler mask of graph axis 'level1' must be 3 integers"),
+    ("scalar rows", _change("axes/graph/item_offsets", lambda a: a * 2), "scalar axis (one position per item) but item 0 has 2 rows"),
+    ("edges crc", _change("axes/positions/edges", lambda a: a[::-1].copy()), "the edges of graph axis 'positions' ('/axes/positions/edges') do not match their checksum"),
+    ("pooling crc", _change("axes/level1/pooling_map", lambda a: np.where(a == 1, 0, a)), "do not match their checksum"),
+]
+
+
+@pytest.mark.parametrize("case,edit,fragment", DAMAGED, ids=[c[0] for c in DAMAGED])
+def test_a_damaged_geometry_is_refused_with_file_and_problem(tmp_path, case, edit, fragment):
+    path = tmp_path / "g.h5"
+    _write_graphs(path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    with pytest.raises(RecordingError) as info:
+        open_recording(path)
+    e = info.value
+    assert str(e) == f"{path}: {e.problem}" and fragment in e.problem, (fragment, e.problem)
+    assert e.__cause__ is None and (e.__context__ is None or e.__suppress_context__)
+
+
+DAMAGED_IMAGE_SET = [
+    ("stride", _set_attr("axes/map", "stride", np.array([0, 2])), "axis 'map': stride must be positive"),
+    ("stride shape", _set_attr("axes/map", "stride", 2), "needs a 'stride' attribute of two numbers"),
+    ("offset", _set_attr("axes/map", "offset", "x"), "'offset' attribute"),
+    ("height", _change("axes/map/height", lambda a: a + 1), "item 0 on image axis 'map' is 3 x 3 positions but has 6 rows"),
+    ("width missing", _delete("axes/map/width"), "'/axes/map/width'"),
+    ("members duplicate", _change("axes/modality/members", lambda a: np.array(["a", "a", "b"], dtype=object)), "set members must be distinct"),
+    ("members missing", _delete("axes/modality/members"), "'/axes/modality/members'"),
+    ("member id", _change("axes/modality/member", lambda a: a + 1), "row 1 names member 3, outside 0 .. 2"),
+    ("member crc", _change("axes/modality/member", lambda a: a[::-1].copy()), "do not match their checksum"),
+]
+
+
+@pytest.mark.parametrize("case,edit,fragment", DAMAGED_IMAGE_SET, ids=[c[0] for c in DAMAGED_IMAGE_SET])
+def test_a_damaged_image_or_set_geometry_is_refused(tmp_path, case, edit, fragment):
+    path = tmp_path / "i.h5"
+    _write_image_and_set(path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    with pytest.raises(RecordingError) as info:
+        open_recording(path)
+    assert fragment in info.value.problem, (fragment, info.value.problem)
