@@ -89,7 +89,7 @@ def _axis_geometry(f: h5py.File, path, axis: str) -> AxisGeometry:
             for name, dtype_kind in ((fmt.STRIDE_ATTR, "iu"), (fmt.RECEPTIVE_FIELD_ATTR, "iu"), (fmt.OFFSET_ATTR, "iuf")):
                 raw = attrs.get(name)
                 if raw is None or np.shape(raw) != (2,) or np.asarray(raw).dtype.kind not in dtype_kind:
-                    raise RecordingError(path, f"image {where} needs a {name!r} attribute of two numbers (y, x), "
+                    raise RecordingError(path, f"image {where} needs the attribute {name!r}: two numbers (y, x), "
                                                f"got {raw!r}")
                 values[name] = tuple(np.asarray(raw).tolist())
             return AxisGeometry("image", stride=values[fmt.STRIDE_ATTR],

@@ -415,7 +415,7 @@ def _expect_text_checksum(f: h5py.File, path) -> None:
                                    f"the file is damaged")
     stored, computed = int(raw) & 0xFFFFFFFF, fmt.crc32_of_text_attributes(f)
     if stored != computed:
-        raise RecordingError(path, f"the text attributes (names, descriptions, checkpoint paths and metrics) do not "
+        raise RecordingError(path, f"the text attributes (names, descriptions, geometry, checkpoint paths and metrics) do not "
                                    f"match their checksum (stored {stored:08x}, computed {computed:08x}): the file is "
                                    f"damaged (bits changed on disk or in a copy); copy it again from a good source or "
                                    f"record it again")

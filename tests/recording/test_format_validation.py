@@ -466,7 +466,7 @@ def test_a_changed_text_attribute_is_found_by_the_root_checksum(tmp_path, case):
     name, attribute, value = TEXT_ATTRIBUTES[case]
     path = _valid(tmp_path / "r.h5")
     _edit(lambda f: f[name].attrs.__setitem__(attribute, value))(path)
-    _expect(path, "the text attributes (names, descriptions, checkpoint paths and metrics) do not match their "
+    _expect(path, "the text attributes (names, descriptions, geometry, checkpoint paths and metrics) do not match their "
                   "checksum")
 
 

@@ -358,8 +358,8 @@ def test_a_damaged_geometry_is_refused_with_file_and_problem(tmp_path, case, edi
 
 DAMAGED_IMAGE_SET = [
     ("stride", _set_attr("axes/map", "stride", np.array([0, 2])), "axis 'map': stride must be positive"),
-    ("stride shape", _set_attr("axes/map", "stride", 2), "needs a 'stride' attribute of two numbers"),
-    ("offset", _set_attr("axes/map", "offset", "x"), "'offset' attribute"),
+    ("stride shape", _set_attr("axes/map", "stride", 2), "needs the attribute 'stride': two numbers"),
+    ("offset", _set_attr("axes/map", "offset", "x"), "needs the attribute 'offset'"),
     ("height", _change("axes/map/height", lambda a: a + 1), "item 0 on image axis 'map' is 3 x 3 positions but has 6 rows"),
     ("width missing", _delete("axes/map/width"), "'/axes/map/width'"),
     ("members duplicate", _change("axes/modality/members", lambda a: np.array(["a", "a", "b"], dtype=object)), "set members must be distinct"),
