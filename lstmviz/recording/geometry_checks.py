@@ -146,8 +146,9 @@ def _graph(f: h5py.File, path, axis: str, g: AxisGeometry, o: np.ndarray, offset
     for start in range(0, edges.shape[0], _SCAN_BLOCK):
         block = edges[start:start + _SCAN_BLOCK]
         crc = fmt.crc32_of_array(block, crc)
-        item = np.searchsorted(eo, np.arange(start, start + len(block)), side="right") - 1
-        bad = ((block < 0) | (block >= nodes[item][:, None])).any(axis=1)
+        item = _items_of_rows(eo, start, start + len(block))
+        a, b = block[:, 0], block[:, 1]
+        bad = (np.minimum(a, b) < 0) | (np.maximum(a, b) >= nodes[item])
         if bad.any():
             k = int(np.argmax(bad))
             i = int(item[k])
@@ -200,7 +201,7 @@ def _pooling_map(f: h5py.File, path, axis: str, finer: str, o: np.ndarray, finer
     for start in range(0, finer_rows, _SCAN_BLOCK):
         block = ds[start:start + _SCAN_BLOCK]
         crc = fmt.crc32_of_array(block, crc)
-        item = np.searchsorted(finer_o, np.arange(start, start + len(block)), side="right") - 1
+        item = _items_of_rows(finer_o, start, start + len(block))
         bad = (block < -1) | (block >= coarse[item])
         if bad.any():
             k = int(np.argmax(bad))
@@ -265,6 +266,14 @@ def _scan_float(f: h5py.File, path, name: str, shape: tuple, what: str, crcs: li
             k = int(np.argmax(~np.isfinite(block).reshape(len(block), -1).all(axis=1)))
             raise RecordingError(path, f"{what} must be finite numbers; row {start + k} is not")
     crcs.append((ds, crc, what))
+
+
+def _items_of_rows(offsets: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The item of each row ``start .. stop - 1`` (``offsets``: non-decreasing, 0 .. rows; empty items allowed)."""
+    first = int(np.searchsorted(offsets, start, side="right")) - 1
+    last = int(np.searchsorted(offsets, stop - 1, side="right")) - 1
+    counts = np.diff(np.clip(offsets[first:last + 2], start, stop))
+    return np.repeat(np.arange(first, last + 1), counts)
 
 
 def _crc_blocks(ds: h5py.Dataset) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 
 from lstmviz.geometry import AxisGeometry, GraphGeometry, ImageGeometry, ItemGeometry, SetGeometry
 from lstmviz.recording import format as fmt
-from lstmviz.recording import storage_checks, upgrades, validation
+from lstmviz.recording import heap_checks, storage_checks, upgrades, validation
 from lstmviz.recording.format import (
     AnnotationInfo,
     CheckpointInfo,
@@ -60,9 +60,15 @@ def open_h5(path: Path) -> h5py.File:
     if problem is not None:
         raise RecordingError(path, problem)
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as e:
         raise RecordingError(path, _why_not_hdf5(path, e)) from None
+    try:
+        heap_checks.check_global_heaps(f, path)  # before the first text is read: a damaged heap hangs HDF5
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _why_not_hdf5(path: Path, error: OSError) -> str:
