@@ -378,3 +378,50 @@ def test_a_damaged_image_or_set_geometry_is_refused(tmp_path, case, edit, fragme
     with pytest.raises(RecordingError) as info:
         open_recording(path)
     assert fragment in info.value.problem, (fragment, info.value.problem)
+
+
+def test_geometry_is_buffered_and_optional_datasets_are_padded_across_flushes(tmp_path):
+    """Small flushes: weights and filler appear only at item 5, after earlier items were written out."""
+    path = tmp_path / "many.h5"
+    rng = np.random.default_rng(3)
+    written = []
+    with RecordingWriter(path) as w:
+        w._flush_bytes = 256  # flush after nearly every item
+        w.set_geometry("positions", "graph")
+        w.add_tap("h", 2)
+        for i in range(12):
+            n = int(rng.integers(1, 9))
+            edges = rng.integers(0, n, (int(rng.integers(0, 2 * n)), 2))
+            weights = rng.random(len(edges)) if i >= 5 and i % 2 else None
+            filler = (rng.random(n) < 0.3) & (np.arange(n) > 0) if i == 5 else None
+            g = GraphGeometry(n, edges, weights=weights, filler=filler)
+            written.append(g)
+            w.append_item(np.zeros(n, int), {"h": np.full((n, 2), float(i))}, geometry={"positions": g})
+    with open_recording(path) as rec:
+        for i, g in enumerate(written):
+            got = rec.item_geometry(i)
+            assert got.edges.tolist() == g.edges.tolist()
+            want_w = np.ones(len(g.edges)) if g.weights is None else g.weights
+            assert np.allclose(got.weights, want_w)
+            assert got.filler.tolist() == (np.zeros(g.num_nodes, bool) if g.filler is None else g.filler).tolist()
+            assert (rec.item_states("h", i) == i).all()
+
+
+def test_checkpoint_states_of_a_graph_recording(tmp_path):
+    path = tmp_path / "ck.h5"
+    with RecordingWriter(path) as w:
+        w.set_geometry("positions", "graph")
+        w.add_axis("level1", geometry=AxisGeometry("graph", pooled_from="positions"))
+        w.add_tap("h", 1)
+        w.add_tap("p", 1, axis="level1")
+        w.add_checkpoint("step-000001", step=1)
+        w.add_checkpoint("step-000002", step=2)
+        for n in (3, 2):
+            geometry = {"positions": GraphGeometry.from_edges(n, [[0, 1]]),
+                        "level1": GraphGeometry.from_edges(1, [], pooling_map=[0] * n)}
+            w.append_item(np.zeros(n, int), {"h": np.full((n, 1), 2.0), "p": [[2.0]]}, geometry=geometry)
+            w.append_checkpoint_item("step-000001", {"h": np.full((n, 1), 1.0), "p": [[1.0]]})
+    with open_recording(path) as rec:
+        early = rec.at_checkpoint("step-000001")
+        assert early.states("h").ravel().tolist() == [1.0] * 5 and rec.states("p").ravel().tolist() == [2.0, 2.0]
+        assert early.item_geometry(1).edges.tolist() == [[0, 1]] and early.pooling_map("level1").tolist() == [0] * 3 + [1] * 2
