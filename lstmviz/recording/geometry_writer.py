@@ -249,7 +249,7 @@ class GeometryWriter:
         for path, before in pending.optional.items():
             self._present[path] = True
             name = path.rsplit("/", 1)[-1]
-            if name in (fmt.COORDINATES,):
+            if name == fmt.COORDINATES:
                 writer._plan_matrix(path, fmt.COORDINATE_DTYPE, 2)
             elif name == fmt.NODE_NAMES:
                 writer._plan_vector(path, np.dtype(_STR))

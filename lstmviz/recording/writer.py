@@ -90,6 +90,12 @@ class RecordingWriter:
     (item ``k`` of a checkpoint after item ``k`` was appended). ``close()`` refuses (and removes the
     temporary file) unless every checkpoint has the states of every item.
 
+    Position geometry (format v3, ``lstmviz.geometry``): :meth:`set_geometry` and ``add_axis(...,
+    geometry=)`` say what an axis's positions are (tokens by default; graph nodes, image locations,
+    set members, one row per item); :meth:`append_item` then takes each item's graph, image or set
+    geometry (``geometry={axis: ...}``), checked against the item's rows before anything is stored
+    (``geometry_writer.py``).
+
     Args:
         path: the final file name. Nothing is written under it before ``close()`` succeeds; an
             existing file there is replaced atomically at that moment and not touched before. A path
