@@ -109,3 +109,26 @@ def test_bad_input_is_refused_in_words_and_leaves_no_file(tmp_path):
         record_graph(chebnet("node"), data, tmp_path / "x.h5", task=task)
     assert not (tmp_path / "x.h5").exists()
     assert estimate_graph_bytes(chebnet("node"), data) > 0
+
+
+def test_cli_trains_and_records_chebnet_on_karate(tmp_path, capsys):
+    from lstmviz.cli import main
+    from lstmviz.engines.checkpoint import load_checkpoint
+
+    ckpt, out = tmp_path / "k.pt", tmp_path / "k.h5"
+    assert main(["train", "chebnet", "--dataset", "karate", "--steps", "30", "-o", str(ckpt), "--quiet"]) == 0
+    model, meta = load_checkpoint(ckpt)
+    assert meta["family"] == "graph" and meta["data"] == {"num_features": 34, "num_classes": 2, "task": "node"}
+    assert meta["metrics"]["valid_accuracy"] is not None
+    assert main(["record", str(ckpt), "--dataset", "karate", "-o", str(out), "--dtype", "float32", "--quiet"]) == 0
+    from lstmviz.datasets import load_dataset
+
+    test = load_dataset("karate", "test")
+    states, _ = direct_states(model, test[0])
+    with open_recording(out) as rec:
+        assert rec.provenance["engine"] == "chebnet" and rec.provenance["sha256"] == meta["sha256"]
+        assert rec.n_positions == 34 and rec.axis_geometry().kind == "graph"
+        np.testing.assert_array_equal(rec.item_states("layer1/h", 0), states["layer1/h"])
+        communities = rec.annotation("community")
+        assert sorted(set(communities.tolist())) == [0, 1]
+    assert "wrote" in capsys.readouterr().out
