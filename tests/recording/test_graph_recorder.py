@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmviz.engines import build_engine
+from lstmviz.engines import build_engine, registry
 from lstmviz.engines.families.graph import GraphData, SampleGraphs
 from lstmviz.hooks import HookScope, find_taps
 from lstmviz.recording import open_recording
@@ -132,3 +132,25 @@ def test_cli_trains_and_records_chebnet_on_karate(tmp_path, capsys):
         communities = rec.annotation("community")
         assert sorted(set(communities.tolist())) == [0, 1]
     assert "wrote" in capsys.readouterr().out
+
+
+GRAPH_ENGINES = sorted(name for name, spec in registry.all().items() if spec.family == "graph")
+
+
+@pytest.mark.parametrize("engine", GRAPH_ENGINES)
+def test_every_graph_engine_records_what_its_forward_computes(engine, tmp_path):
+    """Every registered graph engine, for each task it builds for: the file holds the forward's taps."""
+    from lstmviz.engines.families.graph.contract import supported_tasks, tiny_model
+
+    spec = registry.get(engine)
+    for task in supported_tasks(spec):
+        model, _ = tiny_model(spec, task)
+        data = SampleGraphs(GraphData(5, 3, task), graphs=2, nodes=7, seed=8)
+        out = record_graph(model, data, tmp_path / f"{engine}-{task}.h5", dtype="float32")
+        with open_recording(out) as rec:
+            assert rec.n_items == 2 and rec.axis_geometry().kind == "graph"
+            for i in range(2):
+                states, prepared = direct_states(model, data[i])
+                assert rec.item_range(i)[1] - rec.item_range(i)[0] == prepared.levels[0].geometry.num_nodes
+                for name, value in states.items():
+                    np.testing.assert_allclose(rec.item_states(name, i), value, rtol=1e-6, atol=1e-6)
