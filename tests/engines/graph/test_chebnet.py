@@ -185,3 +185,31 @@ def test_chebyshev_term_taps_carry_each_hop_order():
     x64 = torch.from_numpy(x).double()
     torch.testing.assert_close(seen["layer0/T0"], x64)
     torch.testing.assert_close(seen["layer0/T2"], 2 * Lt @ (Lt @ x64) - x64)
+
+
+def test_an_edit_of_one_node_state_spreads_exactly_k_minus_one_hops_per_layer():
+    """The perturbation panel's promise: editing layer0/h at node v changes layer1/h exactly on the
+    (K-1)-hop ball around v (intervene() on a graph tap, positions = nodes)."""
+    from lstmviz.hooks import Edit, intervene
+
+    g = nx.karate_club_graph()
+    x = np.random.default_rng(9).normal(size=(34, 4)).astype(np.float32)
+    model = model64(num_layers=2, K=3, hidden_size=6)
+    prepared = model.prepare(item_of(g, x))
+
+    def layer1_h():
+        seen = {}
+        with torch.no_grad(), HookScope() as hooks:
+            hooks.read(find_taps(model)["layer1/h"], lambda m, a, k, out: seen.setdefault("h", out[0].clone()))
+            model(prepared)
+        return seen["h"]
+
+    base = layer1_h()
+    v = 16  # a node on the graph's edge: its 2-hop ball is a small part of the graph
+    with intervene(model, Edit("layer0/h", "add", 5.0, positions=[v])):
+        edited = layer1_h()
+    changed = set(np.flatnonzero((edited != base).any(dim=1).numpy()).tolist())
+    hops = nx.single_source_shortest_path_length(g, v)
+    ball = {u for u, d in hops.items() if d <= 2}
+    assert changed <= ball and v in changed and len(changed) >= 3
+    assert len(ball) < 34
