@@ -213,3 +213,16 @@ def test_an_edit_of_one_node_state_spreads_exactly_k_minus_one_hops_per_layer():
     ball = {u for u, d in hops.items() if d <= 2}
     assert changed <= ball and v in changed and len(changed) >= 3
     assert len(ball) < 34
+
+
+@pytest.mark.parametrize("edges, n", [([], 1), ([], 3), ([(0, 0)], 2), ([(0, 1), (2, 3), (4, 4)], 6)],
+                         ids=["one-node", "no-edges", "self-loop-only", "components-and-loop"])
+def test_odd_graphs_give_finite_outputs_in_both_tasks(edges, n):
+    geometry = GraphGeometry.from_edges(n, np.array(edges, dtype=np.int64).reshape(-1, 2))
+    x = np.random.default_rng(10).normal(size=(n, 4)).astype(np.float32)
+    item = GraphItem(geometry=geometry, features=x, tokens=np.zeros(n, np.int64))
+    for task in ("node", "graph"):
+        model = model64(task=task, num_layers=2, K=3)
+        with torch.no_grad():
+            out = model(model.prepare(item))
+        assert out.shape == ((n, 3) if task == "node" else (1, 3)) and torch.isfinite(out).all()
