@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from lstmviz.datasets.base import AnnotationSpec
 from lstmviz.datasets.graph_base import TASKS, GraphDataset, GraphItem
 from lstmviz.geometry import GraphGeometry
 
@@ -102,8 +103,6 @@ class SampleGraphs(GraphDataset):
         self.name = "sample-graphs"
         self.split = split
         self.vocab = ["a", "b", "c", "d"]
-        from lstmviz.datasets.base import AnnotationSpec
-
         self.class_names = tuple(f"class{i}" for i in range(data.num_classes))
         self.annotation_specs = [
             AnnotationSpec(name="degree", kind="numeric", level="position", description="the node's degree"),
