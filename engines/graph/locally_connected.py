@@ -22,7 +22,8 @@ instead of :math:`|\Omega_k|^2 f_{in} f_{out}` for a dense layer. The weights of
 position ``j``: the construction assumes one fixed graph (or graphs sharing a node order), as in the paper.
 
 The clustering (:func:`cluster_hierarchy`) is agglomerative (Ward linkage, :mod:`scipy.cluster.hierarchy`)
-on node coordinates, re-run on the cluster centroids for each coarser level, so levels nest. Positions
+on node coordinates (nodes sorted by coordinates first, so ties break the same way whatever the input's
+node numbering), re-run on the cluster centroids for each coarser level, so levels nest. Positions
 are ordered by the clustering tree: the coarsest level by its dendrogram's leaf order, every finer level
 by (its cluster's position, its own leaf order), so the members of every cluster are contiguous
 positions at every level (the 1-D pattern view's ranges are clusters).
@@ -79,7 +80,11 @@ def cluster_hierarchy(weights: np.ndarray, coordinates: np.ndarray, sizes) -> Hi
     from scipy.cluster.hierarchy import fcluster
 
     points = np.asarray(coordinates, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
+    # cluster the nodes sorted by their coordinates, so that Ward's ties (a grid has many) are broken the
+    # same way however the input numbers its nodes: the hierarchy is a function of the coordinates
+    canonical = np.lexsort(points.T[::-1]) if points.ndim == 2 and points.shape[1] else np.arange(len(points))
+    points = points[canonical]
+    w = np.asarray(weights, dtype=np.float64)[np.ix_(canonical, canonical)]
     labels, ranks, level_points, level_weights = [], [], [points], [w]
     for size in sizes:
         pts = level_points[-1]
@@ -108,7 +113,7 @@ def cluster_hierarchy(weights: np.ndarray, coordinates: np.ndarray, sizes) -> Hi
         position[k] = pos
     orders = [np.argsort(p) for p in position]  # node at each position
     return Hierarchy(
-        order=orders[0].astype(np.int64),
+        order=canonical[orders[0]].astype(np.int64),
         weights=tuple(lw[np.ix_(o, o)] for lw, o in zip(level_weights, orders)),
         parents=tuple(position[k + 1][labels[k][orders[k]]].astype(np.int64) for k in range(len(sizes))),
         centroids=tuple(lp[o] for lp, o in zip(level_points, orders)),
