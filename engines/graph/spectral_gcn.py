@@ -44,11 +44,13 @@ prepared graph and in a small cache by content; a forward pass never re-diagonal
 signs: each column's entry of largest magnitude (first such) is positive.
 
 **Taps** (``[1, positions, hidden_size]``): ``layer{l}/h``, the layer's output :math:`h(\cdot)` on its
-level's axis (``positions``, ``level{k}``); ``layer{l}/spectrum``, :math:`U_k^\top h` on the axis
-``spectrum`` (``spectrum{k}`` for level ``k`` > 0, geometry ``tokens``: position ``m`` is the ``m``-th
-eigenvector, ascending frequency :math:`\lambda_m`); ``layer{l}/pooled`` (layers that pool), on
-``level{k+1}``. The layer's output flows on as :math:`U_k (U_k^\top h)`, equal to ``h`` up to rounding,
-so an edit of the spectrum (zero a band) changes what follows.
+level's axis (``positions``, ``level{k}``; layout ``GRAPH``); ``layer{l}/pool`` (layers that pool), on
+``level{k+1}``. With ``tap_spectrum=True`` also ``layer{l}/spectrum``, :math:`U_k^\top h` on the axis
+``spectrum`` (``spectrum{k}`` for level ``k`` > 0; layout ``SEQUENCE``, geometry ``tokens``: position
+``m`` is the ``m``-th eigenvector, ascending frequency :math:`\lambda_m`; the axis is no graph level,
+so the recorder learns it from the tap), and the layer's output then flows on as
+:math:`U_k (U_k^\top h)`, ``h`` up to rounding, so an edit of the spectrum (zero a band) changes what
+follows. Off by default: the graph family's recorder and contract know graph levels only.
 """
 
 from __future__ import annotations
@@ -198,14 +200,15 @@ class SpectralGCN(nn.Module):
     ``levels`` (poolings, 0 .. num_layers), ``pool_ratio``, ``pooling`` (max | mean), ``num_nodes`` (the
     largest graph: local weights, full multipliers' default ``d``, the flatten readout), ``eigenvectors``
     (``d``), ``spline_knots`` (``q``), ``max_neighbours`` (``S``, with the node itself),
-    ``neighbour_threshold`` (``δ``), ``readout`` (mean | max | flatten; graph task).
+    ``neighbour_threshold`` (``δ``), ``readout`` (mean | max | flatten; graph task), ``tap_spectrum``
+    (also tap :math:`U^\top h` per layer).
     """
 
     def __init__(self, num_features: int, num_classes: int, task: str = "node", *, variant: str = "spectral-spline",
                  hidden_size: int = 32, num_layers: int = 2, levels: int = 0, pool_ratio: int = 4,
                  pooling: str = "max", num_nodes: int = 64, eigenvectors: int | None = None,
                  spline_knots: int = 6, max_neighbours: int = 9, neighbour_threshold: float = 0.0,
-                 readout: str = "mean"):
+                 readout: str = "mean", tap_spectrum: bool = False):
         super().__init__()
         _need(task in ("node", "graph"), f"expected task 'node' or 'graph', got {task!r}")
         _need(variant in VARIANTS, f"expected variant of engine 'spectral-gcn' to be one of {', '.join(VARIANTS)}, "
@@ -226,9 +229,12 @@ class SpectralGCN(nn.Module):
         _need(isinstance(neighbour_threshold, (int, float)) and not isinstance(neighbour_threshold, bool)
               and math.isfinite(neighbour_threshold),
               f"expected neighbour_threshold to be a finite number, got {neighbour_threshold!r}")
+        _need(isinstance(tap_spectrum, bool), f"expected tap_spectrum to be True or False, got {tap_spectrum!r}")
         _need(task == "graph" or levels == 0,
               f"the node task classifies every input node, so it needs levels=0 (no pooling), got levels={levels}")
-        self.task, self.variant, self.num_layers, self.levels = task, variant, num_layers, levels
+        self.num_features, self.task, self.variant, self.num_layers, self.levels = (num_features, task, variant,
+                                                                                    num_layers, levels)
+        self.tap_spectrum = tap_spectrum
         self.pool_ratio, self.pooling, self.num_nodes, self.readout = pool_ratio, pooling, num_nodes, readout
         self.spline_knots, self.max_neighbours = spline_knots, max_neighbours
         self.neighbour_threshold = float(neighbour_threshold)
@@ -249,12 +255,13 @@ class SpectralGCN(nn.Module):
                                            eigenvectors=eigenvectors, knots=spline_knots))
             h_taps.append(Tap(f"layer{layer}/h", layer=layer, layout=GRAPH, axis=_axis("level", level),
                               description=f"layer {layer}'s output ReLU(conv(x)) per node of level {level}"))
-            s_taps.append(Tap(f"layer{layer}/spectrum", layer=layer, layout=SEQUENCE, axis=_axis("spectrum", level),
-                              description=f"layer {layer}'s output in the spectral domain, U^T h: position m is "
-                                          f"eigenvector m of level {level}'s normalised Laplacian, ascending "
-                                          f"frequency lambda_m in [0, 2]"))
+            if tap_spectrum:
+                s_taps.append(Tap(f"layer{layer}/spectrum", layer=layer, layout=SEQUENCE, axis=_axis("spectrum", level),
+                                  description=f"layer {layer}'s output in the spectral domain, U^T h: position m "
+                                              f"is eigenvector m of level {level}'s normalised Laplacian, "
+                                              f"ascending frequency lambda_m in [0, 2]"))
             if layer < levels:
-                p_taps.append(Tap(f"layer{layer}/pooled", layer=layer, layout=GRAPH, axis=_axis("level", level + 1),
+                p_taps.append(Tap(f"layer{layer}/pool", layer=layer, layout=GRAPH, axis=_axis("level", level + 1),
                                   description=f"layer {layer}'s output {pooling}-pooled over the clusters of "
                                               f"level {level + 1}"))
         self.layers = nn.ModuleList(layers)
@@ -269,6 +276,10 @@ class SpectralGCN(nn.Module):
         """The levels (clustering-tree order), each level's eigenbasis, spline basis and neighbour slots."""
         geometry: GraphGeometry = item.geometry
         n = geometry.num_nodes
+        shape = np.shape(item.features)
+        if len(shape) != 2 or shape != (n, self.num_features):
+            raise ValueError(f"the graph's node features have the shape {shape}; this spectral-gcn model reads "
+                             f"[{n} nodes, {self.num_features} features]")
         if n > self.num_nodes and (self.variant == "local" or (self.task == "graph" and self.readout == "flatten")):
             raise ValueError(f"a graph of {n} nodes is larger than the num_nodes={self.num_nodes} this spectral-gcn "
                              f"model was built for; rebuild it with --set num_nodes={n} or more")
@@ -342,8 +353,9 @@ class SpectralGCN(nn.Module):
             else:
                 x = conv(x, t[f"eigenvectors{k}"], t.get(f"basis{k}"))
             x = self.h_taps[layer](F.relu(x))
-            u = t[f"eigenvectors{k}"].to(x.dtype)
-            x = u @ self.spectrum_taps[layer](u.transpose(0, 1) @ x)
+            if self.tap_spectrum:
+                u = t[f"eigenvectors{k}"].to(x.dtype)
+                x = u @ self.spectrum_taps[layer](u.transpose(0, 1) @ x)
             if layer < self.levels:
                 parents = t[f"parents{k}"]
                 x = self.pooled_taps[layer](pool_clusters(x, parents, int(parents.max()) + 1, self.pooling))
@@ -367,8 +379,11 @@ SPEC = EngineSpec(
         year=2014,
     ),
     build=SpectralGCN,
-    default_config={"variant": "spectral-spline", "hidden_size": 32, "num_layers": 2, "spline_knots": 6},
-    taps=("layer{layer}/h", "layer{layer}/spectrum"),
+    default_config={"variant": "spectral-spline", "hidden_size": 32, "num_layers": 2, "spline_knots": 6,
+                    "levels": 0, "tap_spectrum": False},
+    taps=("layer{layer}/h", "layer{layer}/pool", "layer{layer}/spectrum"),
+    train_defaults={"steps": 200, "batch_size": 8, "lr": 0.01, "weight_decay": 5e-4, "eval_every": 50,
+                    "optimizer": "adam", "clip": 5.0, "seed": 0},
 )
 
 __all__ = ["SPEC", "SpectralConv", "SpectralGCN", "dense_weights", "eigenbasis", "laplacian_eigenbasis",

@@ -221,7 +221,8 @@ def test_spectrum_tap_is_u_transpose_h_and_an_edit_there_reaches_the_output():
 
     w = _random_weights(seed=9)
     torch.manual_seed(0)
-    model = SpectralGCN(2, 3, "node", variant="spectral-spline", hidden_size=4, num_layers=2).double()
+    model = SpectralGCN(2, 3, "node", variant="spectral-spline", hidden_size=4, num_layers=2,
+                        tap_spectrum=True).double()
     prepared = model.prepare(_item(w, np.random.default_rng(0).normal(size=(12, 2))))
     taps = find_taps(model)
     assert taps["layer0/spectrum"].axis == "spectrum" and taps["layer0/h"].axis == "positions"

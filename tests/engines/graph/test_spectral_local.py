@@ -103,7 +103,7 @@ def test_pooling_takes_the_max_or_mean_of_each_cluster():
 def test_levels_and_taps_describe_where_each_state_lives(variant):
     torch.manual_seed(0)
     model = SpectralGCN(1, 3, "graph", variant=variant, hidden_size=4, num_layers=3, levels=2, num_nodes=64,
-                        readout="flatten")
+                        readout="flatten", tap_spectrum=True)
     item = _grid_item(8)
     prepared = model.prepare(item)
     assert [level.axis for level in prepared.levels] == ["positions", "level1", "level2"]
@@ -127,15 +127,15 @@ def test_levels_and_taps_describe_where_each_state_lives(variant):
             hooks.read(tap, lambda module, args, kwargs, out: seen.__setitem__(module.name, out))
         logits = model(prepared)
     assert logits.shape == (1, 3)
-    assert set(seen) == {"layer0/h", "layer0/spectrum", "layer0/pooled", "layer1/h", "layer1/spectrum",
-                         "layer1/pooled", "layer2/h", "layer2/spectrum"}
+    assert set(seen) == {"layer0/h", "layer0/spectrum", "layer0/pool", "layer1/h", "layer1/spectrum",
+                         "layer1/pool", "layer2/h", "layer2/spectrum"}
     for name, value in seen.items():
         assert value.shape == (1, rows[taps[name].axis], 4), name
     assert taps["layer1/h"].axis == "level1" and taps["layer2/spectrum"].axis == "spectrum2"
-    assert taps["layer0/pooled"].axis == "level1"
+    assert taps["layer0/pool"].axis == "level1"
     # the pooled state is the cluster max of the layer's output (flowed through U U^T: rounding only)
     parents = torch.as_tensor(prepared.levels[1].geometry.pooling_map)
-    assert torch.allclose(seen["layer0/pooled"][0], pool_clusters(seen["layer0/h"][0], parents, 16), atol=1e-5)
+    assert torch.allclose(seen["layer0/pool"][0], pool_clusters(seen["layer0/h"][0], parents, 16), atol=1e-5)
 
 
 def test_graph_logits_do_not_depend_on_the_input_node_numbering():
@@ -170,11 +170,14 @@ def test_a_few_steps_fit_karate_factions(variant):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_spec_names_the_paper_and_the_default_taps():
+def test_spec_names_the_paper_and_its_taps_cover_every_configuration():
     assert SPEC.name == "spectral-gcn" and SPEC.family == "graph" and SPEC.paper.arxiv == "1312.6203"
-    model = SPEC.build(num_features=2, num_classes=3, task="node", **SPEC.default_config)
-    names = set(find_taps(model))
-    assert names == {p.format(layer=layer) for p in SPEC.taps for layer in range(SPEC.default_config["num_layers"])}
+    declared = {p.format(layer=layer) for p in SPEC.taps for layer in range(3)}
+    default = SPEC.build(num_features=2, num_classes=3, task="node", **SPEC.default_config)
+    assert set(find_taps(default)) == {"layer0/h", "layer1/h"}
+    full = SPEC.build(num_features=2, num_classes=3, task="graph", **{**SPEC.default_config, "num_layers": 3,
+                                                                      "levels": 2, "tap_spectrum": True})
+    assert set(find_taps(full)) == declared - {"layer2/pool"}
 
 
 @pytest.mark.parametrize("config, words", [
@@ -186,6 +189,7 @@ def test_spec_names_the_paper_and_the_default_taps():
     ({"readout": "attention"}, "readout"),
     ({"eigenvectors": 0}, "eigenvectors"),
     ({"neighbour_threshold": float("nan")}, "neighbour_threshold"),
+    ({"tap_spectrum": 1}, "tap_spectrum"),
 ])
 def test_bad_settings_are_one_sentence(config, words):
     with pytest.raises(ValueError, match=words) as info:
@@ -198,6 +202,8 @@ def test_bad_graphs_are_one_sentence():
         SpectralGCN(2, 3, "node", levels=1)
     with pytest.raises(ValueError, match="num_nodes"):
         SpectralGCN(1, 3, "graph", variant="local", num_nodes=16).prepare(_grid_item(8))
+    with pytest.raises(ValueError, match="features"):
+        SpectralGCN(2, 3, "graph").prepare(_grid_item(8, features=1))
     geo = GraphGeometry.from_edges(3, [[0, 1], [1, 2]], weights=[1.0, -2.0])
     item = GraphItem(geo, np.zeros((3, 1), dtype=np.float32), np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="non-negative"):
