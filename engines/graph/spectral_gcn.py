@@ -17,7 +17,8 @@ one layer maps ``f_in`` channels to ``f_out`` with a learned diagonal multiplier
 ``h`` = ReLU, :math:`U_d` the first ``d`` eigenvectors (the low frequencies).
 
 - ``spectral-full``: :math:`\theta_{i,j} \in \mathbb{R}^d` free, indexed by the eigen-index (``d`` =
-  ``eigenvectors``, default ``num_nodes``; a smaller graph uses the first ``n``). Tied to one
+  ``eigenvectors``, default ``num_nodes``, at most the level's size for a ``num_nodes`` graph; a
+  smaller graph uses the first ``n``). Tied to one
   eigendecomposition: it does not transfer between graphs, nor inside a degenerate eigenspace.
 - ``spectral-spline``: smooth multipliers :math:`\theta_{i,j} = B(\lambda)\, \alpha_{i,j}`, ``B`` the
   ``q`` = ``spline_knots`` cubic B-splines over :math:`\lambda \in [0, 2]` (:mod:`.spline`), so the
@@ -251,8 +252,10 @@ class SpectralGCN(nn.Module):
             if variant == "local":
                 layers.append(LocallyConnected(self.level_sizes[level], max_neighbours, f_in, hidden_size))
             else:
+                # a level never has more eigenvectors than the nodes a num_nodes graph has there
+                d = None if eigenvectors is None else min(eigenvectors, self.level_sizes[level])
                 layers.append(SpectralConv(f_in, hidden_size, multipliers=variant.split("-")[1],
-                                           eigenvectors=eigenvectors, knots=spline_knots))
+                                           eigenvectors=d, knots=spline_knots))
             h_taps.append(Tap(f"layer{layer}/h", layer=layer, layout=GRAPH, axis=_axis("level", level),
                               description=f"layer {layer}'s output ReLU(conv(x)) per node of level {level}"))
             if tap_spectrum:
