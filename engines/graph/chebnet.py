@@ -252,6 +252,6 @@ SPEC = EngineSpec(
     default_config={"hidden_size": 16, "num_layers": 2, "K": 3, "pool_levels": None, "lambda_max": "exact",
                     "graclus_seed": 0, "tap_terms": False},
     taps=("layer{layer}/h", "layer{layer}/pool", "layer{layer}/T*"),
-    train_defaults={"steps": 200, "batch_size": 8, "lr": 0.01, "weight_decay": 5e-4, "eval_every": 50,
+    train_defaults={"steps": 200, "batch_size": 8, "lr": 0.01, "weight_decay": 5e-4, "dropout": 0.5, "eval_every": 50,
                     "optimizer": "adam", "clip": 5.0, "seed": 0},
 )
