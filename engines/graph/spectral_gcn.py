@@ -337,6 +337,19 @@ class SpectralGCN(nn.Module):
                                      pooling_map=parents[k - 1], finer_nodes=len(parents[k - 1]))
         return GraphLevel(_axis("level", k), g)
 
+    def filter_bank(self, prepared: PreparedGraph, layer: int) -> tuple[Tensor, Tensor]:
+        r"""``(lam [m], theta [m, f_in, f_out])``: layer ``layer``'s multipliers at its level's eigenvalues,
+        the filters :math:`\theta_{i,j}(\lambda)` a view can draw (spectral variants only)."""
+        if self.variant == "local":
+            raise ValueError("the locally connected variant has no spectral multipliers; use spectral-full or "
+                             "spectral-spline")
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.num_layers:
+            raise ValueError(f"expected a layer from 0 to {self.num_layers - 1}, got {layer!r}")
+        k = min(layer, self.levels)
+        lam = prepared.tensors[f"eigenvalues{k}"]
+        theta = self.layers[layer].multipliers(len(lam), prepared.tensors.get(f"basis{k}"))
+        return lam[: theta.shape[0]], theta
+
     # -- the forward pass ---------------------------------------------------------------------------
 
     def forward(self, prepared: PreparedGraph) -> Tensor:

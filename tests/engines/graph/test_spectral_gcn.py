@@ -240,3 +240,27 @@ def test_spectrum_tap_is_u_transpose_h_and_an_edit_there_reaches_the_output():
     finally:
         handle.remove()
     assert not torch.allclose(zeroed, base)
+
+
+@pytest.mark.parametrize("variant", ["spectral-full", "spectral-spline"])
+def test_filter_bank_gives_the_multipliers_the_layer_applies(variant):
+    w = _random_weights(seed=10)
+    torch.manual_seed(0)
+    model = SpectralGCN(2, 3, "node", variant=variant, hidden_size=3, num_layers=2, num_nodes=12,
+                        eigenvectors=8).double()
+    prepared = model.prepare(_item(w, np.zeros((12, 2))))
+    lam, theta = model.filter_bank(prepared, 1)
+    assert lam.shape == (8,) and theta.shape == (8, 3, 3)
+    assert torch.equal(lam, prepared.tensors["eigenvalues0"][:8])
+    u = prepared.tensors["eigenvectors0"][:, :8]
+    x = torch.randn(12, 3, dtype=torch.float64)
+    y = model.layers[1](x, prepared.tensors["eigenvectors0"], prepared.tensors.get("basis0")) - model.layers[1].bias
+    expected = torch.stack([sum(u @ torch.diag(theta[:, i, j]) @ u.T @ x[:, i] for i in range(3)) for j in range(3)], 1)
+    assert torch.allclose(y, expected, atol=1e-12)
+    if variant == "spectral-spline":  # theta(lambda) = B(lambda) alpha
+        basis = torch.as_tensor(bspline_basis(lam.numpy(), 6))
+        assert torch.allclose(theta, torch.einsum("mq,qio->mio", basis, model.layers[1].weight), atol=1e-12)
+    with pytest.raises(ValueError, match="layer"):
+        model.filter_bank(prepared, 2)
+    with pytest.raises(ValueError, match="no spectral multipliers"):
+        SpectralGCN(2, 3, "node", variant="local", num_nodes=12).filter_bank(prepared, 0)

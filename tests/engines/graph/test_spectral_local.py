@@ -210,8 +210,8 @@ def test_bad_graphs_are_one_sentence():
         SpectralGCN(1, 3, "node").prepare(item)
 
 
-def test_isolated_nodes_and_a_single_node_graph_run():
-    geo = GraphGeometry.from_edges(5, [[0, 1], [1, 2]])  # 3 and 4 isolated, two components
+def test_isolated_nodes_self_loops_and_a_single_node_graph_run():
+    geo = GraphGeometry.from_edges(5, [[0, 1], [1, 2], [2, 2]])  # a self-loop; 3 and 4 isolated
     item = GraphItem(geo, np.ones((5, 1), dtype=np.float32), np.zeros(5, dtype=np.int64))
     for variant in ("spectral-full", "spectral-spline", "local"):
         model = SpectralGCN(1, 2, "graph", variant=variant, num_layers=2, levels=1, num_nodes=8)
