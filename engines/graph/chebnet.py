@@ -148,6 +148,25 @@ class ChebNet(nn.Module):
         """The level (0 = input positions) whose positions layer ``layer`` reads and writes."""
         return min(layer, self.pool_levels)
 
+    def hop_bound(self, edited_tap: str, tap: str) -> int | None:
+        """How many hops a change of ``edited_tap`` can travel to ``tap``: ``(m - l)(K - 1)`` from ``layer{l}/h``
+        to ``layer{m}/h`` (``m >= l``) when no pooling lies between; ``None`` where no such bound is stated.
+
+        Each layer applies a polynomial of degree ``K - 1`` in ``L~``, which mixes only nodes at most
+        ``K - 1`` hops apart; ReLU and the filler mask act per node (lstmviz.perturb.graph uses this)."""
+        def layer_of(name: str) -> int | None:
+            head, _, signal = name.partition("/")
+            if signal != "h" or not head.startswith("layer") or not head[5:].isdigit():
+                return None
+            return int(head[5:])
+
+        l, m = layer_of(edited_tap), layer_of(tap)
+        if l is None or m is None or m < l or m >= self.num_layers:
+            return None
+        if any(j < self.pool_levels for j in range(l, m)):
+            return None
+        return (m - l) * (self.K - 1)
+
     def reset_parameters(self) -> None:
         for conv in self.convs:
             conv.reset_parameters()

@@ -118,3 +118,27 @@ def test_bad_edits_are_refused_in_one_sentence(karate):
                                       Edit("layer1/pooled", "add", 1.0, positions=[0])])
     with pytest.raises(PerturbError, match="no edit"):
         perturb_graph(model, karate, [])
+
+
+@pytest.mark.parametrize("K", [2, 3])
+def test_chebnet_edit_reaches_exactly_its_bound_on_karate(K):
+    """ChebNet: an edit of layer0/h at node 0 changes layer2/h within 2(K-1) hops — and reaches that far."""
+    from lstmviz.datasets.registry import load_dataset
+    from lstmviz.engines import registry
+
+    torch.manual_seed(0)
+    data = load_dataset("karate", "train")
+    spec = registry.get("chebnet")
+    model = spec.build_model(spec.family_spec.describe_dataset(data), num_layers=3, K=K, hidden_size=8).double()
+    model.eval()
+    with torch.no_grad():  # positive biases: ReLU passes every change on, so the bound is reached
+        for conv in model.convs:
+            for p in conv.parameters():
+                p.abs_()
+    prepared = model.prepare(data[0])
+    effect = perturb_graph(model, prepared, [Edit("layer0/h", "add", 1.0, positions=[0])])
+    assert effect.bounds["layer2/h"] == 2 * (K - 1)
+    hops = effect.hops["layer2/h"]
+    assert effect.reach("layer2/h") == min(2 * (K - 1), hops.max())  # node 0 is at most 3 hops from any node
+    assert effect.reach("layer1/h") == K - 1
+    assert np.array_equal(effect.edited["layer2/h"][hops > 2 * (K - 1)], effect.clean["layer2/h"][hops > 2 * (K - 1)])
