@@ -41,14 +41,18 @@ TARGET = "target"
 
 
 def _checked_signals(recorder: Recorder) -> dict[str, str]:
-    """``{signal: axis}`` of the selected signals, which must be graph taps."""
+    """``{signal: axis}`` of the selected signals: graph taps (on a level of the graph) or ``tokens`` taps on
+    an axis of their own (e.g. a spectral engine's ``U^T h``, positions = eigen-index)."""
     axes = {}
     for name, info in recorder.infos.items():
         layout = info.layout
-        if info.kind != "tap" or layout is None or layout.geometry != "graph":
+        if info.kind != "tap" or layout is None or layout.geometry not in ("graph", "tokens"):
             what = layout.describe() if layout is not None else "no declared layout"
             raise ValueError(f"signal {name!r} is not a graph tap ({info.kind}, {what}); a graph recording holds "
                              f"the taps of graph engines: leave it out with --signals")
+        if layout.geometry == "tokens" and info.module.axis == "positions":
+            raise ValueError(f"signal {name!r} is a sequence tap on the main axis, whose positions are the graph's "
+                             f"nodes; a graph engine's sequence tap needs an axis of its own (Tap(axis=...))")
         axes[name] = info.module.axis
     if not axes:
         raise ValueError("no signals selected: the model has no taps matching the given names")
@@ -67,13 +71,17 @@ def _compose(levels, finer: int, coarser: int) -> np.ndarray:
 class _Layout:
     """Which levels are recorded, how each axis is declared, and how an item's geometry is written."""
 
-    def __init__(self, levels, tap_axes: dict[str, str]):
+    def __init__(self, levels, tap_axes: dict[str, str], sequence_axes: set[str]):
         index = {level.axis: k for k, level in enumerate(levels)}
-        unknown = sorted({a for a in tap_axes.values() if a not in index})
+        unknown = sorted({a for a in tap_axes.values() if a not in index and a not in sequence_axes})
         if unknown:
             raise ValueError(f"taps live on axis {unknown[0]!r}, which the model's prepared graph does not have "
                              f"(levels: {', '.join(index)})")
-        self.levels = sorted({0} | {index[a] for a in tap_axes.values()})
+        clash = sorted(sequence_axes & set(index))
+        if clash:
+            raise ValueError(f"a sequence tap lives on axis {clash[0]!r}, which is a level of the graph")
+        self.sequence_axes = sorted(sequence_axes)
+        self.levels = sorted({0} | {index[a] for a in tap_axes.values() if a in index})
         self.axes = [levels[k].axis for k in self.levels]
         self.reorders = levels[0].source_node is not None
 
@@ -82,6 +90,9 @@ class _Layout:
         for finer_axis, k, axis in zip(self.axes, self.levels[1:], self.axes[1:]):
             writer.add_axis(axis, description=f"pooling level {k} of the model's graph coarsening",
                             geometry=AxisGeometry("graph", pooled_from=finer_axis))
+        for axis in self.sequence_axes:
+            writer.add_axis(axis, description="positions of the engine's own (not a graph level; see the tap's "
+                                              "description)", geometry=AxisGeometry("tokens"))
 
     def geometry(self, levels) -> dict[str, GraphGeometry]:
         out = {"positions": levels[0].geometry}
@@ -177,7 +188,9 @@ def record_graph(
                 states = recorder.collect()
                 levels = prepared.levels
                 if writer is None:
-                    layout = _Layout(levels, tap_axes)
+                    sequence_axes = {tap_axes[n] for n, info in recorder.infos.items()
+                                     if info.layout.geometry == "tokens"}
+                    layout = _Layout(levels, tap_axes, sequence_axes)
                     vocab = list(dataset.vocab) + ([FILLER_TOKEN] if layout.reorders else [])
                     writer = RecordingWriter(out, vocab=vocab, provenance=meta, dtype=dtype)
                     layout.declare(writer)
@@ -198,8 +211,8 @@ def record_graph(
                 rows = {level.axis: level.geometry.num_nodes for level in levels}
                 arrays = {}
                 for name, value in states.items():
-                    expected = rows.get(tap_axes[name])
-                    if value.shape[0] != 1 or value.shape[1] != expected:
+                    expected = rows.get(tap_axes[name], value.shape[1])  # a sequence axis: any length >= 1
+                    if value.shape[0] != 1 or value.shape[1] != expected or expected < 1:
                         raise ValueError(f"signal {name!r} gave shape {list(value.shape)} for graph {i}; its axis "
                                          f"{tap_axes[name]!r} has {expected} positions ([1, {expected}, units])")
                     array = value[0]

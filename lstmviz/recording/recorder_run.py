@@ -323,14 +323,15 @@ def _check_device(model: nn.Module, device) -> None:
 
 
 def _check_token_geometry(recorder: Recorder) -> None:
-    """Recordings hold token positions only (format v2): refuse a tap that declares other positions."""
+    """``record()`` runs sequence models over token items: refuse a tap that declares other positions (graph
+    engines are recorded by :func:`lstmviz.recording.graph_recorder.record_graph`)."""
     for name, info in recorder.infos.items():
         geometry = info.layout.geometry if info.layout is not None else "tokens"
         if geometry != "tokens":
             raise ValueError(
-                f"signal {name!r} declares {geometry!r} positions ({info.layout.describe()}); recording files hold "
-                f"token positions only so far, so record it with Recorder(...).collect(), or leave it out with "
-                f"signals=[...]")
+                f"signal {name!r} declares {geometry!r} positions ({info.layout.describe()}); record() runs sequence "
+                f"models over token items: record a graph engine with lstmviz.recording.graph_recorder.record_graph "
+                f"(lstmviz record does so for the graph family), or leave the signal out with signals=[...]")
 
 
 def _warn_if_padding_is_read_backwards(recorder: Recorder) -> None:

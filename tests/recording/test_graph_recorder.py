@@ -154,3 +154,21 @@ def test_every_graph_engine_records_what_its_forward_computes(engine, tmp_path):
                 assert rec.item_range(i)[1] - rec.item_range(i)[0] == prepared.levels[0].geometry.num_nodes
                 for name, value in states.items():
                     np.testing.assert_allclose(rec.item_states(name, i), value, rtol=1e-6, atol=1e-6)
+
+
+def test_a_sequence_tap_of_a_graph_engine_gets_an_axis_of_its_own(tmp_path):
+    """spectral-gcn's U^T h (positions = eigen-index) is recorded on its axis 'spectrum' (geometry tokens)."""
+    torch.manual_seed(0)
+    model = build_engine("spectral-gcn", GraphData(5, 3, "node"), hidden_size=4, tap_spectrum=True).eval()
+    data = SampleGraphs(GraphData(5, 3, "node"), graphs=2, nodes=7, seed=8)
+    out = record_graph(model, data, tmp_path / "spectrum.h5", dtype="float32")
+    with open_recording(out) as rec:
+        assert "spectrum" in rec.axes and rec.axis_geometry("spectrum").kind == "tokens"
+        taps = {t.name: t for t in rec.taps} if not isinstance(rec.taps, dict) else rec.taps
+        assert taps["layer0/spectrum"].axis == "spectrum"
+        for i in range(2):
+            states, prepared = direct_states(model, data[i])
+            np.testing.assert_allclose(rec.item_states("layer0/spectrum", i), states["layer0/spectrum"],
+                                       rtol=1e-6, atol=1e-6)
+            a, b = rec.item_range(i, "spectrum")
+            assert b - a == states["layer0/spectrum"].shape[0]

@@ -44,7 +44,7 @@ def test_a_declared_image_tap_is_recorded_as_positions_by_channels():
 
 
 def test_record_refuses_positions_that_are_not_tokens_in_one_sentence(tmp_path):
-    with pytest.raises(ValueError, match=r"signal 'conv/map' declares 'image' positions .*; recording files hold "
-                                         r"token positions only so far"):
+    with pytest.raises(ValueError, match=r"signal 'conv/map' declares 'image' positions .*; record\(\) runs "
+                                         r"sequence models over token items"):
         record(ConvNet(), [[0, 1, 2], [3, 4]], tmp_path / "r.h5", signals=["conv/map"], progress=False)
     assert not any(tmp_path.iterdir())
