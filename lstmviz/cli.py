@@ -447,6 +447,8 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     with open_recording(args.file) as rec:
         perturbation = _perturb_spec(args, rec)
         items = _perturb_items(args.items, rec.n_items)
+        if rec.axis_geometry().kind == "graph":
+            return _perturb_graphs(args, rec, perturbation, items, out)
         live = load_live_model(rec, Path(args.checkpoint) if args.checkpoint else None)
         longest = max(items, key=lambda i: rec.item_range(i)[1] - rec.item_range(i)[0])
         resolve([perturbation], live, rec, longest)  # the tap, units, positions and values, before any run
@@ -469,6 +471,49 @@ def cmd_perturb(args: argparse.Namespace) -> int:
     for row in rows:
         shown = perturbation if "alpha" not in row else dataclasses.replace(perturbation, alpha=row["alpha"])
         row["perturbation"] = shown.describe()
+    _say(f"wrote {write_table(out, _columns(rows))}")
+    return 0
+
+
+def _perturb_graphs(args, rec, perturbation, items: list[int], out: Path) -> int:
+    """``lstmviz perturb`` on a graph recording: per item and tap, the change per hop from the edited nodes."""
+    from lstmviz.analysis.export_data import write_table
+    from lstmviz.perturb import resolve
+    from lstmviz.perturb.graph_live import load_graph_model, perturb_recorded
+
+    if perturbation.action == "patch":
+        raise UsageError("--action patch copies states between sequence items; on a graph recording use ablate, "
+                         "clamp or add")
+    if args.sweep or args.per_position:
+        raise UsageError("--sweep and --per-position are for sequence recordings; a graph recording writes one row "
+                         "per item, tap and hop distance")
+    if perturbation.positions is None:
+        raise UsageError("--positions: name the nodes to edit (item-local positions, e.g. 0 or 3,5); editing every "
+                         "node leaves no distance to measure")
+    live = load_graph_model(rec, Path(args.checkpoint) if args.checkpoint else None)
+    rows: list[dict] = []
+    reach: dict[str, int] = {}
+    with progress_task("perturb", unit="graphs", quiet=args.quiet) as task:
+        for done, item in enumerate(items):
+            edits = resolve([perturbation], live, rec, item)
+            effect = perturb_recorded(live, rec, item, edits)
+            for tap in effect.clean:
+                if effect.hops[tap] is None:
+                    continue
+                profile = effect.hop_profile(tap)
+                bound = effect.bounds.get(tap)
+                reach[tap] = max(reach.get(tap, -1), effect.reach(tap))
+                for k, hop in enumerate(profile["hops"]):
+                    rows.append({"item": item, "tap": tap, "hops": int(hop), "positions": int(profile["positions"][k]),
+                                 "changed": int(profile["changed"][k]), "max_norm": float(profile["max_norm"][k]),
+                                 "mean_norm": float(profile["mean_norm"][k]),
+                                 "bound": -1 if bound is None else int(bound)})
+            task.progress(done + 1, len(items), "perturb")
+    for row in rows:
+        row["perturbation"] = perturbation.describe()
+    said = ", ".join(f"{tap} {hops} hop{'s' if hops != 1 else ''}" for tap, hops in reach.items() if hops >= 0)
+    _say(f"{perturbation.describe()} on {len(items)} graph{'s' if len(items) != 1 else ''}: farthest change "
+         f"{said or 'none'}")
     _say(f"wrote {write_table(out, _columns(rows))}")
     return 0
 

@@ -59,3 +59,21 @@ def _reversed(item):
     import dataclasses
 
     return dataclasses.replace(item, tokens=np.ascontiguousarray(item.tokens[::-1]))
+
+
+def test_cli_perturb_on_a_graph_recording_writes_the_change_per_hop(karate_run, tmp_path, capsys):
+    import csv
+
+    _, out = karate_run
+    table = tmp_path / "t.csv"
+    assert main(["perturb", str(out), "--tap", "layer0/h", "--positions", "0", "--action", "clamp", "--value", "4",
+                 "--items", "0", "--out", str(table), "--quiet"]) == 0
+    rows = list(csv.DictReader(table.open()))
+    layer1 = [r for r in rows if r["tap"] == "layer1/h"]
+    assert [int(r["hops"]) for r in layer1] == list(range(len(layer1)))
+    bound = int(layer1[0]["bound"])
+    assert bound >= 1 and all(int(r["changed"]) == 0 for r in layer1 if int(r["hops"]) > bound)
+    assert sum(int(r["positions"]) for r in layer1) == 34  # karate: every node is within reach of node 0
+    assert "farthest change" in capsys.readouterr().out
+    assert main(["perturb", str(out), "--tap", "layer0/h", "--action", "ablate", "--out", str(table)]) == 2
+    assert "name the nodes" in capsys.readouterr().err
