@@ -138,6 +138,10 @@ class GraphCorpus:
         edges = np.asarray(edges).reshape(-1, 2)
         dtype = np.int32 if self.n < 2**31 else np.int64
         self.edges = np.ascontiguousarray(edges, dtype=dtype)
+        if len(self.edges) > 1 and np.any(np.diff(self.edges[:, 0]) < 0):
+            self.edges = self.edges[np.argsort(self.edges[:, 0], kind="stable")]  # by first end, once
+        #: the two ends as contiguous columns (gathers over them are the cost of a dense query)
+        self.first, self.second = np.ascontiguousarray(self.edges[:, 0]), np.ascontiguousarray(self.edges[:, 1])
         if len(self.edges) and (self.edges.min() < 0 or self.edges.max() >= self.n):
             raise ValueError(f"the graph edges name rows outside the axis's {self.n} rows")
         self.filler = None if filler is None else np.asarray(filler, dtype=bool).reshape(-1)
@@ -210,12 +214,52 @@ def _neighbours(adjacency: sparse.csr_matrix, owners: np.ndarray, nodes: np.ndar
     return np.repeat(owners, counts), indices[offsets].astype(np.int64)
 
 
-def _ring_pairs(adjacency, n: int, owners: np.ndarray, members: np.ndarray, ring: int):
-    """(owner, node) of every ring node of every candidate: within ``ring`` hops, not a member."""
-    seen = np.unique(owners * n + members)
-    frontier_o, frontier_n = owners, members
+def _split_edges(corpus: GraphCorpus, on: np.ndarray, idx: np.ndarray):
+    """The edges between on nodes ``(src, dst)``, sorted by ``src``, and the edges from an on node to an
+    off, non-filler node ``(inside, outside)`` (absolute rows). Dense queries scan the corpus edge
+    columns; sparse ones (the on nodes hold under 0.4 E edge ends) read only the on nodes' rows of
+    the adjacency."""
+    adjacency = corpus.adjacency()
+    indptr = adjacency.indptr
+    starts = indptr[idx]
+    counts = (indptr[idx + 1] - starts).astype(np.int64)
+    total = int(counts.sum())
+    if 5 * total < 2 * len(corpus.first):  # measured crossover: a row entry costs ~2.5 edge-column entries
+        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+        src = np.repeat(idx, counts)
+        dst = adjacency.indices[offsets]
+        inner = on[dst]
+        return src[inner], dst[inner], src[~inner], dst[~inner]
+    a, b = corpus.first, corpus.second
+    on_a, on_b = on[a], on[b]
+    both = on_a & on_b
+    ab, ba = on_a & ~on_b, on_b & ~on_a
+    inside, outside = np.concatenate([a[ab], b[ba]]), np.concatenate([b[ab], a[ba]])
+    if corpus.filler is not None:
+        real = ~corpus.filler[outside]
+        inside, outside = inside[real], outside[real]
+    return a[both], b[both], inside, outside
+
+
+def _first_ring(n: int, inside: np.ndarray, outside: np.ndarray, labels: np.ndarray, local: np.ndarray,
+                rank_of: np.ndarray):
+    """(candidate, node) of every node one hop from a scored candidate: the off ends of the edges that
+    leave it (a component is maximal, so its 1-hop ring is exactly those), each once."""
+    owner = rank_of[labels[local[inside]]].astype(np.int64)
+    keep = owner >= 0
+    keys = np.unique(owner[keep] * n + outside[keep])
+    return keys // n, keys % n
+
+
+def _ring_pairs(adjacency, n: int, owners: np.ndarray, members: np.ndarray, ring: int,
+                first_owner: np.ndarray, first_node: np.ndarray):
+    """(owner, node) of the ring nodes 2 .. ``ring`` hops from each candidate (not members, not in the
+    first ring ``first_owner``, ``first_node``), breadth first over the corpus adjacency."""
+    first = first_owner * n + first_node  # sorted, unique
+    seen = np.union1d(owners * n + members, first)
+    frontier_o, frontier_n = first_owner, first_node
     found = []
-    for _ in range(ring):
+    for _ in range(ring - 1):
         o, v = _neighbours(adjacency, frontier_o, frontier_n)
         keys = np.unique(o * n + v)
         keys = keys[~np.isin(keys, seen, assume_unique=True)]
@@ -260,19 +304,20 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     timings["on"] = time.perf_counter() - t0
     task.check()
     task.progress(1, 4, "components")
-    # the subgraph induced by the on nodes, relabelled 0 .. n_on - 1
-    e = corpus.edges
-    keep = on[e[:, 0]]
-    keep &= on[e[:, 1]]
-    sub = e[keep]
-    local = np.full(corpus.n, -1, np.int64) if idx.size else None
+    # the subgraph induced by the on nodes, relabelled 0 .. n_on - 1 (monotone, so the edges stay sorted
+    # by their first end and the CSR is built without a sort)
+    local = np.full(corpus.n, -1, corpus.edges.dtype)
+    inside = outside = np.zeros(0, np.int64)
     if idx.size:
-        local[idx] = np.arange(idx.size)
-        a, b = local[sub[:, 0]], local[sub[:, 1]]
-        graph = sparse.csr_matrix((np.ones(len(a), np.int8), (a, b)), shape=(idx.size, idx.size))
+        src, dst, inside, outside = _split_edges(corpus, on, idx)
+        local[idx] = np.arange(idx.size, dtype=local.dtype)
+        a, b = local[src], local[dst]
+        indptr = np.zeros(idx.size + 1, np.int64)
+        np.cumsum(np.bincount(a, minlength=idx.size), out=indptr[1:])
+        graph = sparse.csr_matrix((np.ones(len(b), np.int8), b, indptr), shape=(idx.size, idx.size))
         n_comp, labels = connected_components(graph, directed=True, connection="weak")
     else:
-        n_comp, labels = 0, np.zeros(0, np.int64)
+        n_comp, labels = 0, np.zeros(0, np.int32)
     timings["components"] = time.perf_counter() - t0 - sum(timings.values())
     sizes = np.bincount(labels, minlength=n_comp).astype(np.int64)
     ok = sizes >= query.min_size
@@ -301,7 +346,11 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     ring_sizes = np.zeros(cand.size, np.int64)
     ring_on = np.zeros(cand.size, np.float64)
     if query.ring > 0 and cand.size:
-        r_owner, r_node = _ring_pairs(corpus.adjacency(), corpus.n, owners, members, query.ring)
+        r_owner, r_node = _first_ring(corpus.n, inside, outside, labels, local, rank_of)
+        if query.ring > 1:
+            more_o, more_n = _ring_pairs(corpus.adjacency(), corpus.n, owners, members, query.ring,
+                                         r_owner, r_node)
+            r_owner, r_node = np.concatenate([r_owner, more_o]), np.concatenate([r_node, more_n])
         ring_sizes = np.bincount(r_owner, minlength=cand.size).astype(np.int64)
         uniq, inverse = np.unique(r_node, return_inverse=True)
         c = _unit_counts(index, units, signs, uniq)[inverse]
