@@ -2,6 +2,7 @@
 selects units by the node-set rule, matches in every graph and goes to a match; says when there is no
 graph."""
 
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -145,8 +146,10 @@ def test_colour_by_annotation_and_units(graph_window):
     panel = panel_of(graph_window)
     panel.colour_combo.setCurrentIndex(panel.colour_combo.findData("faction"))
     assert "Mr. Hi" in panel.legend_label.text() and "Officer" in panel.legend_label.text()
-    brushes = panel.canvas.nodes.data["brush"]
-    assert len({b.color().name() for b in brushes}) == 2
+    colours = [c.name() for c in panel.canvas.node_colours()]
+    assert len(set(colours)) == 2
+    club = [0 if g == "Mr. Hi" else 1 for g in nx.get_node_attributes(nx.karate_club_graph(), "club").values()]
+    assert [colours[i] == colours[0] for i in range(34)] == [c == club[0] for c in club]
     panel.colour_combo.setCurrentIndex(0)
     panel.set_brushed(PLANTED[0])
     assert "mean of units 2, 3" in panel.legend_label.text()

@@ -2,9 +2,8 @@
 the brush gestures (click, shift-click, lasso drag) and hover.
 
 Drawing cost is what a redraw of a large graph pays: the edges are one ``PlotCurveItem`` with
-``connect="pairs"`` (one path), the nodes one ``ScatterPlotItem`` whose brushes come from a table of 256
-pre-made brushes (a colour change re-indexes the table, it makes no QBrush per node), the brushed nodes
-a second scatter of outlines. Names are drawn for small graphs only (``LABEL_MAX_NODES``).
+``connect="pairs"`` (one path), the nodes one ``NodeDots`` (every disc drawn from a pixmap atlas in one call; a colour
+change sets an index array into a colour table), the brushed nodes a scatter of outlines. Names are drawn for small graphs only (``LABEL_MAX_NODES``).
 
 Gestures (on the plot's view box): a left click picks the nearest node within ``PICK_PIXELS`` (shift adds
 it to the brushed set; a click on empty space clears); a left drag draws a lasso whose polygon goes to
@@ -17,19 +16,21 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.qt.graph.node_dots import NodeDots
+
 PICK_PIXELS = 12.0
 LABEL_MAX_NODES = 80
 NODE_SIZE = 13
-EDGE_PEN = (150, 150, 150, 150)
+EDGE_PEN = (185, 185, 185)
 MARK_PEN = (230, 60, 20)
 FILLER_HIDDEN = True
 
 
-def colour_table(name: str = "viridis", n: int = 256) -> list[QtGui.QBrush]:
-    """``n`` brushes along a pyqtgraph colour map."""
+def colour_table(name: str = "viridis", n: int = 256) -> list[QtGui.QColor]:
+    """``n`` colours along a pyqtgraph colour map."""
     cmap = pg.colormap.get(name)
     colours = cmap.getLookupTable(0.0, 1.0, n, alpha=False)
-    return [QtGui.QBrush(QtGui.QColor(int(r), int(g), int(b))) for r, g, b in colours[:, :3]]
+    return [QtGui.QColor(int(r), int(g), int(b)) for r, g, b in colours[:, :3]]
 
 
 class _Nodes(pg.ScatterPlotItem):
@@ -94,8 +95,10 @@ class GraphCanvas(QtWidgets.QWidget):
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setMinimumSize(200, 160)
+        # one path of pairs, opaque and not antialiased: measured fastest (drawLines of QLineF, a translucent
+        # pen, and a device-pixel cache, which doubles the cost of drawing a new graph, were all slower)
         self.edges = pg.PlotCurveItem(pen=pg.mkPen(EDGE_PEN, width=1), antialias=False)
-        self.nodes = _Nodes(size=NODE_SIZE, pen=pg.mkPen(60, 60, 60, 200), pxMode=True)
+        self.nodes = NodeDots(size=NODE_SIZE)
         self.marks = _Nodes(size=NODE_SIZE + 8, pen=pg.mkPen(MARK_PEN, width=2.5), brush=None, pxMode=True)
         self.lasso = pg.PlotCurveItem(pen=pg.mkPen(MARK_PEN, width=1.5, style=QtCore.Qt.PenStyle.DashLine))
         for item in (self.edges, self.marks, self.nodes, self.lasso):
@@ -128,7 +131,7 @@ class GraphCanvas(QtWidgets.QWidget):
             edges = edges[visible[edges[:, 0]] & visible[edges[:, 1]] & (edges[:, 0] != edges[:, 1])]
         ends = coords[edges.reshape(-1)]
         self.edges.setData(ends[:, 0], ends[:, 1], connect="pairs")
-        self.nodes.setData(pos=coords[self.shown], data=self.shown)
+        self.nodes.set_positions(coords[self.shown])
         self.marks.setData(pos=np.zeros((0, 2)))
         for label in self._labels:
             self.plot.removeItem(label)
@@ -142,15 +145,28 @@ class GraphCanvas(QtWidgets.QWidget):
                 self._labels.append(label)
         self.plot.autoRange(padding=0.08)
 
-    def set_node_brushes(self, brushes) -> None:
-        """One QBrush per node of the graph (the drawn ones are taken)."""
-        brushes = list(brushes)
-        self.nodes.setBrush([brushes[i] for i in self.shown])
+    def set_node_colours(self, colours) -> None:
+        """One colour (QColor, QBrush or an RGB tuple) per node of the graph; the drawn ones are taken."""
+        colours = [c.color() if isinstance(c, QtGui.QBrush) else c for c in colours]
+        table, index = [], []
+        seen: dict = {}
+        for i in self.shown:
+            c = colours[i] if isinstance(colours[i], QtGui.QColor) else QtGui.QColor(*colours[i])
+            key = c.rgba()
+            if key not in seen:
+                seen[key] = len(table)
+                table.append(c)
+            index.append(seen[key])
+        self.nodes.set_colours(index, table)
 
-    def set_colour_index(self, index, table: list[QtGui.QBrush]) -> None:
+    def set_colour_index(self, index, table) -> None:
         """Colour node i with ``table[index[i]]`` (``index`` int [n], clipped to the table)."""
-        index = np.clip(np.asarray(index, dtype=np.int64), 0, len(table) - 1)
-        self.nodes.setBrush([table[i] for i in index[self.shown]])
+        index = np.asarray(index, dtype=np.int64)
+        self.nodes.set_colours(index[self.shown], table)
+
+    def node_colours(self) -> list[QtGui.QColor]:
+        """The colour of each drawn node (``shown`` order)."""
+        return self.nodes.colours()
 
     def set_marked(self, nodes) -> None:
         """Outline these nodes (the brushed set)."""

@@ -41,7 +41,7 @@ NO_GRAPH = ("This recording has no graph: its positions are {kind}, not the node
 NO_RECORDING = "Open a recording of a graph model to see its graphs here."
 MATCH_LIMIT = 200
 UNITS_COLOUR = "selected units (mean)"
-MISSING_BRUSH = QtGui.QBrush(QtGui.QColor(235, 235, 235))
+MISSING_COLOUR = QtGui.QColor(235, 235, 235)
 
 
 def _hex(rgb) -> str:
@@ -394,7 +394,7 @@ class GraphPanel(TaskPanel):
         units, signs = self.colour_units()
         n = self.geometry.num_nodes
         if values is None or not len(units) or units.max() >= values.shape[1]:
-            self.canvas.set_node_brushes([MISSING_BRUSH] * n)
+            self.canvas.set_node_colours([MISSING_COLOUR] * n)
             self.legend_label.setText("Nodes are grey: brush nodes (click, shift-click, lasso) to select units, "
                                       "or highlight units in the unit-lines view.")
             return
@@ -408,7 +408,7 @@ class GraphPanel(TaskPanel):
         more = f" and {len(units) - 8} more" if len(units) > 8 else ""
         pane = self.workspace.active_pane
         transform = pane.effective_transform if pane is not None else "raw"
-        stops = "".join(f'<span style="background:{_hex(self._colours[int(i)].color().getRgb())}">&nbsp;&nbsp;&nbsp;</span>'
+        stops = "".join(f'<span style="background:{_hex(self._colours[int(i)].getRgb())}">&nbsp;&nbsp;&nbsp;</span>'
                         for i in np.linspace(0, len(self._colours) - 1, 8))
         self.legend_label.setText(f"Colour: mean of unit{'s' if len(units) > 1 else ''} {shown}{more} "
                                   f"({self.tap()}, {transform}) &nbsp; {lo:.2f} {stops} {hi:.2f}")
@@ -420,9 +420,9 @@ class GraphPanel(TaskPanel):
         values = np.asarray(recording.annotation(name, a, b))
         if info.kind == "categorical":
             labels = list(info.labels or [])
-            table = [QtGui.QBrush(QtGui.QColor(*CATEGORICAL[i % len(CATEGORICAL)])) for i in range(len(labels))]
-            brushes = [table[int(v)] if 0 <= v < len(table) else MISSING_BRUSH for v in values]
-            self.canvas.set_node_brushes(brushes)
+            table = [QtGui.QColor(*CATEGORICAL[i % len(CATEGORICAL)]) for i in range(len(labels))]
+            brushes = [table[int(v)] if 0 <= v < len(table) else MISSING_COLOUR for v in values]
+            self.canvas.set_node_colours(brushes)
             present = sorted({int(v) for v in values if 0 <= v < len(labels)})
             keys = " &nbsp; ".join(f'<span style="color:{_hex(CATEGORICAL[i % len(CATEGORICAL)])}">●</span> '
                                    f"{labels[i]}" for i in present)
@@ -432,8 +432,8 @@ class GraphPanel(TaskPanel):
             lo, hi = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 1.0)
             t = (values - lo) / (hi - lo) if hi > lo else np.full(len(values), 0.5)
             index = np.rint(np.nan_to_num(t) * (len(self._colours) - 1)).astype(np.int64)
-            brushes = [self._colours[i] if ok else MISSING_BRUSH for i, ok in zip(index, finite)]
-            self.canvas.set_node_brushes(brushes)
+            brushes = [self._colours[i] if ok else MISSING_COLOUR for i, ok in zip(index, finite)]
+            self.canvas.set_node_colours(brushes)
             self.legend_label.setText(f"Colour: {name} (numeric) &nbsp; {lo:.3g} … {hi:.3g}; grey: missing")
 
     # ------------------------------------------------------------------ brushing and the Select rule
@@ -586,7 +586,7 @@ class GraphPanel(TaskPanel):
                 g = data.item_graph(recording, item, level)
                 with lock:
                     coords = layouts.layout(recording, item, level)
-                caption = f"graph {item} · {int(results.sizes[i])} nodes · {results.score[i]:.1f}"
+                caption = f"graph {item}: {int(results.sizes[i])} nodes, {results.score[i]:.1f}"
                 entries.append((coords, g.edges, results.match_nodes(i), caption, g.filler))
                 task.progress(i + 1, settings.thumbnails, "drawing thumbnails")
             return index, results, table, entries, t1 - t0, time.perf_counter() - t1

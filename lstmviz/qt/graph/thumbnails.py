@@ -55,8 +55,11 @@ class Thumbnail(QtWidgets.QFrame):
             for i in np.flatnonzero((self.matched == matched) & self.visible):
                 painter.drawEllipse(QtCore.QPointF(*xy[i]), r, r)
         painter.setPen(QtGui.QColor(40, 40, 40))
-        painter.drawText(QtCore.QRectF(2, THUMB_SIZE, THUMB_SIZE - 4, 16),
-                         QtCore.Qt.AlignmentFlag.AlignCenter, self.caption)
+        font = painter.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() - 1.5))
+        painter.setFont(font)
+        text = QtGui.QFontMetrics(font).elidedText(self.caption, QtCore.Qt.TextElideMode.ElideRight, THUMB_SIZE - 4)
+        painter.drawText(QtCore.QRectF(2, THUMB_SIZE, THUMB_SIZE - 4, 16), QtCore.Qt.AlignmentFlag.AlignCenter, text)
         painter.end()
 
 
