@@ -168,3 +168,25 @@ def test_a_recording_without_a_graph_is_said_in_words(window, tmp_path):
     assert panel.stack.currentIndex() == 0
     assert "has no graph" in panel.message_label.text() and "tokens" in panel.message_label.text()
     assert not panel.match()
+
+
+def test_hover_names_the_node_its_annotations_and_units(graph_window):
+    panel = panel_of(graph_window)
+    panel.set_brushed(PLANTED[0])
+    panel.canvas.node_hovered.emit(16)
+    text = panel.hover_label.text()
+    assert text.startswith("node 16 «16»") and "faction: Mr. Hi" in text and "degree: 2" in text
+    assert "2: 1.00" in text and "3: 1.00" in text
+    panel.canvas.node_hovered.emit(-1)
+    assert panel.hover_label.text().strip() == ""
+
+
+def test_ring_setting_changes_the_selection(graph_window):
+    """Unit 5 is on everywhere: only without a ring is it selected."""
+    panel = panel_of(graph_window)
+    panel.set_brushed(PLANTED[0])
+    panel.ring_spin.setValue(0)
+    assert graph_window.workspace.panel_state("graph").ring == 0
+    assert (5, 1) in panel.selection.pairs()
+    panel.ring_spin.setValue(1)
+    assert (5, 1) not in panel.selection.pairs()
