@@ -40,10 +40,10 @@ def summarize(recording: Recording) -> str:
          for t in rec.taps.values()],
     ) or ["  none"]
     extra_axes = [a for a in rec.axes if a != fmt.MAIN_AXIS]
-    if extra_axes:
+    if extra_axes or rec.axis_geometry().kind != "tokens":
         lines += ["", f"Axes ({len(rec.axes)})"]
-        lines += _table(["name", "rows", "description"],
-                        [[a, f"{rec.axis_length(a):,}", _cut(rec.axes[a], 60)] for a in rec.axes])
+        lines += _table(["name", "rows", "geometry", "description"],
+                        [[a, f"{rec.axis_length(a):,}", _geometry(rec, a), _cut(rec.axes[a], 60)] for a in rec.axes])
     lines += ["", f"Annotations ({len(rec.annotations)})"]
     lines += _table(
         ["name", "kind", "level", "labels / description"],
@@ -85,6 +85,23 @@ def _size(path) -> str:
             return f"{n:,} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1000
     return ""
+
+
+def _geometry(rec: Recording, axis: str) -> str:
+    """``graph, 7 edges, pooled from positions`` / ``image, stride 2×2, field 3×5`` / ``set of 3: a, b, c``."""
+    g = rec.axis_geometry(axis)
+    if g.kind == "graph":
+        edges = int(rec.edge_offsets(axis)[-1])
+        text = f"graph, {edges:,} edge{'' if edges == 1 else 's'}" + (", directed" if g.directed else "")
+        if g.pooled_from is not None:
+            text += f", pooled from {g.pooled_from}"
+        filler = int(rec.filler(axis).sum())
+        return text + (f", {filler:,} filler" if filler else "")
+    if g.kind == "image":
+        return f"image, stride {g.stride[0]}×{g.stride[1]}, field {g.receptive_field[0]}×{g.receptive_field[1]}"
+    if g.kind == "set":
+        return _cut(f"set of {len(g.members)}: {', '.join(g.members)}", 60)
+    return g.kind
 
 
 def _positions(rec: Recording) -> str:

@@ -3,7 +3,7 @@
     python tests/data/make_fixtures.py            # writes every fixture that does not exist yet
     python tests/data/make_fixtures.py --force    # rewrites them (never for a released version)
 
-``recording_v1.h5`` and ``recording_v2.h5`` guard backward compatibility: once committed they are
+``recording_v1.h5``, ``recording_v2.h5`` and ``recording_v3.h5`` guard backward compatibility: once committed they are
 never regenerated, and ``tests/recording/test_format_compat.py`` checks their values forever (the
 v1 file through the v1 -> v2 migration, and every file through the migrations to come). Every
 value is an exact function of its position (and checkpoint), chosen to be exactly representable in
@@ -156,7 +156,78 @@ def make_v2(path: Path) -> Path:
     return path
 
 
-FIXTURES = {"recording_v1.h5": make_v1, "recording_v2.h5": make_v2}
+V3_VOCAB = ["node", "hub", "leaf"]
+V3_NODES = [5, 3]
+V3_EDGES = [[[0, 1], [1, 2], [2, 0], [2, 2], [3, 1]], [[0, 1], [1, 2]]]
+"""Item 0: a triangle 0-1-2 with a self-loop on 2, node 3 hanging on 1, node 4 isolated; item 1: a path."""
+V3_COARSE = [3, 2]
+V3_POOLING = [[0, 0, 1, 1, -1], [0, 0, 1]]
+"""Item 0's node 4 pools nowhere; its coarse node 2 is filler (nothing pools into it)."""
+V3_COARSE_EDGES = [[[0, 1]], [[0, 1]]]
+V3_FILLER = [[False, False, True], [False, False]]
+V3_COMMUNITY_LABELS = ["left", "right"]
+V3_GRAPH_LABELS = ["triangle", "path"]
+
+
+def v3_conv(row: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """conv1 (float32, main axis): exact binary fractions of the absolute node row."""
+    return (row * 4 + u) / 16.0
+
+
+def v3_pool(row: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """pool1 (float16, axis level1): small multiples of 1/4."""
+    return (row - u) / 4.0
+
+
+def v3_readout(item: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """readout (axis graph, one row per item): exact integers."""
+    return item * 10.0 + u
+
+
+def v3_coordinates(row: np.ndarray) -> np.ndarray:
+    return np.stack([row / 2.0, -row / 4.0], axis=1)
+
+
+def make_v3(path: Path) -> Path:
+    """Version 3: a graph main axis (2 graphs, 8 nodes; a self-loop, an isolated node, edge weights,
+    coordinates, node names), a pooled graph axis with pooling maps and filler, a scalar axis."""
+    from lstmviz.geometry import AxisGeometry, GraphGeometry
+    from lstmviz.recording import RecordingWriter
+
+    provenance = {**V1_PROVENANCE, "engine": "chebnet", "dataset": "fixture-graphs"}
+    with RecordingWriter(path, vocab=V3_VOCAB, provenance=provenance) as w:
+        w.set_geometry("positions", "graph")
+        w.add_axis("level1", description="Graclus level 1", geometry=AxisGeometry("graph", pooled_from="positions"))
+        w.add_axis("graph", description="one row per graph", geometry="scalar")
+        w.add_tap("conv1", 4, layer=0, signal="conv", description="node states")
+        w.add_tap("pool1", 2, axis="level1", layer=1, signal="pool", dtype="float16")
+        w.add_tap("readout", 2, axis="graph", signal="readout")
+        w.add_annotation("community", kind="categorical", labels=V3_COMMUNITY_LABELS)
+        w.add_annotation("label", kind="categorical", level="item", labels=V3_GRAPH_LABELS)
+        row = coarse_row = 0
+        u4, u2 = np.arange(4), np.arange(2)
+        for i, n in enumerate(V3_NODES):
+            rows = np.arange(row, row + n)
+            crows = np.arange(coarse_row, coarse_row + V3_COARSE[i])
+            edges = V3_EDGES[i]
+            graph = GraphGeometry.from_edges(n, edges, weights=[(k + 1) / 4 for k in range(len(edges))],
+                                             coordinates=v3_coordinates(rows), node_names=[f"v{i}.{k}" for k in range(n)])
+            coarse = GraphGeometry.from_edges(V3_COARSE[i], V3_COARSE_EDGES[i], pooling_map=V3_POOLING[i],
+                                              filler=V3_FILLER[i], finer_nodes=n)
+            w.append_item(
+                rows % 3 % len(V3_VOCAB),
+                {"conv1": v3_conv(rows[:, None], u4), "pool1": v3_pool(crows[:, None], u2),
+                 "readout": v3_readout(np.array([[i]]), u2)},
+                {"community": rows % 2},
+                {"label": i},
+                geometry={"positions": graph, "level1": coarse},
+            )
+            row += n
+            coarse_row += V3_COARSE[i]
+    return path
+
+
+FIXTURES = {"recording_v1.h5": make_v1, "recording_v2.h5": make_v2, "recording_v3.h5": make_v3}
 
 
 def main(argv=None) -> None:

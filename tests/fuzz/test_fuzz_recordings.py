@@ -1,10 +1,12 @@
 """Damaged and crafted recordings: refused in one sentence, never a traceback, a hang or a silently wrong result.
 
-A seeded generator makes about 300 damaged copies of one small recording: random bit flips anywhere,
-bit flips aimed at the bytes of one dataset, truncations, and structured edits (wrong dtypes and
-shapes, sparse datasets declaring huge sizes, links to other files, bad token ids, bad attributes).
-Each is opened and read in full — every tap of every checkpoint, tokens, annotations — and the
-result is compared with the undamaged file's. What is allowed:
+A seeded generator makes about 400 damaged copies of two small recordings (one of sequences, one of
+graphs with every kind of position geometry): random bit flips anywhere, bit flips aimed at the bytes
+of one dataset, truncations, and structured edits (wrong dtypes and shapes, sparse datasets declaring
+huge sizes, links to other files, bad token ids, bad attributes, edges and pooling maps out of range,
+bad edge offsets, missing geometry datasets, pooling cycles).
+Each is opened and read in full — every tap of every checkpoint, tokens, annotations, the geometry of
+every item on every axis — and the result is compared with the undamaged file's. What is allowed:
 
 * a ``RecordingError`` whose text is ``"<path>: <problem>"`` (on open or on a read) — nothing else;
 * the same result as the undamaged file (the damage hit nothing that is read);
@@ -68,6 +70,54 @@ def make_base(path: Path) -> Path:
     return path
 
 
+GRAPH_SIZES = [3, 7, 1, 12, 5, 9, 4, 15, 2, 6]
+MEMBERS = ("audio", "video", "text")
+
+
+def make_graph_base(path: Path) -> Path:
+    """A small recording of graphs: a graph main axis (self-loops, isolated nodes, weights, coordinates,
+    names), a pooled graph axis (pooling maps, filler), a scalar, an image and a set axis."""
+    from lstmviz.geometry import AxisGeometry, GraphGeometry, ImageGeometry, SetGeometry
+    from lstmviz.recording import RecordingWriter
+
+    rng = np.random.default_rng(1)
+    with RecordingWriter(path, vocab=VOCAB[:8], provenance={"engine": "chebnet"}) as w:
+        w.set_geometry("positions", "graph")
+        w.add_axis("level1", geometry=AxisGeometry("graph", pooled_from="positions"))
+        w.add_axis("graph", geometry="scalar")
+        w.add_axis("map", geometry=AxisGeometry("image", stride=2, receptive_field=3, offset=0.5))
+        w.add_axis("modality", geometry=AxisGeometry("set", members=MEMBERS))
+        w.add_tap("conv", 8, layer=0)
+        w.add_tap("pool", 4, axis="level1", dtype="float16")
+        w.add_tap("readout", 2, axis="graph")
+        w.add_tap("image", 3, axis="map")
+        w.add_tap("fusion", 2, axis="modality")
+        w.add_annotation("community", kind="categorical", labels=["a", "b", "c"])
+        for n in GRAPH_SIZES:
+            edges = rng.integers(0, n, (int(rng.integers(0, 3 * n)), 2))
+            coarse = (n + 1) // 2
+            pooling = np.arange(n) // 2
+            pooling[rng.random(n) < 0.1] = -1
+            graph = GraphGeometry.from_edges(n, edges, weights=rng.random(len(edges)) if len(edges) else None,
+                                             coordinates=rng.standard_normal((n, 2)),
+                                             node_names=[f"n{k}" for k in range(n)], directed=True)
+            if not len(edges) and graph.weights is None:
+                graph = GraphGeometry.from_edges(n, [[0, 0]], weights=[1.0], coordinates=graph.coordinates,
+                                                 node_names=graph.node_names)
+            level = GraphGeometry.from_edges(coarse, rng.integers(0, coarse, (coarse, 2)), pooling_map=pooling,
+                                             filler=rng.random(coarse) < 0.2 if coarse > 1 else None)
+            h, wd = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+            member = rng.integers(0, 3, int(rng.integers(1, 4)))
+            w.append_item(rng.integers(0, 8, n),
+                          {"conv": rng.standard_normal((n, 8)), "pool": rng.standard_normal((coarse, 4)),
+                           "readout": rng.standard_normal((1, 2)), "image": rng.standard_normal((h * wd, 3)),
+                           "fusion": rng.standard_normal((len(member), 2))},
+                          {"community": rng.integers(-1, 3, n)},
+                          geometry={"positions": graph, "level1": level, "map": ImageGeometry(h, wd),
+                                    "modality": SetGeometry.of(member, MEMBERS)})
+    return path
+
+
 # --- reading everything -----------------------------------------------------------------------------
 
 
@@ -98,12 +148,32 @@ def read_all(path: Path) -> tuple[dict, dict]:
             "annotations": {k: list(v.__dict__.values()) for k, v in rec.annotations.items()},
             "annotation values": {k: _plain(rec.annotation(k).tolist()) for k in rec.annotations},
             "checkpoints": [list(c.__dict__.values()) for c in rec.checkpoints],
+            "geometry": _geometry(rec),
         }
         taps = {}
         for view in [rec, *(rec.at_checkpoint(c.name) for c in rec.checkpoints)]:
             for tap in rec.taps:
                 taps[f"{view.checkpoint}:{tap}"] = view.states(tap)
     return meta, taps
+
+
+def _geometry(rec) -> dict:
+    """Every axis's geometry, every item's geometry on it, and the whole-axis reads, as plain values."""
+    out = {}
+    for axis in rec.axes:
+        g = rec.axis_geometry(axis)
+        items = []
+        for i in range(rec.n_items):
+            item = rec.item_geometry(i, axis)
+            items.append(None if item is None else {k: _plain(v.tolist() if isinstance(v, np.ndarray) else v)
+                                                    for k, v in item.__dict__.items()})
+        out[axis] = {"axis": _plain(list(g.__dict__.values())), "items": items, "filler": rec.filler(axis).tolist()}
+        if g.kind == "graph":
+            edges, offsets = rec.graph_edges(axis)
+            out[axis]["edges"] = [edges.tolist(), offsets.tolist()]
+            if g.pooled_from is not None:
+                out[axis]["pooling"] = rec.pooling_map(axis).tolist()
+    return out
 
 
 def verdict(path: Path, truth: tuple[dict, dict]) -> dict:
@@ -384,6 +454,144 @@ STRUCTURED_REFUSED = {
     "text checksum a string": _edit(_set("/", "attributes_crc32", "0")),
 }
 
+def _set_edge(value, column=None):
+    """One endpoint of a random edge set to ``value`` (a function of the item's node count when callable)."""
+    def edit(f, rng, ctx):
+        edges, eo = f["axes/positions/edges"], f["axes/positions/edge_offsets"][()]
+        offsets = f["axes/positions/item_offsets"][()]
+        k = int(rng.integers(0, edges.shape[0]))
+        item = int(np.searchsorted(eo, k, side="right") - 1)
+        n = int(offsets[item + 1] - offsets[item])
+        row = edges[k]
+        row[int(rng.integers(0, 2)) if column is None else column] = value(n) if callable(value) else value
+        edges[k] = row
+    return edit
+
+
+def _set_pooling(value):
+    def edit(f, rng, ctx):
+        ds, coarse = f["axes/level1/pooling_map"], np.diff(f["axes/level1/item_offsets"][()])
+        finer = f["axes/positions/item_offsets"][()]
+        k = int(rng.integers(0, ds.shape[0]))
+        item = int(np.searchsorted(finer, k, side="right") - 1)
+        ds[k] = value(int(coarse[item])) if callable(value) else value
+    return edit
+
+
+def _change_within_range(name, values):
+    """A value changed to another valid one: only the checksum can tell."""
+    def edit(f, rng, ctx):
+        ds = f[name]
+        flat = ds[()].reshape(-1)
+        k = int(rng.integers(0, len(flat)))
+        flat[k] = values(flat[k])
+        ds[...] = flat.reshape(ds.shape)
+    return edit
+
+
+def _image_sizes_swapped(f, rng, ctx):
+    h, w = f["axes/map/height"][()], f["axes/map/width"][()]
+    changed = np.flatnonzero(h != w)
+    i = int(changed[0])
+    h[i], w[i] = w[i], h[i]
+    f["axes/map/height"][...] = h
+    f["axes/map/width"][...] = w
+
+
+GEOMETRY_REFUSED = {
+    # edges
+    "edge endpoint = node count": _edit(_set_edge(lambda n: n)),
+    "edge endpoint -1": _edit(_set_edge(-1)),
+    "edge endpoint 2^31-1": _edit(_set_edge(2 ** 31 - 1)),
+    **{f"edge changed within its graph #{i}": _edit(_change_within_range(
+        "axes/positions/edges", lambda v: 0 if v else 1)) for i in range(3)},
+    "edges as floats": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edges", f["axes/positions/edges"][()] * 1.0)),
+    "edges 1-D": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edges", f["axes/positions/edges"][:, 0])),
+    "edges [E, 3]": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edges",
+                                                       np.pad(f["axes/positions/edges"][()], ((0, 0), (0, 1))))),
+    "edges one short": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edges", f["axes/positions/edges"][:-1])),
+    "edges sparse 2^33": _edit(lambda f, rng, ctx: _sparse(f, "axes/level1/edges", (2 ** 33, 2), np.int32)),
+    "edges missing": _edit(_del("axes/positions/edges")),
+    "pooled edges missing": _edit(_del("axes/level1/edges")),
+    # edge offsets
+    "edge offsets not from 0": _edit(lambda f, rng, ctx: f["axes/positions/edge_offsets"].__setitem__(0, 1)),
+    "edge offsets decreasing": _edit(lambda f, rng, ctx: f["axes/positions/edge_offsets"].__setitem__(
+        int(rng.integers(1, len(GRAPH_SIZES))), 10 ** 6)),
+    "last edge offset wrong": _edit(lambda f, rng, ctx: f["axes/positions/edge_offsets"].__setitem__(
+        len(GRAPH_SIZES), 3)),
+    "edge offsets as floats": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edge_offsets",
+                                                                 f["axes/positions/edge_offsets"][()] * 1.0)),
+    "edge offsets one short": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edge_offsets",
+                                                                 f["axes/positions/edge_offsets"][:-1])),
+    "edge offsets sparse 2^31": _edit(lambda f, rng, ctx: _sparse(f, "axes/positions/edge_offsets", (2 ** 31,),
+                                                                  np.int64, f["axes/positions/edge_offsets"][()])),
+    "edge offsets missing": _edit(_del("axes/level1/edge_offsets")),
+    # pooling maps
+    "pooling entry = coarse nodes": _edit(_set_pooling(lambda n: n)),
+    "pooling entry -2": _edit(_set_pooling(-2)),
+    **{f"pooling entry changed within range #{i}": _edit(_change_within_range(
+        "axes/level1/pooling_map", lambda v: -1 if v != -1 else 0)) for i in range(3)},
+    "pooling map one short": _edit(lambda f, rng, ctx: _replace(f, "axes/level1/pooling_map",
+                                                                f["axes/level1/pooling_map"][:-1])),
+    "pooling map as floats": _edit(lambda f, rng, ctx: _replace(f, "axes/level1/pooling_map",
+                                                                f["axes/level1/pooling_map"][()] * 1.0)),
+    "pooling map missing": _edit(_del("axes/level1/pooling_map")),
+    "pooling map on the input level": _edit(lambda f, rng, ctx: f.create_dataset(
+        "axes/positions/pooling_map", data=np.zeros(sum(GRAPH_SIZES), np.int32))),
+    "pooled from an unknown axis": _edit(_set("axes/level1", "pooled_from", "level0")),
+    "pooled from itself": _edit(_set("axes/level1", "pooled_from", "level1")),
+    "pooling cycle": _edit(_set("axes/positions", "pooled_from", "level1")),
+    "pooled from a scalar axis": _edit(_set("axes/level1", "pooled_from", "graph")),
+    "pooled_from missing": _edit(lambda f, rng, ctx: f["axes/level1"].attrs.__delitem__("pooled_from")),
+    # optional graph datasets
+    "filler changed": _edit(_change_within_range("axes/level1/filler", lambda v: 1 - v)),
+    "filler one short": _edit(lambda f, rng, ctx: _replace(f, "axes/level1/filler", f["axes/level1/filler"][:-1])),
+    "coordinates NaN": _edit(_set_item("axes/positions/coordinates", [np.nan, 0.0])),
+    "coordinates changed": _edit(_set_item("axes/positions/coordinates", [1.5, -2.5])),
+    "coordinates [rows, 3]": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/coordinates",
+                                                                np.zeros((sum(GRAPH_SIZES), 3), np.float32))),
+    "edge weights inf": _edit(_set_item("axes/positions/edge_weights", np.inf)),
+    "edge weights one short": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/edge_weights",
+                                                                 f["axes/positions/edge_weights"][:-1])),
+    "node names one short": _edit(lambda f, rng, ctx: _replace(
+        f, "axes/positions/node_names", f["axes/positions/node_names"][:-1], dtype=h5py.string_dtype())),
+    "node name changed": _edit(_set_item("axes/positions/node_names", "intruder")),
+    # axis attributes
+    "geometry unknown": _edit(_set("axes/positions", "geometry", "mesh")),
+    "geometry an integer": _edit(_set("axes/level1", "geometry", 3)),
+    "geometry missing": _edit(lambda f, rng, ctx: f["axes/map"].attrs.__delitem__("geometry")),
+    "graph axis said to be tokens": _edit(_set("axes/level1", "geometry", "tokens")),  # the text checksum
+    "scalar axis said to be tokens": _edit(_set("axes/graph", "geometry", "tokens")),
+    "directed a string": _edit(_set("axes/positions", "directed", "yes")),
+    "directed 2": _edit(_set("axes/positions", "directed", 2)),
+    # image, set, scalar
+    "image stride 0": _edit(_set("axes/map", "stride", np.array([0, 2]))),
+    "image stride a scalar": _edit(_set("axes/map", "stride", 2)),
+    "image offset a string": _edit(_set("axes/map", "offset", "centre")),
+    "image height off by one": _edit(_set_item("axes/map/height", 7)),
+    "image height and width swapped": _edit(_image_sizes_swapped),
+    "image width missing": _edit(_del("axes/map/width")),
+    "set member out of range": _edit(_set_item("axes/modality/member", 3)),
+    "set member negative": _edit(_set_item("axes/modality/member", -1)),
+    "set member changed within range": _edit(_change_within_range("axes/modality/member", lambda v: (v + 1) % 3)),
+    "set members duplicated": _edit(lambda f, rng, ctx: _replace(f, "axes/modality/members",
+                                                                 np.array(["a", "a", "b"], dtype=object),
+                                                                 dtype=h5py.string_dtype())),
+    "set members renamed": _edit(lambda f, rng, ctx: _replace(f, "axes/modality/members",
+                                                              np.array(["audio", "video", "txt"], dtype=object),
+                                                              dtype=h5py.string_dtype())),
+    "set members missing": _edit(_del("axes/modality/members")),
+    "scalar axis with two rows per item": _edit(lambda f, rng, ctx: (
+        _replace(f, "axes/graph/item_offsets", f["axes/graph/item_offsets"][()] * 2),
+        _replace(f, "taps/readout", np.zeros((2 * len(GRAPH_SIZES), 2), np.float32)))),
+    "external link as edges": _edit(lambda f, rng, ctx: (f.__delitem__("axes/positions/edges"), f.__setitem__(
+        "axes/positions/edges", h5py.ExternalLink(str(ctx["other"]), "/d")))),
+}
+
+GEOMETRY_SAME = {
+    "an unknown attribute on an axis": _edit(_set("axes/level1", "note", "graclus")),
+}
+
 STRUCTURED_SAME = {  # changes that alter nothing a user reads: refusing them would be wrong too
     "an attribute on /derived": _edit(_set("derived", "note", "cache built elsewhere")),
     "a dataset in /derived": _edit(lambda f, rng, ctx: f.create_dataset("derived/index", data=np.arange(10))),
@@ -403,6 +611,14 @@ def cases() -> list[tuple[str, str, object]]:
     out += [("truncations", f"truncation #{i}", _truncate) for i in range(25)]
     out += [("structured, refused", name, damage) for name, damage in STRUCTURED_REFUSED.items()]
     out += [("structured, harmless", name, damage) for name, damage in STRUCTURED_SAME.items()]
+    geometry = ["axes/positions/edges", "axes/positions/edge_offsets", "axes/positions/edge_weights",
+                "axes/positions/coordinates", "axes/level1/edges", "axes/level1/pooling_map", "axes/level1/filler",
+                "axes/map/height", "axes/map/width", "axes/modality/member"]
+    out += [("graphs: random bit flips", f"graph flips #{i}", _flip_anywhere) for i in range(30)]
+    out += [("graphs: bit flips in geometry", f"geometry flips #{i}", _flip_in(geometry)) for i in range(20)]
+    out += [("graphs: truncations", f"graph truncation #{i}", _truncate) for i in range(5)]
+    out += [("graphs: structured, refused", name, damage) for name, damage in GEOMETRY_REFUSED.items()]
+    out += [("graphs: structured, harmless", name, damage) for name, damage in GEOMETRY_SAME.items()]
     return out
 
 
@@ -415,15 +631,20 @@ ALLOWED = {
     "truncations": {"refused"},
     "structured, refused": {"refused"},
     "structured, harmless": {"same"},
+    "graphs: random bit flips": {"refused", "same", "tap values differ"},
+    "graphs: bit flips in geometry": {"refused"},
+    "graphs: truncations": {"refused"},
+    "graphs: structured, refused": {"refused"},
+    "graphs: structured, harmless": {"same"},
 }
 
 
 # --- the worker -----------------------------------------------------------------------------------------
 
 
-def worker(base: Path, work: Path) -> None:
-    """Run every case on a copy of ``base``; one JSON line per case on stdout."""
-    truth = read_all(base)
+def worker(base: Path, graph_base: Path, work: Path) -> None:
+    """Run every case on a copy of ``base`` (``graph_base`` for the "graphs: " families); one JSON line per case."""
+    truths = {base: read_all(base), graph_base: read_all(graph_base)}
     rng = np.random.default_rng(SEED)
     other = work / "other.h5"
     with h5py.File(other, "w") as f:
@@ -437,12 +658,13 @@ def worker(base: Path, work: Path) -> None:
         case_dir = work / f"case{i}"
         case_dir.mkdir()
         path = case_dir / "r.h5"
-        shutil.copyfile(base, path)
+        source = graph_base if family.startswith("graphs: ") else base
+        shutil.copyfile(source, path)
         ctx = {"other": other, "secret": secret, "fifo": fifo, "case_dir": case_dir}
         print(json.dumps({"start": case}), flush=True)
         faulthandler.dump_traceback_later(CASE_TIMEOUT_S, exit=True)
         damage(path, rng, ctx)
-        result = verdict(path, truth)
+        result = verdict(path, truths[source])
         faulthandler.cancel_dump_traceback_later()
         print(json.dumps({"family": family, "case": case, **result}), flush=True)
         shutil.rmtree(case_dir)
@@ -452,7 +674,8 @@ def worker(base: Path, work: Path) -> None:
 def results(tmp_path_factory) -> dict[str, list[dict]]:
     work = tmp_path_factory.mktemp("fuzz-recordings")
     base = make_base(work / "base.h5")
-    proc = subprocess.run([sys.executable, __file__, str(base), str(work)], capture_output=True, text=True,
+    graph_base = make_graph_base(work / "graphs.h5")
+    proc = subprocess.run([sys.executable, __file__, str(base), str(graph_base), str(work)], capture_output=True, text=True,
                           timeout=CASE_TIMEOUT_S * len(cases()))
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     started = [x["start"] for x in lines if "start" in x]
@@ -483,6 +706,16 @@ def test_the_fuzz_cases_reach_the_reader(results):
     assert any(x["outcome"] == "tap values differ" for x in results["bit flips in tap values"])
 
 
+def test_geometry_out_of_range_is_named(results):
+    by_case = {x["case"]: x["message"] for x in results["graphs: structured, refused"]}
+    for case in ("edge endpoint = node count", "edge endpoint -1", "edge endpoint 2^31-1"):
+        assert "points outside the item's" in by_case[case], by_case[case]
+    for case in ("pooling entry = coarse nodes", "pooling entry -2"):
+        assert "the pooling map of graph axis 'level1'" in by_case[case] and "outside the item's nodes" in by_case[case]
+    assert "is a cycle" in by_case["pooling cycle"] and "is a cycle" in by_case["pooled from itself"]
+    assert "do not match their checksum" in by_case["edge changed within its graph #0"]
+
+
 def test_out_of_range_token_ids_are_named(results):
     for x in results["structured, refused"]:
         if x["case"].startswith("token id ") and "changed" not in x["case"]:
@@ -490,4 +723,4 @@ def test_out_of_range_token_ids_are_named(results):
 
 
 if __name__ == "__main__":
-    worker(Path(sys.argv[1]), Path(sys.argv[2]))
+    worker(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))

@@ -1,6 +1,6 @@
-"""Backward compatibility: the committed v1 and v2 files keep loading with their values; migrations work.
+"""Backward compatibility: the committed v1, v2 and v3 files keep loading with their values; migrations work.
 
-tests/data/recording_v1.h5 and recording_v2.h5 were written once by tests/data/make_fixtures.py and
+tests/data/recording_v1.h5, recording_v2.h5 and recording_v3.h5 were written once by tests/data/make_fixtures.py and
 are never regenerated. The expected values below are written out independently of that script.
 """
 
@@ -14,16 +14,18 @@ import h5py
 import numpy as np
 import pytest
 
+from lstmviz.geometry import AxisGeometry
 from lstmviz.recording import RecordingError, migrate, open_recording, summarize
 from lstmviz.recording import format as fmt
 from lstmviz.recording import upgrades
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "recording_v1.h5"
 V2 = Path(__file__).resolve().parents[1] / "data" / "recording_v2.h5"
+V3 = Path(__file__).resolve().parents[1] / "data" / "recording_v3.h5"
 
 
 def test_fixtures_are_small_and_committed():
-    for path in (V1, V2):
+    for path in (V1, V2, V3):
         assert path.exists() and path.stat().st_size < 200_000
     assert (V1.parent / "make_fixtures.py").exists()
 
@@ -62,34 +64,36 @@ def _check_v1(rec, version: int = 1) -> None:
     assert prov["versions"]["torch"] == "2.13.0" and "h5py" in prov["versions"] and "created" in prov
 
 
-def test_v1_fixture_loads_with_its_values_through_the_migration_to_v2():
+def test_v1_fixture_loads_with_its_values_through_the_migrations_to_v3():
     digest = hashlib.sha256(V1.read_bytes()).hexdigest()
     with h5py.File(V1, "r") as f:
         assert f.attrs["format_version"] == 1 and "checkpoints" not in f
     with open_recording(V1) as rec:
         _check_v1(rec)
-        assert rec._view.attrs["format_version"] == 2  # read through the upgraded overlay
+        assert rec._view.attrs["format_version"] == 3  # read through the upgraded overlay (1 -> 2 -> 3)
+        assert [rec.axis_geometry(a).kind for a in rec.axes] == ["tokens", "tokens"]
         assert list(rec._view["checkpoints"].attrs["order"]) == [] and rec._view["checkpoints"].attrs["main"] == ""
         assert rec.checkpoints == [] and rec.checkpoint is None  # the states of one model
         with pytest.raises(RecordingError, match="has no checkpoint 'step-000100' \\(checkpoints: none"):
             rec.at_checkpoint("step-000100")
         text = summarize(rec)
-        assert "format version 1 (upgraded to 2 on read)" in text and "Checkpoints" not in text
+        assert "format version 1 (upgraded to 3 on read)" in text and "Checkpoints" not in text
     assert hashlib.sha256(V1.read_bytes()).hexdigest() == digest
 
 
-def test_migrate_upgrades_the_v1_file_on_disk_to_v2(tmp_path):
+def test_migrate_upgrades_the_v1_file_on_disk_to_v3(tmp_path):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
-    assert migrate(path) == 2
+    assert migrate(path) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["v1.h5"]  # no temporary copy left
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2
+        assert f.attrs["format_version"] == 3
         assert list(f["checkpoints"].attrs["order"]) == [] and f["checkpoints"].attrs["main"] == ""
+        assert f["axes/positions"].attrs["geometry"] == "tokens" and f["axes/half"].attrs["geometry"] == "tokens"
     with open_recording(path) as rec:
-        _check_v1(rec, version=2)
+        _check_v1(rec, version=3)
         assert rec.checkpoints == [] and rec._view is rec._file  # current: no overlay
-    assert migrate(path) == 2  # already current: nothing to do
+    assert migrate(path) == 3  # already current: nothing to do
 
 
 # --- version 2: three checkpoints of one run ---------------------------------------------------
@@ -139,35 +143,83 @@ def test_v2_fixture_loads_with_the_states_of_every_checkpoint():
     assert "parens-lstm-step000200.pt" in text and "valid_ppl 4" in text
 
 
-def _fake_v3(monkeypatch):
-    """Pretend the format moved to v3 (a new root attribute) on top of the real v1 -> v2."""
+# --- version 3: position geometry (a graph main axis, a pooled graph axis, a scalar axis) -------------
 
-    def v2_to_v3(f: h5py.File) -> None:
+
+def _check_v3(rec, version: int = 3) -> None:
+    row, u4 = np.arange(8), np.arange(4)
+    assert rec.format_version == version
+    assert list(rec.axes) == ["positions", "graph", "level1"]
+    assert rec.axes["level1"] == "Graclus level 1" and rec.axes["graph"] == "one row per graph"
+    assert rec.item_offsets.tolist() == [0, 5, 8] and rec.axis_offsets("level1").tolist() == [0, 3, 5]
+    assert rec.axis_offsets("graph").tolist() == [0, 1, 2]
+    assert rec.axis_geometry() == AxisGeometry("graph")
+    assert rec.axis_geometry("level1") == AxisGeometry("graph", pooled_from="positions")
+    assert rec.axis_geometry("graph") == AxisGeometry("scalar")
+    g0, g1 = rec.item_geometry(0), rec.item_geometry(1)
+    assert g0.num_nodes == 5 and g0.edges.tolist() == [[0, 1], [1, 2], [2, 0], [2, 2], [3, 1]]
+    assert g0.weights.tolist() == [0.25, 0.5, 0.75, 1.0, 1.25] and g1.weights.tolist() == [0.25, 0.5]
+    assert g1.num_nodes == 3 and g1.edges.tolist() == [[0, 1], [1, 2]]
+    assert g0.node_names == ("v0.0", "v0.1", "v0.2", "v0.3", "v0.4") and g1.node_names == ("v1.0", "v1.1", "v1.2")
+    assert g1.coordinates.tolist() == [[2.5, -1.25], [3.0, -1.5], [3.5, -1.75]]
+    assert g0.filler is None and g0.pooling_map is None
+    c0, c1 = rec.item_geometry(0, "level1"), rec.item_geometry(1, "level1")
+    assert (c0.num_nodes, c0.edges.tolist(), c0.pooling_map.tolist(), c0.filler.tolist()) == (
+        3, [[0, 1]], [0, 0, 1, 1, -1], [False, False, True])
+    assert (c1.num_nodes, c1.pooling_map.tolist(), c1.filler.tolist()) == (2, [0, 0, 1], [False, False])
+    assert rec.item_geometry(1, "graph") is None
+    edges, offsets = rec.graph_edges()
+    assert offsets.tolist() == [0, 5, 7] and edges[5:].tolist() == [[5, 6], [6, 7]]
+    assert rec.filler("level1").tolist() == [False, False, True, False, False] and not rec.filler().any()
+    assert rec.pooling_map("level1").tolist() == [0, 0, 1, 1, -1, 3, 3, 4]
+    assert rec.token_ids(0, 8).tolist() == [0, 1, 2, 0, 1, 2, 0, 1] and rec.vocab == ["node", "hub", "leaf"]
+    assert np.array_equal(rec.states("conv1"), (row[:, None] * 4 + u4) / 16.0)
+    assert rec.taps["pool1"].dtype == "float16" and rec.taps["pool1"].axis == "level1"
+    assert np.array_equal(rec.states("pool1"), (np.arange(5)[:, None] - np.arange(2)) / 4.0)
+    assert rec.states("readout").tolist() == [[0.0, 1.0], [10.0, 11.0]]
+    assert rec.annotation("community").tolist() == (row % 2).tolist() and rec.annotation("label").tolist() == [0, 1]
+    assert rec.provenance["engine"] == "chebnet"
+
+
+def test_v3_fixture_loads_with_its_geometry():
+    with h5py.File(V3, "r") as f:
+        assert f.attrs["format_version"] == 3 and f["axes/level1"].attrs["pooled_from"] == "positions"
+    with open_recording(V3) as rec:
+        _check_v3(rec)
+        text = summarize(rec)
+    assert "graph, 7 edges" in text and "pooled from positions" in text and "scalar" in text
+
+
+def _fake_v4(monkeypatch):
+    """Pretend the format moved to v4 (a new root attribute) on top of the real v1 -> v2 -> v3."""
+
+    def v3_to_v4(f: h5py.File) -> None:
         f.attrs["units_total"] = sum(f[fmt.tap_path(n)].shape[1] for n in f[fmt.TAPS].attrs[fmt.ORDER_ATTR])
-        f.attrs[fmt.VERSION_ATTR] = 3
+        f.attrs[fmt.VERSION_ATTR] = 4
 
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(upgrades.MIGRATIONS, 2, v2_to_v3)
+    monkeypatch.setattr(fmt, "FORMAT_VERSION", 4)
+    monkeypatch.setitem(upgrades.MIGRATIONS, 3, v3_to_v4)
 
 
 def test_read_time_upgrade_chains_and_leaves_the_file_alone(tmp_path, monkeypatch):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    _fake_v3(monkeypatch)
+    _fake_v4(monkeypatch)
     monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 64)  # map the taps as virtual datasets
     with open_recording(path) as rec:
         _check_v1(rec)  # the values come through the upgraded overlay
-        assert rec._view.attrs["units_total"] == 14 and "checkpoints" in rec._view  # 1 -> 2 -> 3
+        assert rec._view.attrs["units_total"] == 14 and "checkpoints" in rec._view  # 1 -> 2 -> 3 -> 4
+        assert rec._view["axes/half"].attrs["geometry"] == "tokens"
         assert rec._view["taps/layer0/h"].is_virtual
-        assert "upgraded to 3 on read" in summarize(rec)
+        assert "upgraded to 4 on read" in summarize(rec)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
 def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "v2.h5"
     shutil.copyfile(V2, path)
-    _fake_v3(monkeypatch)
+    _fake_v4(monkeypatch)
     monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 64)
     with open_recording(path) as rec:
         view = rec._view
@@ -176,18 +228,28 @@ def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_p
         _check_v2(rec)
 
 
+def test_the_v3_fixture_reads_through_an_overlay_of_a_later_version(tmp_path, monkeypatch):
+    path = tmp_path / "v3.h5"
+    shutil.copyfile(V3, path)
+    _fake_v4(monkeypatch)
+    monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 32)  # coordinates mapped as a virtual dataset
+    with open_recording(path) as rec:
+        assert rec._view["axes/positions/coordinates"].is_virtual
+        _check_v3(rec)
+
+
 def test_migrate_rewrites_the_file_atomically(tmp_path, monkeypatch):
     path = tmp_path / "v2.h5"
     shutil.copyfile(V2, path)
-    _fake_v3(monkeypatch)
-    assert migrate(path) == 3
+    _fake_v4(monkeypatch)
+    assert migrate(path) == 4
     assert [p.name for p in tmp_path.iterdir()] == ["v2.h5"]  # no temporary copy left
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 3 and f.attrs["units_total"] == 14
+        assert f.attrs["format_version"] == 4 and f.attrs["units_total"] == 14
         assert f["checkpoints/step-000300/taps/pool"].id == f["taps/pool"].id
     with open_recording(path) as rec:
-        _check_v2(rec, version=3)
-    assert migrate(path) == 3  # already current: nothing to do
+        _check_v2(rec, version=4)
+    assert migrate(path) == 4  # already current: nothing to do
 
 
 def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
@@ -208,9 +270,7 @@ def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
 def test_a_version_without_a_migration_path_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(upgrades.MIGRATIONS, 2, lambda f: None)  # 2 -> 3 exists, 1 -> 2 does not
-    monkeypatch.delitem(upgrades.MIGRATIONS, 1)
+    monkeypatch.delitem(upgrades.MIGRATIONS, 1)  # 2 -> 3 exists, 1 -> 2 does not
     with pytest.raises(RecordingError, match=r"unknown format version 1 \(this lstmviz reads versions 2 to 3\)"):
         open_recording(path)
 
@@ -221,11 +281,11 @@ def test_migrate_an_open_writable_file(tmp_path):
     with h5py.File(path, "r") as f, pytest.raises(ValueError, match="read-only"):
         migrate(f)
     with h5py.File(path, "r+") as f:
-        assert migrate(f) == 2
+        assert migrate(f) == 3
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2 and "checkpoints" in f
+        assert f.attrs["format_version"] == 3 and "checkpoints" in f and f["axes/half"].attrs["geometry"] == "tokens"
     with open_recording(path) as rec:
-        _check_v1(rec, version=2)
+        _check_v1(rec, version=3)
 
 
 def test_a_v2_file_is_refused_by_a_v1_reader(tmp_path, monkeypatch):

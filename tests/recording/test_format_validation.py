@@ -103,7 +103,7 @@ def _edit(fn):
 
 BAD_FILES = {
     "newer version": (_edit(lambda f: f.attrs.__setitem__("format_version", 7)),
-                      ["written by a newer lstmviz", "format version 7", "reads versions up to 2", "upgrade lstmviz"]),
+                      ["written by a newer lstmviz", "format version 7", "reads versions up to 3", "upgrade lstmviz"]),
     "unknown version": (_edit(lambda f: f.attrs.__setitem__("format_version", 0)), ["unknown format version 0"]),
     "version not an int": (_edit(lambda f: f.attrs.__setitem__("format_version", "one")),
                            ["'format_version' attribute is not an integer"]),
@@ -466,7 +466,7 @@ def test_a_changed_text_attribute_is_found_by_the_root_checksum(tmp_path, case):
     name, attribute, value = TEXT_ATTRIBUTES[case]
     path = _valid(tmp_path / "r.h5")
     _edit(lambda f: f[name].attrs.__setitem__(attribute, value))(path)
-    _expect(path, "the text attributes (names, descriptions, checkpoint paths and metrics) do not match their "
+    _expect(path, "the text attributes (names, descriptions, geometry, checkpoint paths and metrics) do not match their "
                   "checksum")
 
 
