@@ -1,18 +1,17 @@
 """The Graph panel: opens on a graph recording, brushes nodes (click, shift-click, lasso, k-hop ball),
-selects units by the node-set rule, matches in every graph and goes to a match; says when there is no
-graph."""
+selects units by the node-set rule, matches in every graph and goes to a match, switches to a pooled
+level; says when there is no graph. The recordings are v3 files (tests/qt/graph_recordings.py)."""
 
 import networkx as nx
 import numpy as np
 import pytest
 
 from tests.qt.conftest import send_mouse, write_recording
-from tests.qt.graph_recordings import PLANTED, open_graph_recording, write_karate_recording
+from tests.qt.graph_recordings import PLANTED, write_karate_recording
 
 
 @pytest.fixture
 def graph_window(window, tmp_path):
-    window.workspace.model._opener = open_graph_recording
     assert window.open_file(write_karate_recording(tmp_path / "karate.h5"))
     window.workspace.set_transform("raw")
     window.workspace.active_pane.set_threshold(0.5)
@@ -135,8 +134,7 @@ def test_item_navigation_moves_the_graph(qtbot, graph_window):
     with qtbot.waitSignal(panel.graph_shown):
         graph_window.workspace.go_to_item(3)
     assert panel.item == 3 and panel.geometry.num_nodes == 12
-    # stored coordinates are used (a circle), scaled into [-1, 1]
-    assert np.allclose(np.hypot(*panel.canvas.coords.T), 1.0, atol=1e-6)
+    assert panel.canvas.coords.shape == (12, 2) and np.abs(panel.canvas.coords).max() == pytest.approx(1.0)
     with qtbot.waitSignal(panel.graph_shown):
         panel.item_spin.setValue(1)
     assert graph_window.workspace.item == 1
@@ -190,3 +188,18 @@ def test_ring_setting_changes_the_selection(graph_window):
     assert (5, 1) in panel.selection.pairs()
     panel.ring_spin.setValue(1)
     assert (5, 1) not in panel.selection.pairs()
+
+
+def test_pooled_level_is_drawn_on_its_clusters(qtbot, graph_window):
+    from lstmviz.qt.graph import data
+
+    panel = panel_of(graph_window)
+    fine = panel.canvas.coords.copy()
+    with qtbot.waitSignal(panel.graph_shown):
+        panel.level_combo.setCurrentIndex(panel.level_combo.findData("level1"))
+    assert panel.level == "level1" and panel.geometry.num_nodes == 17
+    assert panel.tap() == "level1/h"
+    centroids = data.normalise(fine.reshape(17, 2, 2).mean(1))
+    assert np.allclose(panel.canvas.coords, centroids)
+    panel.set_brushed([0, 1])  # the Select rule runs on the level's own tap
+    assert panel.selection is not None and panel.selection.extra["nodes"].tolist() == [0, 1]

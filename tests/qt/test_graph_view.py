@@ -99,6 +99,12 @@ def test_layout_cache_spring_once_and_pooled_from_it(monkeypatch):
     assert data.graph_axes(reader) == ["positions", "level1"]
 
 
+def test_stored_coordinates_are_used():
+    g = GraphGeometry.from_edges(3, [(0, 1)], coordinates=[[0, 0], [2, 0], [2, 1]])
+    reader = SimpleNamespace(item_geometry=lambda item, axis: g, axis_geometry=lambda axis: AxisGeometry("graph"))
+    assert np.allclose(data.LayoutCache().layout(reader, 0), [[-1, -0.5], [1, -0.5], [1, 0.5]])
+
+
 def test_graph_axes_of_recordings_without_graphs():
     assert data.graph_axes(None) == []
     assert data.graph_axes(SimpleNamespace(taps={})) == []  # a v2 reader: no geometry
