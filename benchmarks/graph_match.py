@@ -16,7 +16,12 @@ graph at a time: mask, edges, ``connected_components``, the ring by BFS), the ra
 the same components with the same scores (every component, and the top 100 exact), and the goal
 (<= 100 ms per query, top 100). Measured numbers only.
 
-    python benchmarks/graph_match.py                    # 10,000 x 100 x 64
+With --file PATH the corpus is written once as a v3 recording (``RecordingWriter`` with a graph axis,
+reused when it exists) and the query runs as the Graph panel runs it: the index from the file
+(``open_index``, built once, not timed per query) and the corpus from ``Recording.graph_edges``.
+
+    python benchmarks/graph_match.py                    # 10,000 x 100 x 64, arrays
+    python benchmarks/graph_match.py --file /tmp/graphs.h5   # the same through a v3 recording
     python benchmarks/graph_match.py --graphs 1000      # quicker
 """
 
@@ -114,6 +119,35 @@ def pick_units(values, edges, offsets, k, rng):
     return tuple(int(u) for u in rng.permutation(values.shape[1])[:k])
 
 
+def from_file(path, edges, offsets, values):
+    """The index and corpus read from a v3 recording of the corpus (written first if it is missing)."""
+    from pathlib import Path
+
+    from lstmviz.analysis.bitindex import IndexKey, open_index
+    from lstmviz.geometry import GraphGeometry
+    from lstmviz.recording import RecordingWriter, open_recording
+
+    path = Path(path)
+    if not path.exists():
+        t = time.perf_counter()
+        e_item = np.searchsorted(offsets, edges[:, 0], side="right") - 1
+        bounds = np.searchsorted(e_item, np.arange(len(offsets)))
+        tmp = path.with_name(path.name + ".part")
+        with RecordingWriter(tmp, vocab=["<pad>", "node"], provenance={"engine": "benchmark"}) as writer:
+            writer.set_geometry("positions", "graph")
+            writer.add_tap("layer0/h", values.shape[1], layer=0, signal="h")
+            for i in range(len(offsets) - 1):
+                a, b = offsets[i], offsets[i + 1]
+                g = GraphGeometry.from_edges(int(b - a), edges[bounds[i]:bounds[i + 1]] - a)
+                writer.append_item(np.ones(b - a, np.int64), {"layer0/h": values[a:b]}, geometry={"positions": g})
+        tmp.rename(path)
+        print(f"wrote {path} ({path.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - t:.1f} s")
+    recording = open_recording(path)
+    index = open_index(recording, IndexKey("layer0/h", "raw", THRESHOLD), cache=False)
+    corpus = GraphCorpus.from_recording(recording)
+    return index, corpus
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--graphs", type=int, default=10_000)
@@ -123,6 +157,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ring", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--file", help="write (once) and read the corpus as a v3 recording at this path")
     args = parser.parse_args()
 
     t = time.perf_counter()
@@ -130,10 +165,13 @@ def main() -> None:
     print(f"corpus: {args.graphs:,} graphs x {args.nodes} nodes x {args.units} units, {len(edges):,} edges "
           f"({time.perf_counter() - t:.1f} s to make)")
     t = time.perf_counter()
-    index = BitIndex.from_bool(is_on(values, 1, THRESHOLD), is_on(values, -1, THRESHOLD), offsets)
-    print(f"index (in memory, from the on/off bits): {time.perf_counter() - t:.2f} s; "
-          f"unit sparsity {index.row_counts[1].mean() / args.units:.1%} on")
-    corpus = GraphCorpus(edges, offsets)
+    if args.file:
+        index, corpus = from_file(args.file, edges, offsets, values)
+    else:
+        index = BitIndex.from_bool(is_on(values, 1, THRESHOLD), is_on(values, -1, THRESHOLD), offsets)
+        corpus = GraphCorpus(edges, offsets)
+    print(f"index ({'from the v3 file' if args.file else 'in memory, from the on/off bits'}): "
+          f"{time.perf_counter() - t:.2f} s; unit sparsity {index.row_counts[1].mean() / args.units:.1%} on")
     t = time.perf_counter()
     corpus.adjacency()
     print(f"corpus adjacency (once per recording): {1000 * (time.perf_counter() - t):.0f} ms")

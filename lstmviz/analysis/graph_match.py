@@ -41,6 +41,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from lstmviz.analysis import graph_kernels as _K
 from lstmviz.analysis.bitindex import BitIndex
 from lstmviz.tasks import ensure_task
 
@@ -215,30 +216,18 @@ def _neighbours(adjacency: sparse.csr_matrix, owners: np.ndarray, nodes: np.ndar
 
 
 def _split_edges(corpus: GraphCorpus, on: np.ndarray, idx: np.ndarray):
-    """The edges between on nodes ``(src, dst)``, sorted by ``src``, and the edges from an on node to an
-    off, non-filler node ``(inside, outside)`` (absolute rows). Dense queries scan the corpus edge
-    columns; sparse ones (the on nodes hold under 0.4 E edge ends) read only the on nodes' rows of
-    the adjacency."""
+    """The edges between on nodes ``(src, dst)`` (each both ways), sorted by ``src``, and the edges from an
+    on node to an off node ``(inside, outside)`` (absolute rows), from the on nodes' rows of the
+    filler-free adjacency (the path of a query with few on nodes)."""
     adjacency = corpus.adjacency()
-    indptr = adjacency.indptr
-    starts = indptr[idx]
-    counts = (indptr[idx + 1] - starts).astype(np.int64)
+    starts = adjacency.indptr[idx]
+    counts = (adjacency.indptr[idx + 1] - starts).astype(np.int64)
     total = int(counts.sum())
-    if 5 * total < 2 * len(corpus.first):  # measured crossover: a row entry costs ~2.5 edge-column entries
-        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
-        src = np.repeat(idx, counts)
-        dst = adjacency.indices[offsets]
-        inner = on[dst]
-        return src[inner], dst[inner], src[~inner], dst[~inner]
-    a, b = corpus.first, corpus.second
-    on_a, on_b = on[a], on[b]
-    both = on_a & on_b
-    ab, ba = on_a & ~on_b, on_b & ~on_a
-    inside, outside = np.concatenate([a[ab], b[ba]]), np.concatenate([b[ab], a[ba]])
-    if corpus.filler is not None:
-        real = ~corpus.filler[outside]
-        inside, outside = inside[real], outside[real]
-    return a[both], b[both], inside, outside
+    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+    src = np.repeat(idx, counts)
+    dst = adjacency.indices[offsets].astype(np.int64)
+    inner = on[dst]
+    return src[inner], dst[inner], src[~inner], dst[~inner]
 
 
 def _first_ring(n: int, inside: np.ndarray, outside: np.ndarray, labels: np.ndarray, local: np.ndarray,
@@ -255,7 +244,7 @@ def _ring_pairs(adjacency, n: int, owners: np.ndarray, members: np.ndarray, ring
                 first_owner: np.ndarray, first_node: np.ndarray):
     """(owner, node) of the ring nodes 2 .. ``ring`` hops from each candidate (not members, not in the
     first ring ``first_owner``, ``first_node``), breadth first over the corpus adjacency."""
-    first = first_owner * n + first_node  # sorted, unique
+    first = first_owner * n + first_node  # unique
     seen = np.union1d(owners * n + members, first)
     frontier_o, frontier_n = first_owner, first_node
     found = []
@@ -304,29 +293,36 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     timings["on"] = time.perf_counter() - t0
     task.check()
     task.progress(1, 4, "components")
-    # the subgraph induced by the on nodes, relabelled 0 .. n_on - 1 (monotone, so the edges stay sorted
-    # by their first end and the CSR is built without a sort)
-    local = np.full(corpus.n, -1, corpus.edges.dtype)
+    adjacency = corpus.adjacency()
+    degrees = adjacency.indptr[idx + 1] - adjacency.indptr[idx]
+    dense = 5 * int(degrees.sum()) >= 2 * len(corpus.first)  # measured crossover of the two paths
+    local = labels_all = None
     inside = outside = np.zeros(0, np.int64)
-    if idx.size:
+    if not idx.size:
+        n_comp, labels, first = 0, np.zeros(0, np.int32), np.zeros(0, np.int64)
+    elif dense:
+        # many on nodes: union-find in one pass over the edge columns (graph_kernels)
+        labels_all, first = _K.on_components(corpus.first, corpus.second, on, corpus.n)
+        labels, n_comp = labels_all[idx], len(first)
+    else:
+        # few: the on nodes' adjacency rows; the subgraph relabelled 0 .. n_on - 1 (monotone, so the
+        # edges stay sorted by their first end and the CSR is built without a sort)
         src, dst, inside, outside = _split_edges(corpus, on, idx)
+        local = np.full(corpus.n, -1, corpus.edges.dtype)
         local[idx] = np.arange(idx.size, dtype=local.dtype)
         a, b = local[src], local[dst]
         indptr = np.zeros(idx.size + 1, np.int64)
         np.cumsum(np.bincount(a, minlength=idx.size), out=indptr[1:])
         graph = sparse.csr_matrix((np.ones(len(b), np.int8), b, indptr), shape=(idx.size, idx.size))
         n_comp, labels = connected_components(graph, directed=True, connection="weak")
-    else:
-        n_comp, labels = 0, np.zeros(0, np.int32)
+        first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, labels, idx)
     timings["components"] = time.perf_counter() - t0 - sum(timings.values())
     sizes = np.bincount(labels, minlength=n_comp).astype(np.int64)
     ok = sizes >= query.min_size
     if query.max_size is not None:
         ok &= sizes <= query.max_size
     # candidates: the largest first (score <= size), then by first node
-    first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)
-    if n_comp:
-        np.minimum.at(first, labels, idx)
     cand = np.flatnonzero(ok)
     cand = cand[np.lexsort((first[cand], -sizes[cand]))]
     n_candidates_all = cand.size
@@ -346,7 +342,10 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     ring_sizes = np.zeros(cand.size, np.int64)
     ring_on = np.zeros(cand.size, np.float64)
     if query.ring > 0 and cand.size:
-        r_owner, r_node = _first_ring(corpus.n, inside, outside, labels, local, rank_of)
+        if dense:
+            r_owner, r_node = _K.first_ring(adjacency.indptr, adjacency.indices, on, labels_all, rank_of)
+        else:
+            r_owner, r_node = _first_ring(corpus.n, inside, outside, labels, local, rank_of)
         if query.ring > 1:
             more_o, more_n = _ring_pairs(corpus.adjacency(), corpus.n, owners, members, query.ring,
                                          r_owner, r_node)
