@@ -160,6 +160,14 @@ def test_match_without_units_says_so(graph_window):
     assert "Select units first" in panel.status_text()
 
 
+def test_the_graph_dock_opens_for_a_graph_recording_only(window, tmp_path):
+    assert window.open_file(write_recording(tmp_path / "tokens.h5", n_items=2, item_length=20))
+    assert not window.docks["graph"].isVisible()
+    assert window.open_file(write_karate_recording(tmp_path / "karate.h5"))
+    assert window.docks["graph"].isVisible()
+    assert window.state_plot.isVisible()  # the unit-lines view stays
+
+
 def test_a_recording_without_a_graph_is_said_in_words(window, tmp_path):
     assert window.open_file(write_recording(tmp_path / "tokens.h5", n_items=2, item_length=20))
     panel = panel_of(window)

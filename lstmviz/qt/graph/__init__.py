@@ -11,4 +11,4 @@ from lstmviz.qt.graph.state import GRAPH_STATE
 from lstmviz.qt.panel_description import PanelDescription
 
 PANEL = PanelDescription(name="graph", title="Graph", widget="lstmviz.qt.graph.panel:GraphPanel", area="bottom",
-                         group="results", order=45, scroll=False, size=0.5, menu="&Analysis", state=GRAPH_STATE)
+                         group="results", order=70, scroll=False, size=0.5, menu="&Analysis", state=GRAPH_STATE)

@@ -285,6 +285,7 @@ class GraphPanel(TaskPanel):
         with QtCore.QSignalBlocker(self.item_spin):
             self.item_spin.setValue(self.item)
         self._draw()
+        self.wants_dock.emit()  # a graph recording: the view opens
 
     def _fill_colours(self) -> None:
         recording = self.workspace.recording
