@@ -121,3 +121,17 @@ def test_saved_state_round_trip_and_fit():
     assert fitted.color is None and fitted.level == "positions" and len(problems) == 2
     with pytest.raises(Exception, match="ring"):
         GRAPH_STATE.read({"version": 1, "ring": 99}, "graph")
+
+
+def test_large_graphs_are_laid_out_spectrally(monkeypatch):
+    import networkx as nx
+
+    g = nx.grid_2d_graph(21, 21)  # 441 nodes
+    nodes = {v: i for i, v in enumerate(g)}
+    geometry = GraphGeometry.from_edges(len(nodes), [(nodes[a], nodes[b]) for a, b in g.edges()])
+    monkeypatch.setattr(data, "spring_layout", lambda *a, **k: pytest.fail("a force layout of 441 nodes"))
+    coords = data.auto_layout(geometry)
+    assert coords.shape == (441, 2) and np.isfinite(coords).all()
+    # neighbours are close: a grid edge is much shorter than the layout's extent
+    d = np.hypot(*(coords[geometry.edges[:, 0]] - coords[geometry.edges[:, 1]]).T)
+    assert np.median(d) < 0.1 * np.ptp(coords, axis=0).max()
