@@ -160,3 +160,10 @@ def test_sparse_and_dense_queries_take_either_edge_path_alike(p_on):
     assert len(expected) > 3
     assert [m[:3] for m in as_list(res)] == [m[:3] for m in expected]
     np.testing.assert_allclose(res.score, [m[3] for m in expected])
+
+
+def test_graphs_without_edges_match_single_nodes():
+    on = np.array([[1], [0], [1], [1]], bool)
+    index = BitIndex.from_bool(on, None, [0, 2, 4])
+    res = graph_match(index, GraphCorpus(np.zeros((0, 2), np.int64), [0, 2, 4]), GraphMatchQuery((0,)))
+    assert as_list(res) == [(0, (0,), 1, 1.0), (1, (0,), 1, 1.0), (1, (1,), 1, 1.0)]
