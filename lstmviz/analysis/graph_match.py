@@ -296,14 +296,16 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     adjacency = corpus.adjacency()
     degrees = adjacency.indptr[idx + 1] - adjacency.indptr[idx]
     dense = 5 * int(degrees.sum()) >= 2 * len(corpus.first)  # measured crossover of the two paths
-    local = labels_all = None
+    local = None
+    crossing = 0
     inside = outside = np.zeros(0, np.int64)
+    labels_all = np.full(corpus.n, -1, np.int32)
     if not idx.size:
-        n_comp, labels, first = 0, np.zeros(0, np.int32), np.zeros(0, np.int64)
+        n_comp, labels, first, sizes = 0, np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     elif dense:
         # many on nodes: union-find in one pass over the edge columns (graph_kernels)
-        labels_all, first = _K.on_components(corpus.first, corpus.second, on, corpus.n)
-        labels, n_comp = labels_all[idx], len(first)
+        labels_all, first, sizes, crossing = _K.on_components(corpus.first, corpus.second, on, corpus.n)
+        n_comp, labels = len(first), None
     else:
         # few: the on nodes' adjacency rows; the subgraph relabelled 0 .. n_on - 1 (monotone, so the
         # edges stay sorted by their first end and the CSR is built without a sort)
@@ -315,10 +317,12 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
         np.cumsum(np.bincount(a, minlength=idx.size), out=indptr[1:])
         graph = sparse.csr_matrix((np.ones(len(b), np.int8), b, indptr), shape=(idx.size, idx.size))
         n_comp, labels = connected_components(graph, directed=True, connection="weak")
+        labels = labels.astype(np.int32)
+        labels_all[idx] = labels
         first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)
         np.minimum.at(first, labels, idx)
+        sizes = np.bincount(labels, minlength=n_comp).astype(np.int64)
     timings["components"] = time.perf_counter() - t0 - sum(timings.values())
-    sizes = np.bincount(labels, minlength=n_comp).astype(np.int64)
     ok = sizes >= query.min_size
     if query.max_size is not None:
         ok &= sizes <= query.max_size
@@ -335,19 +339,17 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     task.progress(2, 4, "ring")
     rank_of = np.full(n_comp, -1, np.int64)
     rank_of[cand] = np.arange(cand.size)
-    member_rank = rank_of[labels]
-    in_cand = member_rank >= 0
-    members = idx[in_cand]
-    owners = member_rank[in_cand]
     ring_sizes = np.zeros(cand.size, np.int64)
     ring_on = np.zeros(cand.size, np.float64)
     if query.ring > 0 and cand.size:
         if dense:
-            r_owner, r_node = _K.first_ring(adjacency.indptr, adjacency.indices, on, labels_all, rank_of)
+            r_owner, r_node = _K.first_ring(adjacency.indptr, adjacency.indices, on, labels_all, rank_of, crossing)
         else:
             r_owner, r_node = _first_ring(corpus.n, inside, outside, labels, local, rank_of)
         if query.ring > 1:
-            more_o, more_n = _ring_pairs(corpus.adjacency(), corpus.n, owners, members, query.ring,
+            member_rank = rank_of[labels_all[idx]]
+            in_cand = member_rank >= 0
+            more_o, more_n = _ring_pairs(adjacency, corpus.n, member_rank[in_cand], idx[in_cand], query.ring,
                                          r_owner, r_node)
             r_owner, r_node = np.concatenate([r_owner, more_o]), np.concatenate([r_node, more_n])
         ring_sizes = np.bincount(r_owner, minlength=cand.size).astype(np.int64)
@@ -368,20 +370,13 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     if cut:
         kth = score[order[-1]] if query.limit is not None and len(order) >= query.limit else -np.inf
         exact = bool(kth > unscored_max)
-    # the matched nodes, match after match (sorted inside a match)
+    # the matched nodes, match after match (sorted inside a match), each searched in its item's rows
     chosen = order
-    pick_rank = np.full(cand.size, -1, np.int64)
-    pick_rank[chosen] = np.arange(chosen.size)
-    m_rank = pick_rank[owners]
-    sel = m_rank >= 0
-    m_rank, m_nodes = m_rank[sel], members[sel]
-    srt = np.lexsort((m_nodes, m_rank))
-    m_rank, m_nodes = m_rank[srt], m_nodes[srt]
     items = c_items[chosen]
     item_starts = corpus.item_offsets[items]
-    node_offsets = np.zeros(chosen.size + 1, np.int64)
-    node_offsets[1:] = np.cumsum(np.bincount(m_rank, minlength=chosen.size))
-    nodes = m_nodes - item_starts[m_rank]
+    rows, node_offsets = _K.component_nodes(labels_all, c_first[chosen], corpus.item_offsets[items + 1],
+                                            cand[chosen].astype(np.int32))
+    nodes = rows - np.repeat(item_starts, np.diff(node_offsets))
     timings["rank"] = time.perf_counter() - t0 - sum(timings.values())
     task.progress(4, 4, "done")
     return GraphMatchResults(query, items, node_offsets, nodes, item_starts, c_sizes[chosen], ring_sizes[chosen],
