@@ -44,6 +44,10 @@ UNITS_COLOUR = "selected units (mean)"
 MISSING_COLOUR = QtGui.QColor(235, 235, 235)
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def _hex(rgb) -> str:
     return "#%02x%02x%02x" % tuple(int(c) for c in rgb[:3])
 
@@ -251,8 +255,7 @@ class GraphPanel(TaskPanel):
         self._values_key = None
         self.results = None
         self.thumbnails.clear()
-        self.aggregate_view.setRowCount(0)
-        self.aggregate_title.setText("")
+        self._show_aggregate(None)
         self.brushed = np.zeros(0, np.int64)
         self.selection = None
         self._axes = data.graph_axes(recording)
@@ -623,9 +626,11 @@ class GraphPanel(TaskPanel):
         self.thumbnails.set_thumbnails(entries)
         self._show_aggregate(table)
         more = "" if results.exact else " (candidates capped: the ranking may miss some)"
-        self.set_status(f"{len(results):,} matches of {results.n_components:,} node sets where the "
-                        f"{results.query.k} units are on ({results.n_on:,} nodes) in {duration(match_s)}"
-                        f" (index and graph {duration(prepare_s)}){more}.")
+        k = results.query.k
+        self.set_status(f"{_count(len(results), 'match', 'matches')} of {_count(results.n_components, 'node set')} "
+                        f"where {'the unit is' if k == 1 else f'the {k} units are'} on "
+                        f"({_count(results.n_on, 'node')}) in {duration(match_s)} (index and graph "
+                        f"{duration(prepare_s)}){more}.")
         self.matches_ready.emit(results)
 
     def _show_aggregate(self, table) -> None:
@@ -633,6 +638,8 @@ class GraphPanel(TaskPanel):
 
         view = self.aggregate_view
         view.setRowCount(0)
+        view.setVisible(table is not None)
+        self.aggregate_title.setVisible(table is not None)
         if table is None:
             self.aggregate_title.setText("")
             return
