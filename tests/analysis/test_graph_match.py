@@ -150,13 +150,15 @@ def test_cancel_stops_it():
 
 
 @pytest.mark.parametrize("p_on", [0.05, 0.95])
-def test_sparse_and_dense_queries_take_either_edge_path_alike(p_on):
-    """Few on nodes read the adjacency rows, many scan the edge columns; both with filler nodes."""
+@pytest.mark.parametrize("ring", [1, 2])
+def test_sparse_and_dense_queries_take_either_edge_path_alike(p_on, ring):
+    """Few on nodes read the adjacency rows, many run union-find over the edge columns; both with filler
+    nodes and wider rings."""
     graphs, offsets, edges, on_pos, on_neg, filler = random_corpus(11, n_items=40, p_on=p_on, filler_rate=0.15)
     index = BitIndex.from_bool(on_pos, on_neg, offsets)
-    res = graph_match(index, GraphCorpus(edges, offsets, filler), GraphMatchQuery((1,), ring=1, limit=None,
+    res = graph_match(index, GraphCorpus(edges, offsets, filler), GraphMatchQuery((1,), ring=ring, limit=None,
                                                                                  candidate_cap=None))
-    expected = brute_force(graphs, offsets, on_pos, on_neg, filler, (1,), (1,), 1)
+    expected = brute_force(graphs, offsets, on_pos, on_neg, filler, (1,), (1,), ring)
     assert len(expected) > 3
     assert [m[:3] for m in as_list(res)] == [m[:3] for m in expected]
     np.testing.assert_allclose(res.score, [m[3] for m in expected])

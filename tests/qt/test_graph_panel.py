@@ -129,6 +129,24 @@ def test_match_finds_the_planted_sets_and_a_thumbnail_goes_there(qtbot, graph_wi
     assert panel.item_spin.value() == 2
 
 
+def test_a_running_match_can_be_cancelled(qtbot, graph_window, monkeypatch):
+    """The match runs in a worker: busy, Cancel stops it and the status line says so."""
+    from lstmviz.analysis import graph_match as gm
+
+    def held(index, corpus, query, task=None):
+        task._cancel.wait(20)  # until Cancel (a worker thread, not the GUI's)
+        task.check()
+
+    monkeypatch.setattr(gm, "graph_match", held)
+    panel = panel_of(graph_window)
+    panel.set_brushed(PLANTED[0])
+    assert panel.match() and panel.busy and panel.cancel_button.isVisibleTo(panel)
+    with qtbot.waitSignal(panel.busy_changed, timeout=20000) as blocker:
+        panel.cancel()
+    assert blocker.args == [False]
+    assert panel.status_text() == "Graph match cancelled." and panel.results is None
+
+
 def test_item_navigation_moves_the_graph(qtbot, graph_window):
     panel = panel_of(graph_window)
     with qtbot.waitSignal(panel.graph_shown):
