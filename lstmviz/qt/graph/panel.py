@@ -26,7 +26,7 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.errors import describe
+from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.graph import data
 from lstmviz.qt.graph.canvas import GraphCanvas, colour_table
@@ -275,6 +275,8 @@ class GraphPanel(TaskPanel):
             self.stack.setCurrentIndex(0)
             return
         self.stack.setCurrentIndex(1)
+        self.item = int(self.workspace.item)
+        self.level = data.MAIN_AXIS
         with self.settings_binding.batch():
             self.level_combo.clear()
             for axis in self._axes:
@@ -284,7 +286,6 @@ class GraphPanel(TaskPanel):
         self._fill_colours()
         self.settings_binding.model_changed(self.settings)
         self.level = self.level_combo.currentData() or data.MAIN_AXIS
-        self.item = int(self.workspace.item)
         with QtCore.QSignalBlocker(self.item_spin):
             self.item_spin.setValue(self.item)
         self._draw()
@@ -365,8 +366,10 @@ class GraphPanel(TaskPanel):
             self.geometry = data.item_graph(recording, self.item, self.level)
             with self._layout_lock:
                 coords = self.layouts.layout(recording, self.item, self.level)
-        except ValueError as exc:
-            self.set_status(describe(exc), problem=True)
+        except expected_errors() as exc:  # a damaged or odd file: said, not raised from a slot
+            self.geometry = None
+            self.canvas.set_graph(np.zeros((0, 2)), np.zeros((0, 2)))
+            self.set_status(f"Cannot draw graph {self.item}: {describe(exc)}", problem=True)
             return
         g = self.geometry
         names = g.node_names if g.node_names is not None else [str(i) for i in range(g.num_nodes)]
