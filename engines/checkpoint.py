@@ -144,6 +144,7 @@ def save_checkpoint(
     run: str | None = None,
     family: str = DEFAULT_FAMILY,
     data: dict | None = None,
+    dataset_options: dict | None = None,
 ) -> Path:
     """Write ``model``'s weights and what is needed to rebuild it; atomic (temp file + rename).
 
@@ -151,7 +152,9 @@ def save_checkpoint(
     ``data`` is what ``family`` describes from the checkpoint (``language-model``: ``vocab``).
     ``train_settings`` (optional) records how it was trained, ``run`` (optional) the id of the training
     run it belongs to, ``data`` (optional) the family's data description as a dict (the graph family
-    rebuilds its models from it). Values must be plain (TypeError otherwise).
+    rebuilds its models from it), ``dataset_options`` (optional) the options the training dataset was
+    built with (``lstmviz record`` rebuilds the same data from them). Values must be plain (TypeError
+    otherwise).
     """
     state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     payload = {
@@ -172,6 +175,8 @@ def save_checkpoint(
     }
     if data is not None:
         payload["data"] = _plain(data, "data")
+    if dataset_options is not None:
+        payload["dataset_options"] = _plain(dataset_options, "dataset_options")
     return atomic_torch_save(payload, path)
 
 
@@ -323,7 +328,7 @@ def _check_payload(path: Path, payload: Any) -> dict:
         raise CheckpointError(path, f"bad 'dataset': expected a dataset name or None, got "
                                     f"{type(payload['dataset']).__name__}")
     for key, kind in (("train_settings", dict), ("versions", dict), ("created", str), ("run", str), ("family", str),
-                      ("data", dict)):
+                      ("data", dict), ("dataset_options", dict)):
         if payload.get(key) is not None and not isinstance(payload[key], kind):
             raise CheckpointError(path, f"bad {key!r}: expected {kind.__name__} or None, got "
                                         f"{type(payload[key]).__name__}")
@@ -433,6 +438,7 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
         "config": config,
         "vocab": vocab,
         "dataset": payload["dataset"],
+        "dataset_options": dict(payload.get("dataset_options") or {}),
         "step": payload["step"],
         "metrics": dict(payload["metrics"]),
         "train_settings": dict(payload.get("train_settings") or {}),

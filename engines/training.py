@@ -203,13 +203,15 @@ def train(
     task.check()
     out = Path(out)
     dataset_name = _dataset_name(dataset_train)
+    dataset_options = dict(getattr(dataset_train, "options", None) or {}) or None
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     threads = torch.get_num_threads()
     if settings["threads"]:
         torch.set_num_threads(settings["threads"])
     try:
         with torch.random.fork_rng(devices=rng_devices):
-            return _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task)
+            return _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task,
+                        dataset_options)
     finally:
         torch.set_num_threads(threads)
 
@@ -220,7 +222,8 @@ def kept_checkpoint_path(out, step: int) -> Path:
     return out.with_name(f"{out.stem}-step{int(step):06d}{out.suffix}")
 
 
-def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task) -> dict:
+def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task,
+         dataset_options=None) -> dict:
     """The loop itself (inside train()'s RNG fork); see train()."""
     total_steps = settings["steps"]
     torch.manual_seed(settings["seed"])
@@ -242,6 +245,7 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
                 target, model, engine=spec.name, config=model_config, vocab=vocab, dataset=dataset_name,
                 step=step, metrics=metrics, train_settings=settings, run=run, family=spec.family,
                 data=dataclasses.asdict(data),
+                dataset_options=dataset_options,
             )
         return metrics
 

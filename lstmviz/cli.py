@@ -770,6 +770,28 @@ def _build_untrained(spec, dataset, config: dict):
         raise
 
 
+def _check_data_fits(meta: dict, dataset, dataset_name: str, options: dict, model_path) -> None:
+    """A checkpoint whose family describes its data (the graph family: features, classes, task) is recorded
+    only on data of that description; else one sentence naming the difference."""
+    import dataclasses
+
+    from lstmviz.engines.families import registry as families
+
+    stored = meta.get("data")
+    if not stored:
+        return
+    try:
+        given = dataclasses.asdict(families.get(meta["family"]).describe_dataset(dataset))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"dataset {dataset_name!r} cannot feed checkpoint {model_path}: {exc}") from None
+    differ = [f"{key} {stored[key]!r} vs {given.get(key)!r}" for key in stored if given.get(key) != stored[key]]
+    if differ:
+        shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "its defaults"
+        raise UsageError(f"checkpoint {model_path} was trained on other data than dataset {dataset_name!r} with "
+                         f"{shown} ({'; '.join(differ)}: checkpoint vs dataset); record it on the data it was "
+                         f"trained on ({meta['dataset']!r}, options {meta.get('dataset_options') or {}})")
+
+
 def _compact(config: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in config.items())
 
@@ -817,6 +839,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         model_path, meta = run[-1]  # the main checkpoint: the last in training order
         model, _ = load_checkpoint(model_path)
         dataset_name = args.dataset or meta["dataset"]
+        if dataset_name == meta["dataset"]:  # the data it was trained on, unless an option says otherwise
+            options = {**meta.get("dataset_options", {}), **options}
         dataset = load_dataset(dataset_name, args.split, **options)
         if list(meta["vocab"]) != list(dataset.vocab):
             raise UsageError(
@@ -830,6 +854,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             trained_on=meta["dataset"],
         )
         family = meta["family"]
+        _check_data_fits(meta, dataset, dataset_name, options, model_path)
         if len(run) > 1:
             checkpoints = [
                 CheckpointSource(_checkpoint_loader(path, m["sha256"], load_checkpoint), step=m["step"],

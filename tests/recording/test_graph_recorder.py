@@ -172,3 +172,21 @@ def test_a_sequence_tap_of_a_graph_engine_gets_an_axis_of_its_own(tmp_path):
                                        rtol=1e-6, atol=1e-6)
             a, b = rec.item_range(i, "spectrum")
             assert b - a == states["layer0/spectrum"].shape[0]
+
+
+def test_record_rebuilds_the_data_with_the_options_the_checkpoint_was_trained_on(tmp_path):
+    """A checkpoint trained with --dataset-option features=spectral records without repeating the option."""
+    from lstmviz.cli import main
+    from lstmviz.engines.checkpoint import load_checkpoint
+
+    ckpt, out = tmp_path / "k.pt", tmp_path / "k.h5"
+    assert main(["train", "chebnet", "--dataset", "karate", "--dataset-option", "features=spectral", "--steps", "5",
+                 "-o", str(ckpt), "--quiet"]) == 0
+    _, meta = load_checkpoint(ckpt)
+    assert meta["dataset_options"]["features"] == "spectral"
+    assert main(["record", str(ckpt), "-o", str(out), "--quiet"]) == 0
+    with open_recording(out) as rec:
+        assert rec.provenance["dataset_options"]["features"] == "spectral"
+    # an option given on the command line still wins (and here makes the data unfit for the model)
+    assert main(["record", str(ckpt), "-o", str(tmp_path / "x.h5"), "--dataset-option", "features=onehot",
+                 "--quiet"]) == 2
