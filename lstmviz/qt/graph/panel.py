@@ -14,7 +14,13 @@ its units become the workspace's highlighted units, so the unit-lines view draws
 
 Match: ``graph_match`` over every graph of the recording in a worker (progress, Cancel), the top
 matches drawn as thumbnails (a click shows that graph with the match brushed), and the aggregate table
-of a node annotation over the matched nodes. The panel only reads the workspace and its own state
+of a node annotation over the matched nodes.
+
+Perturb (the tab beside the matches): the recording's model (its checkpoint, with the graph rebuilt from
+the provenance's dataset and checked against the recording; ``lstmviz.perturb.graph_live``) re-runs this
+graph with the selected units of the brushed nodes ablated, clamped or pushed, in a worker; the canvas
+colours nodes by ‖Δ‖ of the chosen tap and the box draws the largest ‖Δ‖ per hop distance from the
+edited nodes against the engine's bound (ChebNet: K − 1 hops per layer). The panel only reads the workspace and its own state
 (``GraphSettings`` in ``state.py``); a recording whose positions are not graph nodes gets a sentence.
 """
 
@@ -30,6 +36,7 @@ from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.graph import data
 from lstmviz.qt.graph.canvas import GraphCanvas, colour_table
+from lstmviz.qt.graph.perturb_box import GraphPerturbBox
 from lstmviz.qt.graph.state import GRAPH_RANGES, GraphSettings
 from lstmviz.qt.graph.thumbnails import ThumbnailGrid
 from lstmviz.qt.palette import CATEGORICAL
@@ -65,6 +72,8 @@ class GraphPanel(TaskPanel):
     matches_ready = QtCore.Signal(object)
     #: the drawn graph changed (item, level)
     graph_shown = QtCore.Signal(int, str)
+    #: a perturbation's effect arrived (``lstmviz.perturb.graph.GraphEffect``)
+    perturbed = QtCore.Signal(object)
 
     SUPERSEDED = "The match was superseded by another request; press Match again."
 
@@ -83,8 +92,12 @@ class GraphPanel(TaskPanel):
         self._values_key = None
         self._values = None
         self._colours = colour_table()
+        self._effect_colours = [QtGui.QColor(int(255 - 55 * t), int(255 - 215 * t), int(255 - 225 * t))
+                                for t in np.linspace(0.0, 1.0, 64)]
         self._axes: list[str] = []
         self._index_cache: dict = {}
+        self._live = None  # (recording, LiveGraph) of the last perturbation
+        self.effect = None
 
         self.settings_binding = StateBinding(self.settings_from_controls, self._show_settings, self._store_settings)
         self._build_controls()
@@ -167,12 +180,18 @@ class GraphPanel(TaskPanel):
         lv.addWidget(self.legend_label)
         lv.addWidget(self.hover_label)
         lv.addWidget(self.units_label)
-        right = QtWidgets.QWidget()
-        rv = QtWidgets.QVBoxLayout(right)
+        matches = QtWidgets.QWidget()
+        rv = QtWidgets.QVBoxLayout(matches)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.thumbnails, 3)
         rv.addWidget(self.aggregate_title)
         rv.addWidget(self.aggregate_view, 2)
+        self.perturb_box = GraphPerturbBox()
+        self.perturb_box.run_requested.connect(self.perturb)
+        self.perturb_box.shown_tap_changed.connect(lambda _tap: self._recolour())
+        right = self.tabs = QtWidgets.QTabWidget()
+        right.addTab(matches, "Matches")
+        right.addTab(self.perturb_box, "Perturb")
         self.splitter = QtWidgets.QSplitter()
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
@@ -249,6 +268,8 @@ class GraphPanel(TaskPanel):
     def _recording_changed(self, recording=None) -> None:
         recording = self.workspace.recording
         self.abandon()
+        self._live = None
+        self._forget_effect()
         self.layouts.clear()
         self.corpora.clear()
         self._index_cache.clear()
@@ -317,6 +338,7 @@ class GraphPanel(TaskPanel):
         with QtCore.QSignalBlocker(self.item_spin):
             self.item_spin.setValue(self.item)
         self.brushed = np.zeros(0, np.int64)
+        self._forget_effect()
         self._draw()
 
     def _view_changed(self) -> None:
@@ -390,6 +412,9 @@ class GraphPanel(TaskPanel):
     def _recolour(self, *_) -> None:
         if self.geometry is None or not self.has_graph:
             return
+        if self._effect_shown():
+            self._colour_by_effect()
+            return
         name = self.colour_combo.currentData()
         if name is not None and self.level == data.MAIN_AXIS:
             self._colour_by_annotation(name)
@@ -446,6 +471,7 @@ class GraphPanel(TaskPanel):
     # ------------------------------------------------------------------ brushing and the Select rule
     def set_brushed(self, nodes, *, add: bool = False) -> None:
         """Brush these nodes of the drawn graph (``add``: to the brushed set); the Select rule runs."""
+        self._forget_effect()
         nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
         if add:
             nodes = np.union1d(self.brushed, nodes)
@@ -543,6 +569,86 @@ class GraphPanel(TaskPanel):
         if values is not None and len(units) and units.max() < values.shape[1]:
             parts.append("units " + ", ".join(f"{u}: {values[node, u]:.2f}" for u in units[:8]))
         self.hover_label.setText(" · ".join(parts))
+
+    # ------------------------------------------------------------------ perturb
+    def perturb(self) -> bool:
+        """Perturb the selected units of the brushed nodes on this graph (a worker); False, with a sentence,
+        when there is nothing to perturb."""
+        from lstmviz.perturb import Perturbation, PerturbError
+
+        recording = self.workspace.recording
+        if recording is None or not self.has_graph:
+            self.set_status("Open a recording of a graph model to perturb its nodes.", problem=True)
+            return False
+        units, _ = self.colour_units()
+        tap = self.tap()
+        if not len(self.brushed) or not len(units):
+            self.perturb_box.clear_effect("Brush nodes and select units first: the perturbation edits the selected "
+                                          "units at the brushed nodes.")
+            return False
+        try:
+            spec = Perturbation(tap=tap, units=tuple(int(u) for u in units),
+                                positions=tuple(int(n) for n in self.brushed), **self.perturb_box.perturbation_fields())
+        except PerturbError as exc:
+            self.perturb_box.clear_effect(describe(exc))
+            return False
+        item, level = self.item, self.level
+        live = self._live[1] if self._live is not None and self._live[0] is recording else None
+
+        def job(task):
+            from lstmviz.perturb import resolve
+            from lstmviz.perturb.graph_live import load_graph_model, perturb_recorded
+
+            model = live if live is not None else load_graph_model(recording)
+            task.progress(1, 3, "model loaded")
+            edits = resolve([spec], model, recording, item)
+            task.progress(2, 3, "perturbing")
+            return model, perturb_recorded(model, recording, item, edits)
+
+        def finished(result) -> None:
+            model, effect = result
+            if recording is not self.workspace.recording or (item, level) != (self.item, self.level):
+                return
+            self._live = (recording, model)
+            self.effect = (item, level, effect)
+            self.perturb_box.show_effect(effect, spec.describe())
+            self.tabs.setCurrentWidget(self.perturb_box)
+            self._recolour()
+            self.perturbed.emit(effect)
+
+        self.submit("graph-perturb", job, on_finished=finished, what="perturb the nodes",
+                    title="Cannot perturb the nodes", stage="perturb",
+                    on_failed=lambda exc: self.perturb_box.clear_effect(f"Cannot perturb: {describe(exc)}"),
+                    on_cancelled=lambda: self.set_status("Perturbation cancelled."))
+        self.set_status(f"Perturbing {len(units)} unit{'s' if len(units) != 1 else ''} at "
+                        f"{_count(len(self.brushed), 'node')}…")
+        return True
+
+    def _effect_shown(self) -> bool:
+        if self.effect is None:
+            return False
+        item, level, effect = self.effect
+        tap = self.perturb_box.shown_tap
+        return (item, level) == (self.item, self.level) and tap is not None and effect.axes.get(tap) == level
+
+    def _forget_effect(self) -> None:
+        if self.effect is not None:
+            self.effect = None
+            self.perturb_box.clear_effect()
+
+    def _colour_by_effect(self) -> None:
+        _, _, effect = self.effect
+        tap = self.perturb_box.shown_tap
+        norm = effect.delta_norm(tap)
+        top = float(norm.max()) if len(norm) else 0.0
+        t = norm / top if top > 0 else np.zeros_like(norm)
+        index = np.rint(np.sqrt(t) * (len(self._effect_colours) - 1)).astype(np.int64)
+        self.canvas.set_colour_index(index, self._effect_colours)
+        self.legend_label.setText(f"Colour: ‖Δ‖ of {tap} after the perturbation (square-root scale) &nbsp; 0 "
+                                  + "".join(f'<span style="background:{_hex(self._effect_colours[int(i)].getRgb())}">'
+                                            "&nbsp;&nbsp;&nbsp;</span>"
+                                            for i in np.linspace(0, len(self._effect_colours) - 1, 8))
+                                  + f" {top:.3g}; brushed nodes outlined")
 
     # ------------------------------------------------------------------ match
     def match(self) -> bool:
