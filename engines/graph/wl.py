@@ -1,0 +1,242 @@
+r"""Weisfeiler-Lehman relabelling: rooted subgraphs as integer ids of a fitted vocabulary (numpy only).
+
+The WL relabelling of a graph with initial node labels :math:`\ell_0` is
+
+.. math::
+    \ell_d(n) = \mathrm{id}\big(d,\ \ell_{d-1}(n),\ \{\!\{\ell_{d-1}(m) : m \in N(n)\}\!\}\big),
+    \qquad d = 1 .. D,
+
+where :math:`\{\!\{\cdot\}\!\}` is the sorted multiset of the neighbours' labels and ``id`` maps a key to
+an integer of a :class:`WLVocabulary`. :math:`\ell_d(n)` names the rooted subgraph of depth ``d``
+around ``n`` (the "subgraph" of subgraph2vec, Narayanan et al. 2016), up to the WL test's power.
+
+Conventions (pinned here, not borrowed from ``networkx``'s hash strings, which changed in 3.5):
+
+- label 0 (:func:`initial_labels`): the node's degree capped at ``degree_cap`` (``"degree"``; a
+  self-loop counts once, as one neighbour) or a label given per node (``"tokens"``: the item's tokens);
+  the key is ``(0, label)``;
+- neighbours are those of the undirected graph: a directed graph is collapsed to undirected (as the
+  reference implementation does); edge weights are ignored; a self-loop makes a node its own
+  neighbour (as in ``networkx.weisfeiler_lehman_subgraph_hashes``);
+- ids are small integers handed out in the order keys are first met while the vocabulary grows;
+  id :data:`UNSEEN` (0) is every rooted subgraph the vocabulary does not know (met after it stopped
+  growing, or beyond its capacity); a key with an unseen part is itself unseen, so unseen subgraphs
+  stay unseen at every larger depth;
+- a key is stored as a 63-bit BLAKE2b digest of its integers, so the vocabulary fits fixed-shape
+  tensors in a checkpoint (:meth:`WLVocabulary.to_arrays`); two keys share a digest with probability
+  about :math:`|V|^2 / 2^{64}`.
+
+The WL subtree kernel of two graphs is :math:`K(G, G') = \phi(G)^\top \phi(G')` with
+:math:`\phi(G)_i` the number of (node, depth) pairs of ``G`` whose id is ``i`` (:func:`subgraph_counts`,
+:func:`wl_kernel`; unseen ids are left out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from lstmviz.geometry import GraphGeometry
+
+UNSEEN = 0
+"""The id of every rooted subgraph that the vocabulary does not know."""
+MAX_DEPTH = 3
+"""The largest WL depth D allowed (the vocabulary explodes with D)."""
+LABEL_SCHEMES = ("degree", "tokens")
+
+
+def neighbours(geometry: GraphGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, indices)`` of the undirected graph (directed edges collapsed, weights dropped).
+
+    ``indices[indptr[n]:indptr[n+1]]`` are the neighbours of ``n``, sorted, each once; a self-loop
+    makes ``n`` its own neighbour.
+    """
+    n = geometry.num_nodes
+    edges = np.asarray(geometry.edges, dtype=np.int64).reshape(-1, 2)
+    a = np.concatenate([edges[:, 0], edges[:, 1]])
+    b = np.concatenate([edges[:, 1], edges[:, 0]])
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0) if len(a) else np.zeros((0, 2), dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n), out=indptr[1:])
+    return indptr, pairs[:, 1].copy()
+
+
+def initial_labels(geometry: GraphGeometry, scheme: str = "degree", *, degree_cap: int = 8,
+                   tokens: Any = None) -> np.ndarray:
+    """Label 0 of every node (int64 ``[n]``): capped degree, or the given per-node ``tokens``."""
+    if scheme == "degree":
+        if isinstance(degree_cap, bool) or not isinstance(degree_cap, (int, np.integer)) or degree_cap < 1:
+            raise ValueError(f"degree_cap must be a positive integer, got {degree_cap!r}")
+        indptr, _ = neighbours(geometry)
+        return np.minimum(np.diff(indptr), int(degree_cap)).astype(np.int64)
+    if scheme == "tokens":
+        labels = np.asarray(tokens if tokens is not None else ())
+        if labels.shape != (geometry.num_nodes,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"label='tokens' needs one integer label per node ({geometry.num_nodes}), "
+                             f"got {labels.dtype} {labels.shape}")
+        return labels.astype(np.int64)
+    raise ValueError(f"unknown initial label scheme {scheme!r}; choose one of {', '.join(LABEL_SCHEMES)}")
+
+
+def key_digest(key: Sequence[int]) -> int:
+    """The 63-bit digest of a key's integers (BLAKE2b), the form in which a vocabulary stores a key."""
+    raw = hashlib.blake2b(np.asarray(key, dtype=np.int64).tobytes(), digest_size=8).digest()
+    return int.from_bytes(raw, "little") >> 1
+
+
+class WLVocabulary:
+    """Rooted-subgraph keys to integer ids (see the module docstring); id 0 is :data:`UNSEEN`.
+
+    Args:
+        capacity: the most ids, :data:`UNSEEN` included (``None``: unbounded); keys met when it is full
+            are unseen.
+
+    Attributes:
+        digest: int64 ``[len]``, the key digest of each id (0 for :data:`UNSEEN`).
+        depth: int64 ``[len]``, the WL depth of each id (-1 for :data:`UNSEEN`).
+        count: int64 ``[len]``, how often each id was met while growing (the skip-gram noise counts).
+    """
+
+    def __init__(self, capacity: int | None = None):
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer))
+                                     or capacity < 2):
+            raise ValueError(f"a WL vocabulary needs room for at least one subgraph besides 'unseen', got {capacity!r}")
+        self.capacity = None if capacity is None else int(capacity)
+        self._ids: dict[int, int] = {}
+        self._digest: list[int] = [0]
+        self._depth: list[int] = [-1]
+        self._count: list[int] = [0]
+        self.overflow = 0  # keys refused because the vocabulary was full
+
+    def __len__(self) -> int:
+        return len(self._digest)
+
+    @property
+    def digest(self) -> np.ndarray:
+        return np.asarray(self._digest, dtype=np.int64)
+
+    @property
+    def depth(self) -> np.ndarray:
+        return np.asarray(self._depth, dtype=np.int64)
+
+    @property
+    def count(self) -> np.ndarray:
+        return np.asarray(self._count, dtype=np.int64)
+
+    def lookup(self, key: Sequence[int], *, grow: bool = False) -> int:
+        """The id of ``key`` (``(0, label)`` or ``(d, own id, *sorted neighbour ids)``); new ids if ``grow``."""
+        if key[0] > 0 and UNSEEN in key[1:]:
+            return UNSEEN
+        digest = key_digest(key)
+        found = self._ids.get(digest)
+        if found is not None:
+            if grow:
+                self._count[found] += 1
+            return found
+        if not grow:
+            return UNSEEN
+        if self.capacity is not None and len(self._digest) >= self.capacity:
+            self.overflow += 1
+            return UNSEEN
+        new = len(self._digest)
+        self._ids[digest] = new
+        self._digest.append(digest)
+        self._depth.append(int(key[0]))
+        self._count.append(1)
+        return new
+
+    def relabel(self, geometry: GraphGeometry, labels0: Any, depth: int, *, grow: bool = False) -> np.ndarray:
+        """The ids ``[depth + 1, n]`` of every node's rooted subgraphs at depths ``0 .. depth``."""
+        check_depth(depth)
+        labels0 = np.asarray(labels0, dtype=np.int64).reshape(-1)
+        n = geometry.num_nodes
+        if len(labels0) != n:
+            raise ValueError(f"{len(labels0)} initial labels for a graph of {n} nodes")
+        indptr, indices = neighbours(geometry)
+        ids = np.zeros((depth + 1, n), dtype=np.int64)
+        ids[0] = [self.lookup((0, int(label)), grow=grow) for label in labels0]
+        for d in range(1, depth + 1):
+            prev = ids[d - 1]
+            for node in range(n):
+                around = np.sort(prev[indices[indptr[node]:indptr[node + 1]]])
+                ids[d, node] = self.lookup((d, int(prev[node]), *around.tolist()), grow=grow)
+        return ids
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """``digest``, ``depth`` and ``count`` (one entry per id), enough to rebuild it (:meth:`from_arrays`)."""
+        return {"digest": self.digest, "depth": self.depth, "count": self.count}
+
+    @classmethod
+    def from_arrays(cls, digest: Any, depth: Any, count: Any, capacity: int | None = None) -> "WLVocabulary":
+        vocabulary = cls(capacity)
+        digest = np.asarray(digest, dtype=np.int64).reshape(-1)
+        depth = np.asarray(depth, dtype=np.int64).reshape(-1)
+        count = np.asarray(count, dtype=np.int64).reshape(-1)
+        if not (len(digest) == len(depth) == len(count)) or len(digest) < 1:
+            raise ValueError("a WL vocabulary's digest, depth and count arrays must have one equal, positive length")
+        vocabulary._digest = [0] + digest[1:].tolist()
+        vocabulary._depth = [-1] + depth[1:].tolist()
+        vocabulary._count = [0] + count[1:].tolist()
+        vocabulary._ids = {int(h): i for i, h in enumerate(vocabulary._digest) if i != UNSEEN}
+        return vocabulary
+
+
+def check_depth(depth: Any) -> int:
+    """``depth`` as an int in ``0 .. MAX_DEPTH`` (``ValueError`` naming the allowed values otherwise)."""
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 0 <= depth <= MAX_DEPTH:
+        raise ValueError(f"the WL depth must be an integer from 0 to {MAX_DEPTH}, got {depth!r}")
+    return int(depth)
+
+
+def radial_context(geometry: GraphGeometry, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""subgraph2vec's radial skip-gram pairs ``(target, context)`` of one graph (int64 ``[P]`` each).
+
+    For node ``n`` at depth ``d`` the target is :math:`\ell_d(n)` and its contexts are
+
+    .. math:: \{\ell_{d'}(m) : m \in N(n),\ m \ne n,\ d' \in \{d-1, d, d+1\} \cap [0, D]\}
+
+    as a multiset (one pair per neighbour and depth): the neighbours' rooted subgraphs one depth below,
+    at and above. No sliding window, no self-context (a self-loop is skipped). Pairs whose target or
+    context is :data:`UNSEEN` are left out.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    depth = ids.shape[0] - 1
+    indptr, indices = neighbours(geometry)
+    owner = np.repeat(np.arange(geometry.num_nodes), np.diff(indptr))
+    keep = owner != indices
+    owner, other = owner[keep], indices[keep]
+    targets, contexts = [], []
+    for d in range(depth + 1):
+        for d2 in (d - 1, d, d + 1):
+            if 0 <= d2 <= depth:
+                targets.append(ids[d, owner])
+                contexts.append(ids[d2, other])
+    if not targets:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    t, c = np.concatenate(targets), np.concatenate(contexts)
+    seen = (t != UNSEEN) & (c != UNSEEN)
+    return t[seen], c[seen]
+
+
+def subgraph_counts(ids_per_graph: Sequence[np.ndarray], size: int) -> np.ndarray:
+    r""":math:`\phi(G)`: float64 ``[graphs, size]``, how many (node, depth) pairs of each graph have each id.
+
+    Column :data:`UNSEEN` is zero: unseen subgraphs match nothing, not each other.
+    """
+    counts = np.zeros((len(ids_per_graph), int(size)), dtype=np.float64)
+    for g, ids in enumerate(ids_per_graph):
+        counts[g] = np.bincount(np.asarray(ids, dtype=np.int64).reshape(-1), minlength=int(size))[: int(size)]
+    counts[:, UNSEEN] = 0.0
+    return counts
+
+
+def wl_kernel(counts_a: np.ndarray, counts_b: np.ndarray | None = None) -> np.ndarray:
+    r"""The WL subtree kernel :math:`K = \Phi_a \Phi_b^\top` (``M = I``) of two count matrices."""
+    counts_b = counts_a if counts_b is None else counts_b
+    return np.asarray(counts_a, dtype=np.float64) @ np.asarray(counts_b, dtype=np.float64).T
+
+
+__all__ = ["LABEL_SCHEMES", "MAX_DEPTH", "UNSEEN", "WLVocabulary", "check_depth", "initial_labels", "key_digest",
+           "neighbours", "radial_context", "subgraph_counts", "wl_kernel"]
