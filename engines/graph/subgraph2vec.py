@@ -198,7 +198,7 @@ class Subgraph2Vec(nn.Module):
             if noise.sum() > 0:
                 drawn = torch.multinomial(noise, len(targets) * self.negatives, replacement=True)
                 drawn = drawn.view(len(targets), self.negatives).to(device)
-                negative = F.logsigmoid(-(phi_t.unsqueeze(1) * self.psi(drawn)).sum(-1)).sum(-1)
+                negative = F.logsigmoid(-torch.bmm(self.psi(drawn), phi_t.unsqueeze(-1)).squeeze(-1)).sum(-1)
                 loss = loss - negative
         return loss.mean()
 
