@@ -143,13 +143,15 @@ def save_checkpoint(
     train_settings: dict | None = None,
     run: str | None = None,
     family: str = DEFAULT_FAMILY,
+    data: dict | None = None,
 ) -> Path:
     """Write ``model``'s weights and what is needed to rebuild it; atomic (temp file + rename).
 
     ``config`` must rebuild the model with ``registry.get(engine).build_model(data, **config)``, where
     ``data`` is what ``family`` describes from the checkpoint (``language-model``: ``vocab``).
     ``train_settings`` (optional) records how it was trained, ``run`` (optional) the id of the training
-    run it belongs to. Values must be plain (TypeError otherwise).
+    run it belongs to, ``data`` (optional) the family's data description as a dict (the graph family
+    rebuilds its models from it). Values must be plain (TypeError otherwise).
     """
     state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     payload = {
@@ -168,6 +170,8 @@ def save_checkpoint(
         "run": None if run is None else str(run),
         "state_dict": state_dict,
     }
+    if data is not None:
+        payload["data"] = _plain(data, "data")
     return atomic_torch_save(payload, path)
 
 
@@ -318,7 +322,8 @@ def _check_payload(path: Path, payload: Any) -> dict:
     if payload["dataset"] is not None and not isinstance(payload["dataset"], str):
         raise CheckpointError(path, f"bad 'dataset': expected a dataset name or None, got "
                                     f"{type(payload['dataset']).__name__}")
-    for key, kind in (("train_settings", dict), ("versions", dict), ("created", str), ("run", str), ("family", str)):
+    for key, kind in (("train_settings", dict), ("versions", dict), ("created", str), ("run", str), ("family", str),
+                      ("data", dict)):
         if payload.get(key) is not None and not isinstance(payload[key], kind):
             raise CheckpointError(path, f"bad {key!r}: expected {kind.__name__} or None, got "
                                         f"{type(payload[key]).__name__}")
@@ -434,6 +439,7 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
         "versions": dict(payload.get("versions") or {}),
         "created": payload.get("created"),
         "run": payload.get("run"),
+        "data": dict(payload["data"]) if isinstance(payload.get("data"), dict) else None,
         "format_version": payload["version"],
         "path": str(path.resolve()),
         "sha256": sha256,

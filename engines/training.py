@@ -23,6 +23,7 @@ identical weights and metrics. The caller's global RNG state is restored afterwa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import uuid
@@ -240,6 +241,7 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
             save_checkpoint(
                 target, model, engine=spec.name, config=model_config, vocab=vocab, dataset=dataset_name,
                 step=step, metrics=metrics, train_settings=settings, run=run, family=spec.family,
+                data=dataclasses.asdict(data),
             )
         return metrics
 
@@ -257,6 +259,8 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
             "best_valid_loss": best["loss"] if has_valid else None,
             "best_valid_ppl": _perplexity(best["loss"]) if has_valid else None,
             "best_valid_step": best["step"],
+            # a family's own measures (the graph family's valid_accuracy); additive, never a shared key
+            **{k: v for k, v in (objective.metrics() if hasattr(objective, "metrics") else {}).items()},
         }
 
     if settings["keep_checkpoints"]:

@@ -99,7 +99,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("engine", help="engine name (see `lstmviz train --list`)", nargs="?")
     p.add_argument("--list", action="store_true", help="list engines and datasets and exit")
     p.add_argument("--dataset", help="dataset name (default: the engine's default dataset)")
-    p.add_argument("--out", help="checkpoint file to write")
+    p.add_argument("--out", "-o", help="checkpoint file to write")
     p.add_argument("--steps", type=int, help="optimisation steps (default: the engine's)")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
@@ -131,7 +131,7 @@ def _record_parser() -> argparse.ArgumentParser:
                         "training run, or an engine name (untrained)")
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's dataset)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
-    p.add_argument("--out", required=True, help="recording file to write (.h5)")
+    p.add_argument("--out", "-o", required=True, help="recording file to write (.h5)")
     p.add_argument("--signals", nargs="+", metavar="PATTERN",
                    help="tap names or patterns to record, e.g. 'layer*/c' (default: all)")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
@@ -764,6 +764,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     provenance: dict = {}
     checkpoints = None
+    family = None
     if files:
         if args.config:
             raise UsageError("--set applies to an untrained engine; a checkpoint carries its own config")
@@ -783,6 +784,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             sha256=meta["sha256"], checkpoint_step=meta["step"], train_metrics=meta.get("metrics", {}),
             trained_on=meta["dataset"],
         )
+        family = meta["family"]
         if len(run) > 1:
             checkpoints = [
                 CheckpointSource(_checkpoint_loader(path, m["sha256"], load_checkpoint), step=m["step"],
@@ -800,6 +802,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         model = _build_untrained(spec, dataset, config)
         provenance.update(engine=spec.name, config=config, checkpoint=None, untrained_seed=args.seed)
         _say(f"note: recording an untrained {spec.name} (random weights, seed {args.seed})", file=sys.stderr)
+        family = spec.family
+
+    if family == "graph":
+        return _record_graph(args, model, dataset, provenance, checkpoints, max_size)
 
     _check_size(args, model, dataset, len(checkpoints or []) or 1, max_size)
     with progress_task("recording", unit="items", quiet=args.quiet) as task:
@@ -813,6 +819,27 @@ def cmd_record(args: argparse.Namespace) -> int:
              f"{checkpoints[-1].step}'s)")
     else:
         _say(f"wrote {out}")
+    return 0
+
+
+def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
+    """`lstmviz record` of an engine of the graph family: one graph per forward, into a v3 graph recording."""
+    from lstmviz.recording.graph_recorder import estimate_graph_bytes, record_graph
+    from lstmviz.recording.size_estimate import format_bytes
+
+    if checkpoints:
+        raise UsageError("several checkpoints of a graph engine cannot be recorded into one file yet; record each "
+                         "checkpoint on its own")
+    size = estimate_graph_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
+    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
+    if size > max_size:
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: record fewer graphs (--max-items) or signals (--signals), or "
+                         f"allow it with --max-size {_size_argument(size)}")
+    with progress_task("recording", unit="graphs", quiet=args.quiet) as task:
+        out = record_graph(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
+                           provenance=provenance, max_items=args.max_items)
+    _say(f"wrote {out}")
     return 0
 
 

@@ -164,12 +164,13 @@ def test_listing_engine_families_does_not_import_torch():
     assert "torch" not in loaded and "h5py" not in loaded
 
 
-def test_the_built_in_family_is_declared_as_an_entry_point_like_a_plugin():
+def test_the_built_in_families_are_declared_as_entry_points_like_plugins():
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project["entry-points"]["lstmviz.families"]
-    assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY"}
+    assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY",
+                        "graph": "lstmviz.engines.families.graph:FAMILY"}
 
 
 def test_the_workspace_model_never_imports_qt():

@@ -2,7 +2,7 @@
 
 ``registry`` maps family names to :class:`Family` objects, filled from the entry-point group
 ``lstmviz.families``: a third-party family registers there, and so does the built-in
-``language-model`` (pyproject.toml). The built-in family is also registered here, by the same object,
+``language-model`` and ``graph`` (pyproject.toml). The built-in families are also registered here, by the same object,
 so that it is found where the installed package metadata predates families (an editable install made
 before them lists no ``lstmviz.families`` entry points until it is reinstalled). An :class:`~lstmviz.engines.spec.EngineSpec` names its family; building, training, loading a
 checkpoint and the contract tests go through it. Importing this package does not import torch.
@@ -18,9 +18,11 @@ registry: Registry[Family] = Registry[Family]("lstmviz.families", "family")
 
 
 def _register_built_in() -> None:
-    from .language_model import FAMILY  # no torch: the objective and the contract load when used
+    from .graph import FAMILY as GRAPH  # no torch: the objective and the contract load when used
+    from .language_model import FAMILY
 
     registry.register(FAMILY)
+    registry.register(GRAPH)
 
 
 _register_built_in()

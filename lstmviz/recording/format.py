@@ -24,6 +24,26 @@ Layout of format version 2 (``N`` positions on the main axis, ``I`` items)::
 
 Version 2 added ``/checkpoints`` (several checkpoints of one training run in one recording); a v1
 file is upgraded by ``upgrades._v1_to_v2`` (an empty ``/checkpoints``).
+
+Version 3 adds position geometry (``lstmviz.geometry``) under every ``/axes/<axis>``::
+
+    /axes/<axis>           attrs: geometry = "tokens" | "graph" | "image" | "set" | "scalar"
+      graph:  attrs directed (int64 0/1), pooled_from ("" = none)
+              edge_offsets int64 [I + 1]   edges of item i: rows edge_offsets[i]:edge_offsets[i + 1]
+              edges        int32 [E, 2]    item-local node indices (0 .. nodes of the item - 1)
+              edge_weights float32 [E]     optional (absent: every weight 1)
+              coordinates  float32 [rows, 2]  optional fixed layout (x, y), finite
+              node_names   UTF-8 string [rows]  optional
+              filler       uint8 [rows]    optional (absent: no filler)
+              pooling_map  int32 [rows of pooled_from]  iff pooled_from: item-local node of this axis
+                           each finer node pools into (-1: none)
+      image:  attrs stride, receptive_field int64 [2], offset float64 [2] (y, x)
+              height, width  int32 [I]     height * width == rows of the item
+      set:    members      UTF-8 string [M];  member int32 [rows] (0 .. M - 1)
+      scalar: one row per item;  tokens: nothing more
+
+Every 1-D dataset above and ``edges`` carry a ``crc32`` attribute; a v2 file is upgraded by
+``upgrades._v2_to_v3`` (geometry "tokens" on every axis, metadata only).
 """
 
 from __future__ import annotations
@@ -94,7 +114,7 @@ class CheckpointInfo:
     is_main: bool
 
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The version this lstmviz writes; it reads this one and, through migrations, older ones."""
 
 # --- root attributes -------------------------------------------------------------------------
@@ -132,6 +152,36 @@ NO_STEP = -1
 ORDER_ATTR = "order"
 """Attribute of ``/taps`` and ``/annotations`` (names in declaration order; HDF5 sorts links) and of
 ``/checkpoints`` (names in training order)."""
+
+# --- position geometry (format v3, lstmviz.geometry) ------------------------------------------
+GEOMETRY_ATTR = "geometry"
+"""Attribute (text) of every ``/axes/<axis>``: the kind of its positions (``lstmviz.geometry.KINDS``)."""
+DIRECTED_ATTR = "directed"
+POOLED_FROM_ATTR = "pooled_from"
+"""Graph axes: the finer graph axis whose nodes this axis's nodes pool ("" = none)."""
+STRIDE_ATTR, RECEPTIVE_FIELD_ATTR, OFFSET_ATTR = "stride", "receptive_field", "offset"
+EDGE_OFFSETS = "edge_offsets"
+EDGES = "edges"
+EDGE_WEIGHTS = "edge_weights"
+COORDINATES = "coordinates"
+NODE_NAMES = "node_names"
+FILLER = "filler"
+POOLING_MAP = "pooling_map"
+HEIGHT, WIDTH = "height", "width"
+MEMBERS, MEMBER = "members", "member"
+EDGE_DTYPE = np.dtype(np.int32)
+WEIGHT_DTYPE = np.dtype(np.float32)
+COORDINATE_DTYPE = np.dtype(np.float32)
+FILLER_DTYPE = np.dtype(np.uint8)
+POOLING_DTYPE = np.dtype(np.int32)
+SIZE_DTYPE = np.dtype(np.int32)
+MEMBER_DTYPE = np.dtype(np.int32)
+
+
+def axis_path(axis: str, name: str | None = None) -> str:
+    """``axes/<axis>`` or ``axes/<axis>/<name>`` (a geometry dataset of the axis)."""
+    return f"{AXES}/{axis}" if name is None else f"{AXES}/{axis}/{name}"
+
 
 # --- attributes of taps, axes and annotations ------------------------------------------------
 TAP_ATTRS = ("layer", "signal", "axis", "description")
@@ -256,6 +306,8 @@ def text_attributes(f) -> list[tuple[str, str]]:
     if CHECKPOINTS in f:
         out += [(f"/{CHECKPOINTS}", ORDER_ATTR), (f"/{CHECKPOINTS}", MAIN_ATTR)]
         out += [(f"/{checkpoint_path(c)}", a) for c in order(CHECKPOINTS) for a in ("path", "sha256", "metrics")]
+    # v3, last: a v2 file's checksum continues over them when it is upgraded (upgrades._v2_to_v3)
+    out += [(f"/{AXES}/{axis}", a) for axis in sorted(f[AXES]) for a in (GEOMETRY_ATTR, POOLED_FROM_ATTR)]
     return out
 
 

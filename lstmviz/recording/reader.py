@@ -16,6 +16,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from lstmviz.geometry import AxisGeometry, GraphGeometry, ImageGeometry, ItemGeometry, SetGeometry
 from lstmviz.recording import format as fmt
 from lstmviz.recording import storage_checks, upgrades, validation
 from lstmviz.recording.format import (
@@ -121,7 +122,7 @@ class Recording:
         self.annotations: dict[str, AnnotationInfo] = header.annotations
         self.provenance: dict = header.provenance
         self.axes: dict[str, str] = dict(header.axis_descriptions)
-        """axis name -> description; ``"positions"`` is the main axis."""
+        """axis name -> description, main axis (``"positions"``) first; iterating gives the names."""
 
     # --- checkpoints -------------------------------------------------------------------------
 
@@ -185,6 +186,89 @@ class Recording:
             raise IndexError(f"position {bad} is outside 0..{self.n_positions - 1} ({self.n_positions} positions)")
         items = np.searchsorted(self.item_offsets, p, side="right") - 1
         return int(items) if scalar else items.astype(np.int64)
+
+    # --- position geometry (format v3) ------------------------------------------------------
+
+    def axis_geometry(self, axis: str = fmt.MAIN_AXIS) -> AxisGeometry:
+        """What the positions of ``axis`` are (kind ``tokens`` for every axis of a v1/v2 file)."""
+        return self._layout(axis).geometry
+
+    def item_geometry(self, item: int, axis: str = fmt.MAIN_AXIS) -> ItemGeometry | None:
+        """The geometry of one item on ``axis``, read now: ``None`` on a tokens or scalar axis.
+
+        Graph: a :class:`~lstmviz.geometry.GraphGeometry` with item-local node indices (edges int64,
+        optional weights, coordinates, node names, filler), and on a pooled axis the item-local
+        pooling map (one entry per node of the item on ``pooled_from``). Image: height and width.
+        Set: the member id of each position.
+        """
+        layout = self._layout(axis)
+        start, stop = self.item_range(item, axis)
+        i = _index(item, "item")
+        g = layout.geometry
+        if g.kind == "image":
+            return ImageGeometry(int(layout.heights[i]), int(layout.widths[i]))
+        if g.kind not in ("graph", "set"):
+            return None
+        with self._reading(f"the geometry of item {i} on axis {axis!r}"):
+            if g.kind == "set":
+                return SetGeometry(self._view[fmt.axis_path(axis, fmt.MEMBER)][start:stop].astype(np.int64))
+            e0, e1 = int(layout.edge_offsets[i]), int(layout.edge_offsets[i + 1])
+            group = self._view[fmt.axis_path(axis)]
+            has = layout.optional
+            weights = group[fmt.EDGE_WEIGHTS][e0:e1].astype(np.float32) if fmt.EDGE_WEIGHTS in has else None
+            coords = group[fmt.COORDINATES][start:stop].astype(np.float32) if fmt.COORDINATES in has else None
+            names = tuple(str(s) for s in group[fmt.NODE_NAMES].asstr()[start:stop]) if fmt.NODE_NAMES in has else None
+            filler = group[fmt.FILLER][start:stop].astype(bool) if fmt.FILLER in has else None
+            pmap = None
+            if g.pooled_from is not None:
+                f0, f1 = self.item_range(i, g.pooled_from)
+                pmap = group[fmt.POOLING_MAP][f0:f1].astype(np.int64)
+            edges = group[fmt.EDGES][e0:e1].astype(np.int64).reshape(-1, 2)
+        return GraphGeometry(stop - start, edges, weights, coords, names, filler, pmap)
+
+    def graph_edges(self, axis: str = fmt.MAIN_AXIS) -> tuple[np.ndarray, np.ndarray]:
+        """Every edge of a graph axis in one read: ``(edges, edge_offsets)``.
+
+        ``edges``: int64 ``[E, 2]`` absolute rows of the axis (item ``i``'s node ``a`` is row
+        ``axis_offsets(axis)[i] + a``); item ``i``'s edges are ``edges[edge_offsets[i]:edge_offsets[i + 1]]``.
+        """
+        layout = self._graph_layout(axis, "graph_edges")
+        eo = layout.edge_offsets
+        with self._reading(f"the edges of axis {axis!r}"):
+            local = self._view[fmt.axis_path(axis, fmt.EDGES)][()]
+        base = np.repeat(self.axis_offsets(axis)[:-1], np.diff(eo))
+        return local.astype(np.int64).reshape(-1, 2) + base[:, None], eo.copy()
+
+    def filler(self, axis: str = fmt.MAIN_AXIS) -> np.ndarray:
+        """bool ``[rows of axis]``: positions that are no node of the input (all False when none are)."""
+        layout = self._layout(axis)
+        if fmt.FILLER not in layout.optional:
+            return np.zeros(self.axis_length(axis), dtype=bool)
+        with self._reading(f"the filler mask of axis {axis!r}"):
+            return self._view[fmt.axis_path(axis, fmt.FILLER)][()].astype(bool)
+
+    def pooling_map(self, axis: str) -> np.ndarray:
+        """int64 ``[rows of pooled_from]``: the absolute row of ``axis`` each finer row pools into (-1: none)."""
+        layout = self._graph_layout(axis, "pooling_map")
+        finer = layout.geometry.pooled_from
+        if finer is None:
+            raise RecordingError(self.path, f"axis {axis!r} is not pooled from another axis; it has no pooling map")
+        with self._reading(f"the pooling map of axis {axis!r}"):
+            local = self._view[fmt.axis_path(axis, fmt.POOLING_MAP)][()].astype(np.int64)
+        base = np.repeat(self.axis_offsets(axis)[:-1], np.diff(self.axis_offsets(finer)))
+        return np.where(local < 0, -1, local + base)
+
+    def _layout(self, axis: str):
+        try:
+            return self._header.layouts[axis]
+        except KeyError:
+            raise RecordingError(self.path, f"has no axis {axis!r} (axes: {', '.join(self._header.offsets)})") from None
+
+    def _graph_layout(self, axis: str, what: str):
+        layout = self._layout(axis)
+        if layout.geometry.kind != "graph":
+            raise RecordingError(self.path, f"{what}: axis {axis!r} is a {layout.geometry.kind} axis, not a graph")
+        return layout
 
     # --- tokens ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ This module sits below the reader, validation and ``migrations.migrate`` (which 
 disk and needs the reader to check the result): it imports none of them.
 
 Versions: 1 -> 2 adds the group ``/checkpoints`` (empty for a v1 file: it holds the states of one
-model). How to add a version is in docs/format.md, "Versioning and migrations".
+model); 2 -> 3 adds position geometry, ``geometry = "tokens"`` on every axis. How to add a version is in docs/format.md, "Versioning and migrations".
 """
 
 from __future__ import annotations
@@ -42,7 +42,27 @@ def _v1_to_v2(f: h5py.File) -> None:
     f.attrs[fmt.VERSION_ATTR] = np.int64(2)
 
 
-MIGRATIONS: dict[int, Upgrade] = {1: _v1_to_v2}
+def _v2_to_v3(f: h5py.File) -> None:
+    """v2 -> v3: every axis gets the position geometry ``"tokens"`` (what every v1/v2 position is).
+
+    Metadata only (works on the read-time overlay). The text-attribute checksum, when the file has
+    one, continues over the new attributes: they come last in ``fmt.text_attributes``, so the result
+    is what a v3 writer computes, and a v2 file whose text was damaged stays refused.
+    """
+    axes = f[fmt.AXES]
+    names = sorted(axes)
+    crc_raw = f.attrs.get(fmt.TEXT_CHECKSUM_ATTR)
+    for axis in names:
+        axes[axis].attrs[fmt.GEOMETRY_ATTR] = "tokens"
+    if crc_raw is not None and np.ndim(crc_raw) == 0 and np.asarray(crc_raw).dtype.kind in "iu":
+        crc = int(crc_raw) & 0xFFFFFFFF
+        for axis in names:
+            crc = fmt.crc32_of_strings([f"/{fmt.AXES}/{axis}", fmt.GEOMETRY_ATTR, "tokens"], crc)
+        f.attrs[fmt.TEXT_CHECKSUM_ATTR] = np.int64(crc)
+    f.attrs[fmt.VERSION_ATTR] = np.int64(3)
+
+
+MIGRATIONS: dict[int, Upgrade] = {1: _v1_to_v2, 2: _v2_to_v3}
 """version v -> in-place upgrade of a writable file from v to v + 1."""
 
 OLDEST_VERSION = 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -21,6 +21,7 @@ import numpy as np
 
 from lstmviz.recording import format as fmt
 from lstmviz.recording import upgrades
+from lstmviz.recording.geometry_checks import AxisLayout, check_geometry
 from lstmviz.recording.format import (
     AnnotationInfo,
     CheckpointInfo,
@@ -44,6 +45,7 @@ class Header:
     taps: dict[str, TapInfo]
     annotations: dict[str, AnnotationInfo]
     checkpoints: list[CheckpointInfo]  # training order; [] for a recording of one model state
+    layouts: dict[str, AxisLayout] = field(default_factory=dict)  # axis -> checked geometry (format v3)
 
     @property
     def n_items(self) -> int:
@@ -117,6 +119,8 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
             raise RecordingError(path, f"axis {axis!r} has offsets for {len(o) - 1} items but the main axis "
                                        f"{fmt.MAIN_AXIS!r} has {n_items}")
 
+    layouts = check_geometry(f, path, offsets, crcs)
+
     tokens = _dataset(f, fmt.TOKENS, path, "token ids")
     if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
         raise RecordingError(path, f"'/{fmt.TOKENS}' must be a 1-D integer dataset, got shape {tokens.shape} dtype {tokens.dtype}")
@@ -137,6 +141,7 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
         taps=taps,
         annotations=_annotations(f, path, n_positions, n_items, crcs),
         checkpoints=_checkpoints(f, path, taps),
+        layouts=layouts,
     )
     for ds, computed, what in crcs:  # last: a problem of the layout says more than "damaged"
         _expect_checksum(ds, computed, what, path)

@@ -26,7 +26,9 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
+from lstmviz.geometry import AxisGeometry
 from lstmviz.recording import format as fmt
+from lstmviz.recording.geometry_writer import GeometryWriter, check_pooling
 from lstmviz.regular_files import output_problem
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class _DatasetPlan:
     units: int | None  # None: 1-D
     chunk_rows: int
     attrs: dict
+    checksum: bool = False  # a crc32 attribute of the values (1-D datasets and geometry; not taps)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class RecordingWriter:
         provenance_text = provenance_to_json(provenance)
 
         self._axes: dict[str, str] = {fmt.MAIN_AXIS: ""}
+        self._geometry = GeometryWriter()
+        self._geometry.declare(fmt.MAIN_AXIS, None)
         self._taps: dict[str, _TapSpec] = {}
         self._annotations: dict[str, _AnnotationSpec] = {}
         self._checkpoints: dict[str, _CheckpointSpec] = {}
@@ -151,13 +156,34 @@ class RecordingWriter:
 
     # --- declaration -----------------------------------------------------------------------
 
-    def add_axis(self, name: str, *, description: str = "") -> None:
-        """Declare an extra position axis (e.g. a layer at another resolution) with its own offsets."""
+    def add_axis(self, name: str, *, description: str = "", geometry: AxisGeometry | str | None = None) -> None:
+        """Declare an extra position axis (e.g. a layer at another resolution) with its own offsets.
+
+        ``geometry``: what its positions are (:class:`lstmviz.geometry.AxisGeometry` or a kind name;
+        default ``"tokens"``); a pooled graph level is ``AxisGeometry("graph", pooled_from=<finer axis>)``.
+        """
         self._check_declaring("add_axis")
         fmt.check_plain_name(name, "axis")
         if name in self._axes:
             raise ValueError(f"axis {name!r} is already declared")
+        self._geometry.declare(name, geometry)
         self._axes[name] = str(description)
+
+    def set_geometry(self, axis: str, geometry: AxisGeometry | str) -> None:
+        """Set the geometry of a declared axis (the main axis ``"positions"`` is ``"tokens"`` until set).
+
+        Before the first item. Every item then gives its item geometry on that axis to
+        :meth:`append_item` (graph, image and set axes; tokens and scalar axes need none).
+        """
+        self._check_declaring("set_geometry")
+        if axis not in self._axes:
+            raise ValueError(f"axis {axis!r} is not declared (declared: {list(self._axes)}); call add_axis first")
+        self._geometry.declare(axis, geometry)
+
+    @property
+    def geometries(self) -> dict[str, AxisGeometry]:
+        """The declared geometry of every axis (main axis first)."""
+        return dict(self._geometry.geometries)
 
     def add_tap(self, name: str, units: int, *, axis: str = fmt.MAIN_AXIS, layer: int | None = None,
                 signal: str = "", description: str = "", dtype: str | None = None) -> None:
@@ -274,14 +300,19 @@ class RecordingWriter:
 
     def append_item(self, tokens, states: Mapping[str, Any],
                     annotations: Mapping[str, Any] | None = None,
-                    item_annotations: Mapping[str, Any] | None = None) -> int:
+                    item_annotations: Mapping[str, Any] | None = None,
+                    geometry: Mapping[str, Any] | None = None) -> int:
         """Append one item and return its index.
 
         ``tokens``: int ids ``[n]``; ``states[tap]``: ``[rows, units]`` with ``rows == n`` on the main
         axis; ``annotations[name]``: ``[n]`` for every position-level annotation;
         ``item_annotations[name]``: a scalar (or ``None`` = missing) for every item-level one.
-        Everything is checked before anything is stored, so a ``ValueError`` leaves the writer as
-        it was.
+        ``geometry[axis]``: the item's :class:`~lstmviz.geometry.GraphGeometry`,
+        :class:`~lstmviz.geometry.ImageGeometry` or :class:`~lstmviz.geometry.SetGeometry` for every
+        graph, image and set axis; its positions must equal the item's rows on that axis (graph:
+        ``num_nodes``, image: ``height * width``, set: ``len(member)``; a scalar axis has 1 row).
+        Everything is checked before anything is stored, so a ``ValueError`` (a ``GeometryError``
+        for geometry, naming the item and axis) leaves the writer as it was.
         """
         self._check_open("append_item")
         if self._state == "declaring":
@@ -291,7 +322,9 @@ class RecordingWriter:
         rows, converted = self._check_states(states, n)
         position_values = self._check_position_annotations(annotations, n)
         item_values = self._check_item_annotations(item_annotations)
+        geometry_values = self._geometry.check_item(self._n_items, rows, geometry)
 
+        self._geometry.store(self, geometry_values, rows)
         self._push_array(fmt.TOKENS, ids)
         for name, data in converted.items():
             self._push_array(fmt.tap_path(name), data)
@@ -386,7 +419,7 @@ class RecordingWriter:
             f = self._file
             self._link_main_checkpoint()
             for path, ds in self._datasets.items():
-                if ds.ndim == 1:
+                if self._plans[path].checksum:
                     ds.attrs[fmt.CHECKSUM_ATTR] = np.int64(self._crc.get(path, 0))
             del f.attrs[fmt.INCOMPLETE_ATTR]
             f.attrs[fmt.MARKER_ATTR] = fmt.MARKER_VALUE
@@ -455,6 +488,7 @@ class RecordingWriter:
         unused = [a for a in self._axes if a != fmt.MAIN_AXIS and not any(t.axis == a for t in self._taps.values())]
         if unused:
             raise ValueError(f"axis {unused[0]!r} has no taps; declare a tap on it (add_tap(..., axis={unused[0]!r})) or do not add it")
+        check_pooling(self._geometry.geometries)  # before anything is created: the declarations stay open
         f = self._file
         for axis, description in self._axes.items():
             group = f.create_group(f"{fmt.AXES}/{axis}")
@@ -462,6 +496,7 @@ class RecordingWriter:
             self._plan_vector(fmt.axis_offsets_path(axis), fmt.OFFSET_DTYPE, scalar=True)
             self._scalars[fmt.axis_offsets_path(axis)].append(0)
             self._axis_rows[axis] = 0
+        self._geometry.begin(self, f)
         self._plan_vector(fmt.TOKENS, fmt.TOKEN_DTYPE)
 
         taps = f.create_group(fmt.TAPS)
@@ -532,11 +567,17 @@ class RecordingWriter:
             self._file[fmt.checkpoint_tap_path(main, tap)] = self._datasets[fmt.tap_path(tap)]
 
     def _plan_vector(self, path: str, dtype: np.dtype, *, scalar: bool = False) -> None:
-        self._plans[path] = _DatasetPlan(dtype, None, fmt.vector_chunk_len(dtype.itemsize), {})
+        self._plans[path] = _DatasetPlan(dtype, None, fmt.vector_chunk_len(dtype.itemsize), {}, checksum=True)
         if scalar:
             self._scalars[path] = []
         else:
             self._arrays[path] = []
+
+    def _plan_matrix(self, path: str, dtype: np.dtype, columns: int) -> None:
+        """A checksummed ``[rows, columns]`` dataset of small rows (graph edges, node coordinates)."""
+        self._plans[path] = _DatasetPlan(dtype, columns, fmt.tap_chunk_rows(columns, dtype.itemsize), {},
+                                         checksum=True)
+        self._arrays[path] = []
 
     def _extend(self, path: str, data: np.ndarray | None, final: bool) -> None:
         ds = self._datasets.get(path)
@@ -547,8 +588,11 @@ class RecordingWriter:
         n = ds.shape[0]
         ds.resize(n + len(data), axis=0)
         ds[n:] = data
-        if ds.ndim == 1:  # tokens, offsets, annotation values: checksummed (taps are not, see format.md)
-            self._crc[path] = fmt.crc32_of_array(np.asarray(data, dtype=ds.dtype), self._crc.get(path, 0))
+        if self._plans[path].checksum:  # tokens, offsets, annotation values, geometry (taps are not, see format.md)
+            if data.dtype == object:
+                self._crc[path] = fmt.crc32_of_strings(data, self._crc.get(path, 0))
+            else:
+                self._crc[path] = fmt.crc32_of_array(np.asarray(data, dtype=ds.dtype), self._crc.get(path, 0))
 
     def _create(self, path: str, rows: int, final: bool) -> h5py.Dataset:
         """Create a planned dataset; if its first write is also its last, the chunk just fits the data.

@@ -38,3 +38,12 @@ def test_every_engine_belongs_to_a_registered_family_so_its_suite_runs():
 @pytest.mark.parametrize(("engine", "check"), CASES)
 def test_contract(engine, check, tmp_path):
     check(registry.get(engine), tmp_path)
+
+
+def test_the_graph_family_runs_its_suite_for_every_graph_engine():
+    graph_engines = {name for name, spec in registry.all().items() if spec.family == "graph"}
+    assert "chebnet" in graph_engines
+    checks = families.get("graph").contract_checks()
+    assert len(checks) >= 7
+    ids = {case.id for case in CASES}
+    assert {f"graph:{engine}:{check.__name__}" for engine in graph_engines for check in checks} <= ids

@@ -1,4 +1,4 @@
-"""Recording format (v2): write -> read round trip, slicing, writer checks, temp-file guarantees, summary."""
+"""Recording format (v3): write -> read round trip, slicing, writer checks, temp-file guarantees, summary."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _cat(sample, key):
 def test_round_trip_metadata(written):
     path, sample = written
     with open_recording(path) as rec:
-        assert rec.format_version == FORMAT_VERSION == 2
+        assert rec.format_version == FORMAT_VERSION == 3
         assert rec.checkpoints == [] and rec.checkpoint is None  # one model state
         assert rec.n_items == 4 and rec.n_positions == sum(LENGTHS)
         assert rec.item_offsets.tolist() == [0, 4, 5, 12, 15]
@@ -212,7 +212,7 @@ def test_reads_never_load_a_whole_tap(tmp_path, monkeypatch):
 def test_file_layout_is_as_documented(written):
     path, _ = written
     with h5py.File(path, "r") as f:
-        assert f.attrs["lstmviz"] == "recording" and f.attrs["format_version"] == 2
+        assert f.attrs["lstmviz"] == "recording" and f.attrs["format_version"] == 3
         assert "lstmviz_incomplete" not in f.attrs
         assert f["axes/positions/item_offsets"].dtype == np.int64
         assert f["tokens"].dtype == np.int32
@@ -563,7 +563,7 @@ def test_summary(tmp_path):
     with open_recording(path) as rec:
         text = summarize(rec)
     assert str(path) in text
-    assert "format version 2" in text and "upgraded" not in text
+    assert "format version 3" in text and "upgraded" not in text
     assert "Checkpoints" not in text  # one model state
     assert "KB" in text
     assert "15 (item length min 2 / median 3 / max 10)" in text

@@ -1,6 +1,6 @@
-"""Backward compatibility: the committed v1 and v2 files keep loading with their values; migrations work.
+"""Backward compatibility: the committed v1, v2 and v3 files keep loading with their values; migrations work.
 
-tests/data/recording_v1.h5 and recording_v2.h5 were written once by tests/data/make_fixtures.py and
+tests/data/recording_v1.h5, recording_v2.h5 and recording_v3.h5 were written once by tests/data/make_fixtures.py and
 are never regenerated. The expected values below are written out independently of that script.
 """
 
@@ -62,34 +62,36 @@ def _check_v1(rec, version: int = 1) -> None:
     assert prov["versions"]["torch"] == "2.13.0" and "h5py" in prov["versions"] and "created" in prov
 
 
-def test_v1_fixture_loads_with_its_values_through_the_migration_to_v2():
+def test_v1_fixture_loads_with_its_values_through_the_migrations_to_v3():
     digest = hashlib.sha256(V1.read_bytes()).hexdigest()
     with h5py.File(V1, "r") as f:
         assert f.attrs["format_version"] == 1 and "checkpoints" not in f
     with open_recording(V1) as rec:
         _check_v1(rec)
-        assert rec._view.attrs["format_version"] == 2  # read through the upgraded overlay
+        assert rec._view.attrs["format_version"] == 3  # read through the upgraded overlay (1 -> 2 -> 3)
+        assert [rec.axis_geometry(a).kind for a in rec.axes] == ["tokens", "tokens"]
         assert list(rec._view["checkpoints"].attrs["order"]) == [] and rec._view["checkpoints"].attrs["main"] == ""
         assert rec.checkpoints == [] and rec.checkpoint is None  # the states of one model
         with pytest.raises(RecordingError, match="has no checkpoint 'step-000100' \\(checkpoints: none"):
             rec.at_checkpoint("step-000100")
         text = summarize(rec)
-        assert "format version 1 (upgraded to 2 on read)" in text and "Checkpoints" not in text
+        assert "format version 1 (upgraded to 3 on read)" in text and "Checkpoints" not in text
     assert hashlib.sha256(V1.read_bytes()).hexdigest() == digest
 
 
-def test_migrate_upgrades_the_v1_file_on_disk_to_v2(tmp_path):
+def test_migrate_upgrades_the_v1_file_on_disk_to_v3(tmp_path):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
-    assert migrate(path) == 2
+    assert migrate(path) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["v1.h5"]  # no temporary copy left
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2
+        assert f.attrs["format_version"] == 3
         assert list(f["checkpoints"].attrs["order"]) == [] and f["checkpoints"].attrs["main"] == ""
+        assert f["axes/positions"].attrs["geometry"] == "tokens" and f["axes/half"].attrs["geometry"] == "tokens"
     with open_recording(path) as rec:
-        _check_v1(rec, version=2)
+        _check_v1(rec, version=3)
         assert rec.checkpoints == [] and rec._view is rec._file  # current: no overlay
-    assert migrate(path) == 2  # already current: nothing to do
+    assert migrate(path) == 3  # already current: nothing to do
 
 
 # --- version 2: three checkpoints of one run ---------------------------------------------------
@@ -139,35 +141,36 @@ def test_v2_fixture_loads_with_the_states_of_every_checkpoint():
     assert "parens-lstm-step000200.pt" in text and "valid_ppl 4" in text
 
 
-def _fake_v3(monkeypatch):
-    """Pretend the format moved to v3 (a new root attribute) on top of the real v1 -> v2."""
+def _fake_v4(monkeypatch):
+    """Pretend the format moved to v4 (a new root attribute) on top of the real v1 -> v2 -> v3."""
 
-    def v2_to_v3(f: h5py.File) -> None:
+    def v3_to_v4(f: h5py.File) -> None:
         f.attrs["units_total"] = sum(f[fmt.tap_path(n)].shape[1] for n in f[fmt.TAPS].attrs[fmt.ORDER_ATTR])
-        f.attrs[fmt.VERSION_ATTR] = 3
+        f.attrs[fmt.VERSION_ATTR] = 4
 
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(upgrades.MIGRATIONS, 2, v2_to_v3)
+    monkeypatch.setattr(fmt, "FORMAT_VERSION", 4)
+    monkeypatch.setitem(upgrades.MIGRATIONS, 3, v3_to_v4)
 
 
 def test_read_time_upgrade_chains_and_leaves_the_file_alone(tmp_path, monkeypatch):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    _fake_v3(monkeypatch)
+    _fake_v4(monkeypatch)
     monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 64)  # map the taps as virtual datasets
     with open_recording(path) as rec:
         _check_v1(rec)  # the values come through the upgraded overlay
-        assert rec._view.attrs["units_total"] == 14 and "checkpoints" in rec._view  # 1 -> 2 -> 3
+        assert rec._view.attrs["units_total"] == 14 and "checkpoints" in rec._view  # 1 -> 2 -> 3 -> 4
+        assert rec._view["axes/half"].attrs["geometry"] == "tokens"
         assert rec._view["taps/layer0/h"].is_virtual
-        assert "upgraded to 3 on read" in summarize(rec)
+        assert "upgraded to 4 on read" in summarize(rec)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
 
 
 def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "v2.h5"
     shutil.copyfile(V2, path)
-    _fake_v3(monkeypatch)
+    _fake_v4(monkeypatch)
     monkeypatch.setattr(upgrades, "_OVERLAY_COPY_BYTES", 64)
     with open_recording(path) as rec:
         view = rec._view
@@ -179,15 +182,15 @@ def test_the_read_time_overlay_keeps_the_hard_links_of_the_main_checkpoint(tmp_p
 def test_migrate_rewrites_the_file_atomically(tmp_path, monkeypatch):
     path = tmp_path / "v2.h5"
     shutil.copyfile(V2, path)
-    _fake_v3(monkeypatch)
-    assert migrate(path) == 3
+    _fake_v4(monkeypatch)
+    assert migrate(path) == 4
     assert [p.name for p in tmp_path.iterdir()] == ["v2.h5"]  # no temporary copy left
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 3 and f.attrs["units_total"] == 14
+        assert f.attrs["format_version"] == 4 and f.attrs["units_total"] == 14
         assert f["checkpoints/step-000300/taps/pool"].id == f["taps/pool"].id
     with open_recording(path) as rec:
-        _check_v2(rec, version=3)
-    assert migrate(path) == 3  # already current: nothing to do
+        _check_v2(rec, version=4)
+    assert migrate(path) == 4  # already current: nothing to do
 
 
 def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
@@ -208,9 +211,7 @@ def test_failed_migration_leaves_the_original(tmp_path, monkeypatch):
 def test_a_version_without_a_migration_path_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "v1.h5"
     shutil.copyfile(V1, path)
-    monkeypatch.setattr(fmt, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(upgrades.MIGRATIONS, 2, lambda f: None)  # 2 -> 3 exists, 1 -> 2 does not
-    monkeypatch.delitem(upgrades.MIGRATIONS, 1)
+    monkeypatch.delitem(upgrades.MIGRATIONS, 1)  # 2 -> 3 exists, 1 -> 2 does not
     with pytest.raises(RecordingError, match=r"unknown format version 1 \(this lstmviz reads versions 2 to 3\)"):
         open_recording(path)
 
@@ -221,11 +222,11 @@ def test_migrate_an_open_writable_file(tmp_path):
     with h5py.File(path, "r") as f, pytest.raises(ValueError, match="read-only"):
         migrate(f)
     with h5py.File(path, "r+") as f:
-        assert migrate(f) == 2
+        assert migrate(f) == 3
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2 and "checkpoints" in f
+        assert f.attrs["format_version"] == 3 and "checkpoints" in f and f["axes/half"].attrs["geometry"] == "tokens"
     with open_recording(path) as rec:
-        _check_v1(rec, version=2)
+        _check_v1(rec, version=3)
 
 
 def test_a_v2_file_is_refused_by_a_v1_reader(tmp_path, monkeypatch):

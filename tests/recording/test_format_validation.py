@@ -103,7 +103,7 @@ def _edit(fn):
 
 BAD_FILES = {
     "newer version": (_edit(lambda f: f.attrs.__setitem__("format_version", 7)),
-                      ["written by a newer lstmviz", "format version 7", "reads versions up to 2", "upgrade lstmviz"]),
+                      ["written by a newer lstmviz", "format version 7", "reads versions up to 3", "upgrade lstmviz"]),
     "unknown version": (_edit(lambda f: f.attrs.__setitem__("format_version", 0)), ["unknown format version 0"]),
     "version not an int": (_edit(lambda f: f.attrs.__setitem__("format_version", "one")),
                            ["'format_version' attribute is not an integer"]),
