@@ -21,19 +21,22 @@ WL subtree kernel (:func:`~lstmviz.engines.graph.wl.wl_kernel`).
 
 Within the ``graph`` family (:mod:`lstmviz.engines.families.graph.api`):
 
-- ``prepare(item)``: the WL ids ``[D + 1, n]`` of the item's nodes and its (target, context) pairs. The
-  vocabulary **grows while the model is in training mode** (``model.train()``, the default after
-  building) and is fixed in eval mode, where subgraphs it never met get the id ``UNSEEN`` = 0, whose
-  embedding is the zero vector (``padding_idx``). Its capacity is ``max_subgraphs`` (the rows of
-  :math:`\Phi`); ids met when it is full are unseen too. The vocabulary lives in buffers
-  (``vocab_digest``, ``vocab_depth``, ``vocab_count``), so checkpoints carry it.
+- ``prepare(item)``: the canonical WL digests ``[D + 1, n]`` of the item's nodes
+  (:func:`~lstmviz.engines.graph.wl.wl_digests`) and its radial pairs as indices; it depends on the
+  graph only, so the family's objective may cache it.
+- the vocabulary (digest -> id) **grows in** :meth:`loss` **while the model is in training mode**
+  (``model.train()``), by the graphs it is trained on, and is fixed otherwise (``forward``, eval-mode
+  validation, recording): a subgraph it never met gets the id ``UNSEEN`` = 0, whose embedding is the
+  zero vector (``padding_idx``). Its capacity is ``max_subgraphs`` (the rows of :math:`\Phi`); subgraphs
+  met when it is full are unseen too. It lives in buffers (``vocab_digest``, ``vocab_depth``,
+  ``vocab_count``), so checkpoints carry it.
 - ``forward(prepared) -> logits``: the node state :math:`h_n = \frac{1}{D+1} \sum_d \Phi[\ell_d(n)]`, then
   a linear readout :math:`W h_n + b` per node (``[n, classes]``, node task) or
   :math:`W \bar h + b` on the mean over nodes (``[1, classes]``, graph task).
 - ``loss(prepared_list, items) -> (loss, count)``: :math:`L_{sg}` plus ``readout_weight`` times the
   cross-entropy of the readout on **detached** node states (the readout learns to read the
   embeddings; it never shapes them, so :math:`\Phi` is subgraph2vec's unsupervised embedding). The
-  count is the number of skip-gram pairs.
+  count is the objective's unit: graphs (graph task) or nodes (node task).
 
 Taps (``[1, n, dim]`` on the axis ``positions``; positions are the input nodes in order):
 ``wl{d}/embedding`` = :math:`\Phi[\ell_d(n)]` for ``d = 0 .. D``, and ``readout/node`` = :math:`h_n`.
@@ -53,7 +56,7 @@ from lstmviz.hooks import GRAPH, Tap
 
 from ..families.graph.api import GraphLevel, PreparedGraph
 from ..spec import EngineSpec, Paper
-from .wl import LABEL_SCHEMES, UNSEEN, WLVocabulary, check_depth, initial_labels, radial_context, subgraph_counts
+from .wl import LABEL_SCHEMES, UNSEEN, WLVocabulary, check_depth, initial_labels, radial_pairs, subgraph_counts, wl_digests
 
 
 class Subgraph2Vec(nn.Module):
@@ -134,34 +137,45 @@ class Subgraph2Vec(nn.Module):
                                                    self.vocab_depth[:size].cpu().numpy(),
                                                    self.vocab_count[:size].cpu().numpy(), capacity=self.max_subgraphs)
 
-    def wl_ids(self, item: Any, *, grow: bool | None = None) -> np.ndarray:
-        """The WL ids ``[D + 1, n]`` of ``item``'s nodes (grows the vocabulary if ``grow``, default: training)."""
-        grow = self.training if grow is None else grow
-        geometry = item.geometry
-        labels0 = initial_labels(geometry, self.label, degree_cap=self.degree_cap,
+    def wl_ids(self, item: Any, *, grow: bool = False) -> np.ndarray:
+        """The WL ids ``[D + 1, n]`` of ``item``'s nodes under the vocabulary (grows it if ``grow``)."""
+        return self._ids(self._digests(item), grow=grow)
+
+    def _digests(self, item: Any) -> np.ndarray:
+        labels0 = initial_labels(item.geometry, self.label, degree_cap=self.degree_cap,
                                  tokens=getattr(item, "tokens", None) if self.label == "tokens" else None)
-        ids = self.vocabulary.relabel(geometry, labels0, self.depth, grow=grow)
+        return wl_digests(item.geometry, labels0, self.depth)
+
+    def _ids(self, digests: Any, *, grow: bool) -> np.ndarray:
+        digests = digests.cpu().numpy() if isinstance(digests, Tensor) else np.asarray(digests)
+        ids = self.vocabulary.ids(digests, grow=grow)
         if grow:  # new ids and counts: the buffers (and so checkpoints) follow
             self._vocabulary_to_buffers()
         return ids
 
     # -- the family interface ---------------------------------------------------------------------
     def prepare(self, item: Any) -> PreparedGraph:
-        """WL ids and radial skip-gram pairs of one graph (the vocabulary grows in training mode)."""
-        ids = self.wl_ids(item)
-        targets, contexts = radial_context(item.geometry, ids)
-        features = torch.as_tensor(np.asarray(item.features, dtype=np.float32))
+        """The canonical WL digests ``[D + 1, n]`` and the radial pair indices of one graph.
+
+        Depends on the graph only (not on the vocabulary or the weights), so it may be cached.
+        """
+        features = np.asarray(item.features, dtype=np.float32)
+        n = item.geometry.num_nodes
+        if features.shape != (n, self.num_features):
+            raise ValueError(f"node features of shape {features.shape} for a model built for {self.num_features} "
+                             f"features per node; expected ({n}, {self.num_features})")
+        targets, contexts = radial_pairs(item.geometry, self.depth)
         return PreparedGraph(
             levels=(GraphLevel("positions", item.geometry),),
-            features=features,
-            num_input_nodes=item.geometry.num_nodes,
-            tensors={"ids": torch.from_numpy(ids), "targets": torch.from_numpy(targets),
-                     "contexts": torch.from_numpy(contexts)},
+            features=torch.from_numpy(features),
+            num_input_nodes=n,
+            tensors={"digests": torch.from_numpy(self._digests(item)), "pair_targets": torch.from_numpy(targets),
+                     "pair_contexts": torch.from_numpy(contexts)},
         )
 
-    def node_states(self, prepared: PreparedGraph, *, taps: bool = True) -> Tensor:
+    def node_states(self, prepared: PreparedGraph, *, taps: bool = True, grow: bool = False) -> Tensor:
         """:math:`h_n = \\mathrm{mean}_d\\, \\Phi[\\ell_d(n)]`, ``[n, dim]`` (through the taps if ``taps``)."""
-        ids = prepared.tensors["ids"].to(self.phi.weight.device)
+        ids = torch.from_numpy(self._ids(prepared.tensors["digests"], grow=grow)).to(self.phi.weight.device)
         total = None
         for d in range(self.depth + 1):
             e = self.phi(ids[d]).unsqueeze(0)
@@ -197,9 +211,11 @@ class Subgraph2Vec(nn.Module):
             noise = self.noise_distribution()
             if noise.sum() > 0:
                 drawn = torch.multinomial(noise, len(targets) * self.negatives, replacement=True)
-                drawn = drawn.view(len(targets), self.negatives).to(device)
-                negative = F.logsigmoid(-torch.bmm(self.psi(drawn), phi_t.unsqueeze(-1)).squeeze(-1)).sum(-1)
-                loss = loss - negative
+            else:  # nothing fitted yet: the noise is unseen too (log sigma(0) per term)
+                drawn = torch.zeros(len(targets) * self.negatives, dtype=torch.int64)
+            drawn = drawn.view(len(targets), self.negatives).to(device)
+            negative = F.logsigmoid(-torch.bmm(self.psi(drawn), phi_t.unsqueeze(-1)).squeeze(-1)).sum(-1)
+            loss = loss - negative
         return loss.mean()
 
     def readout_loss(self, prepared_list: Sequence[PreparedGraph], items: Sequence[Any]) -> Tensor | None:
@@ -222,15 +238,30 @@ class Subgraph2Vec(nn.Module):
         return F.cross_entropy(torch.cat(logits), torch.cat(targets).to(logits[0].device))
 
     def loss(self, prepared_list: Sequence[PreparedGraph], items: Sequence[Any]) -> tuple[Tensor, int]:
-        """``(L_sg + readout_weight * CE(readout on detached states), number of skip-gram pairs)``."""
-        targets = torch.cat([p.tensors["targets"] for p in prepared_list])
-        contexts = torch.cat([p.tensors["contexts"] for p in prepared_list])
+        """``(L_sg + readout_weight * CE(readout on detached states), graphs (graph task) or nodes (node task))``.
+
+        In training mode the vocabulary first grows by these graphs. Pairs with an unseen side stay in
+        :math:`L_{sg}` (a zero embedding scores :math:`\\log \\sigma(0)`), so a validation loss counts
+        the subgraphs the model never met.
+        """
+        targets, contexts = [], []
+        for prepared in prepared_list:
+            ids = torch.from_numpy(self._ids(prepared.tensors["digests"], grow=self.training)).reshape(-1)
+            targets.append(ids[prepared.tensors["pair_targets"]])
+            contexts.append(ids[prepared.tensors["pair_contexts"]])
+        targets, contexts = torch.cat(targets), torch.cat(contexts)
         loss = self.skipgram_loss(targets, contexts) if len(targets) else self.phi.weight.sum() * 0.0
         if self.readout_weight:
             readout = self.readout_loss(prepared_list, items)
             if readout is not None:
                 loss = loss + self.readout_weight * readout
-        return loss, int(len(targets))
+        count = len(prepared_list) if self.task == "graph" else sum(p.num_input_nodes for p in prepared_list)
+        return loss, int(count)
+
+    def pairs(self, prepared: PreparedGraph) -> tuple[Tensor, Tensor]:
+        """The graph's radial skip-gram pairs as ids ``(targets, contexts)`` under the vocabulary as it is."""
+        ids = torch.from_numpy(self._ids(prepared.tensors["digests"], grow=False)).reshape(-1)
+        return ids[prepared.tensors["pair_targets"]], ids[prepared.tensors["pair_contexts"]]
 
     # -- downstream -------------------------------------------------------------------------------
     def subgraph_embeddings(self) -> np.ndarray:

@@ -18,13 +18,14 @@ Conventions (pinned here, not borrowed from ``networkx``'s hash strings, which c
 - neighbours are those of the undirected graph: a directed graph is collapsed to undirected (as the
   reference implementation does); edge weights are ignored; a self-loop makes a node its own
   neighbour (as in ``networkx.weisfeiler_lehman_subgraph_hashes``);
-- ids are small integers handed out in the order keys are first met while the vocabulary grows;
-  id :data:`UNSEEN` (0) is every rooted subgraph the vocabulary does not know (met after it stopped
-  growing, or beyond its capacity); a key with an unseen part is itself unseen, so unseen subgraphs
-  stay unseen at every larger depth;
-- a key is stored as a 63-bit BLAKE2b digest of its integers, so the vocabulary fits fixed-shape
-  tensors in a checkpoint (:meth:`WLVocabulary.to_arrays`); two keys share a digest with probability
-  about :math:`|V|^2 / 2^{64}`.
+- a rooted subgraph is first named by a canonical 63-bit BLAKE2b digest of its key, with the digests
+  of depth ``d-1`` in place of the ids (:func:`wl_digests`, the same in every graph, like networkx's
+  hashes); two different subgraphs share a digest with probability about :math:`|V|^2 / 2^{64}`;
+- a :class:`WLVocabulary` maps digests to small integer ids, handed out in the order they are first met
+  while it grows; id :data:`UNSEEN` (0) is every rooted subgraph it does not know (met after it
+  stopped growing, or beyond its capacity); it grows by whole graphs, so a subgraph with an unseen
+  part is itself unseen; it is stored as its digests, so it fits fixed-shape tensors in a checkpoint
+  (:meth:`WLVocabulary.to_arrays`).
 
 The WL subtree kernel of two graphs is :math:`K(G, G') = \phi(G)^\top \phi(G')` with
 :math:`\phi(G)_i` the number of (node, depth) pairs of ``G`` whose id is ``i`` (:func:`subgraph_counts`,
@@ -86,12 +87,40 @@ def key_digest(key: Sequence[int]) -> int:
     return int.from_bytes(raw, "little") >> 1
 
 
+def wl_digests(geometry: GraphGeometry, labels0: Any, depth: int) -> np.ndarray:
+    r"""The canonical digests ``[depth + 1, n]`` of every node's rooted subgraphs (no vocabulary needed).
+
+    :math:`h_0(n) = \mathrm{digest}(0, \ell_0(n))`, :math:`h_d(n) = \mathrm{digest}(d, h_{d-1}(n),
+    \mathrm{sorted}\{h_{d-1}(m) : m \in N(n)\})` (:func:`key_digest`): the same rooted subgraph has the
+    same digest in every graph, so a graph's digests depend on nothing but the graph (and are what a
+    model's ``prepare`` caches); a :class:`WLVocabulary` turns them into ids.
+    """
+    check_depth(depth)
+    labels0 = np.asarray(labels0, dtype=np.int64).reshape(-1)
+    n = geometry.num_nodes
+    if len(labels0) != n:
+        raise ValueError(f"{len(labels0)} initial labels for a graph of {n} nodes")
+    indptr, indices = neighbours(geometry)
+    out = np.zeros((depth + 1, n), dtype=np.int64)
+    out[0] = [key_digest((0, int(label))) for label in labels0]
+    for d in range(1, depth + 1):
+        prev = out[d - 1]
+        for node in range(n):
+            around = np.sort(prev[indices[indptr[node]:indptr[node + 1]]])
+            out[d, node] = key_digest((d, int(prev[node]), *around.tolist()))
+    return out
+
+
 class WLVocabulary:
-    """Rooted-subgraph keys to integer ids (see the module docstring); id 0 is :data:`UNSEEN`.
+    """Rooted-subgraph digests to integer ids (see the module docstring); id 0 is :data:`UNSEEN`.
+
+    Ids are handed out in the order digests are first met while growing (depth by depth, then node
+    order, within one call). A vocabulary grows by whole graphs, so it holds a depth-``d`` subgraph only
+    together with every smaller subgraph inside it: a subgraph with an unseen part is unseen.
 
     Args:
-        capacity: the most ids, :data:`UNSEEN` included (``None``: unbounded); keys met when it is full
-            are unseen.
+        capacity: the most ids, :data:`UNSEEN` included (``None``: unbounded); digests met when it is
+            full are unseen (counted in :attr:`overflow`).
 
     Attributes:
         digest: int64 ``[len]``, the key digest of each id (0 for :data:`UNSEEN`).
@@ -108,7 +137,7 @@ class WLVocabulary:
         self._digest: list[int] = [0]
         self._depth: list[int] = [-1]
         self._count: list[int] = [0]
-        self.overflow = 0  # keys refused because the vocabulary was full
+        self.overflow = 0  # digests refused because the vocabulary was full
 
     def __len__(self) -> int:
         return len(self._digest)
@@ -125,44 +154,33 @@ class WLVocabulary:
     def count(self) -> np.ndarray:
         return np.asarray(self._count, dtype=np.int64)
 
-    def lookup(self, key: Sequence[int], *, grow: bool = False) -> int:
-        """The id of ``key`` (``(0, label)`` or ``(d, own id, *sorted neighbour ids)``); new ids if ``grow``."""
-        if key[0] > 0 and UNSEEN in key[1:]:
-            return UNSEEN
-        digest = key_digest(key)
-        found = self._ids.get(digest)
-        if found is not None:
-            if grow:
-                self._count[found] += 1
-            return found
+    def ids(self, digests: Any, *, grow: bool = False) -> np.ndarray:
+        """The ids of ``digests`` ``[D + 1, n]`` (from :func:`wl_digests`); new ids and counts if ``grow``."""
+        digests = np.asarray(digests, dtype=np.int64)
+        flat = digests.reshape(-1).tolist()
+        out = np.zeros(len(flat), dtype=np.int64)
+        known = self._ids
         if not grow:
-            return UNSEEN
-        if self.capacity is not None and len(self._digest) >= self.capacity:
-            self.overflow += 1
-            return UNSEEN
-        new = len(self._digest)
-        self._ids[digest] = new
-        self._digest.append(digest)
-        self._depth.append(int(key[0]))
-        self._count.append(1)
-        return new
+            out[:] = [known.get(h, UNSEEN) for h in flat]
+            return out.reshape(digests.shape)
+        n = digests.shape[-1] if digests.ndim == 2 else len(flat)
+        for k, h in enumerate(flat):
+            found = known.get(h)
+            if found is None:
+                if self.capacity is not None and len(self._digest) >= self.capacity:
+                    self.overflow += 1
+                    continue
+                found = known[h] = len(self._digest)
+                self._digest.append(h)
+                self._depth.append(k // n if digests.ndim == 2 else 0)
+                self._count.append(0)
+            self._count[found] += 1
+            out[k] = found
+        return out.reshape(digests.shape)
 
     def relabel(self, geometry: GraphGeometry, labels0: Any, depth: int, *, grow: bool = False) -> np.ndarray:
         """The ids ``[depth + 1, n]`` of every node's rooted subgraphs at depths ``0 .. depth``."""
-        check_depth(depth)
-        labels0 = np.asarray(labels0, dtype=np.int64).reshape(-1)
-        n = geometry.num_nodes
-        if len(labels0) != n:
-            raise ValueError(f"{len(labels0)} initial labels for a graph of {n} nodes")
-        indptr, indices = neighbours(geometry)
-        ids = np.zeros((depth + 1, n), dtype=np.int64)
-        ids[0] = [self.lookup((0, int(label)), grow=grow) for label in labels0]
-        for d in range(1, depth + 1):
-            prev = ids[d - 1]
-            for node in range(n):
-                around = np.sort(prev[indices[indptr[node]:indptr[node + 1]]])
-                ids[d, node] = self.lookup((d, int(prev[node]), *around.tolist()), grow=grow)
-        return ids
+        return self.ids(wl_digests(geometry, labels0, depth), grow=grow)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """``digest``, ``depth`` and ``count`` (one entry per id), enough to rebuild it (:meth:`from_arrays`)."""
@@ -190,34 +208,36 @@ def check_depth(depth: Any) -> int:
     return int(depth)
 
 
-def radial_context(geometry: GraphGeometry, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""subgraph2vec's radial skip-gram pairs ``(target, context)`` of one graph (int64 ``[P]`` each).
+def radial_pairs(geometry: GraphGeometry, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""subgraph2vec's radial skip-gram pairs of one graph as flat indices ``d * n + node`` (int64 ``[P]`` each).
 
-    For node ``n`` at depth ``d`` the target is :math:`\ell_d(n)` and its contexts are
+    For node ``n`` at depth ``d`` the target is ``(d, n)`` and its contexts are
 
-    .. math:: \{\ell_{d'}(m) : m \in N(n),\ m \ne n,\ d' \in \{d-1, d, d+1\} \cap [0, D]\}
+    .. math:: \{(d', m) : m \in N(n),\ m \ne n,\ d' \in \{d-1, d, d+1\} \cap [0, D]\}
 
-    as a multiset (one pair per neighbour and depth): the neighbours' rooted subgraphs one depth below,
-    at and above. No sliding window, no self-context (a self-loop is skipped). Pairs whose target or
-    context is :data:`UNSEEN` are left out.
+    one pair per neighbour and depth: the neighbours' rooted subgraphs one depth below, at and above.
+    No sliding window, no self-context (a self-loop is skipped).
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    depth = ids.shape[0] - 1
+    check_depth(depth)
+    n = geometry.num_nodes
     indptr, indices = neighbours(geometry)
-    owner = np.repeat(np.arange(geometry.num_nodes), np.diff(indptr))
+    owner = np.repeat(np.arange(n), np.diff(indptr))
     keep = owner != indices
     owner, other = owner[keep], indices[keep]
     targets, contexts = [], []
     for d in range(depth + 1):
         for d2 in (d - 1, d, d + 1):
             if 0 <= d2 <= depth:
-                targets.append(ids[d, owner])
-                contexts.append(ids[d2, other])
-    if not targets:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    t, c = np.concatenate(targets), np.concatenate(contexts)
-    seen = (t != UNSEEN) & (c != UNSEEN)
-    return t[seen], c[seen]
+                targets.append(d * n + owner)
+                contexts.append(d2 * n + other)
+    return np.concatenate(targets).astype(np.int64), np.concatenate(contexts).astype(np.int64)
+
+
+def radial_context(geometry: GraphGeometry, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The radial pairs (:func:`radial_pairs`) as ``(target ids, context ids)`` of ``ids`` ``[D + 1, n]``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    targets, contexts = radial_pairs(geometry, ids.shape[0] - 1)
+    return ids.reshape(-1)[targets], ids.reshape(-1)[contexts]
 
 
 def subgraph_counts(ids_per_graph: Sequence[np.ndarray], size: int) -> np.ndarray:
@@ -239,4 +259,4 @@ def wl_kernel(counts_a: np.ndarray, counts_b: np.ndarray | None = None) -> np.nd
 
 
 __all__ = ["LABEL_SCHEMES", "MAX_DEPTH", "UNSEEN", "WLVocabulary", "check_depth", "initial_labels", "key_digest",
-           "neighbours", "radial_context", "subgraph_counts", "wl_kernel"]
+           "neighbours", "radial_context", "radial_pairs", "subgraph_counts", "wl_digests", "wl_kernel"]

@@ -32,6 +32,14 @@ def build(**config) -> Subgraph2Vec:
     return Subgraph2Vec(**settings)
 
 
+def fitted(model: Subgraph2Vec, items) -> list:
+    """Prepared graphs of ``items`` after the vocabulary grew by them (as a training step does)."""
+    prepared = [model.prepare(item) for item in items]
+    model.train()
+    model.loss(prepared, items)
+    return prepared
+
+
 def corpus(count: int = 6, seed: int = 0) -> list[GraphItem]:
     rng = np.random.default_rng(seed)
     items = []
@@ -50,14 +58,15 @@ def test_taps_are_the_embeddings_of_the_wl_ids_and_their_mean():
                                       "readout/node"]
     assert list(find_taps(build())) == list(SPEC.taps)
     item = item_of(nx.karate_club_graph())
-    prepared = model.prepare(item)
+    prepared = fitted(model, [item])[0]
+    model.eval()
     seen = {}
     with HookScope() as scope:
         for name, tap in find_taps(model).items():
             scope.read(tap, lambda _m, _a, _k, out, name=name: seen.__setitem__(name, out.detach().clone()))
         logits = model(prepared)
-    ids = prepared.tensors["ids"]
-    assert ids.shape == (4, 34)
+    ids = torch.from_numpy(model.wl_ids(item))
+    assert ids.shape == (4, 34) and (ids != UNSEEN).all()
     for d in range(4):
         assert seen[f"wl{d}/embedding"].shape == (1, 34, 8)
         assert torch.equal(seen[f"wl{d}/embedding"][0], model.phi.weight[ids[d]].detach())
@@ -76,7 +85,7 @@ def test_logits_shapes_of_the_node_and_graph_tasks():
 
 def test_an_edit_of_an_embedding_tap_reaches_the_logits():
     model = build(task="node")
-    prepared = model.prepare(item_of(nx.karate_club_graph()))
+    prepared = fitted(model, [item_of(nx.karate_club_graph())])[0]
     torch.nn.init.normal_(model.readout.weight)
     clean = model(prepared).detach()
     with intervene(model, [Edit("wl1/embedding", "replace", 0.0, positions=[0])]):
@@ -89,14 +98,15 @@ def test_skipgram_loss_is_the_negative_sampling_objective_on_the_radial_pairs():
     model = build(dim=6, negatives=3, readout_weight=0.0)
     torch.nn.init.normal_(model.psi.weight, std=0.3)
     items = corpus(3)
-    prepared = [model.prepare(item) for item in items]
-    targets = torch.cat([torch.from_numpy(radial_context(item.geometry, model.wl_ids(item, grow=False))[0])
-                         for item in items])
-    contexts = torch.cat([p.tensors["contexts"] for p in prepared])
-    assert torch.equal(targets, torch.cat([p.tensors["targets"] for p in prepared]))
+    prepared = fitted(model, items)
+    pairs = [radial_context(item.geometry, model.wl_ids(item)) for item in items]
+    targets = torch.cat([torch.from_numpy(t) for t, _ in pairs])
+    contexts = torch.cat([torch.from_numpy(c) for _, c in pairs])
+    assert torch.equal(targets, torch.cat([model.pairs(p)[0] for p in prepared]))
+    model.eval()  # the vocabulary stays as it is: the same counts as below
     torch.manual_seed(7)
     loss, count = model.loss(prepared, items)
-    assert count == len(targets)
+    assert count == 3 and (targets != UNSEEN).all()
     counts = model.vocab_count.double()
     noise = counts ** 0.75
     noise[UNSEEN] = 0
@@ -112,7 +122,8 @@ def test_skipgram_loss_is_the_negative_sampling_objective_on_the_radial_pairs():
 def test_the_readout_learns_on_detached_embeddings():
     model = build(dim=6)
     items = corpus(4)
-    prepared = [model.prepare(item) for item in items]
+    prepared = fitted(model, items)
+    model.zero_grad()
     readout = model.readout_loss(prepared, items)
     readout.backward()
     assert model.phi.weight.grad is None or not model.phi.weight.grad.any()
@@ -130,8 +141,9 @@ def test_node_task_readout_uses_only_nodes_with_a_target():
     target = np.full(34, -1)
     target[[0, 33]] = [0, 1]
     item = item_of(nx.karate_club_graph(), graph_target=None, node_target=target)
-    prepared = model.prepare(item)
+    prepared = fitted(model, [item])[0]
     h = model.node_states(prepared, taps=False).detach()
+    assert h.abs().sum() > 0
     expected = F.cross_entropy(model.readout(h[[0, 33]]), torch.tensor([0, 1]))
     assert torch.allclose(model.readout_loss([prepared], [item]), expected)
 
@@ -141,6 +153,7 @@ def test_training_separates_true_contexts_from_noise():
     model = build(dim=16, negatives=5, readout_weight=0.0)
     items = corpus(6)
     prepared = [model.prepare(item) for item in items]
+    model.train()
     optimiser = torch.optim.Adam(model.parameters(), lr=0.05)
     first = None
     for _ in range(150):
@@ -150,8 +163,8 @@ def test_training_separates_true_contexts_from_noise():
         loss.backward()
         optimiser.step()
     assert float(loss.detach()) < 0.7 * first
-    targets = torch.cat([p.tensors["targets"] for p in prepared])
-    contexts = torch.cat([p.tensors["contexts"] for p in prepared])
+    targets = torch.cat([model.pairs(p)[0] for p in prepared])
+    contexts = torch.cat([model.pairs(p)[1] for p in prepared])
     with torch.no_grad():
         true = (model.phi.weight[targets] * model.psi.weight[contexts]).sum(-1)
         shuffled = (model.phi.weight[targets] * model.psi.weight[contexts[torch.randperm(len(contexts))]]).sum(-1)
@@ -159,31 +172,43 @@ def test_training_separates_true_contexts_from_noise():
     assert not model.phi.weight[UNSEEN].any()
 
 
-def test_the_vocabulary_grows_in_training_mode_only_and_unseen_subgraphs_embed_to_zero():
+def test_the_vocabulary_grows_in_the_training_loss_only_and_unseen_subgraphs_embed_to_zero():
     model = build(depth=2)
-    star = item_of(nx.star_graph(4))
-    model.prepare(star)
-    size = len(model.vocabulary)
-    assert int(model.vocab_size) == size > 1
-    model.eval()
-    path = item_of(nx.path_graph(5))
-    prepared = model.prepare(path)
-    assert len(model.vocabulary) == size
-    ids = prepared.tensors["ids"]
-    assert ids[0].tolist() == [ids[0, 0].item(), 0, 0, 0, ids[0, 0].item()] and (ids[1:] == UNSEEN).all()
-    node = model.node_states(prepared)
-    assert not node[1:4].any() and node[0].any()
-    assert len(prepared.tensors["targets"]) == 0  # pairs with an unseen side are left out
+    star, path = item_of(nx.star_graph(4)), item_of(nx.path_graph(5))
+    prepared_star, prepared_path = model.prepare(star), model.prepare(path)
+    assert len(model.vocabulary) == 1  # prepare depends on the graph only
     model.train()
-    model.prepare(path)
+    model(prepared_star)
+    assert len(model.vocabulary) == 1  # so does forward
+    model.loss([prepared_star], [star])
+    size = len(model.vocabulary)
+    assert int(model.vocab_size) == size == 1 + 2 + 2 + 2  # centre and leaves at depths 0, 1, 2
+    model.eval()
+    model.loss([prepared_path], [path])
+    assert len(model.vocabulary) == size
+    ids = model.wl_ids(path)
+    assert ids[0].tolist() == [ids[0, 0], 0, 0, 0, ids[0, 0]] and ids[0, 0] != UNSEEN and (ids[1:] == UNSEEN).all()
+    node = model.node_states(prepared_path)
+    assert not node[1:4].any() and node[0].any()
+    targets, contexts = model.pairs(prepared_path)
+    assert len(targets) == 8 * 7 and ((targets == UNSEEN) | (contexts == UNSEEN)).all()
+    model.train()
+    model.loss([prepared_path], [path])
     assert len(model.vocabulary) > size
+
+
+def test_an_unseen_pair_scores_log_sigma_0_so_validation_counts_what_was_never_met():
+    model = build(depth=1, negatives=2, readout_weight=0.0)
+    model.eval()
+    item = item_of(nx.path_graph(4))
+    loss, count = model.loss([model.prepare(item)], [item])
+    assert count == 1 and torch.allclose(loss, torch.tensor(3 * np.log(2.0), dtype=loss.dtype))
 
 
 def test_the_vocabulary_travels_in_the_state_dict():
     model = build(depth=3)
     items = corpus(4)
-    for item in items:
-        model.prepare(item)
+    fitted(model, items)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
@@ -201,7 +226,7 @@ def test_the_vocabulary_travels_in_the_state_dict():
 
 def test_capacity_full_gives_unseen_ids():
     model = build(depth=2, max_subgraphs=4)
-    ids = model.prepare(item_of(nx.karate_club_graph())).tensors["ids"]
+    ids = torch.from_numpy(model.wl_ids(item_of(nx.karate_club_graph()), grow=True))
     assert len(model.vocabulary) == 4 and model.vocabulary.overflow > 0
     assert set(ids.unique().tolist()) <= {0, 1, 2, 3} and (ids == UNSEEN).any()
 
@@ -209,8 +234,7 @@ def test_capacity_full_gives_unseen_ids():
 def test_deep_wl_kernel_is_phi_m_phi_and_the_identity_embedding_gives_the_wl_kernel():
     model = build(depth=2, dim=5)
     items = corpus(5)
-    for item in items:
-        model.prepare(item)
+    fitted(model, items)
     counts = graph_counts(model, items)
     phi = model.subgraph_embeddings()
     m = phi @ phi.T
@@ -241,5 +265,5 @@ def test_a_graph_without_edges_has_no_pairs_and_a_zero_skipgram_loss():
     item = item_of(nx.empty_graph(3))
     prepared = model.prepare(item)
     loss, count = model.loss([prepared], [item])
-    assert count == 0 and float(loss) == 0.0
+    assert count == 1 and float(loss.detach()) == 0.0
     assert model(prepared).shape == (1, 2)
