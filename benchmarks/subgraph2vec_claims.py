@@ -23,8 +23,8 @@ standard deviation over splits, the mean difference to WL and the number of spli
 subgraph of depth d >= 1 (met at least ``--min-count`` times), its nearest other subgraph of the same
 depth by cosine of Phi, against the WL distance: the key of a depth-d subgraph is (its root's label at
 d-1, the multiset of its neighbours' labels at d-1), and the distance between two keys is
-[roots differ] + |symmetric multiset difference of the neighbour labels| (1 = one leaf more, less or
-changed at depth 1). Reported: the mean distance to the embedding neighbour, to a random subgraph of
+[roots differ] + |symmetric multiset difference of the neighbour labels| (at depth 1: 1 = one leaf
+more or less, 2 = one leaf of another degree; the closest other subgraph is usually at 2). Reported: the mean distance to the embedding neighbour, to a random subgraph of
 the same depth, and to the closest one by this distance (the floor), and the share of embedding
 neighbours at distance <= 2.
 
@@ -101,7 +101,7 @@ def train_embeddings(items, depth: int, dim: int, steps: int, degree_cap: int, s
         optimiser.step()
         losses.append(float(loss.detach()))
     model.eval()
-    pairs = sum(len(p.tensors["targets"]) for p in prepared)
+    pairs = sum(len(p.tensors["pair_targets"]) for p in prepared)
     return model, prepared, pairs, losses, time.perf_counter() - started
 
 
@@ -140,11 +140,11 @@ def kernel_comparison(kernels: dict, labels: np.ndarray, train_sizes, splits: in
         print(line)
 
 
-def subgraph_keys(model: Subgraph2Vec, items, prepared) -> dict[int, tuple[int, Counter]]:
+def subgraph_keys(model: Subgraph2Vec, items) -> dict[int, tuple[int, Counter]]:
     """id -> (root's id at d-1, multiset of the neighbours' ids at d-1) for every fitted id of depth >= 1."""
     keys: dict[int, tuple[int, Counter]] = {}
-    for item, prep in zip(items, prepared):
-        ids = prep.tensors["ids"].numpy()
+    for item in items:
+        ids = model.wl_ids(item)
         indptr, indices = neighbours(item.geometry)
         for d in range(1, ids.shape[0]):
             for node in range(item.geometry.num_nodes):
@@ -158,12 +158,12 @@ def key_distance(a: tuple[int, Counter], b: tuple[int, Counter]) -> int:
     return int(a[0] != b[0]) + sum(((a[1] - b[1]) + (b[1] - a[1])).values())
 
 
-def neighbour_report(model: Subgraph2Vec, items, prepared, min_count: int, seed: int) -> None:
+def neighbour_report(model: Subgraph2Vec, items, counts: np.ndarray, min_count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    keys = subgraph_keys(model, items, prepared)
+    keys = subgraph_keys(model, items)
     phi = model.subgraph_embeddings()
     depth_of = model.vocabulary.depth
-    count = model.vocabulary.count
+    count = counts.sum(0)  # occurrences in the corpus (the vocabulary's counts grow with every training step)
     unit = phi / np.clip(np.linalg.norm(phi, axis=1, keepdims=True), 1e-12, None)
     for d in range(1, model.depth + 1):
         pool = np.array([i for i in keys if depth_of[i] == d and count[i] >= min_count])
@@ -219,7 +219,7 @@ def main(argv=None) -> None:
                        "deep WL": normalise(deep_wl_kernel(counts, phi)),
                        "deep WL (cosine M)": normalise(deep_wl_kernel(counts, unit))}
             kernel_comparison(kernels, labels, args.train_sizes, args.splits, args.seed)
-            neighbour_report(model, items, prepared, args.min_count, args.seed)
+            neighbour_report(model, items, counts, args.min_count, args.seed)
 
 
 if __name__ == "__main__":
