@@ -23,8 +23,8 @@ Conventions (pinned here, not borrowed from ``networkx``'s hash strings, which c
   hashes); two different subgraphs share a digest with probability about :math:`|V|^2 / 2^{64}`;
 - a :class:`WLVocabulary` maps digests to small integer ids, handed out in the order they are first met
   while it grows; id :data:`UNSEEN` (0) is every rooted subgraph it does not know (met after it
-  stopped growing, or beyond its capacity); it grows by whole graphs, so a subgraph with an unseen
-  part is itself unseen; it is stored as its digests, so it fits fixed-shape tensors in a checkpoint
+  stopped growing, or beyond its capacity); a digest fixes the digests of the smaller subgraphs inside
+  it, which were met (and given ids) first, so a subgraph with an unseen part is itself unseen; it is stored as its digests, so it fits fixed-shape tensors in a checkpoint
   (:meth:`WLVocabulary.to_arrays`).
 
 The WL subtree kernel of two graphs is :math:`K(G, G') = \phi(G)^\top \phi(G')` with
@@ -115,8 +115,8 @@ class WLVocabulary:
     """Rooted-subgraph digests to integer ids (see the module docstring); id 0 is :data:`UNSEEN`.
 
     Ids are handed out in the order digests are first met while growing (depth by depth, then node
-    order, within one call). A vocabulary grows by whole graphs, so it holds a depth-``d`` subgraph only
-    together with every smaller subgraph inside it: a subgraph with an unseen part is unseen.
+    order, within one call), so it holds a depth-``d`` subgraph only together with every smaller
+    subgraph inside it: a subgraph with an unseen part is unseen.
 
     Args:
         capacity: the most ids, :data:`UNSEEN` included (``None``: unbounded); digests met when it is
