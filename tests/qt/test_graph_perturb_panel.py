@@ -55,21 +55,3 @@ def test_perturb_without_brushed_nodes_says_what_to_do(window, panel):
     assert not panel.perturb()
     assert "Brush nodes" in panel.perturb_box.summary.text()
 
-
-def test_a_missing_checkpoint_is_said_in_the_perturb_tab(qtbot, window, tmp_path, karate_chebnet):
-    import shutil
-
-    moved = tmp_path / "alone.h5"
-    shutil.copy(karate_chebnet, moved)
-    (karate_chebnet.parent / "k.pt").rename(tmp_path / "elsewhere.pt")
-    try:
-        assert window.open_file(moved)
-        window.show_panel("graph")
-        panel = window.panels["graph"]
-        panel.set_brushed([0])
-        window.workspace.set_highlighted_units([0])
-        assert panel.perturb()
-        qtbot.waitUntil(lambda: "Cannot perturb" in panel.perturb_box.summary.text(), timeout=20000)
-        assert "not found" in panel.perturb_box.summary.text()
-    finally:
-        (tmp_path / "elsewhere.pt").rename(karate_chebnet.parent / "k.pt")
