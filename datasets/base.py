@@ -75,7 +75,44 @@ class SequenceItem:
         return len(self.tokens)
 
 
-class SequenceDataset(abc.ABC):
+class ItemDataset(abc.ABC):
+    """What every dataset split shares: items indexed ``0 .. len-1`` (negative from the end), iteration,
+    and annotation specs by name. Subclasses implement ``__len__`` and ``_item``."""
+
+    name: str
+    split: str
+    annotation_specs: list[AnnotationSpec]
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of items."""
+
+    @abc.abstractmethod
+    def _item(self, i: int):
+        """Item ``i``, with ``0 <= i < len(self)``."""
+
+    def __getitem__(self, i: int):
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"dataset items are indexed by int, got {type(i).__name__}")
+        n = len(self)
+        j = int(i) + n if i < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"item {i} out of range for {self.name}/{self.split} with {n} items")
+        return self._item(j)
+
+    def __iter__(self) -> Iterator:
+        for i in range(len(self)):
+            yield self._item(i)
+
+    def annotation_spec(self, name: str) -> AnnotationSpec:
+        for spec in self.annotation_specs:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.annotation_specs) or "none"
+        raise KeyError(f"{self.name} has no annotation {name!r}; it has: {known}")
+
+
+class SequenceDataset(ItemDataset):
     """One split of a dataset, cut into items.
 
     Subclasses set ``name``, ``split``, ``vocab``, ``annotation_specs``, ``options`` (the effective
@@ -97,19 +134,6 @@ class SequenceDataset(abc.ABC):
     def _item(self, i: int) -> SequenceItem:
         """Item ``i``, with ``0 <= i < len(self)``."""
 
-    def __getitem__(self, i: int) -> SequenceItem:
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"dataset items are indexed by int, got {type(i).__name__}")
-        n = len(self)
-        j = int(i) + n if i < 0 else int(i)
-        if not 0 <= j < n:
-            raise IndexError(f"item {i} out of range for {self.name}/{self.split} with {n} items")
-        return self._item(j)
-
-    def __iter__(self) -> Iterator[SequenceItem]:
-        for i in range(len(self)):
-            yield self._item(i)
-
     def token_stream(self) -> np.ndarray:
         """All items' tokens concatenated in item order (int64), e.g. for language-model training."""
         parts = [self._item(i).tokens for i in range(len(self))]
@@ -121,13 +145,6 @@ class SequenceDataset(abc.ABC):
         """Token strings for token ids."""
         vocab = self.vocab
         return [vocab[int(t)] for t in ids]
-
-    def annotation_spec(self, name: str) -> AnnotationSpec:
-        for spec in self.annotation_specs:
-            if spec.name == name:
-                return spec
-        known = ", ".join(s.name for s in self.annotation_specs) or "none"
-        raise KeyError(f"{self.name} has no annotation {name!r}; it has: {known}")
 
     def provenance(self) -> dict[str, Any]:
         """JSON-serialisable description: name, split, options, source, annotations, sizes."""

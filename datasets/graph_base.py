@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from lstmviz.geometry import GraphGeometry
 
-from .base import AnnotationSpec
+from .base import AnnotationSpec, ItemDataset
 
 TASKS = ("node", "graph")
 
@@ -44,7 +44,7 @@ class GraphItem:
         return self.geometry.num_nodes
 
 
-class GraphDataset(abc.ABC):
+class GraphDataset(ItemDataset):
     """One split of a graph dataset.
 
     Subclasses set ``name``, ``split``, ``vocab``, ``annotation_specs``, ``options``, ``source``,
@@ -74,26 +74,6 @@ class GraphDataset(abc.ABC):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def __getitem__(self, i: int) -> GraphItem:
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"dataset items are indexed by int, got {type(i).__name__}")
-        n = len(self)
-        j = int(i) + n if i < 0 else int(i)
-        if not 0 <= j < n:
-            raise IndexError(f"item {i} out of range for {self.name}/{self.split} with {n} items")
-        return self._item(j)
-
-    def __iter__(self) -> Iterator[GraphItem]:
-        for i in range(len(self)):
-            yield self._item(i)
-
-    def annotation_spec(self, name: str) -> AnnotationSpec:
-        for spec in self.annotation_specs:
-            if spec.name == name:
-                return spec
-        known = ", ".join(s.name for s in self.annotation_specs) or "none"
-        raise KeyError(f"{self.name} has no annotation {name!r}; it has: {known}")
 
     def provenance(self) -> dict[str, Any]:
         """JSON-serialisable description: name, split, options, source, task, classes, annotations, sizes."""
