@@ -258,6 +258,11 @@ def _probe_text(report) -> str:
         b = report.baseline
         lines.append(f"  {'input tokens':<{width}}  {100 * b.accuracy:5.1f}% [{100 * b.ci_low:5.1f}, "
                      f"{100 * b.ci_high:5.1f}]")
+    if report.split_unit == "positions":
+        train, valid, test = report.split_sizes
+        lines.append(f"note: the recording has fewer than 3 items, so its positions were split ({train} train, "
+                     f"{valid} validation, {test} test), not its items; positions of one graph or sequence "
+                     f"share their inputs, so these scores are optimistic and the intervals narrow")
     if unconverged:
         lines.append(f"note: the optimiser stopped at its iteration limit before converging for "
                      f"{', '.join(unconverged)}; {'their' if len(unconverged) > 1 else 'its'} accuracy may "
@@ -692,6 +697,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         pattern = out.with_name(f"{out.stem}-step*{out.suffix}")
         _say(f"kept {len(kept)} checkpoints as {pattern} (record them all: lstmviz record {pattern} --out R.h5)")
     for key, value in metrics.items():
+        if value is None and key.endswith("_ppl"):  # not a language model: no perplexity to print
+            continue
         _say(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     return 0
 

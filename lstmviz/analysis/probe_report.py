@@ -22,15 +22,16 @@ import numpy as np
 from lstmviz.analysis import cache as cache_files
 from lstmviz.analysis.probes import (
     DEFAULT_L2_GRID,
+    PositionSplit,
     ProbeResult,
     fit_probe,
     input_baseline,
     probe_labels,
-    split_items,
+    probe_split,
 )
 from lstmviz.tasks import Task, ensure_task
 
-REPORT_CACHE_VERSION = 3  # 3: converged probes (objective, converged, iterations kept)
+REPORT_CACHE_VERSION = 4  # 3: converged probes (objective, converged, iterations kept); 4: split_unit
 AT_CHOICES = ("all", "last")
 
 
@@ -54,7 +55,8 @@ class ProbeReport:
     controls: dict[str, ProbeResult] = field(default_factory=dict)
     baseline: ProbeResult | None = None
     majority_accuracy: float = math.nan
-    split_sizes: tuple[int, int, int] = (0, 0, 0)  # items in train, validation, test
+    split_sizes: tuple[int, int, int] = (0, 0, 0)  # split_unit in train, validation, test
+    split_unit: str = "items"  # "positions": a PositionSplit (a recording of fewer than 3 items)
     checkpoint: str | None = None
     step: int | None = None
     from_cache: bool = False  # True when run_probes read this report from the cache
@@ -214,7 +216,7 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
         if cached is not None:
             task.progress(1, 1, "Probes (cached)")
             return cached
-    split = split_items(recording.n_items, seed=seed)
+    split = probe_split(recording, seed=seed)
     # a tap's probe and control probe are adjacent: the control reuses the rows read for the probe
     jobs = [(t, c) for t in taps for c in ((False, True) if control else (False,))]
     shared: dict = {}
@@ -243,7 +245,8 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
         annotation=annotation, labels=names, shift=int(shift), at=at, taps=taps,
         layers={t: recording.taps[t].layer for t in taps}, probes=probes, controls=controls,
         baseline=base, majority_accuracy=first.majority_accuracy,
-        split_sizes=tuple(len(s) for s in split), checkpoint=getattr(recording, "checkpoint", None),
+        split_sizes=tuple(len(s) for s in split), split_unit="positions" if isinstance(split, PositionSplit) else "items",
+        checkpoint=getattr(recording, "checkpoint", None),
         step=_step_of(recording))
     task.progress(total, total, "Probes done")
     if path is not None:
@@ -323,6 +326,7 @@ def _save_report(path, key, report: ProbeReport) -> None:
         meta["report"][k] = getattr(report, k)
     meta["report"]["layers"] = report.layers
     meta["report"]["split_sizes"] = list(report.split_sizes)
+    meta["report"]["split_unit"] = report.split_unit
     results = [("probe", t, r) for t, r in report.probes.items()]
     results += [("control", t, r) for t, r in report.controls.items()]
     if report.baseline is not None:
@@ -369,7 +373,8 @@ def _load_report(path, key) -> ProbeReport | None:
         return ProbeReport(annotation=r["annotation"], labels=r["labels"], shift=r["shift"], at=r["at"],
                            taps=r["taps"], layers=r["layers"], probes=probes, controls=controls,
                            baseline=baseline, majority_accuracy=r["majority_accuracy"],
-                           split_sizes=tuple(r["split_sizes"]), checkpoint=r["checkpoint"],
+                           split_sizes=tuple(r["split_sizes"]), split_unit=r.get("split_unit", "items"),
+                           checkpoint=r["checkpoint"],
                            step=r["step"], from_cache=True)
 
 

@@ -30,7 +30,9 @@ random subset of ``SELECT_ROWS``. The chosen value is then fitted to ``TOLERANCE
 position, warm-started from its selection fit; when it was chosen on a subset its penalty is
 rescaled to keep the prior fixed (``l2 · n`` constant, i.e. the same ``C = 1 / (2 · l2 · n)`` as
 scikit-learn's). The probe is scored on the test items. Training, validation and test positions come
-from disjoint sets of *items* (``split_items``), so no sequence contributes to both sides.
+from disjoint sets of *items* (``split_items``), so no sequence contributes to both sides. A recording
+of fewer than 3 items (one graph of a transductive node task) splits its positions instead
+(``probe_split``, ``PositionSplit``); its scores are then optimistic, neighbouring nodes sharing inputs.
 
 **Memory.** One pass over the tap (slab by slab, in the stored dtype) keeps the rows a fit needs in
 memory, as stored (float16 or float32), up to ``MEMORY_BYTES``: the training rows (and, on large data,
@@ -135,15 +137,15 @@ class ProbeResult:
 # --------------------------------------------------------------------------------------------- split
 
 
-def split_items(n_items: int, *, fractions=(0.7, 0.15, 0.15), seed: int = 0):
+def split_items(n_items: int, *, fractions=(0.7, 0.15, 0.15), seed: int = 0, what: str = "items"):
     """Disjoint, sorted int64 arrays ``(train_items, valid_items, test_items)`` covering all items.
 
     Items are shuffled with ``seed`` and cut by ``fractions`` (normalised to sum to 1); validation and
-    test get at least one item each. Raises ``ValueError`` with fewer than 3 items.
+    test get at least one item each. Raises ``ValueError`` with fewer than 3 items (``what`` names them).
     """
     n_items = int(n_items)
     if n_items < 3:
-        raise ValueError(f"A probe needs at least 3 items (train, validation, test); the recording has "
+        raise ValueError(f"A probe needs at least 3 {what} (train, validation, test); the recording has "
                          f"{n_items}.")
     f = np.asarray(fractions, dtype=float)
     if f.shape != (3,) or np.any(f < 0) or f.sum() <= 0:
@@ -162,6 +164,46 @@ def split_items(n_items: int, *, fractions=(0.7, 0.15, 0.15), seed: int = 0):
     valid = np.sort(order[n_test:n_test + n_valid])
     train = np.sort(order[n_test + n_valid:])
     return train.astype(np.int64), valid.astype(np.int64), test.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PositionSplit:
+    """A split of the *positions* of a recording with too few items to split items (one graph of a
+    transductive node task, such as the karate club): ``roles`` int8 per position, 0 train, 1 valid,
+    2 test. Positions of one item are not independent samples (neighbouring nodes share their
+    inputs), so its held-out scores are optimistic next to an item split's; the accuracy intervals
+    resample positions (there is no item to resample)."""
+
+    roles: np.ndarray
+
+    def __getitem__(self, role: int) -> np.ndarray:
+        """The positions of role ``role`` (0 train, 1 valid, 2 test), like an item split's item arrays."""
+        if role not in (0, 1, 2):
+            raise IndexError(role)
+        return np.flatnonzero(self.roles == role)
+
+    def __iter__(self):
+        return iter((self[0], self[1], self[2]))
+
+    def __len__(self) -> int:
+        return 3
+
+
+def split_positions(n_positions: int, *, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> PositionSplit:
+    """A :class:`PositionSplit` of ``n_positions`` positions shuffled with ``seed`` and cut by
+    ``fractions`` (as :func:`split_items` cuts items). Raises ``ValueError`` with fewer than 3."""
+    train, valid, test = split_items(n_positions, fractions=fractions, seed=seed, what="positions")
+    roles = np.full(int(n_positions), -1, np.int8)
+    roles[train], roles[valid], roles[test] = 0, 1, 2
+    return PositionSplit(roles)
+
+
+def probe_split(recording, *, fractions=(0.7, 0.15, 0.15), seed: int = 0):
+    """The split a probe of ``recording`` uses: of its items (:func:`split_items`) when it has at least
+    3, else of its positions (:func:`split_positions`: one graph of a node task)."""
+    if recording.n_items >= 3:
+        return split_items(recording.n_items, fractions=fractions, seed=seed)
+    return split_positions(recording.n_positions, fractions=fractions, seed=seed)
 
 
 # -------------------------------------------------------------------------------------------- labels
@@ -219,7 +261,10 @@ def control_labels(recording, labels: np.ndarray, train_items, *, seed: int = 0,
     distribution of the labelled training positions; labelled positions take their type's label."""
     labels = np.asarray(labels)
     tokens = recording.token_ids(0, recording.n_positions)
-    role = _roles(recording, (train_items, (), ()))
+    if isinstance(train_items, PositionSplit):  # the training positions of a position split
+        role = np.where(train_items.roles == 0, 0, -1)
+    else:
+        role = _roles(recording, (train_items, (), ()))
     train_labels = labels[(role == 0) & (labels >= 0)]
     k = int(n_classes if n_classes is not None else (labels.max() + 1 if labels.size else 1))
     counts = np.bincount(train_labels, minlength=k).astype(float)
@@ -234,6 +279,11 @@ def control_labels(recording, labels: np.ndarray, train_items, *, seed: int = 0,
 
 def _roles(recording, split) -> np.ndarray:
     """int8 per position: 0 train, 1 valid, 2 test, -1 in no split."""
+    if isinstance(split, PositionSplit):
+        if split.roles.shape != (recording.n_positions,):
+            raise ValueError(f"the position split has {len(split.roles)} roles, the recording "
+                             f"{recording.n_positions} positions.")
+        return split.roles.astype(np.int8, copy=True)
     offsets = np.asarray(recording.item_offsets, dtype=np.int64)
     item_role = np.full(len(offsets) - 1, -1, np.int8)
     for r, items in enumerate(split):
@@ -257,7 +307,8 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
               max_iter: int | None = None, refine_grid: bool = True) -> ProbeResult:
     """Fit a linear softmax probe on ``tap`` to ``labels`` (``probe_labels``) and score it.
 
-    ``split`` is ``(train_items, valid_items, test_items)`` (``split_items``). ``l2`` is chosen from
+    ``split`` is ``(train_items, valid_items, test_items)`` (``split_items``), or a
+    :class:`PositionSplit` for a recording of fewer than 3 items (``probe_split`` picks). ``l2`` is chosen from
     ``l2_grid`` by validation accuracy (module docstring); with ``refine_grid`` the grid grows by a
     decade on either side of the chosen value while it moves (``_L2Path``). ``control=True`` replaces
     the labels by the control task's (module docstring). ``max_positions`` caps the training positions (a seeded random subset).
@@ -292,7 +343,8 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
     k = max(k, int(labels.max()) + 1, 1)
     names = list(label_names) if label_names and len(label_names) == k else [str(i) for i in range(k)]
     if control:
-        labels = control_labels(recording, labels, split[0], seed=seed, n_classes=k)
+        labels = control_labels(recording, labels, split if isinstance(split, PositionSplit) else split[0],
+                                seed=seed, n_classes=k)
     role = _roles(recording, split)
     role = np.where(labels >= 0, role, -1).astype(np.int8)
     if max_positions is not None:
@@ -766,7 +818,9 @@ def _score(recording, tap, annotation, names, labels, role, test_pos, pred, trai
     accuracy = float(correct.mean())
     majority = int(np.argmax(np.bincount(train_labels, minlength=k)))
     majority_accuracy = float(np.mean(y == majority))
-    items = recording.item_of(test_pos)
+    items = np.asarray(recording.item_of(test_pos))
+    if len(np.unique(items)) < 2:  # one test item (a position split): positions are the resampled units
+        items = np.asarray(test_pos)
     ci_low, ci_high = bootstrap_ci(items, correct, seed=seed)
     majority_ci = bootstrap_ci(items, y == majority, seed=seed)
     return ProbeResult(tap=tap, annotation=annotation, labels=names, accuracy=accuracy, ci_low=ci_low,

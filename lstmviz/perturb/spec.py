@@ -268,7 +268,7 @@ def class_means(recording, tap: str, annotation: str, classes: tuple[str, str], 
 
 def probe_direction(recording, tap: str, annotation: str, label: str, task=None) -> np.ndarray:
     """float64 ``[units]``: class ``label``'s weight row of a probe of ``annotation`` on ``tap``, in raw units."""
-    from lstmviz.analysis.probes import fit_probe, probe_labels, split_items
+    from lstmviz.analysis.probes import fit_probe, probe_labels, probe_split
     from lstmviz.analysis.transforms import tap_stats
 
     info = recording.annotations.get(annotation)
@@ -282,7 +282,7 @@ def probe_direction(recording, tap: str, annotation: str, label: str, task=None)
 
     def make():
         try:
-            result = fit_probe(recording, tap, probe_labels(recording, annotation), split_items(recording.n_items),
+            result = fit_probe(recording, tap, probe_labels(recording, annotation), probe_split(recording),
                                annotation=annotation, label_names=list(info.labels), task=task)
         except ValueError as e:
             raise PerturbError(f"the probe of {annotation!r} on {tap!r} cannot be fitted: {e}") from None

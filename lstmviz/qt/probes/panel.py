@@ -625,6 +625,10 @@ class ProbePanel(TaskPanel):
             text += f", input tokens {percent(report.baseline.accuracy)}"
         if outcome.curves is not None:
             text += f"; curves over {describe_x(outcome.curves)}"
+        if report.split_unit == "positions":
+            train, valid, test = report.split_sizes
+            text += (f". Fewer than 3 items: positions were split ({train} train, {valid} validation, {test} test); "
+                     f"positions of one item share their inputs, so the scores are optimistic")
         stopped = [r for r in (*report.probes.values(), *report.controls.values()) if not r.converged]
         if stopped:
             text += (f". {len(stopped)} fit{'s' if len(stopped) != 1 else ''} stopped at the iteration limit "
