@@ -236,6 +236,8 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
     started = time.perf_counter()
     run = uuid.uuid4().hex  # every checkpoint of this run carries it (checkpoint.py, "run")
     count_name = objective.count_name
+    # exp(loss) is a perplexity only for a next-token loss; a classification loss is printed as it is
+    perplexity = getattr(objective, "reports_perplexity", True)
 
     def save(step: int, *, main: bool = True) -> dict:
         metrics = _metrics(step)
@@ -259,9 +261,9 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
             "first_train_loss": losses[0] if losses else None,
             "train_loss": float(np.mean(losses[-20:])) if losses else None,  # None: before the first step
             "valid_loss": valid_loss,
-            "valid_ppl": None if valid_loss is None else _perplexity(valid_loss),
+            "valid_ppl": None if valid_loss is None or not perplexity else _perplexity(valid_loss),
             "best_valid_loss": best["loss"] if has_valid else None,
-            "best_valid_ppl": _perplexity(best["loss"]) if has_valid else None,
+            "best_valid_ppl": _perplexity(best["loss"]) if has_valid and perplexity else None,
             "best_valid_step": best["step"],
             # a family's own measures (the graph family's valid_accuracy); additive, never a shared key
             **{k: v for k, v in (objective.metrics() if hasattr(objective, "metrics") else {}).items()},
@@ -290,7 +292,8 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
                     best.update(loss=valid_loss, step=step)
         message = f"loss {np.mean(losses[-20:]):.3f}"
         if valid_loss is not None:
-            message += f" | valid ppl {_perplexity(valid_loss):.3f}"
+            message += (f" | valid ppl {_perplexity(valid_loss):.3f}" if perplexity
+                        else f" | valid loss {valid_loss:.3f}")
         if train_seconds > 0:
             message += f" | {counted / train_seconds:,.0f} {objective.rate_unit}"
         task.progress(step, total_steps, message)  # raises Cancelled when cancelled

@@ -29,7 +29,9 @@ class Objective(Protocol):
     """A family's training objective, driven by the shared loop of ``lstmviz.engines.training``.
 
     ``count_name`` names what :meth:`train_step` counts (``"tokens"``: the metrics then have ``tokens``
-    and ``tokens_per_s``), ``rate_unit`` how a rate of it is printed (``"tok/s"``).
+    and ``tokens_per_s``), ``rate_unit`` how a rate of it is printed (``"tok/s"``). An objective whose
+    validation loss is not a next-token cross-entropy sets ``reports_perplexity = False`` (default True):
+    its progress and metrics then give the loss, and ``valid_ppl`` / ``best_valid_ppl`` are None.
     """
 
     count_name: str

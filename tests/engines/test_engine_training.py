@@ -204,3 +204,16 @@ def test_keep_checkpoints_is_off_by_default_and_checked(pattern_dataset, tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["m.pt"]
     with pytest.raises(ConfigError, match=r"'keep_checkpoints': expected a bool \(true/false or 1/0\), got 2"):
         train("lstm", pattern_dataset(600), out=tmp_path / "m.pt", steps=2, config=TINY, **{**FAST, "keep_checkpoints": 2})
+
+
+def test_a_classification_objective_reports_its_loss_not_a_perplexity(tmp_path):
+    """exp(loss) is a perplexity only for next-token prediction: the graph family's progress says
+    "valid loss", and its metrics have no perplexity."""
+    from datasets import load_dataset
+
+    messages = []
+    task = Task(on_progress=lambda done, total, message: messages.append(message))
+    metrics = train("chebnet", load_dataset("karate", "train"), load_dataset("karate", "valid"),
+                    out=tmp_path / "k.pt", task=task, steps=3, eval_every=1)
+    assert metrics["valid_loss"] is not None and metrics["valid_ppl"] is None and metrics["best_valid_ppl"] is None
+    assert any("valid loss" in m for m in messages) and not any("ppl" in m for m in messages)

@@ -50,6 +50,7 @@ class GraphObjective:
 
     count_name = "graphs"
     rate_unit = "graphs/s"
+    reports_perplexity = False  # a classification loss: exp(loss) is no perplexity
 
     @staticmethod
     def check_settings(s: dict, need: Callable[[str, bool, str], None], is_int: Callable[[Any], bool]) -> None:
