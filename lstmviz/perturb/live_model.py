@@ -27,6 +27,10 @@ from .errors import PerturbError
 Forward = Callable[[nn.Module, Tensor], Tensor]
 
 
+LOCATE_HINT = "locate it (File > Locate checkpoint, or --checkpoint PATH)"
+"""How a checkpoint problem's sentence ends: where the user points to the file."""
+
+
 class CheckpointProblem(PerturbError):
     """The recording's checkpoint cannot be used: ``kind`` is ``"missing"``, ``"mismatch"`` or ``"unloadable"``;
     ``path`` the file concerned (None when the recording names none)."""
@@ -147,7 +151,7 @@ def find_checkpoint(recording, given: Path | str | None = None) -> Path:
     provenance = recording.provenance or {}
     stored = provenance.get("checkpoint") or None
     expected = provenance.get("sha256") or None
-    locate = "locate it (File > Locate checkpoint, or --checkpoint PATH)"
+    locate = LOCATE_HINT
     if given is not None:
         path = Path(os.fspath(given)).expanduser()
         if not _usable_file(path):

@@ -55,3 +55,30 @@ def test_perturb_without_brushed_nodes_says_what_to_do(window, panel):
     assert not panel.perturb()
     assert "Brush nodes" in panel.perturb_box.summary.text()
 
+
+
+def test_a_missing_checkpoint_is_said_and_can_be_located(qtbot, window, tmp_path, captured_errors):
+    ckpt, out = tmp_path / "gone.pt", tmp_path / "gone.h5"
+    assert main(["train", "chebnet", "--dataset", "karate", "--steps", "5", "-o", str(ckpt), "--quiet"]) == 0
+    assert main(["record", str(ckpt), "-o", str(out), "--quiet"]) == 0
+    moved = tmp_path / "moved" / "elsewhere.pt"
+    moved.parent.mkdir()
+    ckpt.rename(moved)
+    assert window.open_file(out)
+    window.show_panel("graph")
+    panel = window.panels["graph"]
+    panel.set_brushed([0])
+    window.workspace.set_highlighted_units([0, 1])
+    assert panel.perturb()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert panel.effect is None
+    summary = panel.perturb_box.summary.text()
+    assert summary.startswith("Cannot perturb:") and "gone.pt" in summary
+    assert [title for title, _ in captured_errors] == ["Cannot perturb the nodes"]
+    assert "gone.pt" in captured_errors[0][1]
+    # Locate checkpoint… is offered; the moved checkpoint is used once located
+    assert panel.perturb_box.locate_button.isVisibleTo(panel.perturb_box)
+    assert "Locate checkpoint… beside the Perturb button" in summary
+    with qtbot.waitSignal(panel.perturbed, timeout=20000):
+        assert panel.locate_checkpoint(str(moved))
+    assert panel.effect is not None and not panel.perturb_box.locate_button.isVisibleTo(panel.perturb_box)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -97,6 +98,7 @@ class GraphPanel(TaskPanel):
         self._axes: list[str] = []
         self._index_cache: dict = {}
         self._live = None  # (recording, LiveGraph) of the last perturbation
+        self._checkpoint = None  # the checkpoint file the user located (None: the recording's own)
         self.effect = None
 
         self.settings_binding = StateBinding(self.settings_from_controls, self._show_settings, self._store_settings)
@@ -188,6 +190,7 @@ class GraphPanel(TaskPanel):
         rv.addWidget(self.aggregate_view, 2)
         self.perturb_box = GraphPerturbBox()
         self.perturb_box.run_requested.connect(self.perturb)
+        self.perturb_box.locate_requested.connect(self.locate_checkpoint)
         self.perturb_box.shown_tap_changed.connect(lambda _tap: self._recolour())
         right = self.tabs = QtWidgets.QTabWidget()
         right.addTab(matches, "Matches")
@@ -269,6 +272,7 @@ class GraphPanel(TaskPanel):
         recording = self.workspace.recording
         self.abandon()
         self._live = None
+        self._checkpoint = None
         self._forget_effect()
         self.layouts.clear()
         self.corpora.clear()
@@ -594,12 +598,13 @@ class GraphPanel(TaskPanel):
             return False
         item, level = self.item, self.level
         live = self._live[1] if self._live is not None and self._live[0] is recording else None
+        checkpoint = self._checkpoint
 
         def job(task):
             from lstmviz.perturb import resolve
             from lstmviz.perturb.graph_live import load_graph_model, perturb_recorded
 
-            model = live if live is not None else load_graph_model(recording)
+            model = live if live is not None else load_graph_model(recording, checkpoint)
             task.progress(1, 3, "model loaded")
             edits = resolve([spec], model, recording, item)
             task.progress(2, 3, "perturbing")
@@ -612,17 +617,43 @@ class GraphPanel(TaskPanel):
             self._live = (recording, model)
             self.effect = (item, level, effect)
             self.perturb_box.show_effect(effect, spec.describe())
+            self.set_status(f"Perturbed {_count(len(spec.units), 'unit')} at {_count(len(spec.positions), 'node')} "
+                            f"of graph {item}: the Perturb tab shows the change.")
             self.tabs.setCurrentWidget(self.perturb_box)
             self._recolour()
             self.perturbed.emit(effect)
 
         self.submit("graph-perturb", job, on_finished=finished, what="perturb the nodes",
                     title="Cannot perturb the nodes", stage="perturb",
-                    on_failed=lambda exc: self.perturb_box.clear_effect(f"Cannot perturb: {describe(exc)}"),
+                    on_failed=self._perturb_failed,
                     on_cancelled=lambda: self.set_status("Perturbation cancelled."))
         self.set_status(f"Perturbing {len(units)} unit{'s' if len(units) != 1 else ''} at "
                         f"{_count(len(self.brushed), 'node')}…")
         return True
+
+    def _perturb_failed(self, exc: BaseException) -> None:
+        from lstmviz.perturb.live_model import LOCATE_HINT, CheckpointProblem
+
+        located = isinstance(exc, CheckpointProblem)
+        text = describe(exc)
+        if located:  # the button beside Perturb locates it here
+            text = text.replace(LOCATE_HINT, "locate it with Locate checkpoint… beside the Perturb button")
+        self.perturb_box.clear_effect(f"Cannot perturb: {text}", locate=located)
+
+    def locate_checkpoint(self, path: str | None = None) -> bool:
+        """Use the checkpoint file ``path`` (asked for when None) for this recording and perturb again."""
+        recording = self.workspace.recording
+        if recording is None:
+            return False
+        if path is None:
+            start = self._checkpoint or str(Path(recording.path).parent)
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Locate the recording's checkpoint", start,
+                                                            "Checkpoints (*.pt *.pth *.ckpt);;All files (*)")
+            if not path:
+                return False
+        self._checkpoint = str(path)
+        self._live = None
+        return self.perturb()
 
     def _effect_shown(self) -> bool:
         if self.effect is None:

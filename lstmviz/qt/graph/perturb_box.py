@@ -30,6 +30,8 @@ class GraphPerturbBox(QtWidgets.QWidget):
     run_requested = QtCore.Signal()
     #: the tap whose change is shown changed (its name)
     shown_tap_changed = QtCore.Signal(str)
+    #: the user asked to choose the recording's checkpoint file (it was moved or is another model)
+    locate_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -46,6 +48,11 @@ class GraphPerturbBox(QtWidgets.QWidget):
         self.run_button.setToolTip("Re-run the recording's model (its checkpoint) on this graph with the selected "
                                    "units of the brushed nodes edited, and show how far the change spreads")
         self.run_button.clicked.connect(self.run_requested)
+        self.locate_button = QtWidgets.QPushButton("Locate checkpoint…")
+        self.locate_button.setToolTip("Choose the checkpoint file of the recording (when it was moved), then "
+                                      "perturb again")
+        self.locate_button.clicked.connect(self.locate_requested)
+        self.locate_button.hide()
         self.tap_combo = QtWidgets.QComboBox()
         self.tap_combo.setToolTip("The tap whose change (‖Δ‖ per node) is drawn")
         self.tap_combo.currentIndexChanged.connect(self._tap_chosen)
@@ -61,7 +68,7 @@ class GraphPerturbBox(QtWidgets.QWidget):
         self.effect = None
 
         row = QtWidgets.QHBoxLayout()
-        for widget in (self.action_combo, labelled("Value", self.value_spin), self.run_button):
+        for widget in (self.action_combo, labelled("Value", self.value_spin), self.run_button, self.locate_button):
             row.addWidget(widget)
         row.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
@@ -93,6 +100,7 @@ class GraphPerturbBox(QtWidgets.QWidget):
         """Show ``effect`` (a ``GraphEffect``): the taps with hop distances, the deepest one first."""
         self.effect = effect
         self._described = described
+        self.locate_button.hide()
         taps = [t for t in effect.clean if effect.hops.get(t) is not None]
         previous = self.shown_tap
         self.tap_combo.blockSignals(True)
@@ -107,8 +115,12 @@ class GraphPerturbBox(QtWidgets.QWidget):
         if chosen is not None:
             self.shown_tap_changed.emit(chosen)
 
-    def clear_effect(self, message: str = "Brush nodes, select units, then perturb them.") -> None:
+    def clear_effect(self, message: str = "Brush nodes, select units, then perturb them.", *,
+                     locate: bool = False) -> None:
+        """No effect shown, ``message`` instead; ``locate``: the checkpoint could not be used, and
+        Locate checkpoint… is offered."""
         self.effect = None
+        self.locate_button.setVisible(locate)
         self.plot.clear()
         self.summary.setText(message)
 
