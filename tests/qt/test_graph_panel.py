@@ -229,3 +229,11 @@ def test_pooled_level_is_drawn_on_its_clusters(qtbot, graph_window):
     assert np.allclose(panel.canvas.coords, centroids)
     panel.set_brushed([0, 1])  # the Select rule runs on the level's own tap
     assert panel.selection is not None and panel.selection.extra["nodes"].tolist() == [0, 1]
+
+
+def test_selection_dock_points_to_the_graph_panel_on_a_graph_recording(window, tmp_path):
+    assert window.open_file(write_recording(tmp_path / "tokens.h5", n_items=2, item_length=20))
+    header = window.panels["selection"].header
+    assert "tokens of a pane" in header.text() and "Graph panel" not in header.text()
+    assert window.open_file(write_karate_recording(tmp_path / "karate.h5"))
+    assert "brush nodes in the Graph panel" in header.text()

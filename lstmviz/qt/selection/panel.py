@@ -126,7 +126,7 @@ class SelectionPanel(QtWidgets.QWidget):
         index = self.workspace.panes.index(pane) + 1 if pane in self.workspace.panes else 0
         parts = [f"<b>Pane {index}</b> · {escape(pane.tap)}"]
         if pane.brush is None:
-            parts.append("no brush: drag over the tokens of a pane to brush a range")
+            parts.append(self._no_brush_hint())
         else:
             parts.append(f"brush {pane.brush[0]}–{pane.brush[1] - 1}, off {pane.pad_left} before / "
                          f"{pane.pad_right} after, θ {pane.threshold:.3f}")
@@ -135,6 +135,15 @@ class SelectionPanel(QtWidgets.QWidget):
         self.header.setText(" · ".join(parts))
         set_plain(self.problem, pane.problem or "")
         self.problem.setVisible(bool(pane.problem))
+
+    def _no_brush_hint(self) -> str:
+        recording = self.workspace.recording
+        geometry = getattr(recording, "axis_geometry", None)
+        if geometry is not None and geometry("positions").kind == "graph":
+            # a node-set selection lives in the Graph panel (its rule has a ring, not padding)
+            return ("no brush: drag over the nodes of a pane to brush a range, or brush nodes in the Graph "
+                    "panel (it lists their units and highlights them here)")
+        return "no brush: drag over the tokens of a pane to brush a range"
 
     def _emphasize(self, model, row: int) -> None:
         if self.pane is not None and self.pane in self.workspace.panes:
