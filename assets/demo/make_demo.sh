@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the bundled demo with lstmviz's own CLI: the checkpoint assets/demo/parens-lstm.pt, a
+# Regenerates the bundled demos with lstmviz's own CLI: the checkpoint assets/demo/parens-lstm.pt, a
 # 2-layer LSTM (2 x 128, the engine's defaults) trained on LSTMVis's nesting language `parens`, and the
 # recording assets/demo/parens-lstm.h5 over the first items of the test split (float16 keeps the file
 # under 20 MB). The checkpoint stays beside the recording so the Perturb panel and `lstmviz perturb`
@@ -12,3 +12,11 @@ lstmviz train lstm --dataset parens --seed 0 --out "$here/parens-lstm.pt"
 lstmviz record "$here/parens-lstm.pt" --dataset parens --split test --max-items 26 --dtype float16 \
     --out "$here/parens-lstm.h5"
 lstmviz info "$here/parens-lstm.h5"
+
+# The graph demo: ChebNet (Defferrard et al. 2016; 2 layers of 16, K = 3) on Zachary's karate club,
+# node classification of the two factions from two labelled nodes per class, with the graph's first
+# spectral coordinates as node features (networkx's bundled graph; seconds to make).
+lstmviz train chebnet --dataset karate --dataset-option features=spectral --seed 0 --steps 200 \
+    --out "$here/karate-chebnet.pt"
+lstmviz record "$here/karate-chebnet.pt" --out "$here/karate-chebnet.h5"
+lstmviz info "$here/karate-chebnet.h5"

@@ -7,6 +7,10 @@
 - perturb.png: ``lstmviz --screenshot perturb.png --workspace perturb.lstmviz.json --size 1600x1150``
   (the demo's bundled checkpoint is re-run)
 - match-view.png: Match > Export Match View of main-window.lstmviz.json's matches, drawn with its best 12 rows
+- graph.png: the bundled graph demo (``assets/demo/karate-chebnet.h5``, ChebNet on Zachary's karate
+  club): pane on layer1/h at θ 0.5, the 1-hop ball around node 16 brushed in the Graph panel, its units
+  matched over the graph; graph-perturb.png: the same nodes on layer0/h at θ 0.3, their units clamped
+  to 3 by the live model (Perturb tab), the change drawn per node and hop by hop
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -56,6 +60,33 @@ def match_view(app, png: Path) -> None:
     _close(app, window)
 
 
+def graph_windows(app, png: Path, perturb_png: Path) -> None:
+    from lstmviz.analysis.graph_selection import k_hop_ball
+
+    window = _window(app, (1600, 1000))
+    window.open_file(HERE.parent / "demo" / "karate-chebnet.h5")
+    window.show()
+    pane = window.workspace.active_pane
+    pane.set_tap("layer1/h")
+    pane.set_threshold(0.5)
+    panel = window.panels["graph"]
+    panel.set_brushed(k_hop_ball(panel.geometry, 16, 1))
+    panel.match()
+    _wait(app, lambda: panel.busy)
+    window.grab().save(str(png))
+    # perturb layer 0 (its change spreads through layer 1): the units that the same nodes select there,
+    # clamped to 3 at those nodes
+    pane.set_tap("layer0/h")
+    pane.set_threshold(0.3)
+    panel.set_brushed(k_hop_ball(panel.geometry, 16, 1))
+    panel.perturb_box.action_combo.setCurrentIndex(2)
+    panel.perturb_box.value_spin.setValue(3.0)
+    panel.perturb()
+    _wait(app, lambda: panel.busy)
+    window.grab().save(str(perturb_png))
+    _close(app, window)
+
+
 def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
@@ -93,6 +124,8 @@ def main() -> None:
     app = lstmviz_app._application(None)
     match_view(app, HERE / "match-view.png")
     print("wrote match-view.png")
+    graph_windows(app, HERE / "graph.png", HERE / "graph-perturb.png")
+    print("wrote graph.png, graph-perturb.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")
