@@ -29,12 +29,13 @@ Definitions (S = the selected signed units, k = |S|; a signed unit is on at a no
   the largest candidate the cap leaves out); ``n_candidates`` counts the candidates scored.
   ``limit=None`` scores every candidate (up to the cap).
 
-Cost: the AND reads k bit rows of N/8 bytes; the components are a depth-first search from the on nodes
-over the corpus adjacency (built once per corpus, cached in :class:`GraphCorpus`) that reads only the
-on nodes' adjacency rows (``graph_kernels.components``); scoring a candidate searches its component
-again from its first node and expands its ring breadth first, reading only that neighbourhood and the
-row-major bits of its ring nodes, so a top-``limit`` query pays for about ``limit`` neighbourhoods
-whatever the corpus size (``graph_kernels.score_candidates``).
+Cost: the AND reads k bit rows of N/8 bytes; the components are one breadth-first search over the on
+nodes that reads only their rows of the corpus adjacency (built once per corpus, cached in
+:class:`GraphCorpus`; ``graph_kernels.components``), so it grows with the on nodes and their edges,
+not with the corpus; scoring a candidate expands its ring breadth first from its nodes (listed by that
+search), reading only its own neighbourhood and the row-major bits of its ring nodes
+(``graph_kernels.score_candidates``), so a top-``limit`` query scores about ``limit`` neighbourhoods
+(a few times more when ring nodes have units on), however many components there are.
 
 Aggregate: :func:`aggregate_nodes` is ``aggregate.aggregate`` at offset 0 over the matched nodes: the
 label distribution (or mean) of a node annotation on the matched nodes against the whole corpus.
@@ -153,6 +154,8 @@ class GraphCorpus:
             raise ValueError(f"the filler mask has {len(self.filler)} entries for {self.n} rows")
         if self.filler is not None and not self.filler.any():
             self.filler = None
+        #: the most nodes of one item
+        self.max_item = int(np.diff(self.item_offsets).max()) if len(self.item_offsets) > 1 else 0
         self._adjacency: sparse.csr_matrix | None = None
 
     @classmethod
@@ -166,9 +169,17 @@ class GraphCorpus:
         return len(self.item_offsets) - 1
 
     def adjacency(self) -> sparse.csr_matrix:
-        """The symmetric CSR adjacency (pattern only) of the corpus without filler nodes."""
+        """The symmetric CSR adjacency (pattern only) of the corpus without filler nodes. Raises
+        ValueError when an edge joins two items (the match's searches never leave an item)."""
         if self._adjacency is None:
             a, b = self.edges[:, 0], self.edges[:, 1]
+            if len(a):
+                item_of = np.repeat(np.arange(self.n_items, dtype=np.int32), np.diff(self.item_offsets))
+                crossing = np.flatnonzero(item_of[a] != item_of[b])
+                if crossing.size:
+                    e = crossing[0]
+                    raise ValueError(f"{crossing.size} graph edges join two items (the first: rows {a[e]} and "
+                                     f"{b[e]}, items {item_of[a[e]]} and {item_of[b[e]]})")
             if self.filler is not None:
                 keep = ~(self.filler[a] | self.filler[b])
                 a, b = a[keep], b[keep]
@@ -237,7 +248,7 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     task.check()
     task.progress(1, 4, "components")
     adjacency = corpus.adjacency()
-    first, sizes = _K.components(adjacency.indptr, adjacency.indices, on, idx)  # by first node
+    first, sizes, queue = _K.components(adjacency.indptr, adjacency.indices, on, idx)  # by first node
     n_comp = len(first)
     timings["components"] = time.perf_counter() - t0 - sum(timings.values())
     ok = sizes >= query.min_size
@@ -260,18 +271,20 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     # candidate is no larger and comes later by first node, so it ranks below)
     mark = np.full(corpus.n, -1, np.int32) if pool.size else None
     bits = _unit_bits(index, units, signs)
-    parts = []  # (candidates, members, member offsets, ring sizes, ring counts), by first node in a batch
+    starts = np.zeros(n_comp, np.int64)  # component c's nodes: queue[starts[c]:starts[c] + sizes[c]]
+    np.cumsum(sizes[:-1], out=starts[1:])
+    parts = []  # (candidates, ring sizes, ring counts), by first node in a batch
     done = 0
     proved = False
     batch = pool.size if limit is None else min(pool.size, limit)
     while done < pool.size:
         chunk = np.sort(pool[done:done + batch])  # by first node: the corpus is read in order
-        parts.append((chunk,) + _K.score_candidates(adjacency.indptr, adjacency.indices, on, first[chunk],
-                                                    sizes[chunk], query.ring, mark, done, *bits))
+        parts.append((chunk,) + _K.score_candidates(adjacency.indptr, adjacency.indices, queue, starts[chunk],
+                                                    sizes[chunk], query.ring, mark, done, corpus.max_item, *bits))
         done += chunk.size
         task.check()
         if limit is not None and done < pool.size and done >= limit:
-            score = np.concatenate([sizes[p[0]] - p[4] / k for p in parts])
+            score = np.concatenate([sizes[p[0]] - p[2] / k for p in parts])
             if np.partition(score, done - limit)[done - limit] >= sizes[pool[done]]:
                 proved = True
                 break
@@ -280,12 +293,10 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     task.progress(3, 4, "rank")
     if parts:
         scored = np.concatenate([p[0] for p in parts])
-        members = np.concatenate([p[1] for p in parts])
-        m_start = np.concatenate([p[2][:-1] + sum(len(q[1]) for q in parts[:j]) for j, p in enumerate(parts)])
-        ring_sizes = np.concatenate([p[3] for p in parts])
-        ring_on = np.concatenate([p[4] for p in parts]) / k
+        ring_sizes = np.concatenate([p[1] for p in parts])
+        ring_on = np.concatenate([p[2] for p in parts]) / k
     else:
-        scored = members = m_start = ring_sizes = np.zeros(0, np.int64)
+        scored = ring_sizes = np.zeros(0, np.int64)
         ring_on = np.zeros(0, np.float64)
     c_sizes = sizes[scored]
     score = c_sizes - ring_on
@@ -301,7 +312,10 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     # the matched nodes, match after match (sorted inside a match)
     items = c_items[order]
     item_starts = corpus.item_offsets[items]
-    rows, node_offsets = _K.gather_sorted(members, m_start[order], c_sizes[order])
+    many = 8 * int(c_sizes[order].sum()) >= idx.size  # sort every component's nodes at once, in one pass
+    if many:
+        queue = _K.by_component(queue, sizes, idx, corpus.n)
+    rows, node_offsets = _K.gather_sorted(queue, starts[scored[order]], c_sizes[order], many)
     nodes = rows - np.repeat(item_starts, c_sizes[order])
     timings["rank"] = time.perf_counter() - t0 - sum(timings.values())
     task.progress(4, 4, "done")

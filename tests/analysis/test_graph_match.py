@@ -60,6 +60,7 @@ def as_list(res):
 @pytest.mark.parametrize("seed,units,signs,ring,filler_rate", [
     (0, (0,), (1,), 1, 0.0), (1, (0, 2), (1, 1), 1, 0.0), (2, (1, 3), (1, -1), 2, 0.0),
     (3, (0, 1), (1, 1), 0, 0.0), (4, (2,), (-1,), 1, 0.2), (5, (0, 4, 5), (1, 1, -1), 3, 0.1),
+    (6, (0,), (1,), 20, 0.1),  # a ring wider than any graph: every other node of the item
 ])
 def test_equals_brute_force(seed, units, signs, ring, filler_rate):
     graphs, offsets, edges, on_pos, on_neg, filler = random_corpus(seed, filler_rate=filler_rate)
@@ -191,6 +192,8 @@ def test_nothing_on_and_bad_queries():
         graph_match(index, GraphCorpus([(0, 1)], [0, 3]), GraphMatchQuery((0,)))
     with pytest.raises(ValueError, match="outside the axis"):
         GraphCorpus([(0, 9)], [0, 4])
+    with pytest.raises(ValueError, match="1 graph edges join two items .*rows 1 and 2, items 0 and 1"):
+        graph_match(index, GraphCorpus([(0, 1), (1, 2)], [0, 2, 4]), GraphMatchQuery((0,)))
 
 
 def test_cancel_stops_it():
