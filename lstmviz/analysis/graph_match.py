@@ -290,6 +290,7 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
                 break
         batch = 3 * done
     timings["ring"] = time.perf_counter() - t0 - sum(timings.values())
+    task.check()
     task.progress(3, 4, "rank")
     if parts:
         scored = np.concatenate([p[0] for p in parts])
