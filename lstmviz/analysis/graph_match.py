@@ -13,20 +13,29 @@ Definitions (S = the selected signed units, k = |S|; a signed unit is on at a no
 - **Ring.** R(C): the non-filler nodes within ``ring`` hops of C (1 .. ring), not in C, in the graph
   without filler nodes (as the Select rule's ring, ``graph_selection``). With ``ring = 1`` no ring node
   has every unit of S on (C is maximal); farther ring nodes may.
-- **Score.** ``score(C) = |C| − Σ_{r ∈ R(C)} c(r) / k``, where ``c(r)`` = the units of S on at r. A
-  component is worth its size, less one node for every ring node where the selected units are also on
+- **Score.** ``score(C) = |C| − (Σ_{r ∈ R(C)} c(r)) / k``, where ``c(r)`` = the units of S on at r (the
+  integer sum divided once, so equal scores are equal floats and ties fall to the ranking's next keys).
+  A component is worth its size, less one node for every ring node where the selected units are also on
   (fractionally: a ring node where half of S is on costs ½). It is LSTMVis's boundary sharpness
   ``h − c[s−1] − c[e]`` (the level minus the units still on next to the run) summed over nodes: a
   component whose units switch off sharply at its boundary scores its full size; one that fades out
   through its neighbourhood scores less. ``ring = 0``: score = size.
-- **Ranking.** By score (descending), then size (descending), then item, then first node. At most
-  ``candidate_cap`` candidates are scored, the largest first; since score <= size, the top ``limit`` is
-  exact (``exact``) when every unscored candidate is smaller than the ``limit``-th score.
+- **Ranking.** By score (descending), then size (descending), then item, then first node. Candidates are
+  scored the largest first (then by first node), at most ``candidate_cap`` of them, in growing batches
+  (``limit`` first, then three times as many as scored so far), and the search stops as soon as the
+  ``limit``-th score so far is >= the size of the next candidate: since score <= size, a later candidate
+  can at best tie with it in score and then ranks below it (no larger, later first node), so the top
+  ``limit`` is exact. ``exact`` is False only when the cap stops the search before that holds (against
+  the largest candidate the cap leaves out); ``n_candidates`` counts the candidates scored.
+  ``limit=None`` scores every candidate (up to the cap).
 
-Cost: the AND reads k bit rows of N/8 bytes; the edge filter is two gathers over the corpus edge array;
-``scipy.sparse.csgraph.connected_components`` runs on the on nodes only; the ring is a breadth-first
-expansion of the scored candidates over the corpus adjacency (built once per corpus, cached in
-:class:`GraphCorpus`).
+Cost: the AND reads k bit rows of N/8 bytes; the components are one breadth-first search over the on
+nodes that reads only their rows of the corpus adjacency (built once per corpus, cached in
+:class:`GraphCorpus`; ``graph_kernels.components``), so it grows with the on nodes and their edges,
+not with the corpus; scoring a candidate expands its ring breadth first from its nodes (listed by that
+search), reading only its own neighbourhood and the row-major bits of its ring nodes
+(``graph_kernels.score_candidates``), so a top-``limit`` query scores about ``limit`` neighbourhoods
+(a few times more when ring nodes have units on), however many components there are.
 
 Aggregate: :func:`aggregate_nodes` is ``aggregate.aggregate`` at offset 0 over the matched nodes: the
 label distribution (or mean) of a node annotation on the matched nodes against the whole corpus.
@@ -39,7 +48,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from lstmviz.analysis import graph_kernels as _K
 from lstmviz.analysis.bitindex import BitIndex
@@ -139,10 +147,6 @@ class GraphCorpus:
         edges = np.asarray(edges).reshape(-1, 2)
         dtype = np.int32 if self.n < 2**31 else np.int64
         self.edges = np.ascontiguousarray(edges, dtype=dtype)
-        if len(self.edges) > 1 and np.any(np.diff(self.edges[:, 0]) < 0):
-            self.edges = self.edges[np.argsort(self.edges[:, 0], kind="stable")]  # by first end, once
-        #: the two ends as contiguous columns (gathers over them are the cost of a dense query)
-        self.first, self.second = np.ascontiguousarray(self.edges[:, 0]), np.ascontiguousarray(self.edges[:, 1])
         if len(self.edges) and (self.edges.min() < 0 or self.edges.max() >= self.n):
             raise ValueError(f"the graph edges name rows outside the axis's {self.n} rows")
         self.filler = None if filler is None else np.asarray(filler, dtype=bool).reshape(-1)
@@ -150,6 +154,8 @@ class GraphCorpus:
             raise ValueError(f"the filler mask has {len(self.filler)} entries for {self.n} rows")
         if self.filler is not None and not self.filler.any():
             self.filler = None
+        #: the most nodes of one item
+        self.max_item = int(np.diff(self.item_offsets).max()) if len(self.item_offsets) > 1 else 0
         self._adjacency: sparse.csr_matrix | None = None
 
     @classmethod
@@ -163,9 +169,17 @@ class GraphCorpus:
         return len(self.item_offsets) - 1
 
     def adjacency(self) -> sparse.csr_matrix:
-        """The symmetric CSR adjacency (pattern only) of the corpus without filler nodes."""
+        """The symmetric CSR adjacency (pattern only) of the corpus without filler nodes. Raises
+        ValueError when an edge joins two items (the match's searches never leave an item)."""
         if self._adjacency is None:
             a, b = self.edges[:, 0], self.edges[:, 1]
+            if len(a):
+                item_of = np.repeat(np.arange(self.n_items, dtype=np.int32), np.diff(self.item_offsets))
+                crossing = np.flatnonzero(item_of[a] != item_of[b])
+                if crossing.size:
+                    e = crossing[0]
+                    raise ValueError(f"{crossing.size} graph edges join two items (the first: rows {a[e]} and "
+                                     f"{b[e]}, items {item_of[a[e]]} and {item_of[b[e]]})")
             if self.filler is not None:
                 keep = ~(self.filler[a] | self.filler[b])
                 a, b = a[keep], b[keep]
@@ -203,74 +217,14 @@ def on_nodes(index: BitIndex, units, signs, filler=None) -> np.ndarray:
     return on
 
 
-def _neighbours(adjacency: sparse.csr_matrix, owners: np.ndarray, nodes: np.ndarray):
-    """Every (owner, neighbour) pair for the (owner, node) pairs given, in one gather."""
-    indptr, indices = adjacency.indptr, adjacency.indices
-    starts, stops = indptr[nodes], indptr[nodes + 1]
-    counts = (stops - starts).astype(np.int64)
-    total = int(counts.sum())
-    if not total:
-        return owners[:0], nodes[:0]
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
-    return np.repeat(owners, counts), indices[offsets].astype(np.int64)
-
-
-def _split_edges(corpus: GraphCorpus, on: np.ndarray, idx: np.ndarray):
-    """The edges between on nodes ``(src, dst)`` (each both ways), sorted by ``src``, and the edges from an
-    on node to an off node ``(inside, outside)`` (absolute rows), from the on nodes' rows of the
-    filler-free adjacency (the path of a query with few on nodes)."""
-    adjacency = corpus.adjacency()
-    starts = adjacency.indptr[idx]
-    counts = (adjacency.indptr[idx + 1] - starts).astype(np.int64)
-    total = int(counts.sum())
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
-    src = np.repeat(idx, counts)
-    dst = adjacency.indices[offsets].astype(np.int64)
-    inner = on[dst]
-    return src[inner], dst[inner], src[~inner], dst[~inner]
-
-
-def _first_ring(n: int, inside: np.ndarray, outside: np.ndarray, labels: np.ndarray, local: np.ndarray,
-                rank_of: np.ndarray):
-    """(candidate, node) of every node one hop from a scored candidate: the off ends of the edges that
-    leave it (a component is maximal, so its 1-hop ring is exactly those), each once."""
-    owner = rank_of[labels[local[inside]]].astype(np.int64)
-    keep = owner >= 0
-    keys = np.unique(owner[keep] * n + outside[keep])
-    return keys // n, keys % n
-
-
-def _ring_pairs(adjacency, n: int, owners: np.ndarray, members: np.ndarray, ring: int,
-                first_owner: np.ndarray, first_node: np.ndarray):
-    """(owner, node) of the ring nodes 2 .. ``ring`` hops from each candidate (not members, not in the
-    first ring ``first_owner``, ``first_node``), breadth first over the corpus adjacency."""
-    first = first_owner * n + first_node  # unique
-    seen = np.union1d(owners * n + members, first)
-    frontier_o, frontier_n = first_owner, first_node
-    found = []
-    for _ in range(ring - 1):
-        o, v = _neighbours(adjacency, frontier_o, frontier_n)
-        keys = np.unique(o * n + v)
-        keys = keys[~np.isin(keys, seen, assume_unique=True)]
-        if not keys.size:
-            break
-        found.append(keys)
-        seen = np.union1d(seen, keys)
-        frontier_o, frontier_n = keys // n, keys % n
-    keys = np.concatenate(found) if found else np.zeros(0, np.int64)
-    return keys // n, keys % n
-
-
-def _unit_counts(index: BitIndex, units: np.ndarray, signs: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """int64 [len(rows)]: how many of the signed units are on at each row (row-major bits)."""
-    out = np.zeros(len(rows), np.int64)
-    if not len(rows):
-        return out
+def _unit_bits(index: BitIndex, units: np.ndarray, signs: np.ndarray):
+    """Per sign (+1, then -1): the row-major bits and, per selected unit, its byte and bit mask in a row
+    (``graph_kernels.score_candidates`` counts the selected units on at a row from them)."""
+    out = []
     for sign in (1, -1):
         cols = units[signs == sign]
-        if cols.size:
-            bits = np.unpackbits(index.rows[sign][rows], axis=1, count=index.n_units, bitorder="little")
-            out += bits[:, cols].sum(axis=1, dtype=np.int64)
+        rows = index.rows[sign] if cols.size else np.zeros((1, 1), np.uint8)
+        out += [rows, (cols >> 3).astype(np.int64), (1 << (cols & 7)).astype(np.uint8)]
     return out
 
 
@@ -294,93 +248,80 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     task.check()
     task.progress(1, 4, "components")
     adjacency = corpus.adjacency()
-    degrees = adjacency.indptr[idx + 1] - adjacency.indptr[idx]
-    dense = 5 * int(degrees.sum()) >= 2 * len(corpus.first)  # measured crossover of the two paths
-    local = None
-    crossing = 0
-    inside = outside = np.zeros(0, np.int64)
-    labels_all = np.full(corpus.n, -1, np.int32)
-    if not idx.size:
-        n_comp, labels, first, sizes = 0, np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    elif dense:
-        # many on nodes: union-find in one pass over the edge columns (graph_kernels)
-        labels_all, first, sizes, crossing = _K.on_components(corpus.first, corpus.second, on, corpus.n)
-        n_comp, labels = len(first), None
-    else:
-        # few: the on nodes' adjacency rows; the subgraph relabelled 0 .. n_on - 1 (monotone, so the
-        # edges stay sorted by their first end and the CSR is built without a sort)
-        src, dst, inside, outside = _split_edges(corpus, on, idx)
-        local = np.full(corpus.n, -1, corpus.edges.dtype)
-        local[idx] = np.arange(idx.size, dtype=local.dtype)
-        a, b = local[src], local[dst]
-        indptr = np.zeros(idx.size + 1, np.int64)
-        np.cumsum(np.bincount(a, minlength=idx.size), out=indptr[1:])
-        graph = sparse.csr_matrix((np.ones(len(b), np.int8), b, indptr), shape=(idx.size, idx.size))
-        n_comp, labels = connected_components(graph, directed=True, connection="weak")
-        labels = labels.astype(np.int32)
-        labels_all[idx] = labels
-        first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(first, labels, idx)
-        sizes = np.bincount(labels, minlength=n_comp).astype(np.int64)
+    first, sizes, queue = _K.components(adjacency.indptr, adjacency.indices, on, idx)  # by first node
+    n_comp = len(first)
     timings["components"] = time.perf_counter() - t0 - sum(timings.values())
     ok = sizes >= query.min_size
     if query.max_size is not None:
         ok &= sizes <= query.max_size
-    # candidates: the largest first (score <= size), then by first node
+    # candidates: the largest first (score <= size), then by first node (a stable sort: they come by it)
     cand = np.flatnonzero(ok)
-    cand = cand[np.lexsort((first[cand], -sizes[cand]))]
+    key = -sizes[cand]
+    if cand.size and sizes[cand].max() < 2**15:
+        key = key.astype(np.int16)  # numpy sorts 16-bit keys stably by radix
+    cand = cand[np.argsort(key, kind="stable")]
     n_candidates_all = cand.size
-    cap = query.candidate_cap
+    cap, limit = query.candidate_cap, query.limit
     cut = cap is not None and cand.size > cap
-    unscored_max = int(sizes[cand[cap]]) if cut else 0
-    if cut:
-        cand = cand[:cap]
+    pool = cand[:cap] if cut else cand
     task.check()
     task.progress(2, 4, "ring")
-    rank_of = np.full(n_comp, -1, np.int64)
-    rank_of[cand] = np.arange(cand.size)
-    ring_sizes = np.zeros(cand.size, np.int64)
-    ring_on = np.zeros(cand.size, np.float64)
-    if query.ring > 0 and cand.size:
-        if dense:
-            r_owner, r_node = _K.first_ring(adjacency.indptr, adjacency.indices, on, labels_all, rank_of, crossing)
-        else:
-            r_owner, r_node = _first_ring(corpus.n, inside, outside, labels, local, rank_of)
-        if query.ring > 1:
-            member_rank = rank_of[labels_all[idx]]
-            in_cand = member_rank >= 0
-            more_o, more_n = _ring_pairs(adjacency, corpus.n, member_rank[in_cand], idx[in_cand], query.ring,
-                                         r_owner, r_node)
-            r_owner, r_node = np.concatenate([r_owner, more_o]), np.concatenate([r_node, more_n])
-        ring_sizes = np.bincount(r_owner, minlength=cand.size).astype(np.int64)
-        uniq, inverse = np.unique(r_node, return_inverse=True)
-        c = _unit_counts(index, units, signs, uniq)[inverse]
-        ring_on = np.bincount(r_owner, weights=c / k, minlength=cand.size)
+    # score the pool in order, in growing batches, until nothing unscored can enter the top `limit`: the
+    # limit-th score so far >= the size of the next candidate (score <= size; on a tie in score that
+    # candidate is no larger and comes later by first node, so it ranks below)
+    mark = np.full(corpus.n, -1, np.int32) if pool.size else None
+    bits = _unit_bits(index, units, signs)
+    starts = np.zeros(n_comp, np.int64)  # component c's nodes: queue[starts[c]:starts[c] + sizes[c]]
+    np.cumsum(sizes[:-1], out=starts[1:])
+    parts = []  # (candidates, ring sizes, ring counts), by first node in a batch
+    done = 0
+    proved = False
+    batch = pool.size if limit is None else min(pool.size, limit)
+    while done < pool.size:
+        chunk = np.sort(pool[done:done + batch])  # by first node: the corpus is read in order
+        parts.append((chunk,) + _K.score_candidates(adjacency.indptr, adjacency.indices, queue, starts[chunk],
+                                                    sizes[chunk], query.ring, mark, done, corpus.max_item, *bits))
+        done += chunk.size
+        task.check()
+        if limit is not None and done < pool.size and done >= limit:
+            score = np.concatenate([sizes[p[0]] - p[2] / k for p in parts])
+            if np.partition(score, done - limit)[done - limit] >= sizes[pool[done]]:
+                proved = True
+                break
+        batch = 3 * done
     timings["ring"] = time.perf_counter() - t0 - sum(timings.values())
     task.check()
     task.progress(3, 4, "rank")
-    c_sizes = sizes[cand]
+    if parts:
+        scored = np.concatenate([p[0] for p in parts])
+        ring_sizes = np.concatenate([p[1] for p in parts])
+        ring_on = np.concatenate([p[2] for p in parts]) / k
+    else:
+        scored = ring_sizes = np.zeros(0, np.int64)
+        ring_on = np.zeros(0, np.float64)
+    c_sizes = sizes[scored]
     score = c_sizes - ring_on
-    c_first = first[cand]
+    c_first = first[scored]
     c_items = (np.searchsorted(corpus.item_offsets, c_first, side="right") - 1).astype(np.int64)
     order = np.lexsort((c_first, c_items, -c_sizes, -score))
-    if query.limit is not None:
-        order = order[:query.limit]
-    exact = True
-    if cut:
-        kth = score[order[-1]] if query.limit is not None and len(order) >= query.limit else -np.inf
-        exact = bool(kth > unscored_max)
-    # the matched nodes, match after match (sorted inside a match), each searched in its item's rows
-    chosen = order
-    items = c_items[chosen]
+    if limit is not None:
+        order = order[:limit]
+    if proved or not cut:
+        exact = True
+    else:  # the cap stopped the scoring: the same test against the largest unscored candidate
+        exact = limit is not None and len(order) >= limit and bool(score[order[-1]] >= sizes[cand[cap]])
+    # the matched nodes, match after match (sorted inside a match)
+    items = c_items[order]
     item_starts = corpus.item_offsets[items]
-    rows, node_offsets = _K.component_nodes(labels_all, c_first[chosen], corpus.item_offsets[items + 1],
-                                            cand[chosen].astype(np.int32))
-    nodes = rows - np.repeat(item_starts, np.diff(node_offsets))
+    many = 8 * int(c_sizes[order].sum()) >= idx.size  # sort every component's nodes at once, in one pass
+    if many:
+        queue = _K.by_component(queue, sizes, idx, corpus.n)
+    rows, node_offsets = _K.gather_sorted(queue, starts[scored[order]], c_sizes[order], many)
+    nodes = rows - np.repeat(item_starts, c_sizes[order])
     timings["rank"] = time.perf_counter() - t0 - sum(timings.values())
     task.progress(4, 4, "done")
-    return GraphMatchResults(query, items, node_offsets, nodes, item_starts, c_sizes[chosen], ring_sizes[chosen],
-                             ring_on[chosen], score[chosen], int(idx.size), int(n_comp), int(cand.size), exact,
+    return GraphMatchResults(query, items, node_offsets, nodes, item_starts, c_sizes[order], ring_sizes[order],
+                             ring_on[order], score[order], int(idx.size), int(n_comp), int(done), exact,
                              time.perf_counter() - t0,
                              {"timings": timings, "candidates_in_bounds": int(n_candidates_all)})
 

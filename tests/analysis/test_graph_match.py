@@ -60,6 +60,7 @@ def as_list(res):
 @pytest.mark.parametrize("seed,units,signs,ring,filler_rate", [
     (0, (0,), (1,), 1, 0.0), (1, (0, 2), (1, 1), 1, 0.0), (2, (1, 3), (1, -1), 2, 0.0),
     (3, (0, 1), (1, 1), 0, 0.0), (4, (2,), (-1,), 1, 0.2), (5, (0, 4, 5), (1, 1, -1), 3, 0.1),
+    (6, (0,), (1,), 20, 0.1),  # a ring wider than any graph: every other node of the item
 ])
 def test_equals_brute_force(seed, units, signs, ring, filler_rate):
     graphs, offsets, edges, on_pos, on_neg, filler = random_corpus(seed, filler_rate=filler_rate)
@@ -69,8 +70,7 @@ def test_equals_brute_force(seed, units, signs, ring, filler_rate):
     expected = brute_force(graphs, offsets, on_pos, on_neg, filler, units, signs, ring)
     assert len(expected) > 5
     got = as_list(res)
-    assert [m[:3] for m in got] == [m[:3] for m in expected]
-    np.testing.assert_allclose([m[3] for m in got], [m[3] for m in expected])
+    assert got == expected  # scores too, exactly: the ring count is summed, then divided by k
     assert res.n_components == len(expected) and res.exact
 
 
@@ -112,11 +112,64 @@ def test_candidate_cap_reports_exactness():
     corpus = GraphCorpus(edges, offsets)
     full = graph_match(index, corpus, GraphMatchQuery((0,), limit=3, candidate_cap=None))
     capped = graph_match(index, corpus, GraphMatchQuery((0,), limit=3, candidate_cap=20))
-    assert capped.n_candidates == 20
+    assert capped.n_candidates <= 20
     if capped.exact:
         np.testing.assert_allclose(capped.score, full.score)
     tiny = graph_match(index, corpus, GraphMatchQuery((0,), limit=10, candidate_cap=1))
-    assert not tiny.exact
+    assert not tiny.exact and tiny.n_candidates == 1
+    everything = graph_match(index, corpus, GraphMatchQuery((0,), limit=None, candidate_cap=20))
+    assert not everything.exact and everything.n_candidates == len(everything) == 20
+
+
+def ranked_within_cap(expected, offsets, limit, cap):
+    """The brute force's ranking of the first ``cap`` candidates in (size descending, first node) order."""
+    pool = sorted(expected, key=lambda m: (-m[2], offsets[m[0]] + m[1][0]))[:cap]
+    pool.sort(key=lambda m: (-m[3], -m[2], m[0], m[1][0]))
+    return pool[:limit]
+
+
+@pytest.mark.parametrize("seed,units,signs,ring", [
+    (20, (0,), (1,), 0), (21, (0,), (1,), 1), (22, (0, 2, 3), (1, 1, -1), 1), (23, (1, 4, 5), (1, -1, 1), 2),
+])
+def test_top_limit_scores_only_what_it_needs_and_equals_the_brute_force(seed, units, signs, ring):
+    """The top ``limit`` is the brute force's, score for score (exactly: ties in score, common with ring 0
+    or k = 3, are broken by size, item and first node), with fewer candidates scored than there are; under
+    a cap it is the brute force's ranking of the largest ``cap`` candidates, and ``exact`` only when that
+    equals the uncapped top ``limit``."""
+    graphs, offsets, edges, on_pos, on_neg, filler = random_corpus(seed, n_items=150, p_on=0.7, filler_rate=0.05)
+    index = BitIndex.from_bool(on_pos, on_neg, offsets)
+    corpus = GraphCorpus(edges, offsets, filler)
+    expected = brute_force(graphs, offsets, on_pos, on_neg, filler, units, signs, ring)
+    assert len(expected) > 100
+    full = graph_match(index, corpus, GraphMatchQuery(units, signs, ring=ring, limit=None, candidate_cap=None))
+    assert as_list(full) == expected and full.n_candidates == len(expected)
+    early = 0
+    for limit in (1, 5, 20):
+        for cap in (None, 3, 10, 40):
+            res = graph_match(index, corpus, GraphMatchQuery(units, signs, ring=ring, limit=limit, candidate_cap=cap))
+            assert as_list(res) == ranked_within_cap(expected, offsets, limit, cap)
+            assert res.n_candidates <= (len(expected) if cap is None else cap)
+            if cap is None:
+                assert res.exact
+                early += res.n_candidates < len(expected)
+            if res.exact:
+                assert as_list(res) == expected[:limit]
+            if cap is not None and cap < limit:
+                assert not res.exact
+    assert early == 3  # every uncapped top-limit query stopped before scoring every candidate
+
+
+def test_a_capped_search_is_exact_when_the_next_candidate_cannot_beat_the_last_match():
+    """Ring 0 (score = size): isolated on nodes of graphs whose other nodes are off. Every candidate scores
+    1; the one left out by the cap ties with the last match and ranks below it (later first node)."""
+    on = np.zeros((12, 1), bool)
+    on[::2] = True
+    index = BitIndex.from_bool(on, None, [0, 4, 8, 12])
+    corpus = GraphCorpus([(0, 1), (1, 2), (2, 3), (4, 5), (8, 9)], [0, 4, 8, 12])
+    res = graph_match(index, corpus, GraphMatchQuery((0,), ring=0, limit=2, candidate_cap=2))
+    assert res.exact and res.n_candidates == 2
+    assert as_list(res) == [(0, (0,), 1, 1.0), (0, (2,), 1, 1.0)]
+    assert not graph_match(index, corpus, GraphMatchQuery((0,), ring=0, limit=3, candidate_cap=2)).exact
 
 
 def test_on_nodes_is_the_and_of_the_bits():
@@ -139,6 +192,8 @@ def test_nothing_on_and_bad_queries():
         graph_match(index, GraphCorpus([(0, 1)], [0, 3]), GraphMatchQuery((0,)))
     with pytest.raises(ValueError, match="outside the axis"):
         GraphCorpus([(0, 9)], [0, 4])
+    with pytest.raises(ValueError, match="1 graph edges join two items .*rows 1 and 2, items 0 and 1"):
+        graph_match(index, GraphCorpus([(0, 1), (1, 2)], [0, 2, 4]), GraphMatchQuery((0,)))
 
 
 def test_cancel_stops_it():
