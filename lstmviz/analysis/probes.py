@@ -25,22 +25,24 @@ absent class has no finite optimum; it is never predicted, its weights are 0 and
 the validation items; the chosen value is the largest within one standard error of the best
 accuracy (``_L2Path``), and the grid is refined by a decade on either side of it while it moves,
 within ``L2_RANGE`` (on real hidden states the best penalty is often far below 1e-4). The fits that
-choose l2 use all training positions when there are at most 1.5 × ``SELECT_ROWS`` of them, else a
-random subset of ``SELECT_ROWS``. The chosen value is then fitted to ``TOLERANCE`` on every training
-position, warm-started from its selection fit; when it was chosen on a subset its penalty is
+choose l2 use all training positions when there are few, else a random subset of them
+(``SELECT_ROWS``). The chosen value is then fitted to ``TOLERANCE`` on every training
+position, warm-started from its selection fit (its solution, curvature and L-BFGS memory,
+``probe_solver``); when it was chosen on a subset its penalty is
 rescaled to keep the prior fixed (``l2 · n`` constant, i.e. the same ``C = 1 / (2 · l2 · n)`` as
 scikit-learn's). The probe is scored on the test items. Training, validation and test positions come
 from disjoint sets of *items* (``split_items``), so no sequence contributes to both sides. A recording
 of fewer than 3 items (one graph of a transductive node task) splits its positions instead
 (``probe_split``, ``PositionSplit``); its scores are then optimistic, neighbouring nodes sharing inputs.
 
-**Memory.** One pass over the tap (slab by slab, in the stored dtype) keeps the rows a fit needs in
-memory, as stored (float16 or float32), up to ``MEMORY_BYTES``: the training rows (and, on large data,
-a copy of a random subset of them), and the validation and test rows. A training set
-larger than that is read from the file again for every pass of the optimiser instead, so taps larger
-than memory work; validation and test rows that do not fit are read again for evaluation.
-Standardisation happens per chunk of rows, in float32. A probe and its control
-probe share the rows read (``shared``).
+**Memory.** One pass over the tap (slab by slab) keeps the rows a fit needs in memory, up to
+``MEMORY_BYTES`` counted honestly: the training rows, standardised once as they are read (float32,
+so that no pass of the optimiser repeats the conversion) when they fit beside the rest, else as
+stored (float16 or float32) and standardised per chunk on every pass; on large data a random
+subset of them, standardised; and the validation and test rows, as stored. A training set larger
+than the budget is read from the file again for every pass of the optimiser instead (standardised
+per chunk), so taps larger than memory work; validation and test rows that do not fit are read
+again for evaluation. A probe and its control probe share the rows read (``shared``).
 
 **Control task** (Hewitt & Liang 2019, "Designing and Interpreting Probes with Control Tasks"): every
 token *type* (the vocabulary id at a position) gets one label drawn at random (fixed seed) from the
@@ -69,16 +71,21 @@ L2_RANGE = (1e-9, 10.0)
 """The grid is refined (``fit_probe(refine_grid=True)``) only within this range."""
 BOOTSTRAP_SAMPLES = 1000
 MEMORY_BYTES = 2 * 1024**3
-"""Rows (as stored) up to this size are read once and kept for training and evaluation; a larger
-training set is streamed from the file every epoch (module docstring)."""
+"""Rows up to this size in all (training rows standardised or as stored, the subset, the evaluation rows
+as stored) are read once and kept; a larger training set is streamed from the file every epoch (module
+docstring)."""
+MIN_KEPT_ROWS = 10_000
+"""Training rows (or a subset of them) kept in memory however small the budget, so that l2 can be chosen."""
 SELECT_ROWS = 100_000
-"""With more training positions than 1.5 x this, l2 is chosen on a random subset of this many, and
-only the chosen l2 is fitted on all of them."""
+SELECT_MIN_ROWS = 40_000
+SELECT_FRACTION = 7
+"""l2 is chosen on a random subset of about 1/``SELECT_FRACTION`` of the training positions, at least
+``SELECT_MIN_ROWS`` and at most ``SELECT_ROWS`` of them, when there are more than 1.5 x that many,
+and only the chosen l2 is fitted on all of them. (The subset trades the cost of choosing against the
+passes over all rows that the final fit needs from the subset's solution: measured on 512 units,
+10 classes, 40k of 140k rows and 100k of 700k were the faster choices.)"""
 CHUNK_ROWS = 16384
 """Rows standardised and multiplied at a time in a pass of the optimiser."""
-KEEP_STANDARDISED = 8 * 1024 * 1024
-"""Training sets of at most this many values are standardised once and kept (float32, 32 MiB) instead
-of standardised on every pass; the passes over small data are then mostly the products."""
 TOLERANCE = 1e-6
 """A fit stops when its estimated distance to the optimum is below this fraction of the objective."""
 SELECT_TOLERANCE = 1e-4
@@ -394,7 +401,8 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
         # on a subset, else from its own selection fit
         final_l2 = path.l2[best] * (data.subset.n / data.train.n if on_subset else 1.0)
         solution = path.solutions[best] if only else _Solution.of(
-            fit(data.train, [final_l2], init=path.start(best), curvatures=[path.curvature[best]]), 0)
+            fit(data.train, [final_l2], init=path.start(best), curvatures=[path.curvature[best]],
+                memories=[path.memory[best]]), 0)
         _, test_pos, test_pred = data.evaluate(solution.weights[None], solution.bias[None], roles=(2,))
         progress.finish()
     finally:
@@ -460,7 +468,7 @@ class _L2Path:
 
     def __init__(self, fit, rows, data, *, tol, max_iter):
         self.fit, self.rows, self.data, self.tol, self.max_iter = fit, rows, data, tol, max_iter
-        self.l2, self.valid, self.se, self.solutions, self.curvature = [], [], [], [], []
+        self.l2, self.valid, self.se, self.solutions, self.curvature, self.memory = [], [], [], [], [], []
 
     def add(self, values, start=None, curvature=None):
         result = self.fit(self.rows, values, init=start, curvatures=curvature, tol=self.tol,
@@ -473,6 +481,7 @@ class _L2Path:
             self.se.append(_clustered_se(hits[:, i], totals))
             self.solutions.append(_Solution.of(result, i))
             self.curvature.append(result.curvatures[i])
+            self.memory.append(result.memories[i])
 
     def best(self) -> int:
         """The largest l2 within one standard error of the best validation accuracy (class docstring)."""
@@ -543,33 +552,41 @@ def _copy_runs(x, mask, out, at):
 
 
 class _InMemoryRows:
-    """Training rows as stored in the file (float16 or float32), with their positions and labels;
-    iterating gives standardised ``(z float32, y int64)`` chunks of all of them, in order, the class
-    ids compacted to the classes present (``_ProbeData.classes``)."""
+    """Training rows in memory, with their positions and labels: standardised (float32) when
+    ``standardised``, else as stored in the file (float16 or float32) and standardised per chunk on
+    every iteration. Iterating gives standardised ``(z float32, y int64)`` chunks of all of them, in
+    order, the class ids compacted to the classes present (``_ProbeData.classes``)."""
 
-    def __init__(self, data, x, pos):
-        self.data, self.x, self.pos, self.n = data, x, pos, len(pos)
-        self._z = None  # the standardised rows, kept when they are few (``KEEP_STANDARDISED``)
+    def __init__(self, data, x, pos, *, standardised):
+        self.data, self.x, self.pos, self.n, self.standardised = data, x, pos, len(pos), bool(standardised)
+
+    def for_data(self, data):
+        """The same rows, labelled by another ``_ProbeData`` (``relabel``)."""
+        return _InMemoryRows(data, self.x, self.pos, standardised=self.standardised)
 
     def __iter__(self):
         import torch
 
         y = self.data.compact_t[torch.from_numpy(self.pos)]
-        if self._z is None and self.n * self.data.units <= KEEP_STANDARDISED:
-            self._z = torch.cat([self.data.standardise(self.x[s:s + CHUNK_ROWS]).clone()
-                                 for s in range(0, self.n, CHUNK_ROWS)]) if self.n else None
         for s in range(0, self.n, CHUNK_ROWS):
             self.data.progress.add(min(CHUNK_ROWS, self.n - s))
-            z = self._z[s:s + CHUNK_ROWS] if self._z is not None else self.data.standardise(self.x[s:s + CHUNK_ROWS])
-            yield z, y[s:s + CHUNK_ROWS]
+            x = self.x[s:s + CHUNK_ROWS]
+            yield (x if self.standardised else self.data.standardise(x)), y[s:s + CHUNK_ROWS]
+
+    def standardised_rows(self, pick):
+        """A new float32 tensor of the standardised rows ``pick`` (sorted indices)."""
+        import torch
+
+        x = self.x[torch.from_numpy(np.asarray(pick, np.int64))]
+        if self.standardised:
+            return x
+        return torch.cat([self.data.standardise(x[s:s + CHUNK_ROWS]).clone() for s in range(0, len(x), CHUNK_ROWS)]) \
+            if len(x) else torch.zeros((0, self.data.units))
 
     def sample(self, rows, seed=0):
         """A random sample of ``rows`` of the rows, standardised (float32)."""
-        import torch
-
-        pick = np.sort(np.random.default_rng(seed).choice(self.n, min(rows, self.n), replace=False))
-        x = self.x[torch.from_numpy(pick)]
-        return torch.cat([self.data.standardise(x[s:s + CHUNK_ROWS]).clone() for s in range(0, len(x), CHUNK_ROWS)])
+        return self.standardised_rows(np.sort(np.random.default_rng(seed).choice(self.n, min(rows, self.n),
+                                                                                 replace=False)))
 
 
 class _StreamedRows:
@@ -596,12 +613,14 @@ class _StreamedRows:
 class _ProbeData:
     """The rows a probe reads (module docstring).
 
-    One pass over the tap (``collect``) keeps in memory, as stored, every training row when they fit
-    in ``budget`` bytes (and a random subset of ``SELECT_ROWS`` of them to choose l2 on, if large); else only a random subset of ``SELECT_ROWS`` of them (for
+    One pass over the tap (``collect``) keeps in memory every training row when they fit in
+    ``budget`` bytes: standardised (float32) when that fits beside the subset and the evaluation rows
+    (``standardised``), else as stored; and on large data a random subset of them (``SELECT_ROWS``),
+    standardised, to choose l2 on. When the training rows do not fit, only a subset is kept (for
     choosing l2 and the preconditioner), and every pass of the optimiser reads all of them from the
-    file, so memory never holds the training set. The validation and test rows are kept too when
-    they also fit; else they are read again for each evaluation. Rows are standardised per chunk, in
-    float32.
+    file, so memory never holds the training set. The validation and test rows are kept too, as
+    stored, when they also fit; else they are read again for each evaluation. Rows not kept
+    standardised are standardised per chunk, in float32.
     """
 
     def __init__(self, recording, tap, labels, role, stats, *, seed, budget):
@@ -624,16 +643,26 @@ class _ProbeData:
         self.raw_buf = torch.empty((0, self.units))
         self.z_buf = torch.empty((0, self.units))
         self.rng = np.random.default_rng(seed + 2)
-        row_bytes = dtype.itemsize * self.units
+        row_bytes = dtype.itemsize * self.units  # a row as stored
+        z_bytes = 4 * self.units  # a standardised row (float32)
         self.n_train = int(np.count_nonzero(role == 0))
         self.n_valid = int(np.count_nonzero(role == 1))
         n_eval = int(np.count_nonzero(role >= 1))
-        budget_rows = max(budget // row_bytes, 10_000)  # a usable subset even on a tiny budget
-        self.large = self.n_train > SELECT_ROWS * 3 // 2  # l2 chosen on a subset
-        self.n_subset = min(self.n_train, SELECT_ROWS, budget_rows)
-        self.train_in_memory = self.n_train <= budget_rows
-        kept_train = self.n_train if self.train_in_memory else self.n_subset
-        self.eval_in_memory = (kept_train + n_eval) * row_bytes <= budget
+        select = min(SELECT_ROWS, max(SELECT_MIN_ROWS, self.n_train // SELECT_FRACTION))
+        self.large = self.n_train > select * 3 // 2  # l2 chosen on a subset
+        # a usable subset even on a tiny budget
+        self.n_subset = min(self.n_train, select, max(budget // z_bytes, MIN_KEPT_ROWS))
+        subset_bytes = self.n_subset * z_bytes if self.large else 0  # kept standardised
+        eval_bytes = n_eval * row_bytes
+        self.train_in_memory = (self.n_train <= MIN_KEPT_ROWS
+                                or self.n_train * row_bytes + subset_bytes <= budget)
+        # the training rows are kept standardised (float32) when they fit beside the subset and the
+        # evaluation rows; else as stored, standardised per chunk on every pass
+        self.standardised = self.train_in_memory and (
+            self.n_train * z_bytes + subset_bytes + eval_bytes <= budget)
+        train_bytes = (self.n_train * (z_bytes if self.standardised else row_bytes) if self.train_in_memory
+                       else self.n_subset * z_bytes)
+        self.eval_in_memory = train_bytes + (subset_bytes if self.train_in_memory else 0) + eval_bytes <= budget
         self.train = None  # _InMemoryRows of every training row (small data) or _StreamedRows
         self.subset = None  # _InMemoryRows for choosing l2 (large data)
         self.eval = None  # (rows, positions): validation rows first, then test rows
@@ -663,16 +692,16 @@ class _ProbeData:
             work += 2 * self.n  # two evaluation passes at most
         return work
 
-    def standardise(self, x):
+    def standardise(self, x, out=None):
         """``(x - mean) / std`` as float32 (non-finite values become 0) for a torch tensor ``x`` of
-        stored rows. The result lives in a buffer that the next call overwrites."""
+        stored rows, into ``out`` if given, else into a buffer that the next call overwrites."""
         import torch
 
         if len(x) > len(self.z_buf):
             self.raw_buf = torch.empty((len(x), self.units))
             self.z_buf = torch.empty((len(x), self.units))
-        raw = self.raw_buf[: len(x)].copy_(x)
-        z = torch.addcmul(self.shift, raw, self.inv_std, out=self.z_buf[: len(x)])
+        raw = x if x.dtype == torch.float32 else self.raw_buf[: len(x)].copy_(x)
+        z = torch.addcmul(self.shift, raw, self.inv_std, out=self.z_buf[: len(x)] if out is None else out)
         if not self.all_finite:
             torch.nan_to_num_(z, nan=0.0, posinf=0.0, neginf=0.0)
         return z
@@ -680,18 +709,20 @@ class _ProbeData:
     def fitter(self, progress, *, tol, max_iter):
         """``fit(rows, grid, init=None) -> probe_solver.SolverResult`` on these rows' classes, with the
         preconditioner's second moment from the in-memory rows (computed once)."""
+        import torch
+
         from lstmviz.analysis.probe_solver import fit_softmax, second_moment
 
         self.progress = progress
         memory = self.subset if self.subset is not None else self.train
-        second = second_moment(memory.sample(PRECONDITIONER_ROWS))
+        second = torch.linalg.eigh(second_moment(memory.sample(PRECONDITIONER_ROWS)))  # shared by every fit
 
-        def fit(rows, grid, init=None, curvatures=None, tol=tol, max_iter=max_iter):
+        def fit(rows, grid, init=None, curvatures=None, memories=None, tol=tol, max_iter=max_iter):
             # the classes present in a subset can be fewer: absent ones get a prior of ~0 (the solver
             # clamps it) and are pushed down by the data; they occur in the full set's optimum
             counts = np.bincount(self.compact[rows.pos], minlength=len(self.classes)) \
                 if isinstance(rows, _InMemoryRows) else self.class_counts
-            return fit_softmax(rows, rows.n, self.units, counts, grid, init=init, curvatures=curvatures,
+            return fit_softmax(rows, rows.n, self.units, counts, grid, init=init, curvatures=curvatures, memories=memories,
                                second=second, tol=tol, max_iter=max_iter)
 
         return fit
@@ -707,9 +738,13 @@ class _ProbeData:
         else:
             keep = np.sort(self.rng.choice(train_pos, self.n_subset, replace=False))
             self.train = _StreamedRows(self)
+        # kept rows are standardised as they arrive, slab by slab, when they are kept standardised
+        standardise = self.standardised or not self.train_in_memory
         kept = np.zeros(self.n, bool)
         kept[keep] = True
-        x_train = _rows_buffer(len(keep), self.units, self.buf.dtype)
+        x_train = _rows_buffer(len(keep), self.units, np.float32 if standardise else self.buf.dtype)
+        z_train = torch.from_numpy(x_train)
+        staging = np.empty_like(self.buf) if standardise else None
         if self.eval_in_memory:
             eval_pos = np.concatenate([np.flatnonzero(self.role == 1), np.flatnonzero(self.role == 2)])
             x_eval = _rows_buffer(len(eval_pos), self.units, self.buf.dtype)
@@ -718,23 +753,26 @@ class _ProbeData:
             cursor = {0: 0}
         with SlabReader(self.recording, self.tap, len(self.buf)) as slabs:
             for a, c, x in slabs:
-                sides = [(0, kept[a:c], x_train)]
+                if standardise:
+                    got = _copy_runs(x, kept[a:c], staging, 0)
+                    at = cursor[0]
+                    self.standardise(torch.from_numpy(staging[:got]), out=z_train[at:at + got])
+                    cursor[0] = at + got
+                else:
+                    cursor[0] = _copy_runs(x, kept[a:c], x_train, cursor[0])
                 if self.eval_in_memory:
                     r = self.role[a:c]
-                    sides += [(1, r == 1, x_eval), (2, r == 2, x_eval)]
-                for side, mask, out in sides:
-                    cursor[side] = _copy_runs(x, mask, out, cursor[side])
+                    for side in (1, 2):
+                        cursor[side] = _copy_runs(x, r == side, x_eval, cursor[side])
                 progress.add(c - a)
-        rows = _InMemoryRows(self, torch.from_numpy(x_train), keep)
+        rows = _InMemoryRows(self, z_train, keep, standardised=standardise)
         if not self.train_in_memory:
             self.subset = rows
         else:
             self.train = rows
-            if self.large:  # a random subset of the rows, in their order
+            if self.large:  # a random subset of the rows, in their order, standardised
                 pick = np.sort(self.rng.choice(len(keep), self.n_subset, replace=False))
-                sub = _rows_buffer(len(pick), self.units, self.buf.dtype)
-                np.take(x_train, pick, axis=0, out=sub)
-                self.subset = _InMemoryRows(self, torch.from_numpy(sub), keep[pick])
+                self.subset = _InMemoryRows(self, rows.standardised_rows(pick), keep[pick], standardised=True)
         if self.eval_in_memory:
             self.eval = (torch.from_numpy(x_eval), eval_pos)
 
@@ -747,9 +785,9 @@ class _ProbeData:
         other._set_labels(labels)
         other.progress = progress
         if self.subset is not None:
-            other.subset = _InMemoryRows(other, self.subset.x, self.subset.pos)
+            other.subset = self.subset.for_data(other)
         if isinstance(self.train, _InMemoryRows):
-            other.train = _InMemoryRows(other, self.train.x, self.train.pos)
+            other.train = self.train.for_data(other)
         else:
             other.train = _StreamedRows(other)
         return other

@@ -104,3 +104,34 @@ def test_a_fit_stopped_by_the_iteration_limit_says_so():
         labels = probe_labels(rec, "depth", shift=1)
         result = fit_probe(rec, "layer1/c", labels, split_items(rec.n_items), l2_grid=(1e-4,), max_iter=2)
     assert not result.converged and result.iterations == 2
+
+
+def test_a_warm_start_with_carried_memory_reaches_the_cold_optimum():
+    """The final fit starts from another l2's solution with its curvature and L-BFGS pairs (moved to the
+    new penalty); it must land on the same optimum as a fit from scratch, and the moved pairs must
+    hold the new penalty's curvature (sᵀy grows by 2·Δl2·|s|² on the weights)."""
+    from lstmviz.analysis.probe_solver import _Problem, fit_softmax
+
+    rng = np.random.default_rng(0)
+    n, d, k = 3000, 20, 4
+    y = rng.integers(0, k, n)
+    z = (rng.standard_normal((n, d)) + 0.4 * rng.standard_normal((k, d))[y]).astype(np.float32)
+    chunks = [(torch.from_numpy(z[s:s + 700]), torch.from_numpy(y[s:s + 700])) for s in range(0, n, 700)]
+    counts = np.bincount(y, minlength=k)
+    first = fit_softmax(chunks, n, d, counts, [1e-2], tol=1e-4)
+    l2 = 2e-3
+    warm = fit_softmax(chunks, n, d, counts, [l2], init=(first.weights, first.bias), curvatures=first.curvatures,
+                       memories=first.memories, tol=1e-9)
+    cold = fit_softmax(chunks, n, d, counts, [l2], tol=1e-9)
+    assert warm.converged[0] and cold.converged[0]
+    assert abs(warm.objective[0] - cold.objective[0]) <= 1e-6 * cold.objective[0]
+    assert cold.objective[0] > 0.3  # not a separable problem
+    mask = torch.ones(k, d + 1, dtype=torch.float64)
+    mask[:, d] = 0.0
+    old_l2, pairs = first.memories[0]
+    assert old_l2 == 1e-2 and pairs
+    moved = _Problem(l2, torch.zeros(k, d + 1, dtype=torch.float64), mask, None, memory=first.memories[0]).carried
+    for (s, y_old, _), (s2, y_new, rho) in zip(pairs, moved):
+        assert torch.equal(s, s2)
+        expected = float((s * y_old).sum()) + 2.0 * (l2 - old_l2) * float((s * s * mask).sum())
+        assert abs(1.0 / rho - expected) <= 1e-9 * abs(expected)

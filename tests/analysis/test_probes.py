@@ -229,6 +229,37 @@ def test_same_result_in_memory_and_streamed(rec):
     assert a.n_train == b.n_train and a.n_test == b.n_test
 
 
+def test_standardised_stored_and_streamed_rows_give_the_same_fit(rec, monkeypatch):
+    """The three ways of holding the training rows (standardised once in memory; as stored, standardised
+    on every pass; read from the file on every pass) feed the optimiser the same numbers: at one l2,
+    fitted tightly, they reach the same probe."""
+    from lstmviz.analysis import probes
+    from lstmviz.analysis.probes import _roles
+
+    labels = probe_labels(rec, "tag")
+    split = split_items(rec.n_items, seed=0)
+    n_train = int(np.count_nonzero((_roles(rec, split) == 0) & (labels >= 0)))
+    paths = []
+    collect = probes._ProbeData.collect
+
+    def spy(self, progress):
+        collect(self, progress)
+        paths.append((type(self.train).__name__, getattr(self.train, "standardised", None), self.eval_in_memory))
+
+    monkeypatch.setattr(probes._ProbeData, "collect", spy)
+    monkeypatch.setattr(probes, "MIN_KEPT_ROWS", 100)  # so that a small budget streams the training rows
+    fits = [fit_probe(rec, "planted", labels, split, l2_grid=(1e-2,), refine_grid=False, tol=1e-9,
+                      memory_bytes=budget)
+            for budget in (None, n_train * 4 * UNITS, 0)]
+    assert paths == [("_InMemoryRows", True, True), ("_InMemoryRows", False, False), ("_StreamedRows", None, False)]
+    for other in fits[1:]:
+        assert other.converged and other.l2 == fits[0].l2 == 1e-2
+        assert abs(other.objective - fits[0].objective) <= 1e-7 * fits[0].objective  # the optimum, to 1e-7
+        np.testing.assert_allclose(other.weights, fits[0].weights, rtol=0, atol=1e-4 * np.abs(fits[0].weights).max())
+        np.testing.assert_allclose(other.bias, fits[0].bias, rtol=0, atol=1e-4 * np.abs(fits[0].bias).max())
+        np.testing.assert_array_equal(other.confusion, fits[0].confusion)
+
+
 def test_subsampled_fit(rec):
     sub = _fit(rec, "planted", "tag", max_positions=300)
     assert sub.n_train == 300
