@@ -170,7 +170,8 @@ def test_the_built_in_families_are_declared_as_entry_points_like_plugins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = project["entry-points"]["lstmviz.families"]
     assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY",
-                        "graph": "lstmviz.engines.families.graph:FAMILY"}
+                        "graph": "lstmviz.engines.families.graph:FAMILY",
+                        "image": "lstmviz.engines.families.image:FAMILY"}
 
 
 def test_the_workspace_model_never_imports_qt():

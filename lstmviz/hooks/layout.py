@@ -125,3 +125,7 @@ STEP = TapLayout(positions=())
 SEQUENCE = TapLayout(positions=(1,))
 GRAPH = TapLayout(geometry="graph", positions=(1,))
 """``[1, nodes, units]``: one graph's node states (graph engines run one graph per call)."""
+IMAGE = TapLayout(geometry="image", positions=(2, 3), units=1)
+"""``[B, C, H, W]``: feature maps, channels are units, positions in raster order (y, then x)."""
+SCALAR = TapLayout(geometry="scalar", positions=())
+"""``[B, units]``: one position per item (a fully connected layer, a pooled feature vector, the logits)."""

@@ -1,0 +1,115 @@
+"""What a model of the ``image`` family reads and how it says where its states live.
+
+A model of the family takes a batch of images and returns logits:
+
+- ``model(images) -> logits``: ``images`` float32 ``[B, C, H, W]`` (values in ``[0, 1]``, the size of
+  the data description), ``logits`` ``[B, num_classes]`` (one class per image; for a ``multilabel``
+  task, one logit per class, trained by the objective's task loss).
+- taps: :class:`lstmviz.hooks.Tap` modules with ``layout=IMAGE`` (a feature map ``[B, C, H', W']``:
+  channels are units, the ``H' * W'`` cells are positions in raster order) or ``layout=SCALAR``
+  (``[B, units]``, one position per image: a fully connected layer, a pooled vector, the logits), and
+  ``axis=`` the recording axis the rows go to.
+- ``model.image_axes(height, width) -> dict[str, ImageAxis]``: for every axis a tap writes to, what
+  its positions are for an input of that size (an ``image`` axis: stride, receptive field and centre
+  offset in input pixels, and the feature map's size; a ``scalar`` axis: one position). The recorder
+  stores them (format v3) without guessing; a conv tap without an entry here is refused.
+  :func:`conv_chain` computes them from the layers' kernel, stride and padding.
+- optionally ``model.loss(images, batch) -> (loss, count)`` for an engine trained by its own objective
+  instead of the family's (a regulariser added to the cross-entropy, a label-embedding regression).
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from lstmviz.geometry import AxisGeometry, ImageGeometry
+
+INPUT_AXIS = "positions"
+"""The main axis: the input's pixels (stride 1, receptive field 1), where per-pixel annotations live."""
+
+
+@dataclass(frozen=True)
+class ImageAxis:
+    """The positions of one recording axis for one input size.
+
+    Attributes:
+        geometry: the axis's geometry (``image``: stride, receptive_field, offset; or ``scalar``).
+        size: ``image``: the feature map's ``ImageGeometry(height, width)`` for that input size;
+            ``None`` for a ``scalar`` axis.
+    """
+
+    geometry: AxisGeometry
+    size: ImageGeometry | None = None
+
+    @property
+    def num_positions(self) -> int:
+        return 1 if self.size is None else self.size.num_positions
+
+
+SCALAR_AXIS = ImageAxis(AxisGeometry(kind="scalar"))
+
+
+@dataclass(frozen=True)
+class ConvStep:
+    """One layer on the way from the input to a feature map: kernel, stride, padding and dilation, (y, x).
+
+    Pooling is a step too (a 2×2 max pool: ``ConvStep(2, 2)``).
+    """
+
+    kernel: int | tuple[int, int]
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] = 0
+    dilation: int | tuple[int, int] = 1
+
+
+def _two(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def conv_chain(height: int, width: int, steps: Iterable[ConvStep]) -> ImageAxis:
+    """The axis of the feature map after ``steps`` applied to an ``height × width`` input.
+
+    Per dimension, with the input at stride ``j = 1``, receptive field ``r = 1`` and centre offset
+    ``o = 0`` (the centre of input pixel 0), each step of kernel ``k``, stride ``s``, padding ``p`` and
+    dilation ``d`` (effective kernel ``k' = d (k - 1) + 1``) gives
+
+        n ← ⌊(n + 2p − k') / s⌋ + 1,   r ← r + (k' − 1) j,   o ← o + ((k' − 1) / 2 − p) j,   j ← j s
+
+    so that output cell ``i`` is centred on input pixel ``o + i j`` and sees ``r`` input pixels.
+    """
+    n = [int(height), int(width)]
+    j, r, o = [1, 1], [1, 1], [0.0, 0.0]
+    for step in steps:
+        k, s, p, d = _two(step.kernel), _two(step.stride), _two(step.padding), _two(step.dilation)
+        for a in range(2):
+            keff = d[a] * (k[a] - 1) + 1
+            n[a] = (n[a] + 2 * p[a] - keff) // s[a] + 1
+            if n[a] < 1:
+                raise ValueError(f"an input of {height}x{width} pixels is too small for these layers "
+                                 f"(a feature map would have no cells)")
+            r[a] += (keff - 1) * j[a]
+            o[a] += ((keff - 1) / 2 - p[a]) * j[a]
+            j[a] *= s[a]
+    return ImageAxis(AxisGeometry(kind="image", stride=tuple(j), receptive_field=tuple(r), offset=tuple(o)),
+                     ImageGeometry(n[0], n[1]))
+
+
+def input_axis(height: int, width: int) -> ImageAxis:
+    """The main axis: the input's pixels."""
+    return conv_chain(height, width, ())
+
+
+def cell_box(axis: ImageAxis, y: int, x: int) -> tuple[float, float, float, float]:
+    """The input-pixel box ``(y0, x0, y1, x1)`` (half-open, may reach outside the image) that cell
+    ``(y, x)`` of an image axis sees."""
+    g = axis.geometry
+    cy, cx = g.offset[0] + y * g.stride[0], g.offset[1] + x * g.stride[1]
+    hy, hx = g.receptive_field[0] / 2, g.receptive_field[1] / 2
+    return (cy + 0.5 - hy, cx + 0.5 - hx, cy + 0.5 + hy, cx + 0.5 + hx)
+
+
+__all__ = ["ConvStep", "INPUT_AXIS", "ImageAxis", "SCALAR_AXIS", "cell_box", "conv_chain", "input_axis"]
+
