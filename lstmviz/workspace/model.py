@@ -194,7 +194,9 @@ class WorkspaceModel:
         self.current = rid
         self.stats.set_recording(recording)
         self.window_start = 0
-        self.window_width = int(np.clip(DEFAULT_WINDOW_WIDTH, MIN_WINDOW_WIDTH, MAX_WINDOW_WIDTH))
+        # a recording shorter than the default window (one small graph) fills the plot instead of a third of it
+        self.window_width = int(np.clip(min(DEFAULT_WINDOW_WIDTH, recording.n_positions), MIN_WINDOW_WIDTH,
+                                        MAX_WINDOW_WIDTH))
         self.item = 0
         self.hover = None
         self.highlighted_units = []

@@ -124,3 +124,11 @@ def test_closing_keeps_what_of_a_panels_state_outlives_the_recording(model, path
     model.set_panel_state("match", MatchSettings(mode="scored", aggregate_annotation="depth"))
     model.open(paths[1])
     assert model.panel_state("match") == MatchSettings(mode="scored")  # the annotation was the other file's
+
+
+@pytest.mark.parametrize("items, length, width", [(1, 34, 34), (1, 4, 10), (3, 40, 100)])
+def test_the_first_window_is_the_default_or_the_whole_recording_when_shorter(model, tmp_path, items, length, width):
+    # one 34-node graph fills the plot instead of a third of a 100-position window; never below the minimum
+    model.open(write(tmp_path / "short.h5", n_items=items, length=length))
+    assert model.window_width == width
+    assert model.window_range() == (0, min(width, items * length))
