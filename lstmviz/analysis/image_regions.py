@@ -61,11 +61,25 @@ def grid_edges(height: int, width: int, *, diagonal: bool = True) -> np.ndarray:
     return np.stack([a[order], b[order]], axis=1)
 
 
+class _GridGraph(GraphGeometry):
+    """A grid graph whose undirected adjacency is built once (a copy is handed out: callers may write it)."""
+
+    def adjacency(self, *, directed: bool = False):
+        if directed:
+            return super().adjacency(directed=True)
+        cached = self.__dict__.get("_adjacency")
+        if cached is None:
+            cached = super().adjacency()
+            cached.sort_indices()
+            object.__setattr__(self, "_adjacency", cached)
+        return cached.copy()
+
+
 @lru_cache(maxsize=32)
 def _grid_graph(height: int, width: int, diagonal: bool) -> GraphGeometry:
     edges = grid_edges(height, width, diagonal=diagonal)
     edges.setflags(write=False)
-    return GraphGeometry(height * width, edges)
+    return _GridGraph(height * width, edges)
 
 
 def grid_graph(height: int, width: int, *, diagonal: bool = True) -> GraphGeometry:
