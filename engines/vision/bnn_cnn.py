@@ -13,7 +13,7 @@ r"""Engines ``bnn-cnn`` and ``qnn-cnn``: binarised and k-bit CNNs (Hubara et al.
 
 Every layer, the last included, uses quantised weights (the paper's BNNs binarise all of them; only
 the input stays real valued) and is followed by BatchNorm. The optimiser updates the real-valued
-latent weights ``W``; they are clipped to ``[-1, 1]`` at the start of every training forward (and by
+latent weights ``W`` (initialised ``U(-1, 1)``); they are clipped to ``[-1, 1]`` at the start of every training forward (and by
 :meth:`QuantizedCNN.clip_latent_` after an optimiser step), and the STE passes their gradient inside
 that range. ``*_{-1}`` is a 3x3 convolution whose border is padded with ``-1`` (a level of every ``Q_k``),
 so that a binarised layer's input is ``±1`` everywhere and its accumulation is an XNOR-popcount:
@@ -56,6 +56,11 @@ class QNNConv2d(nn.Conv2d):
         self.bits = bits
         self.pad_value = pad_value
 
+    def reset_parameters(self) -> None:
+        """Latent weights ``U(-1, 1)``: spread over every level of ``Q_k`` (BatchNorm follows, so the scale is free;
+        torch's default ``U(±1/sqrt(fan_in))`` would round every weight to 0 for k >= 2)."""
+        nn.init.uniform_(self.weight, -1.0, 1.0)
+
     def quantized_weight(self) -> Tensor:
         if self.training and torch.is_grad_enabled():
             with torch.no_grad():
@@ -88,6 +93,7 @@ class QNNLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
         self.bits = bits
 
+    reset_parameters = QNNConv2d.reset_parameters
     quantized_weight = QNNConv2d.quantized_weight
 
     def forward(self, x: Tensor) -> Tensor:
