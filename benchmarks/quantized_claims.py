@@ -133,7 +133,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.epochs, args.seeds = 10, 1
 
-    import lstmviz  # noqa: F401  (sets the OpenMP wait policy before torch starts its threads)
+    import importlib
+
+    importlib.import_module("lstmviz")  # before torch: it sets the OpenMP wait policy that shared cores need
     import torch
 
     torch.set_num_threads(2)
