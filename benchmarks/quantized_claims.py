@@ -148,7 +148,8 @@ def main(argv=None) -> int:
         rows = [(f"W{w}A{a}G{g}" + ("" if noise else " (no gradient noise)"), "dorefa-cnn",
                  {"w_bits": w, "a_bits": a, "g_bits": g, "g_noise": noise})
                 for w, a, g, noise in [(32, 32, 32, True), (8, 8, 8, True), (4, 4, 32, True), (2, 2, 32, True),
-                                       (1, 32, 32, True), (1, 4, 32, True), (1, 2, 32, True), (1, 2, 8, True),
+                                       (1, 32, 32, True), (1, 4, 32, True), (1, 2, 32, True), (1, 1, 32, True),
+                                       (1, 2, 8, True),
                                        (1, 2, 6, True), (1, 2, 4, True), (1, 2, 4, False), (1, 2, 2, True),
                                        (1, 2, 2, False)]]
         run_table(rows, data, epochs=args.epochs, seeds=seeds)
