@@ -6,6 +6,8 @@ test), over a few seeds, and prints test accuracy (mean and per seed):
 
 - DoReFa: W/A/G bit settings from full precision down to W1A2G4, with and without the gradient noise;
 - QNN/BNN: the float twin (32 bits, same architecture), 4, 2 and 1 bit (bnn-cnn), and the gap;
+- bnn-cnn ablations: without BatchNorm, without latent-weight clipping (identity STE for the weights),
+  without the hard-tanh STE mask on the activations (patched in for the run, restored after);
 - the XNOR-popcount path (numpy uint64 bitwise_count) against a float matmul of the same ±1 matrices
   and the whole bnn-cnn forward against forward_xnor, as ratios measured in the same run.
 
@@ -18,6 +20,7 @@ Measured numbers only; nothing is asserted. The tables in docs/engines.md come f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -35,7 +38,42 @@ def digits_split(seed: int = 0):
     return x[train], y[train], x[test], y[test]
 
 
-def train_and_test(name: str, config: dict, data, *, epochs: int, seed: int, lr: float = 0.005) -> float:
+def _no_batch_norm(model):
+    from torch import nn
+
+    model.norms = nn.ModuleList(nn.Identity() for _ in model.norms)
+    model.head_norm = nn.Identity()
+    return model
+
+
+@contextlib.contextmanager
+def ablation(kind: str | None):
+    """Patch bnn_cnn for one ablation of the paper's recipe (restored on exit).
+
+    - ``no-clip``: latent weights never clipped, their STE the plain identity (they may grow without bound);
+    - ``no-ste-mask``: the activations' STE the plain identity instead of the hard-tanh 1[|x| <= 1].
+    """
+    from lstmviz.engines.quantizers import quantize_signed, ste
+    from lstmviz.engines.vision import bnn_cnn
+
+    saved = (bnn_cnn.QNNConv2d.quantized_weight, bnn_cnn.QNNLinear.quantized_weight, bnn_cnn.qnn_quantize,
+             bnn_cnn.QuantizedCNN.clip_latent_)
+    try:
+        if kind == "no-clip":
+            def unclipped(self):
+                return ste(self.weight, quantize_signed(self.weight.detach(), self.bits, 1.0))
+            bnn_cnn.QNNConv2d.quantized_weight = bnn_cnn.QNNLinear.quantized_weight = unclipped
+            bnn_cnn.QuantizedCNN.clip_latent_ = lambda self: None
+        elif kind == "no-ste-mask":
+            bnn_cnn.qnn_quantize = lambda x, bits: ste(x, quantize_signed(x.detach(), bits, 1.0))
+        yield
+    finally:
+        (bnn_cnn.QNNConv2d.quantized_weight, bnn_cnn.QNNLinear.quantized_weight, bnn_cnn.qnn_quantize,
+         bnn_cnn.QuantizedCNN.clip_latent_) = saved
+
+
+def train_and_test(name: str, config: dict, data, *, epochs: int, seed: int, lr: float = 0.005,
+                   ablate: str | None = None) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -46,6 +84,8 @@ def train_and_test(name: str, config: dict, data, *, epochs: int, seed: int, lr:
     torch.manual_seed(seed)
     spec = registry.get(name)
     model = spec.build_model(ImageData(1, 8, 8, 10), **{**spec.default_config, **config})
+    if ablate == "no-bn":
+        model = _no_batch_norm(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     gen = torch.Generator().manual_seed(seed)
@@ -70,9 +110,11 @@ def train_and_test(name: str, config: dict, data, *, epochs: int, seed: int, lr:
 
 def run_table(rows, data, *, epochs: int, seeds) -> list[tuple[str, float, list[float], float]]:
     out = []
-    for label, name, config in rows:
+    for label, name, config, *rest in rows:
+        ablate = rest[0] if rest else None
         start = time.perf_counter()
-        accs = [train_and_test(name, config, data, epochs=epochs, seed=s) for s in seeds]
+        with ablation(ablate):
+            accs = [train_and_test(name, config, data, epochs=epochs, seed=s, ablate=ablate) for s in seeds]
         seconds = (time.perf_counter() - start) / len(seeds)
         mean = statistics.mean(accs)
         out.append((label, mean, accs, seconds))
@@ -128,7 +170,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 seed, 10 epochs")
-    ap.add_argument("--only", choices=("dorefa", "qnn", "xnor"), default=None)
+    ap.add_argument("--only", choices=("dorefa", "qnn", "ablation", "xnor"), default=None)
     args = ap.parse_args(argv)
     if args.quick:
         args.epochs, args.seeds = 10, 1
@@ -163,6 +205,14 @@ def main(argv=None) -> int:
         table = run_table(rows, data, epochs=args.epochs, seeds=seeds)
         gap = table[0][1] - table[-1][1]
         print(f"  gap float twin - bnn: {100 * gap:.2f} points")
+
+    if args.only in (None, "ablation"):
+        print("\nbnn-cnn ablations of the recipe (same loop), test accuracy:")
+        rows = [("bnn-cnn", "bnn-cnn", {}),
+                ("bnn-cnn without BatchNorm", "bnn-cnn", {}, "no-bn"),
+                ("bnn-cnn without latent clipping", "bnn-cnn", {}, "no-clip"),
+                ("bnn-cnn without the STE mask", "bnn-cnn", {}, "no-ste-mask")]
+        run_table(rows, data, epochs=args.epochs, seeds=seeds)
 
     if args.only in (None, "xnor"):
         xnor_timing(data)
