@@ -126,6 +126,14 @@ def binary_sign(x: Tensor) -> Tensor:
     return ste(x, torch.where(x.detach() >= 0, 1.0, -1.0).to(x.dtype), -1.0, 1.0)
 
 
+def stochastic_sign(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """BNN's stochastic binarisation: ``+1`` with probability ``clip((x + 1) / 2, 0, 1)``, else ``-1``, so that
+    ``E[x_b] = clip(x, -1, 1)``; the hard-tanh STE ``1[|x| <= 1]`` in the backward."""
+    p = ((x.detach() + 1) / 2).clamp(0.0, 1.0)
+    plus = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator) < p
+    return ste(x, torch.where(plus, 1.0, -1.0).to(x.dtype), -1.0, 1.0)
+
+
 def qnn_quantize(x: Tensor, bits: int) -> Tensor:
     """QNN's k-bit linear quantiser on ``[-1, 1)`` (k = 1: the sign, ``{-1, +1}``) with the STE ``1[|x| <= 1]``;
     32 bits: ``hardtanh(x)`` (the float twin keeps the same bounded activation)."""
@@ -147,6 +155,17 @@ def pack_signs(x) -> np.ndarray:
     return np.packbits(bits, axis=-1, bitorder="little").view(np.uint64)
 
 
+_BYTE_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int64)
+
+
+def popcount_rows(words: np.ndarray) -> np.ndarray:
+    """The number of set bits of each row of uint64 words ``[..., words]`` (int64 ``[...]``);
+    ``np.bitwise_count`` (numpy >= 2.0) or a byte table on older numpy."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(words).sum(axis=-1, dtype=np.int64)
+    return _BYTE_POPCOUNT[np.ascontiguousarray(words).view(np.uint8)].sum(axis=-1)
+
+
 def xnor_dot(a_packed: np.ndarray, w_packed: np.ndarray, n: int) -> np.ndarray:
     """``A @ W.T`` for ``{-1, +1}`` matrices from their packed bits: ``2 popcount(XNOR(a, w)) - n`` (int64).
 
@@ -160,9 +179,10 @@ def xnor_dot(a_packed: np.ndarray, w_packed: np.ndarray, n: int) -> np.ndarray:
     out = np.empty((a_packed.shape[0], w_packed.shape[0]), dtype=np.int64)
     for o in range(w_packed.shape[0]):
         same = ~(a_packed ^ w_packed[o]) & mask
-        out[:, o] = np.bitwise_count(same).sum(axis=-1, dtype=np.int64)
+        out[:, o] = popcount_rows(same)
     return 2 * out - n
 
 
 __all__ = ["MAX_BITS", "binary_sign", "check_bit_width", "dorefa_activations", "dorefa_weights", "pack_signs",
-           "qnn_quantize", "quantize_gradient", "quantize_gradient_values", "quantize_k", "xnor_dot"]
+           "popcount_rows", "qnn_quantize", "quantize_gradient", "quantize_gradient_values", "quantize_k",
+           "stochastic_sign", "xnor_dot"]

@@ -4,8 +4,12 @@ stochastic gradient quantiser."""
 import pytest
 import torch
 
-from lstmviz.engines.vision.quantize import (binary_sign, dorefa_activations, dorefa_weights, qnn_quantize,
-                                             quantize_gradient, quantize_gradient_values, quantize_k)
+import numpy as np
+
+from lstmviz.engines.vision import quantize as quantize_module
+from lstmviz.engines.vision.quantize import (binary_sign, dorefa_activations, dorefa_weights, popcount_rows,
+                                             qnn_quantize, quantize_gradient, quantize_gradient_values, quantize_k,
+                                             stochastic_sign)
 
 
 def _levels(k):
@@ -128,3 +132,26 @@ def test_qnn_quantiser_has_exactly_2_to_the_k_levels(bits):
     expected = torch.tensor([-1.0, 1.0], dtype=torch.float64) if bits == 1 else (
         torch.arange(-n, n, dtype=torch.float64) / n)
     assert torch.equal(values, expected)
+
+
+def test_stochastic_sign_is_unbiased_inside_minus_one_one_and_uses_the_hard_tanh_ste():
+    x = torch.tensor([-1.5, -1.0, -0.6, -0.1, 0.0, 0.3, 0.9, 1.0, 2.0], dtype=torch.float64)
+    draws = 40000
+    b = stochastic_sign(x.repeat(draws, 1), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.unique(b), torch.tensor([-1.0, 1.0], dtype=torch.float64))
+    mean, se = b.mean(0), b.std(0) / draws ** 0.5
+    target = x.clamp(-1, 1)
+    saturated = target.abs() == 1
+    assert torch.equal(mean[saturated], target[saturated])
+    assert ((mean - target)[~saturated].abs() / se[~saturated]).max() < 5.0
+    xg = x.clone().requires_grad_(True)
+    stochastic_sign(xg).backward(torch.ones_like(x))
+    assert xg.grad.tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 0]
+
+
+def test_popcount_fallback_for_old_numpy_counts_the_same_bits(monkeypatch):
+    words = np.random.default_rng(0).integers(0, 2 ** 63, size=(5, 3), dtype=np.int64).view(np.uint64) * 3
+    fast = popcount_rows(words)
+    monkeypatch.delattr(quantize_module.np, "bitwise_count", raising=False)
+    assert np.array_equal(popcount_rows(words), fast)
+    assert np.array_equal(fast, [sum(bin(int(w)).count("1") for w in row) for row in words])
