@@ -101,6 +101,7 @@ class ImageCanvas(QtWidgets.QWidget):
             item.setZValue(z)
             self.plot.addItem(item)
         self.levels = (0.0, 1.0)
+        self._overlay_rect = QtCore.QRectF(0, 0, 1, 1)
         self.size = (1, 1)
         self.view_box.clicked.connect(self.clicked.emit)
         self.view_box.box_moved.connect(self.set_box)
@@ -126,7 +127,9 @@ class ImageCanvas(QtWidgets.QWidget):
 
     def set_overlay_geometry(self, rect: tuple[float, float, float, float]) -> None:
         """Where the map lies over the input: ``(x, y, width, height)`` in pixels (``data.cell_rect``)."""
-        self.overlay.setRect(QtCore.QRectF(*rect))
+        self._overlay_rect = QtCore.QRectF(*rect)
+        if self.overlay.image is not None:
+            self.overlay.setRect(self._overlay_rect)
 
     def set_levels(self, lo: float, hi: float) -> None:
         self.levels = (float(lo), float(hi))
@@ -138,7 +141,10 @@ class ImageCanvas(QtWidgets.QWidget):
             self.overlay.setVisible(False)
             return
         self.overlay.setVisible(True)
+        shape = None if self.overlay.image is None else self.overlay.image.shape
         self.overlay.setImage(values, levels=self.levels, autoLevels=False)
+        if shape != values.shape:  # setRect scales by the image's size: set again when that changes
+            self.overlay.setRect(self._overlay_rect)
 
     def overlay_image(self) -> np.ndarray | None:
         """What the overlay holds now (tests)."""
