@@ -22,7 +22,7 @@ BOX_PEN = (40, 200, 255)
 FIELD_PEN = (255, 255, 255)
 CELL_PEN = (0, 255, 120)
 LUT_SIZE = 256
-ALPHA_MIN, ALPHA_MAX = 40, 225
+ALPHA_MIN, ALPHA_MAX = 30, 200
 
 
 def overlay_lut(name: str = "inferno", n: int = LUT_SIZE) -> np.ndarray:
