@@ -28,7 +28,9 @@ def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input
     input, or one pair per item; ``images[i]``: ``[H, W, channels]`` pixels (tap ``image`` on the main
     axis; default zeros, one channel); ``pixel_labels[i]``: int ``[H, W]`` ids into ``labels`` for the
     categorical position annotation ``label`` (default: all 0). The main axis ``positions`` is the
-    input's pixels (stride 1, receptive field 1). Taps: ``image`` (main axis) and ``tap`` (on ``axis``).
+    input's pixels (stride 1, receptive field 1). Taps: ``image`` (main axis), ``tap`` (on ``axis``) and
+    ``logits`` (2 units, one row per image on the scalar axis ``scalar``: the mean of the map's first
+    two units, NaN taken as 0); item annotation ``class`` (numeric: the item index mod 3).
     """
     maps = [np.asarray(m, dtype=np.float32) for m in maps]
     units = maps[0].shape[2]
@@ -38,8 +40,11 @@ def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input
         w.set_geometry("positions", AxisGeometry(kind="image"))
         w.add_axis(axis, description="a synthetic feature map", geometry=geometry)
         w.add_tap("image", channels, signal="pixels")
+        w.add_axis("scalar", description="one row per image", geometry="scalar")
         w.add_tap(tap, units, axis=axis)
+        w.add_tap("logits", 2, axis="scalar")
         w.add_annotation("label", kind="categorical", labels=list(labels))
+        w.add_annotation("class", kind="numeric", level="item")
         for i, m in enumerate(maps):
             h, w_, k = m.shape
             if k != units:
@@ -47,9 +52,12 @@ def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input
             H, W = sizes[i]
             pixels = np.zeros((H, W, channels), np.float32) if images is None else np.asarray(images[i], np.float32)
             lab = np.zeros((H, W), np.int32) if pixel_labels is None else np.asarray(pixel_labels[i], np.int32)
+            logits = np.nan_to_num(m[..., :2]).reshape(-1, min(2, units)).mean(axis=0)
+            logits = np.resize(logits, 2).reshape(1, 2)
             w.append_item(np.zeros(H * W, np.int64),
-                          {"image": pixels.reshape(H * W, channels), tap: m.reshape(h * w_, units)},
-                          annotations={"label": lab.reshape(-1)},
+                          {"image": pixels.reshape(H * W, channels), tap: m.reshape(h * w_, units),
+                           "logits": logits},
+                          annotations={"label": lab.reshape(-1)}, item_annotations={"class": i % 3},
                           geometry={"positions": ImageGeometry(H, W), axis: ImageGeometry(h, w_)})
     return Path(path)
 
