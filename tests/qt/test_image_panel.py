@@ -198,3 +198,24 @@ def test_match_tab_says_when_image_match_is_missing(image_window, monkeypatch):
     panel._show_match_hook()
     assert not panel.match_button.isEnabled() and "image_match" in panel.match_label.text()
     assert not panel.match()
+
+
+def test_match_finds_the_planted_region_and_a_thumbnail_goes_there(qtbot, image_window):
+    panel = panel_of(image_window)
+    panel.set_box(planted_pixel_box())
+    assert panel.match_button.isEnabled()
+    with qtbot.waitSignal(panel.matches_ready, timeout=20000):
+        assert panel.match()
+    res = panel.results
+    y0, x0, y1, x1 = PLANTED_BOX
+    planted = [y * 6 + x for y in range(y0, y1) for x in range(x0, x1)]
+    assert len(res) == 1 and int(res.items[0]) == 0 and list(res.match_cells(0)) == planted
+    thumb = panel.match_grid.thumbnails[0]
+    assert thumb.box == pytest.approx((2.0, 2.0, 6.0, 8.0))  # the stride tiles of the region's cells
+    with qtbot.waitSignal(panel.image_shown):
+        panel.item_spin.setValue(3)  # another image: the click goes back to image 0
+    assert panel.box is None
+    with qtbot.waitSignal(panel.selection_changed):
+        thumb.clicked.emit(0)
+    assert panel.item == 0 and image_window.workspace.item == 0
+    assert panel.box == pytest.approx((2.0, 2.0, 6.0, 8.0)) and panel.selection.pairs() == [(2, 1), (3, 1)]

@@ -4,7 +4,7 @@ with the box Select rule, the top-activating images of the selected units, and i
 ``panel`` (the dock's widget), ``canvas`` (the image, the overlay, the box and receptive-field outlines,
 gestures), ``thumbnails`` (image thumbnails with one box outlined), ``data`` (what the panel reads from
 a recording; Qt-free), ``state`` (its part of the workspace file, Qt-free). Registered as ``PANEL``
-(``lstmviz.qt.panels``). Analysis: ``lstmviz.analysis.image_regions`` (box selection, match) and
+(``lstmviz.qt.panels``). Analysis: ``lstmviz.analysis.image_regions`` (box selection), ``image_match`` (match) and
 ``lstmviz.analysis.image_top`` (top-activating images).
 """
 

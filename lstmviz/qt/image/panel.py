@@ -19,8 +19,10 @@ on a cell lists that cell's top units.
 
 Top images: ``image_top.top_activating`` over the whole recording in a worker (progress, Cancel): the
 items where the selected units respond most (max or mean over cells), each thumbnail with its peak
-cell's receptive field outlined; a click goes to that image. Match: ``image_regions.image_match`` when
-the analysis has it (else the tab says it is not there).
+cell's receptive field outlined; a click goes to that image. Match: ``image_match.image_match`` over every image
+in a worker (the box rule's threshold, ring and tolerance; regions of at least one cell), the matched
+regions as thumbnails with their cells' stride tiles outlined; a click goes to that image with the
+region's box brushed.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ NO_IMAGE = ("This recording has no images: its positions are {kind}, not the pix
             "view draws recordings of image models (format v3, an image axis); the unit-lines view above "
             "shows every recording.")
 NO_RECORDING = "Open a recording of an image model to see its images here."
-NO_MATCH = ("Image match needs lstmviz.analysis.image_regions.image_match, which this build does not have yet. "
+NO_MATCH = ("Image match needs lstmviz.analysis.image_match, which this build does not have. "
             "Brush a box and use Top images meanwhile.")
 REDUCE_TITLES = {"max": "max over cells", "mean": "mean over cells"}
 TOP_UNITS = 8
+MATCH_LIMIT = 200
+MATCH_MIN_CELLS = 1
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -55,12 +59,12 @@ def _hex(rgb) -> str:
 
 
 def has_image_match() -> bool:
-    """Whether the analysis offers ``image_match`` (the Match tab's hook)."""
+    """Whether the analysis offers ``image_match`` (``lstmviz.analysis.image_match``; the Match tab's hook)."""
     try:
-        from lstmviz.analysis import image_regions
+        from lstmviz.analysis import image_match
     except ImportError:
         return False
-    return hasattr(image_regions, "image_match")
+    return hasattr(image_match, "image_match") and hasattr(image_match, "ImageMatchQuery")
 
 
 class ImagePanel(TaskPanel):
@@ -220,8 +224,8 @@ class ImagePanel(TaskPanel):
         tv.addLayout(row)
         tv.addWidget(self.top_grid, 1)
 
-        # match (a hook until image_regions has image_match)
-        self.match_button = QtWidgets.QPushButton("Match box")
+        # match (said in the tab when the analysis lacks image_match)
+        self.match_button = QtWidgets.QPushButton("Match selected units")
         self.match_button.setToolTip("Find regions of every image where the selected units are on together")
         self.match_button.clicked.connect(self.match)
         self.match_label = QtWidgets.QLabel()
@@ -757,28 +761,28 @@ class ImagePanel(TaskPanel):
         if not len(units):
             self.set_status("Select units first: drag a box on the image.", problem=True)
             return False
-        from lstmviz.analysis import image_regions
+        from lstmviz.analysis import image_match as im
 
         tap = self.tap_name
         try:
-            query = image_regions.ImageMatchQuery(units=tuple(int(u) for u in units),
-                                                  signs=tuple(int(s) for s in signs),
-                                                  threshold=float(self.threshold_spin.value()),
-                                                  ring=self.ring_spin.value())
+            query = im.ImageMatchQuery(units=tuple(int(u) for u in units), signs=tuple(int(s) for s in signs),
+                                       threshold=float(self.threshold_spin.value()), transform="raw",
+                                       ring=self.ring_spin.value(), tolerance=float(self.tolerance_spin.value()),
+                                       min_cells=MATCH_MIN_CELLS, limit=MATCH_LIMIT)
         except (TypeError, ValueError) as exc:
             self.set_status(describe(exc), problem=True)
             return False
-        limit = self.top_spin.value()
+        shown = self.top_spin.value()
 
         def job(task):
-            results = image_regions.image_match(recording, tap, query, task=task)
+            results = im.image_match(recording, tap, query, task=task)
             entries = []
-            for i in range(min(len(results), limit)):
+            for i in range(min(len(results), shown)):
                 task.check()
                 item = int(results.items[i])
                 image, _ = data.input_image(recording, item)
-                box = tuple(float(v) for v in results.boxes[i])
-                entries.append((image, box, f"image {item}: {float(results.score[i]):.3g}"))
+                box = tuple(float(v) for v in results.tiles[i])
+                entries.append((image, box, f"image {item}: {int(results.sizes[i])} cells, {float(results.score[i]):.3g}"))
             return results, entries
 
         def finished(result) -> None:
@@ -787,12 +791,19 @@ class ImagePanel(TaskPanel):
                 return
             self.results = results
             self.match_grid.set_thumbnails(entries)
-            self.set_status(f"{_count(len(results), 'match', 'matches')} of the box's units in every image.")
+            k = results.query.k
+            more = "" if results.exact else " (candidates capped: the ranking may miss some)"
+            self.match_label.setText(f"{_count(len(results), 'region')} where {'the unit is' if k == 1 else f'the {k} units are'} "
+                                     f"on together, best first; the outline is the region's cells. Click one to go there.")
+            self.set_status(f"{_count(len(results), 'match', 'matches')} of {_count(k, 'unit')} of {tap} in every image "
+                            f"in {duration(results.elapsed_s)}{more}.")
             self.matches_ready.emit(results)
 
         self.submit("image-match", job, on_finished=finished, what="match the box", title="Cannot match the box",
                     stage="match", on_cancelled=lambda: self.set_status("Image match cancelled."))
         self.tabs.setCurrentIndex(1)
+        self.set_status(f"Matching {_count(len(units), 'unit')} of {tap} in every image…")
+        self.wants_dock.emit()
         return True
 
     def show_match(self, i: int) -> None:
@@ -803,7 +814,7 @@ class ImagePanel(TaskPanel):
         if item != self.item:
             self.set_item(item)
             self.workspace.go_to_item(item)
-        self.set_box(tuple(float(v) for v in self.results.boxes[i]))
+        self.set_box(tuple(float(v) for v in self.results.tiles[i]))
 
     # ------------------------------------------------------------------ life cycle
     def restore_work(self) -> None:
