@@ -61,6 +61,11 @@ def test_box_selects_the_planted_units_and_the_overlay_is_their_mean_at_the_righ
     # the input is drawn over the image's own pixels, its values those of the input tap
     pixels = recording.item_states("input", 0).reshape(12, 12, 3)
     assert np.allclose(panel.canvas.input_item.image, pixels)
+    # the box's units stay on the overlay in the next image (the box itself is dropped)
+    panel.next_button.click()
+    assert panel.item == 1 and panel.box is None
+    assert np.allclose(panel.canvas.overlay_image().reshape(-1), recording.item_states("conv0", 1)[:, [2, 3]].mean(1))
+    assert "mean of units 2, 3" in panel.legend_label.text()
 
 
 def test_one_unit_and_norm_modes(image_window):
@@ -219,3 +224,16 @@ def test_match_finds_the_planted_region_and_a_thumbnail_goes_there(qtbot, image_
         thumb.clicked.emit(0)
     assert panel.item == 0 and image_window.workspace.item == 0
     assert panel.box == pytest.approx((2.0, 2.0, 6.0, 8.0)) and panel.selection.pairs() == [(2, 1), (3, 1)]
+
+
+def test_hover_outlines_the_receptive_field_of_the_cell(image_window):
+    panel = panel_of(image_window)
+    panel.canvas.hovered.emit(3.0, 7.0)  # cell (1, 3): centred on pixel point (3, 7), field 4
+    xs, ys = panel.canvas.field.getData()
+    assert (min(ys), min(xs), max(ys), max(xs)) == (1.0, 5.0, 5.0, 9.0)
+    assert panel.hover_label.text().startswith("pixel (3, 7) · cell (1, 3)")
+    panel.field_check.setChecked(False)
+    panel.canvas.hovered.emit(3.0, 7.0)
+    assert panel.canvas.field.getData()[0] is None or len(panel.canvas.field.getData()[0]) == 0
+    panel.canvas.hovered.emit(float("nan"), float("nan"))
+    assert panel.hover_label.text().strip() == ""

@@ -96,6 +96,7 @@ class ImagePanel(TaskPanel):
         self.axis_geometry = None
         self.box = None
         self.selection = None
+        self.kept = None  # (units, signs) of the last non-empty box selection on this tap
         self.clicked_cell = -1
         self.top = None
         self.results = None
@@ -334,6 +335,7 @@ class ImagePanel(TaskPanel):
         if tap is not None and tap != self.tap_name and tap in self._taps:
             self.tap_name = tap
             self.selection = None
+            self.kept = None
             self.box = None
             self.canvas.clear_box()
             self._draw()
@@ -355,7 +357,7 @@ class ImagePanel(TaskPanel):
         self.top = self.results = None
         self.top_grid.clear()
         self.match_grid.clear()
-        self.box = self.selection = None
+        self.box = self.selection = self.kept = None
         self.clicked_cell = -1
         self.canvas.clear_box()
         self.cell_label.setText("")
@@ -434,10 +436,13 @@ class ImagePanel(TaskPanel):
         return self.blocks.block(recording, tap, self.item)
 
     def colour_units(self) -> tuple[np.ndarray, np.ndarray]:
-        """The signed units the overlay shows: the box selection, else the highlighted units (when the
-        panel's tap is the active pane's)."""
+        """The signed units the overlay shows: the box selection, else the last box's units (kept while
+        moving between images, until another box or tap), else the highlighted units (when the panel's
+        tap is the active pane's)."""
         if self.selection is not None and len(self.selection):
             return np.asarray(self.selection.units, np.int64), np.asarray(self.selection.signs, np.int64)
+        if self.kept is not None:
+            return self.kept
         pane = self.workspace.active_pane
         if pane is not None and pane.tap == self.tap_name:
             units = np.asarray(self.workspace.highlighted_units, dtype=np.int64)
@@ -615,6 +620,8 @@ class ImagePanel(TaskPanel):
         same = (previous is None and self.selection is None) or (
             previous is not None and self.selection is not None and previous.pairs() == self.selection.pairs()
             and np.array_equal(previous.extra["cells"], self.selection.extra["cells"]))
+        if self.selection is not None and len(self.selection):
+            self.kept = (np.asarray(self.selection.units, np.int64), np.asarray(self.selection.signs, np.int64))
         if not same:
             self.selection_changed.emit(self.selection)
             pane = self.workspace.active_pane
