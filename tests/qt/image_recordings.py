@@ -2,7 +2,8 @@
 
 ``write_image_recording``: ``n_items`` images of 12 × 12 pixels, 3 channels, stored as the tap ``input``
 (3 units) on the main axis ``positions`` (one row per pixel), the pixel's grey level as its token
-(16 levels) and a per-pixel annotation ``bright`` (categorical: dark / bright).
+(16 levels) and a per-pixel annotation ``bright`` (categorical: dark / bright). ``with_input=False``:
+no ``input`` tap; a one-unit main-axis tap ``edges`` instead.
 
 Axis ``conv0`` (``CONV0``: a 3 × 3 conv with padding 1, then a 2 × 2 max pool: stride 2, receptive
 field 4, offset 0.5, a 6 × 6 map), tap ``conv0`` (8 units, values near 0 except):
@@ -28,7 +29,7 @@ PEAK = (0.5, 2.0, 1.5, 3.0, 0.25, 2.5)
 PEAK_CELL = (0, 7, 14, 21, 28, 35)
 
 
-def write_image_recording(path, *, n_items=6, seed=3):
+def write_image_recording(path, *, n_items=6, seed=3, with_input=True):
     rng = np.random.default_rng(seed)
     h, w = CONV0.size.height, CONV0.size.width
     with RecordingWriter(path, vocab=[f"g{i}" for i in range(16)],
@@ -36,7 +37,10 @@ def write_image_recording(path, *, n_items=6, seed=3):
         writer.set_geometry("positions", "image")
         writer.add_axis("conv0", description="first conv block", geometry=CONV0.geometry)
         writer.add_axis("image", description="one row per image", geometry="scalar")
-        writer.add_tap("input", 3, signal="input", description="the input pixels (RGB)")
+        if with_input:
+            writer.add_tap("input", 3, signal="input", description="the input pixels (RGB)")
+        else:  # a main-axis tap that is not the input (the panel then shows the token ids)
+            writer.add_tap("edges", 1, signal="edges")
         writer.add_tap("conv0", 8, axis="conv0", layer=0, signal="conv")
         writer.add_tap("fc", 5, axis="image", layer=1, signal="fc")
         writer.add_annotation("bright", kind="categorical", labels=["dark", "bright"])
@@ -57,8 +61,9 @@ def write_image_recording(path, *, n_items=6, seed=3):
                 conv[cells, 2] = 1.0
                 conv[cells, 3] = 1.0
             fc = (item + np.arange(5) / 10).astype(np.float32)[None, :]
+            pixels = {"input": image.reshape(-1, 3)} if with_input else {"edges": grey.reshape(-1, 1)}
             writer.append_item(np.minimum(15, (grey * 16).astype(np.int64)).reshape(-1),
-                               {"input": image.reshape(-1, 3), "conv0": conv, "fc": fc},
+                               {**pixels, "conv0": conv, "fc": fc},
                                annotations={"bright": (grey > 0.5).astype(np.int64).reshape(-1)},
                                geometry={"positions": ImageGeometry(SIZE, SIZE), "conv0": ImageGeometry(h, w)})
     return path

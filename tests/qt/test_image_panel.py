@@ -237,3 +237,27 @@ def test_hover_outlines_the_receptive_field_of_the_cell(image_window):
     assert panel.canvas.field.getData()[0] is None or len(panel.canvas.field.getData()[0]) == 0
     panel.canvas.hovered.emit(float("nan"), float("nan"))
     assert panel.hover_label.text().strip() == ""
+
+
+def test_without_an_input_tap_the_token_ids_are_the_image(window, tmp_path):
+    assert window.open_file(write_image_recording(tmp_path / "noinput.h5", with_input=False))
+    panel = panel_of(window)
+    recording = window.workspace.recording
+    ids = recording.token_ids(*recording.item_range(0)).reshape(12, 12).astype(np.float32)
+    assert np.allclose(panel.canvas.input_item.image, (ids - ids.min()) / (ids.max() - ids.min()))
+    assert "token ids" in panel.input_what
+    # a main-axis tap other than the input is a map of stride 1 like any other
+    assert [panel.tap_combo.itemData(i) for i in range(panel.tap_combo.count())] == ["edges", "conv0"]
+
+
+def test_the_panel_settings_go_in_the_workspace_file(image_window):
+    from lstmviz.qt.image.state import IMAGE_STATE, ImageSettings
+
+    panel = panel_of(image_window)
+    panel.ring_spin.setValue(2)
+    panel.reduce_combo.setCurrentIndex(panel.reduce_combo.findData("mean"))
+    state = image_window.workspace.panel_state("image")
+    assert (state.ring, state.reduce, state.tap) == (2, "mean", "conv0")
+    assert IMAGE_STATE.from_values(IMAGE_STATE.to_values(state)) == state
+    image_window.workspace.set_panel_state("image", ImageSettings(tap="conv0", mode="norm", ring=3))
+    assert panel.mode_combo.currentData() == "norm" and panel.ring_spin.value() == 3

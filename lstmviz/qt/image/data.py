@@ -3,7 +3,7 @@ an item's ``[cells, units]`` block of a tap (cached), the overlay values and the
 and where a feature map's cells lie over the input pixels.
 
 A recording has images when its main axis ``positions`` is an ``image`` axis (format v3). The input
-image is the tap ``input`` on the main axis (one row per pixel, C units: 1 channel is grey, 3 are RGB,
+image is the tap ``input`` (or ``image``) on the main axis (one row per pixel, C units: 1 channel is grey, 3 are RGB,
 any other number is shown as the mean over channels); without it the item's per-pixel token ids are
 shown as a grey image. Pixel values in [0, 1] are shown as they are; others are stretched per image.
 
@@ -21,6 +21,9 @@ import numpy as np
 
 MAIN_AXIS = "positions"
 INPUT_TAP = "input"
+#: main-axis taps that hold the input pixels, first found wins (``input``: what the recorder writes;
+#: ``image``: the synthetic recordings of tests/analysis/image_recordings.py)
+INPUT_TAPS = (INPUT_TAP, "image")
 MODES = ("mean", "unit", "norm")
 MODE_TITLES = {"mean": "selected units (mean)", "unit": "one unit", "norm": "channel L2 norm"}
 _BLOCKS_KEPT = 8
@@ -38,10 +41,20 @@ def has_images(recording) -> bool:
     return recording is not None and hasattr(recording, "item_geometry") and axis_kind(recording, MAIN_AXIS) == "image"
 
 
+def input_tap(recording) -> str | None:
+    """The main-axis tap holding the input pixels (``INPUT_TAPS``), or None."""
+    for name in INPUT_TAPS:
+        info = recording.taps.get(name)
+        if info is not None and info.axis == MAIN_AXIS:
+            return name
+    return None
+
+
 def image_taps(recording) -> list[str]:
-    """The taps on image axes (feature maps), in file order; the input pixels (``input``) are not one."""
+    """The taps on image axes (feature maps), in file order; the input pixels are not one."""
+    pixels = input_tap(recording)
     return [name for name, info in recording.taps.items()
-            if name != INPUT_TAP and axis_kind(recording, info.axis) == "image"]
+            if name != pixels and axis_kind(recording, info.axis) == "image"]
 
 
 def scalar_taps(recording) -> list[str]:
@@ -58,8 +71,9 @@ def input_image(recording, item: int) -> tuple[np.ndarray, str]:
     size = recording.item_geometry(int(item), MAIN_AXIS)
     a, b = recording.item_range(int(item), MAIN_AXIS)
     h, w = size.height, size.width
-    if INPUT_TAP in recording.taps and recording.taps[INPUT_TAP].axis == MAIN_AXIS:
-        pixels = recording.states(INPUT_TAP, a, b)
+    tap = input_tap(recording)
+    if tap is not None:
+        pixels = recording.states(tap, a, b)
         c = pixels.shape[1]
         image = pixels.reshape(h, w, c)
         what = f"the input ({'RGB' if c == 3 else 'grey' if c == 1 else f'mean of {c} channels'})"
