@@ -18,7 +18,8 @@ highlighted units (as in the Graph panel; other taps' units have no pane to be d
 on a cell lists that cell's top units.
 
 Top images: ``image_top.top_activating`` over the whole recording in a worker (progress, Cancel): the
-items where the selected units respond most (max or mean over cells), each thumbnail with its peak
+items where the selected units respond most (max or mean over cells), each thumbnail with the units'
+heatmap over it (one scale for all thumbnails: the range of the shown images' cells) and its peak
 cell's receptive field outlined; a click goes to that image. Match: ``image_match.image_match`` over every image
 in a worker (the box rule's threshold, ring and tolerance; regions of at least one cell), the matched
 regions as thumbnails with their cells' stride tiles outlined; a click goes to that image with the
@@ -700,24 +701,35 @@ class ImagePanel(TaskPanel):
             self.set_status("Select units first: drag a box on the image, or choose 'one unit'.", problem=True)
             return False
         tap, reduce, limit = self.tap_name, self.reduce_combo.currentData() or "max", self.top_spin.value()
+        lut = self._lut
 
         def job(task):
             import time
 
-            from lstmviz.analysis.image_top import top_activating
+            from lstmviz.analysis.image_top import cell_scores, top_activating
 
             t0 = time.perf_counter()
             top = top_activating(recording, tap, units, signs, limit=limit, reduce=reduce, task=task)
             seconds = time.perf_counter() - t0
             axis = recording.taps[tap].axis
             geometry = recording.axis_geometry(axis)
+            maps = []
+            for item in top.items:  # each shown image's cell scores, on one scale for all of them
+                task.check()
+                size = recording.item_geometry(int(item), axis)
+                a, b = recording.item_range(int(item), axis)
+                scores = cell_scores(recording.states(tap, a, b, units=units), signs)
+                maps.append((size, scores.reshape(size.height, size.width)))
+            finite = np.concatenate([m[np.isfinite(m)] for _, m in maps]) if maps else np.zeros(0)
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
             entries = []
-            for rank, (item, score, cell) in enumerate(zip(top.items, top.scores, top.cells)):
+            for rank, (item, score, cell, (size, heat)) in enumerate(zip(top.items, top.scores, top.cells, maps)):
                 task.check()
                 image, _ = data.input_image(recording, int(item))
-                size = recording.item_geometry(int(item), axis)
                 box = data.receptive_box(geometry, int(cell), size) if cell >= 0 else None
-                entries.append((image, box, f"#{rank + 1} image {int(item)}: {score:.3g}"))
+                t = (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
+                entries.append((image, box, f"#{rank + 1} image {int(item)}: {score:.3g}",
+                                (t, data.cell_rect(geometry, size), lut)))
             return top, entries, seconds
 
         self.submit("image-top", job, on_finished=lambda result: self._top_found(recording, result),
@@ -736,7 +748,8 @@ class ImagePanel(TaskPanel):
         self.top_grid.set_thumbnails(entries)
         self.set_status(f"The {_count(len(top), 'image')} where {_count(len(top.units), 'unit')} of {top.tap} "
                         f"respond most ({REDUCE_TITLES[top.reduce]}), of {_count(recording.n_items, 'image')} "
-                        f"in {duration(seconds)}; the outline is the peak cell's receptive field.")
+                        f"in {duration(seconds)}; the thumbnails' heatmaps share one scale, the outline is the "
+                        "peak cell's receptive field.")
         self.top_ready.emit(top)
 
     def show_top(self, i: int) -> None:

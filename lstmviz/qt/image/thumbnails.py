@@ -1,5 +1,6 @@
 """Image thumbnails (top-activating images, matches): each input image scaled up with nearest pixels,
-one box outlined on it (the peak cell's receptive field, a match's region) and a caption; a click
+optionally a heatmap of a feature map over it, one box outlined on it (the peak cell's receptive
+field, a match's region) and a caption; a click
 activates it (``ImageThumbnailGrid.activated(index)``)."""
 
 from __future__ import annotations
@@ -21,15 +22,31 @@ def to_qimage(image: np.ndarray) -> QtGui.QImage:
     return QtGui.QImage(data.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
 
 
+def heat_qimage(values: np.ndarray, lut: np.ndarray) -> QtGui.QImage:
+    """float ``[h, w]`` in [0, 1] (NaN: transparent) through an RGBA lookup table ``[n, 4]`` as an
+    owned RGBA8888 ``QImage``."""
+    v = np.asarray(values, dtype=np.float64)
+    index = np.rint(np.clip(np.nan_to_num(v), 0.0, 1.0) * (len(lut) - 1)).astype(np.int64)
+    rgba = np.ascontiguousarray(lut[index].astype(np.uint8))
+    rgba[~np.isfinite(v), 3] = 0
+    h, w = v.shape
+    return QtGui.QImage(rgba.data, w, h, 4 * w, QtGui.QImage.Format.Format_RGBA8888).copy()
+
+
 class ImageThumbnail(QtWidgets.QFrame):
-    """One image with a box ``(y0, x0, y1, x1)`` in its pixels outlined, and a caption."""
+    """One image with a box ``(y0, x0, y1, x1)`` in its pixels outlined, and a caption; optionally a
+    heatmap ``(values [h', w'] in [0, 1], rect (x, y, width, height) in pixels, lut)`` over it."""
 
     clicked = QtCore.Signal(int)
 
-    def __init__(self, index: int, image: np.ndarray, box, caption: str, parent=None):
+    def __init__(self, index: int, image: np.ndarray, box, caption: str, heat=None, parent=None):
         super().__init__(parent)
         self.index = index
         self.image = to_qimage(image)
+        self.heat = None
+        if heat is not None:
+            values, rect, lut = heat
+            self.heat = (heat_qimage(values, lut), rect)
         self.box = box
         self.caption = caption
         self.setFixedSize(THUMB_SIZE, THUMB_SIZE + 18)
@@ -52,6 +69,11 @@ class ImageThumbnail(QtWidgets.QFrame):
         scale = side / max(h, w)
         target = QtCore.QRectF(4 + (side - w * scale) / 2, 4 + (side - h * scale) / 2, w * scale, h * scale)
         painter.drawImage(target, self.image)  # no smoothing: pixels stay pixels
+        if self.heat is not None:
+            heat, (x, y, hw, hh) = self.heat
+            painter.setClipRect(target)
+            painter.drawImage(QtCore.QRectF(target.x() + x * scale, target.y() + y * scale, hw * scale, hh * scale), heat)
+            painter.setClipping(False)
         if self.box is not None:
             y0, x0, y1, x1 = self.box
             painter.setClipRect(target)
@@ -92,11 +114,12 @@ class ImageThumbnailGrid(QtWidgets.QScrollArea):
         self.thumbnails = []
 
     def set_thumbnails(self, entries) -> None:
-        """``entries``: (image, box or None, caption) per thumbnail, best first."""
+        """``entries``: (image, box or None, caption[, heat]) per thumbnail, best first (``heat`` as
+        ``ImageThumbnail`` takes it, or None)."""
         self.clear()
         columns = max(1, (self.viewport().width() - 8) // (THUMB_SIZE + 6))
-        for i, (image, box, caption) in enumerate(entries):
-            t = ImageThumbnail(i, image, box, caption)
+        for i, (image, box, caption, *heat) in enumerate(entries):
+            t = ImageThumbnail(i, image, box, caption, heat[0] if heat else None)
             t.clicked.connect(self.activated.emit)
             self._grid.addWidget(t, i // columns, i % columns)
             self.thumbnails.append(t)
