@@ -147,6 +147,9 @@ def test_top_activating_images_follow_numpy_and_a_thumbnail_goes_there(qtbot, im
     assert list(panel.top.items) == sorted(range(recording.n_items), key=lambda i: (-peaks[i], i))
     assert len(panel.top_grid.thumbnails) == recording.n_items
     first = panel.top_grid.thumbnails[0]
+    heat, rect = first.heat  # the unit's heatmap over the thumbnail, the map's cells over the image
+    assert (heat.height(), heat.width()) == (6, 6) and rect == (0.0, 0.0, 12, 12)
+    assert heat.pixelColor(3, 3).alpha() > heat.pixelColor(0, 0).alpha()  # cell 21 = (3, 3) is the peak
     assert first.box == pytest.approx((2 * 3 + 1 - 2, 2 * 3 + 1 - 2, 2 * 3 + 1 + 2, 2 * 3 + 1 + 2))  # item 3, cell 21
     with qtbot.waitSignal(panel.image_shown):
         first.clicked.emit(0)
