@@ -516,7 +516,12 @@ class ImagePanel(TaskPanel):
         return image
 
     def _redraw_overlay(self, *_) -> None:
-        if not self.has_images or self.tap_name is None:
+        if not self.has_images:
+            return
+        if self.tap_name is None:
+            self.canvas.set_overlay(None)
+            self.legend_label.setText("The recording has no feature maps (no tap on an image axis besides the "
+                                      "input): only the input is drawn.")
             return
         image = self.redraw()
         self._show_legend(image)
