@@ -237,7 +237,7 @@ def estimate_image_bytes(model: nn.Module, dataset, *, signals=None, dtype: str 
     model.eval()
     try:
         with torch.no_grad(), recorder:
-            model(torch.from_numpy(image[None]).to(device, fdtype))
+            model(torch.as_tensor(np.array(image[None]), device=device).to(fdtype))
             states = recorder.collect()
     finally:
         model.train(was)
