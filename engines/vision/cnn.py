@@ -36,7 +36,6 @@ class CNN(nn.Module):
         if hidden_size < 1:
             raise ValueError(f"expected hidden_size >= 1, got {hidden_size}")
         self.channels, self.height, self.width, self.task = channels, height, width, task
-        self.image_axes(height, width)  # refuses an input too small for the pools, in words
         widths = [hidden_size * 2 ** min(i, 2) for i in range(num_layers)]
         self.convs = nn.ModuleList()
         self.conv_taps = nn.ModuleList()
@@ -52,6 +51,7 @@ class CNN(nn.Module):
         self.pooled_tap = Tap("pooled", layout=SCALAR, axis="image",
                               description="global average of the last block's feature map")
         self.logits_tap = Tap("logits", layout=SCALAR, axis="image", description="the class logits")
+        self.image_axes(height, width)  # refuses an input too small for the pools, in words
 
     def _steps(self, i: int) -> list[ConvStep]:
         steps = []
