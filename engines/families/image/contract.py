@@ -4,7 +4,9 @@
 ``tests/engines/test_engine_contract.py`` runs each for every registered image engine, on tiny float64
 models (``TINY_CONFIG``, the keys an engine's build accepts) and small random images
 (:class:`~lstmviz.engines.families.image.SampleImages`): 3 channels, 8×8 (the digits' size), 4 classes,
-for every task the engine builds for (``class``, ``multilabel``).
+for every task the engine builds for (``class``, ``multilabel``). Recording every image engine
+into a file and reading it back is tested in ``tests/engines/image/test_image_engines_record.py`` (the
+engines package does not import the recording package).
 """
 
 from __future__ import annotations
@@ -147,31 +149,10 @@ def checkpoint_round_trip_gives_identical_outputs(spec, tmp_path) -> None:
             assert torch.equal(loaded(x), model(x))
 
 
-def records_a_few_images_and_reads_them_back(spec, tmp_path) -> None:
-    from lstmviz.recording.image_recorder import record_images
-    from lstmviz.recording.reader import open_recording
-
-    for task in supported_tasks(spec):
-        model, _ = tiny_model(spec, task)
-        images = SampleImages(data_for(task), images=3, seed=7)
-        path = record_images(model, images, tmp_path / f"{task}.h5", chunk=2)
-        taps = find_taps(model)
-        axes = model.image_axes(HEIGHT, WIDTH)
-        with open_recording(path) as rec:
-            assert rec.n_items == 3 and rec.n_positions == 3 * HEIGHT * WIDTH
-            assert set(rec.taps) == {"input", *taps}
-            for name, tap in taps.items():
-                positions = HEIGHT * WIDTH if tap.axis == INPUT_AXIS else axes[tap.axis].num_positions
-                assert rec.axis_length(tap.axis) == 3 * positions, name
-                assert np.isfinite(rec.states(name)).all(), name
-            assert np.array_equal(rec.states("input", 0, HEIGHT * WIDTH), images[0].image.reshape(CHANNELS, -1).T)
-
-
 CHECKS = (
     spec_describes_paper_taps_config_and_training,
     output_shapes_and_eval_determinism,
     every_tap_fires_once_on_a_described_axis_with_its_positions,
     a_few_training_steps_lower_the_loss,
     checkpoint_round_trip_gives_identical_outputs,
-    records_a_few_images_and_reads_them_back,
 )
