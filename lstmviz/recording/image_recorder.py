@@ -1,6 +1,7 @@
 """``record_images()``: run a model of the ``image`` family over an image dataset into a v3 recording.
 
-Images go through the model in batches (``chunk`` images per forward, eval mode, no autograd) inside a
+Images go through the model in batches (``chunk`` images per forward, eval mode, no autograd; each batch
+written with one ``RecordingWriter.append_items``) inside a
 :class:`~lstmviz.recording.recorder_context.Recorder`, whose readers see every tap after any intervention.
 What the file holds (docs/format.md, "Position geometry"):
 
@@ -194,15 +195,15 @@ def record_images(
                         writer.add_annotation(name, kind="categorical", level="item", labels=list(dataset.class_names),
                                               description=f"the image's class in the {dataset.split} split"
                                               if name == TARGET else "the class of the largest logit")
-                for k in range(stop - start):  # the writer takes one item at a time; no model work here
-                    item_values = {s.name: item[s.name][k] if s.name in item else None for s in item_specs}
-                    if TARGET in extra:
-                        item_values[TARGET] = int(targets[k])
-                    if PREDICTION in extra:
-                        item_values[PREDICTION] = int(predicted[k])
-                    states_k = {INPUT_TAP: pixels[k], **{name: a[k] for name, a in arrays.items()}}
-                    writer.append_item(tokens[k], states_k, {s.name: position[s.name][k] for s in position_specs},
-                                       item_values or None, geometry=geometry)
+                n = stop - start
+                item_values = {s.name: item[s.name] if s.name in item else [None] * n for s in item_specs}
+                if TARGET in extra:
+                    item_values[TARGET] = targets
+                if PREDICTION in extra:
+                    item_values[PREDICTION] = predicted
+                writer.append_items(tokens, {INPUT_TAP: pixels, **arrays},
+                                    {s.name: position[s.name] for s in position_specs}, item_values or None,
+                                    geometry=geometry)
                 task.progress(stop, total, "recording")
         if writer is None:
             raise ValueError("no items were recorded")
