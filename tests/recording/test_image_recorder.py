@@ -118,3 +118,26 @@ def test_estimate_is_the_stored_state_bytes(tmp_path):
     estimate = estimate_image_bytes(model, data)
     per_image = 2 * 48 + 3 * 48 + 6 * 12 + 12 * 2 + 12 + 3  # input, conv0 8x6x3, conv1 4x3x6, conv2 2x1x12, pooled, logits
     assert estimate == per_image * 4 * 4
+
+
+class Huge(nn.Module):
+    """A scalar tap whose values overflow float16."""
+
+    def __init__(self):
+        super().__init__()
+        self.tap = Tap("big", layout=SCALAR, axis="image")
+
+    def image_axes(self, h, w):
+        return {"image": SCALAR_AXIS}
+
+    def forward(self, x):
+        return self.tap(x.flatten(1)[:, :3] * 1e6)
+
+
+def test_float16_overflow_is_refused_and_float32_keeps_the_values(tmp_path):
+    _, data = model_and_data(2)
+    with pytest.raises(ValueError, match="overflows float16"):
+        record_images(Huge(), data, tmp_path / "r.h5", dtype="float16")
+    assert list(tmp_path.iterdir()) == []
+    with open_recording(record_images(Huge(), data, tmp_path / "r.h5", dtype="float32")) as rec:
+        np.testing.assert_allclose(rec.states("big")[0], data[0].image.reshape(-1)[:3] * 1e6, rtol=1e-6)
