@@ -30,11 +30,12 @@ INSTALL_HINT = "pip install 'lstmviz[vision]'"
 def load_photos() -> np.ndarray:
     """The two photos as float32 ``[2, 3, 427, 640]`` in ``[0, 1]``."""
     try:
-        import PIL  # noqa: F401  (scikit-learn reads the JPEG files with it)
+        from PIL import Image  # scikit-learn reads the JPEG files with it
         from sklearn.datasets import load_sample_images
     except ImportError as exc:
         raise MissingDependency(f"the photos dataset needs scikit-learn and Pillow (the 'vision' extra): "
                                 f"{INSTALL_HINT}") from exc
+    del Image
     images = np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in load_sample_images().images])
     return images.transpose(0, 3, 1, 2)
 
