@@ -20,3 +20,10 @@ lstmviz train chebnet --dataset karate --dataset-option features=spectral --seed
     --out "$here/karate-chebnet.pt"
 lstmviz record "$here/karate-chebnet.pt" --out "$here/karate-chebnet.h5"
 lstmviz info "$here/karate-chebnet.h5"
+
+# The image demo: the baseline CNN (4 conv blocks of 16-32-64-64 channels, 2x2 max pools after the first
+# two) on scikit-learn's 8x8 digits (needs the `vision` or `test` extra to make, not to open), recorded
+# over the 360 test digits in float16: every conv map on its own image axis, the input as tap `input`.
+lstmviz train cnn --dataset digits --seed 0 --out "$here/digits-cnn.pt"
+lstmviz record "$here/digits-cnn.pt" --split test --dtype float16 --out "$here/digits-cnn.h5"
+lstmviz info "$here/digits-cnn.h5"

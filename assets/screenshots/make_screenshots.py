@@ -11,6 +11,9 @@
   club): pane on layer1/h at θ 0.5, the 1-hop ball around node 16 brushed in the Graph panel, its units
   matched over the graph; graph-perturb.png: the same nodes on layer0/h at θ 0.3, their units clamped
   to 3 by the live model (Perturb tab), the change drawn per node and hop by hop
+- image.png: the bundled image demo (``assets/demo/digits-cnn.h5``, the baseline CNN on 8x8 digits): test
+  digit 5 on conv1 (stride 2, field 8), the bottom-left quarter brushed (θ 0.2, ring 1, tolerance 0.5),
+  its units' heatmap, and the top-activating digits for them
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -87,6 +90,24 @@ def graph_windows(app, png: Path, perturb_png: Path) -> None:
     _close(app, window)
 
 
+def image_window(app, png: Path) -> None:
+    window = _window(app, (1600, 1000))
+    window.open_file(HERE.parent / "demo" / "digits-cnn.h5")
+    window.show()
+    panel = window.panels["image"]
+    window.workspace.go_to_item(5)
+    panel.set_item(5)
+    panel.tap_combo.setCurrentIndex(panel.tap_combo.findData("conv1"))
+    panel.threshold_spin.setValue(0.2)
+    panel.tolerance_spin.setValue(0.5)
+    panel.set_box((4.0, 0.0, 8.0, 4.0))  # the digit's bottom-left quarter: on there, off on the ring
+    _wait(app, lambda: window.workspace.tap_stats.busy)  # the heatmap's scale: the tap's statistics
+    panel.find_top()
+    _wait(app, lambda: panel.busy)
+    window.grab().save(str(png))
+    _close(app, window)
+
+
 def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
@@ -126,6 +147,8 @@ def main() -> None:
     print("wrote match-view.png")
     graph_windows(app, HERE / "graph.png", HERE / "graph-perturb.png")
     print("wrote graph.png, graph-perturb.png")
+    image_window(app, HERE / "image.png")
+    print("wrote image.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")

@@ -3,8 +3,8 @@ brushed box, the hovered cell's receptive field and the clicked cell, and the ge
 
 Two ``pyqtgraph.ImageItem`` (row-major): the input at ``(0, 0, W, H)`` in pixel coordinates, and the
 overlay ``[h', w']`` placed with ``setRect`` so that each cell covers the ``stride × stride`` pixels
-around its centre (``data.cell_rect``). The overlay has a fixed lookup table (``inferno`` with an alpha
-ramp: low values let the image show through) and fixed levels, so a redraw is one ``setImage`` of a
+around its centre (``data.cell_rect``). The overlay has a fixed lookup table (heat colours with an alpha
+ramp from 0: low values let the image show through) and fixed levels, so a redraw is one ``setImage`` of a
 small array with no level search. y grows downwards (row 0 on top), as in an image.
 
 Gestures on the view box: a left drag draws a box (``box_finished(y0, x0, y1, x1)`` in pixels), a left
@@ -22,14 +22,20 @@ BOX_PEN = (40, 200, 255)
 FIELD_PEN = (255, 255, 255)
 CELL_PEN = (0, 255, 120)
 LUT_SIZE = 256
-ALPHA_MIN, ALPHA_MAX = 30, 200
+ALPHA_MAX = 225
+HEAT_STOPS = ((0.0, (150, 0, 0)), (0.45, (240, 60, 0)), (0.75, (255, 180, 0)), (1.0, (255, 255, 150)))
+"""Dark red -> orange -> yellow -> pale yellow: hues no grey input pixel has, so heat never reads as image."""
 
 
-def overlay_lut(name: str = "inferno", n: int = LUT_SIZE) -> np.ndarray:
-    """uint8 ``[n, 4]``: the colour map with alpha rising from ``ALPHA_MIN`` to ``ALPHA_MAX``."""
-    cmap = pg.colormap.get(name)
-    lut = np.array(cmap.getLookupTable(0.0, 1.0, n, alpha=True), dtype=np.uint8)
-    lut[:, 3] = np.linspace(ALPHA_MIN, ALPHA_MAX, n).astype(np.uint8)
+def overlay_lut(n: int = LUT_SIZE) -> np.ndarray:
+    """uint8 ``[n, 4]``: the heat colours of :data:`HEAT_STOPS` with alpha rising from 0 (a unit at the
+    bottom of the scale is invisible: the input shows) to ``ALPHA_MAX`` over the lower 60% of the scale."""
+    t = np.linspace(0.0, 1.0, n)
+    at = [p for p, _ in HEAT_STOPS]
+    lut = np.empty((n, 4), np.uint8)
+    for channel in range(3):
+        lut[:, channel] = np.round(np.interp(t, at, [c[channel] for _, c in HEAT_STOPS]))
+    lut[:, 3] = np.round(ALPHA_MAX * np.clip(t / 0.6, 0.0, 1.0))
     return lut
 
 

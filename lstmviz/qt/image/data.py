@@ -140,16 +140,23 @@ def overlay_values(block: np.ndarray, mode: str, units, signs=None) -> np.ndarra
     return np.einsum("ij,j->i", block[:, units], signs / len(units))
 
 
+SCALE_STDS = 3.0
+"""The overlay's colour scale spans each unit's mean ± this many standard deviations (within its range)."""
+
+
 def overlay_scale(stats, mode: str, units, signs=None) -> tuple[float, float] | None:
     """The fixed colour scale of an overlay from the tap's per-unit statistics (the same for every image):
-    ``mean``: the mean of the units' signed minima to the mean of their signed maxima (every value of the
-    mean lies there); ``unit``: the unit's range; ``norm``: 0 to twice the tap's root-mean-square norm
-    (sqrt Σ mean² + std²; larger norms take the top colour). None without statistics."""
+    ``mean``: from the mean over the units of ``max(minimum, mean − 3 std)`` to the mean of
+    ``min(maximum, mean + 3 std)`` (signed units mirrored); ``unit``: the same for the one unit;
+    ``norm``: 0 to twice the tap's root-mean-square norm (sqrt Σ mean² + std²). Larger values take the
+    top colour: a unit's rare maximum (a ReLU map's peak is often 5-10 std above its mean) would
+    otherwise leave every typical cell in the bottom colours. None without statistics."""
     if stats is None:
         return None
     lo_u, hi_u = np.asarray(stats.minimum, np.float64), np.asarray(stats.maximum, np.float64)
+    mean_u, std_u = np.asarray(stats.mean, np.float64), np.asarray(stats.std, np.float64)
     if mode == "norm":
-        rms = float(np.sqrt(np.nansum(np.asarray(stats.mean) ** 2 + np.asarray(stats.std) ** 2)))
+        rms = float(np.sqrt(np.nansum(mean_u ** 2 + std_u ** 2)))
         return (0.0, 2.0 * rms if rms > 0 else 1.0)
     units = np.asarray(units, dtype=np.int64).reshape(-1)
     if not len(units) or units.max() >= len(lo_u):
@@ -157,8 +164,10 @@ def overlay_scale(stats, mode: str, units, signs=None) -> tuple[float, float] | 
     if mode == "unit":
         units, signs = units[:1], np.ones(1)
     signs = np.ones(len(units)) if signs is None else np.asarray(signs, np.float64)
-    lo = np.where(signs > 0, lo_u[units], -hi_u[units])
-    hi = np.where(signs > 0, hi_u[units], -lo_u[units])
+    band_lo = np.maximum(lo_u[units], mean_u[units] - SCALE_STDS * std_u[units])
+    band_hi = np.minimum(hi_u[units], mean_u[units] + SCALE_STDS * std_u[units])
+    lo = np.where(signs > 0, band_lo, -band_hi)
+    hi = np.where(signs > 0, band_hi, -band_lo)
     lo, hi = float(np.nanmean(lo)), float(np.nanmean(hi))
     if not np.isfinite(lo) or not np.isfinite(hi):
         return None
