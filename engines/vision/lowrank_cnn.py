@@ -245,7 +245,7 @@ class BiclusterConv(nn.Module):
 
     def reconstructed_weight(self) -> Tensor:
         f, c, kh, kw = self.shape
-        w = self.first[f"0_0"].new_zeros(self.shape)
+        w = self.first["0_0"].new_zeros(self.shape)
         for g, oi in enumerate(self.out_index):
             for h, ii in enumerate(self.in_index):
                 a = self.first[f"{g}_{h}"][:, :, 0, 0]  # [r, C_h]
