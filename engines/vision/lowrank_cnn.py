@@ -223,8 +223,7 @@ class BiclusterConv(nn.Module):
         in_groups = kmeans(w.transpose(0, 1).reshape(c, -1), in_clusters, seed=seed + 1)
         self.register_buffer("out_groups", out_groups)
         self.register_buffer("in_groups", in_groups)
-        self.out_index = [torch.nonzero(out_groups == g).squeeze(1) for g in range(out_clusters)]
-        self.in_index = [torch.nonzero(in_groups == h).squeeze(1) for h in range(in_clusters)]
+        self.num_out, self.num_in = out_clusters, in_clusters
         self.first = nn.ParameterDict()
         self.second = nn.ParameterDict()
         self.ranks = {}
@@ -242,6 +241,28 @@ class BiclusterConv(nn.Module):
                 self.ranks[(g, h)] = r
         self.shape = (f, c, kh, kw)
         self.padding = kh // 2
+
+    @property
+    def out_index(self) -> list[Tensor]:
+        return [torch.nonzero(self.out_groups == g).squeeze(1) for g in range(self.num_out)]
+
+    @property
+    def in_index(self) -> list[Tensor]:
+        return [torch.nonzero(self.in_groups == h).squeeze(1) for h in range(self.num_in)]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the blocks' shapes follow the stored clusters (those of the trained kernel factorised, not
+        # of whatever kernel this module was built from): reshape the factors before loading them
+        outs, ins = state_dict.get(prefix + "out_groups"), state_dict.get(prefix + "in_groups")
+        if outs is not None and ins is not None:
+            for g in range(self.num_out):
+                for h in range(self.num_in):
+                    a, b = state_dict.get(f"{prefix}first.{g}_{h}"), state_dict.get(f"{prefix}second.{g}_{h}")
+                    if a is not None and b is not None:
+                        self.first[f"{g}_{h}"] = nn.Parameter(a.new_zeros(a.shape))
+                        self.second[f"{g}_{h}"] = nn.Parameter(b.new_zeros(b.shape))
+                        self.ranks[(g, h)] = a.shape[0]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def reconstructed_weight(self) -> Tensor:
         f, c, kh, kw = self.shape

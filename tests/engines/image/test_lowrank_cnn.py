@@ -125,3 +125,17 @@ def test_taps_axes_and_bad_config():
         build(1, 8, 8, 10, approx="tucker")
     with pytest.raises(ConfigError, match="mono_colours"):
         build(3, 8, 8, 10, approx="mono", mono_colours=99)
+
+
+def test_a_factorised_model_round_trips_through_its_config_and_state_dict():
+    torch.manual_seed(0)
+    model = build(3, 8, 8, 10, conv_channels=(8, 12, 12), fc_size=16).eval()
+    with torch.no_grad():  # a kernel whose k-means clusters differ from a fresh build's
+        for conv in model.convs:
+            conv.weight.mul_(torch.linspace(0.1, 3, conv.weight.shape[0])[:, None, None, None])
+    approx = factorise(model, approx="both", mono_colours=3, bicluster_out=3, bicluster_in=2, rank=2, fc_rank=4)
+    again = build(3, 8, 8, 10, conv_channels=(8, 12, 12), fc_size=16, **approx.settings)
+    again.load_state_dict(approx.state_dict())
+    again.eval()
+    x = torch.rand(4, 3, 8, 8)
+    assert torch.equal(again(x), approx(x))
