@@ -883,6 +883,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     if family == "graph":
         return _record_graph(args, model, dataset, provenance, checkpoints, max_size)
+    if family == "image":
+        return _record_images(args, model, dataset, provenance, checkpoints, max_size)
 
     _check_size(args, model, dataset, len(checkpoints or []) or 1, max_size)
     with progress_task("recording", unit="items", quiet=args.quiet) as task:
@@ -916,6 +918,27 @@ def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size:
     with progress_task("recording", unit="graphs", quiet=args.quiet) as task:
         out = record_graph(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
                            provenance=provenance, max_items=args.max_items)
+    _say(f"wrote {out}")
+    return 0
+
+
+def _record_images(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
+    """`lstmviz record` of an engine of the image family: batches of images per forward, into a v3 image recording."""
+    from lstmviz.recording.image_recorder import estimate_image_bytes, record_images
+    from lstmviz.recording.size_estimate import format_bytes
+
+    if checkpoints:
+        raise UsageError("several checkpoints of an image engine cannot be recorded into one file yet; record each "
+                         "checkpoint on its own")
+    size = estimate_image_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
+    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
+    if size > max_size:
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: record fewer images (--max-items) or signals (--signals), or "
+                         f"allow it with --max-size {_size_argument(size)}")
+    with progress_task("recording", unit="images", quiet=args.quiet) as task:
+        out = record_images(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
+                            provenance=provenance, max_items=args.max_items, chunk=max(args.batch_size, 1))
     _say(f"wrote {out}")
     return 0
 

@@ -5,7 +5,8 @@ weights and activations). Every quantiser returns values on a fixed set of level
 representable in float16 (and therefore in float32/float64): powers of two times small integers, or a
 bound ``W0`` rounded to float16.
 
-Straight-through estimator (:func:`ste`): the forward returns the quantised value ``q(x)``, the backward
+Straight-through estimator (:func:`ste`, from :mod:`lstmviz.engines.quantizers`, shared with the
+image engines): the forward returns the quantised value ``q(x)``, the backward
 passes the incoming gradient unchanged where ``lo <= x <= hi`` and zeroes it outside (the "hard-tanh"
 STE of BinaryConnect / QNN)::
 
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..quantizers import FULL_PRECISION_BITS, ste
 from ..spec import ConfigError
 from .base import GatedLayer
 from .language_model import RecurrentLanguageModel
@@ -35,31 +37,6 @@ from .language_model import RecurrentLanguageModel
 LP_MODES = ("float", "binary", "stochastic-binary", "ternary", "stochastic-ternary", "pow2-ternary")
 #: bit widths whose levels are exact in float16 (11 significant bits), and 32 = full precision
 MAX_EXACT_BITS = 11
-FULL_PRECISION_BITS = 32
-
-
-# ---------------------------------------------------------------------------------------------- STE
-
-
-class _StraightThrough(torch.autograd.Function):
-    """``forward(x, q, lo, hi) = q``; ``backward = grad * 1[lo <= x <= hi]`` (to ``x``; none to ``q``)."""
-
-    @staticmethod
-    def forward(ctx, x, q, lo, hi):
-        ctx.save_for_backward(x)
-        ctx.lo, ctx.hi = lo, hi
-        return q.detach().clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        inside = (x >= ctx.lo) & (x <= ctx.hi)
-        return grad * inside.to(grad.dtype), None, None, None
-
-
-def ste(x: Tensor, q: Tensor, lo: float = -math.inf, hi: float = math.inf) -> Tensor:
-    """``q`` exactly in the forward; the gradient of ``x`` passed straight through inside ``[lo, hi]``."""
-    return _StraightThrough.apply(x, q, float(lo), float(hi))
 
 
 # ---------------------------------------------------------------------------------------------- levels
@@ -95,20 +72,6 @@ def pow2_ternarize(w: Tensor, integer_bits: int = 0, fraction_bits: int = 1) -> 
     """Fixed-point rounding ``clip(round(w 2^f), +-(2^(i+f) - 1)) / 2^f``; i=0, f=1 gives {-0.5, 0, 0.5}."""
     top = 2 ** (integer_bits + fraction_bits) - 1
     return torch.round(w * 2 ** fraction_bits).clamp(-top, top) / 2 ** fraction_bits
-
-
-def quantize_signed(x: Tensor, bits: int, scale: float = 1.0) -> Tensor:
-    """k-bit uniform symmetric quantiser on ``[-scale, scale)`` (``scale`` a power of two).
-
-    ``Q(x) = clip(round(x 2^(k-1) / s), -2^(k-1), 2^(k-1) - 1) s / 2^(k-1)`` (QNN); k = 1 is the sign,
-    ``{-s, +s}``; k = 32 is the identity (full precision).
-    """
-    if bits >= FULL_PRECISION_BITS:
-        return x
-    if bits == 1:
-        return torch.where(x >= 0, x.new_tensor(scale), x.new_tensor(-scale))
-    n = 2 ** (bits - 1)
-    return torch.round(x * (n / scale)).clamp(-n, n - 1) * (scale / n)
 
 
 def quantize_unsigned(x: Tensor, bits: int) -> Tensor:

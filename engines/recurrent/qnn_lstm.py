@@ -21,7 +21,8 @@ from torch import Tensor
 from lstmviz.hooks.taps import TapDecl
 
 from ..spec import EngineSpec, Paper
-from ._quant import ShadowWeightLayer, check_bits, pow2_ceil, quantize_signed, ste
+from ..quantizers import quantize_signed, ste
+from ._quant import ShadowWeightLayer, check_bits, pow2_ceil
 from .base import State
 from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, RecurrentLanguageModel
 from .lp_lstm import pre_activation_taps, quantized_lstm_step

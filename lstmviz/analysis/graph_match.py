@@ -53,7 +53,7 @@ from lstmviz.analysis import graph_kernels as _K
 from lstmviz.analysis.bitindex import BitIndex
 from lstmviz.tasks import ensure_task
 
-__all__ = ["GraphCorpus", "GraphMatchQuery", "GraphMatchResults", "aggregate_nodes", "graph_match",
+__all__ = ["GraphCorpus", "GraphMatchQuery", "GraphMatchResults", "aggregate_nodes", "count_on", "graph_match",
            "on_nodes"]
 
 
@@ -217,6 +217,20 @@ def on_nodes(index: BitIndex, units, signs, filler=None) -> np.ndarray:
     return on
 
 
+def count_on(index: BitIndex, units, signs) -> np.ndarray:
+    """uint16 ``[rows]``: how many of the signed units ``(units[i], signs[i])`` are on at each row (the sum
+    of their unit-major bit rows)."""
+    units = np.asarray(units, dtype=np.int64).reshape(-1)
+    signs = np.asarray(signs, dtype=np.int64).reshape(-1)
+    if units.size and (units.min() < 0 or units.max() >= index.n_units):
+        bad = units.min() if units.min() < 0 else units.max()
+        raise ValueError(f"unit {bad} is outside 0..{index.n_units - 1} ({index.n_units} units)")
+    count = np.zeros(index.n_positions, np.uint16)
+    for u, s in zip(units, signs):
+        count += np.unpackbits(index.units[int(s)][u], count=index.n_positions, bitorder="little")
+    return count
+
+
 def _unit_bits(index: BitIndex, units: np.ndarray, signs: np.ndarray):
     """Per sign (+1, then -1): the row-major bits and, per selected unit, its byte and bit mask in a row
     (``graph_kernels.score_candidates`` counts the selected units on at a row from them)."""
@@ -228,9 +242,12 @@ def _unit_bits(index: BitIndex, units: np.ndarray, signs: np.ndarray):
     return out
 
 
-def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *, task=None) -> GraphMatchResults:
+def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *, task=None,
+                on: np.ndarray | None = None) -> GraphMatchResults:
     """Every connected node set of the corpus where the selected units are on together, ranked (module
     docstring). ``index`` is the tap's match index on the corpus's axis (same rows and items).
+    ``on``: bool ``[rows]``, the on nodes to use instead of the AND of the selected units (e.g. at least
+    m of them on, ``count_on``); filler rows are taken out of it; the ring and score are unchanged.
     Progress: 4 steps (on nodes, components, ring, rank); ``task.cancel()`` stops between them."""
     task = ensure_task(task)
     t0 = time.perf_counter()
@@ -242,7 +259,14 @@ def graph_match(index: BitIndex, corpus: GraphCorpus, query: GraphMatchQuery, *,
     signs = np.asarray(query.signs, np.int64)
     k = query.k
     task.progress(0, 4, "on nodes")
-    on = on_nodes(index, units, signs, corpus.filler)
+    if on is None:
+        on = on_nodes(index, units, signs, corpus.filler)
+    else:
+        on = np.asarray(on, dtype=bool).reshape(-1)
+        if on.shape[0] != corpus.n:
+            raise ValueError(f"the on mask has {on.shape[0]} entries for the axis's {corpus.n} rows")
+        if corpus.filler is not None:
+            on = on & ~corpus.filler
     idx = np.flatnonzero(on)
     timings["on"] = time.perf_counter() - t0
     task.check()

@@ -244,6 +244,17 @@ class GeometryWriter:
         if data is not None:
             pending.arrays[path] = data
 
+    def store_repeated(self, writer, pending: _Pending, rows: Mapping[str, int], n: int) -> None:
+        """Push the geometry of ``n`` items that all have ``pending``'s (image and scalar axes only)."""
+        if pending.arrays or pending.edges or pending.optional:
+            raise ValueError("only image and scalar geometry can be repeated over items; append graph and set "
+                             "items one at a time")
+        self._first_stored = True
+        for path, value in pending.scalars.items():
+            writer._push_scalars(path, [value] * n)
+        for axis in self._rows_total:
+            self._rows_total[axis] += rows[axis] * n
+
     def store(self, writer, pending: _Pending, rows: Mapping[str, int]) -> None:
         """Push a checked item's geometry into the writer's buffers."""
         for path, before in pending.optional.items():

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from lstmviz.engines import registry
 from lstmviz.engines.checkpoint import load_checkpoint, save_checkpoint
 from lstmviz.engines.families.language_model import TokenData
-from lstmviz.engines.recurrent._quant import quantize_signed, quantize_unsigned, ste
+from lstmviz.engines.quantizers import quantize_signed, ste
+from lstmviz.engines.recurrent._quant import quantize_unsigned
 from lstmviz.engines.spec import ConfigError
 from lstmviz.hooks import HookScope, find_taps
 

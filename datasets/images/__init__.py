@@ -1,0 +1,1 @@
+"""Image datasets (family ``image``): scikit-learn's digits and its two bundled photos."""

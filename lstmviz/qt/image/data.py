@@ -1,0 +1,193 @@
+"""What the Image panel reads from a recording (Qt-free): its image axes and taps, an item's input image,
+an item's ``[cells, units]`` block of a tap (cached), the overlay values and their fixed colour scale,
+and where a feature map's cells lie over the input pixels.
+
+A recording has images when its main axis ``positions`` is an ``image`` axis (format v3). The input
+image is the tap ``input`` (or ``image``) on the main axis (one row per pixel, C units: 1 channel is grey, 3 are RGB,
+any other number is shown as the mean over channels); without it the item's per-pixel token ids are
+shown as a grey image. Pixel values in [0, 1] are shown as they are; others are stretched per image.
+
+Pixel coordinates (as ``lstmviz.engines.families.image.api.cell_box``): pixel (y, x) covers
+``[y, y + 1) × [x, x + 1)``; cell (i, j) of an image axis is centred on pixel ``offset + (i, j) · stride``
+(its centre point is that plus 0.5) and is drawn as the ``stride × stride`` square around that point;
+it sees the ``receptive_field`` box around the same point.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+MAIN_AXIS = "positions"
+INPUT_TAP = "input"
+#: main-axis taps that hold the input pixels, first found wins (``input``: what the recorder writes;
+#: ``image``: the synthetic recordings of tests/analysis/image_recordings.py)
+INPUT_TAPS = (INPUT_TAP, "image")
+MODES = ("mean", "unit", "norm")
+MODE_TITLES = {"mean": "selected units (mean)", "unit": "one unit", "norm": "channel L2 norm"}
+_BLOCKS_KEPT = 8
+
+
+def axis_kind(recording, axis: str) -> str | None:
+    try:
+        return recording.axis_geometry(axis).kind
+    except (AttributeError, KeyError, ValueError):
+        return None
+
+
+def has_images(recording) -> bool:
+    """Whether the recording's positions are image pixels (format v3, an image main axis)."""
+    return recording is not None and hasattr(recording, "item_geometry") and axis_kind(recording, MAIN_AXIS) == "image"
+
+
+def input_tap(recording) -> str | None:
+    """The main-axis tap holding the input pixels (``INPUT_TAPS``), or None."""
+    for name in INPUT_TAPS:
+        info = recording.taps.get(name)
+        if info is not None and info.axis == MAIN_AXIS:
+            return name
+    return None
+
+
+def image_taps(recording) -> list[str]:
+    """The taps on image axes (feature maps), in file order; the input pixels are not one."""
+    pixels = input_tap(recording)
+    return [name for name, info in recording.taps.items()
+            if name != pixels and axis_kind(recording, info.axis) == "image"]
+
+
+def scalar_taps(recording) -> list[str]:
+    """The taps on scalar axes (one row per image: fully connected layers, logits)."""
+    return [name for name, info in recording.taps.items() if axis_kind(recording, info.axis) == "scalar"]
+
+
+def tap_axis(recording, tap: str) -> str:
+    return recording.taps[tap].axis
+
+
+def input_image(recording, item: int) -> tuple[np.ndarray, str]:
+    """The item's input as float32 ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB) in [0, 1], and what it is."""
+    size = recording.item_geometry(int(item), MAIN_AXIS)
+    a, b = recording.item_range(int(item), MAIN_AXIS)
+    h, w = size.height, size.width
+    tap = input_tap(recording)
+    if tap is not None:
+        pixels = recording.states(tap, a, b)
+        c = pixels.shape[1]
+        image = pixels.reshape(h, w, c)
+        what = f"the input ({'RGB' if c == 3 else 'grey' if c == 1 else f'mean of {c} channels'})"
+        image = image if c == 3 else image.mean(axis=2) if c != 1 else image[:, :, 0]
+    else:
+        image = recording.token_ids(a, b).astype(np.float32).reshape(h, w)
+        what = "the pixels' token ids (the recording has no input tap)"
+    image = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    lo, hi = float(image.min()), float(image.max())
+    if lo < 0.0 or hi > 1.0:
+        image = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+    return np.ascontiguousarray(image), what
+
+
+def cell_rect(axis_geometry, size) -> tuple[float, float, float, float]:
+    """``(x, y, width, height)`` in input pixels of the whole map drawn cell by cell (a cell = stride)."""
+    sy, sx = axis_geometry.stride
+    oy, ox = axis_geometry.offset
+    return (ox + 0.5 - sx / 2, oy + 0.5 - sy / 2, size.width * sx, size.height * sy)
+
+
+def cell_centre(axis_geometry, cell: int, size) -> tuple[float, float]:
+    """``(y, x)``: the centre point of a cell in pixel coordinates."""
+    i, j = divmod(int(cell), size.width)
+    return (axis_geometry.offset[0] + i * axis_geometry.stride[0] + 0.5,
+            axis_geometry.offset[1] + j * axis_geometry.stride[1] + 0.5)
+
+
+def receptive_box(axis_geometry, cell: int, size) -> tuple[float, float, float, float]:
+    """``(y0, x0, y1, x1)``: the input pixels one cell sees (may reach outside the image)."""
+    cy, cx = cell_centre(axis_geometry, cell, size)
+    hy, hx = axis_geometry.receptive_field[0] / 2, axis_geometry.receptive_field[1] / 2
+    return (cy - hy, cx - hx, cy + hy, cx + hx)
+
+
+def cell_at(axis_geometry, size, y: float, x: float) -> int:
+    """The cell whose stride square holds pixel point (y, x), or -1 outside the map."""
+    x0, y0, _, _ = cell_rect(axis_geometry, size)
+    i = int(np.floor((y - y0) / axis_geometry.stride[0]))
+    j = int(np.floor((x - x0) / axis_geometry.stride[1]))
+    if 0 <= i < size.height and 0 <= j < size.width:
+        return i * size.width + j
+    return -1
+
+
+def overlay_values(block: np.ndarray, mode: str, units, signs=None) -> np.ndarray | None:
+    """float32 ``[cells]``: the signed mean of ``units`` (mode ``mean``), the first unit's value
+    (``unit``) or the L2 norm over all channels (``norm``); None when a mode lacks its units."""
+    if mode == "norm":
+        return np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float32))
+    units = np.asarray(units, dtype=np.int64).reshape(-1)
+    if not len(units) or units.max() >= block.shape[1] or units.min() < 0:
+        return None
+    if mode == "unit":
+        return block[:, units[0]].copy()
+    signs = np.ones(len(units), np.float32) if signs is None else np.asarray(signs, dtype=np.float32)
+    if len(units) == 1:
+        return block[:, units[0]] * signs[0]
+    if 4 * len(units) >= block.shape[1]:  # many units: one pass over the rows (a column gather is slower)
+        weights = np.zeros(block.shape[1], np.float32)
+        np.add.at(weights, units, signs / len(units))
+        # einsum, not BLAS: a BLAS call wakes its thread pool, which on a busy 2-core machine cost 8 ms
+        return np.einsum("ij,j->i", block, weights)
+    return np.einsum("ij,j->i", block[:, units], signs / len(units))
+
+
+def overlay_scale(stats, mode: str, units, signs=None) -> tuple[float, float] | None:
+    """The fixed colour scale of an overlay from the tap's per-unit statistics (the same for every image):
+    ``mean``: the mean of the units' signed minima to the mean of their signed maxima (every value of the
+    mean lies there); ``unit``: the unit's range; ``norm``: 0 to twice the tap's root-mean-square norm
+    (sqrt Σ mean² + std²; larger norms take the top colour). None without statistics."""
+    if stats is None:
+        return None
+    lo_u, hi_u = np.asarray(stats.minimum, np.float64), np.asarray(stats.maximum, np.float64)
+    if mode == "norm":
+        rms = float(np.sqrt(np.nansum(np.asarray(stats.mean) ** 2 + np.asarray(stats.std) ** 2)))
+        return (0.0, 2.0 * rms if rms > 0 else 1.0)
+    units = np.asarray(units, dtype=np.int64).reshape(-1)
+    if not len(units) or units.max() >= len(lo_u):
+        return None
+    if mode == "unit":
+        units, signs = units[:1], np.ones(1)
+    signs = np.ones(len(units)) if signs is None else np.asarray(signs, np.float64)
+    lo = np.where(signs > 0, lo_u[units], -hi_u[units])
+    hi = np.where(signs > 0, hi_u[units], -lo_u[units])
+    lo, hi = float(np.nanmean(lo)), float(np.nanmean(hi))
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        return None
+    return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+
+def top_units(vector: np.ndarray, n: int = 8) -> list[tuple[int, float]]:
+    """The ``n`` units with the largest values of one cell's unit vector (NaN last)."""
+    v = np.where(np.isfinite(vector), vector, -np.inf)
+    order = np.lexsort((np.arange(len(v)), -v))[:n]
+    return [(int(u), float(vector[u])) for u in order]
+
+
+class BlockCache:
+    """An item's float32 ``[cells, units]`` block of a tap per (recording, tap, item), a few kept."""
+
+    def __init__(self):
+        self._blocks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def clear(self) -> None:
+        self._blocks.clear()
+
+    def block(self, recording, tap: str, item: int) -> np.ndarray:
+        key = (id(recording), tap, int(item))
+        if key in self._blocks:
+            self._blocks.move_to_end(key)
+            return self._blocks[key]
+        values = np.ascontiguousarray(recording.item_states(tap, int(item)))
+        self._blocks[key] = values
+        while len(self._blocks) > _BLOCKS_KEPT:
+            self._blocks.popitem(last=False)
+        return values

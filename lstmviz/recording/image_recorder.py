@@ -1,0 +1,258 @@
+"""``record_images()``: run a model of the ``image`` family over an image dataset into a v3 recording.
+
+Images go through the model in batches (``chunk`` images per forward, eval mode, no autograd; each batch
+written with one ``RecordingWriter.append_items``) inside a
+:class:`~lstmviz.recording.recorder_context.Recorder`, whose readers see every tap after any intervention.
+What the file holds (docs/format.md, "Position geometry"):
+
+- main axis ``positions`` (geometry ``image``: stride 1, receptive field 1, offset 0): the input's pixels
+  in raster order; per item an ``ImageGeometry(H, W)``; ``tokens`` and position annotations as the
+  dataset gives them, item annotations too, plus ``target`` (the image's class) and ``prediction`` (the
+  arg-max of the logits; multilabel: the highest-scoring class) unless the dataset has annotations of
+  those names;
+- the tap ``input`` on ``positions``: the image itself, ``C`` units (the [0, 1] pixel values);
+- one axis per entry of ``model.image_axes(H, W)`` that a recorded tap lives on (``image`` geometry with
+  the feature map's stride, receptive field and offset and per item its ``ImageGeometry``, or ``scalar``:
+  one row per image);
+- every tap on its axis: ``[H' W', channels]`` per image (IMAGE layout, rows in raster order) or
+  ``[1, units]`` (SCALAR);
+- provenance as :func:`lstmviz.recording.recorder.record` gathers it (dataset and its options, model
+  class, versions, signals) plus what the caller gives (engine, config, checkpoint path and sha256), so
+  ``lstmviz record`` can rebuild the dataset.
+
+A tap on an axis the model does not describe, or an image of the wrong shape, channels or with non-finite
+pixels, is refused in one sentence before anything is written; the file appears only when recording
+succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstmviz.datasets.image_base import ImageError, check_image
+from lstmviz.engines.families.image.api import INPUT_AXIS, input_axis
+from lstmviz.geometry import ImageGeometry
+from lstmviz.recording.writer import RecordingWriter
+from lstmviz.tasks import Task, ensure_task
+
+from .recorder_context import Recorder
+from .recorder_run import _provenance
+
+TARGET = "target"
+PREDICTION = "prediction"
+INPUT_TAP = "input"
+CHUNK = 256
+FLOAT16_OVERFLOW = 65520.0  # the smallest magnitude float16 rounds to inf
+
+
+def _check_model(model: nn.Module, dataset) -> dict:
+    if not callable(getattr(model, "image_axes", None)):
+        raise ValueError(f"{type(model).__name__} is not an image model (it has no image_axes(height, width)); "
+                         f"record it with lstmviz.recording.recorder.record")
+    for attribute in ("channels", "height", "width", "class_names", "vocab", "annotation_specs", "task"):
+        if not hasattr(dataset, attribute):
+            raise ValueError(f"expected an image dataset (ImageDataset: .channels, .height, .width, .class_names, "
+                             f".vocab, .annotation_specs, .task), got {type(dataset).__name__}")
+    return model.image_axes(int(dataset.height), int(dataset.width))
+
+
+def _checked_signals(recorder: Recorder, axes: dict) -> dict[str, str]:
+    """``{signal: axis}``: image taps on an image axis of ``model.image_axes``, scalar taps on a scalar one."""
+    out = {}
+    for name, info in recorder.infos.items():
+        layout = info.layout
+        if info.kind != "tap" or layout is None or layout.geometry not in ("image", "scalar"):
+            what = layout.describe() if layout is not None else "no declared layout"
+            raise ValueError(f"signal {name!r} is not an image or scalar tap ({info.kind}, {what}); an image "
+                             f"recording holds the taps of image engines: leave it out with --signals")
+        axis = info.module.axis
+        if name == INPUT_TAP:
+            raise ValueError(f"a tap named {INPUT_TAP!r} clashes with the recorded input image; rename the tap")
+        if axis == INPUT_AXIS and layout.geometry == "image":
+            out[name] = axis
+            continue
+        entry = axes.get(axis)
+        if entry is None:
+            raise ValueError(f"tap {name!r} lives on axis {axis!r}, which the model's image_axes() does not describe "
+                             f"(axes: {', '.join(axes) or 'none'}); add it there")
+        if entry.geometry.kind != layout.geometry:
+            raise ValueError(f"tap {name!r} is a {layout.geometry} tap on axis {axis!r}, which image_axes() "
+                             f"describes as a {entry.geometry.kind} axis")
+        out[name] = axis
+    if not out:
+        raise ValueError("no signals selected: the model has no taps matching the given names")
+    return out
+
+
+def _gather(dataset, start: int, stop: int, c: int, h: int, w: int):
+    """Images ``[n, C, H, W]``, tokens ``[n, HW]``, position annotations ``{name: [n, HW]}``, item annotations
+    ``{name: [n]}`` and targets ``[n]`` of items ``start .. stop-1``, each image checked."""
+    if hasattr(dataset, "images") and hasattr(dataset, "position") and hasattr(dataset, "item"):
+        images = dataset.images[start:stop]  # an ArrayImageDataset: no per-image work
+        if images.shape[1:] != (c, h, w) or images.dtype != np.float32 or not np.isfinite(images).all():
+            for i in range(start, stop):
+                check_image(images[i - start], channels=c, height=h, width=w, what=f"image {i}")
+        return (images, dataset.tokens[start:stop], {k: v[start:stop] for k, v in dataset.position.items()},
+                {k: v[start:stop] for k, v in dataset.item.items()}, dataset.targets[start:stop])
+    items = [dataset[i] for i in range(start, stop)]
+    images = np.stack([check_image(it.image, channels=c, height=h, width=w, what=f"image {start + k}")
+                       for k, it in enumerate(items)])
+    tokens = np.stack([np.asarray(it.tokens, np.int64).reshape(-1) for it in items])
+    names = {n for it in items for n in it.annotations}
+    position = {n: np.stack([np.asarray(it.annotations[n]) for it in items]) for n in names
+                if all(n in it.annotations for it in items)}
+    item_names = {n for it in items for n in it.item_annotations}
+    item = {n: [it.item_annotations.get(n) for it in items] for n in item_names}
+    targets = np.array([-1 if it.target is None else int(it.target) for it in items], np.int64)
+    return images, tokens, position, item, targets
+
+
+def record_images(
+    model: nn.Module,
+    dataset,
+    out: str | os.PathLike,
+    *,
+    signals: list[str] | str | None = None,
+    dtype: str = "float32",
+    task: Task | None = None,
+    provenance: dict | None = None,
+    max_items: int | None = None,
+    chunk: int = CHUNK,
+) -> Path:
+    """Record ``signals`` (names or patterns; ``None``: every tap) of image model ``model`` over the images of
+    ``dataset`` (an :class:`~lstmviz.datasets.image_base.ImageDataset`) into ``out``; see the module docstring.
+    ``task.cancel()`` stops within one batch and leaves no file. Returns the path."""
+    axes = _check_model(model, dataset)
+    total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
+    if total == 0:
+        raise ValueError("no items to record: the dataset is empty")
+    task = ensure_task(task)
+    recorder = Recorder(model, signals)
+    tap_axes = _checked_signals(recorder, axes)
+    c, h, w = int(dataset.channels), int(dataset.height), int(dataset.width)
+    specs = list(dataset.annotation_specs)
+    names = {s.name for s in specs}
+    extra = [n for n in (TARGET, PREDICTION) if n not in names]
+    position_specs = [s for s in specs if s.level == "position"]
+    item_specs = [s for s in specs if s.level == "item"]
+    meta = _provenance(model, dataset, [INPUT_TAP, *recorder.signals], provenance)
+    try:
+        param = next(model.parameters())
+        device, fdtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
+    except StopIteration:
+        device, fdtype = torch.device("cpu"), torch.float32
+    used_axes = sorted({a for a in tap_axes.values() if a != INPUT_AXIS})
+    geometry = {INPUT_AXIS: ImageGeometry(h, w)}
+    for axis in used_axes:
+        if axes[axis].size is not None:
+            geometry[axis] = axes[axis].size
+    rows = {INPUT_AXIS: h * w, **{a: axes[a].num_positions for a in used_axes}}
+
+    half = np.dtype(dtype) == np.float16
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    writer = None
+    try:
+        with torch.no_grad(), recorder:
+            for start in range(0, total, chunk):
+                task.check()
+                stop = min(total, start + chunk)
+                images, tokens, position, item, targets = _gather(dataset, start, stop, c, h, w)
+                recorder.clear()
+                logits = model(torch.as_tensor(np.array(images, dtype=np.float32), device=device).to(fdtype))
+                states = recorder.collect()
+                arrays = {}
+                for name, value in states.items():
+                    n_rows = rows[tap_axes[name]]
+                    if value.shape[0] != stop - start or value.shape[1] != n_rows:
+                        raise ValueError(f"signal {name!r} gave shape {list(value.shape)} for images {start} .. "
+                                         f"{stop - 1}; its axis {tap_axes[name]!r} has {n_rows} positions per image")
+                    if value.dtype not in (torch.float32, torch.float64, torch.float16):
+                        value = value.float()
+                    if half and value.dtype != torch.float16:  # torch converts ~10x faster than numpy
+                        lo, hi = torch.aminmax(value) if value.numel() else (value.new_zeros(()), value.new_zeros(()))
+                        big = torch.maximum(-lo, hi)
+                        if bool(big >= FLOAT16_OVERFLOW) and bool(torch.isfinite(value[value.abs() >= FLOAT16_OVERFLOW]).any()):
+                            raise ValueError(f"tap {name!r}: value {float(big):.4g} overflows float16 (largest 65504); "
+                                             f"record with dtype float32 (--dtype float32)")
+                        value = value.to(torch.float16)
+                    arrays[name] = value.cpu().numpy()
+                predicted = logits.argmax(dim=1).cpu().numpy()
+                pixels = images.reshape(stop - start, c, h * w).transpose(0, 2, 1)
+                if writer is None:
+                    writer = RecordingWriter(out, vocab=list(dataset.vocab), provenance=meta, dtype=dtype)
+                    writer.set_geometry(INPUT_AXIS, input_axis(h, w).geometry)
+                    for axis in used_axes:
+                        writer.add_axis(axis, geometry=axes[axis].geometry,
+                                        description="an image axis of the model (image_axes)"
+                                        if axes[axis].size is not None else "one row per image")
+                    writer.add_tap(INPUT_TAP, c, description="the input image: one unit per channel, the [0, 1] "
+                                                             "pixel values")
+                    for name, info in recorder.infos.items():
+                        writer.add_tap(name, int(arrays[name].shape[2]), axis=tap_axes[name], layer=info.layer,
+                                       signal=info.signal, description=info.description)
+                    for spec in specs:
+                        writer.add_annotation(spec.name, kind=spec.kind, level=spec.level,
+                                              labels=None if spec.labels is None else list(spec.labels),
+                                              description=spec.description)
+                    for name in extra:
+                        writer.add_annotation(name, kind="categorical", level="item", labels=list(dataset.class_names),
+                                              description=f"the image's class in the {dataset.split} split"
+                                              if name == TARGET else "the class of the largest logit")
+                n = stop - start
+                item_values = {s.name: item[s.name] if s.name in item else [None] * n for s in item_specs}
+                if TARGET in extra:
+                    item_values[TARGET] = targets
+                if PREDICTION in extra:
+                    item_values[PREDICTION] = predicted
+                writer.append_items(tokens, {INPUT_TAP: pixels, **arrays},
+                                    {s.name: position[s.name] for s in position_specs}, item_values or None,
+                                    geometry=geometry)
+                task.progress(stop, total, "recording")
+        if writer is None:
+            raise ValueError("no items were recorded")
+        return writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def estimate_image_bytes(model: nn.Module, dataset, *, signals=None, dtype: str = "float32",
+                         max_items: int | None = None) -> int:
+    """About how many bytes the states of :func:`record_images` take: the values per image (every tap's rows
+    times units, plus the input) times the recorded images."""
+    axes = _check_model(model, dataset)
+    total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
+    if total == 0:
+        return 0
+    recorder = Recorder(model, signals)
+    _checked_signals(recorder, axes)
+    c, h, w = int(dataset.channels), int(dataset.height), int(dataset.width)
+    image = check_image(dataset[0].image, channels=c, height=h, width=w, what="image 0")
+    try:
+        param = next(model.parameters())
+        device, fdtype = param.device, (param.dtype if param.is_floating_point() else torch.float32)
+    except StopIteration:
+        device, fdtype = torch.device("cpu"), torch.float32
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), recorder:
+            model(torch.as_tensor(np.array(image[None]), device=device).to(fdtype))
+            states = recorder.collect()
+    finally:
+        model.train(was)
+    per_image = sum(v.shape[1] * v.shape[2] for v in states.values()) + c * h * w
+    return int(per_image * np.dtype(dtype).itemsize * total)
+
+
+__all__ = ["INPUT_TAP", "PREDICTION", "TARGET", "ImageError", "estimate_image_bytes", "record_images"]
