@@ -89,6 +89,26 @@ class TaskPanel(QtWidgets.QWidget):
         self.cancel_action = self.make_action(cancel_text, self.cancel, None, cancel_tip)
         self.cancel_action.setEnabled(False)
 
+    def build_page(self, rows, body: QtWidgets.QWidget, no_recording: str) -> None:
+        """The panel's page (``rows`` of controls, ``body`` stretched, the status line) stacked under a
+        centred message (``message_label``, first shown: ``no_recording``); ``stack`` switches them."""
+        page = QtWidgets.QWidget()
+        pv = QtWidgets.QVBoxLayout(page)
+        pv.setContentsMargins(4, 4, 4, 4)
+        for row in rows:
+            pv.addLayout(row)
+        pv.addWidget(body, 1)
+        pv.addWidget(self.status_label)
+        self.message_label = QtWidgets.QLabel(no_recording)
+        self.message_label.setWordWrap(True)
+        self.message_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.stack = QtWidgets.QStackedWidget()
+        self.stack.addWidget(self.message_label)
+        self.stack.addWidget(page)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.stack)
+
     def make_action(self, text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
         """An action of this panel (the main window puts it in the panel's menu)."""
         action = QtGui.QAction(text, self)

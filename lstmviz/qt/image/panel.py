@@ -273,22 +273,7 @@ class ImagePanel(TaskPanel):
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
 
-        page = QtWidgets.QWidget()
-        pv = QtWidgets.QVBoxLayout(page)
-        pv.setContentsMargins(4, 4, 4, 4)
-        pv.addLayout(controls)
-        pv.addLayout(rule)
-        pv.addWidget(self.splitter, 1)
-        pv.addWidget(self.status_label)
-        self.message_label = QtWidgets.QLabel(NO_RECORDING)
-        self.message_label.setWordWrap(True)
-        self.message_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
-        self.stack = QtWidgets.QStackedWidget()
-        self.stack.addWidget(self.message_label)
-        self.stack.addWidget(page)
-        outer = QtWidgets.QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.stack)
+        self.build_page((controls, rule), self.splitter, NO_RECORDING)
 
     def menu_actions(self) -> list:
         return [self.top_action, self.cancel_action]
