@@ -6,7 +6,10 @@ activates it (``ImageThumbnailGrid.activated(index)``)."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
+
+from lstmviz.qt.thumbnails import CaptionedThumbnail
+from lstmviz.qt.thumbnails import ThumbnailGrid as BaseGrid
 
 THUMB_SIZE = 112
 _OUTLINE = QtGui.QColor(40, 200, 255)
@@ -33,33 +36,18 @@ def heat_qimage(values: np.ndarray, lut: np.ndarray) -> QtGui.QImage:
     return QtGui.QImage(rgba.data, w, h, 4 * w, QtGui.QImage.Format.Format_RGBA8888).copy()
 
 
-class ImageThumbnail(QtWidgets.QFrame):
+class ImageThumbnail(CaptionedThumbnail):
     """One image with a box ``(y0, x0, y1, x1)`` in its pixels outlined, and a caption; optionally a
     heatmap ``(values [h', w'] in [0, 1], rect (x, y, width, height) in pixels, lut)`` over it."""
 
-    clicked = QtCore.Signal(int)
-
     def __init__(self, index: int, image: np.ndarray, box, caption: str, heat=None, parent=None):
-        super().__init__(parent)
-        self.index = index
+        super().__init__(index, caption, "click: show this image", THUMB_SIZE, parent)
         self.image = to_qimage(image)
         self.heat = None
         if heat is not None:
             values, rect, lut = heat
             self.heat = (heat_qimage(values, lut), rect)
         self.box = box
-        self.caption = caption
-        self.setFixedSize(THUMB_SIZE, THUMB_SIZE + 18)
-        self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
-        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(caption + "\nclick: show this image")
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == QtCore.Qt.MouseButton.LeftButton:
-            self.clicked.emit(self.index)
-            event.accept()
-        else:
-            super().mousePressEvent(event)
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
@@ -82,44 +70,18 @@ class ImageThumbnail(QtWidgets.QFrame):
             painter.drawRect(QtCore.QRectF(target.x() + x0 * scale, target.y() + y0 * scale,
                                            (x1 - x0) * scale, (y1 - y0) * scale))
             painter.setClipping(False)
-        painter.setPen(QtGui.QColor(40, 40, 40))
-        font = painter.font()
-        font.setPointSizeF(max(6.0, font.pointSizeF() - 1.5))
-        painter.setFont(font)
-        text = QtGui.QFontMetrics(font).elidedText(self.caption, QtCore.Qt.TextElideMode.ElideRight, THUMB_SIZE - 4)
-        painter.drawText(QtCore.QRectF(2, THUMB_SIZE, THUMB_SIZE - 4, 16), QtCore.Qt.AlignmentFlag.AlignCenter, text)
+        self.draw_caption(painter)
         painter.end()
 
 
-class ImageThumbnailGrid(QtWidgets.QScrollArea):
+class ImageThumbnailGrid(BaseGrid):
     """A wrapping grid of ``ImageThumbnail``; ``activated(index)`` when one is clicked."""
 
-    activated = QtCore.Signal(int)
-
     def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setWidgetResizable(True)
-        self._inner = QtWidgets.QWidget()
-        self._grid = QtWidgets.QGridLayout(self._inner)
-        self._grid.setContentsMargins(4, 4, 4, 4)
-        self._grid.setSpacing(6)
-        self._grid.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
-        self.setWidget(self._inner)
-        self.thumbnails: list[ImageThumbnail] = []
-
-    def clear(self) -> None:
-        for t in self.thumbnails:
-            self._grid.removeWidget(t)
-            t.deleteLater()
-        self.thumbnails = []
+        super().__init__(THUMB_SIZE, parent)
 
     def set_thumbnails(self, entries) -> None:
         """``entries``: (image, box or None, caption[, heat]) per thumbnail, best first (``heat`` as
         ``ImageThumbnail`` takes it, or None)."""
-        self.clear()
-        columns = max(1, (self.viewport().width() - 8) // (THUMB_SIZE + 6))
-        for i, (image, box, caption, *heat) in enumerate(entries):
-            t = ImageThumbnail(i, image, box, caption, heat[0] if heat else None)
-            t.clicked.connect(self.activated.emit)
-            self._grid.addWidget(t, i // columns, i % columns)
-            self.thumbnails.append(t)
+        self.place([ImageThumbnail(i, image, box, caption, heat[0] if heat else None)
+                    for i, (image, box, caption, *heat) in enumerate(entries)])
