@@ -190,6 +190,9 @@ def _probe_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", choices=("all", "last"), default=None,
                    help="positions: all, or the last of each item (default: last for an item-level label)")
     p.add_argument("--no-control", action="store_true", help="skip the control task")
+    p.add_argument("--pool", choices=("mean", "max"), default="mean",
+                   help="image recordings, item labels: how a feature map becomes one vector per image "
+                        "(default mean: global average pooling)")
     p.add_argument("--curves", action="store_true",
                    help="probe every checkpoint of a multi-checkpoint recording (accuracy against step)")
     p.add_argument("--out", metavar="TABLE", help="also write the table (.csv or .npy)")
@@ -229,7 +232,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
                 result = probe_curves(rec, args.label, args.taps, task=task, **options)
                 reports = result.reports
             else:
-                result = run_probes(rec, args.label, args.taps, task=task, **options)
+                try:
+                    result = run_probes(rec, args.label, args.taps, task=task, pool=args.pool, **options)
+                except ValueError as e:  # no tap can carry the label, a shift on pooled rows, ...
+                    raise UsageError(str(e)) from None
                 reports = [result]
         for report in reports:
             _say(_probe_text(report))
@@ -239,25 +245,49 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _probe_text(report) -> str:
+    rows = [report.rows_of(t) for t in report.taps]
+    on_rows = any(r != "positions" and not r.startswith("last") for r in rows)  # an image recording's rows
     head = f"{report.annotation}" + (f" at t{report.shift:+d}" if report.shift else "") + \
-        (" (last position of each item)" if report.at == "last" else "")
+        (" (last position of each item)" if report.at == "last" and not on_rows else "")
     if report.checkpoint:
         head += f" — checkpoint {report.checkpoint}" + (f" (step {report.step})" if report.step is not None else "")
     lines = [f"{head}: majority class {100 * report.majority_accuracy:.1f}%"]
     width = max(len(t) for t in [*report.taps, "input tokens"])
-    lines.append(f"  {'tap':<{width}}  accuracy [95% CI]        control   selectivity        l2")
+    mixed = report.mixed_rows()
+    row_text = {t: f"{report.axis_of(t)}: {report.rows_of(t)}" for t in report.taps}
+    rw = max(len(v) for v in [*row_text.values(), "rows"])
+    extra = (f"  {'rows':<{rw}}" if on_rows else "") + ("  majority" if mixed else "")
+    lines.append(f"  {'tap':<{width}}  accuracy [95% CI]        control   selectivity        l2{extra}")
     unconverged = []
     for tap in report.taps:
         p, c = report.probes[tap], report.controls.get(tap)
         ctrl = f"{100 * c.accuracy:6.1f}%" if c else "      -"
         sel = f"{100 * report.selectivity(tap):+8.1f}" if c else "        -"
         lines.append(f"  {tap:<{width}}  {100 * p.accuracy:5.1f}% [{100 * p.ci_low:5.1f}, {100 * p.ci_high:5.1f}]"
-                     f"  {ctrl}  {sel}  {p.l2:8.0e}")
+                     f"  {ctrl}  {sel}  {p.l2:8.0e}"
+                     + (f"  {row_text[tap]:<{rw}}" if on_rows else "")
+                     + (f"  {100 * p.majority_accuracy:7.1f}%" if mixed else ""))
         unconverged += [f"{tap}{' (control)' if r is c else ''}" for r in (p, c) if r is not None and not r.converged]
     if report.baseline is not None:
         b = report.baseline
         lines.append(f"  {'input tokens':<{width}}  {100 * b.accuracy:5.1f}% [{100 * b.ci_low:5.1f}, "
                      f"{100 * b.ci_high:5.1f}]")
+    if on_rows:
+        notes = []
+        if any(r.startswith(("mean over", "max over")) for r in rows):
+            notes.append(f"a feature map is probed by one vector per image, its {report.pool} over the map's cells")
+        if "pixels flattened" in rows:
+            notes.append("the input by its pixels flattened (the linear classifier on the raw image)")
+        if any(r.startswith("cells") for r in rows):
+            notes.append("a feature map's cells carry the label of the input pixel(s) under their centre "
+                         "(a tie of 2 or 4 pixels: no label)")
+        if notes:
+            lines.append("note: " + "; ".join(notes) + "; items (images) are split into train/validation/test")
+    if mixed:
+        lines.append("note: the rows differ between taps (pixels, cells of maps of different sizes), so each "
+                     "has its own majority-class baseline (last column)")
+    for tap, why in report.skipped.items():
+        lines.append(f"skipped {why}")
     if report.split_unit == "positions":
         train, valid, test = report.split_sizes
         lines.append(f"note: the recording has fewer than 3 items, so its positions were split ({train} train, "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstmviz.analysis import cache as cache_files
+from lstmviz.analysis.probe_images import POOLS, RowPlan, cell_labels, is_image_recording, probe_rows
 from lstmviz.analysis.probes import (
     DEFAULT_L2_GRID,
     PositionSplit,
@@ -31,7 +32,8 @@ from lstmviz.analysis.probes import (
 )
 from lstmviz.tasks import Task, ensure_task
 
-REPORT_CACHE_VERSION = 4  # 3: converged probes (objective, converged, iterations kept); 4: split_unit
+REPORT_CACHE_VERSION = 5  # 3: converged probes (objective, converged, iterations kept); 4: split_unit;
+# 5: rows per tap (image recordings: pooled feature maps, cells), pool
 AT_CHOICES = ("all", "last")
 
 
@@ -60,6 +62,27 @@ class ProbeReport:
     checkpoint: str | None = None
     step: int | None = None
     from_cache: bool = False  # True when run_probes read this report from the cache
+    axes: dict[str, str] = field(default_factory=dict)  # tap -> the axis whose rows were probed
+    rows: dict[str, str] = field(default_factory=dict)  # tap -> the rows in words (probe_images.RowPlan)
+    skipped: dict[str, str] = field(default_factory=dict)  # tap -> why it was not probed
+    pool: str = "mean"  # how feature maps were pooled for an item label on an image recording
+
+    def rows_of(self, tap: str) -> str:
+        """The rows the probe of ``tap`` was fitted on, in words (``"positions"`` for an old report)."""
+        return self.rows.get(tap, "last position of each item" if self.at == "last" else "positions")
+
+    def axis_of(self, tap: str) -> str:
+        return self.axes.get(tap, "positions")
+
+    def mixed_rows(self) -> bool:
+        """True when the taps were probed on rows of different kinds (so their majority baselines differ)."""
+        def unit(t):
+            rows = self.rows_of(t)
+            if rows.startswith("cells"):
+                return self.axis_of(t)
+            return "positions" if rows == "positions" or rows.startswith("last") else "images"
+
+        return len({unit(t) for t in self.taps}) > 1
 
     @property
     def majority_interval(self) -> tuple[float, float]:
@@ -84,7 +107,7 @@ class ProbeReport:
         names = (["checkpoint"] if self.checkpoint is not None else []) + \
             (["step"] if self.checkpoint is not None and self.step is not None else [])
         cols: dict[str, list] = {k: [] for k in (
-            *names, "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
+            *names, "tap", "layer", "axis", "rows", "annotation", "shift", "at", "accuracy", "ci_low",
             "ci_high", "control_accuracy", "control_ci_low", "control_ci_high", "selectivity",
             "majority_accuracy", "majority_ci_low", "majority_ci_high", "l2", "n_train", "n_test",
             "objective", "converged")}
@@ -96,6 +119,8 @@ class ProbeReport:
                 cols["step"].append(int(self.step))
             cols["tap"].append(name)
             cols["layer"].append(-1 if layer is None else int(layer))
+            cols["axis"].append(self.axis_of(name) if name in self.taps else "positions")
+            cols["rows"].append(self.rows_of(name) if name in self.taps else "input tokens")
             cols["annotation"].append(self.annotation)
             cols["shift"].append(int(self.shift))
             cols["at"].append(self.at)
@@ -106,9 +131,10 @@ class ProbeReport:
             cols["control_ci_low"].append(control.ci_low if control else math.nan)
             cols["control_ci_high"].append(control.ci_high if control else math.nan)
             cols["selectivity"].append(result.accuracy - control.accuracy if control else math.nan)
-            cols["majority_accuracy"].append(self.majority_accuracy)
-            cols["majority_ci_low"].append(self.majority_interval[0])
-            cols["majority_ci_high"].append(self.majority_interval[1])
+            own = self.mixed_rows() and name in self.taps  # rows of another kind: its own majority
+            cols["majority_accuracy"].append(result.majority_accuracy if own else self.majority_accuracy)
+            cols["majority_ci_low"].append(result.majority_ci_low if own else self.majority_interval[0])
+            cols["majority_ci_high"].append(result.majority_ci_high if own else self.majority_interval[1])
             cols["l2"].append(result.l2)
             cols["n_train"].append(result.n_train)
             cols["n_test"].append(result.n_test)
@@ -172,11 +198,13 @@ class ProbeCurves:
 
 
 def ordered_taps(recording, taps=None) -> list[str]:
-    """The taps to probe: the given ones (validated) or every tap on the main axis, ordered by layer
-    (taps without a layer last), then by declaration order."""
+    """The taps to probe: the given ones (validated) or every tap on the main axis (on an image recording
+    every tap: feature maps and per-image taps too, ``probe_images``), ordered by layer (taps without a
+    layer last), then by declaration order."""
     declared = list(recording.taps)
     if taps is None:
-        chosen = [t for t in declared if recording.taps[t].axis == "positions"]
+        image = is_image_recording(recording)
+        chosen = [t for t in declared if image or recording.taps[t].axis == "positions"]
     else:
         chosen = [taps] if isinstance(taps, str) else list(taps)
         for t in chosen:
@@ -185,8 +213,13 @@ def ordered_taps(recording, taps=None) -> list[str]:
     if not chosen:
         raise ValueError("No tap to probe: the recording has no tap on the main axis.")
 
+    image = is_image_recording(recording)
+
     def key(t):
-        layer = recording.taps[t].layer
+        info = recording.taps[t]
+        layer = info.layer
+        if image and info.axis == "positions" and (layer is None or layer < 0):  # the input's pixels first
+            return (False, -1, declared.index(t))
         return (layer is None or layer < 0, layer if layer is not None else 0, declared.index(t))
 
     return sorted(dict.fromkeys(chosen), key=key)
@@ -194,8 +227,15 @@ def ordered_taps(recording, taps=None) -> list[str]:
 
 def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str = "all",
                control: bool = True, baseline: bool = True, seed: int = 0, l2_grid=DEFAULT_L2_GRID,
-               max_positions: int | None = None, task=None, cache: bool = True) -> ProbeReport:
+               max_positions: int | None = None, task=None, cache: bool = True, pool: str = "mean") -> ProbeReport:
     """Probe ``annotation`` on ``taps`` (default: all main-axis taps); see the module docstring.
+
+    On an image recording (``probe_images``) every tap is probed on the rows that fit the label: an
+    item label on one row per image (scalar-axis taps as stored, feature maps pooled by ``pool``,
+    ``"mean"`` or ``"max"``, the input's pixels flattened), a per-pixel label on the cells of a feature
+    map (each with the label under its centre); a tap that cannot carry the label is left out and named
+    in ``ProbeReport.skipped``. The input-token baseline is then only fitted for a per-pixel label (for
+    an item label the flattened input is the baseline row).
 
     ``at="last"`` uses only the last position of each item (the state after reading the whole item;
     the natural choice for an item-level label such as a sentence's class). ``shift`` as in
@@ -205,11 +245,18 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
     task = ensure_task(task)
     if at not in AT_CHOICES:
         raise ValueError(f"at must be one of {', '.join(AT_CHOICES)}, got {at!r}.")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}.")
     taps = ordered_taps(recording, taps)
     labels = probe_labels(recording, annotation, shift=shift, at=at)
     names = list(recording.annotations[annotation].labels)
+    image = is_image_recording(recording)
+    item_label = recording.annotations[annotation].level == "item"
+    if image and item_label:
+        baseline = False  # the input's flattened pixels are probed as a tap: the honest input baseline
     key = _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, l2_grid,
                      max_positions)
+    key["pool"] = pool
     path = _cache_path(recording, annotation, key) if cache else None
     if path is not None:
         cached = cache_files.load_cached(path, lambda p: _load_report(p, key), "probe report")
@@ -217,6 +264,9 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
             task.progress(1, 1, "Probes (cached)")
             return cached
     split = probe_split(recording, seed=seed)
+    plans, skipped = _plans(recording, taps, annotation, at=at, shift=shift, pool=pool, image=image, split=split)
+    taps = [t for t in taps if t in plans]
+    plan_labels = _plan_labels(recording, annotation, plans, labels)
     # a tap's probe and control probe are adjacent: the control reuses the rows read for the probe
     jobs = [(t, c) for t in taps for c in ((False, True) if control else (False,))]
     shared: dict = {}
@@ -230,7 +280,9 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
             task.progress(base + int(frac * (scale - 1)), total, text)
 
         task.progress(i * scale, total, f"Probe {tap}" + (" (control)" if is_control else ""))
-        result = fit_probe(recording, tap, labels, split, control=is_control, seed=seed,
+        plan = plans[tap]
+        source, tap_labels = plan.view or recording, plan_labels.get(tap, labels)
+        result = fit_probe(source, tap, tap_labels, split, control=is_control, seed=seed,
                            annotation=annotation, label_names=names, shift=shift, l2_grid=l2_grid,
                            max_positions=max_positions, task=Task(on_progress=forward), shared=shared)
         (controls if is_control else probes)[tap] = result
@@ -247,7 +299,8 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
         baseline=base, majority_accuracy=first.majority_accuracy,
         split_sizes=tuple(len(s) for s in split), split_unit="positions" if isinstance(split, PositionSplit) else "items",
         checkpoint=getattr(recording, "checkpoint", None),
-        step=_step_of(recording))
+        step=_step_of(recording), axes={t: plans[t].axis for t in taps}, rows={t: plans[t].rows for t in taps},
+        skipped=skipped, pool=pool)
     task.progress(total, total, "Probes done")
     if path is not None:
         _save_report(path, key, report)
@@ -285,6 +338,50 @@ def probe_curves(recording, annotation: str, taps=None, *, shift: int = 0, at: s
     return ProbeCurves(annotation=annotation, labels=first.labels, shift=first.shift, at=at, taps=taps,
                        checkpoints=[c.name for c in checkpoints], steps=[c.step for c in checkpoints],
                        reports=reports)
+
+
+def _plans(recording, taps, annotation, *, at, shift, pool, image, split):
+    """``({tap: RowPlan}, {tap: why skipped})`` for the taps (``probe_images.probe_rows``)."""
+    plans, skipped = {}, {}
+    for t in taps:
+        if not image and recording.taps[t].axis == "positions":
+            plan = RowPlan(t, "positions", "last position of each item" if at == "last" else "positions")
+        else:
+            plan = probe_rows(recording, t, annotation, pool=pool)
+        if isinstance(plan, str):
+            skipped[t] = plan
+            continue
+        if plan.view is None and at == "last":
+            plan = RowPlan(t, plan.axis, "last position of each item")
+        if plan.view is not None and shift:
+            raise ValueError(f"A shift applies to the positions of the main axis only; tap {t!r} is probed "
+                             f"on {plan.rows} of axis {plan.axis!r}.")
+        if plan.view is not None and isinstance(split, PositionSplit):
+            raise ValueError(f"Tap {t!r} is probed on {plan.rows}, which needs at least 3 items to split.")
+        plans[t] = plan
+    if not plans:
+        raise ValueError("No tap can be probed for this label: " + "; ".join(skipped.values()))
+    return plans, skipped
+
+
+def _plan_labels(recording, annotation, plans, labels):
+    """The labels of each tap's rows where they are not the main axis's (``labels``)."""
+    out, per_image, per_pixel, per_axis = {}, None, None, {}
+    for t, plan in plans.items():
+        if plan.view is None:
+            continue
+        if plan.rows.startswith("cells"):
+            if per_pixel is None:
+                per_pixel = probe_labels(recording, annotation)
+            if plan.axis not in per_axis:
+                per_axis[plan.axis] = cell_labels(recording, annotation, plan.axis, pixel_labels=per_pixel)
+            out[t] = per_axis[plan.axis]
+        else:
+            if per_image is None:
+                last = probe_labels(recording, annotation, at="last")
+                per_image = last[np.asarray(recording.item_offsets, np.int64)[1:] - 1]
+            out[t] = per_image
+    return out
 
 
 def _step_of(recording):
@@ -327,6 +424,8 @@ def _save_report(path, key, report: ProbeReport) -> None:
     meta["report"]["layers"] = report.layers
     meta["report"]["split_sizes"] = list(report.split_sizes)
     meta["report"]["split_unit"] = report.split_unit
+    for k in ("axes", "rows", "skipped", "pool"):
+        meta["report"][k] = getattr(report, k)
     results = [("probe", t, r) for t, r in report.probes.items()]
     results += [("control", t, r) for t, r in report.controls.items()]
     if report.baseline is not None:
@@ -368,14 +467,15 @@ def _load_report(path, key) -> ProbeReport | None:
                 controls[result.tap] = result
             else:
                 baseline = result
-        if list(r["taps"]) != list(key["taps"]) or set(probes) != set(key["taps"]):
+        if not set(r["taps"]) <= set(key["taps"]) or set(probes) != set(r["taps"]):
             raise cache_files.CacheDamaged("the cached probes are not those of its key")
         return ProbeReport(annotation=r["annotation"], labels=r["labels"], shift=r["shift"], at=r["at"],
                            taps=r["taps"], layers=r["layers"], probes=probes, controls=controls,
                            baseline=baseline, majority_accuracy=r["majority_accuracy"],
                            split_sizes=tuple(r["split_sizes"]), split_unit=r.get("split_unit", "items"),
                            checkpoint=r["checkpoint"],
-                           step=r["step"], from_cache=True)
+                           step=r["step"], from_cache=True, axes=r.get("axes", {}), rows=r.get("rows", {}),
+                           skipped=r.get("skipped", {}), pool=r.get("pool", "mean"))
 
 
 def _json_default(value):

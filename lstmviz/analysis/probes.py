@@ -337,7 +337,8 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
         raise KeyError(tap)
     if info.axis != "positions":
         raise ValueError(f"Tap {tap!r} lies on the axis {info.axis!r}, not on the positions that the "
-                         f"labels describe; a probe needs a tap on the main axis.")
+                         f"labels describe; a probe needs a tap on the main axis (on an image recording, "
+                         f"probe_images.probe_rows gives the rows of a feature map or per-image tap).")
     labels = np.asarray(labels, dtype=np.int32)
     n = recording.n_positions
     if labels.shape != (n,):
@@ -367,13 +368,16 @@ def fit_probe(recording, tap: str, labels: np.ndarray, split, *, l2_grid=DEFAULT
                          f"({n_train} train, {n_test} test); pick another label or more items.")
 
     message = f"Probe {tap}" + (" (control)" if control else "")
-    stats = tap_stats(recording, tap, task=Task(on_progress=lambda d, t, m: task.progress(0, None, m)))
+    stats_task = Task(on_progress=lambda d, t, m: task.progress(0, None, m))
+    # a row view of an image recording (``probe_images.RowView``) has the statistics of its own rows
+    stats = recording.probe_stats(tap, task=stats_task) if hasattr(recording, "probe_stats") else \
+        tap_stats(recording, tap, task=stats_task)
     threads = torch.get_num_threads()
     torch.set_num_threads(min(threads, 2))
     try:
         budget = MEMORY_BYTES if memory_bytes is None else int(memory_bytes)
-        key = (str(recording.path), getattr(recording, "checkpoint", None), tap, seed, budget,
-               hash(role.tobytes()))
+        key = (str(recording.path), getattr(recording, "checkpoint", None), getattr(recording, "view_key", None),
+               tap, seed, budget, hash(role.tobytes()))
         data = shared.get(key) if shared is not None else None
         if data is not None:  # the same rows were read for an earlier probe: only the labels differ
             progress = _Progress(task, message, data.planned_work(collected=True))
