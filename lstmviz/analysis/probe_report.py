@@ -107,10 +107,10 @@ class ProbeReport:
         names = (["checkpoint"] if self.checkpoint is not None else []) + \
             (["step"] if self.checkpoint is not None and self.step is not None else [])
         cols: dict[str, list] = {k: [] for k in (
-            *names, "tap", "layer", "axis", "rows", "annotation", "shift", "at", "accuracy", "ci_low",
+            *names, "tap", "layer", "annotation", "shift", "at", "accuracy", "ci_low",
             "ci_high", "control_accuracy", "control_ci_low", "control_ci_high", "selectivity",
             "majority_accuracy", "majority_ci_low", "majority_ci_high", "l2", "n_train", "n_test",
-            "objective", "converged")}
+            "objective", "converged", "axis", "rows")}
 
         def add(name, layer, result, control):
             if "checkpoint" in cols:

@@ -20,7 +20,8 @@ LABELS = ("background", "object")
 
 def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input_size=(8, 8), images=None,
                           pixel_labels=None, labels=LABELS, tap: str = "conv0", axis: str = "conv0",
-                          dtype: str = "float32") -> Path:
+                          dtype: str = "float32", more_taps=(), item_labels=None,
+                          item_label_names=None) -> Path:
     """Write a recording of ``len(maps)`` images and return its path.
 
     ``maps[i]``: float ``[h, w, units]``, item i's feature map on ``axis`` (sizes may differ per item);
@@ -31,6 +32,8 @@ def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input
     input's pixels (stride 1, receptive field 1). Taps: ``image`` (main axis), ``tap`` (on ``axis``) and
     ``logits`` (2 units, one row per image on the scalar axis ``scalar``: the mean of the map's first
     two units, NaN taken as 0); item annotation ``class`` (numeric: the item index mod 3).
+    ``more_taps``: further ``(tap, axis, geometry, maps)`` feature maps, each on its own image axis;
+    ``item_labels``: int per item, ids into ``item_label_names``, the categorical item annotation ``kind``.
     """
     maps = [np.asarray(m, dtype=np.float32) for m in maps]
     units = maps[0].shape[2]
@@ -45,6 +48,11 @@ def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input
         w.add_tap("logits", 2, axis="scalar")
         w.add_annotation("label", kind="categorical", labels=list(labels))
         w.add_annotation("class", kind="numeric", level="item")
+        for extra_tap, extra_axis, extra_geometry, extra_maps in more_taps:
+            w.add_axis(extra_axis, description="another synthetic feature map", geometry=extra_geometry)
+            w.add_tap(extra_tap, np.asarray(extra_maps[0]).shape[2], axis=extra_axis)
+        if item_labels is not None:
+            w.add_annotation("kind", kind="categorical", level="item", labels=list(item_label_names))
         for i, m in enumerate(maps):
             h, w_, k = m.shape
             if k != units:
@@ -54,11 +62,17 @@ def write_image_recording(path, maps, *, geometry: AxisGeometry = STRIDE2, input
             lab = np.zeros((H, W), np.int32) if pixel_labels is None else np.asarray(pixel_labels[i], np.int32)
             logits = np.nan_to_num(m[..., :2]).reshape(-1, min(2, units)).mean(axis=0)
             logits = np.resize(logits, 2).reshape(1, 2)
-            w.append_item(np.zeros(H * W, np.int64),
-                          {"image": pixels.reshape(H * W, channels), tap: m.reshape(h * w_, units),
-                           "logits": logits},
-                          annotations={"label": lab.reshape(-1)}, item_annotations={"class": i % 3},
-                          geometry={"positions": ImageGeometry(H, W), axis: ImageGeometry(h, w_)})
+            taps = {"image": pixels.reshape(H * W, channels), tap: m.reshape(h * w_, units), "logits": logits}
+            geometry = {"positions": ImageGeometry(H, W), axis: ImageGeometry(h, w_)}
+            for extra_tap, extra_axis, _, extra_maps in more_taps:
+                e = np.asarray(extra_maps[i], np.float32)
+                taps[extra_tap] = e.reshape(-1, e.shape[2])
+                geometry[extra_axis] = ImageGeometry(e.shape[0], e.shape[1])
+            item_annotations = {"class": i % 3}
+            if item_labels is not None:
+                item_annotations["kind"] = int(item_labels[i])
+            w.append_item(np.zeros(H * W, np.int64), taps, annotations={"label": lab.reshape(-1)},
+                          item_annotations=item_annotations, geometry=geometry)
     return Path(path)
 
 
