@@ -71,6 +71,21 @@ class ProbeReport:
         """The rows the probe of ``tap`` was fitted on, in words (``"positions"`` for an old report)."""
         return self.rows.get(tap, "last position of each item" if self.at == "last" else "positions")
 
+    def short_rows(self, tap: str) -> str:
+        """A few words for a chart label: ``""`` for positions, else ``"per image"``, ``"mean"``,
+        ``"max"``, ``"pixels"`` (the input flattened) or ``"cells"``."""
+        rows = self.rows_of(tap)
+        if rows == "positions" or rows.startswith("last"):
+            return ""
+        if rows.startswith("cells"):
+            return "cells"
+        return {"one row per image": "per image", "pixels flattened": "pixels"}.get(rows, rows.split()[0])
+
+    def row_unit(self, tap: str) -> str:
+        """What one test row of ``tap``'s probe is: ``"images"``, ``"cells"`` or ``"positions"``."""
+        short = self.short_rows(tap)
+        return "cells" if short == "cells" else ("positions" if not short else "images")
+
     def axis_of(self, tap: str) -> str:
         return self.axes.get(tap, "positions")
 

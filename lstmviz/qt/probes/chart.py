@@ -326,7 +326,16 @@ class ProbeChart(AccuracyPlot):
             top = np.fmax(top, chi)
         xs = [-0.5, n - 0.5]
         majority = report.majority_accuracy
-        if majority is not None and math.isfinite(majority):
+        mixed = getattr(report, "mixed_rows", lambda: False)()
+        if mixed:  # rows of different kinds (pixels, cells, images): a majority segment per tap
+            for i, tap in enumerate(taps):
+                p = report.probes[tap]
+                seg = [i - 0.5, i + 0.5]
+                self._band(seg, (p.majority_ci_low, p.majority_ci_high), MAJORITY_COLOR)
+                self._add(pg.PlotDataItem(seg, [p.majority_accuracy] * 2,
+                                          pen=_pen(MAJORITY_COLOR, 1.5, QtCore.Qt.PenStyle.DashLine)))
+            legend.append(_dash(MAJORITY_COLOR, "majority class of each tap's rows (band: 95% CI)"))
+        elif majority is not None and math.isfinite(majority):
             self._band(xs, report.majority_interval, MAJORITY_COLOR)
             self._add(pg.PlotDataItem(xs, [majority, majority],
                                       pen=_pen(MAJORITY_COLOR, 1.5, QtCore.Qt.PenStyle.DashLine)))
@@ -349,7 +358,9 @@ class ProbeChart(AccuracyPlot):
                 self._add(label)
             legend.append("<b>+n</b>:&nbsp;" + _nowrap("selectivity = probe − control, in points"))
         self.legend_label.setText("&nbsp;&nbsp; ".join(legend))
-        self.tap_axis.setTicks([[(float(i), tap) for i, tap in enumerate(taps)]])
+        short = getattr(report, "short_rows", lambda t: "")
+        self.tap_axis.setTicks([[(float(i), f"{tap} ({short(tap)})" if short(tap) else tap)
+                                 for i, tap in enumerate(taps)]])
         plot.setXRange(-0.5, n - 0.5, padding=0)
         self._fit_y()
         self._draw_current()

@@ -484,14 +484,19 @@ class ProbeDetail(QtWidgets.QWidget):
             layer = report.layers.get(r.tap)
             where = f"layer {layer}, " if layer is not None and layer >= 0 else ""
             units = int(np.asarray(r.weights).shape[1])
+            rows = report.short_rows(r.tap)
+            on = f"{r.n_test:,} test {report.row_unit(r.tap)}"
+            if rows:  # an image recording: say which rows of which axis the probe read
+                on += f" ({escape(report.axis_of(r.tap))}: {escape(report.rows_of(r.tap))})"
             text = (f"<b>{escape(r.tap)}</b> ({where}{units} units): <b>{percent(r.accuracy)}</b> {interval} "
-                    f"held-out accuracy on {r.n_test:,} test positions")
+                    f"held-out accuracy on {on}")
             control = report.controls.get(r.tap)
             if control is not None:
                 text += (f"; control task {percent(control.accuracy)}, selectivity "
                          f"<b>{points(r.accuracy - control.accuracy)}</b> points")
             text += f"; L2 {r.l2:g}."
-        extras = [f"majority class {percent(report.majority_accuracy)}"]
+        mixed = report.mixed_rows() and r.tap != INPUT_TAP  # this tap's rows have their own majority
+        extras = [f"majority class {percent(r.majority_accuracy if mixed else report.majority_accuracy)}"]
         if report.baseline is not None and r.tap != INPUT_TAP:
             extras.append(f"input tokens {percent(report.baseline.accuracy)}")
         return text + " <span style='color:#555'>Baselines: " + ", ".join(extras) + ".</span>"

@@ -613,18 +613,24 @@ class ProbePanel(TaskPanel):
         n = len(report.taps)
         how = "from the cache" if outcome.cached else f"in {duration(outcome.seconds)}"
         shift = "" if not s.shift else f", label of token t{s.shift:+d}".replace("-", "−")
-        where = "" if s.at == "all" else ", last position of each item"
+        on_rows = any(report.short_rows(t) for t in report.taps)  # an image recording's pooled rows or cells
+        where = "" if s.at == "all" or on_rows else ", last position of each item"
         best = report.best_tap()
         text = (f"Probed {report.annotation}{shift}{where} on {n} tap{'s' if n != 1 else ''} {how}: "
                 f"best {best} {percent(report.probes[best].accuracy)}")
         control = report.controls.get(best)
         if control is not None:
             text += f" (control {percent(control.accuracy)})"
-        text += f"; majority class {percent(report.majority_accuracy)}"
+        if report.mixed_rows():
+            text += "; each tap's rows (pixels, cells, images) have their own majority class"
+        else:
+            text += f"; majority class {percent(report.majority_accuracy)}"
         if report.baseline is not None:
             text += f", input tokens {percent(report.baseline.accuracy)}"
         if outcome.curves is not None:
             text += f"; curves over {describe_x(outcome.curves)}"
+        if report.skipped:
+            text += f". Not probed: {'; '.join(report.skipped.values())}"
         if report.split_unit == "positions":
             train, valid, test = report.split_sizes
             text += (f". Fewer than 3 items: positions were split ({train} train, {valid} validation, {test} test); "
