@@ -270,8 +270,7 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
     if image and item_label:
         baseline = False  # the input's flattened pixels are probed as a tap: the honest input baseline
     key = _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, l2_grid,
-                     max_positions)
-    key["pool"] = pool
+                     max_positions, pool)
     path = _cache_path(recording, annotation, key) if cache else None
     if path is not None:
         cached = cache_files.load_cached(path, lambda p: _load_report(p, key), "probe report")
@@ -410,7 +409,8 @@ def _step_of(recording):
 # --------------------------------------------------------------------------------------------- cache
 
 
-def _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, l2_grid, max_positions):
+def _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, l2_grid, max_positions,
+               pool="mean"):
     return {
         "version": REPORT_CACHE_VERSION,
         "fingerprint": cache_files.recording_fingerprint(recording),
@@ -419,6 +419,7 @@ def _cache_key(recording, annotation, taps, shift, at, control, baseline, seed, 
         "control": bool(control), "baseline": bool(baseline), "seed": int(seed),
         "l2_grid": [float(v) for v in l2_grid],
         "max_positions": None if max_positions is None else int(max_positions),
+        "pool": pool,
     }
 
 
