@@ -229,7 +229,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         options = {"shift": args.shift, "at": at, "control": not args.no_control}
         with progress_task("probes", unit="steps", quiet=args.quiet) as task:
             if args.curves:
-                result = probe_curves(rec, args.label, args.taps, task=task, **options)
+                result = probe_curves(rec, args.label, args.taps, task=task, pool=args.pool, **options)
                 reports = result.reports
             else:
                 try:

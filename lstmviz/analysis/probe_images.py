@@ -218,14 +218,21 @@ def pooled_rows(recording, tap: str, *, pool: str = "mean", task=None) -> np.nda
     rows = slab_rows(info.units, 4, 64)
     with SlabReader(recording, tap, rows) as slabs:
         for a, c, x in slabs:
+            if c <= a:
+                continue
             x = np.asarray(x, np.float64)
-            items = np.searchsorted(offsets, np.arange(a, c), side="right") - 1
+            # the items in this slab are contiguous runs of rows: reduce each run at once
+            first, last = np.searchsorted(offsets, [a, c - 1], side="right") - 1
+            items = np.arange(first, last + 1)
+            starts = np.maximum(offsets[items], a) - a
+            keep = offsets[items + 1] > offsets[items]  # an item without rows here reduces nothing
+            items, starts = items[keep], starts[keep]
             ok = np.isfinite(x)
-            np.add.at(cnt, items, ok)
+            cnt[items] += np.add.reduceat(ok, starts, axis=0)
             if pool == "mean":
-                np.add.at(acc, items, np.where(ok, x, 0.0))
+                acc[items] += np.add.reduceat(np.where(ok, x, 0.0), starts, axis=0)
             else:
-                np.maximum.at(acc, items, np.where(ok, x, -np.inf))
+                acc[items] = np.maximum(acc[items], np.maximum.reduceat(np.where(ok, x, -np.inf), starts, axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = acc / cnt if pool == "mean" else acc
     return np.where(cnt > 0, out, np.nan).astype(np.float32)

@@ -323,7 +323,7 @@ def run_probes(recording, annotation: str, taps=None, *, shift: int = 0, at: str
 
 def probe_curves(recording, annotation: str, taps=None, *, shift: int = 0, at: str = "all",
                  control: bool = True, seed: int = 0, max_positions: int | None = None, task=None,
-                 cache: bool = True) -> ProbeCurves:
+                 cache: bool = True, pool: str = "mean") -> ProbeCurves:
     """``run_probes`` at every checkpoint of ``recording`` (``Recording.checkpoints``), in order.
 
     Raises ``ValueError`` for a recording of a single model state. The same item split and seed are
@@ -346,7 +346,7 @@ def probe_curves(recording, annotation: str, taps=None, *, shift: int = 0, at: s
         view = recording.at_checkpoint(ck.name)
         reports.append(run_probes(view, annotation, taps, shift=shift, at=at, control=control,
                                   baseline=(i == n - 1), seed=seed, max_positions=max_positions,
-                                  task=Task(on_progress=forward), cache=cache))
+                                  task=Task(on_progress=forward), cache=cache, pool=pool))
     task.progress(n * 1000, n * 1000, "Probe curves done")
     first = reports[0]
     return ProbeCurves(annotation=annotation, labels=first.labels, shift=first.shift, at=at, taps=taps,
@@ -367,6 +367,9 @@ def _plans(recording, taps, annotation, *, at, shift, pool, image, split):
             continue
         if plan.view is None and at == "last":
             plan = RowPlan(t, plan.axis, "last position of each item")
+        if plan.view is not None and plan.rows.startswith("cells") and at == "last":
+            raise ValueError(f"Positions 'last of each item' apply to the main axis only; tap {t!r} is probed "
+                             f"on the cells of axis {plan.axis!r} (use all positions for a per-pixel label).")
         if plan.view is not None and shift:
             raise ValueError(f"A shift applies to the positions of the main axis only; tap {t!r} is probed "
                              f"on {plan.rows} of axis {plan.axis!r}.")

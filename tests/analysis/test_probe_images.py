@@ -73,7 +73,12 @@ def test_max_pooling(recording):
     assert report.probes["conv0"].accuracy >= 0.9
 
 
-def test_pooled_rows_equal_numpy(recording):
+@pytest.mark.parametrize("slab", [None, 7])  # 7 rows: items split across slabs
+def test_pooled_rows_equal_numpy(recording, slab, monkeypatch):
+    from lstmviz.analysis import probe_images
+
+    if slab is not None:
+        monkeypatch.setattr(probe_images, "slab_rows", lambda *a, **k: slab)
     x = recording.raw_states("conv0").astype(np.float64)
     off = recording.axis_offsets("conv0")
     with np.errstate(all="ignore"):
@@ -161,6 +166,11 @@ def test_cell_labels_with_padding_and_odd_offsets(tmp_path):
 def test_shift_is_refused_on_pooled_rows(recording):
     with pytest.raises(ValueError, match="shift"):
         run_probes(recording, "label", taps=["conv1"], shift=1, cache=False)
+
+
+def test_last_position_is_refused_on_cells(recording):
+    with pytest.raises(ValueError, match="main axis only"):
+        run_probes(recording, "label", taps=["conv1"], at="last", cache=False)
 
 
 def test_scalar_tap_for_a_pixel_label_says_why(recording):
