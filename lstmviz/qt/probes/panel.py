@@ -626,11 +626,12 @@ class ProbePanel(TaskPanel):
         else:
             text += f"; majority class {percent(report.majority_accuracy)}"
         if report.baseline is not None:
-            text += f", input tokens {percent(report.baseline.accuracy)}"
+            text += f"{'; ' if report.mixed_rows() else ', '}input tokens {percent(report.baseline.accuracy)}"
         if outcome.curves is not None:
             text += f"; curves over {describe_x(outcome.curves)}"
-        if report.skipped:
-            text += f". Not probed: {'; '.join(report.skipped.values())}"
+        if report.skipped:  # "tap: why" each; the same reason is said once
+            reasons = dict.fromkeys(why.split(": ", 1)[-1] for why in report.skipped.values())
+            text += f". Not probed: {', '.join(report.skipped)} ({'; '.join(reasons)})"
         if report.split_unit == "positions":
             train, valid, test = report.split_sizes
             text += (f". Fewer than 3 items: positions were split ({train} train, {valid} validation, {test} test); "
