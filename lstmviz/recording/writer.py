@@ -743,15 +743,17 @@ class RecordingWriter:
 
     def _push_array(self, path: str, data: np.ndarray) -> None:
         """Buffer ``data`` (copied: the caller may reuse its array; cast to the dataset's dtype)."""
-        self._arrays[path].push(data)
-        self._buffered_bytes += data.nbytes
+        stage = self._arrays[path]
+        stage.push(data)
+        self._buffered_bytes += data.nbytes if stage.parts is not None else data.size * stage.dtype.itemsize
 
     def _push_block(self, path: str, data: np.ndarray) -> None:
         """Buffer ``[items, rows, units]`` as ``items * rows`` rows in one copy (a strided block, e.g. a
         channels-first feature map seen as ``[items, positions, channels]``, is transposed by that copy)."""
         items, rows, units = data.shape
-        self._arrays[path].reserve(items * rows, (units,)).reshape(items, rows, units)[...] = data
-        self._buffered_bytes += data.nbytes
+        stage = self._arrays[path]
+        stage.reserve(items * rows, (units,)).reshape(items, rows, units)[...] = data
+        self._buffered_bytes += data.size * stage.dtype.itemsize  # as stored, not as given
 
     def _push_scalars(self, path: str, values: list) -> None:
         self._scalars[path].extend(values)
