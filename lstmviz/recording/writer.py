@@ -85,12 +85,13 @@ class _Stage:
     def __bool__(self) -> bool:
         return bool(self.parts) if self.parts is not None else self.n > 0
 
-    def reserve(self, rows: int, tail: tuple[int, ...]) -> np.ndarray:
-        """``rows`` fresh rows of shape ``tail`` at the end, to be filled by the caller."""
+    def reserve(self, rows: int, tail: tuple[int, ...], capacity: int = 0) -> np.ndarray:
+        """``rows`` fresh rows of shape ``tail`` at the end, to be filled by the caller; a buffer that must
+        grow takes at least ``capacity`` rows (the rows expected before the next flush: no regrowth)."""
         need = self.n + rows
         if self.buf is None or len(self.buf) < need:
             old = 0 if self.buf is None else len(self.buf)
-            grown = np.empty((max(need, 2 * old), *tail), self.dtype)
+            grown = np.empty((max(need, 2 * old, capacity), *tail), self.dtype)
             if self.n:
                 grown[:self.n] = self.buf[:self.n]
             self.buf = grown
@@ -98,11 +99,11 @@ class _Stage:
         self.n = need
         return view
 
-    def push(self, data: np.ndarray) -> None:
+    def push(self, data: np.ndarray, capacity: int = 0) -> None:
         if self.parts is not None:
             self.parts.append(data)
         else:
-            self.reserve(len(data), data.shape[1:])[...] = data
+            self.reserve(len(data), data.shape[1:], capacity)[...] = data
 
     def take(self) -> np.ndarray | None:
         """The waiting rows (a view, valid until the next push) and forget them; ``None`` when empty."""
@@ -190,6 +191,7 @@ class RecordingWriter:
         self._scalars: dict[str, list[int | float]] = {}
         self._buffered_bytes = 0
         self._flush_bytes = FLUSH_BYTES
+        self._appends_per_flush = 1  # append_items: batches of its size until a flush (sizes the buffers)
         self._crc: dict[str, int] = {}  # 1-D dataset -> CRC-32 of the values written so far
         self._state = "declaring"  # -> "appending" -> "closed" | "aborted"
 
@@ -449,6 +451,9 @@ class RecordingWriter:
         item_values = self._check_item_annotation_arrays(item_annotations, n)
         pending = self._geometry.check_item(self._n_items, per_item, geometry)
 
+        stored = sum(a.size * self._taps[name].dtype.itemsize for name, a in converted.items())
+        stored += ids.nbytes + sum(v.nbytes for v in position_values.values())
+        self._appends_per_flush = max(1, -(-self._flush_bytes // max(1, stored)))
         self._geometry.store_repeated(self, pending, per_item, n)
         self._push_array(fmt.TOKENS, ids)
         for name, data in converted.items():
@@ -465,6 +470,7 @@ class RecordingWriter:
                 self._item_ends[axis].extend(ends.tolist())
         first = self._n_items
         self._n_items += n
+        self._appends_per_flush = 1
         if self._buffered_bytes >= self._flush_bytes:
             self._flush(final=False)
         return first
@@ -755,7 +761,7 @@ class RecordingWriter:
     def _push_array(self, path: str, data: np.ndarray) -> None:
         """Buffer ``data`` (copied: the caller may reuse its array; cast to the dataset's dtype)."""
         stage = self._arrays[path]
-        stage.push(data)
+        stage.push(data, len(data) * self._appends_per_flush)
         self._buffered_bytes += data.nbytes if stage.parts is not None else data.size * stage.dtype.itemsize
 
     def _push_block(self, path: str, data: np.ndarray) -> None:
@@ -763,7 +769,7 @@ class RecordingWriter:
         channels-first feature map seen as ``[items, positions, channels]``, is transposed by that copy)."""
         items, rows, units = data.shape
         stage = self._arrays[path]
-        stage.reserve(items * rows, (units,)).reshape(items, rows, units)[...] = data
+        stage.reserve(items * rows, (units,), items * rows * self._appends_per_flush).reshape(items, rows, units)[...] = data
         self._buffered_bytes += data.size * stage.dtype.itemsize  # as stored, not as given
 
     def _push_scalars(self, path: str, values: list) -> None:
