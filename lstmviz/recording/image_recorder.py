@@ -112,6 +112,30 @@ def _gather(dataset, start: int, stop: int, c: int, h: int, w: int):
     return images, tokens, position, item, targets
 
 
+def _keep_float(name: str, series: torch.Tensor) -> torch.Tensor:
+    """What the recorder keeps of a tap's value for float32 storage: a floating-point copy."""
+    return series.clone() if series.is_floating_point() else series.float()
+
+
+def _keep_float16(name: str, series: torch.Tensor) -> torch.Tensor:
+    """What the recorder keeps of a tap's value for float16 storage: the values converted to float16 in the
+    hook (the conversion is the copy; torch converts ~10x faster than numpy), after refusing a finite value
+    that float16 would make inf (|x| >= 65520; inf and NaN pass, as the writer lets them)."""
+    if not series.is_floating_point():
+        series = series.float()
+    if series.dtype == torch.float16:
+        return series.clone()
+    if series.numel():
+        big = max(float(torch.amax(series)), -float(torch.amin(series)))  # two plain reductions, no temporary
+        if not big < FLOAT16_OVERFLOW:  # that large, or NaN, which hides the others from max and min
+            large = series.abs() >= FLOAT16_OVERFLOW
+            finite = series[large & torch.isfinite(series)]
+            if finite.numel():
+                raise ValueError(f"tap {name!r}: value {float(finite.abs().max()):.4g} overflows float16 (largest "
+                                 f"65504); record with dtype float32 (--dtype float32)")
+    return series.to(torch.float16)
+
+
 def record_images(
     model: nn.Module,
     dataset,
@@ -132,7 +156,8 @@ def record_images(
     if total == 0:
         raise ValueError("no items to record: the dataset is empty")
     task = ensure_task(task)
-    recorder = Recorder(model, signals)
+    half = np.dtype(dtype) == np.float16
+    recorder = Recorder(model, signals, keep=_keep_float16 if half else _keep_float)
     tap_axes = _checked_signals(recorder, axes)
     c, h, w = int(dataset.channels), int(dataset.height), int(dataset.width)
     specs = list(dataset.annotation_specs)
@@ -153,7 +178,6 @@ def record_images(
             geometry[axis] = axes[axis].size
     rows = {INPUT_AXIS: h * w, **{a: axes[a].num_positions for a in used_axes}}
 
-    half = np.dtype(dtype) == np.float16
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     writer = None
@@ -172,15 +196,8 @@ def record_images(
                     if value.shape[0] != stop - start or value.shape[1] != n_rows:
                         raise ValueError(f"signal {name!r} gave shape {list(value.shape)} for images {start} .. "
                                          f"{stop - 1}; its axis {tap_axes[name]!r} has {n_rows} positions per image")
-                    if value.dtype not in (torch.float32, torch.float64, torch.float16):
-                        value = value.float()
-                    if half and value.dtype != torch.float16:  # torch converts ~10x faster than numpy
-                        lo, hi = torch.aminmax(value) if value.numel() else (value.new_zeros(()), value.new_zeros(()))
-                        big = torch.maximum(-lo, hi)
-                        if bool(big >= FLOAT16_OVERFLOW) and bool(torch.isfinite(value[value.abs() >= FLOAT16_OVERFLOW]).any()):
-                            raise ValueError(f"tap {name!r}: value {float(big):.4g} overflows float16 (largest 65504); "
-                                             f"record with dtype float32 (--dtype float32)")
-                        value = value.to(torch.float16)
+                    # a [n, positions, units] view of the kept values (float16 when storing float16): strided
+                    # for a channels-first map; the writer's one copy into its buffer lays it out
                     arrays[name] = value.cpu().numpy()
                 predicted = logits.argmax(dim=1).cpu().numpy()
                 pixels = images.reshape(stop - start, c, h * w).transpose(0, 2, 1)

@@ -7,6 +7,8 @@ after every writer, so inside an :func:`lstmviz.hooks.intervene` block it record
 
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import Tensor, nn
 
 from lstmviz.hooks.scope import HookScope
@@ -26,19 +28,25 @@ class Recorder:
         accumulate: when False (default) a forward call of ``model`` itself starts a fresh recording, so
             :meth:`collect` returns the last forward. When True, values of all calls since
             :meth:`clear` are joined along time (for a ``forward`` that calls the model several times).
+        keep: what is kept of each call of a tap or module: ``keep(name, series) -> Tensor`` gets the value
+            laid out as ``[batch, positions, units]`` (a view of the module's output, which the engine may
+            reuse in place afterwards) and returns a tensor that does not share its memory, e.g. the
+            values converted to the storage dtype (one pass instead of a copy and then a conversion); it
+            may raise ``ValueError`` to refuse the values. Default: a copy (``series.clone()``). RNN signals
+            are kept as they are.
 
     Within one recording, successive calls of the same tap or module are joined along time: a step tap
     called at steps 0..T-1 gives ``[B, T, units]``, an ``nn.LSTM`` called once per token does too.
     """
 
     def __init__(self, model: nn.Module, signals: list[str] | str | None = None, *, batch_first: bool = True,
-                 accumulate: bool = False):
+                 accumulate: bool = False, keep: Callable[[str, Tensor], Tensor] | None = None):
         self.model = model
         self.catalog = signal_catalog(model)
         self.signals: list[str] = select_signals(self.catalog, signals)
         self.batch_first = batch_first
         self.accumulate = accumulate
-        self._sources: list[Source] = build_sources(self.catalog, self.signals, batch_first)
+        self._sources: list[Source] = build_sources(self.catalog, self.signals, batch_first, keep)
         self._scope: HookScope | None = None
         self._forwards = 0
 

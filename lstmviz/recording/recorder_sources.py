@@ -75,8 +75,9 @@ class Source:
 class HookSource(Source):
     """A tap (laid out as it declares) or any module's output (layout given by ``batch_first``)."""
 
-    def __init__(self, info: SignalInfo, batch_first: bool = True):
+    def __init__(self, info: SignalInfo, batch_first: bool = True, keep=None):
         super().__init__([info])
+        self.keep = keep
         self.info = info
         self.batch_first = batch_first if info.kind == "module" else True
         self.layout = info.layout if info.layout is not None else module_layout(self.batch_first)
@@ -100,7 +101,8 @@ class HookSource(Source):
             self._problem = str(e)
             return
         # engines may reuse their state buffers in place after a tap: keep a copy
-        self._calls.append({self.info.name: series.clone()})
+        kept = series.clone() if self.keep is None else self.keep(self.info.name, series)
+        self._calls.append({self.info.name: kept})
 
 
 class RNNSource(Source):
@@ -179,7 +181,8 @@ class RNNSource(Source):
         return cached[1]
 
 
-def build_sources(catalog: dict[str, SignalInfo], names: list[str], batch_first: bool = True) -> list[Source]:
+def build_sources(catalog: dict[str, SignalInfo], names: list[str], batch_first: bool = True,
+                  keep=None) -> list[Source]:
     """One source per tap / module output, one per RNN module for all its selected signals."""
     order: list[object] = []  # a SignalInfo, or the id of an RNN module standing for its group
     rnn_groups: dict[int, list[SignalInfo]] = {}
@@ -193,4 +196,4 @@ def build_sources(catalog: dict[str, SignalInfo], names: list[str], batch_first:
             rnn_groups[key].append(info)
         else:
             order.append(info)
-    return [RNNSource(rnn_groups[k]) if isinstance(k, int) else HookSource(k, batch_first) for k in order]
+    return [RNNSource(rnn_groups[k]) if isinstance(k, int) else HookSource(k, batch_first, keep) for k in order]

@@ -134,6 +134,22 @@ class Huge(nn.Module):
         return self.tap(x.flatten(1)[:, :3] * 1e6)
 
 
+class HugeNextToNaN(Huge):
+    """The same overflowing values, with a NaN in the batch (NaN hides them from max and min)."""
+
+    def forward(self, x):
+        values = x.flatten(1)[:, :3] * 1e6
+        values[0, 0] = float("nan")
+        return self.tap(values)
+
+
+def test_float16_overflow_next_to_a_nan_is_refused(tmp_path):
+    _, data = model_and_data(2)
+    with pytest.raises(ValueError, match="overflows float16"):
+        record_images(HugeNextToNaN(), data, tmp_path / "r.h5", dtype="float16")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_float16_overflow_is_refused_and_float32_keeps_the_values(tmp_path):
     _, data = model_and_data(2)
     with pytest.raises(ValueError, match="overflows float16"):

@@ -163,3 +163,38 @@ def test_two_recorders_on_one_lstm_are_refused_cleanly():
                 pass
         assert "forward" in lm.lstm.__dict__ and not lm.decoder._forward_hooks
     assert _no_hooks_left(lm)
+
+
+def test_keep_decides_what_is_stored_of_each_call():
+    """``Recorder(keep=...)`` gets each call's [batch, positions, units] view and stores what it returns;
+    an engine that overwrites its buffer after the tap does not change it; keep's ValueError stops the forward."""
+    from lstmviz.hooks import IMAGE
+
+    class Reuse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tap = Tap("map", layout=IMAGE, axis="map")
+
+        def forward(self, x):
+            y = self.tap(x * 2)
+            y.zero_()  # the buffer is reused in place after the tap
+            return y
+
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    seen = []
+
+    def keep(name, series):
+        seen.append((name, tuple(series.shape)))
+        return series.to(torch.float16)
+
+    with torch.no_grad(), Recorder(Reuse(), keep=keep) as rec:
+        rec.model(x)
+        value = rec.collect()["map"]
+    assert seen == [("map", (2, 4, 3))] and value.dtype == torch.float16
+    torch.testing.assert_close(value.float(), (x * 2).permute(0, 2, 3, 1).reshape(2, 4, 3))
+
+    def refuse(name, series):
+        raise ValueError(f"{name}: no")
+
+    with torch.no_grad(), Recorder(Reuse(), keep=refuse) as rec, pytest.raises(ValueError, match="map: no"):
+        rec.model(x)

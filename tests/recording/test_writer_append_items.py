@@ -101,3 +101,39 @@ def test_graph_axes_take_one_item_at_a_time(tmp_path):
         w.append_items(np.zeros((2, 3), int), {"h": np.zeros((2, 3, 2))})
     w.abort()
     assert not (tmp_path / "g.h5").exists()
+
+
+def test_a_channels_first_block_is_laid_out_as_positions_by_units(tmp_path):
+    """A [items, positions, channels] view of a channels-first map (strided) is stored like its contiguous copy."""
+    rng = np.random.default_rng(1)
+    maps = rng.standard_normal((N, 3, 2, 2)).astype(np.float32)  # [items, channels, y, x]
+    strided = maps.reshape(N, 3, 4).transpose(0, 2, 1)
+    assert not strided.flags.c_contiguous
+    d = _data()
+    paths = []
+    for name, conv in (("strided", strided), ("copy", np.ascontiguousarray(strided))):
+        with RecordingWriter(tmp_path / f"{name}.h5", vocab=["x", "y", "z"], dtype="float16") as w:
+            _declare(w)
+            w.append_items(d["tokens"], dict(d["states"], conv=conv), d["annotations"], d["items"],
+                           geometry=d["geometry"])
+        paths.append(tmp_path / f"{name}.h5")
+    with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
+        np.testing.assert_array_equal(a["taps/conv"][()], b["taps/conv"][()])
+        np.testing.assert_array_equal(a["taps/conv"][()], maps.transpose(0, 2, 3, 1).reshape(-1, 3).astype(np.float16))
+
+
+def test_float16_overflow_next_to_a_nan_is_refused(tmp_path):
+    d = _data()
+    with RecordingWriter(tmp_path / "r.h5", vocab=["x", "y", "z"], dtype="float16") as w:
+        _declare(w)
+        conv = d["states"]["conv"].copy()
+        conv[0, 0, 0], conv[1, 0, 0] = np.nan, 1e6
+        with pytest.raises(ValueError, match="overflows float16"):
+            w.append_items(d["tokens"], dict(d["states"], conv=conv), d["annotations"], d["items"],
+                           geometry=d["geometry"])
+        conv[1, 0, 0] = np.inf  # inf and NaN themselves are stored as they are
+        w.append_items(d["tokens"], dict(d["states"], conv=conv), d["annotations"], d["items"], geometry=d["geometry"])
+    with h5py.File(tmp_path / "r.h5") as f:
+        stored = f["taps/conv"][()]
+        assert np.isnan(stored[0, 0]) and np.isposinf(stored[4, 0])
+
