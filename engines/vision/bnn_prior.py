@@ -3,8 +3,8 @@ r"""Engine ``bnn-prior``: deep ReLU networks whose weights are drawn from their 
 Level", ICML, arXiv:1810.05193).
 
 **The network of one prior draw.** ``L = num_layers`` hidden layers of width ``n = hidden_size``, no biases
-(a Gaussian bias adds a Gaussian component that masks the tails at shallow depth, the paper's setting has
-none). For the flattened input ``x ∈ [0,1]^D`` (``arch="mlp"``, ``D = C·H·W``):
+(a choice of ours: a Gaussian bias adds a Gaussian component that masks the tails at shallow depth, and
+the closed forms below assume none). For the flattened input ``x ∈ [0,1]^D`` (``arch="mlp"``, ``D = C·H·W``):
 
 .. math::
     h^{(1)} = W^{(1)} x, \qquad h^{(l)} = W^{(l)} \phi(h^{(l-1)})\ (l = 2..L), \qquad \phi = \mathrm{ReLU}
