@@ -166,7 +166,17 @@ class PurityComparison:
     random_purity: np.ndarray  # float64 [n]
     random_images_purity: float  # mean purity of k images drawn at random (n draws)
     chance: float  # 1 / number of classes
-    constant_units: int  # units whose score is the same for every image (dead units; their top-k is by index)
+    constant: np.ndarray  # bool [n]: the unit's score is the same for every image (a dead unit; its top-k is by index)
+
+    @property
+    def constant_units(self) -> int:
+        return int(self.constant.sum())
+
+    @property
+    def mean_live_unit(self) -> float:
+        """The mean purity over the units that are not constant (NaN when every unit is)."""
+        live = self.unit_purity[~self.constant]
+        return float(np.nanmean(live)) if live.size else float("nan")
 
     @property
     def mean_unit(self) -> float:
@@ -178,7 +188,8 @@ class PurityComparison:
 
     def summary(self) -> dict:
         return {"tap": self.tap, "reduce": self.reduce, "k": self.k, "n_units": len(self.units),
-                "n_random": len(self.directions), "unit_purity": self.mean_unit, "random_purity": self.mean_random,
+                "n_random": len(self.directions), "unit_purity": self.mean_unit,
+                "live_unit_purity": self.mean_live_unit, "random_purity": self.mean_random,
                 "random_images_purity": self.random_images_purity, "chance": self.chance,
                 "constant_units": self.constant_units}
 
@@ -210,6 +221,7 @@ def purity_units_vs_random(recording, tap: str, annotation: str = "target", *, n
     random_images = float(np.mean([label_purity(labels[draws.choice(len(labels), size=min(k, len(labels)),
                                                                      replace=False)]) for _ in range(max(n, 1))]))
     unit_scores = scores[:len(units)]
-    constant = int(sum(1 for row in unit_scores if np.nanmax(row) == np.nanmin(row))) if len(units) else 0
+    constant = np.array([bool(np.nanmax(row) == np.nanmin(row)) if np.isfinite(row).any() else True
+                         for row in unit_scores], dtype=bool)
     return PurityComparison(tap, annotation, reduce, int(k), units, randoms, purities[:len(units)],
                             purities[len(units):], random_images, 1.0 / len(names), constant)

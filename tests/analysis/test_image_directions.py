@@ -107,7 +107,23 @@ def test_purity_of_class_units_against_random_directions(tmp_path):
         top = sorted(range(80), key=lambda i: (-proj[i], i))[:10]
         assert p == pytest.approx(label_purity(labels[top]))
     # (random directions are pure here too: with max over cells, the class of the largest weight wins)
-    assert out.summary()["unit_purity"] == 1.0
+    assert out.summary()["unit_purity"] == 1.0 and out.constant_units == 0 and out.mean_live_unit == 1.0
+
+
+def test_a_dead_unit_is_counted_and_left_out_of_the_live_mean(tmp_path):
+    rng = np.random.default_rng(1)
+    kinds = np.arange(40) % 4
+    maps = []
+    for kind in kinds:
+        m = np.zeros((1, 1, 4), np.float32)
+        m[0, 0, kind] = 1.0 + rng.random()
+        m[0, 0, 3] = 0.0  # unit 3 is dead: its top images are the first ones by index
+        maps.append(m)
+    rec = open_recording(write_image_recording(tmp_path / "q.h5", maps, item_labels=kinds, item_label_names=CLASSES))
+    out = purity_units_vs_random(rec, "conv0", "kind", n=4, k=4, seed=0)
+    assert out.constant.tolist() == [False, False, False, True] and out.constant_units == 1
+    assert out.unit_purity[3] == 0.25  # items 0-3: one of each class
+    assert out.mean_live_unit == 1.0 and out.mean_unit == pytest.approx((3 + 0.25) / 4)
 
 
 def test_bad_requests_progress_and_cancel(recording):
