@@ -177,17 +177,21 @@ def main():
 
     # 1. units vs random directions
     print("\n## Units vs random directions (model A, test split, top-8 label purity, 50 units / 50 directions)\n")
-    print("| model | tap | reduce | units (all) | units (not dead) | random directions | random images (baseline) | "
-          "chance | dead units |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("Means with 95% bootstrap intervals (resampling directions); p: two-sided Mann-Whitney U, all units "
+          "against random directions. Dead units (the same value on every test image) rank images by index.\n")
+    print("| model | tap | reduce | units (all) | units (not dead) | random directions | p | random images "
+          "(baseline) | chance | dead units |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for kind, taps in (("mlp", [("fc1", "max")]), ("cnn", [("pooled", "max"), ("conv3", "max")])):
             path = record_images(models[kind, "A"], test_set, Path(tmp) / f"{kind}.h5", signals=[t for t, _ in taps])
             with open_recording(path) as rec:
                 for tap, reduce in taps:
                     p = purity_units_vs_random(rec, tap, "class", n=50, k=8, seed=args.seed, reduce=reduce)
-                    print(f"| {kind} | {tap} | {reduce} | {p.mean_unit:.3f} | {p.mean_live_unit:.3f} | {p.mean_random:.3f} | "
-                          f"{p.random_images_purity:.3f} | {p.chance:.2f} | {p.constant_units} of {len(p.units)} |")
+                    ci = lambda c: f"[{c[0]:.2f}, {c[1]:.2f}]"  # noqa: E731
+                    print(f"| {kind} | {tap} | {reduce} | {p.mean_unit:.3f} {ci(p.unit_ci)} | {p.mean_live_unit:.3f} | "
+                          f"{p.mean_random:.3f} {ci(p.random_ci)} | {p.p_value:.2g} | {p.random_images_purity:.3f} | "
+                          f"{p.chance:.2f} | {p.constant_units} of {len(p.units)} |", flush=True)
 
     # 2. attacks, 3. transfer, 4. amplification
     g = np.random.default_rng(args.seed + 10)

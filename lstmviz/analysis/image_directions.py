@@ -13,13 +13,16 @@ direction ``v = e_i`` gives exactly :func:`lstmviz.analysis.image_top.top_activa
 (same scores, peak cells and tie rule). A cell with a NaN in a unit of non-zero weight scores NaN (NaN in
 a unit that ``v`` ignores does not count), and NaN cells are left out as in ``image_top``.
 
-Random directions are drawn i.i.d. Gaussian and normalised (uniform on the unit sphere), seeded.
+Random directions are drawn i.i.d. Gaussian and normalised (uniform on the unit sphere), seeded; they,
+the label purity, the bootstrap interval and the Mann-Whitney test are those of
+:mod:`lstmviz.analysis.direction_coherence` (the same comparison on token recordings, whose positions are
+tokens, not images).
 
 **Label purity** of a set of images: the fraction that share the set's most frequent label (an image
 without a label counts as not sharing it). :func:`purity_units_vs_random` compares the purity of the
 top-``k`` images of ``n`` units (``n`` distinct units, seeded, when the tap has more) with that of ``n``
 random directions, and with two baselines: ``1 / classes`` and the purity of ``k`` images drawn at random
-(the mean over ``n`` seeded draws; above ``1 / classes``, since the modal label of a few random images
+(the mean over 2000 seeded draws; above ``1 / classes``, since the modal label of a few random images
 is over-represented by construction). The paper's claim: units and random directions are about equally
 "semantically coherent" -- both purities far above the baselines and close to each other.
 """
@@ -30,11 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstmviz.analysis.direction_coherence import (bootstrap_mean_ci, chance_purity, mann_whitney_p, purity,
+                                                  random_directions, unit_directions)
 from lstmviz.analysis.image_top import REDUCE, SLAB_ROWS, item_reduce, rank
 from lstmviz.tasks import ensure_task
 
-__all__ = ["DirectionTop", "PurityComparison", "direction_scores", "item_labels", "label_purity",
-           "purity_units_vs_random", "random_directions", "top_along", "unit_direction"]
+__all__ = ["DirectionTop", "PurityComparison", "direction_scores", "item_labels", "purity_units_vs_random",
+           "random_directions", "top_along", "unit_direction"]
 
 
 @dataclass(frozen=True)
@@ -55,21 +60,9 @@ class DirectionTop:
         return len(self.items)
 
 
-def random_directions(units: int, n: int, seed: int = 0) -> np.ndarray:
-    """float64 ``[n, units]``: ``n`` directions uniform on the unit sphere (normalised Gaussians), seeded."""
-    if units < 1 or n < 0:
-        raise ValueError(f"need at least one unit and n >= 0 directions, got {units} units and n = {n}")
-    g = np.random.default_rng(seed).standard_normal((n, units))
-    return g / np.linalg.norm(g, axis=1, keepdims=True)
-
-
 def unit_direction(units: int, unit: int) -> np.ndarray:
     """float64 ``[units]``: the natural basis vector ``e_unit``."""
-    if not 0 <= unit < units:
-        raise ValueError(f"the tap has units 0-{units - 1}; no unit {unit}")
-    v = np.zeros(units)
-    v[unit] = 1.0
-    return v
+    return unit_directions(units, [unit])[0]
 
 
 def _projections(values: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -140,18 +133,6 @@ def item_labels(recording, annotation: str = "target") -> tuple[np.ndarray, list
     return np.where((values >= 0) & (values < len(info.labels)), values, -1), list(info.labels)
 
 
-def label_purity(labels) -> float:
-    """The fraction of ``labels`` equal to the most frequent valid label (``-1``: missing, never counted as
-    sharing it); NaN for an empty set."""
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if labels.size == 0:
-        return float("nan")
-    valid = labels[labels >= 0]
-    if valid.size == 0:
-        return 0.0
-    return float(np.bincount(valid).max() / labels.size)
-
-
 @dataclass(frozen=True)
 class PurityComparison:
     """Label purity of the top-``k`` images of ``units`` and of ``directions`` (random), with baselines."""
@@ -164,8 +145,11 @@ class PurityComparison:
     directions: np.ndarray  # float64 [n, units]
     unit_purity: np.ndarray  # float64 [n]
     random_purity: np.ndarray  # float64 [n]
-    random_images_purity: float  # mean purity of k images drawn at random (n draws)
+    random_images_purity: float  # mean purity of k images drawn at random (2000 draws)
     chance: float  # 1 / number of classes
+    unit_ci: tuple[float, float]  # 95% bootstrap interval of the mean unit purity (resampling units)
+    random_ci: tuple[float, float]  # the same for the random directions
+    p_value: float  # two-sided Mann-Whitney U, unit against random purities
     constant: np.ndarray  # bool [n]: the unit's score is the same for every image (a dead unit; its top-k is by index)
 
     @property
@@ -190,6 +174,7 @@ class PurityComparison:
         return {"tap": self.tap, "reduce": self.reduce, "k": self.k, "n_units": len(self.units),
                 "n_random": len(self.directions), "unit_purity": self.mean_unit,
                 "live_unit_purity": self.mean_live_unit, "random_purity": self.mean_random,
+                "unit_ci": self.unit_ci, "random_ci": self.random_ci, "p_value": self.p_value,
                 "random_images_purity": self.random_images_purity, "chance": self.chance,
                 "constant_units": self.constant_units}
 
@@ -213,15 +198,13 @@ def purity_units_vs_random(recording, tap: str, annotation: str = "target", *, n
     randoms = random_directions(n_units, n, seed + 1)
     scores, _, _ = direction_scores(recording, tap, np.concatenate([basis, randoms]), reduce=reduce, task=task)
 
-    def purity(row: np.ndarray) -> float:
-        return label_purity(labels[rank(row, k)])
-
-    purities = np.array([purity(row) for row in scores])
-    draws = np.random.default_rng(seed + 2)
-    random_images = float(np.mean([label_purity(labels[draws.choice(len(labels), size=min(k, len(labels)),
-                                                                     replace=False)]) for _ in range(max(n, 1))]))
+    purities = np.array([purity(labels[rank(row, k)]) for row in scores])
+    random_images = chance_purity(labels, min(k, len(labels)), seed=seed + 2)
     unit_scores = scores[:len(units)]
     constant = np.array([bool(np.nanmax(row) == np.nanmin(row)) if np.isfinite(row).any() else True
                          for row in unit_scores], dtype=bool)
-    return PurityComparison(tap, annotation, reduce, int(k), units, randoms, purities[:len(units)],
-                            purities[len(units):], random_images, 1.0 / len(names), constant)
+    unit_p, random_p = purities[:len(units)], purities[len(units):]
+    return PurityComparison(tap, annotation, reduce, int(k), units, randoms, unit_p, random_p, random_images,
+                            1.0 / len(names), bootstrap_mean_ci(unit_p, seed=seed), bootstrap_mean_ci(random_p, seed=seed),
+                            mann_whitney_p(unit_p, random_p) if len(unit_p) and len(random_p) else float("nan"),
+                            constant)

@@ -7,7 +7,8 @@ import pytest
 from image_recordings import STRIDE2, random_maps, write_image_recording
 
 from lstmviz.analysis import image_directions, image_top
-from lstmviz.analysis.image_directions import (direction_scores, item_labels, label_purity, purity_units_vs_random,
+from lstmviz.analysis.direction_coherence import purity as label_purity
+from lstmviz.analysis.image_directions import (direction_scores, item_labels, purity_units_vs_random,
                                                random_directions, top_along, unit_direction)
 from lstmviz.analysis.image_top import top_activating
 from lstmviz.recording import open_recording
@@ -76,15 +77,6 @@ def test_random_directions_are_seeded_unit_vectors():
     assert np.abs(a.mean(axis=0)).max() < 0.5  # not all in one orthant
 
 
-def test_label_purity():
-    assert label_purity([1, 1, 2, 1]) == 0.75
-    assert label_purity([3, 3, 3]) == 1.0
-    assert label_purity([0, 1, 2, 3]) == 0.25
-    assert label_purity([-1, -1, 2, 2]) == 0.5  # a missing label never shares the modal one
-    assert label_purity([-1]) == 0.0
-    assert np.isnan(label_purity([]))
-
-
 def test_purity_of_class_units_against_random_directions(tmp_path):
     """Unit u is on exactly for class u: its top images are pure; a random mixture of them is not."""
     rng = np.random.default_rng(0)
@@ -136,7 +128,7 @@ def test_bad_requests_progress_and_cancel(recording):
         item_labels(rec, "nope")
     with pytest.raises(ValueError, match="numeric"):
         item_labels(rec, "class")
-    with pytest.raises(ValueError, match="no unit 6"):
+    with pytest.raises(ValueError, match="0..5"):
         unit_direction(6, 6)
     seen = []
     top_along(rec, "conv0", np.ones(6), task=Task(lambda d, t, m: seen.append((d, t))))
