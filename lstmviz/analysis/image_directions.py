@@ -38,8 +38,8 @@ from lstmviz.analysis.direction_coherence import (bootstrap_mean_ci, chance_puri
 from lstmviz.analysis.image_top import REDUCE, SLAB_ROWS, item_reduce, rank
 from lstmviz.tasks import ensure_task
 
-__all__ = ["DirectionTop", "PurityComparison", "direction_scores", "item_labels", "purity_units_vs_random",
-           "random_directions", "top_along", "unit_direction"]
+__all__ = ["DirectionTop", "PurityComparison", "cell_projections", "direction_scores", "item_labels",
+           "purity_units_vs_random", "random_directions", "top_along", "unit_direction"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def unit_direction(units: int, unit: int) -> np.ndarray:
     return unit_directions(units, [unit])[0]
 
 
-def _projections(values: np.ndarray, directions: np.ndarray) -> np.ndarray:
+def cell_projections(values: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """``[rows, d]``: each row's projection on each direction; NaN where a unit of non-zero weight is NaN."""
     values = np.asarray(values, dtype=np.float64)
     nan = np.isnan(values)
@@ -101,7 +101,7 @@ def direction_scores(recording, tap: str, directions, *, reduce: str = "max", ta
         j = int(np.searchsorted(offsets, offsets[i] + SLAB_ROWS, side="right")) - 1
         j = min(max(j, i + 1), n_items)
         a, b = int(offsets[i]), int(offsets[j])
-        proj = _projections(recording.states(tap, a, b), directions)
+        proj = cell_projections(recording.states(tap, a, b), directions)
         for k in range(d):
             scores[k, i:j], cells[k, i:j], peaks[k, i:j] = item_reduce(proj[:, k], offsets[i:j + 1] - a, reduce)
         task.progress(b, total, message)

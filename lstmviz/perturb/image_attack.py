@@ -255,6 +255,8 @@ def lbfgs_image_attack(model: nn.Module, image, target: int | None = None, *,
         z0 = img.logits(None)
     clean = int(z0.argmax())
     target = img.check_target(target, int(z0.shape[0]))
+    if target == clean:
+        raise PerturbError(f"the image is already classified as class {target}; choose another target class")
     if target is not None:
         labels = [target]
     else:

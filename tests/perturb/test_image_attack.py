@@ -174,6 +174,8 @@ def test_refusals_and_cancel():
     model, x, _ = linear_case(0)
     with pytest.raises(ExpectedError, match="target class"):
         lbfgs_image_attack(model, x, target=5)
+    with pytest.raises(ExpectedError, match="already classified as class 0"):
+        lbfgs_image_attack(model, x, target=0)
     with pytest.raises(ExpectedError, match="one image"):
         lbfgs_image_attack(model, x[0], target=1)
     with pytest.raises(ExpectedError, match="eps"):

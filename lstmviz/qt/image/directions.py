@@ -82,7 +82,7 @@ class RandomDirectionBox(QtWidgets.QWidget):
         def job(task):
             import time
 
-            from lstmviz.analysis.image_directions import _projections, random_directions, top_along
+            from lstmviz.analysis.image_directions import cell_projections, random_directions, top_along
 
             t0 = time.perf_counter()
             direction = random_directions(units, 1, seed)[0]
@@ -97,7 +97,7 @@ class RandomDirectionBox(QtWidgets.QWidget):
                     task.check()
                     size = recording.item_geometry(int(item), axis)
                     a, b = recording.item_range(int(item), axis)
-                    proj = _projections(recording.states(tap, a, b), direction[None])[:, 0]
+                    proj = cell_projections(recording.states(tap, a, b), direction[None])[:, 0]
                     maps.append((size, proj.reshape(size.height, size.width)))
             finite = np.concatenate([m[np.isfinite(m)] for _, m in maps]) if maps else np.zeros(0)
             lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
