@@ -127,7 +127,8 @@ def item_labels(recording, annotation: str = "target") -> tuple[np.ndarray, list
         raise ValueError(f"the recording has no annotation {annotation!r}; it has "
                          f"{', '.join(sorted(recording.annotations)) or 'none'}")
     if info.kind != "categorical" or info.level != "item" or not info.labels:
-        raise ValueError(f"label purity needs a categorical label per image, but {annotation!r} is a {info.level}-level "
+        raise ValueError(f"label purity needs a categorical label per image, but {annotation!r} is a "
+                         f"{info.level}-level "
                          f"{info.kind} annotation")
     values = np.asarray(recording.annotation(annotation), dtype=np.int64)
     return np.where((values >= 0) & (values < len(info.labels)), values, -1), list(info.labels)
@@ -205,6 +206,7 @@ def purity_units_vs_random(recording, tap: str, annotation: str = "target", *, n
                          for row in unit_scores], dtype=bool)
     unit_p, random_p = purities[:len(units)], purities[len(units):]
     return PurityComparison(tap, annotation, reduce, int(k), units, randoms, unit_p, random_p, random_images,
-                            1.0 / len(names), bootstrap_mean_ci(unit_p, seed=seed), bootstrap_mean_ci(random_p, seed=seed),
+                            1.0 / len(names), bootstrap_mean_ci(unit_p, seed=seed),
+                            bootstrap_mean_ci(random_p, seed=seed),
                             mann_whitney_p(unit_p, random_p) if len(unit_p) and len(random_p) else float("nan"),
                             constant)

@@ -17,9 +17,10 @@ per pixel ``lo - x <= r <= hi - x`` (a clean pixel outside the box counts as ins
 to 0). Solved by ``scipy.optimize.minimize(method="L-BFGS-B")`` (gradient by torch, float64 to scipy,
 ``maxiter`` iterations per solve). The search over ``c`` (:func:`lstmviz.perturb.attack_core.search_c`):
 a larger ``c`` gives a smaller minimiser, so the attack looks for the *largest* ``c`` whose minimiser is
-classified as ``l`` (untargeted: any class but the clean prediction) -- a geometric scan of ``c_grid`` from its largest
-value down to the first that reaches it, then ``bisect_steps`` bisections in ``log c`` towards the next larger grid value. Of all solutions
-that reach ``l`` the one of smallest ``|r|_2`` is returned. Untargeted (``target=None``), ``l`` is each of
+classified as ``l`` (untargeted: any class but the clean prediction) -- a geometric scan of ``c_grid``
+from its largest value down to the first that reaches it, then ``bisect_steps`` bisections in ``log c``
+towards the next larger grid value. Of all solutions that reach ``l`` the one of smallest ``|r|_2`` is
+returned. Untargeted (``target=None``), ``l`` is each of
 the ``n_targets`` most probable other classes in turn and the smallest flip wins; the distance term is
 always *added* (advertorch's untargeted mode negates the whole objective, distance included).
 
@@ -154,7 +155,8 @@ class _Image:
                 lo = torch.as_tensor(np.asarray(lo, dtype=np.float64)).expand(self.shape)
                 hi = torch.as_tensor(np.asarray(hi, dtype=np.float64)).expand(self.shape)
             except (TypeError, ValueError, RuntimeError):
-                raise PerturbError(f"the box must be None or a pair (low, high) of numbers or arrays that fit the image "
+                raise PerturbError(f"the box must be None or a pair (low, high) of numbers or arrays that fit the "
+                                   f"image "
                                    f"{self.shape}") from None
             if bool((lo > hi).any()):
                 raise PerturbError("the box's low bound exceeds its high bound")
@@ -216,9 +218,10 @@ def _result(method: str, img: _Image, r: Tensor, target, flipped_fn, taps, detai
     amplification = {name: (float(np.linalg.norm(d)) / l2 if l2 > 0 else float("nan")) for name, d in deltas.items()}
     pred1 = int(z1.argmax())
     return ImageAttack(
-        method=method, target=target, image=img.x.double().cpu().numpy(), r=r_np, adversarial=adv.double().cpu().numpy(),
-        clean_prediction=int(z0.argmax()), adversarial_prediction=pred1,
-        clean_probabilities=torch.softmax(z0, -1).cpu().numpy(), adversarial_probabilities=torch.softmax(z1, -1).cpu().numpy(),
+        method=method, target=target, image=img.x.double().cpu().numpy(), r=r_np,
+        adversarial=adv.double().cpu().numpy(), clean_prediction=int(z0.argmax()), adversarial_prediction=pred1,
+        clean_probabilities=torch.softmax(z0, -1).cpu().numpy(),
+        adversarial_probabilities=torch.softmax(z1, -1).cpu().numpy(),
         flipped=bool(flipped_fn(pred1)), l2=l2, linf=float(np.abs(r_np).max()) if r_np.size else 0.0,
         details=details, deltas=deltas, amplification=amplification)
 
