@@ -35,6 +35,7 @@ from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.image import data
 from lstmviz.qt.image.canvas import ImageCanvas, overlay_lut
+from lstmviz.qt.image.directions import RandomDirectionBox
 from lstmviz.qt.image.state import IMAGE_RANGES, ImageSettings
 from lstmviz.qt.image.thumbnails import ImageThumbnailGrid
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
@@ -220,7 +221,9 @@ class ImagePanel(TaskPanel):
         tv = QtWidgets.QVBoxLayout(top)
         tv.setContentsMargins(0, 0, 0, 0)
         row = QtWidgets.QHBoxLayout()
-        for w in (labelled("Rank by", self.reduce_combo), labelled("Show", self.top_spin), self.top_button):
+        self.direction_box = RandomDirectionBox(self)  # Szegedy et al.: the top images along a random direction
+        for w in (labelled("Rank by", self.reduce_combo), labelled("Show", self.top_spin), self.top_button,
+                  self.direction_box):
             row.addWidget(w)
         row.addStretch(1)
         tv.addLayout(row)
