@@ -141,7 +141,7 @@ def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Seq
     from lstmviz.recording.recorder import Recorder
 
     taps = list(taps)
-    x = torch.as_tensor(np.asarray(image, dtype=np.float32))[None]
+    x = torch.tensor(np.asarray(image, dtype=np.float32))[None]
     try:
         device = next(model.parameters()).device
         x = x.to(device)
