@@ -362,16 +362,21 @@ def _describe(occlusion, edits) -> str:
 
 
 def perturb_image(model, image, *, occlude=None, edits: Sequence[Any] = (), taps: Sequence[str] | None = None,
-                  tolerance: float = 0.0) -> ImageEffect:
+                  tolerance: float = 0.0, edited_input=None) -> ImageEffect:
     """Run ``image`` (``[C, H, W]`` in [0, 1]) clean and with the input box ``occlude = (box, fill)``
     occluded and/or ``edits`` (:class:`lstmviz.hooks.Edit` at raster cells of image taps) applied, and
-    compare every tap in ``taps`` (default: every image and vector tap of the model)."""
+    compare every tap in ``taps`` (default: every image and vector tap of the model).
+
+    ``edited_input``: a whole edited image instead of an occlusion (an adversarial image ``x + r``); every
+    pixel where it differs from ``image`` is a source of the change."""
     from lstmviz.engines.families.image.api import input_axis
     from lstmviz.hooks import Edit
 
     edits = list(edits or ())
-    if occlude is None and not edits:
+    if occlude is None and not edits and edited_input is None:
         raise PerturbError("nothing to perturb: give an occlusion box or edits of units at cells")
+    if occlude is not None and edited_input is not None:
+        raise PerturbError("give an occlusion or a whole edited input, not both")
     image = check_input(model, image)
     c, h, w = image.shape
     axes = tap_axes(model, h, w)
@@ -409,6 +414,12 @@ def perturb_image(model, image, *, occlude=None, edits: Sequence[Any] = (), taps
         cells = (ys * w + xs).reshape(-1)
         sources.append(_cell_boxes(input_axis(h, w))[cells])
         occlude = (tuple(float(v) for v in box), fill)
+    if edited_input is not None:
+        edited_image = check_input(model, edited_input)
+        if edited_image.shape != image.shape:
+            raise PerturbError(f"the edited input has shape {edited_image.shape}, the image {image.shape}")
+        cells = np.flatnonzero(np.any(edited_image != image, axis=0).reshape(-1))
+        sources.append(_cell_boxes(input_axis(h, w))[cells])
     if taps is None:
         taps = list(axes)
     unknown = [t for t in taps if t not in axes]
@@ -419,7 +430,8 @@ def perturb_image(model, image, *, occlude=None, edits: Sequence[Any] = (), taps
     return ImageEffect(image, edited_image, clean, edited, {t: axes[t] for t in taps},
                        np.concatenate(sources) if sources else np.zeros((0, 4)),
                        tuple(dict.fromkeys(e.signal for e in edits)), occlude, logits_clean, logits_edited,
-                       model_task(model), float(tolerance), _describe(occlude, edits))
+                       model_task(model), float(tolerance),
+                       _describe(occlude, edits) or ("an edited input" if edited_input is not None else ""))
 
 
 __all__ = ["BLUR_WIDTH", "FILLS", "ImageEffect", "box_blur", "check_input", "image_forward", "image_taps",
