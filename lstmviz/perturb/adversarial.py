@@ -62,6 +62,7 @@ from torch import Tensor, nn
 
 from lstmviz.hooks.scope import HookScope
 
+from .attack_core import best_flip, check_grid, lbfgs_b, pgd, project_ball, search_c
 from .errors import PerturbError
 
 __all__ = ["InputPerturbation", "METHODS", "attack_item", "embedding_box", "find_embedding", "hotflip",
@@ -346,29 +347,16 @@ def _box_bounds(obj: _Objective, box) -> tuple[Tensor, Tensor]:
 
 def _solve_lbfgs(obj: _Objective, label: int, c: float, lo: Tensor, hi: Tensor, mask: Tensor, maxiter: int,
                  start: Tensor | None = None, task=None):
-    from scipy.optimize import minimize
-
     shape = (obj.length, obj.dim)
-    dtype = obj.embedding.weight.dtype
 
-    def fun(flat):
-        if task is not None:
-            task.check()
-        r = torch.tensor(flat.reshape(shape), dtype=dtype, requires_grad=True)
-        with torch.enable_grad():
-            rm = r * mask
-            loss = _loss(obj.logits_at(rm), label) + c * (rm.double() ** 2).sum()
-            (grad,) = torch.autograd.grad(loss, r)
-        return float(loss.detach()), grad.double().numpy().ravel()
+    def loss(r: Tensor) -> Tensor:
+        rm = r * mask
+        return _loss(obj.logits_at(rm), label) + c * (rm.double() ** 2).sum()
 
     inside = mask.expand(shape) > 0  # positions outside the allowed set are fixed at r = 0
-    bounds = np.stack([torch.where(inside, lo, 0.0).numpy().ravel(), torch.where(inside, hi, 0.0).numpy().ravel()],
-                      axis=1)
-    x0 = np.zeros(obj.length * obj.dim) if start is None else np.clip(start.numpy().ravel(), bounds[:, 0], bounds[:, 1])
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": maxiter, "maxfun": 2 * maxiter})
-    r = torch.tensor(res.x.reshape(shape), dtype=torch.float64) * mask
-    return r, int(res.nit), int(res.nfev)
+    r, nit, nfev = lbfgs_b(loss, shape, torch.where(inside, lo, 0.0), torch.where(inside, hi, 0.0),
+                           maxiter=maxiter, dtype=obj.embedding.weight.dtype, start=start, task=task)
+    return r * mask, nit, nfev
 
 
 def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = None, *,
@@ -397,9 +385,7 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
     """
     obj = _Objective(model, tokens, position, forward, causal)
     target = _check_target(target, obj.vocab)
-    grid = sorted(float(c) for c in c_grid)
-    if not grid or any(not np.isfinite(c) or c <= 0 for c in grid):
-        raise PerturbError("c_grid must hold positive finite numbers")
+    grid = check_grid(c_grid)
     allowed = _allowed(positions, obj)
     mask = torch.zeros(obj.length, 1, dtype=torch.float64)
     mask[torch.as_tensor(allowed)] = 1.0
@@ -420,38 +406,21 @@ def lbfgs_attack(model: nn.Module, tokens, position: int, target: int | None = N
     best = None  # (l2, r, c, label)
     with obj.active():
         for label in labels:
-            solutions: dict[float, tuple[Tensor, bool]] = {}
 
-            def solve(c: float) -> bool:
-                # warm start from the solution of the nearest c solved so far
-                near = min(solutions, key=lambda s: abs(np.log(s / c)), default=None)
-                r, nit, nfev = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter,
-                                      None if near is None else solutions[near][0], task)
+            def solve(c: float, start: Tensor | None) -> tuple[Tensor, bool]:
+                r, nit, nfev = _solve_lbfgs(obj, label, c, lo, hi, mask, maxiter, start, task)
                 if task is not None:
                     task.progress(len(trace) + 1, len(labels) * (len(grid) + bisect_steps), f"L-BFGS at c = {c:.3g}")
                 with torch.no_grad():
                     pred = int(obj.logits_at(r.to(obj.embedding.weight.dtype)).argmax())
                 ok = flips(pred, label)
-                solutions[c] = (r, ok)
                 trace.append({"label": label, "c": c, "l2": float(r.norm()), "flipped": ok, "iterations": nit,
                               "evaluations": nfev})
-                return ok
+                return r, ok
 
-            c_ok = next((c for c in reversed(grid) if solve(c)), None)  # largest first, up to the first flip
-            if c_ok is None:
-                continue
-            larger = [c for c in grid if c > c_ok]
-            if larger:
-                c_bad = larger[0]
-                for _ in range(bisect_steps):
-                    mid = float(np.sqrt(c_ok * c_bad))
-                    if solve(mid):
-                        c_ok = mid
-                    else:
-                        c_bad = mid
-            for c, (r, ok) in solutions.items():
-                if ok and (best is None or float(r.norm()) < best[0]):
-                    best = (float(r.norm()), r, c, label)
+            found = best_flip(search_c(solve, grid, bisect_steps))
+            if found is not None and (best is None or float(found[1].norm()) < best[0]):
+                best = (float(found[1].norm()), found[1], found[0], label)
     if best is None:
         r = torch.zeros(obj.length, obj.dim, dtype=torch.float64)
         smallest = [t for t in trace if t["c"] == grid[0]]
@@ -502,14 +471,7 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
     lo, hi = (torch.where(mask > 0, b, 0.0).to(dtype) for b in _box_bounds(obj, box))
 
     def project(r: Tensor) -> Tensor:
-        r = r * mask
-        if norm == "l2":
-            n = r.norm()
-            if n > eps:
-                r = r * (eps / n)
-        else:
-            r = r.clamp(-eps, eps)
-        return torch.maximum(torch.minimum(r, hi), lo)
+        return torch.maximum(torch.minimum(project_ball(r * mask, eps, norm), hi), lo)
 
     with obj.active(), torch.no_grad():
         z0 = obj.logits_at(None)
@@ -534,29 +496,9 @@ def pgd_attack(model: nn.Module, tokens, position: int, *, eps: float, norm: str
             radius = eps * float(torch.rand((), generator=gen)) ** (1.0 / max(1, int(mask.sum()) * obj.dim))
             r = d / d.norm().clamp_min(1e-30) * radius
         r = project(r)
-    best_r, best_j = r, -float("inf")
     with obj.active():
-        for step in range(steps):
-            if task is not None:
-                task.progress(step, steps, "projected gradient steps")
-            x = r.clone().requires_grad_(True)
-            with torch.enable_grad():
-                j = objective_of(obj.logits_at(x))
-                (g,) = torch.autograd.grad(j, x)
-            if float(j.detach()) > best_j:
-                best_j, best_r = float(j.detach()), r
-            g = g * mask
-            # coordinates already at a face of the box that the step would push through do not move
-            g = torch.where(((r >= hi) & (g > 0)) | ((r <= lo) & (g < 0)), torch.zeros_like(g), g)
-            if norm == "l2":
-                g = g / g.norm().clamp_min(1e-30)
-            else:
-                g = g.sign()
-            r = project(r + step_size * g)
-        with torch.no_grad():
-            j = float(objective_of(obj.logits_at(r)))
-        if j > best_j:
-            best_j, best_r = j, r
+        best_r, best_j = pgd(lambda x: objective_of(obj.logits_at(x)), r, project, lo, hi, steps=steps,
+                             step_size=step_size, norm=norm, mask=mask, task=task)
     details = {"eps": float(eps), "norm": norm, "objective_kind": objective, "steps": steps, "step_size": step_size, "objective": best_j,
                "clean_prediction": clean}
 
