@@ -136,5 +136,40 @@ def perturb_recorded_image(live: LiveImage, recording, item: int, *, occlude=Non
                          tolerance=tolerance)
 
 
-__all__ = ["INPUT_TAP", "LiveImage", "check_item", "load_image_model", "perturb_recorded_image", "recorded_image",
-           "reproduces"]
+ATTACKS = ("lbfgs", "pgd-linf", "pgd-l2")
+"""The attacks of :func:`attack_recorded_image`: Szegedy's box L-BFGS, PGD in L∞ or L2."""
+
+
+def attack_recorded_image(live: LiveImage, recording, item: int, *, method: str = "lbfgs", target: int | None = None,
+                          eps: float = 0.1, taps=None, task=None) -> ImageEffect:
+    """Attack image ``item`` with :mod:`lstmviz.perturb.image_attack` (``method`` in :data:`ATTACKS`; ``eps``:
+    PGD's radius; ``target`` None: any other class) and return the clean vs adversarial run as an
+    :class:`~lstmviz.perturb.image.ImageEffect` (``edited_input`` = the adversarial image; the attack's
+    result in ``extra["attack"]``)."""
+    from . import image_attack
+
+    if method not in ATTACKS:
+        raise PerturbError(f"unknown attack {method!r}; expected {', '.join(ATTACKS)}")
+    image = check_item(live, recording, item)
+    model = live.model
+    if method == "lbfgs":
+        attack = image_attack.lbfgs_image_attack(model, image, target=target, task=task)
+        what = "L-BFGS attack"
+    else:
+        norm = "linf" if method == "pgd-linf" else "l2"
+        attack = image_attack.pgd_image_attack(model, image, eps=eps, norm=norm, target=target, task=task)
+        what = f"PGD ({norm}, eps {eps:g}) attack"
+    adversarial = np.asarray(attack.adversarial, dtype=np.float32).reshape(image.shape)
+    effect = perturb_image(model, image, taps=model_taps(live, recording, taps), edited_input=adversarial)
+    aim = "any other class" if target is None else f"class {target}"
+    effect.described = (f"{what} aiming for {aim}: ‖r‖₂ {attack.l2:.3g}, ‖r‖∞ {attack.linf:.3g} "
+                        f"({100 * attack.relative_l2:.1f}% of ‖x‖₂)")
+    if not attack.flipped:
+        note = attack.details.get("note") or ("the best step is shown; try a larger eps" if method != "lbfgs" else "")
+        effect.described += f" — no flip found{f' ({note})' if note else ''}"
+    effect.extra["attack"] = attack
+    return effect
+
+
+__all__ = ["ATTACKS", "INPUT_TAP", "LiveImage", "attack_recorded_image", "check_item", "load_image_model",
+           "perturb_recorded_image", "recorded_image", "reproduces"]

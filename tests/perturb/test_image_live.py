@@ -86,3 +86,23 @@ def _flipped(item):
     import dataclasses
 
     return dataclasses.replace(item, image=np.ascontiguousarray(item.image[:, ::-1]))
+
+
+def test_an_attack_on_a_recorded_image_is_an_effect_of_its_adversarial_input(digits_run):
+    from lstmviz.perturb.image_live import attack_recorded_image
+
+    _, out = digits_run
+    with open_recording(out) as rec:
+        live = load_image_model(rec)
+        effect = attack_recorded_image(live, rec, 1, method="pgd-l2", eps=2.0)
+        attack = effect.extra["attack"]
+        np.testing.assert_allclose(effect.image_edited, attack.adversarial, atol=1e-6)
+        np.testing.assert_allclose(effect.image_edited - effect.image_clean, attack.r, atol=1e-6)
+        assert effect.prediction_clean == attack.clean_prediction
+        assert effect.prediction_edited == attack.adversarial_prediction
+        assert attack.flipped == (effect.prediction_edited != effect.prediction_clean)
+        changed = np.any(attack.r != 0, axis=0)
+        assert changed.any() and effect.changed("conv0").any()
+        assert effect.outside("conv0") == 0 and effect.outside("conv2") == 0
+        with pytest.raises(PerturbError, match="unknown attack"):
+            attack_recorded_image(live, rec, 1, method="fgsm")

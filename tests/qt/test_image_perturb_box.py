@@ -110,3 +110,31 @@ def test_a_missing_checkpoint_is_said_and_can_be_located(qtbot, window, tmp_path
         assert panel.locate_checkpoint(str(moved))
     assert panel.perturb_box.effect is not None
     assert not panel.perturb_box.locate_button.isVisibleTo(panel.perturb_box)
+
+
+def test_an_attack_shows_the_adversarial_image_r_and_the_delta_maps(qtbot, panel):
+    box = panel.perturb_box
+    assert box.attack_row.isVisibleTo(box)  # lstmviz.perturb.image_attack is there
+    box.attack_combo.setCurrentIndex(box.attack_combo.findData("pgd-l2"))
+    box.eps_spin.setValue(2.0)
+    with qtbot.waitSignal(panel.perturbed, timeout=30000) as caught:
+        assert panel.attack()
+    effect = caught.args[0]
+    attack = effect.extra["attack"]
+    np.testing.assert_allclose(effect.image_edited - effect.image_clean, attack.r, atol=1e-6)
+    assert attack.l2 <= 2.0 + 1e-6
+    assert list(box.map_views) == effect.map_taps and box.summary.text().startswith("PGD (l2, eps 2) attack")
+    assert panel.status_text().startswith(f"Attacked image {panel.item}")
+
+
+def test_an_attack_can_be_cancelled(qtbot, panel):
+    box = panel.perturb_box
+    box.attack_combo.setCurrentIndex(box.attack_combo.findData("lbfgs"))
+    assert panel.attack()
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=30000)
+    assert panel.status_text() == "Attack cancelled."
+    assert box.effect is None
+    box.target_spin.setValue(12)  # no such class: said, nothing runs
+    assert not panel.attack()
+    assert "There is no class 12" in box.summary.text()

@@ -955,12 +955,11 @@ class ImagePanel(TaskPanel):
             return False
 
         def job(task):
-            from lstmviz.perturb.image_live import check_item, load_image_model, model_taps
+            from lstmviz.perturb.image_live import attack_recorded_image, load_image_model
 
             model = live if live is not None else load_image_model(recording, checkpoint)
-            image = check_item(model, recording, item)
             task.progress(0, 1, "attacking")
-            return model, attack_effect(model, image, fields, model_taps(model, recording), task)
+            return model, attack_recorded_image(model, recording, item, **fields, task=task)
 
         def finished(result) -> None:
             model, effect = result
@@ -1014,27 +1013,4 @@ class ImagePanel(TaskPanel):
         self.abandon()
 
 
-def attack_effect(live, image, fields: dict, taps, task=None):
-    """Run the attack ``fields`` (``method``, ``target``, ``eps``) of ``lstmviz.perturb.image_attack`` on
-    ``image`` and return it as an ``ImageEffect`` (clean vs adversarial input, every tap)."""
-    from lstmviz.perturb import image_attack
-    from lstmviz.perturb.image import perturb_image
-
-    model = live.model
-    method, target = fields["method"], fields["target"]
-    if method == "lbfgs":
-        attack = image_attack.lbfgs_image_attack(model, image, target=target, task=task)
-        what = "L-BFGS attack"
-    else:
-        norm = "linf" if method == "pgd-linf" else "l2"
-        attack = image_attack.pgd_image_attack(model, image, eps=fields["eps"], norm=norm, target=target, task=task)
-        what = f"PGD ({norm}, eps {fields['eps']:g}) attack"
-    adversarial = np.asarray(attack.adversarial, dtype=np.float32).reshape(image.shape)
-    effect = perturb_image(model, image, taps=taps, edited_input=adversarial)
-    aim = "any other class" if target is None else f"class {target}"
-    effect.described = f"{what} aiming for {aim}: ‖r‖₂ {float(np.sqrt(np.square(adversarial - image).sum())):.3g}"
-    effect.extra["attack"] = attack
-    return effect
-
-
-__all__ = ["ImagePanel", "attack_effect"]
+__all__ = ["ImagePanel"]
