@@ -142,11 +142,9 @@ def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Seq
 
     taps = list(taps)
     x = torch.tensor(np.asarray(image, dtype=np.float32))[None]
-    try:
-        device = next(model.parameters()).device
-        x = x.to(device)
-    except StopIteration:
-        pass
+    param = next(iter(model.parameters()), None)
+    if param is not None:  # the model's device, and its dtype (a float64 model takes float64 images)
+        x = x.to(param.device, dtype=param.dtype if param.dtype.is_floating_point else x.dtype)
     with torch.no_grad(), ExitStack() as stack:
         try:
             if edits:

@@ -135,3 +135,29 @@ def test_bad_requests_are_refused_in_words(cnn, image):
         occluded(image, (0, 0, 2, 2), "purple")
     with pytest.raises(PerturbError, match="outside the pixel range"):
         occluded(image, (0, 0, 2, 2), 3.0)
+
+
+def _image_engines():
+    from lstmviz.engines import registry
+
+    return sorted(name for name, spec in registry.all().items() if spec.family == "image")
+
+
+@pytest.mark.parametrize("engine", _image_engines())
+def test_every_image_engine_changes_only_inside_the_region_its_geometry_states(engine):
+    """The stated stride / receptive field of every registered image engine bounds where an edit or an
+    occlusion can show (the perturbation tab's Δ maps rely on it)."""
+    from lstmviz.engines import registry
+    from lstmviz.engines.families.image.contract import CHANNELS, HEIGHT, WIDTH, tiny_model
+
+    torch.manual_seed(1)
+    model, _ = tiny_model(registry.get(engine), "class")
+    model.eval()
+    image = np.random.default_rng(2).random((CHANNELS, HEIGHT, WIDTH)).astype(np.float32)
+    occluded_effect = perturb_image(model, image, occlude=((0, 0, 2, 2), 0.5))
+    first = occluded_effect.map_taps[0]
+    edited_effect = perturb_image(model, image, edits=[Edit(first, "add", 3.0, positions=[0])])
+    assert occluded_effect.changed(first).any() and edited_effect.changed(first).any()
+    for effect in (occluded_effect, edited_effect):
+        for tap in effect.map_taps:
+            assert effect.outside(tap) == 0, (engine, tap, effect.described)
