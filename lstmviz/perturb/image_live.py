@@ -153,11 +153,11 @@ def attack_recorded_image(live: LiveImage, recording, item: int, *, method: str 
     image = check_item(live, recording, item)
     model = live.model
     if method == "lbfgs":
-        attack = image_attack.lbfgs_image_attack(model, image, target=target, task=task)
+        attack = image_attack.lbfgs_image_attack(model, image.copy(), target=target, task=task)
         what = "L-BFGS attack"
     else:
         norm = "linf" if method == "pgd-linf" else "l2"
-        attack = image_attack.pgd_image_attack(model, image, eps=eps, norm=norm, target=target, task=task)
+        attack = image_attack.pgd_image_attack(model, image.copy(), eps=eps, norm=norm, target=target, task=task)
         what = f"PGD ({norm}, eps {eps:g}) attack"
     adversarial = np.asarray(attack.adversarial, dtype=np.float32).reshape(image.shape)
     effect = perturb_image(model, image, taps=model_taps(live, recording, taps), edited_input=adversarial)

@@ -8,7 +8,8 @@ perturbation in a worker):
   largest ‖Δ‖ of any cell of any tap, said under the row), titled with the tap, how many cells changed,
   how many of them lie outside the receptive-field region (0 when the geometry is right) and the
   amplification ‖Δ⁽ˢ⁾‖ / ‖Δ⁽⁰⁾‖;
-- the input before and after, and ``r`` = edited − clean input (blue negative, red positive, symmetric scale);
+- the input before and after, and ``r`` = edited − clean input (blue negative, red positive, symmetric scale
+  ±max|r|, said in its title);
 - the class probabilities before (grey) and after (red), and a sentence.
 """
 
@@ -36,7 +37,7 @@ ACTIONS = (
 #: (label, method) of the attacks, offered when lstmviz.perturb.image_attack exists
 ATTACKS = (("L-BFGS (Szegedy, box-constrained)", "lbfgs"), ("PGD (L∞)", "pgd-linf"), ("PGD (L2)", "pgd-l2"))
 
-MAP_SIZE = 110
+MAP_SIZE = 90
 DELTA_STOPS = ((0.0, (255, 255, 255)), (0.3, (253, 190, 110)), (0.7, (220, 60, 30)), (1.0, (110, 0, 20)))
 DIVERGING_STOPS = ((0.0, (30, 70, 200)), (0.5, (255, 255, 255)), (1.0, (200, 30, 30)))
 
@@ -157,12 +158,13 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.scale_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.images = pg.GraphicsLayoutWidget()
         self.images.setBackground("w")
-        self.images.setFixedHeight(MAP_SIZE + 40)
+        self.images.setFixedSize(3 * MAP_SIZE + 40, MAP_SIZE + 45)
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
-        self.plot.setMinimumHeight(130)
+        self.plot.setFixedHeight(MAP_SIZE + 45)
+        self.plot.setMinimumWidth(220)
         self.plot.setLabel("left", "probability")
-        self.plot.setLabel("bottom", "class (grey: before, red: after)")
+        self.plot.setLabel("bottom", "class: grey before, red after")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.summary = QtWidgets.QLabel()
@@ -176,15 +178,26 @@ class ImagePerturbBox(QtWidgets.QWidget):
         for widget in (self.action_combo, labelled("Value", self.value_spin), self.run_button, self.locate_button):
             row.addWidget(widget)
         row.addStretch(1)
-        layout = QtWidgets.QVBoxLayout(self)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(self.images)
+        bottom.addWidget(self.plot, 1)
+        content = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(content)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.attack_row)
         layout.addWidget(self.maps)
         layout.addWidget(self.scale_label)
-        layout.addWidget(self.images)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(bottom)
         layout.addWidget(self.summary)
+        layout.addStretch(1)
+        self.scroll = QtWidgets.QScrollArea()  # a short dock scrolls instead of squeezing the maps
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.scroll.setWidget(content)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(row)
+        outer.addWidget(self.attack_row)
+        outer.addWidget(self.scroll, 1)
         self.clear_effect()
 
     # ------------------------------------------------------------------ the request
@@ -265,12 +278,16 @@ class ImagePerturbBox(QtWidgets.QWidget):
         clean, edited = effect.image_clean, effect.image_edited
         r = (edited.astype(np.float64) - clean).mean(axis=0) if clean.shape[0] != 1 else (edited - clean)[0]
         bound = float(np.abs(r).max()) if r.size else 0.0
-        shown = (("input", _display(clean), None, None), ("after", _display(edited), None, None),
-                 (f"r = after − input<br>±{bound:.3g}", r.astype(np.float32), self._diverging_lut,
-                  (-bound, bound) if bound > 0 else (-1.0, 1.0)))
-        for col, (title, image, lut, levels) in enumerate(shown):
+        shown = (("input", _display(clean), None, None, "the input"),
+                 ("after", _display(edited), None, None, "the input the model saw after the change"),
+                 (f"r (±{bound:.2g})", r.astype(np.float32), self._diverging_lut,
+                  (-bound, bound) if bound > 0 else (-1.0, 1.0),
+                  f"r = after − input: blue negative, red positive, white 0; scale ±{bound:.3g}"))
+        for col, (title, image, lut, levels, tip) in enumerate(shown):
             self.images.addLabel(title, row=0, col=col, size="8pt")
-            self.images.addItem(_image_view(image, lut=lut, levels=levels), row=1, col=col)
+            view = _image_view(image, lut=lut, levels=levels)
+            view.setToolTip(tip)
+            self.images.addItem(view, row=1, col=col)
             self.images.ci.layout.setColumnFixedWidth(col, MAP_SIZE)
         self.images.ci.layout.setRowFixedHeight(1, MAP_SIZE)
 
