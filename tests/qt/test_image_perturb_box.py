@@ -87,6 +87,10 @@ def test_perturb_without_a_box_or_units_says_what_to_do(window, panel):
     _choose(panel.perturb_box, "units: ablate to 0")
     assert not panel.perturb()
     assert "Select units first" in panel.perturb_box.summary.text()
+    _choose(panel.perturb_box, "occlude: value")
+    panel.perturb_box.value_spin.setValue(2.0)
+    assert not panel.perturb()
+    assert "outside the pixel range" in panel.perturb_box.summary.text()
 
 
 def test_a_missing_checkpoint_is_said_and_can_be_located(qtbot, window, tmp_path, captured_errors):

@@ -882,7 +882,12 @@ class ImagePanel(TaskPanel):
         chosen = self.perturb_box.chosen()
         occlude, spec = None, None
         if "occlude" in chosen:
-            occlude = (tuple(self.box), chosen["occlude"])
+            fill = chosen["occlude"]
+            if not isinstance(fill, str) and not 0.0 <= fill <= 1.0:
+                self.perturb_box.clear_effect(f"An occlusion fills pixels with a value in [0, 1]; {fill:g} is outside "
+                                              "the pixel range.")
+                return False
+            occlude = (tuple(self.box), fill)
             what = "occlude the box"
         else:
             units, _ = self.overlay_units()
