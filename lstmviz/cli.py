@@ -11,6 +11,7 @@
     lstmviz probe FILE --label L                     linear probes per tap (with control task and baselines)
     lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
     lstmviz perturb FILE --tap T --action A --out T.csv  re-run the live model with hidden states edited
+                                                     (image recordings: also --occlude Y0,X0,Y1,X1)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -308,12 +309,21 @@ def _perturb_parser() -> argparse.ArgumentParser:
                     "next-token loss (dnll) and the mean KL divergence of the predictions, or per position "
                     "with --per-position. The recording is only read.")
     p.add_argument("file", help="recording file (made by `lstmviz record` from a checkpoint)")
-    p.add_argument("--tap", required=True, help="the tap to edit, e.g. layer0/c")
+    p.add_argument("--tap", help="the tap to edit, e.g. layer0/c (required, except for an image recording with "
+                                 "--occlude only)")
     p.add_argument("--units", default="all", metavar="LIST", help="units to edit: 3,17,40-42 or all (default all)")
     p.add_argument("--positions", default="all", metavar="P",
-                   help="item-local positions to edit: 5:10 (5 to 9), 5,7,9 or all (default all)")
+                   help="item-local positions to edit: 5:10 (5 to 9), 5,7,9 or all (default all); on an image "
+                        "recording the cells of the tap's map in raster order (y * width + x)")
     p.add_argument("--items", default="all", metavar="LIST", help="items to run: 0,4,7-9 or all (default all)")
-    p.add_argument("--action", required=True, choices=("ablate", "clamp", "add", "patch"))
+    p.add_argument("--action", choices=("ablate", "clamp", "add", "patch"),
+                   help="what to do to the tap's units (required with --tap)")
+    p.add_argument("--occlude", metavar="Y0,X0,Y1,X1",
+                   help="image recordings: occlude the input pixels in this box (half-open, input pixels) before "
+                        "the run; with or without --tap")
+    p.add_argument("--fill", default="zero", metavar="F",
+                   help="--occlude: zero, mean (the image's channel means), blur (a 5x5 box blur) or a value in "
+                        "[0, 1] (default zero)")
     p.add_argument("--to", choices=("zero", "mean"), default="zero",
                    help="ablate: to zero or to each unit's mean over the recording (default zero)")
     p.add_argument("--value", type=float, help="clamp: the value")
@@ -480,6 +490,13 @@ def cmd_perturb(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name} must be a finite number, got {value}")
     alphas = _sweep_alphas(args.sweep) if args.sweep else None
     with open_recording(args.file) as rec:
+        if rec.axis_geometry().kind == "image":
+            return _perturb_images(args, rec, out)
+        if args.occlude is not None:
+            raise UsageError("--occlude is for recordings of image models; this recording's positions are "
+                             f"{rec.axis_geometry().kind}")
+        if args.tap is None or args.action is None:
+            raise UsageError("--tap and --action are required: name the tap to edit and what to do to it")
         perturbation = _perturb_spec(args, rec)
         items = _perturb_items(args.items, rec.n_items)
         if rec.axis_geometry().kind == "graph":
@@ -549,6 +566,89 @@ def _perturb_graphs(args, rec, perturbation, items: list[int], out: Path) -> int
     said = ", ".join(f"{tap} {hops} hop{'s' if hops != 1 else ''}" for tap, hops in reach.items() if hops >= 0)
     _say(f"{perturbation.describe()} on {len(items)} graph{'s' if len(items) != 1 else ''}: farthest change "
          f"{said or 'none'}")
+    _say(f"wrote {write_table(out, _columns(rows))}")
+    return 0
+
+
+def _occlusion(args) -> tuple | None:
+    import math
+
+    if args.occlude is None:
+        return None
+    try:
+        box = tuple(float(v) for v in args.occlude.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise UsageError(f"--occlude must be four numbers Y0,X0,Y1,X1 (input pixels, half-open), got {args.occlude!r}")
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise UsageError(f"--occlude {args.occlude}: the box is empty; it needs Y0 < Y1 and X0 < X1")
+    fill: object = args.fill
+    if fill not in ("zero", "mean", "blur"):
+        try:
+            fill = float(fill)
+        except ValueError:
+            raise UsageError(f"--fill must be zero, mean, blur or a value in [0, 1], got {args.fill!r}") from None
+        if not 0.0 <= fill <= 1.0:
+            raise UsageError(f"--fill {args.fill}: a fill value must lie in the pixel range [0, 1]")
+    return box, fill
+
+
+def _perturb_images(args, rec, out: Path) -> int:
+    """``lstmviz perturb`` on an image recording: an occlusion box and/or unit edits at cells of a tap; one row
+    per item and tap (cells changed, inside and outside the receptive-field region, ‖Δ‖, amplification)."""
+    import dataclasses
+
+    from lstmviz.analysis.export_data import write_table
+    from lstmviz.perturb import resolve
+    from lstmviz.perturb.image_live import load_image_model, perturb_recorded_image
+
+    occlude = _occlusion(args)
+    if args.tap is None and occlude is None:
+        raise UsageError("nothing to perturb: give --occlude Y0,X0,Y1,X1 and/or --tap T --action A")
+    if args.sweep or args.per_position:
+        raise UsageError("--sweep and --per-position are for sequence recordings; an image recording writes one row "
+                         "per item and tap")
+    perturbation = None
+    if args.tap is not None:
+        if args.action is None:
+            raise UsageError("--tap needs --action ablate, clamp or add")
+        if args.action == "patch":
+            raise UsageError("--action patch copies states between sequence items; on an image recording use "
+                             "ablate, clamp or add")
+        perturbation = _perturb_spec(args, rec)
+    items = _perturb_items(args.items, rec.n_items)
+    live = load_image_model(rec, Path(args.checkpoint) if args.checkpoint else None)
+    rows: list[dict] = []
+    flipped = 0
+    said = []
+    if occlude is not None:
+        said.append(f"occlude {args.occlude} with {args.fill}")
+    if perturbation is not None:
+        said.append(perturbation.describe() + (" at every cell" if perturbation.positions is None else ""))
+    with progress_task("perturb", unit="images", quiet=args.quiet) as task:
+        for done, item in enumerate(items):
+            edits = []
+            if perturbation is not None:
+                info = rec.taps.get(perturbation.tap)
+                axis = info.axis if info is not None else None
+                a, b = rec.item_range(item, axis) if axis is not None else (0, 1)
+                spec = perturbation
+                if spec.positions is None:
+                    spec = dataclasses.replace(spec, positions=tuple(range(b - a)))
+                edits = resolve([spec], live, rec, item, length=b - a)
+            effect = perturb_recorded_image(live, rec, item, occlude=occlude, edits=edits)
+            flipped += effect.prediction_clean != effect.prediction_edited
+            for row in effect.to_table():
+                rows.append({"item": item, **row, "prediction_clean": effect.prediction_clean,
+                             "prediction_edited": effect.prediction_edited,
+                             "output_change": effect.output_change()})
+            task.progress(done + 1, len(items), "perturb")
+    for row in rows:
+        row["perturbation"] = "; ".join(said)
+    outside = sum(int(row["outside"]) for row in rows)
+    _say(f"{'; '.join(said)} on {len(items)} image{'s' if len(items) != 1 else ''}: the prediction changed on "
+         f"{flipped}; {outside} cell{'s' if outside != 1 else ''} changed outside the receptive-field region")
     _say(f"wrote {write_table(out, _columns(rows))}")
     return 0
 

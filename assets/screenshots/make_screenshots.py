@@ -13,7 +13,9 @@
   to 3 by the live model (Perturb tab), the change drawn per node and hop by hop
 - image.png: the bundled image demo (``assets/demo/digits-cnn.h5``, the baseline CNN on 8x8 digits): test
   digit 5 on conv1 (stride 2, field 8), the bottom-left quarter brushed (θ 0.2, ring 1, tolerance 0.5),
-  its units' heatmap, and the top-activating digits for them
+  its units' heatmap, and the top-activating digits for them; image-perturb.png: the same digit with the
+  box over its upper-middle (rows 1-5, columns 2-6) occluded by zeros by the live model (Perturb tab): the Δ
+  map of every layer on one scale, the input before and after, and the class probabilities
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -108,6 +110,24 @@ def image_window(app, png: Path) -> None:
     _close(app, window)
 
 
+def image_perturb_window(app, png: Path) -> None:
+    from lstmviz.qt.image.perturb_box import ACTIONS
+
+    window = _window(app, (1600, 1150))
+    window.open_file(HERE.parent / "demo" / "digits-cnn.h5")
+    window.show()
+    panel = window.panels["image"]
+    window.workspace.go_to_item(5)
+    panel.set_item(5)
+    panel.tap_combo.setCurrentIndex(panel.tap_combo.findData("conv1"))
+    panel.set_box((1.0, 2.0, 5.0, 6.0))
+    panel.perturb_box.action_combo.setCurrentIndex([label for label, _ in ACTIONS].index("occlude: zero"))
+    panel.perturb()
+    _wait(app, lambda: panel.busy)
+    window.grab().save(str(png))
+    _close(app, window)
+
+
 def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
@@ -149,6 +169,8 @@ def main() -> None:
     print("wrote graph.png, graph-perturb.png")
     image_window(app, HERE / "image.png")
     print("wrote image.png")
+    image_perturb_window(app, HERE / "image-perturb.png")
+    print("wrote image-perturb.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")

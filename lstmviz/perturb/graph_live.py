@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import PerturbError
 from .graph import GraphEffect, graph_forward, perturb_graph
-from .live_model import CheckpointProblem, find_checkpoint
+from .live_model import CheckpointProblem, load_checkpoint_model, recording_dataset
 
 
 @dataclass
@@ -40,38 +40,20 @@ class LiveGraph:
 
 
 def _dataset_of(recording):
-    from lstmviz.datasets.registry import load_dataset
-
-    provenance = recording.provenance or {}
-    name, split = provenance.get("dataset"), provenance.get("split")
-    if not isinstance(name, str) or not name:
-        raise PerturbError(f"the recording {Path(recording.path).name} names no registered dataset, so its graphs "
-                           "cannot be rebuilt; from a script, use lstmviz.perturb.graph.perturb_graph(model, "
-                           "model.prepare(item), edits)")
-    options = provenance.get("dataset_options") or {}
-    try:
-        return load_dataset(name, split or "train", **options)
-    except Exception as e:  # noqa: BLE001 - any dataset problem is stated, the recording is still viewable
-        raise PerturbError(f"the recording's dataset {name!r} ({split}) cannot be rebuilt: {e}") from None
+    return recording_dataset(recording, "graphs", "; from a script, use lstmviz.perturb.graph.perturb_graph(model, "
+                                                  "model.prepare(item), edits)")
 
 
 def load_graph_model(recording, checkpoint: Path | str | None = None) -> LiveGraph:
     """The graph model that made ``recording``, with its dataset. :class:`CheckpointProblem` when the
     checkpoint is missing, another model or does not load; :class:`PerturbError` for the data."""
-    from lstmviz.engines.checkpoint import CheckpointError, load_checkpoint
-
     if recording.axis_geometry().kind != "graph":
         raise PerturbError(f"the recording {Path(recording.path).name} holds {recording.axis_geometry().kind} "
                            "positions, not graph nodes")
-    path = find_checkpoint(recording, checkpoint)
-    try:
-        model, meta = load_checkpoint(path)
-    except CheckpointError as e:
-        raise CheckpointProblem("unloadable", path, f"the checkpoint does not load: {e}") from None
+    model, meta, path = load_checkpoint_model(recording, checkpoint)
     if not callable(getattr(model, "prepare", None)):
         raise CheckpointProblem("mismatch", path, f"the checkpoint {path} holds a {type(model).__name__}, not a graph "
                                                   "model; it is another model")
-    model.eval()
     dataset = _dataset_of(recording)
     if len(dataset) < recording.n_items:
         raise PerturbError(f"the rebuilt dataset has {len(dataset)} graphs, the recording {recording.n_items}; the "

@@ -189,12 +189,10 @@ def find_checkpoint(recording, given: Path | str | None = None) -> Path:
                             f"{expected[:12]}...; it is another model, so {locate}")
 
 
-def load_live_model(recording, checkpoint: Path | str | None = None) -> LiveModel:
-    """Rebuild the model that made ``recording`` from its checkpoint (:func:`find_checkpoint`).
-
-    Raises :class:`CheckpointProblem` when the checkpoint is missing, another model (sha256 or vocabulary)
-    or does not load.
-    """
+def load_checkpoint_model(recording, checkpoint: Path | str | None = None):
+    """``(model, meta, path)``: the checkpoint of ``recording`` (:func:`find_checkpoint`) loaded, in eval
+    mode; :class:`CheckpointProblem` (``unloadable``) when it does not load. Shared by the live sequence,
+    graph and image models."""
     from lstmviz.engines.checkpoint import CheckpointError, load_checkpoint
 
     path = find_checkpoint(recording, checkpoint)
@@ -202,6 +200,34 @@ def load_live_model(recording, checkpoint: Path | str | None = None) -> LiveMode
         model, meta = load_checkpoint(path)
     except CheckpointError as e:
         raise CheckpointProblem("unloadable", path, f"the checkpoint does not load: {e}") from None
+    model.eval()
+    return model, meta, path
+
+
+def recording_dataset(recording, what: str = "items", hint: str = ""):
+    """The dataset the recording's provenance names (``dataset``, ``split``, ``dataset_options``), rebuilt
+    (the registered datasets are deterministic); :class:`PerturbError` when it names none or fails."""
+    from lstmviz.datasets.registry import load_dataset
+
+    provenance = recording.provenance or {}
+    name, split = provenance.get("dataset"), provenance.get("split")
+    if not isinstance(name, str) or not name:
+        raise PerturbError(f"the recording {Path(recording.path).name} names no registered dataset, so its {what} "
+                           f"cannot be rebuilt{hint}")
+    options = provenance.get("dataset_options") or {}
+    try:
+        return load_dataset(name, split or "train", **options)
+    except Exception as e:  # noqa: BLE001 - any dataset problem is stated, the recording is still viewable
+        raise PerturbError(f"the recording's dataset {name!r} ({split}) cannot be rebuilt: {e}") from None
+
+
+def load_live_model(recording, checkpoint: Path | str | None = None) -> LiveModel:
+    """Rebuild the model that made ``recording`` from its checkpoint (:func:`find_checkpoint`).
+
+    Raises :class:`CheckpointProblem` when the checkpoint is missing, another model (sha256 or vocabulary)
+    or does not load.
+    """
+    model, meta, path = load_checkpoint_model(recording, checkpoint)
     vocab = list(meta.get("vocab") or [])
     if recording.vocab and vocab and list(recording.vocab) != vocab:
         raise CheckpointProblem("mismatch", path,
@@ -210,4 +236,5 @@ def load_live_model(recording, checkpoint: Path | str | None = None) -> LiveMode
     return LiveModel(model, vocab or list(recording.vocab), f"checkpoint {path}", path, True, None, meta)
 
 
-__all__ = ["CheckpointProblem", "LiveModel", "find_checkpoint", "live_model", "load_live_model"]
+__all__ = ["CheckpointProblem", "LiveModel", "find_checkpoint", "live_model", "load_checkpoint_model", "load_live_model",
+           "recording_dataset"]

@@ -24,6 +24,15 @@ cell's receptive field outlined; a click goes to that image. Match: ``image_matc
 in a worker (the box rule's threshold, ring and tolerance; regions of at least one cell), the matched
 regions as thumbnails with their cells' stride tiles outlined; a click goes to that image with the
 region's box brushed.
+
+Perturb (a tab): the recording's model (its checkpoint, the image rebuilt from the provenance's dataset
+and checked against the recording; ``lstmviz.perturb.image_live``) re-runs this image with the brushed
+box occluded (zero, the image's mean, a blur or a value) or with the selected units edited (ablated,
+clamped, pushed) at the box's cells of the panel's tap, in a worker; the tab shows the Δ map of every
+layer on one scale, the input before and after, and the class probabilities before and after
+(``perturb_box``). With ``lstmviz.perturb.image_attack`` present, "Attack image" runs its L-BFGS or PGD
+attack in a worker (progress, Cancel) and shows the adversarial image, r and the Δ maps the same way.
+A missing or moved checkpoint is said with "Locate checkpoint…".
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.image import data
 from lstmviz.qt.image.canvas import ImageCanvas, overlay_lut
 from lstmviz.qt.image.directions import RandomDirectionBox
+from lstmviz.qt.image.perturb_box import ImagePerturbBox
 from lstmviz.qt.image.state import IMAGE_RANGES, ImageSettings
 from lstmviz.qt.image.thumbnails import ImageThumbnailGrid
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
@@ -86,6 +96,8 @@ class ImagePanel(TaskPanel):
     top_ready = QtCore.Signal(object)
     #: match results arrived
     matches_ready = QtCore.Signal(object)
+    #: a perturbation's or an attack's effect arrived (``lstmviz.perturb.image.ImageEffect`` or the attack's)
+    perturbed = QtCore.Signal(object)
 
     SUPERSEDED = "The request was superseded by another request; start it again."
 
@@ -104,6 +116,8 @@ class ImagePanel(TaskPanel):
         self.results = None
         self._taps: list[str] = []
         self._scale_fixed = False
+        self._live = None  # (recording, LiveImage) of the last perturbation
+        self._checkpoint = None  # the checkpoint file the user located (None: the recording's own)
         self.input_what = ""
         self._lut = overlay_lut()
         self.settings_binding = StateBinding(self.settings_from_controls, self._show_settings, self._store_settings)
@@ -248,6 +262,11 @@ class ImagePanel(TaskPanel):
         self.tabs.addTab(top, "Top images")
         self.tabs.addTab(matches, "Match")
         self.tabs.addTab(scalars, "Vector taps")
+        self.perturb_box = ImagePerturbBox()
+        self.perturb_box.run_requested.connect(self.perturb)
+        self.perturb_box.attack_requested.connect(self.attack)
+        self.perturb_box.locate_requested.connect(self.locate_checkpoint)
+        self.tabs.addTab(self.perturb_box, "Perturb")
 
         controls = QtWidgets.QHBoxLayout()
         for widget in (labelled("Image", self.item_spin), self.prev_button, self.next_button,
@@ -352,6 +371,9 @@ class ImagePanel(TaskPanel):
         self.cell_label.setText("")
         self._taps = []
         self.tap_name = None
+        self._live = None
+        self._checkpoint = None
+        self.perturb_box.clear_effect()
         if recording is None:
             self.message_label.setText(NO_RECORDING)
             self.stack.setCurrentIndex(0)
@@ -411,6 +433,8 @@ class ImagePanel(TaskPanel):
         self.canvas.clear_box()
         self.canvas.set_cell_mark(None)
         self.cell_label.setText("")
+        if self.perturb_box.effect is not None:
+            self.perturb_box.clear_effect()
         self._draw()
 
     # ------------------------------------------------------------------ values
@@ -828,6 +852,166 @@ class ImagePanel(TaskPanel):
             self.set_item(item)
             self.workspace.go_to_item(item)
         self.set_box(tuple(float(v) for v in self.results.tiles[i]))
+
+    # ------------------------------------------------------------------ perturb and attack
+    def box_cells(self) -> np.ndarray:
+        """The cells of the panel's tap whose centre lies in the brushed box (empty without a box)."""
+        if self.box is None or self.size is None or self.axis_geometry is None:
+            return np.zeros(0, np.int64)
+        from lstmviz.analysis.image_regions import cells_in_box
+
+        try:
+            return cells_in_box(self.axis_geometry, self.size, self.box)
+        except ValueError:
+            return np.zeros(0, np.int64)
+
+    def _class_names(self, recording):
+        info = recording.annotations.get("target")
+        return list(info.labels) if info is not None and getattr(info, "labels", None) else None
+
+    def perturb(self) -> bool:
+        """Occlude the brushed box or edit the selected units at its cells on this image (a worker); False, with
+        a sentence, when there is nothing to perturb."""
+        from lstmviz.perturb import Perturbation, PerturbError
+
+        recording = self.workspace.recording
+        if recording is None or not self.has_images:
+            self.set_status("Open a recording of an image model to perturb its images.", problem=True)
+            return False
+        if self.box is None:
+            self.perturb_box.clear_effect("Brush a box on the image first (drag): the perturbation occludes it or "
+                                          "edits the selected units at its cells.")
+            return False
+        chosen = self.perturb_box.chosen()
+        occlude, spec = None, None
+        if "occlude" in chosen:
+            fill = chosen["occlude"]
+            if not isinstance(fill, str) and not 0.0 <= fill <= 1.0:
+                self.perturb_box.clear_effect(f"An occlusion fills pixels with a value in [0, 1]; {fill:g} is outside "
+                                              "the pixel range.")
+                return False
+            occlude = (tuple(self.box), fill)
+            what = "occlude the box"
+        else:
+            units, _ = self.overlay_units()
+            cells = self.box_cells()
+            if self.tap_name is None or not len(units) or not len(cells):
+                self.perturb_box.clear_effect("Select units first (the box rule, or 'one unit'): the edit changes "
+                                              "the units the heatmap shows at the box's cells.")
+                return False
+            try:
+                spec = Perturbation(tap=self.tap_name, units=tuple(int(u) for u in units),
+                                    positions=tuple(int(c) for c in cells), **chosen)
+            except PerturbError as exc:
+                self.perturb_box.clear_effect(describe(exc))
+                return False
+            what = spec.describe()
+        item = self.item
+        live = self._live[1] if self._live is not None and self._live[0] is recording else None
+        checkpoint = self._checkpoint
+        names = self._class_names(recording)
+
+        def job(task):
+            from lstmviz.perturb import resolve
+            from lstmviz.perturb.image_live import load_image_model, perturb_recorded_image
+
+            model = live if live is not None else load_image_model(recording, checkpoint)
+            task.progress(1, 3, "model loaded")
+            edits = []
+            if spec is not None:
+                a, b = recording.item_range(item, recording.taps[spec.tap].axis)
+                edits = resolve([spec], model, recording, item, length=b - a, task=task)
+            task.progress(2, 3, "perturbing")
+            return model, perturb_recorded_image(model, recording, item, occlude=occlude, edits=edits)
+
+        def finished(result) -> None:
+            model, effect = result
+            if recording is not self.workspace.recording or item != self.item:
+                return
+            self._live = (recording, model)
+            self.perturb_box.show_effect(effect, effect.described, class_names=names)
+            self.set_status(f"Perturbed image {item} ({what}): the Perturb tab shows Δ per layer.")
+            self.tabs.setCurrentWidget(self.perturb_box)
+            self.perturbed.emit(effect)
+
+        self.submit("image-perturb", job, on_finished=finished, what="perturb the image",
+                    title="Cannot perturb the image", stage="perturb", on_failed=self._perturb_failed,
+                    on_cancelled=lambda: self.set_status("Perturbation cancelled."))
+        self.set_status(f"Perturbing image {item}: {what}…")
+        self.wants_dock.emit()
+        return True
+
+    def attack(self) -> bool:
+        """Attack this image with ``lstmviz.perturb.image_attack`` (a worker with progress and Cancel)."""
+        from lstmviz.qt.image.perturb_box import has_image_attack
+
+        recording = self.workspace.recording
+        if recording is None or not self.has_images:
+            self.set_status("Open a recording of an image model to attack its images.", problem=True)
+            return False
+        if not has_image_attack():
+            self.perturb_box.clear_effect("This build has no image attack (lstmviz.perturb.image_attack).")
+            return False
+        fields = self.perturb_box.attack_fields()
+        item = self.item
+        live = self._live[1] if self._live is not None and self._live[0] is recording else None
+        checkpoint = self._checkpoint
+        names = self._class_names(recording)
+        if fields["target"] is not None and names is not None and fields["target"] >= len(names):
+            self.perturb_box.clear_effect(f"There is no class {fields['target']}: the model has {len(names)} classes "
+                                          f"(0 to {len(names) - 1}).")
+            return False
+
+        def job(task):
+            from lstmviz.perturb.image_live import attack_recorded_image, load_image_model
+
+            model = live if live is not None else load_image_model(recording, checkpoint)
+            task.progress(0, 1, "attacking")
+            return model, attack_recorded_image(model, recording, item, **fields, task=task)
+
+        def finished(result) -> None:
+            model, effect = result
+            if recording is not self.workspace.recording or item != self.item:
+                return
+            self._live = (recording, model)
+            self.perturb_box.show_effect(effect, effect.described, class_names=names)
+            self.set_status(f"Attacked image {item}: the Perturb tab shows the adversarial image, r and Δ per layer.")
+            self.tabs.setCurrentWidget(self.perturb_box)
+            self.perturbed.emit(effect)
+
+        self.submit("image-attack", job, on_finished=finished, what="attack the image", title="Cannot attack the image",
+                    stage="attack", on_failed=self._perturb_failed,
+                    on_cancelled=lambda: self.set_status("Attack cancelled."))
+        self.set_status(f"Attacking image {item} ({fields['method']})…")
+        self.wants_dock.emit()
+        return True
+
+    def _perturb_failed(self, exc: BaseException) -> None:
+        from lstmviz.perturb.live_model import LOCATE_HINT, CheckpointProblem
+
+        located = isinstance(exc, CheckpointProblem)
+        text = describe(exc)
+        if located:  # the button beside Perturb locates it here
+            text = text.replace(LOCATE_HINT, "locate it with Locate checkpoint… beside the Perturb button")
+        self.perturb_box.clear_effect(f"Cannot perturb: {text}", locate=located)
+        self.tabs.setCurrentWidget(self.perturb_box)
+
+    def locate_checkpoint(self, path: str | None = None) -> bool:
+        """Use the checkpoint file ``path`` (asked for when None) for this recording and perturb again."""
+        from pathlib import Path
+
+        recording = self.workspace.recording
+        if recording is None:
+            return False
+        if path is None:
+            start = self._checkpoint or str(Path(recording.path).parent)
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Locate the recording's checkpoint", start,
+                                                            "Checkpoints (*.pt *.pth *.ckpt);;All files (*)")
+            if not path:
+                return False
+        self._checkpoint = str(path)
+        self._live = None
+        return self.perturb()
 
     # ------------------------------------------------------------------ life cycle
     def restore_work(self) -> None:

@@ -1,0 +1,89 @@
+"""`lstmviz perturb` on an image recording: occlusion and unit edits at cells, a row per item and tap equal to
+the API's numbers, bad input in one sentence with nothing written."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from lstmviz.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("perturb_image_cli")
+    ckpt, rec = folder / "cnn.pt", folder / "cnn.h5"
+    assert main(["train", "cnn", "--dataset", "digits", "--steps", "10", "--set", "hidden_size=4",
+                 "--set", "num_layers=3", "-o", str(ckpt), "--quiet"]) == 0
+    assert main(["record", str(ckpt), "-o", str(rec), "--dtype", "float32", "--max-items", "5", "--quiet"]) == 0
+    return ckpt, rec
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_an_occlusion_writes_a_row_per_item_and_tap_equal_to_the_api(files, tmp_path, capsys):
+    from lstmviz.perturb.image_live import load_image_model, perturb_recorded_image
+    from lstmviz.recording import open_recording
+
+    out = tmp_path / "occ.csv"
+    assert main(["perturb", str(files[1]), "--occlude", "0,0,4,4", "--fill", "mean", "--items", "1,3",
+                 "--out", str(out), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "occlude 0,0,4,4 with mean on 2 images" in said and "0 cells changed outside" in said
+    rows = _rows(out)
+    assert [(int(r["item"]), r["tap"]) for r in rows[:5]] == [(1, t) for t in ("conv0", "conv1", "conv2", "pooled",
+                                                                               "logits")]
+    with open_recording(files[1]) as rec:
+        effect = perturb_recorded_image(load_image_model(rec), rec, 3, occlude=((0, 0, 4, 4), "mean"))
+    mine = [r for r in rows if r["item"] == "3"]
+    assert np.allclose([float(r["total_norm"]) for r in mine], [row["total_norm"] for row in effect.to_table()])
+    assert all(r["outside"] == "0" for r in rows)
+    assert int(mine[0]["changed"]) == int(effect.changed("conv0").sum()) > 0
+
+
+def test_a_unit_edit_at_cells_changes_that_tap_at_those_cells(files, tmp_path, capsys):
+    out = tmp_path / "edit.csv"
+    assert main(["perturb", str(files[1]), "--tap", "conv1", "--units", "0-2", "--positions", "0,5",
+                 "--action", "clamp", "--value", "3", "--items", "0", "--out", str(out), "--quiet"]) == 0
+    rows = {r["tap"]: r for r in _rows(out)}
+    assert rows["conv0"]["changed"] == "0" and rows["conv0"]["region"] == "0"
+    assert rows["conv1"]["changed"] == "2"
+    assert float(rows["conv1"]["amplification"]) == pytest.approx(1.0)
+    assert int(rows["conv2"]["changed"]) > 0 and rows["conv2"]["outside"] == "0"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--occlude", "0,0,4"], "--occlude must be four numbers"),
+    (["--occlude", "3,0,3,4"], "the box is empty"),
+    (["--occlude", "0,0,2,2", "--fill", "pink"], "--fill must be zero, mean, blur or a value"),
+    (["--occlude", "0,0,2,2", "--fill", "2"], "pixel range"),
+    ([], "nothing to perturb"),
+    (["--tap", "conv1"], "--tap needs --action"),
+    (["--tap", "conv1", "--action", "ablate", "--positions", "99"], "position 99 is beyond"),
+    (["--tap", "conv7", "--action", "ablate"], "no tap 'conv7'"),
+    (["--occlude", "20,20,30,30"], "covers no pixel"),
+])
+def test_bad_requests_are_one_sentence_and_write_nothing(files, tmp_path, capsys, argv, message):
+    out = tmp_path / "bad.csv"
+    assert main(["perturb", str(files[1]), *argv, "--out", str(out), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not out.exists()
+
+
+def test_occlude_on_a_sequence_recording_is_refused(tmp_path, capsys):
+    from lstmviz.recording import RecordingWriter
+
+    path = tmp_path / "seq.h5"
+    with RecordingWriter(path, vocab=["a", "b"]) as writer:
+        writer.add_tap("h", 2)
+        writer.append_item(np.array([0, 1]), {"h": np.zeros((2, 2), np.float32)})
+    assert main(["perturb", str(path), "--occlude", "0,0,1,1", "--out", str(tmp_path / "t.csv")]) != 0
+    assert "--occlude is for recordings of image models" in capsys.readouterr().err
+    assert main(["perturb", str(path), "--out", str(tmp_path / "t.csv")]) != 0
+    assert "--tap and --action are required" in capsys.readouterr().err
