@@ -264,7 +264,7 @@ class CKN(nn.Module):
         super().__init__()
         _check_config(hidden_size=hidden_size, num_layers=num_layers, patch_size=patch_size,
                       kernel_alpha=kernel_alpha, pool_sigma=pool_sigma, subsampling=subsampling, group=group,
-                      padding=padding, readout=readout, kmeans_patches=kmeans_patches)
+                      padding=padding, readout=readout, kmeans_patches=kmeans_patches, train_anchors=train_anchors)
         self.channels, self.height, self.width, self.task = channels, height, width, task
         self.group, self.readout, self.train_anchors = group, readout, bool(train_anchors)
         self.kmeans_patches = int(kmeans_patches)
@@ -363,7 +363,7 @@ class CKN(nn.Module):
 
 
 def _check_config(*, hidden_size, num_layers, patch_size, kernel_alpha, pool_sigma, subsampling, group, padding,
-                  readout, kmeans_patches) -> None:
+                  readout, kmeans_patches, train_anchors) -> None:
     def need(ok: bool, key: str, expected: str, got) -> None:
         if not ok:
             raise ConfigError(f"{ENGINE}: expected {key} {expected}, got {got!r}")
@@ -379,6 +379,7 @@ def _check_config(*, hidden_size, num_layers, patch_size, kernel_alpha, pool_sig
     need(padding in PADDINGS, "padding", f"one of {', '.join(PADDINGS)}", padding)
     need(readout in READOUTS, "readout", f"one of {', '.join(READOUTS)}", readout)
     need(isinstance(kmeans_patches, int) and kmeans_patches >= 1, "kmeans_patches", "an int >= 1", kmeans_patches)
+    need(isinstance(train_anchors, bool), "train_anchors", "true or false", train_anchors)
 
 
 def build(channels: int, height: int, width: int, num_classes: int, task: str = "class", *,

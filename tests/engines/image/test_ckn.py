@@ -247,7 +247,8 @@ def test_anchors_are_fixed_unless_train_anchors():
 
 
 @pytest.mark.parametrize("key,value", [("patch_size", 2), ("group", "rot45"), ("padding", "reflect"),
-                                       ("readout", "max"), ("pool_sigma", -1.0), ("subsampling", 0)])
+                                       ("readout", "max"), ("pool_sigma", -1.0), ("subsampling", 0),
+                                       ("train_anchors", "no")])
 def test_bad_configs_are_refused_in_words(key, value):
     with pytest.raises(ConfigError, match=key):
         build(1, 8, 8, 3, **{key: value})
