@@ -48,7 +48,7 @@ invariant. Likewise, ``padding="circular"`` makes every layer exactly equivarian
 multiples of the accumulated subsampling, and ``readout="mean"`` invariant to them.
 
 **Anchors.** Initialised at random on the sphere; unsupervised CKN: fitted by spherical k-means
-(:func:`spherical_kmeans`, 20 Lloyd iterations from a random choice of patches) on the normalised
+(:func:`spherical_kmeans`, a spherical k-means++ start, then 20 Lloyd iterations) on the normalised
 patches of training images, layer by layer (layer ``k``'s patches come from the map that layer ``k−1``
 computes with its fitted anchors), patches with a norm under 5% of the largest (empty background)
 left out, at most ``kmeans_patches`` of them. :meth:`CKN.fit_anchors` does it on given images; in a
