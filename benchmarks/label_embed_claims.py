@@ -8,7 +8,8 @@ loss converges faster and reaches a higher mAP than sigmoid cross-entropy. Here,
 - ``label-embed``: the same trunk, a linear head to ``d`` = 8 (and 10) dims, cosine loss onto the
   normalised sum of the image's label embeddings (table from the training split's labels);
 - ``cosine, E = I``: the ablation that separates the loss from the embeddings: the same cosine
-  regression onto the normalised 0/1 label vector (one-hot label table, d = 10, no PMI, no SVD).
+  regression onto the normalised 0/1 label vector (one-hot label table, d = 10, no PMI, no SVD);
+- with ``--ppmi`` also label-embed on the positive PMI (d = 10).
 
 Both see the same batches (the family's objective with the same seed), Adam 3e-3, batch 64, the same
 number of steps. Data: ``digits-themes`` (labels co-occur by theme: the case the paper targets) and
@@ -18,7 +19,7 @@ cosines), the lowest per-label AP, and exact-set accuracy under the top-|S| rule
 labels given, for both models). Each number is the mean over seeds; the ratio column is label-embed / cnn
 at the same step.
 
-    python benchmarks/label_embed_claims.py [--steps 600] [--seeds 2]   (docs/engines.md: --seeds 3, 147 s)
+    python benchmarks/label_embed_claims.py [--steps 600] [--seeds 2] [--ppmi]   (docs/engines.md: --seeds 3 --ppmi)
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def build(kind: str, d: int, seed: int):
         return label_embed.build(1, 16, 16, 10, "multilabel", hidden_size=16, num_layers=4, embed_size=10)
     if kind == "cnn":
         return cnn.build(1, 16, 16, 10, "multilabel", hidden_size=16, num_layers=4)
+    if kind == "ppmi":
+        return label_embed.build(1, 16, 16, 10, "multilabel", hidden_size=16, num_layers=4, embed_size=d,
+                                 positive_pmi=True)
     return label_embed.build(1, 16, 16, 10, "multilabel", hidden_size=16, num_layers=4, embed_size=d)
 
 
@@ -85,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--ppmi", action="store_true", help="add label-embed with positive PMI (d = 10)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     checkpoints = sorted({s for s in (25, 50, 100, 200, 400, args.steps) if s <= args.steps})
@@ -100,13 +105,14 @@ def main() -> None:
               f"off-diagonal PMI (add-1) mean {off.mean():+.2f}, sd {off.std():.2f}, range "
               f"[{off.min():+.2f}, {off.max():+.2f}]; eigenvalues {np.round(eig[::-1], 2).tolist()}")
         results = {}
-        for kind, d in (("cnn", 0), ("label-embed", 8), ("label-embed", 10), ("identity", 10)):
+        kinds = [("cnn", 0), ("label-embed", 8), ("label-embed", 10), ("identity", 10)]
+        for kind, d in kinds + ([("ppmi", 10)] if args.ppmi else []):
             runs = [run(train, test, kind, d, seed, args.steps, checkpoints) for seed in range(args.seeds)]
             results[(kind, d)] = {s: np.mean([r[s] for r in runs], axis=0) for s in checkpoints}
         base = results[("cnn", 0)]
         print(f"{'model':<16}{'step':>6}{'mAP':>8}{'min AP':>8}{'exact@|S|':>11}{'mAP ratio':>11}{'exact ratio':>13}")
         for (kind, d), table in results.items():
-            label = {"cnn": "cnn", "identity": "cosine, E = I"}.get(kind, f"{kind} d={d}")
+            label = {"cnn": "cnn", "identity": "cosine, E = I", "ppmi": "PPMI d=10"}.get(kind, f"{kind} d={d}")
             for s in checkpoints:
                 m, lo, ex = table[s]
                 print(f"{label:<16}{s:>6}{m:>8.3f}{lo:>8.3f}{ex:>11.3f}{m / base[s][0]:>11.3f}"
