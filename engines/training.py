@@ -167,6 +167,9 @@ def train(
         config: engine hyperparameters overriding ``spec.default_config`` (dropout is a training setting).
         **train_overrides: any key of :func:`train_settings_for` the engine's family.
 
+    A model with a ``prepare_training(dataset_train)`` method gets it called once, after it is built and
+    before the first step (an engine fixed by statistics of its training data: ``label-embed``'s table).
+
     Returns:
         metrics: ``steps``, ``tokens``, ``seconds``, ``tokens_per_s`` (training tokens per second of
         training, validation excluded; another family names what it counts), ``first_train_loss`` (step 1),
@@ -211,7 +214,7 @@ def train(
     try:
         with torch.random.fork_rng(devices=rng_devices):
             return _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task,
-                        dataset_options)
+                        dataset_options, dataset_train)
     finally:
         torch.set_num_threads(threads)
 
@@ -223,11 +226,14 @@ def kept_checkpoint_path(out, step: int) -> Path:
 
 
 def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name, device, task,
-         dataset_options=None) -> dict:
+         dataset_options=None, dataset_train=None) -> dict:
     """The loop itself (inside train()'s RNG fork); see train()."""
     total_steps = settings["steps"]
     torch.manual_seed(settings["seed"])
     model = spec.build_model(data, **model_config).to(device)
+    prepare = getattr(model, "prepare_training", None)
+    if callable(prepare) and dataset_train is not None:
+        prepare(dataset_train)  # an engine fixed by statistics of its training data (label-embed's label table)
     optimizer = _make_optimizer(model, settings)
     losses: list[float] = []
     best = {"loss": math.inf, "step": None}

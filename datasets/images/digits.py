@@ -12,6 +12,12 @@
 * ``digits-multi``: multilabel 16x16 composites: 2 or 3 digits of the split placed in distinct cells of a
   2x2 grid (seeded); targets = the set of digits present (``task = multilabel``; ``target`` = the
   smallest); per pixel ``digit_here`` (categorical: the digit whose stroke covers it, or background).
+  Every digit is drawn independently and uniformly from the split, so the labels carry no co-occurrence
+  structure beyond "2-3 distinct cells" (their PMI is about the same for every pair of digits).
+* ``digits-themes``: the same composites with labels that co-occur by a fixed rule: each image draws a
+  theme from ``THEMES`` (``{0,6,8,9}``, ``{1,4,7}``, ``{2,3,5}``, uniformly) and each of its 2 or 3 digits
+  is a digit of that theme (uniform over the theme), except with probability ``stray`` (option, default
+  0.1) a digit of all ten; then an image of that digit from the split. Per image also ``theme``.
 """
 
 from __future__ import annotations
@@ -70,6 +76,9 @@ def grid_specs() -> list[AnnotationSpec]:
 DIGITS_OPTIONS = {"size": 8, "resize": "nearest", "max_images": None, "seed": 0}
 COLOR_OPTIONS = dict(DIGITS_OPTIONS)
 MULTI_OPTIONS = {"max_images": None, "seed": 0}
+THEMES_OPTIONS = {"max_images": None, "seed": 0, "stray": 0.1}
+THEMES = ((0, 6, 8, 9), (1, 4, 7), (2, 3, 5))
+"""The digit groups of ``digits-themes``: the digits of one image come from one group."""
 
 
 def _common(name: str, split: str, options: dict, defaults: dict):
@@ -134,18 +143,39 @@ def build_color(split: str = "train", **options: Any) -> ArrayImageDataset:
 
 def build_multi(split: str = "train", **options: Any) -> ArrayImageDataset:
     """One split of the 16x16 multi-digit composites (module docstring)."""
-    opts, images, labels, chosen = _common("digits-multi", split, options, MULTI_OPTIONS)
+    return _composites("digits-multi", split, options, MULTI_OPTIONS)
+
+
+def build_themes(split: str = "train", **options: Any) -> ArrayImageDataset:
+    """One split of the 16x16 composites whose digits co-occur by theme (module docstring)."""
+    return _composites("digits-themes", split, options, THEMES_OPTIONS)
+
+
+def _composites(name: str, split: str, options: dict, defaults: dict) -> ArrayImageDataset:
+    opts, images, labels, chosen = _common(name, split, options, defaults)
+    themed = "stray" in defaults
+    if themed:
+        stray = opts["stray"]
+        if isinstance(stray, bool) or not isinstance(stray, (int, float)) or not 0.0 <= stray <= 1.0:
+            raise DatasetError(f"option 'stray' must be a probability in [0, 1], got {stray!r}")
     pool = split_indices(len(labels), opts["seed"])[split]  # digits of this split only
     n = len(chosen)
-    rng = np.random.default_rng([opts["seed"], 2, SPLITS.index(split)])
+    rng = np.random.default_rng([opts["seed"], 2, SPLITS.index(split)] + ([3] if themed else []))
     out = np.zeros((n, 1, 16, 16), np.float32)
     here = np.full((n, 16, 16), 10, np.int64)
     multi = np.zeros((n, 10), np.float32)
     counts = rng.integers(2, 4, n)
+    themes = rng.integers(0, len(THEMES), n) if themed else None
+    by_class = [pool[labels[pool] == c] for c in range(10)]
     for k in range(n):  # building the set, not a hot path
         cells = rng.permutation(4)[:counts[k]]
         for cell in cells:
-            j = pool[rng.integers(0, len(pool))]
+            if themed:
+                group = THEMES[themes[k]]
+                digit = int(rng.integers(0, 10)) if rng.random() < stray else group[int(rng.integers(0, len(group)))]
+                j = by_class[digit][rng.integers(0, len(by_class[digit]))]
+            else:
+                j = pool[rng.integers(0, len(pool))]
             y, x = 8 * (cell // 2), 8 * (cell % 2)
             out[k, 0, y:y + 8, x:x + 8] = images[j, 0]
             here[k, y:y + 8, x:x + 8] = np.where(images[j, 0] > STROKE, labels[j], 10)
@@ -160,10 +190,16 @@ def build_multi(split: str = "train", **options: Any) -> ArrayImageDataset:
              AnnotationSpec("stroke", "categorical", labels=("background", "stroke"),
                             description=f"stroke: intensity above {STROKE}"), *grid_specs(),
              AnnotationSpec("digits", "numeric", level="item", description="how many digits the image holds")]
-    return ArrayImageDataset(name="digits-multi", split=split, images=out, targets=multi.argmax(1), multi=multi,
+    item = {"digits": counts.astype(np.int64)}
+    if themed:
+        item["theme"] = themes.astype(np.int64)
+        specs.append(AnnotationSpec("theme", "categorical", level="item",
+                                    labels=tuple("".join(map(str, g)) for g in THEMES),
+                                    description="the digit group the image's digits were drawn from"))
+    return ArrayImageDataset(name=name, split=split, images=out, targets=multi.argmax(1), multi=multi,
                              tokens=intensity_tokens(flat), vocab=list(INTENSITY_BUCKETS), class_names=CLASSES,
-                             annotation_specs=specs, position=position, item={"digits": counts.astype(np.int64)},
-                             options={k: opts[k] for k in MULTI_OPTIONS}, source=SOURCE, task="multilabel")
+                             annotation_specs=specs, position=position, item=item,
+                             options={k: opts[k] for k in defaults}, source=SOURCE, task="multilabel")
 
 
 DIGITS = DatasetSpec(name="digits", description="scikit-learn's 8x8 digits as 1-channel images (8, 16 or 32 px)",
@@ -176,3 +212,8 @@ DIGITS_COLOR = DatasetSpec(name="digits-color", description="the digits painted 
 DIGITS_MULTI = DatasetSpec(name="digits-multi", description="2-3 digits in a 2x2 grid of a 16x16 image "
                            "(multilabel)", build=build_multi, splits=SPLITS, options=dict(MULTI_OPTIONS),
                            annotations=("digit_here", "stroke", "quadrant", "row", "col", "digits"), source=SOURCE)
+DIGITS_THEMES = DatasetSpec(name="digits-themes", description="2-3 digits of one theme ({0,6,8,9}, {1,4,7}, "
+                            "{2,3,5}) in a 2x2 grid of a 16x16 image (multilabel, co-occurring labels)",
+                            build=build_themes, splits=SPLITS, options=dict(THEMES_OPTIONS),
+                            annotations=("digit_here", "stroke", "quadrant", "row", "col", "digits", "theme"),
+                            source=SOURCE)

@@ -119,3 +119,28 @@ def test_photos_without_pillow_names_the_extra(monkeypatch):
     finally:
         monkeypatch.undo()
         photos.load_photos.cache_clear()
+
+
+def test_digits_themes_draw_the_digits_of_an_image_from_its_theme_except_strays():
+    from lstmviz.datasets.images.digits import THEMES
+
+    strict = load_dataset("digits-themes", "train", stray=0.0)
+    assert (strict.height, strict.width, strict.task) == (16, 16, "multilabel")
+    theme = strict.item["theme"]
+    for k in range(len(strict)):
+        present = set(np.flatnonzero(strict.multi[k]).tolist())
+        assert present and present <= set(THEMES[theme[k]])  # no stray: only the theme's digits
+        here = strict[k].annotations["digit_here"]
+        assert set(np.unique(here[here < 10]).tolist()) <= present
+    # labels of different themes never co-occur (a structured co-occurrence, unlike digits-multi)
+    together = strict.multi.T @ strict.multi
+    for a, group in enumerate(THEMES):
+        for b, other in enumerate(THEMES):
+            if a != b:
+                assert together[np.ix_(group, other)].sum() == 0
+    loose = load_dataset("digits-themes", "train")  # stray 0.1: some digits outside the theme
+    outside = sum(not set(np.flatnonzero(loose.multi[k]).tolist()) <= set(THEMES[loose.item["theme"][k]])
+                  for k in range(len(loose)))
+    assert 0 < outside < 0.35 * len(loose)
+    with pytest.raises(DatasetError, match="stray"):
+        load_dataset("digits-themes", "train", stray=1.5)
