@@ -5,6 +5,8 @@ gradient clipping by the global norm, progress and cancellation, validation ever
 and at the end, and the checkpoints. The family's objective (:class:`~lstmviz.engines.families.Objective`)
 arranges the data, gives the loss of each step and the validation loss: for the ``language-model``
 family, stateful truncated BPTT on the token stream (``engines/families/language_model/objective.py``).
+A model with a method ``after_optimizer_step()`` has it called after every optimiser step (a projection
+onto a constraint set: ``rkhs-reg``'s spectral-norm constraint).
 
 Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
 nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
@@ -278,6 +280,7 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
     if settings["keep_checkpoints"]:
         save(0, main=False)  # the initial weights: the first point of a curve over training
     model.train()
+    after_step = getattr(model, "after_optimizer_step", None)  # optional: model.after_optimizer_step()
     for step in range(1, total_steps + 1):
         tick = time.perf_counter()
         loss, count = objective.train_step(model)
@@ -286,6 +289,8 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
         if settings["clip"]:
             nn.utils.clip_grad_norm_(model.parameters(), settings["clip"])
         optimizer.step()
+        if after_step is not None:
+            after_step()  # e.g. a projection of the weights onto a constraint set (rkhs-reg's spectral constraint)
         counted += count
         losses.append(loss.item())
         train_seconds += time.perf_counter() - tick
