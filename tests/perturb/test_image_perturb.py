@@ -138,23 +138,34 @@ def test_bad_requests_are_refused_in_words(cnn, image):
 
 
 def _image_engines():
+    """Every registered image engine with its default config, plus the variants that change which taps are
+    feature maps (``bnn-prior``'s ``arch``)."""
     from lstmviz.engines import registry
 
-    return sorted(name for name, spec in registry.all().items() if spec.family == "image")
+    names = sorted(name for name, spec in registry.all().items() if spec.family == "image")
+    variants = [(name, {}) for name in names]
+    if "bnn-prior" in names:
+        variants += [("bnn-prior", {"arch": "cnn"})]
+    return variants
 
 
-@pytest.mark.parametrize("engine", _image_engines())
-def test_every_image_engine_changes_only_inside_the_region_its_geometry_states(engine):
+@pytest.mark.parametrize(("engine", "overrides"), _image_engines(),
+                         ids=lambda v: v if isinstance(v, str) else ",".join(f"{k}={x}" for k, x in v.items()))
+def test_every_image_engine_changes_only_inside_the_region_its_geometry_states(engine, overrides):
     """The stated stride / receptive field of every registered image engine bounds where an edit or an
     occlusion can show (the perturbation tab's Δ maps rely on it)."""
     from lstmviz.engines import registry
-    from lstmviz.engines.families.image.contract import CHANNELS, HEIGHT, WIDTH, tiny_model
+    from lstmviz.engines.families.image.contract import CHANNELS, HEIGHT, WIDTH, supported_tasks, tiny_model
 
+    spec = registry.get(engine)
     torch.manual_seed(1)
-    model, _ = tiny_model(registry.get(engine), "class")
+    model, _ = tiny_model(spec, supported_tasks(spec)[0], **overrides)
     model.eval()
     image = np.random.default_rng(2).random((CHANNELS, HEIGHT, WIDTH)).astype(np.float32)
     occluded_effect = perturb_image(model, image, occlude=((0, 0, 2, 2), 0.5))
+    if not occluded_effect.map_taps:  # no feature map (an MLP): nothing has a region to stay inside
+        assert all(axis.size is None for axis in model.image_axes(HEIGHT, WIDTH).values()), engine
+        return
     first = occluded_effect.map_taps[0]
     edited_effect = perturb_image(model, image, edits=[Edit(first, "add", 3.0, positions=[0])])
     assert occluded_effect.changed(first).any() and edited_effect.changed(first).any()
