@@ -3,6 +3,9 @@
 Images go through the model in batches (``chunk`` images per forward, eval mode, no autograd; each batch
 written with one ``RecordingWriter.append_items``) inside a
 :class:`~lstmviz.recording.recorder_context.Recorder`, whose readers see every tap after any intervention.
+Batch ``k`` is written on one background thread while batch ``k + 1`` runs through the model (torch
+releases the GIL in its kernels, so the two overlap); at most one write is in flight, so at most two
+batches' states are in memory, and a write's error is raised in the caller at the next batch.
 What the file holds (docs/format.md, "Position geometry"):
 
 - main axis ``positions`` (geometry ``image``: stride 1, receptive field 1, offset 0): the input's pixels
@@ -28,6 +31,7 @@ succeeded.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +52,38 @@ PREDICTION = "prediction"
 INPUT_TAP = "input"
 CHUNK = 256
 FLOAT16_OVERFLOW = 65520.0  # the smallest magnitude float16 rounds to inf
+
+
+class _OneWriteBehind:
+    """Runs each submitted write on one worker thread while the caller goes on; at most one in flight.
+    ``submit`` and ``finish`` first wait for the previous write and re-raise its error; ``drain`` waits
+    without raising (before an abort). ``background=False`` runs each write in the caller."""
+
+    def __init__(self, background: bool):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lstmviz-image-writer") if background else None
+        self._pending: Future | None = None
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        self.finish()
+        if self._pool is None:
+            fn(*args, **kwargs)
+        else:
+            self._pending = self._pool.submit(fn, *args, **kwargs)
+
+    def finish(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def drain(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()  # waits; the error that matters is the one being raised
+
+    def close(self) -> None:
+        self.drain()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _check_model(model: nn.Module, dataset) -> dict:
@@ -147,10 +183,12 @@ def record_images(
     provenance: dict | None = None,
     max_items: int | None = None,
     chunk: int = CHUNK,
+    background_writes: bool = True,
 ) -> Path:
     """Record ``signals`` (names or patterns; ``None``: every tap) of image model ``model`` over the images of
     ``dataset`` (an :class:`~lstmviz.datasets.image_base.ImageDataset`) into ``out``; see the module docstring.
-    ``task.cancel()`` stops within one batch and leaves no file. Returns the path."""
+    ``task.cancel()`` stops within one batch and leaves no file. ``background_writes=False`` writes each
+    batch in the caller before the next forward (the same file, byte for byte). Returns the path."""
     axes = _check_model(model, dataset)
     total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
     if total == 0:
@@ -181,6 +219,7 @@ def record_images(
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     writer = None
+    writes = _OneWriteBehind(background_writes)
     try:
         with torch.no_grad(), recorder:
             for start in range(0, total, chunk):
@@ -227,18 +266,21 @@ def record_images(
                     item_values[TARGET] = targets
                 if PREDICTION in extra:
                     item_values[PREDICTION] = predicted
-                writer.append_items(tokens, {INPUT_TAP: pixels, **arrays},
-                                    {s.name: position[s.name] for s in position_specs}, item_values or None,
-                                    geometry=geometry)
+                writes.submit(writer.append_items, tokens, {INPUT_TAP: pixels, **arrays},
+                              {s.name: position[s.name] for s in position_specs}, item_values or None,
+                              geometry=geometry)
                 task.progress(stop, total, "recording")
+            writes.finish()
         if writer is None:
             raise ValueError("no items were recorded")
         return writer.close()
     except BaseException:
+        writes.drain()
         if writer is not None:
             writer.abort()
         raise
     finally:
+        writes.close()
         for module, training in modes:
             module.training = training
 

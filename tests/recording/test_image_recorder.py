@@ -3,6 +3,8 @@ refused with nothing written."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,50 @@ def test_float16_overflow_is_refused_and_float32_keeps_the_values(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with open_recording(record_images(Huge(), data, tmp_path / "r.h5", dtype="float32")) as rec:
         np.testing.assert_allclose(rec.states("big")[0], data[0].image.reshape(-1)[:3] * 1e6, rtol=1e-6)
+
+
+def test_background_writes_give_the_same_file_byte_for_byte(tmp_path):
+    model, data = model_and_data(7)
+    behind = record_images(model, data, tmp_path / "behind.h5", chunk=2, dtype="float16")
+    inline = record_images(model, data, tmp_path / "inline.h5", chunk=2, dtype="float16", background_writes=False)
+    assert behind.read_bytes() == inline.read_bytes()
+
+
+@pytest.mark.parametrize("failing_call", [1, 3])
+def test_a_write_that_fails_on_the_writer_thread_is_raised_and_leaves_no_file(tmp_path, monkeypatch, failing_call):
+    """The write of batch k runs while batch k + 1 is computed: its error still reaches the caller (at the
+    next batch, or at the end for the last one) and the half-written file is removed."""
+    from lstmviz.recording.writer import RecordingWriter
+
+    real = RecordingWriter.append_items
+    calls = []
+
+    def append_items(self, *args, **kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == failing_call:
+            raise OSError("disk full (simulated)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecordingWriter, "append_items", append_items)
+    model, data = model_and_data(6)
+    with pytest.raises(OSError, match="disk full"):
+        record_images(model, data, tmp_path / "r.h5", chunk=2)
+    assert list(tmp_path.iterdir()) == []
+    assert len(calls) == failing_call and all(name.startswith("lstmviz-image-writer") for name in calls)
+
+
+def test_cancel_while_a_write_is_in_flight_leaves_no_file(tmp_path):
+    from lstmviz.tasks import Cancelled, Task
+
+    seen = []
+
+    def on_progress(done, total, message):
+        seen.append(done)
+        if done >= 4:
+            task.cancel()
+
+    task = Task(on_progress)
+    model, data = model_and_data(8)
+    with pytest.raises(Cancelled):
+        record_images(model, data, tmp_path / "r.h5", chunk=2, task=task)
+    assert seen == [2, 4] and list(tmp_path.iterdir()) == []
