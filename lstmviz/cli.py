@@ -11,7 +11,8 @@
     lstmviz probe FILE --label L                     linear probes per tap (with control task and baselines)
     lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
     lstmviz perturb FILE --tap T --action A --out T.csv  re-run the live model with hidden states edited
-                                                     (image recordings: also --occlude Y0,X0,Y1,X1)
+                                                     (image recordings: also --occlude Y0,X0,Y1,X1,
+                                                     or --attack lbfgs|pgd-linf|pgd-l2)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -324,6 +325,14 @@ def _perturb_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", default="zero", metavar="F",
                    help="--occlude: zero, mean (the image's channel means), blur (a 5x5 box blur) or a value in "
                         "[0, 1] (default zero)")
+    p.add_argument("--attack", choices=("lbfgs", "pgd-linf", "pgd-l2"),
+                   help="image recordings: search each image for an adversarial change instead (Szegedy et al.'s "
+                        "box-constrained L-BFGS: the smallest r that changes the prediction; or PGD within --eps); "
+                        "a row per item and tap with the attack's target, flip, |r| and each layer's change")
+    p.add_argument("--target", type=int, metavar="CLASS",
+                   help="--attack: the class to reach (default: any other class than the model's prediction)")
+    p.add_argument("--eps", type=float, default=0.1,
+                   help="--attack pgd-linf / pgd-l2: the radius of the perturbation in pixels (default 0.1)")
     p.add_argument("--to", choices=("zero", "mean"), default="zero",
                    help="ablate: to zero or to each unit's mean over the recording (default zero)")
     p.add_argument("--value", type=float, help="clamp: the value")
@@ -495,6 +504,9 @@ def cmd_perturb(args: argparse.Namespace) -> int:
         if args.occlude is not None:
             raise UsageError("--occlude is for recordings of image models; this recording's positions are "
                              f"{rec.axis_geometry().kind}")
+        if args.attack is not None:
+            raise UsageError("--attack is for recordings of image models; this recording's positions are "
+                             f"{rec.axis_geometry().kind}")
         if args.tap is None or args.action is None:
             raise UsageError("--tap and --action are required: name the tap to edit and what to do to it")
         perturbation = _perturb_spec(args, rec)
@@ -604,8 +616,13 @@ def _perturb_images(args, rec, out: Path) -> int:
     from lstmviz.perturb.image_live import load_image_model, perturb_recorded_image
 
     occlude = _occlusion(args)
+    if args.attack is not None:
+        if occlude is not None or args.tap is not None:
+            raise UsageError("--attack searches the change itself: give it without --occlude and --tap (run those "
+                             "separately)")
+        return _attack_images(args, rec, out)
     if args.tap is None and occlude is None:
-        raise UsageError("nothing to perturb: give --occlude Y0,X0,Y1,X1 and/or --tap T --action A")
+        raise UsageError("nothing to perturb: give --occlude Y0,X0,Y1,X1 and/or --tap T --action A, or --attack")
     if args.sweep or args.per_position:
         raise UsageError("--sweep and --per-position are for sequence recordings; an image recording writes one row "
                          "per item and tap")
@@ -651,6 +668,63 @@ def _perturb_images(args, rec, out: Path) -> int:
          f"{flipped}; {outside} cell{'s' if outside != 1 else ''} changed outside the receptive-field region")
     _say(f"wrote {write_table(out, _columns(rows))}")
     return 0
+
+
+def _attack_images(args, rec, out: Path) -> int:
+    """``lstmviz perturb --attack`` on an image recording: per item the attack's result (target, flip, |r|) and
+    per tap what the adversarial image changed (the rows of ``ImageEffect.to_table``)."""
+    import math
+
+    import numpy as np
+
+    from lstmviz.analysis.export_data import write_table
+    from lstmviz.perturb.image_live import attack_recorded_image, load_image_model
+
+    if args.sweep or args.per_position:
+        raise UsageError("--sweep and --per-position are for sequence recordings; an image recording writes one row "
+                         "per item and tap")
+    if args.attack != "lbfgs" and not (math.isfinite(args.eps) and args.eps > 0):
+        raise UsageError(f"--eps must be a positive number of pixels, got {args.eps}")
+    items = _perturb_items(args.items, rec.n_items)
+    live = load_image_model(rec, Path(args.checkpoint) if args.checkpoint else None)
+    classes = _class_count(live, rec)
+    if args.target is not None and not 0 <= args.target < classes:
+        raise UsageError(f"--target {args.target}: the model has classes 0 to {classes - 1}")
+    rows: list[dict] = []
+    flipped, sizes = 0, []
+    with progress_task("attack", unit="images", quiet=args.quiet) as task:
+        for done, item in enumerate(items):
+            effect = attack_recorded_image(live, rec, item, method=args.attack, target=args.target, eps=args.eps)
+            attack = effect.extra["attack"]
+            flipped += bool(attack.flipped)
+            if attack.flipped:
+                sizes.append(attack.l2)
+            head = {"item": item, "attack": args.attack, "target": -1 if attack.target is None else attack.target,
+                    "flipped": int(attack.flipped), "prediction_clean": attack.clean_prediction,
+                    "prediction_adversarial": attack.adversarial_prediction, "l2": attack.l2, "linf": attack.linf,
+                    "relative_l2": attack.relative_l2}
+            for row in effect.to_table():
+                rows.append({**head, **row})
+            task.progress(done + 1, len(items), "attack")
+    aim = "any other class" if args.target is None else f"class {args.target}"
+    what = "L-BFGS" if args.attack == "lbfgs" else f"PGD ({args.attack[4:]}, eps {args.eps:g})"
+    median = f"; median |r|₂ of a flip {float(np.median(sizes)):.3g}" if sizes else ""
+    _say(f"{what} aiming for {aim} on {len(items)} image{'s' if len(items) != 1 else ''}: the prediction "
+         f"changed on {flipped}{median}")
+    _say(f"wrote {write_table(out, _columns(rows))}")
+    return 0
+
+
+def _class_count(live, rec) -> int:
+    """The number of outputs of the recording's model, from one forward of its first image."""
+    import numpy as np
+    import torch
+
+    from lstmviz.perturb.image_live import check_item
+
+    image = torch.from_numpy(np.array(check_item(live, rec, 0)[None], dtype=np.float32)).to(next(live.model.parameters()).dtype)
+    with torch.no_grad():
+        return int(live.model(image).shape[1])
 
 
 def _version() -> str:

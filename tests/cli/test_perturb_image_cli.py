@@ -4,11 +4,14 @@ the API's numbers, bad input in one sentence with nothing written."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lstmviz.cli import main
+
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "digits-cnn.h5"  # a trained CNN: attacks flip it
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,46 @@ def test_a_unit_edit_at_cells_changes_that_tap_at_those_cells(files, tmp_path, c
     assert int(rows["conv2"]["changed"]) > 0 and rows["conv2"]["outside"] == "0"
 
 
+def test_an_attack_writes_its_result_and_each_layers_change_equal_to_the_api(tmp_path, capsys):
+    from lstmviz.perturb.image_live import attack_recorded_image, load_image_model
+    from lstmviz.recording import open_recording
+
+    out = tmp_path / "attack.csv"
+    assert main(["perturb", str(DEMO), "--attack", "lbfgs", "--items", "0,2", "--out", str(out), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    rows = _rows(out)
+    assert [r["tap"] for r in rows if r["item"] == "0"] == ["conv0", "conv1", "conv2", "conv3", "pooled", "logits"]
+    with open_recording(DEMO) as rec:
+        attack = attack_recorded_image(load_image_model(rec), rec, 2, method="lbfgs").extra["attack"]
+    mine = [r for r in rows if r["item"] == "2"]
+    assert float(mine[0]["l2"]) == pytest.approx(attack.l2, rel=1e-6) and attack.l2 > 0
+    assert int(mine[0]["flipped"]) == attack.flipped
+    assert int(mine[0]["prediction_adversarial"]) == attack.adversarial_prediction
+    assert attack.flipped and attack.adversarial_prediction != attack.clean_prediction
+    flips = sum(int(r["flipped"]) for r in rows if r["tap"] == "conv0")
+    assert f"L-BFGS aiming for any other class on 2 images: the prediction changed on {flips}" in said
+    for r in rows:
+        if r["flipped"] == "1":
+            assert r["prediction_adversarial"] != r["prediction_clean"]
+            assert float(r["total_norm"]) > 0
+
+
+def test_a_targeted_pgd_attack_stays_within_eps_and_lands_on_its_target_when_it_flips(tmp_path):
+    out = tmp_path / "pgd.csv"
+    assert main(["perturb", str(DEMO), "--attack", "pgd-l2", "--eps", "1", "--target", "1", "--items", "0-7",
+                 "--out", str(out), "--quiet"]) == 0
+    rows = [r for r in _rows(out) if r["tap"] == "logits"]
+    assert len(rows) == 8 and all(r["target"] == "1" for r in rows)
+    assert any(r["flipped"] == "1" for r in rows)
+    for r in rows:
+        assert float(r["l2"]) <= 1 + 1e-4
+        assert (r["prediction_adversarial"] == "1") == (r["flipped"] == "1")
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--attack", "lbfgs", "--occlude", "0,0,2,2"], "without --occlude and --tap"),
+    (["--attack", "lbfgs", "--target", "10"], "--target 10: the model has classes 0 to 9"),
+    (["--attack", "pgd-l2", "--eps", "0"], "--eps must be a positive number"),
     (["--occlude", "0,0,4"], "--occlude must be four numbers"),
     (["--occlude", "3,0,3,4"], "the box is empty"),
     (["--occlude", "0,0,2,2", "--fill", "pink"], "--fill must be zero, mean, blur or a value"),
@@ -85,5 +127,7 @@ def test_occlude_on_a_sequence_recording_is_refused(tmp_path, capsys):
         writer.append_item(np.array([0, 1]), {"h": np.zeros((2, 2), np.float32)})
     assert main(["perturb", str(path), "--occlude", "0,0,1,1", "--out", str(tmp_path / "t.csv")]) != 0
     assert "--occlude is for recordings of image models" in capsys.readouterr().err
+    assert main(["perturb", str(path), "--attack", "lbfgs", "--out", str(tmp_path / "t.csv")]) != 0
+    assert "--attack is for recordings of image models" in capsys.readouterr().err
     assert main(["perturb", str(path), "--out", str(tmp_path / "t.csv")]) != 0
     assert "--tap and --action are required" in capsys.readouterr().err
