@@ -63,6 +63,7 @@ from torch import Tensor, nn
 from lstmviz.hooks.scope import HookScope
 
 from .attack_core import best_flip, check_grid, lbfgs_b, pgd, project_ball, search_c
+from .attack_core import eval_mode as _eval_mode
 from .errors import PerturbError
 
 __all__ = ["InputPerturbation", "METHODS", "attack_item", "embedding_box", "find_embedding", "hotflip",
@@ -147,18 +148,6 @@ def _logits(output, what: str = "the model") -> Tensor:
         raise PerturbError(f"{what}'s output has no logits [batch, time, vocab] (got {shape}); give a forward "
                            "function that returns them")
     return out
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    """Eval mode inside the block (no dropout), each module's own training flag restored after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ iterate with the largest objective ``J`` is returned (the start and the last ite
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,7 +37,19 @@ from torch import Tensor
 
 from .errors import PerturbError
 
-__all__ = ["best_flip", "check_grid", "lbfgs_b", "pgd", "project_ball", "search_c"]
+__all__ = ["best_flip", "check_grid", "eval_mode", "lbfgs_b", "pgd", "project_ball", "search_c"]
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Eval mode inside the block (no dropout), each module's own training flag restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def check_grid(c_grid: Sequence[float]) -> list[float]:

@@ -43,7 +43,6 @@ is refused in words.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -52,6 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from .attack_core import best_flip, check_grid, lbfgs_b, pgd, project_ball, search_c
+from .attack_core import eval_mode as _eval_mode
 from .errors import PerturbError
 
 __all__ = ["ImageAttack", "lbfgs_image_attack", "pgd_image_attack", "tap_deltas"]
@@ -101,17 +101,6 @@ class ImageAttack:
 
 
 # ---------------------------------------------------------------------------------------------- plumbing
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _dtype(model: nn.Module) -> tuple[torch.dtype, torch.device]:

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
+from lstmviz.qt.checkpoint_dialog import ask_checkpoint
 from lstmviz.qt.graph import data
 from lstmviz.qt.graph.canvas import GraphCanvas, colour_table
 from lstmviz.qt.graph.perturb_box import GraphPerturbBox
@@ -632,10 +632,8 @@ class GraphPanel(TaskPanel):
         if recording is None:
             return False
         if path is None:
-            start = self._checkpoint or str(Path(recording.path).parent)
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Locate the recording's checkpoint", start,
-                                                            "Checkpoints (*.pt *.pth *.ckpt);;All files (*)")
-            if not path:
+            path = ask_checkpoint(self, recording.path, self._checkpoint)
+            if path is None:
                 return False
         self._checkpoint = str(path)
         self._live = None

@@ -42,6 +42,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
+from lstmviz.qt.checkpoint_dialog import ask_checkpoint
 from lstmviz.qt.image import data
 from lstmviz.qt.image.canvas import ImageCanvas, overlay_lut
 from lstmviz.qt.image.directions import RandomDirectionBox
@@ -998,16 +999,12 @@ class ImagePanel(TaskPanel):
 
     def locate_checkpoint(self, path: str | None = None) -> bool:
         """Use the checkpoint file ``path`` (asked for when None) for this recording and perturb again."""
-        from pathlib import Path
-
         recording = self.workspace.recording
         if recording is None:
             return False
         if path is None:
-            start = self._checkpoint or str(Path(recording.path).parent)
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Locate the recording's checkpoint", start,
-                                                            "Checkpoints (*.pt *.pth *.ckpt);;All files (*)")
-            if not path:
+            path = ask_checkpoint(self, recording.path, self._checkpoint)
+            if path is None:
                 return False
         self._checkpoint = str(path)
         self._live = None

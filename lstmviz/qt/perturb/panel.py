@@ -46,6 +46,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.errors import describe
 from lstmviz.qt.binding import StateBinding
+from lstmviz.qt.checkpoint_dialog import ask_checkpoint
 from lstmviz.qt.perturb.jobs import PerturbOutcome, PerturbRequest, perturb_job
 from lstmviz.qt.perturb.state import (
     ABLATE_TO,
@@ -983,10 +984,8 @@ class PerturbPanel(TaskPanel):
         recording = self.workspace.recording
         if recording is None:
             return False
-        start = self._checkpoint or str(Path(recording.path).parent)
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Locate the recording's checkpoint", start,
-                                                        "Checkpoints (*.pt *.pth *.ckpt);;All files (*)")
-        if not path:
+        path = ask_checkpoint(self, recording.path, self._checkpoint)
+        if path is None:
             return False
         self._checkpoint = str(path)
         self._live = None
