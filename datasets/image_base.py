@@ -6,7 +6,9 @@ position ``p`` is pixel ``(p // width, p % width)``). ``annotations`` hold one v
 (``[height * width]``, raster order: stroke/background, quadrant ...), ``item_annotations`` one per
 image (its class ...). Models read ``image`` (float32 ``[channels, height, width]``, finite, in
 ``[0, 1]``); training reads ``target`` (a class id) or, for a multi-label dataset, ``targets`` (a
-0/1 vector over the classes). ``tokens`` are what the window's text strip shows per pixel (ids
+0/1 vector over the classes), or, for a segmentation dataset, ``mask`` (int64 ``[height, width]``: the
+class id ``0 .. K-1`` of every pixel, ``-1`` = an ignored pixel; ``K`` = the number of pixel classes,
+``class_names`` naming them). ``tokens`` are what the window's text strip shows per pixel (ids
 into the dataset's ``vocab``). Nothing here imports torch.
 """
 
@@ -22,8 +24,17 @@ from lstmviz.errors import ExpectedError
 
 from .base import AnnotationSpec, ItemDataset
 
-TASKS = ("class", "multilabel")
-"""``class``: one class per image (cross-entropy); ``multilabel``: a set of classes per image."""
+TASKS = ("class", "multilabel", "segmentation")
+"""``class``: one class per image (cross-entropy); ``multilabel``: a set of classes per image;
+``segmentation``: one class per pixel (``ImageItem.mask``; the model returns logits ``[B, K, H, W]``).
+
+A later per-pixel regression task (depth, chroma) would add ``"regression"`` here with a float target map
+beside ``mask`` (``ImageItem.values [T, H, W]``, NaN = ignored) and the same three places to teach:
+the objective's loss and metrics, the recorder's per-pixel target / prediction annotations (numeric
+instead of categorical), and the perturbation's per-pixel output change (docs/engines.md, "Dense tasks")."""
+
+IGNORE = -1
+"""The mask value of an ignored pixel (no loss, no metric, stored as a missing annotation)."""
 
 
 class ImageError(ExpectedError, ValueError):
@@ -51,9 +62,35 @@ def check_image(image: Any, *, channels: int | None = None, height: int | None =
     return a
 
 
+def check_mask(mask: Any, *, height: int | None = None, width: int | None = None, num_classes: int | None = None,
+               what: str = "the mask") -> np.ndarray:
+    """``mask`` as int64 ``[H, W]`` pixel class ids in ``0 .. num_classes - 1`` or :data:`IGNORE` (-1), or
+    :class:`ImageError` saying what is wrong with it (one sentence)."""
+    if mask is None:
+        raise ImageError(f"{what} is missing; a segmentation image needs a mask, one class id per pixel")
+    a = np.asarray(mask)
+    if a.ndim != 2:
+        raise ImageError(f"{what} has shape {tuple(a.shape)}; expected [height, width], one class id per pixel")
+    for got, want, name in zip(a.shape, (height, width), ("height", "width")):
+        if want is not None and got != want:
+            raise ImageError(f"{what} has {name} {got} (shape {tuple(a.shape)}); the image's is {want}")
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise ImageError(f"{what} holds {a.dtype} values; expected integer pixel class ids (-1 = ignored)")
+    a = a.astype(np.int64, copy=False)
+    if a.size:
+        low, high = int(a.min()), int(a.max())
+        top = None if num_classes is None else int(num_classes) - 1
+        if low < IGNORE or (top is not None and high > top):
+            bad = low if low < IGNORE else high
+            span = "a class id of at least 0" if top is None else f"a class id in 0 .. {top}"
+            raise ImageError(f"{what} has pixel class {bad}; expected -1 (ignored) or {span}")
+    return a
+
+
 @dataclass
 class ImageItem:
-    """One image (see the module docstring)."""
+    """One image (see the module docstring). A ``mask`` is checked on construction (shape ``[H, W]`` of the
+    image, integer ids >= -1; the upper bound needs the dataset's classes: :func:`check_mask`)."""
 
     image: np.ndarray
     tokens: np.ndarray
@@ -61,6 +98,13 @@ class ImageItem:
     targets: np.ndarray | None = None
     annotations: dict[str, np.ndarray] = field(default_factory=dict)
     item_annotations: dict[str, int | float] = field(default_factory=dict)
+    mask: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is not None:
+            shape = np.shape(self.image)
+            h, w = (shape[1], shape[2]) if len(shape) == 3 else (None, None)
+            self.mask = check_mask(self.mask, height=h, width=w, what="the image's mask")
 
     @property
     def height(self) -> int:
@@ -78,8 +122,8 @@ class ImageDataset(ItemDataset):
     """One split of an image dataset.
 
     Subclasses set ``name``, ``split``, ``vocab``, ``annotation_specs``, ``options``, ``source``,
-    ``task`` (:data:`TASKS`), ``channels``, ``height``, ``width``, ``class_names`` and implement
-    ``__len__`` and ``_item``. Every split of one dataset has the same image size and classes.
+    ``task`` (:data:`TASKS`), ``channels``, ``height``, ``width``, ``class_names`` (for ``segmentation``:
+    the pixel classes) and implement ``__len__`` and ``_item``. Every split of one dataset has the same image size and classes.
     """
 
     name: str

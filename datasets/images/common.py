@@ -56,19 +56,27 @@ class ArrayImageDataset(ImageDataset):
     """One split held as stacked arrays; items are views built on access.
 
     ``images [N, C, H, W]`` float32 in [0, 1]; ``targets [N]`` class ids; ``multi [N, K]`` 0/1 (multilabel
-    only); ``tokens [N, H*W]``; ``position [name] -> [N, H*W]``; ``item [name] -> [N]``.
+    only); ``masks [N, H, W]`` int64 pixel class ids, -1 = ignored (segmentation only); ``tokens [N, H*W]``;
+    ``position [name] -> [N, H*W]``; ``item [name] -> [N]``.
     """
 
     def __init__(self, *, name: str, split: str, images: np.ndarray, targets: np.ndarray, tokens: np.ndarray,
                  vocab: list[str], class_names: tuple[str, ...], annotation_specs: list[AnnotationSpec],
                  position: dict[str, np.ndarray], item: dict[str, np.ndarray], options: dict[str, Any],
-                 source: str, task: str = "class", multi: np.ndarray | None = None):
+                 source: str, task: str = "class", multi: np.ndarray | None = None,
+                 masks: np.ndarray | None = None):
         self.name, self.split, self.vocab, self.class_names = name, split, list(vocab), tuple(class_names)
         self.annotation_specs, self.options, self.source, self.task = annotation_specs, options, source, task
         self.images = np.ascontiguousarray(images, dtype=np.float32)
         self.channels, self.height, self.width = (int(s) for s in self.images.shape[1:])
         self.targets = np.asarray(targets, dtype=np.int64)
         self.multi = None if multi is None else np.asarray(multi, dtype=np.float32)
+        self.masks = None if masks is None else np.ascontiguousarray(masks, dtype=np.int64)
+        if self.masks is not None:
+            if self.masks.shape != (len(self.images), self.height, self.width):
+                raise ValueError(f"masks: expected shape {(len(self.images), self.height, self.width)}, "
+                                 f"got {self.masks.shape}")
+            self.masks.flags.writeable = False
         self.tokens = np.asarray(tokens, dtype=np.int64)
         self.position = position
         self.item = item
@@ -85,4 +93,5 @@ class ArrayImageDataset(ImageDataset):
             item_values[name] = int(v) if np.issubdtype(values.dtype, np.integer) else float(v)
         return ImageItem(image=self.images[i], tokens=self.tokens[i], target=int(self.targets[i]),
                          targets=None if self.multi is None else self.multi[i],
+                         mask=None if self.masks is None else self.masks[i],
                          annotations={k: v[i] for k, v in self.position.items()}, item_annotations=item_values)

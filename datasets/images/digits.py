@@ -18,6 +18,12 @@
   theme from ``THEMES`` (``{0,6,8,9}``, ``{1,4,7}``, ``{2,3,5}``, uniformly) and each of its 2 or 3 digits
   is a digit of that theme (uniform over the theme), except with probability ``stray`` (option, default
   0.1) a digit of all ten; then an image of that digit from the split. Per image also ``theme``.
+* ``digits-seg``: the ``digits`` images as a segmentation task (``task = segmentation``), upsampled to
+  ``size`` (default 16) with ``resize`` (default ``bilinear``) as ``digits`` does; the mask gives every
+  pixel a class: 0 ``background`` where the (resized) intensity is at most ``STROKE`` (1/4, the
+  ``stroke`` annotation's rule), ``1 + digit`` on the stroke, so 11 pixel classes named ``background``,
+  ``0`` .. ``9``; no pixel is ignored. Same splits, tokens and per-pixel / per-image annotations as
+  ``digits`` (``target`` is the image's digit, kept as the item annotation ``class``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 COLORS = {"red": (1.0, 0.1, 0.1), "green": (0.1, 0.8, 0.1), "blue": (0.15, 0.2, 1.0),
           "yellow": (1.0, 0.9, 0.1), "white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 STROKE = 0.25
+SEG_CLASSES = ("background",) + CLASSES
 SOURCE = "scikit-learn's load_digits (UCI optdigits, 1,797 8x8 images, CC BY 4.0)"
 INSTALL_HINT = "pip install 'lstmviz[vision]' (or pip install scikit-learn)"
 
@@ -75,6 +82,7 @@ def grid_specs() -> list[AnnotationSpec]:
 
 DIGITS_OPTIONS = {"size": 8, "resize": "nearest", "max_images": None, "seed": 0}
 COLOR_OPTIONS = dict(DIGITS_OPTIONS)
+SEG_OPTIONS = {"size": 16, "resize": "bilinear", "max_images": None, "seed": 0}
 MULTI_OPTIONS = {"max_images": None, "seed": 0}
 THEMES_OPTIONS = {"max_images": None, "seed": 0, "stray": 0.1}
 THEMES = ((0, 6, 8, 9), (1, 4, 7), (2, 3, 5))
@@ -139,6 +147,17 @@ def build_digits(split: str = "train", **options: Any) -> ArrayImageDataset:
 def build_color(split: str = "train", **options: Any) -> ArrayImageDataset:
     """One split of the coloured digits, 3 channels (module docstring)."""
     return _gray_dataset("digits-color", split, options, COLOR_OPTIONS, color=True)
+
+
+def build_seg(split: str = "train", **options: Any) -> ArrayImageDataset:
+    """One split of the digits as a per-pixel segmentation task (module docstring)."""
+    plain = _gray_dataset("digits-seg", split, options, SEG_OPTIONS, color=False)
+    stroke = plain.position["stroke"].reshape(len(plain), plain.height, plain.width)
+    masks = np.where(stroke > 0, 1 + plain.targets[:, None, None], 0).astype(np.int64)
+    return ArrayImageDataset(name=plain.name, split=plain.split, images=plain.images, targets=plain.targets,
+                             tokens=plain.tokens, vocab=plain.vocab, class_names=SEG_CLASSES,
+                             annotation_specs=plain.annotation_specs, position=plain.position, item=plain.item,
+                             options=plain.options, source=plain.source, task="segmentation", masks=masks)
 
 
 def build_multi(split: str = "train", **options: Any) -> ArrayImageDataset:
@@ -217,3 +236,7 @@ DIGITS_THEMES = DatasetSpec(name="digits-themes", description="2-3 digits of one
                             build=build_themes, splits=SPLITS, options=dict(THEMES_OPTIONS),
                             annotations=("digit_here", "stroke", "quadrant", "row", "col", "digits", "theme"),
                             source=SOURCE)
+DIGITS_SEG = DatasetSpec(name="digits-seg", description="the digits as per-pixel segmentation: background or "
+                         "the stroke's digit (11 pixel classes; 16 px by default)", build=build_seg, splits=SPLITS,
+                         options=dict(SEG_OPTIONS), annotations=("stroke", "quadrant", "row", "col", "class"),
+                         source=SOURCE)

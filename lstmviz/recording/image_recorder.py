@@ -12,7 +12,9 @@ What the file holds (docs/format.md, "Position geometry"):
   in raster order; per item an ``ImageGeometry(H, W)``; ``tokens`` and position annotations as the
   dataset gives them, item annotations too, plus ``target`` (the image's class) and ``prediction`` (the
   arg-max of the logits; multilabel: the highest-scoring class) unless the dataset has annotations of
-  those names;
+  those names; for a ``segmentation`` dataset (logits ``[B, K, H, W]``) ``target`` and ``prediction`` are
+  **position** annotations instead (categorical, labels = the dataset's pixel classes): the mask
+  (ignored pixels, -1, stored as missing) and the arg-max over the classes at every pixel;
 - the tap ``input`` on ``positions``: the image itself, ``C`` units (the [0, 1] pixel values);
 - one axis per entry of ``model.image_axes(H, W)`` that a recorded tap lives on (``image`` geometry with
   the feature map's stride, receptive field and offset and per item its ``ImageGeometry``, or ``scalar``:
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmviz.datasets.image_base import ImageError, check_image
+from lstmviz.datasets.image_base import ImageError, check_image, check_mask
 from lstmviz.engines.families.image.api import INPUT_AXIS, input_axis
 from lstmviz.geometry import ImageGeometry
 from lstmviz.recording.writer import RecordingWriter
@@ -125,16 +127,30 @@ def _checked_signals(recorder: Recorder, axes: dict) -> dict[str, str]:
     return out
 
 
-def _gather(dataset, start: int, stop: int, c: int, h: int, w: int):
+def _masks(masks, start: int, h: int, w: int, num_classes: int) -> np.ndarray:
+    """``[n, H*W]`` int64: the masks of images ``start ..``, each checked (:func:`check_mask`)."""
+    return np.stack([check_mask(m, height=h, width=w, num_classes=num_classes, what=f"the mask of image {start + k}")
+                     for k, m in enumerate(masks)]).reshape(len(masks), h * w)
+
+
+def _gather(dataset, start: int, stop: int, c: int, h: int, w: int, segmentation: bool = False):
     """Images ``[n, C, H, W]``, tokens ``[n, HW]``, position annotations ``{name: [n, HW]}``, item annotations
-    ``{name: [n]}`` and targets ``[n]`` of items ``start .. stop-1``, each image checked."""
+    ``{name: [n]}``, targets ``[n]`` and (segmentation) masks ``[n, HW]`` (else None) of items
+    ``start .. stop-1``, each image and mask checked."""
+    k = len(dataset.class_names)
     if hasattr(dataset, "images") and hasattr(dataset, "position") and hasattr(dataset, "item"):
         images = dataset.images[start:stop]  # an ArrayImageDataset: no per-image work
         if images.shape[1:] != (c, h, w) or images.dtype != np.float32 or not np.isfinite(images).all():
             for i in range(start, stop):
                 check_image(images[i - start], channels=c, height=h, width=w, what=f"image {i}")
+        masks = None
+        if segmentation:
+            stored = getattr(dataset, "masks", None)
+            if stored is None:
+                raise ImageError(f"the segmentation dataset {getattr(dataset, 'name', '')!r} has no masks")
+            masks = _masks(stored[start:stop], start, h, w, k)
         return (images, dataset.tokens[start:stop], {k: v[start:stop] for k, v in dataset.position.items()},
-                {k: v[start:stop] for k, v in dataset.item.items()}, dataset.targets[start:stop])
+                {k: v[start:stop] for k, v in dataset.item.items()}, dataset.targets[start:stop], masks)
     items = [dataset[i] for i in range(start, stop)]
     images = np.stack([check_image(it.image, channels=c, height=h, width=w, what=f"image {start + k}")
                        for k, it in enumerate(items)])
@@ -145,7 +161,8 @@ def _gather(dataset, start: int, stop: int, c: int, h: int, w: int):
     item_names = {n for it in items for n in it.item_annotations}
     item = {n: [it.item_annotations.get(n) for it in items] for n in item_names}
     targets = np.array([-1 if it.target is None else int(it.target) for it in items], np.int64)
-    return images, tokens, position, item, targets
+    masks = _masks([it.mask for it in items], start, h, w, k) if segmentation else None
+    return images, tokens, position, item, targets, masks
 
 
 def _keep_float(name: str, series: torch.Tensor) -> torch.Tensor:
@@ -201,6 +218,8 @@ def record_images(
     specs = list(dataset.annotation_specs)
     names = {s.name for s in specs}
     extra = [n for n in (TARGET, PREDICTION) if n not in names]
+    segmentation = str(dataset.task) == "segmentation"
+    n_classes = len(dataset.class_names)
     position_specs = [s for s in specs if s.level == "position"]
     item_specs = [s for s in specs if s.level == "item"]
     meta = _provenance(model, dataset, [INPUT_TAP, *recorder.signals], provenance)
@@ -225,9 +244,13 @@ def record_images(
             for start in range(0, total, chunk):
                 task.check()
                 stop = min(total, start + chunk)
-                images, tokens, position, item, targets = _gather(dataset, start, stop, c, h, w)
+                images, tokens, position, item, targets, masks = _gather(dataset, start, stop, c, h, w, segmentation)
                 recorder.clear()
                 logits = model(torch.as_tensor(np.array(images, dtype=np.float32), device=device).to(fdtype))
+                if segmentation and tuple(logits.shape) != (stop - start, n_classes, h, w):
+                    raise ValueError(f"the model returned logits of shape {list(logits.shape)} for a segmentation "
+                                     f"dataset; expected per-pixel logits [images, classes, height, width] = "
+                                     f"{[stop - start, n_classes, h, w]}")
                 states = recorder.collect()
                 arrays = {}
                 for name, value in states.items():
@@ -238,7 +261,7 @@ def record_images(
                     # a [n, positions, units] view of the kept values (float16 when storing float16): strided
                     # for a channels-first map; the writer's one copy into its buffer lays it out
                     arrays[name] = value.cpu().numpy()
-                predicted = logits.argmax(dim=1).cpu().numpy()
+                predicted = logits.argmax(dim=1).cpu().numpy()  # [n] (segmentation: [n, H, W])
                 pixels = images.reshape(stop - start, c, h * w).transpose(0, 2, 1)
                 if writer is None:
                     writer = RecordingWriter(out, vocab=list(dataset.vocab), provenance=meta, dtype=dtype)
@@ -257,18 +280,26 @@ def record_images(
                                               labels=None if spec.labels is None else list(spec.labels),
                                               description=spec.description)
                     for name in extra:
+                        if segmentation:
+                            writer.add_annotation(name, kind="categorical", level="position",
+                                                  labels=list(dataset.class_names),
+                                                  description=f"the pixel's class in the {dataset.split} split's "
+                                                  f"mask (missing: ignored pixel)" if name == TARGET else
+                                                  "the pixel's class of the largest logit (the predicted mask)")
+                            continue
                         writer.add_annotation(name, kind="categorical", level="item", labels=list(dataset.class_names),
                                               description=f"the image's class in the {dataset.split} split"
                                               if name == TARGET else "the class of the largest logit")
                 n = stop - start
                 item_values = {s.name: item[s.name] if s.name in item else [None] * n for s in item_specs}
+                position_values = {s.name: position[s.name] for s in position_specs}
+                placed = position_values if segmentation else item_values
                 if TARGET in extra:
-                    item_values[TARGET] = targets
+                    placed[TARGET] = masks if segmentation else targets
                 if PREDICTION in extra:
-                    item_values[PREDICTION] = predicted
+                    placed[PREDICTION] = predicted.reshape(n, h * w) if segmentation else predicted
                 writes.submit(writer.append_items, tokens, {INPUT_TAP: pixels, **arrays},
-                              {s.name: position[s.name] for s in position_specs}, item_values or None,
-                              geometry=geometry)
+                              position_values, item_values or None, geometry=geometry)
                 task.progress(stop, total, "recording")
             writes.finish()
         if writer is None:

@@ -4,7 +4,10 @@
 ``tests/engines/test_engine_contract.py`` runs each for every registered image engine, on tiny float64
 models (``TINY_CONFIG``, the keys an engine's build accepts) and small random images
 (:class:`~lstmviz.engines.families.image.SampleImages`): 3 channels, 8×8 (the digits' size), 4 classes,
-for every task the engine builds for (``class``, ``multilabel``). Recording every image engine
+for every task the engine builds for (``class``, ``multilabel``, ``segmentation``: 4 pixel classes).
+An engine supports a task when it builds for it without ``ValueError`` and, for ``segmentation``, returns
+per-pixel logits ``[B, K, H, W]``: an image classifier that accepts the task but returns ``[B, K]`` is
+counted as not supporting it (the objective refuses that pairing in words at the first step). Recording every image engine
 into a file and reading it back is tested in ``tests/engines/image/test_image_engines_record.py`` (the
 engines package does not import the recording package).
 """
@@ -31,15 +34,41 @@ def data_for(task: str) -> ImageData:
     return ImageData(channels=CHANNELS, height=HEIGHT, width=WIDTH, num_classes=CLASSES, task=task)
 
 
+TASKS = ("class", "multilabel", "segmentation")
+
+
+def predicts_pixels(model, data: ImageData) -> bool:
+    """Whether ``model`` returns per-pixel logits ``[B, K, H, W]`` for images of ``data`` (one eval forward)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = sample_inputs(data, batch=1, seed=0)
+            p = next(iter(model.parameters()), None)
+            if p is not None and p.is_floating_point():
+                x = x.to(p.dtype)
+            out = model(x)
+    finally:
+        model.train(was)
+    return tuple(out.shape) == (1, data.num_classes, data.height, data.width)
+
+
 def supported_tasks(spec) -> list[str]:
     tasks = []
-    for task in ("class", "multilabel"):
+    for task in TASKS:
         try:
-            spec.build_model(data_for(task), **spec.default_config)
+            model = spec.build_model(data_for(task), **spec.default_config)
         except ValueError:
+            continue
+        if task == "segmentation" and not predicts_pixels(model, data_for(task)):
             continue
         tasks.append(task)
     return tasks
+
+
+def output_shape(task: str, batch: int) -> tuple[int, ...]:
+    """The logits' shape for ``batch`` images of :func:`data_for` ``(task)``."""
+    return (batch, CLASSES, HEIGHT, WIDTH) if task == "segmentation" else (batch, CLASSES)
 
 
 def tiny_model(spec, task: str, seed: int = 0, **overrides):
@@ -58,7 +87,7 @@ def spec_describes_paper_taps_config_and_training(spec, tmp_path) -> None:
     assert spec.taps
     assert set(spec.train_defaults) <= set(train_settings_for(FAMILY))
     assert not {"channels", "height", "width", "num_classes", "task"} & set(spec.config_keys())  # the data's
-    assert supported_tasks(spec), f"{spec.name} builds for neither the class nor the multilabel task"
+    assert supported_tasks(spec), f"{spec.name} builds for none of the tasks {', '.join(TASKS)}"
     model = spec.build_model(data_for(supported_tasks(spec)[0]), **spec.default_config)
     assert model.__doc__ and callable(getattr(model, "image_axes", None))
 
@@ -70,10 +99,12 @@ def output_shapes_and_eval_determinism(spec, tmp_path) -> None:
         with torch.no_grad():
             first, again = model(x), model(x)
             one = model(x[1:2])
-        assert tuple(first.shape) == (3, CLASSES), (task, tuple(first.shape))
+        assert tuple(first.shape) == output_shape(task, 3), (task, tuple(first.shape))
         assert first.dtype == torch.float64 and torch.isfinite(first).all()
         assert torch.equal(first, again), f"{spec.name} ({task}) is not deterministic in eval mode"
         torch.testing.assert_close(one[0], first[1])  # an image's logits do not depend on the batch
+        if task == "segmentation":  # every pixel's logits are finite and the map is not constant
+            assert first.flatten(2).std(dim=2).max() > 0, f"{spec.name}: the per-pixel logits are the same everywhere"
 
 
 def every_tap_fires_once_on_a_described_axis_with_its_positions(spec, tmp_path) -> None:

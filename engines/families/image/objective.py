@@ -1,18 +1,33 @@
-"""The image family's objective: cross-entropy over a batch of images (``class`` task) or per-class binary
-cross-entropy with logits (``multilabel`` task).
+"""The image family's objective: cross-entropy over a batch of images (``class`` task), per-class binary
+cross-entropy with logits (``multilabel`` task) or per-pixel cross-entropy (``segmentation`` task).
 
 Each step takes the next ``batch_size`` images of the training split (a new seeded shuffle every epoch;
 all images stacked once in :meth:`ImageObjective.prepare`, each checked with ``check_image``), runs
 ``model(images [B, C, H, W])`` and returns the mean loss over the images:
 
 - class: ``(1/B) Σ_b −log softmax(z_b)[y_b]``;
-- multilabel: ``(1/(B K)) Σ_b Σ_k BCEWithLogits(z_bk, t_bk)`` with ``t = item.targets`` (0/1 per class).
+- multilabel: ``(1/(B K)) Σ_b Σ_k BCEWithLogits(z_bk, t_bk)`` with ``t = item.targets`` (0/1 per class);
+- segmentation: with logits ``z [B, K, H, W]`` and ``m = item.mask [H, W]`` (class ids, -1 = ignored),
+  ``(1/|V|) Σ_{(b,y,x) ∈ V} −log softmax(z_{b,:,y,x})[m_byx]`` over the non-ignored pixels
+  ``V = {m ≠ −1}`` of the batch (``F.cross_entropy(..., ignore_index=-1)``; a batch without one
+  non-ignored pixel gives 0 with a zero gradient, not NaN).
+
+The model's output shape is checked against the task at every step (``[B, K]``, or ``[B, K, H, W]`` for
+segmentation) and refused in one sentence: a classifier trained on a segmentation dataset says so.
 
 An engine with its own ``model.loss(images, batch) -> (loss, count)`` (``batch``: the items' dict
-``{"target": [B] int64, "targets": [B, K] float or None}``) is trained and validated by it instead.
-Validation runs over the whole validation split in chunks of 512 images, eval mode, and also measures
+``{"target": [B] int64, "targets": [B, K] float or None, "mask": [B, H, W] int64 or None}``; ``mask``
+only for segmentation, where ``target`` is the item's image-level class or -1) is trained and validated
+by it instead. Validation runs over the whole validation split in chunks of 512 images, eval mode; its
+loss is the mean over images (segmentation: over the split's non-ignored pixels), and it also measures
 ``valid_accuracy``: class — the share of images whose arg-max class is the target; multilabel — the
-**exact-set** accuracy, the share of images whose predicted set ``{k : z_k > 0}`` equals the target set.
+**exact-set** accuracy, the share of images whose predicted set ``{k : z_k > 0}`` equals the target set;
+segmentation — the **pixel accuracy**, the share of non-ignored pixels whose arg-max class is the mask's,
+plus ``valid_dice`` (:func:`mean_dice`): the mean over the non-background classes ``k = 1 .. K-1`` of
+``Dice_k = 2 |P_k ∩ T_k| / (|P_k| + |T_k|)``, with ``P_k`` / ``T_k`` the predicted / true pixels of class
+``k`` pooled over the whole validation split (non-ignored pixels only). A class absent from both the
+prediction and the mask (``|P_k| + |T_k| = 0``) is **skipped** (neither 1 nor 0); with every class skipped
+``valid_dice`` is None. Class 0 is the background by convention (the datasets name it so).
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmviz.datasets.image_base import check_image
+from lstmviz.datasets.image_base import IGNORE, check_image, check_mask
 
 from . import describe_dataset
 
@@ -33,8 +48,11 @@ EVAL_CHUNK = 512
 
 def stack_split(dataset, data, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(images [N, C, H, W] float32, target [N] int64, targets [N, K] float32 or None)`` of a split, every
-    image checked (one sentence naming the item on bad input)."""
+    image checked (one sentence naming the item on bad input). For a segmentation split ``target`` is the
+    items' image-level class where they have one (else -1, unchecked: the loss reads the masks,
+    :func:`stack_masks`)."""
     n = len(dataset)
+    segmentation = data.task == "segmentation"
     images = np.empty((n, data.channels, data.height, data.width), np.float32)
     target = np.zeros(n, np.int64)
     targets = np.zeros((n, data.num_classes), np.float32) if data.task == "multilabel" else None
@@ -47,12 +65,76 @@ def stack_split(dataset, data, what: str) -> tuple[np.ndarray, np.ndarray, np.nd
                 raise ValueError(f"{what} image {i}: a multilabel image needs targets, one 0/1 value per class "
                                  f"({data.num_classes})")
             targets[i] = item.targets
+        elif segmentation:
+            target[i] = -1 if item.target is None else int(item.target)
         elif item.target is None or not 0 <= int(item.target) < data.num_classes:
             raise ValueError(f"{what} image {i}: its target {item.target!r} is not a class id in "
                              f"0 .. {data.num_classes - 1}")
         else:
             target[i] = int(item.target)
     return images, target, targets
+
+
+def stack_masks(dataset, data, what: str) -> np.ndarray:
+    """``[N, H, W]`` int64: the masks of a segmentation split, each checked (:func:`check_mask`: shape and
+    class range, one sentence naming the item)."""
+    n = len(dataset)
+    masks = np.empty((n, data.height, data.width), np.int64)
+    for i in range(n):
+        masks[i] = check_mask(dataset[i].mask, height=data.height, width=data.width, num_classes=data.num_classes,
+                              what=f"{what} image {i}'s mask")
+    return masks
+
+
+def check_logits(logits: Tensor, task: str, batch: int, num_classes: int, height: int, width: int) -> None:
+    """Refuse, in one sentence, logits whose shape does not fit the task (``[B, K]``; segmentation:
+    ``[B, K, H, W]``)."""
+    shape = tuple(logits.shape)
+    if task == "segmentation":
+        want = (batch, num_classes, height, width)
+        if shape != want:
+            hint = (" (one class per image: this engine classifies whole images, not pixels)"
+                    if len(shape) == 2 else "")
+            raise ValueError(f"the model returned logits of shape {list(shape)}{hint}; the segmentation task needs "
+                             f"per-pixel logits [images, classes, height, width] = {list(want)}")
+    elif shape != (batch, num_classes):
+        raise ValueError(f"the model returned logits of shape {list(shape)}; the {task} task needs "
+                         f"[images, classes] = {[batch, num_classes]}")
+
+
+def segmentation_loss(logits: Tensor, mask: Tensor, reduction: str = "mean") -> Tensor:
+    """Per-pixel cross-entropy of ``logits [B, K, H, W]`` against ``mask [B, H, W]`` over the non-ignored
+    pixels: their mean (``"mean"``; 0 with a zero gradient when every pixel is ignored) or sum (``"sum"``)."""
+    if reduction == "mean" and not bool((mask != IGNORE).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, mask, ignore_index=IGNORE, reduction=reduction)
+
+
+def segmentation_counts(logits: Tensor, mask: Tensor, num_classes: int) -> dict[str, Tensor]:
+    """Counts over the non-ignored pixels of ``mask [B, H, W]`` with the prediction ``argmax_k logits
+    [B, K, H, W]``: ``hits`` and ``pixels`` (scalars), and per class ``intersection``, ``predicted`` and
+    ``actual`` (``[K]`` int64: |P_k ∩ T_k|, |P_k|, |T_k|). Counts of several chunks add up."""
+    valid = mask != IGNORE
+    predicted = logits.argmax(dim=1)[valid]
+    actual = mask[valid]
+    right = predicted == actual
+    return {"hits": right.sum(), "pixels": valid.sum(),
+            "intersection": torch.bincount(actual[right], minlength=num_classes),
+            "predicted": torch.bincount(predicted, minlength=num_classes),
+            "actual": torch.bincount(actual, minlength=num_classes)}
+
+
+def mean_dice(intersection, predicted, actual, background: int | None = 0) -> float | None:
+    """The mean over classes ``k ≠ background`` of ``2 |P_k ∩ T_k| / (|P_k| + |T_k|)``, skipping a class absent
+    from both (``|P_k| + |T_k| = 0``); None when every class is skipped (module docstring)."""
+    inter, pred, act = (np.asarray(torch.as_tensor(v).cpu(), dtype=np.float64) for v in (intersection, predicted,
+                                                                                          actual))
+    keep = (pred + act) > 0
+    if background is not None:
+        keep[int(background)] = False
+    if not keep.any():
+        return None
+    return float(np.mean(2.0 * inter[keep] / (pred[keep] + act[keep])))
 
 
 class ImageObjective:
@@ -69,20 +151,28 @@ class ImageObjective:
     def prepare(self, dataset_train, dataset_valid, settings: dict, device) -> None:
         data = describe_dataset(dataset_train)
         self.task, self.num_classes = data.task, data.num_classes
+        self.height, self.width = data.height, data.width
         if len(dataset_train) == 0:
             raise ValueError("training data: no images")
-        self.train = stack_split(dataset_train, data, "training")
+        self.train = self._stack(dataset_train, data, "training")
         self.valid = None
         if dataset_valid is not None and len(dataset_valid):
             valid = describe_dataset(dataset_valid)
             if valid != data:
                 raise ValueError(f"validation data: expected {data} like the training data, got {valid}")
-            self.valid = stack_split(dataset_valid, data, "validation")
+            self.valid = self._stack(dataset_valid, data, "validation")
         self.batch_size = min(int(settings["batch_size"]), len(self.train[0]))
         self.rng = np.random.default_rng(int(settings["seed"]))
         self.device = device
         self.order = np.zeros(0, np.int64)
         self.last_accuracy: float | None = None
+        self.last_dice: float | None = None
+
+    @staticmethod
+    def _stack(dataset, data, what: str) -> tuple:
+        """``(images, target, targets, masks or None)`` of a split."""
+        masks = stack_masks(dataset, data, what) if data.task == "segmentation" else None
+        return (*stack_split(dataset, data, what), masks)
 
     def _next_batch(self) -> np.ndarray:
         parts, need = [], self.batch_size
@@ -95,13 +185,17 @@ class ImageObjective:
         return np.concatenate(parts)
 
     def _tensors(self, split, indices, dtype) -> tuple[Tensor, dict]:
-        images, target, targets = split
+        images, target, targets, masks = split
         x = torch.from_numpy(images[indices]).to(self.device, dtype)
         batch = {"target": torch.from_numpy(target[indices]).to(self.device),
-                 "targets": None if targets is None else torch.from_numpy(targets[indices]).to(self.device, dtype)}
+                 "targets": None if targets is None else torch.from_numpy(targets[indices]).to(self.device, dtype),
+                 "mask": None if masks is None else torch.from_numpy(masks[indices]).to(self.device)}
         return x, batch
 
     def _loss(self, logits: Tensor, batch: dict, reduction: str) -> Tensor:
+        check_logits(logits, self.task, len(batch["target"]), self.num_classes, self.height, self.width)
+        if self.task == "segmentation":
+            return segmentation_loss(logits, batch["mask"], reduction)
         if self.task == "multilabel":
             loss = F.binary_cross_entropy_with_logits(logits, batch["targets"], reduction="none").mean(1)
             return loss.sum() if reduction == "sum" else loss.mean()
@@ -130,23 +224,38 @@ class ImageObjective:
         was_training = model.training
         model.eval()
         total, hits, n = 0.0, 0, len(self.valid[0])
+        counts: dict[str, Tensor] = {}
         dtype = self._dtype(model)
+        own = hasattr(model, "loss")
         try:
             for start in range(0, n, EVAL_CHUNK):
                 x, batch = self._tensors(self.valid, np.arange(start, min(n, start + EVAL_CHUNK)), dtype)
-                if hasattr(model, "loss"):
+                if own:
                     loss, count = model.loss(x, batch)
                     total += float(loss) * len(x)
                     continue
                 logits = model(x)
                 total += float(self._loss(logits, batch, "sum"))
-                hits += self._hits(logits, batch)
+                if self.task == "segmentation":
+                    for key, value in segmentation_counts(logits, batch["mask"], self.num_classes).items():
+                        counts[key] = counts[key] + value if key in counts else value
+                else:
+                    hits += self._hits(logits, batch)
         finally:
             model.train(was_training)
-        if not hasattr(model, "loss"):
-            self.last_accuracy = hits / n
+        if own:
+            return total / n
+        if self.task == "segmentation":
+            pixels = int(counts["pixels"])
+            self.last_accuracy = int(counts["hits"]) / pixels if pixels else None
+            self.last_dice = mean_dice(counts["intersection"], counts["predicted"], counts["actual"])
+            return total / pixels if pixels else 0.0
+        self.last_accuracy = hits / n
         return total / n
 
     def metrics(self) -> dict:
-        """What the shared loop adds to the metrics: the last validation accuracy (None before one)."""
+        """What the shared loop adds to the metrics: the last validation accuracy (None before one); for
+        segmentation the pixel accuracy and ``valid_dice``."""
+        if self.task == "segmentation":
+            return {"valid_accuracy": self.last_accuracy, "valid_dice": self.last_dice}
         return {"valid_accuracy": self.last_accuracy}
