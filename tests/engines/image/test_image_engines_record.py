@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from lstmviz.engines import registry
 from lstmviz.engines.families.image import SampleImages
@@ -38,3 +39,13 @@ def test_records_a_few_images_and_reads_them_back(engine, tmp_path):
                 assert rec.axis_length(tap.axis) == 3 * positions, name
                 assert np.isfinite(rec.states(name)).all(), name
             assert np.array_equal(rec.states("input", 0, HEIGHT * WIDTH), images[0].image.reshape(CHANNELS, -1).T)
+            if task == "segmentation":  # the mask and the predicted mask per pixel, the ignored pixel missing
+                masks = np.stack([it.mask for it in images]).reshape(-1)
+                assert rec.annotations["target"].level == "position"
+                assert np.array_equal(rec.annotation("target"), masks) and (masks == -1).any()
+                with torch.no_grad():
+                    x = torch.from_numpy(np.stack([it.image for it in images])).double()
+                    predicted = model(x).argmax(1).reshape(-1).numpy()
+                assert np.array_equal(rec.annotation("prediction"), predicted)
+            else:
+                assert rec.annotations["target"].level == "item"
