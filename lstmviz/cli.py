@@ -655,11 +655,11 @@ def _perturb_images(args, rec, out: Path) -> int:
                     spec = dataclasses.replace(spec, positions=tuple(range(b - a)))
                 edits = resolve([spec], live, rec, item, length=b - a)
             effect = perturb_recorded_image(live, rec, item, occlude=occlude, edits=edits)
-            flipped += effect.prediction_clean != effect.prediction_edited
+            flipped += effect.prediction_changed()
+            predicted = ({"pixels_changed": effect.pixels_changed()} if effect.dense else  # segmentation
+                         {"prediction_clean": effect.prediction_clean, "prediction_edited": effect.prediction_edited})
             for row in effect.to_table():
-                rows.append({"item": item, **row, "prediction_clean": effect.prediction_clean,
-                             "prediction_edited": effect.prediction_edited,
-                             "output_change": effect.output_change()})
+                rows.append({"item": item, **row, **predicted, "output_change": effect.output_change()})
             task.progress(done + 1, len(items), "perturb")
     for row in rows:
         row["perturbation"] = "; ".join(said)

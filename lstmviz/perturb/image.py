@@ -40,7 +40,12 @@ empty region, a vector tap (one position per image) a full one.
 :math:`\infty` is never returned: a zero source gives NaN.
 
 **Output.** Logits clean and edited, and class probabilities (softmax for a ``class`` task, the
-per-class sigmoid for ``multilabel``).
+per-class sigmoid for ``multilabel``). A ``segmentation`` model's logits are a map ``[K, H, W]``: the
+effect then reports the per-pixel change instead of one prediction — the predicted masks
+:math:`\hat y_{y,x} = \arg\max_k z_{k,y,x}` before and after (:attr:`ImageEffect.mask_clean`,
+:attr:`ImageEffect.mask_edited`), the number of pixels whose class changed
+(:meth:`ImageEffect.pixels_changed`) and :math:`\lVert\Delta z_{:,y,x}\rVert` per pixel
+(:meth:`ImageEffect.logit_delta_map`); its probabilities are the softmax over the classes at every pixel.
 
 Choices the issue leaves open, named here: the ``mean`` fill is the whole image's mean (not the box's,
 which would change little on a flat region); a box given in fractional pixels takes the pixels whose
@@ -108,17 +113,20 @@ def tap_axes(model, height: int, width: int) -> dict[str, Any]:
 
 def model_task(model) -> str:
     task = getattr(model, "task", "class")
-    return task if task in ("class", "multilabel") else "class"
+    return task if task in ("class", "multilabel", "segmentation") else "class"
 
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
-    """Class probabilities of ``logits`` ``[..., classes]``: softmax (``class``) or sigmoid (``multilabel``)."""
+    """Class probabilities of ``logits`` ``[..., classes]``: softmax (``class``) or sigmoid (``multilabel``);
+    for ``segmentation`` ``logits`` is ``[..., classes, H, W]`` and the softmax runs over the classes of
+    every pixel."""
     z = np.asarray(logits, dtype=np.float64)
     if task == "multilabel":
         return 1.0 / (1.0 + np.exp(-z))
-    z = z - z.max(axis=-1, keepdims=True)
+    axis = -3 if task == "segmentation" else -1
+    z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    return e / e.sum(axis=axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------- running the model
@@ -135,8 +143,9 @@ def check_input(model, image) -> np.ndarray:
 
 def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Sequence[str] = ()
                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The logits ``[classes]`` and the states ``{tap: [positions, units]}`` (float32) of ``taps`` for one
-    image ``[C, H, W]``, with the hook-layer ``edits`` applied."""
+    """The logits ``[classes]`` (a segmentation model's: ``[classes, H, W]``) and the states
+    ``{tap: [positions, units]}`` (float32) of ``taps`` for one image ``[C, H, W]``, with the hook-layer
+    ``edits`` applied."""
     from lstmviz.hooks import intervene
     from lstmviz.recording.recorder import Recorder
 
@@ -155,7 +164,8 @@ def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Seq
         except ValueError as e:  # an edit or a signal the model cannot take, in the hook layer's words
             raise PerturbError(str(e)) from None
     states = {name: value[0].reshape(-1, value.shape[-1]).float().cpu().numpy() for name, value in values.items()}
-    return logits.detach().float().cpu().numpy().reshape(-1), states
+    out = logits.detach().float().cpu().numpy()
+    return (out[0] if out.ndim == 4 else out.reshape(-1)), states
 
 
 def pixels_in_box(box, height: int, width: int) -> tuple[slice, slice]:
@@ -247,7 +257,7 @@ class ImageEffect:
     sources: np.ndarray  # [n, 4] input boxes of the edited cells and occluded pixels
     edited_taps: tuple[str, ...]
     occlusion: tuple | None  # (box, fill) or None
-    logits_clean: np.ndarray  # [classes]
+    logits_clean: np.ndarray  # [classes]; segmentation: [classes, H, W]
     logits_edited: np.ndarray
     task: str = "class"
     tolerance: float = 0.0
@@ -320,15 +330,60 @@ class ImageEffect:
         return probabilities(self.logits_edited, self.task)
 
     @property
+    def dense(self) -> bool:
+        """Whether the model predicts per pixel (a ``segmentation`` model: logits ``[K, H, W]``)."""
+        return self.task == "segmentation" or np.ndim(self.logits_clean) == 3
+
+    def _image_level(self, what: str) -> None:
+        if self.dense:
+            raise PerturbError(f"a segmentation model predicts a class per pixel, so it has no single {what}; use "
+                               "mask_clean / mask_edited and pixels_changed()")
+
+    @property
     def prediction_clean(self) -> int:
+        self._image_level("prediction")
         return int(np.argmax(self.logits_clean))
 
     @property
     def prediction_edited(self) -> int:
+        self._image_level("prediction")
         return int(np.argmax(self.logits_edited))
 
+    def _dense_only(self) -> None:
+        if not self.dense:
+            raise PerturbError("this model predicts one class per image; per-pixel predictions exist only for a "
+                               "segmentation model")
+
+    @property
+    def mask_clean(self) -> np.ndarray:
+        """``[H, W]`` int64: the predicted class of every pixel before the change (segmentation)."""
+        self._dense_only()
+        return np.argmax(self.logits_clean, axis=0)
+
+    @property
+    def mask_edited(self) -> np.ndarray:
+        """``[H, W]`` int64: the predicted class of every pixel after the change (segmentation)."""
+        self._dense_only()
+        return np.argmax(self.logits_edited, axis=0)
+
+    def pixels_changed(self) -> int:
+        """How many pixels' predicted class changed (segmentation)."""
+        return int((self.mask_clean != self.mask_edited).sum())
+
+    def logit_delta_map(self) -> np.ndarray:
+        """``[H, W]``: ‖Δ logits‖ over the classes at every pixel (segmentation)."""
+        self._dense_only()
+        d = self.logits_edited.astype(np.float64) - self.logits_clean.astype(np.float64)
+        return np.sqrt(np.square(d).sum(axis=0))
+
+    def prediction_changed(self) -> bool:
+        """Whether the prediction changed: the image's class, or (segmentation) any pixel's class."""
+        if self.dense:
+            return self.pixels_changed() > 0
+        return self.prediction_clean != self.prediction_edited
+
     def output_change(self) -> float:
-        """‖Δ logits‖."""
+        """‖Δ logits‖ (segmentation: over every class and pixel)."""
         d = self.logits_edited.astype(np.float64) - self.logits_clean.astype(np.float64)
         return float(np.sqrt(np.square(d).sum()))
 
