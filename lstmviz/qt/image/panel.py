@@ -953,6 +953,13 @@ class ImagePanel(TaskPanel):
         if not has_image_attack():
             self.perturb_box.clear_effect("This build has no image attack (lstmviz.perturb.image_attack).")
             return False
+        target = recording.annotations.get("target")
+        if target is not None and getattr(target, "level", "item") == "position":  # a segmentation model's
+            self.perturb_box.clear_effect("This recording's model segments (one class per pixel), so there is no "
+                                          "single prediction to flip: the attacks need a model trained for one class "
+                                          "per image. Occlusion and unit edits work: brush a box and Perturb.")
+            self.tabs.setCurrentWidget(self.perturb_box)
+            return False
         fields = self.perturb_box.attack_fields()
         item = self.item
         live = self._live[1] if self._live is not None and self._live[0] is recording else None

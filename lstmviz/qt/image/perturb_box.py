@@ -10,7 +10,10 @@ perturbation in a worker):
   amplification ‖Δ⁽ˢ⁾‖ / ‖Δ⁽⁰⁾‖;
 - the input before and after, and ``r`` = edited − clean input (blue negative, red positive, symmetric scale
   ±max|r|, said in its title);
-- the class probabilities before (grey) and after (red), and a sentence.
+- the class probabilities before (grey) and after (red), and a sentence; for a segmentation model (an
+  effect with per-pixel logits, ``effect.dense``) the predicted masks before and after (one colour per pixel
+  class, named in a legend) and ‖Δ logits‖ per pixel in place of the bars, and a sentence that counts the
+  pixels whose class changed.
 """
 
 from __future__ import annotations
@@ -40,6 +43,19 @@ ATTACKS = (("L-BFGS (Szegedy, box-constrained)", "lbfgs"), ("PGD (L∞)", "pgd-l
 MAP_SIZE = 90
 DELTA_STOPS = ((0.0, (255, 255, 255)), (0.3, (253, 190, 110)), (0.7, (220, 60, 30)), (1.0, (110, 0, 20)))
 DIVERGING_STOPS = ((0.0, (30, 70, 200)), (0.5, (255, 255, 255)), (1.0, (200, 30, 30)))
+#: colours of the pixel classes of a predicted mask: class 0 (background) light grey, then 10 distinct colours
+CLASS_COLORS = ((235, 235, 235), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                (140, 86, 75), (227, 119, 194), (100, 100, 100), (188, 189, 34), (23, 190, 207))
+
+
+def class_colors(n: int) -> np.ndarray:
+    """``[n, 3]`` uint8: :data:`CLASS_COLORS`, repeated past its length."""
+    return np.array([CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(n)], np.uint8)
+
+
+def mask_rgb(mask: np.ndarray, n: int) -> np.ndarray:
+    """``[H, W, 3]`` uint8: the predicted mask ``[H, W]`` (class ids ``0 .. n-1``) in :func:`class_colors`."""
+    return np.ascontiguousarray(class_colors(max(n, int(mask.max(initial=0)) + 1))[mask])
 
 
 def has_image_attack() -> bool:
@@ -167,10 +183,17 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "class: grey before, red after")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
+        self.masks = pg.GraphicsLayoutWidget()  # a segmentation model's masks, in place of the bars
+        self.masks.setBackground("w")
+        self.masks.setFixedSize(3 * MAP_SIZE + 40, MAP_SIZE + 45)
+        self.mask_legend = QtWidgets.QLabel()
+        self.mask_legend.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.mask_legend.setWordWrap(True)
         self.summary = QtWidgets.QLabel()
         self.summary.setWordWrap(True)
         self.effect = None
         self.map_views: dict[str, pg.ViewBox] = {}  # tap -> its Δ map's view (``.item``: the ImageItem)
+        self.mask_views: list[pg.ViewBox] = []  # segmentation: mask before, mask after, ‖Δ logits‖ per pixel
         self._delta_lut = make_lut(DELTA_STOPS)
         self._diverging_lut = make_lut(DIVERGING_STOPS)
 
@@ -181,6 +204,10 @@ class ImagePerturbBox(QtWidgets.QWidget):
         bottom = QtWidgets.QHBoxLayout()
         bottom.addWidget(self.images)
         bottom.addWidget(self.plot, 1)
+        masks = QtWidgets.QVBoxLayout()
+        masks.addWidget(self.masks)
+        masks.addWidget(self.mask_legend)
+        bottom.addLayout(masks, 1)
         content = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(content)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -231,8 +258,18 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.maps.clear()
         self.images.clear()
         self.plot.clear()
+        self.masks.clear()
+        self.mask_views = []
+        self.mask_legend.setText("")
+        self._show_masks(False)
         self.scale_label.setText("")
         self.summary.setText(message)
+
+    def _show_masks(self, dense: bool) -> None:
+        """The masks (segmentation) or the probability bars (image-level tasks)."""
+        self.plot.setVisible(not dense)
+        self.masks.setVisible(dense)
+        self.mask_legend.setVisible(dense)
 
     def show_effect(self, effect, described: str = "", *, class_names=None) -> None:
         """Draw ``effect`` (an ``ImageEffect``, or an attack's result in its shape)."""
@@ -240,7 +277,12 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.locate_button.hide()
         self._draw_maps(effect)
         self._draw_images(effect)
-        self._draw_probabilities(effect, class_names)
+        dense = bool(getattr(effect, "dense", False))
+        self._show_masks(dense)
+        if dense:
+            self._draw_masks(effect, class_names)
+        else:
+            self._draw_probabilities(effect, class_names)
         self.summary.setText(self._sentence(effect, described or getattr(effect, "described", ""), class_names))
 
     def _draw_maps(self, effect) -> None:
@@ -303,19 +345,57 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.plot.getPlotItem().getAxis("bottom").setTicks([[(int(i), names[i]) for i in x]])
         self.plot.setYRange(0.0, 1.0, padding=0.02)
 
+    def _draw_masks(self, effect, class_names) -> None:
+        """The predicted masks before and after and ‖Δ logits‖ per pixel (a segmentation model)."""
+        self.masks.clear()
+        self.mask_views = []
+        before, after = effect.mask_clean, effect.mask_edited
+        n = int(effect.logits_clean.shape[0])
+        delta = effect.logit_delta_map().astype(np.float32)
+        top = float(delta.max(initial=0.0))
+        changed = effect.pixels_changed()
+        shown = (("mask before", mask_rgb(before, n), None, (0, 255), "the predicted class of every pixel before"),
+                 ("mask after", mask_rgb(after, n), None, (0, 255),
+                  f"the predicted class of every pixel after the change ({changed} pixels changed class)"),
+                 ("‖Δ logits‖", delta, self._delta_lut, (0.0, top if top > 0 else 1.0),
+                  f"‖Δ logits‖ over the classes at every pixel: white 0, dark red {top:.3g}"))
+        for col, (title, image, lut, levels, tip) in enumerate(shown):
+            self.masks.addLabel(title, row=0, col=col, size="8pt")
+            view = _image_view(image, lut=lut, levels=levels)
+            view.setToolTip(tip)
+            self.masks.addItem(view, row=1, col=col)
+            self.mask_views.append(view)
+            self.masks.ci.layout.setColumnFixedWidth(col, MAP_SIZE)
+        self.masks.ci.layout.setRowFixedHeight(1, MAP_SIZE)
+        names = list(class_names) if class_names is not None and len(class_names) == n else [str(i) for i in range(n)]
+        colors = class_colors(n)
+        present = sorted(set(np.unique(before).tolist()) | set(np.unique(after).tolist()))
+        self.mask_legend.setText(" ".join(f'<span style="background:{_hex(colors[k])}">&nbsp;&nbsp;&nbsp;</span>'
+                                          f"&nbsp;{names[k]}" for k in present))
+
     def _sentence(self, effect, described: str, class_names) -> str:
         def name(c: int) -> str:
             return str(class_names[c]) if class_names is not None and c < len(class_names) else str(c)
 
-        a, b = effect.prediction_clean, effect.prediction_edited
-        pa, pb = effect.probabilities_clean, effect.probabilities_edited
-        said = (f"prediction {name(a)} ({pa[a]:.2f}) → {name(b)} ({pb[b]:.2f})" if a != b
-                else f"prediction stays {name(a)} ({pa[a]:.2f} → {pb[b]:.2f})")
         outside = sum(effect.outside(t) for t in effect.map_taps)
         region = ("every change lies within the receptive-field region of what was changed" if outside == 0
                   else f"{outside} cells changed OUTSIDE the receptive-field region (the model's stated geometry "
                        "is wrong)")
+        if getattr(effect, "dense", False):
+            before, after = effect.mask_clean, effect.mask_edited
+            changed = before != after
+            said = f"{int(changed.sum())} of {changed.size} pixels changed class"
+            if changed.any():
+                pairs, counts = np.unique(np.stack([before[changed], after[changed]]), axis=1, return_counts=True)
+                k = int(np.argmax(counts))
+                said += f" (most often {name(int(pairs[0, k]))} → {name(int(pairs[1, k]))}: {int(counts[k])})"
+            return (f"{described}: {said}; largest ‖Δ logits‖ at a pixel {effect.logit_delta_map().max():.3g}; "
+                    f"{region}.")
+        a, b = effect.prediction_clean, effect.prediction_edited
+        pa, pb = effect.probabilities_clean, effect.probabilities_edited
+        said = (f"prediction {name(a)} ({pa[a]:.2f}) → {name(b)} ({pb[b]:.2f})" if a != b
+                else f"prediction stays {name(a)} ({pa[a]:.2f} → {pb[b]:.2f})")
         return f"{described}: {said}; ‖Δ logits‖ {effect.output_change():.3g}; {region}."
 
 
-__all__ = ["ACTIONS", "ATTACKS", "ImagePerturbBox", "has_image_attack"]
+__all__ = ["ACTIONS", "ATTACKS", "CLASS_COLORS", "ImagePerturbBox", "class_colors", "has_image_attack", "mask_rgb"]
