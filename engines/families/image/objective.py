@@ -18,7 +18,8 @@ segmentation) and refused in one sentence: a classifier trained on a segmentatio
 An engine with its own ``model.loss(images, batch) -> (loss, count)`` (``batch``: the items' dict
 ``{"target": [B] int64, "targets": [B, K] float or None, "mask": [B, H, W] int64 or None}``; ``mask``
 only for segmentation, where ``target`` is the item's image-level class or -1) is trained and validated
-by it instead. Validation runs over the whole validation split in chunks of 512 images, eval mode; its
+by it instead (its validation loss: the mean of its loss over the images; a segmentation model's pixel
+accuracy and Dice are still measured from ``model(images)``, its logits). Validation runs over the whole validation split in chunks of 512 images, eval mode; its
 loss is the mean over images (segmentation: over the split's non-ignored pixels), and it also measures
 ``valid_accuracy``: class — the share of images whose arg-max class is the target; multilabel — the
 **exact-set** accuracy, the share of images whose predicted set ``{k : z_k > 0}`` equals the target set;
@@ -233,9 +234,13 @@ class ImageObjective:
                 if own:
                     loss, count = model.loss(x, batch)
                     total += float(loss) * len(x)
-                    continue
-                logits = model(x)
-                total += float(self._loss(logits, batch, "sum"))
+                    if self.task != "segmentation":
+                        continue
+                    logits = model(x)  # a segmentation model's output is its logits: the metrics still apply
+                    check_logits(logits, self.task, len(x), self.num_classes, self.height, self.width)
+                else:
+                    logits = model(x)
+                    total += float(self._loss(logits, batch, "sum"))
                 if self.task == "segmentation":
                     for key, value in segmentation_counts(logits, batch["mask"], self.num_classes).items():
                         counts[key] = counts[key] + value if key in counts else value
@@ -243,13 +248,15 @@ class ImageObjective:
                     hits += self._hits(logits, batch)
         finally:
             model.train(was_training)
-        if own:
-            return total / n
         if self.task == "segmentation":
             pixels = int(counts["pixels"])
             self.last_accuracy = int(counts["hits"]) / pixels if pixels else None
             self.last_dice = mean_dice(counts["intersection"], counts["predicted"], counts["actual"])
+            if own:
+                return total / n
             return total / pixels if pixels else 0.0
+        if own:
+            return total / n
         self.last_accuracy = hits / n
         return total / n
 

@@ -215,3 +215,20 @@ def test_an_own_loss_gets_the_masks_and_other_tasks_none():
     plain.loss = lambda x, batch: (seen.append(batch) or (x.sum() * 0 + 1.0, len(x)))
     obj2.train_step(plain)
     assert seen[-1]["mask"] is None
+
+
+def test_an_own_loss_segmentation_model_still_gets_pixel_accuracy_and_dice():
+    data = seg_data()
+    images = SampleImages(data, images=6, seed=3)
+    obj = ImageObjective()
+    obj.prepare(images, images, {"batch_size": 2, "seed": 0}, torch.device("cpu"))
+    model = PixelLinear(data, seed=5).double()
+    model.loss = lambda x, batch: (x.sum() * 0 + 2.5, len(x))
+    assert obj.evaluate(model) == pytest.approx(2.5)
+    x = torch.from_numpy(np.stack([it.image for it in images])).double()
+    with torch.no_grad():
+        pred = model(x).argmax(1).numpy()
+    m = np.stack([it.mask for it in images])
+    valid = m != IGNORE
+    assert obj.metrics()["valid_accuracy"] == pytest.approx((pred[valid] == m[valid]).mean())
+    assert obj.metrics()["valid_dice"] is not None
