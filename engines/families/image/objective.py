@@ -18,8 +18,10 @@ segmentation) and refused in one sentence: a classifier trained on a segmentatio
 An engine with its own ``model.loss(images, batch) -> (loss, count)`` (``batch``: the items' dict
 ``{"target": [B] int64, "targets": [B, K] float or None, "mask": [B, H, W] int64 or None}``; ``mask``
 only for segmentation, where ``target`` is the item's image-level class or -1) is trained and validated
-by it instead (its validation loss: the mean of its loss over the images; a segmentation model's pixel
-accuracy and Dice are still measured from ``model(images)``, its logits). Validation runs over the whole validation split in chunks of 512 images, eval mode; its
+by it instead (its validation loss: the mean of its loss over the images; a class model's accuracy and a
+segmentation model's pixel accuracy and Dice are still measured from ``model(images)``, its class scores or
+logits; a multilabel model with its own loss decides its label sets its own way, so it gets no
+``valid_accuracy``). Validation runs over the whole validation split in chunks of 512 images, eval mode; its
 loss is the mean over images (segmentation: over the split's non-ignored pixels), and it also measures
 ``valid_accuracy``: class — the share of images whose arg-max class is the target; multilabel — the
 **exact-set** accuracy, the share of images whose predicted set ``{k : z_k > 0}`` equals the target set;
@@ -234,9 +236,9 @@ class ImageObjective:
                 if own:
                     loss, count = model.loss(x, batch)
                     total += float(loss) * len(x)
-                    if self.task != "segmentation":
-                        continue
-                    logits = model(x)  # a segmentation model's output is its logits: the metrics still apply
+                    if self.task == "multilabel":
+                        continue  # an own multilabel loss decides its sets its own way: no exact-set accuracy
+                    logits = model(x)  # class scores or per-pixel logits: arg-max accuracy (and Dice) still apply
                     check_logits(logits, self.task, len(x), self.num_classes, self.height, self.width)
                 else:
                     logits = model(x)
@@ -255,9 +257,8 @@ class ImageObjective:
             if own:
                 return total / n
             return total / pixels if pixels else 0.0
-        if own:
-            return total / n
-        self.last_accuracy = hits / n
+        if not (own and self.task == "multilabel"):
+            self.last_accuracy = hits / n
         return total / n
 
     def metrics(self) -> dict:

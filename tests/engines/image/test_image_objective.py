@@ -79,6 +79,21 @@ def test_a_model_with_its_own_loss_is_trained_by_it():
     assert obj.evaluate(model) == pytest.approx(7.0)
 
 
+def test_an_own_loss_class_model_still_gets_its_argmax_accuracy_and_a_multilabel_one_none():
+    data, ds, obj = prepared()
+    model = Linear(data)
+    model.loss = lambda images, batch: (images.sum() * 0 + 7.0, len(images))
+    assert obj.evaluate(model) == pytest.approx(7.0)
+    x = torch.from_numpy(np.stack([it.image for it in ds]))
+    y = torch.tensor([it.target for it in ds])
+    with torch.no_grad():
+        expected = float((model(x).argmax(1) == y).float().mean())
+    assert obj.metrics()["valid_accuracy"] == pytest.approx(expected)
+    _, _, multi = prepared("multilabel")
+    assert multi.evaluate(model) == pytest.approx(7.0)
+    assert multi.metrics()["valid_accuracy"] is None
+
+
 def test_a_bad_image_is_named_in_one_sentence():
     data = ImageData(channels=1, height=4, width=4, num_classes=3)
     ds = SampleImages(data, images=5, seed=1)
