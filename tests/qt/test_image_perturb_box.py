@@ -56,6 +56,25 @@ def test_occluding_the_box_draws_a_delta_map_per_layer_on_one_scale(qtbot, panel
     assert f"{top:.3g}" in box.scale_label.text()
 
 
+def test_the_summary_stays_within_the_dock_and_delta_maps_wrap_when_they_do_not_fit(qtbot, window, panel,
+                                                                                    monkeypatch):
+    from lstmviz.qt.image.perturb_box import MAP_SIZE
+
+    window.resize(1400, 850)
+    panel.set_box((0.0, 0.0, 4.0, 4.0))
+    _choose(panel.perturb_box, "occlude: zero")
+    with qtbot.waitSignal(panel.perturbed, timeout=20000):
+        assert panel.perturb()  # drawn while the tab was hidden, then shown
+    box = panel.perturb_box
+    qtbot.waitUntil(lambda: box.summary.width() <= box.scroll.viewport().width())
+    assert box.maps.height() == MAP_SIZE + 70  # three maps fit: one row
+    monkeypatch.setattr(box, "_maps_per_row", lambda: 2)  # a tab with room for two maps only
+    box._fit_to_width()
+    assert box.maps.height() == 2 * (MAP_SIZE + 70) and list(box.map_views) == ["conv0", "conv1", "conv2"]
+    y = {tap: view.mapToScene(view.boundingRect().topLeft()).y() for tap, view in box.map_views.items()}
+    assert y["conv0"] == y["conv1"] < y["conv2"]
+
+
 def test_editing_the_shown_units_at_the_box_cells(qtbot, window, panel):
     panel.tap_combo.setCurrentIndex(panel.tap_combo.findData("conv1"))
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("unit"))  # the overlay's unit is edited

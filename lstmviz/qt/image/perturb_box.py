@@ -192,6 +192,7 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.summary = QtWidgets.QLabel()
         self.summary.setWordWrap(True)
         self.effect = None
+        self._maps_columns = 0
         self.map_views: dict[str, pg.ViewBox] = {}  # tap -> its Δ map's view (``.item``: the ImageItem)
         self.mask_views: list[pg.ViewBox] = []  # segmentation: mask before, mask after, ‖Δ logits‖ per pixel
         self._delta_lut = make_lut(DELTA_STOPS)
@@ -204,16 +205,15 @@ class ImagePerturbBox(QtWidgets.QWidget):
         bottom = QtWidgets.QHBoxLayout()
         bottom.addWidget(self.images)
         bottom.addWidget(self.plot, 1)
-        masks = QtWidgets.QVBoxLayout()
-        masks.addWidget(self.masks)
-        masks.addWidget(self.mask_legend)
-        bottom.addLayout(masks, 1)
+        bottom.addWidget(self.masks)  # a segmentation model's masks, in place of the bars
+        bottom.addStretch(0)
         content = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(content)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.maps)
         layout.addWidget(self.scale_label)
         layout.addLayout(bottom)
+        layout.addWidget(self.mask_legend)  # its own row: beside the masks it would widen the tab past the dock
         layout.addWidget(self.summary)
         layout.addStretch(1)
         self.scroll = QtWidgets.QScrollArea()  # a short dock scrolls instead of squeezing the maps
@@ -292,7 +292,12 @@ class ImagePerturbBox(QtWidgets.QWidget):
         maps = {tap: effect.delta_map(tap) for tap in taps}
         top = max((float(m.max()) for m in maps.values() if m.size), default=0.0)
         levels = (0.0, top if top > 0 else 1.0)
-        for col, tap in enumerate(taps):
+        per_row = self._maps_per_row()
+        self._maps_columns = per_row
+        rows = -(-len(taps) // per_row) if taps else 1
+        self.maps.setFixedHeight(rows * (MAP_SIZE + 70))
+        for k, tap in enumerate(taps):
+            row, col = 2 * (k // per_row), k % per_row
             m = maps[tap]
             changed = int(effect.changed(tap).sum())
             outside = effect.outside(tap)
@@ -300,20 +305,44 @@ class ImagePerturbBox(QtWidgets.QWidget):
             title = (f"<b>{tap}</b> {m.shape[0]}×{m.shape[1]}<br>{changed} changed"
                      + (f", <span style='color:#c00'>{outside} outside</span>" if outside else "")
                      + (f"<br>×{amp:.3g}" if np.isfinite(amp) else ""))
-            self.maps.addLabel(title, row=0, col=col, size="8pt")
+            self.maps.addLabel(title, row=row, col=col, size="8pt")
             view = _image_view(m.astype(np.float32), lut=self._delta_lut, levels=levels)
-            self.maps.addItem(view, row=1, col=col)
+            self.maps.addItem(view, row=row + 1, col=col)
             self.map_views[tap] = view
             view.setToolTip(f"‖Δ‖ per cell of {tap}; the receptive-field region holds "
                             f"{int(effect.region(tap).sum())} of {m.size} cells")
-        for col in range(len(taps)):  # every map the same size, whatever its number of cells
+        for col in range(min(per_row, len(taps))):  # every map the same size, whatever its number of cells
             self.maps.ci.layout.setColumnFixedWidth(col, MAP_SIZE)
-        self.maps.ci.layout.setRowFixedHeight(1, MAP_SIZE)
+        for row in range(rows):
+            self.maps.ci.layout.setRowFixedHeight(2 * row + 1, MAP_SIZE)
         stops = "".join(f'<span style="background:{_hex(self._delta_lut[int(i)])}">&nbsp;&nbsp;&nbsp;</span>'
                         for i in np.linspace(0, len(self._delta_lut) - 1, 10))
         self.scale_label.setText(f"‖Δ‖ per cell, one scale for every layer: 0 {stops} {top:.3g} &nbsp; "
                                  "<span style='color:#666'>×: amplification ‖Δ‖ / ‖change made‖</span>"
                                  if taps else "The model has no feature-map taps: no Δ maps.")
+
+    def _maps_per_row(self) -> int:
+        """How many Δ maps fit side by side in the tab's width (the rest wrap onto further rows, so a model with
+        many feature maps does not widen the tab past its dock)."""
+        width = self.scroll.viewport().width() if self.isVisible() else self.width()
+        return max(1, (width - 20) // (MAP_SIZE + 20))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_to_width()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        QtCore.QTimer.singleShot(0, self._fit_to_width)  # once the tab has its real width
+
+    def _fit_to_width(self) -> None:
+        """Re-flow the Δ maps for the tab's width and lay the scrolled content out at its current size: an
+        effect drawn while the tab was hidden was laid out at the hidden tab's (larger) width, and the labels
+        stayed that wide (their text clipped at the dock's edge)."""
+        if self.effect is not None and self._maps_per_row() != self._maps_columns:
+            self._draw_maps(self.effect)
+        content = self.scroll.widget()
+        content.layout().setGeometry(content.rect())
 
     def _draw_images(self, effect) -> None:
         self.images.clear()
