@@ -224,7 +224,7 @@ class CNMM(nn.Module):
     """
 
     def __init__(self, channels: int, height: int, width: int, num_classes: int, task: str = "class", *,
-                 hidden_size: int = 16, num_layers: int = 3, block: str = "conv-gn-relu", cost: float = 0.5,
+                 hidden_size: int = 16, num_layers: int = 3, block: str = "conv-gn-relu", cost: float = 2.0,
                  init_logit: float = 3.0, logit_scale: float = 3.0, temperature: float = 1.0,
                  min_temperature: float = 0.2, anneal_steps: int = 600, dag: DAG | None = None):
         super().__init__()
@@ -445,7 +445,7 @@ def _check_config(**c) -> None:
 
 
 def build(channels: int, height: int, width: int, num_classes: int, task: str = "class", *,
-          hidden_size: int = 16, num_layers: int = 3, block: str = "conv-gn-relu", cost: float = 0.5,
+          hidden_size: int = 16, num_layers: int = 3, block: str = "conv-gn-relu", cost: float = 2.0,
           init_logit: float = 3.0, logit_scale: float = 3.0, temperature: float = 1.0,
           min_temperature: float = 0.2, anneal_steps: int = 600) -> CNMM:
     return CNMM(channels, height, width, num_classes, task, hidden_size=hidden_size, num_layers=num_layers,
@@ -466,7 +466,7 @@ SPEC = EngineSpec(
         year=2019,
     ),
     build=build,
-    default_config={"hidden_size": 16, "num_layers": 3, "block": "conv-gn-relu", "cost": 0.5, "init_logit": 3.0,
+    default_config={"hidden_size": 16, "num_layers": 3, "block": "conv-gn-relu", "cost": 2.0, "init_logit": 3.0,
                     "logit_scale": 3.0, "temperature": 1.0, "min_temperature": 0.2, "anneal_steps": 600},
     taps=("node{layer}", "edge_norms", "pooled", "logits"),
     train_defaults={"steps": 600, "batch_size": 64, "lr": 0.003, "eval_every": 100, "optimizer": "adam",
