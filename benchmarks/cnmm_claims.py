@@ -10,7 +10,7 @@ points (spread evenly in log MACs; the cheapest and the full network included), 
 bracket the range of FLOPs. Direction to show: one CNMM's pruned operating points are close in accuracy to the
 individually trained networks of the same cost. One torch thread; test split of the ``digits`` dataset.
 
-    python benchmarks/cnmm_claims.py [--steps 1000] [--cost 2.0] [--seed 0] [--compare 4] [--set KEY=VALUE]
+    python benchmarks/cnmm_claims.py [--steps 1000] [--cost 0.5] [--seed 0] [--compare 4] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def counted_macs(model, x) -> int:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--cost", type=float, default=2.0)
+    ap.add_argument("--cost", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="another cnmm hyperparameter, e.g. --set init_logit=0 (numbers)")

@@ -14,10 +14,15 @@ both scales, plus the output node ``(L, 1)``; there is an edge ``e = (i → j)``
 ``d_i < d_j`` and ``s_i ≤ s_j`` (dense: every earlier node at the same or a finer scale). ``L = 3`` gives
 6 nodes and **12 edges**. Each edge is a block
 
-    f_e(h) = ReLU(γ_e ⊙ GN(W_e ⋆_{stride} h))      (3×3 conv, padding 1, no bias; stride 2 when s_j = s_i + 1;
-                                                     GroupNorm with a per-channel scale γ_e and no shift)
+    f_e(h) = ReLU(γ_e ⊙ N(W_e ⋆_{stride} h))      (3×3 conv, padding 1, no bias; stride 2 when s_j = s_i + 1)
 
-(``block="linear"``: ``f_e(h) = W_e ⋆ h``, for the mixture-mean test). Neither form has a bias, so
+with ``N`` a normalisation without statistics over the batch and with a per-channel scale ``γ_e`` and no shift:
+``block="conv-ln-relu"`` (default) normalises over the channels of each cell,
+``N(y)_{c,u} = (y_{c,u} − mean_{c'} y_{c',u}) / sqrt(var_{c'} y_{c',u} + 1e-5)`` (a LayerNorm per position, i.e. a
+GroupNorm of one group applied cell by cell), which keeps every cell's value local to its receptive field;
+``block="conv-gn-relu"`` is GroupNorm (groups: the largest divisor of the channels ≤ 4), whose statistics over
+all cells make every cell depend on the whole image (the project's geometry test of perturbation locality then
+fails for it, so it is not the default); ``block="linear"``: ``f_e(h) = W_e ⋆ h``, for the mixture-mean test. Neither form has a bias, so
 ``f_e(0) = 0`` exactly: a node that receives nothing is exactly zero and so is everything it feeds.
 
 A mask ``z ∈ {0,1}^E`` selects one CNN; the mixture is ``p(y|x) = Σ_z π_θ(z) p(y | x, z)`` with a factorised
@@ -33,7 +38,7 @@ and the per-image RMS of every contribution ``g_e f_e(h_i)`` is the tap ``edge_n
 - **eval** (``model.eval()``): the expectation-propagated output, ``g = p`` (every expected feature map
   propagated through the DAG instead of enumerating ``2^E`` networks). This equals the mixture mean of the
   logits exactly when the blocks are linear (the output is then multilinear in ``z``, each path using
-  distinct edges, and the gates are independent); with ReLU/GroupNorm blocks it is an approximation
+  distinct edges, and the gates are independent); with ReLU/normalised blocks it is an approximation
   (tests/engines/image/test_cnmm.py checks both).
 - ``model(images, gates=z)``: any gates ``[E]`` or ``[B, E]`` (``z ∈ {0,1}^E`` is one deterministic CNN).
 
@@ -66,7 +71,7 @@ Open choices (the paper may differ; each is fixed here and documented in docs/en
 3. Normalisation over incoming edges: none — a node is the plain gated **sum** of its incoming blocks.
    Dividing by ``Σ_e g_e`` would make the output non-multilinear in ``z`` (the expected output would then not
    be the mixture mean even for linear blocks) and undefined for a node with no active input; the scale of
-   each block is instead controlled by its own GroupNorm.
+   each block is instead controlled by its own normalisation.
 4. Objective: one relaxed sample per image of ``E_z[ℓ(x, y; z)]`` (an upper bound on the mixture's negative
    log-likelihood by Jensen's inequality) plus ``λ`` times the normalised expected FLOPs
    ``Σ_e p_e flops_e``, which ignores that an active edge can be dead in a sample (an upper bound on the
@@ -75,9 +80,10 @@ Open choices (the paper may differ; each is fixed here and documented in docs/en
    training-mode ``loss`` calls, then constant.
 6. Pruning criterion: a global threshold on ``p_e`` (not on the probability of whole networks), followed
    by the removal of dead edges; the pruned model is not re-trained.
-7. GroupNorm, not BatchNorm (BatchNorm statistics would differ per sub-network), with
-   ``min(4, channels)``-ish groups (the largest divisor of the channel count that is ≤ 4) and no shift,
-   so that ``f_e(0) = 0``.
+7. A normalisation without batch statistics, not BatchNorm (BatchNorm statistics would differ per
+   sub-network): LayerNorm over the channels of each cell by default — the reference note suggests GroupNorm,
+   which is available (``block="conv-gn-relu"``) but not local (module text above) — with no shift, so that
+   ``f_e(0) = 0``.
 8. A node's recording axis (``image_axes``) gives the **largest** receptive field over the paths from the
    input to it in the full DAG (stride and centre offset are the same on every path); a pruned model's
    node may see less.
@@ -98,7 +104,7 @@ from ..families.image.api import SCALAR_AXIS, ConvStep, ImageAxis, conv_chain
 from ..spec import ConfigError, EngineSpec, Paper
 
 ENGINE = "cnmm"
-BLOCKS = ("conv-gn-relu", "linear")
+BLOCKS = ("conv-ln-relu", "conv-gn-relu", "linear")
 MIN_SIZE = 4
 
 
@@ -192,16 +198,22 @@ def _groups(channels: int) -> int:
     return max(g for g in (1, 2, 3, 4) if channels % g == 0)
 
 
+def channel_norm(y: Tensor, gamma: Tensor, eps: float = 1e-5) -> Tensor:
+    """LayerNorm over the channels of every cell of ``y`` [B, C, H, W], scaled per channel by ``gamma``, no shift."""
+    return F.layer_norm(y.permute(0, 2, 3, 1), (y.shape[1],), gamma, None, eps).permute(0, 3, 1, 2)
+
+
 class EdgeBlock(nn.Module):
-    """One edge's block: ``ReLU(γ ⊙ GN(W ⋆_stride h))`` (``conv-gn-relu``) or ``W ⋆_stride h`` (``linear``);
-    3×3, padding 1, no bias, GroupNorm without shift (so ``f(0) = 0``)."""
+    """One edge's block: ``ReLU(γ ⊙ N(W ⋆_stride h))`` with ``N`` a LayerNorm over the channels of each cell
+    (``conv-ln-relu``) or GroupNorm (``conv-gn-relu``), or ``W ⋆_stride h`` (``linear``); 3×3, padding 1, no bias,
+    no shift (so ``f(0) = 0``)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, kind: str):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
         self.kind, self.stride = kind, stride
         self.groups = _groups(out_channels)
-        self.gamma = nn.Parameter(torch.ones(out_channels)) if kind == "conv-gn-relu" else None
+        self.gamma = nn.Parameter(torch.ones(out_channels)) if kind != "linear" else None
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, groups={self.groups}"
@@ -210,7 +222,9 @@ class EdgeBlock(nn.Module):
         y = self.conv(h)
         if self.kind == "linear":
             return y
-        return F.group_norm(y, self.groups, self.gamma, None).relu()
+        if self.kind == "conv-gn-relu":
+            return F.group_norm(y, self.groups, self.gamma, None).relu()
+        return channel_norm(y, self.gamma).relu()
 
 
 # ---------------------------------------------------------------------------------------------- the model
@@ -218,13 +232,13 @@ class CNMM(nn.Module):
     """A convolutional neural mixture model over the sub-networks of a gated DAG (module docstring).
 
     Args beyond the data's: ``hidden_size`` (channels at scale 0; ``2·hidden_size`` at scale 1),
-    ``num_layers`` (depth steps of the dense backbone, ≥ 2), ``block`` (``conv-gn-relu`` or ``linear``),
+    ``num_layers`` (depth steps of the dense backbone, ≥ 2), ``block`` (``conv-ln-relu``, ``conv-gn-relu`` or ``linear``),
     ``cost`` (λ of the FLOPs penalty), ``init_logit`` (initial θ_e), ``logit_scale``, ``temperature``,
     ``min_temperature``, ``anneal_steps``; ``dag`` replaces the dense backbone (tests).
     """
 
     def __init__(self, channels: int, height: int, width: int, num_classes: int, task: str = "class", *,
-                 hidden_size: int = 16, num_layers: int = 3, block: str = "conv-gn-relu", cost: float = 2.0,
+                 hidden_size: int = 16, num_layers: int = 3, block: str = "conv-ln-relu", cost: float = 0.5,
                  init_logit: float = 3.0, logit_scale: float = 3.0, temperature: float = 1.0,
                  min_temperature: float = 0.2, anneal_steps: int = 600, dag: DAG | None = None):
         super().__init__()
@@ -445,7 +459,7 @@ def _check_config(**c) -> None:
 
 
 def build(channels: int, height: int, width: int, num_classes: int, task: str = "class", *,
-          hidden_size: int = 16, num_layers: int = 3, block: str = "conv-gn-relu", cost: float = 2.0,
+          hidden_size: int = 16, num_layers: int = 3, block: str = "conv-ln-relu", cost: float = 0.5,
           init_logit: float = 3.0, logit_scale: float = 3.0, temperature: float = 1.0,
           min_temperature: float = 0.2, anneal_steps: int = 600) -> CNMM:
     return CNMM(channels, height, width, num_classes, task, hidden_size=hidden_size, num_layers=num_layers,
@@ -466,7 +480,7 @@ SPEC = EngineSpec(
         year=2019,
     ),
     build=build,
-    default_config={"hidden_size": 16, "num_layers": 3, "block": "conv-gn-relu", "cost": 2.0, "init_logit": 3.0,
+    default_config={"hidden_size": 16, "num_layers": 3, "block": "conv-ln-relu", "cost": 0.5, "init_logit": 3.0,
                     "logit_scale": 3.0, "temperature": 1.0, "min_temperature": 0.2, "anneal_steps": 600},
     taps=("node{layer}", "edge_norms", "pooled", "logits"),
     train_defaults={"steps": 600, "batch_size": 64, "lr": 0.003, "eval_every": 100, "optimizer": "adam",

@@ -1,11 +1,11 @@
 """cnmm (Ruiz & Verbeek 2019, reconstruction): the properties only a mixture over the sub-networks of a gated DAG has.
 
 1. Hard gates (θ = ±∞, or explicit 0/1 gates) give exactly the deterministic CNN of the active edges, built here
-   independently from the same weights with plain conv2d / group_norm.
+   independently from the same weights with plain conv2d / layer_norm (group_norm).
 2. An edge with p_e = 0 can be deleted from the DAG without changing the output bitwise; FLOPs count only edges
    reachable from the input and reaching the output.
 3. With linear blocks the expectation-propagated logits are the exact mean of the logits of the 2^E sub-networks
-   (3-edge DAG: 8 networks; the dense 12-edge backbone: 4096); with ReLU/GroupNorm blocks they are not (the fast
+   (3-edge DAG: 8 networks; the dense 12-edge backbone: 4096); with ReLU/normalised blocks they are not (the fast
    output is then an approximation).
 4. Pruning at a threshold gives the expected mask (dead edges removed); bad configs are refused in one sentence.
 """
@@ -42,7 +42,7 @@ def set_logits(model, theta):
 
 def reference_cnn(model, active, x):
     """The deterministic CNN of the active edges, computed from the model's weights without the model's forward:
-    each node the sum (in edge order) of ReLU(GN(conv)) over its active incoming edges whose source was computed."""
+    each node the sum (in edge order) of ReLU(norm(conv)) over its active incoming edges whose source was computed."""
     nodes = {0: x}
     for j in range(1, len(model.dag.nodes)):
         acc = None
@@ -51,7 +51,11 @@ def reference_cnn(model, active, x):
                 continue
             blk = model.blocks[e]
             y = F.conv2d(nodes[a], blk.conv.weight, None, blk.stride, 1)
-            y = F.group_norm(y, blk.groups, blk.gamma, None).relu()
+            if model.block_kind == "conv-gn-relu":
+                y = F.group_norm(y, blk.groups, blk.gamma, None)
+            else:  # LayerNorm over the channels of each cell
+                y = F.layer_norm(y.permute(0, 2, 3, 1), (y.shape[1],), blk.gamma, None, 1e-5).permute(0, 3, 1, 2)
+            y = y.relu()
             acc = y if acc is None else acc + y
         if acc is not None:
             nodes[j] = acc
@@ -71,10 +75,11 @@ def test_dense_backbone_has_the_documented_edges_and_flops():
 
 
 # ---------------------------------------------------------------------------------------------- 1. hard gates
+@pytest.mark.parametrize("block", ["conv-ln-relu", "conv-gn-relu"])
 @pytest.mark.parametrize("pattern", [(1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1), (0, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0),
                                      (1,) * 12, (0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0)])
-def test_hard_gates_are_exactly_the_cnn_of_the_active_edges(pattern):
-    model = tiny(seed=sum(pattern))
+def test_hard_gates_are_exactly_the_cnn_of_the_active_edges(pattern, block):
+    model = tiny(seed=sum(pattern), block=block)
     x = images()
     with torch.no_grad():
         want = reference_cnn(model, pattern, x)
