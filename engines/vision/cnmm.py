@@ -22,8 +22,8 @@ with ``N`` a normalisation without statistics over the batch and with a per-chan
 GroupNorm of one group applied cell by cell), which keeps every cell's value local to its receptive field;
 ``block="conv-gn-relu"`` is GroupNorm (groups: the largest divisor of the channels ≤ 4), whose statistics over
 all cells make every cell depend on the whole image (the project's geometry test of perturbation locality then
-fails for it, so it is not the default); ``block="linear"``: ``f_e(h) = W_e ⋆ h``, for the mixture-mean test. Neither form has a bias, so
-``f_e(0) = 0`` exactly: a node that receives nothing is exactly zero and so is everything it feeds.
+fails for it, so it is not the default); ``block="linear"``: ``f_e(h) = W_e ⋆ h``, for the mixture-mean test.
+No form has a bias, so ``f_e(0) = 0`` exactly: a node that receives nothing is exactly zero and so is everything it feeds.
 
 A mask ``z ∈ {0,1}^E`` selects one CNN; the mixture is ``p(y|x) = Σ_z π_θ(z) p(y | x, z)`` with a factorised
 Bernoulli ``π_θ(z) = Π_e p_e^{z_e} (1 − p_e)^{1 − z_e}``, ``p_e = σ(θ_e)``. For gates ``g ∈ [0,1]^E`` the forward is
@@ -216,7 +216,7 @@ class EdgeBlock(nn.Module):
         self.gamma = nn.Parameter(torch.ones(out_channels)) if kind != "linear" else None
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, groups={self.groups}"
+        return f"kind={self.kind!r}" + (f", groups={self.groups}" if self.kind == "conv-gn-relu" else "")
 
     def forward(self, h: Tensor) -> Tensor:
         y = self.conv(h)
