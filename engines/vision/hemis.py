@@ -20,7 +20,7 @@ Choices the paper leaves open or that differ from it (written down, as issue 17 
 
 - **Sizes.** The paper's back-ends are two conv layers with 48 5×5 filters each and its front-end one conv of
   16 5×5 filters before the classifier (from the paper's figure, not re-verified for this note). Here: 3×3
-  convs, ``hidden_size = 8`` per back-end, ``front_size = 16``, and two *dilated* front-end convs so that a
+  convs, ``hidden_size = 16`` per back-end, ``front_size = 32``, and two *dilated* front-end convs so that a
   pixel's class (which digit) is decided from the whole 16×16 image; no pooling, no BatchNorm anywhere (a
   back-end never sees a missing modality, so no normalisation statistics could be polluted anyway).
 - **Abstraction per example.** ``a`` is a per-example mask, so one batch mixes subsets. The sums over ``K`` are
@@ -115,7 +115,7 @@ class HeMIS(nn.Module):
     (module docstring). ``channels`` = number of modalities (one channel each)."""
 
     def __init__(self, channels: int, height: int, width: int, num_classes: int, task: str = "segmentation", *,
-                 hidden_size: int = 8, front_size: int = 16, curriculum_steps: int = 200, drop_max: float = 0.5):
+                 hidden_size: int = 16, front_size: int = 32, curriculum_steps: int = 200, drop_max: float = 0.5):
         super().__init__()
         if task != "segmentation":
             raise ValueError(f"hemis segments images (task 'segmentation'), got task {task!r}")
@@ -242,7 +242,7 @@ class HeMIS(nn.Module):
 
 
 def build(channels: int, height: int, width: int, num_classes: int, task: str = "segmentation", *,
-          hidden_size: int = 8, front_size: int = 16, curriculum_steps: int = 200, drop_max: float = 0.5) -> HeMIS:
+          hidden_size: int = 16, front_size: int = 32, curriculum_steps: int = 200, drop_max: float = 0.5) -> HeMIS:
     return HeMIS(channels, height, width, num_classes, task, hidden_size=hidden_size, front_size=front_size,
                  curriculum_steps=curriculum_steps, drop_max=drop_max)
 
@@ -259,7 +259,7 @@ SPEC = EngineSpec(
         year=2016,
     ),
     build=build,
-    default_config={"hidden_size": 8, "front_size": 16, "curriculum_steps": 200, "drop_max": 0.5},
+    default_config={"hidden_size": 16, "front_size": 32, "curriculum_steps": 200, "drop_max": 0.5},
     taps=("backend_{layer}", "mu", "s2", "front0", "front1", "logits"),
     train_defaults={"steps": 1200, "batch_size": 32, "lr": 0.003, "eval_every": 200, "optimizer": "adam",
                     "clip": 5.0, "seed": 0},
