@@ -4,14 +4,16 @@ Havaei et al. (2016): a HeMIS network trained with random modality dropping segm
 modalities and degrades gracefully as modalities go missing, far better than imputing the missing ones
 (mean-filling) in a network trained with all of them; with every modality present the two are similar.
 
-    python benchmarks/hemis_claims.py [--steps 2500] [--curriculum 500] [--hidden 16] [--front 32] [--batch-size 32] [--threads 1] [--seed 0]
+    python benchmarks/hemis_claims.py [--steps 2500] [--curriculum 500] [--hidden 16] [--front 32] [--drop-max 0.5] [--batch-size 32]
+        [--threads 1] [--seed 0] [--seeds 1] [--data-seed 0]
 
 Data: the 4-modality digits (``lstmviz.datasets.images.modalities``: noisy, blurred, Sobel edges, inverted with a
 bias field; 11 pixel classes: background, 1 + digit on stroke pixels), train split to train, test split to report.
 Models, same optimiser (Adam, lr 3e-3), batch size, steps and seed:
 
 - ``hemis``: the engine (``hidden_size 16``, ``front_size 32``: its defaults), trained by its own ``loss`` (random non-empty
-  subsets per example, curriculum from all modalities to uniform over the 15 subsets in ``--curriculum`` steps);
+  subsets per example, curriculum from all modalities to a drop probability ``--drop-max`` per modality in
+  ``--curriculum`` steps; 0.5 would make the 15 subsets equally likely);
 - ``early fusion``: the 4 modalities as 4 input channels of one back-end (two 3×3 convs of 32 = 2·16 channels, so
   the front-end sees as many channels as HeMIS's ``[μ, s²]``), then the same dilated front-end and 1×1
   classifier; trained with every modality present. At test time a missing modality is filled with **zeros**
@@ -94,6 +96,50 @@ def train(model, loss_fn, images, masks, args) -> float:
     return time.perf_counter() - start
 
 
+def run_seed(seed: int, data: tuple, args) -> list[tuple]:
+    """Train both models with ``seed``, print their table, return ``(|K|, hemis, ef zeros, ef mean)`` per subset."""
+    x_train, m_train, x_test, m_test = data
+    train_mean = x_train.mean(0)  # [4, 16, 16]: per-pixel mean image of each modality
+    args.seed = seed
+    torch.manual_seed(seed)
+    hemis = build(len(MODALITIES), 16, 16, NUM_CLASSES, hidden_size=args.hidden, front_size=args.front,
+                  curriculum_steps=args.curriculum, drop_max=args.drop_max)
+    t_hemis = train(hemis, lambda x, m: hemis.loss(x, {"mask": m})[0], x_train, m_train, args)
+    torch.manual_seed(seed)
+    fusion = EarlyFusion(len(MODALITIES), NUM_CLASSES, width=2 * args.hidden, front=args.front)
+    t_fusion = train(fusion, lambda x, m: F.cross_entropy(fusion(x), m), x_train, m_train, args)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    print(f"seed {seed}: {args.steps} steps of {args.batch_size}, Adam lr {args.lr}, {args.threads} torch thread(s); "
+          f"hemis (drop_max {args.drop_max}, ramp {args.curriculum} steps) {t_hemis:.1f} s ({count(hemis)} "
+          f"parameters), early fusion {t_fusion:.1f} s ({count(fusion)} parameters); test split: {len(x_test)} images")
+    rows = []
+    with torch.no_grad():
+        for subset in SUBSETS:
+            keep = torch.tensor(subset)[None, :, None, None]
+            zeros = torch.where(keep, x_test, torch.zeros(()))
+            meaned = torch.where(keep, x_test, train_mean[None])
+            rows.append((sum(subset), dice_and_accuracy(hemis(x_test, subset), m_test),
+                         dice_and_accuracy(fusion(zeros), m_test), dice_and_accuracy(fusion(meaned), m_test)))
+    print_table(rows)
+    return rows
+
+
+def print_table(rows: list[tuple]) -> None:
+    header = f"{'present':<10}{'#':>3} | {'HeMIS Dice':>10} {'acc':>6} | {'EF zeros Dice':>13} {'acc':>6} | " \
+             f"{'EF mean Dice':>12} {'acc':>6}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for subset, (n, h, z, f) in zip(SUBSETS, rows):
+        name = "".join("+" if s else "." for s in subset)
+        print(f"{name:<10}{n:>3} | {h[0]:>10.3f} {h[1]:>6.3f} | {z[0]:>13.3f} {z[1]:>6.3f} | {f[0]:>12.3f} {f[1]:>6.3f}")
+    print("-" * len(header))
+    for label, sel in [(f"mean |K|={n}", [r for r in rows if r[0] == n]) for n in (4, 3, 2, 1)] + [("mean all 15", rows)]:
+        m = [np.mean([r[i][j] for r in sel]) for i in (1, 2, 3) for j in (0, 1)]
+        print(f"{label:<13} | {m[0]:>10.3f} {m[1]:>6.3f} | {m[2]:>13.3f} {m[3]:>6.3f} | {m[4]:>12.3f} {m[5]:>6.3f}")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2500)
@@ -104,52 +150,19 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=16, help="hemis: channels per back-end (early fusion: twice)")
     parser.add_argument("--front", type=int, default=32, help="front-end channels (both models)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the first training seed (init, batches, subsets)")
+    parser.add_argument("--seeds", type=int, default=1, help="train with seed, seed+1, ...; then print the mean")
+    parser.add_argument("--data-seed", type=int, default=0, help="the data's split and noise (fixed across seeds)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
-    x_train, m_train, _ = (torch.from_numpy(a) for a in modality_split("train", seed=args.seed))
-    x_test, m_test, _ = (torch.from_numpy(a) for a in modality_split("test", seed=args.seed))
-    train_mean = x_train.mean(0)  # [4, 16, 16]: per-pixel mean image of each modality
-
-    torch.manual_seed(args.seed)
-    hemis = build(len(MODALITIES), 16, 16, NUM_CLASSES, hidden_size=args.hidden, front_size=args.front,
-                  curriculum_steps=args.curriculum, drop_max=args.drop_max)
-    t_hemis = train(hemis, lambda x, m: hemis.loss(x, {"mask": m})[0], x_train, m_train, args)
-    torch.manual_seed(args.seed)
-    fusion = EarlyFusion(len(MODALITIES), NUM_CLASSES, width=2 * args.hidden, front=args.front)
-    t_fusion = train(fusion, lambda x, m: F.cross_entropy(fusion(x), m), x_train, m_train, args)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    print(f"training: {args.steps} steps of {args.batch_size}, Adam lr {args.lr}, {args.threads} torch thread(s); "
-          f"hemis (drop_max {args.drop_max}) {t_hemis:.1f} s ({count(hemis)} parameters), early fusion {t_fusion:.1f} s ({count(fusion)} "
-          f"parameters); test split: {len(x_test)} images")
-    print()
-    header = f"{'present':<10}{'#':>3} | {'HeMIS Dice':>10} {'acc':>6} | {'EF zeros Dice':>13} {'acc':>6} | " \
-             f"{'EF mean Dice':>12} {'acc':>6}"
-    print(header)
-    print("-" * len(header))
-    rows = []
-    with torch.no_grad():
-        for subset in SUBSETS:
-            keep = torch.tensor(subset)[None, :, None, None]
-            zeros = torch.where(keep, x_test, torch.zeros(()))
-            meaned = torch.where(keep, x_test, train_mean[None])
-            h = dice_and_accuracy(hemis(x_test, subset), m_test)
-            z = dice_and_accuracy(fusion(zeros), m_test)
-            f = dice_and_accuracy(fusion(meaned), m_test)
-            rows.append((sum(subset), h, z, f))
-            name = "".join("+" if s else "." for s in subset)
-            print(f"{name:<10}{sum(subset):>3} | {h[0]:>10.3f} {h[1]:>6.3f} | {z[0]:>13.3f} {z[1]:>6.3f} | "
-                  f"{f[0]:>12.3f} {f[1]:>6.3f}")
-    print("-" * len(header))
-    for n in (4, 3, 2, 1):
-        sel = [r for r in rows if r[0] == n]
-        mean = [np.mean([r[i][j] for r in sel]) for i in (1, 2, 3) for j in (0, 1)]
-        print(f"{'mean |K|=' + str(n):<13} | {mean[0]:>10.3f} {mean[1]:>6.3f} | {mean[2]:>13.3f} {mean[3]:>6.3f} | "
-              f"{mean[4]:>12.3f} {mean[5]:>6.3f}")
-    mean = [np.mean([r[i][j] for r in rows]) for i in (1, 2, 3) for j in (0, 1)]
-    print(f"{'mean all 15':<13} | {mean[0]:>10.3f} {mean[1]:>6.3f} | {mean[2]:>13.3f} {mean[3]:>6.3f} | "
-          f"{mean[4]:>12.3f} {mean[5]:>6.3f}")
+    x_train, m_train, _ = (torch.from_numpy(a) for a in modality_split("train", seed=args.data_seed))
+    x_test, m_test, _ = (torch.from_numpy(a) for a in modality_split("test", seed=args.data_seed))
+    data = (x_train, m_train, x_test, m_test)
+    runs = [run_seed(seed, data, args) for seed in range(args.seed, args.seed + args.seeds)]
+    if len(runs) > 1:
+        print(f"mean over {len(runs)} seeds:")
+        print_table([(runs[0][i][0], *(tuple(np.mean([run[i][m][j] for run in runs]) for j in (0, 1))
+                                       for m in (1, 2, 3))) for i in range(len(SUBSETS))])
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ Choices the paper leaves open or that differ from it (written down, as issue 17 
   number of images. In training mode every example draws its own subset: each modality is dropped
   independently with probability ``p(t) = drop_max · min(1, t / curriculum_steps)`` and an example left with
   nothing redraws (rejection), so training **starts with all modalities** (``p(0) = 0``: the paper's
-  curriculum) and ends, at ``drop_max = 0.5``, with each of the ``2^M − 1`` non-empty subsets equally likely.
+  curriculum) and ends, at the default ``drop_max = 0.5``, with each of the ``2^M − 1`` non-empty subsets
+  equally likely (``drop_max = 0.3`` was also measured: docs/engines.md, ``hemis``).
   ``t`` is the buffer ``steps_seen``, the number of training-mode ``loss`` calls so far (saved with the
   checkpoint). In eval mode ``loss`` uses ``model.available`` (validation on all modalities by default).
 - **Taps.** ``backend_{k}`` (IMAGE, one axis per modality, named like the tap; ``SPEC.taps`` writes it

@@ -231,6 +231,7 @@ def test_training_loss_draws_random_subsets_with_the_curriculum():
     model, x = model_and_input(batch=6)
     model.train()
     model.curriculum_steps = 10
+    assert model.drop_max == 0.5  # the default
     mask = torch.randint(-1, NUM_CLASSES, (6, H, W))
     seen = []
     original = model.forward
@@ -244,6 +245,7 @@ def test_training_loss_draws_random_subsets_with_the_curriculum():
     loss, count = model.loss(x, {"mask": mask})
     assert count == 6 and loss.requires_grad
     assert seen[0].all()  # step 0: every modality (the curriculum starts with all)
+    model.drop_max = 0.5
     model.steps_seen.fill_(10)  # end of the ramp: drop probability drop_max = 0.5
     subsets = model.draw_subsets(30000)
     assert subsets.any(1).all()
