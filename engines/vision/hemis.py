@@ -18,8 +18,8 @@ All maps keep the input's ``H × W``. Receptive fields (input pixels): back-end 
 
 Choices the paper leaves open or that differ from it (written down, as issue 17 asks):
 
-- **Sizes.** The paper's back-ends are two conv layers with 48 5×5 filters each and its front-end one conv of
-  16 5×5 filters before the classifier (from the paper's figure, not re-verified for this note). Here: 3×3
+- **Sizes.** The paper's back-ends (two conv layers per modality) and front-end are wider, with larger kernels,
+  and keep the input's resolution as here (exact sizes not re-verified against the paper for this module). Here: 3×3
   convs, ``hidden_size = 16`` per back-end, ``front_size = 32``, and two *dilated* front-end convs so that a
   pixel's class (which digit) is decided from the whole 16×16 image; no pooling, no BatchNorm anywhere (a
   back-end never sees a missing modality, so no normalisation statistics could be polluted anyway).
@@ -28,7 +28,7 @@ Choices the paper leaves open or that differ from it (written down, as issue 17 
   result is the same floating-point number whatever the order of the available embeddings, i.e. the layer is
   bitwise symmetric. ``s²`` is the *variance* (not the standard deviation), unbiased, and exactly 0 when
   ``|K| = 1`` (torch's ``.var`` on one element would give NaN; it is never called).
-- **Missing modalities are never read.** ``g_k`` runs on ``x[a_:,k], k]`` only (an index selection); the
+- **Missing modalities are never read.** ``g_k`` runs on ``x[a[:, k], k]`` only (an index selection); the
   pixels of a missing channel never enter any arithmetic, so a NaN-filled missing channel gives the same,
   finite, output as a zero-filled one. The ``backend_{k}`` tap holds **zeros** for the examples that lack ``k``
   (the tap fires for every ``k`` on every call, with the full batch shape; when no example has ``k``, ``g_k``
@@ -167,6 +167,9 @@ class HeMIS(nn.Module):
         if value is None:
             self._available = None
             return
+        if np.ndim(value) != 1:
+            raise AvailabilityError(f"model.available must be one flag per modality ({self.channels}), "
+                                    f"got shape {list(np.shape(value))}")
         mask = _as_mask(value, 1, self.channels, "cpu")[0]
         self._available = tuple(bool(v) for v in mask)
 
@@ -209,6 +212,8 @@ class HeMIS(nn.Module):
         return torch.stack(feats, dim=1)
 
     def forward(self, images: Tensor, available=None) -> Tensor:
+        """Per-pixel logits ``[B, num_classes, H, W]`` from ``images [B, M, H, W]`` with the modalities that
+        ``available`` (``[M]`` or ``[B, M]`` bool; None: ``model.available``, else all) marks present."""
         a = self.mask_for(images, available)
         mu, s2 = abstraction(self.embed(images, a), a)
         u = torch.cat([self.mu_tap(mu), self.s2_tap(s2)], dim=1)

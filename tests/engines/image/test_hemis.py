@@ -196,6 +196,8 @@ def test_a_bad_available_mask_is_refused_in_one_sentence(bad, message):
         with pytest.raises(AvailabilityError, match=message):
             model.available = bad
         assert model.available is None
+    with pytest.raises(AvailabilityError, match="one flag per modality"):
+        model.available = torch.ones(1, M, dtype=torch.bool)
 
 
 def test_taps_fire_once_on_described_axes():
