@@ -53,7 +53,7 @@ Choices the paper leaves open or that differ from it (written down, as issue 17 
 - **Taps.** ``backend_{k}`` (IMAGE, one axis per modality, named like the tap; ``SPEC.taps`` writes it
   ``backend_{layer}``, the registry's placeholder, which here counts modalities), ``mu`` and ``s2`` (IMAGE, axis
   ``abstraction``), ``front0`` and ``front1`` (IMAGE, their own axes), ``logits`` (IMAGE, axis ``logits``: the
-  per-pixel class scores, all 11 as units). No SCALAR tap.
+  per-pixel class scores, all 11 as units, as ``seg-cnn``'s ``logits``). No SCALAR tap.
 """
 
 from __future__ import annotations
