@@ -1,7 +1,8 @@
 """Four synthetic "modalities" of scikit-learn's digits, for hetero-modal segmentation (HeMIS, issue 17).
 
-Pure numpy/scipy functions; nothing is registered here (the lead wires a ``segmentation`` dataset on top once
-the image family has that task).
+Pure numpy/scipy functions, and the registered ``segmentation`` dataset ``digits-modalities`` built on them
+(:data:`DIGITS_MODALITIES`: options ``max_images``, ``seed``; per pixel ``stroke`` (mask > 0), ``quadrant``,
+``row``, ``col``; per image ``class``; the token of a pixel is the intensity bucket of its ``noisy`` channel).
 
 Every digit of a split (the split is :func:`~lstmviz.datasets.images.common.split_indices`, the same 60/20/20
 seeded permutation as the ``digits`` dataset) is upsampled from 8×8 to 16×16 with the digits datasets'
@@ -89,5 +90,48 @@ def modality_split(split: str = "train", *, seed: int = 0,
     return make_modalities(clean, rng), stroke_mask(clean, labels[chosen]), labels[chosen].astype(np.int64)
 
 
-__all__ = ["MASK_CLASSES", "MODALITIES", "NUM_CLASSES", "STROKE", "make_modalities", "modality_split",
-           "stroke_mask"]
+MODALITY_OPTIONS = {"max_images": None, "seed": 0}
+
+
+def build_modalities(split: str = "train", **options):
+    """One split of the 4-modality digits as a registered segmentation dataset (module docstring)."""
+    from ..base import AnnotationSpec, check_int, check_split
+    from .common import ArrayImageDataset, check_options
+    from .digits import CLASSES, INTENSITY_BUCKETS, SOURCE, grid_specs, intensity_tokens, pixel_grid
+
+    check_split("digits-modalities", split, SPLITS)
+    check_options("digits-modalities", options, MODALITY_OPTIONS)
+    opts = {**MODALITY_OPTIONS, **options}
+    check_int("max_images", opts["max_images"], minimum=1, allow_none=True)
+    check_int("seed", opts["seed"], minimum=0)
+    images, masks, targets = modality_split(split, seed=opts["seed"], max_images=opts["max_images"])
+    n = len(images)
+    hw = SIZE * SIZE
+    grid = pixel_grid(SIZE, SIZE)
+    position = {"stroke": (masks.reshape(n, hw) > 0).astype(np.int64),
+                "quadrant": np.broadcast_to(grid["quadrant"], (n, hw)),
+                "row": np.broadcast_to(grid["row"], (n, hw)), "col": np.broadcast_to(grid["col"], (n, hw))}
+    specs = [AnnotationSpec("stroke", "categorical", labels=("background", "stroke"),
+                            description=f"stroke: clean intensity above {STROKE}"), *grid_specs(),
+             AnnotationSpec("class", "categorical", level="item", labels=CLASSES, description="the image's digit")]
+    return ArrayImageDataset(name="digits-modalities", split=split, images=images, targets=targets,
+                             tokens=intensity_tokens(images[:, 0].reshape(n, hw)), vocab=list(INTENSITY_BUCKETS),
+                             class_names=MASK_CLASSES, annotation_specs=specs, position=position,
+                             item={"class": targets}, options={k: opts[k] for k in MODALITY_OPTIONS},
+                             source=SOURCE + "; four synthetic modalities (lstmviz.datasets.images.modalities)",
+                             task="segmentation", masks=masks)
+
+
+def _spec():
+    from ..base import DatasetSpec
+
+    return DatasetSpec(name="digits-modalities", description="the digits as four partly informative modalities "
+                       f"({', '.join(MODALITIES)}; 4 channels, 16 px) for per-pixel segmentation (11 pixel classes)",
+                       build=build_modalities, splits=SPLITS, options=dict(MODALITY_OPTIONS),
+                       annotations=("stroke", "quadrant", "row", "col", "class"), source="scikit-learn's load_digits")
+
+
+DIGITS_MODALITIES = _spec()
+
+__all__ = ["DIGITS_MODALITIES", "MASK_CLASSES", "MODALITIES", "NUM_CLASSES", "STROKE", "build_modalities",
+           "make_modalities", "modality_split", "stroke_mask"]
