@@ -30,9 +30,12 @@ same number of parameters as two branches of ``L``; the benchmark prints both co
     D* = argmin_D ‖D − D_cnn‖² + λ Σ_{(i,j) ∈ N4} w_ij (D_i − D_j)²,    w_ij = exp(−‖I_i − I_j‖² / 2σ_c²)
 
 i.e. ``(I + λ L_w) D* = D_cnn`` with ``L_w`` the weighted Laplacian of the 4-neighbour pixel graph (each channel
-of ``D`` separately, the same ``L_w``). It is solved **exactly** by a dense ``torch.linalg.solve`` per image
+of ``D`` separately, the same ``L_w``). It is solved **exactly** (a direct solve, not an iteration): when autograd
+needs it (grad enabled and ``D_cnn`` or the guide requiring grad) by a dense ``torch.linalg.solve`` per image
 (``HW × HW``; a 32×32 image is a 1024² system, images in chunks so that a chunk's matrices stay under 128 MB),
 which is **differentiable** (autograd through the solve), so ``refine_in_training=True`` trains through it;
+otherwise (recording, evaluation) by a sparse LU per image (``scipy.sparse.linalg.spsolve`` on the same matrix
+in float64, ~50× faster at 32×32), not differentiable. Both satisfy the system to ~1e-13 (tested to 1e-8);
 by default (``refine_in_training=False``) the CNN is trained alone and the refinement is applied only in eval
 mode. ``λ = 0`` returns ``D_cnn`` itself (tap ``refined``). λ is ``refine_lambda``, σ_c ``sigma_c`` (colours in
 ``[0, 1]``). Without guide channels the weights would all be 1; the engine refuses ``C ≤ Ct`` instead.
@@ -104,6 +107,8 @@ def colour_refine(d_cnn: Tensor, guide: Tensor, lam: float, sigma_c: float) -> T
         raise ValueError(f"expected refine_lambda >= 0, got {lam}")
     if lam == 0:
         return d_cnn
+    if not (torch.is_grad_enabled() and (d_cnn.requires_grad or guide.requires_grad)):
+        return sparse_refine(d_cnn, guide, lam, sigma_c)
     b, ct, h, w = d_cnn.shape
     n = h * w
     per_image = n * n * d_cnn.element_size()
@@ -115,6 +120,30 @@ def colour_refine(d_cnn: Tensor, guide: Tensor, lam: float, sigma_c: float) -> T
         rhs = d_cnn[start:start + chunk].reshape(len(g), ct, n).transpose(1, 2)  # [b, N, Ct]
         outs.append(torch.linalg.solve(a, rhs).transpose(1, 2).reshape(len(g), ct, h, w))
     return torch.cat(outs)
+
+
+def sparse_refine(d_cnn: Tensor, guide: Tensor, lam: float, sigma_c: float) -> Tensor:
+    """:func:`colour_refine` by a sparse direct solve per image (scipy, float64; not differentiable)."""
+    import numpy as np
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    b, ct, h, w = d_cnn.shape
+    n = h * w
+    wy, wx = (t.detach().cpu().double().numpy() for t in edge_weights(guide.detach().double(), sigma_c))
+    idx = np.arange(n).reshape(h, w)
+    p = np.concatenate([idx[:-1].reshape(-1), idx[:, :-1].reshape(-1)])
+    q = np.concatenate([idx[1:].reshape(-1), idx[:, 1:].reshape(-1)])
+    rhs_all = d_cnn.detach().cpu().double().numpy().reshape(b, ct, n)
+    out = np.empty_like(rhs_all)
+    for k in range(b):
+        wk = lam * np.concatenate([wy[k].reshape(-1), wx[k].reshape(-1)])
+        off = sparse.coo_matrix((np.concatenate([-wk, -wk]), (np.concatenate([p, q]), np.concatenate([q, p]))),
+                                shape=(n, n))
+        diag = 1.0 + np.bincount(p, wk, minlength=n) + np.bincount(q, wk, minlength=n)
+        a = (off + sparse.diags(diag)).tocsc()
+        out[k] = splu(a).solve(np.ascontiguousarray(rhs_all[k].T)).T
+    return torch.from_numpy(out.reshape(b, ct, h, w)).to(d_cnn.dtype).to(d_cnn.device)
 
 
 def _influence(steps: list[tuple[str, float]]) -> tuple[float, float]:

@@ -67,13 +67,16 @@ def test_the_refinement_satisfies_the_linear_system_to_1e_8():
     d = torch.rand(3, 2, 6, 7, dtype=torch.float64)
     guide = torch.rand(3, 3, 6, 7, dtype=torch.float64)
     lam, sigma = 2.5, 0.3
-    out = colour_refine(d, guide, lam, sigma)
-    for b in range(3):
-        a = np.eye(42) + lam * laplacian_np(guide[b].numpy(), sigma)  # an independent build of I + lambda L_w
-        np.testing.assert_allclose(refinement_matrix(guide[b:b + 1], lam, sigma)[0].numpy(), a, atol=1e-14)
-        for c in range(2):
-            residual = a @ out[b, c].reshape(-1).numpy() - d[b, c].reshape(-1).numpy()
-            assert np.abs(residual).max() < 1e-8
+    sparse_out = colour_refine(d, guide, lam, sigma)  # no grad needed: the sparse direct solve
+    dense_out = colour_refine(d.clone().requires_grad_(True), guide, lam, sigma).detach()  # the dense autograd one
+    for out in (sparse_out, dense_out):
+        for b in range(3):
+            a = np.eye(42) + lam * laplacian_np(guide[b].numpy(), sigma)  # an independent build of I + lambda L_w
+            np.testing.assert_allclose(refinement_matrix(guide[b:b + 1], lam, sigma)[0].numpy(), a, atol=1e-14)
+            for c in range(2):
+                residual = a @ out[b, c].reshape(-1).numpy() - d[b, c].reshape(-1).numpy()
+                assert np.abs(residual).max() < 1e-8
+    assert not torch.equal(sparse_out, d)
     # and it is differentiable (autograd through the solve)
     dd = d.clone().requires_grad_(True)
     colour_refine(dd, guide, lam, sigma).sum().backward()
