@@ -176,6 +176,27 @@ def _axis(height: int, width: int, stride: int, steps: list[tuple[str, float]] |
                      ImageGeometry(height // stride, width // stride))
 
 
+class _Stage(nn.Module):
+    """One stage's residual branch and its taps (``s{s}_conv{i}``, ``s{s}_out``)."""
+
+    def __init__(self, s: int, cin: int, hidden_size: int, targets: int, layers: int):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        self.taps = nn.ModuleList()
+        for i in range(layers - 1):
+            self.convs.append(nn.Conv2d(cin, hidden_size, 3, padding=1))
+            self.taps.append(Tap(f"s{s}_conv{i}", signal="conv", layer=i, layout=IMAGE, axis=f"s{s}_conv{i}",
+                                 description=f"stage {s}: ReLU of residual conv {i} at the stage's resolution"))
+            cin = hidden_size
+        last = nn.Conv2d(cin, targets, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.convs.append(last)
+        self.out_tap = Tap(f"s{s}_out", signal="stage", layer=s, layout=IMAGE, axis=f"s{s}_out",
+                           description=f"stage {s}'s depth estimate (bicubic of the previous estimate plus the "
+                                       f"residual branch)")
+
+
 class DepthSR(nn.Module):
     """Progressive (×2, ×2) residual CNN depth super-resolution with a colour-weighted refinement (module
     docstring)."""
@@ -206,32 +227,20 @@ class DepthSR(nn.Module):
         self.refine_lambda, self.sigma_c = float(refine_lambda), float(sigma_c)
         self.refine_in_training = bool(refine_in_training)
         layers = num_layers if stages == 2 else 2 * num_layers - 1
-        self.branches = nn.ModuleList()
-        self.branch_taps = nn.ModuleList()
-        self.out_taps = nn.ModuleList()
-        for s in range(1, stages + 1):
-            convs = nn.ModuleList()
-            taps = nn.ModuleList()
-            cin = self.num_classes + self.guide_channels
-            for i in range(layers - 1):
-                convs.append(nn.Conv2d(cin, hidden_size, 3, padding=1))
-                taps.append(Tap(f"s{s}_conv{i}", signal="conv", layer=i, layout=IMAGE, axis=f"s{s}_conv{i}",
-                                description=f"stage {s}: ReLU of residual conv {i} at the stage's resolution"))
-                cin = hidden_size
-            last = nn.Conv2d(cin, self.num_classes, 3, padding=1)
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-            convs.append(last)
-            self.branches.append(convs)
-            self.branch_taps.append(taps)
-            self.out_taps.append(Tap(f"s{s}_out", signal="stage", layer=s, layout=IMAGE, axis=f"s{s}_out",
-                                     description=f"stage {s}'s depth estimate (bicubic of the previous estimate "
-                                                 f"plus the residual branch)"))
+        # taps registered in data-flow order (the Perturb tab and the recorder list them so): lowres, then per
+        # stage its convs and its output, then cnn and refined
         self.lowres_tap = Tap("lowres", signal="lowres", layout=IMAGE, axis="lowres",
                               description="the low-resolution depth recovered by 4x4 block averaging")
+        self.stage_blocks = nn.ModuleList(_Stage(s, self.num_classes + self.guide_channels, hidden_size,
+                                                 self.num_classes, layers) for s in range(1, stages + 1))
         self.cnn_tap = Tap("cnn", signal="cnn", layout=IMAGE, axis="cnn", description="D_cnn: the network's output")
         self.refined_tap = Tap("refined", signal="refined", layout=IMAGE, axis="refined",
                                description="the refined depth: (I + lambda L_w) D = D_cnn solved exactly")
+
+    @property
+    def branches(self) -> list[nn.ModuleList]:
+        """Each stage's residual branch (its convolutions, the last one mapping to the target channels)."""
+        return [block.convs for block in self.stage_blocks]
 
     # ------------------------------------------------------------------------------------------ geometry
     def _stage_steps(self) -> dict[str, tuple[int, list]]:
@@ -271,11 +280,11 @@ class DepthSR(nn.Module):
         up = F.interpolate(previous, scale_factor=scale, mode="bicubic", align_corners=False)
         pool = guide.shape[-1] // up.shape[-1]
         g = F.avg_pool2d(guide, pool) if pool > 1 else guide
+        block = self.stage_blocks[s - 1]
         h = torch.cat([up, g], dim=1)
-        convs, taps = self.branches[s - 1], self.branch_taps[s - 1]
-        for conv, tap in zip(convs[:-1], taps):
+        for conv, tap in zip(block.convs[:-1], block.taps):
             h = tap(conv(h).relu())
-        return self.out_taps[s - 1](up + convs[-1](h))
+        return block.out_tap(up + block.convs[-1](h))
 
     def cnn(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``(D_cnn [B, Ct, H, W], guide)``."""
