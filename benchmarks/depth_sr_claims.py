@@ -4,14 +4,15 @@ progressive CNN followed by the colour-weighted refinement at several lambda, wi
 the colour image's regions, in one table.
 
 Per condition (``texture`` off / on) the two CNNs are trained on that condition's training split (600 images,
-Adam, MSE, refinement off) and everything is measured on its test split (200 images): RMSE over all pixels and
+Adam lr 1e-3 with cosine decay, batches of 32, MSE, refinement off; lr 3e-3 killed every ReLU of the one-shot
+net's last hidden layer on the textured data once, so its residual stayed 0 and it scored exactly bicubic) and everything is measured on its test split (200 images): RMSE over all pixels and
 over the pixels within 2 px of a depth discontinuity (the dataset's ``edge`` annotation), pooled over the split
 (the root of the mean squared error). The joint bilateral upsampler (Kopf et al. 2007, written here) averages
 the 5x5 low-resolution cells around each pixel with a spatial Gaussian (sigma_s = 1 low-resolution cell) times a
 range Gaussian on the colour (the pixel's colour against the 4x4 block-mean colour of the cell; sigma_r picked
 from 0.05 / 0.1 / 0.2 on the validation split). One thread.
 
-    python benchmarks/depth_sr_claims.py [--steps 500] [--seed 0]
+    python benchmarks/depth_sr_claims.py [--steps 800] [--seed 0]
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def params(model) -> int:
 def train(model, images: np.ndarray, targets: np.ndarray, steps: int, seed: int) -> float:
     x, y = torch.from_numpy(np.array(images)), torch.from_numpy(np.array(targets))
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
     for _ in range(steps):
@@ -97,7 +98,7 @@ def predict(model, images: np.ndarray, lam: float = 0.0) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -326,7 +326,7 @@ SPEC = EngineSpec(
     default_config={"hidden_size": 16, "num_layers": 3, "stages": 2, "refine_lambda": 0.0, "sigma_c": 0.1,
                     "refine_in_training": False},
     taps=("lowres", "s*_conv*", "s*_out", "cnn", "refined"),
-    train_defaults={"steps": 1500, "batch_size": 32, "lr": 0.003, "eval_every": 250, "optimizer": "adam",
+    train_defaults={"steps": 1500, "batch_size": 32, "lr": 0.001, "eval_every": 250, "optimizer": "adam",
                     "clip": 5.0, "seed": 0},
     default_dataset="depth-synth",
 )
