@@ -47,7 +47,9 @@ are computed here (:func:`_influence`): a symmetric bound, in input pixels, of w
 the low-resolution cells are 4×4 blocks, ``bicubic_×2`` from a grid of stride ``s`` reads input cells up to
 ``1.75 s`` from the output cell's centre, a 3×3 convolution at stride ``s`` adds ``s`` on each side, and the
 guide pooled to stride ``s`` covers ``± (s − 1)/2``. ``refined`` is a global solve: every input pixel can change
-every output pixel, so its receptive field is the whole image (``2 max(H, W) − 1``).
+every output pixel, so its receptive field is the whole image (``2 max(H, W) − 1``). ``energy`` (on the
+``refined`` axis, 2 units) is the refinement energy per pixel: the data term ``(D*_i − D_cnn,i)²`` and the colour
+term ``(λ/2) Σ_j w_ij (D*_i − D*_j)²`` (:func:`energy_terms`; the map sums to the minimised energy).
 """
 
 from __future__ import annotations
@@ -146,6 +148,22 @@ def sparse_refine(d_cnn: Tensor, guide: Tensor, lam: float, sigma_c: float) -> T
     return torch.from_numpy(out.reshape(b, ct, h, w)).to(d_cnn.dtype).to(d_cnn.device)
 
 
+def energy_terms(refined: Tensor, d_cnn: Tensor, guide: Tensor, lam: float, sigma_c: float) -> Tensor:
+    """``[B, 2, H, W]``: the refinement energy per pixel, summed over the target channels — unit 0 the data term
+    ``(D*_i − D_cnn,i)²``, unit 1 the colour term ``(λ/2) Σ_{j ∈ N4(i)} w_ij (D*_i − D*_j)²`` (each pair's term
+    split between its two pixels), so the map sums to the energy ``E(D*)``."""
+    data = (refined - d_cnn).pow(2).sum(1)
+    wy, wx = edge_weights(guide.to(refined.dtype), sigma_c)
+    ey = wy * (refined[:, :, 1:] - refined[:, :, :-1]).pow(2).sum(1)  # [B, H-1, W]
+    ex = wx * (refined[:, :, :, 1:] - refined[:, :, :, :-1]).pow(2).sum(1)  # [B, H, W-1]
+    colour = torch.zeros_like(data)
+    colour[:, 1:] += ey
+    colour[:, :-1] += ey
+    colour[:, :, 1:] += ex
+    colour[:, :, :-1] += ex
+    return torch.stack([data, 0.5 * lam * colour], dim=1)
+
+
 def _influence(steps: list[tuple[str, float]]) -> tuple[float, float]:
     """``(a, b)``: the input-pixel interval, relative to a cell's centre, that can change the cell after
     ``steps`` (``("lowres", 4)``, ``("guide", s)``, ``("conv", s)``, ``("up", s)`` with ``s`` the stride of
@@ -236,6 +254,9 @@ class DepthSR(nn.Module):
         self.cnn_tap = Tap("cnn", signal="cnn", layout=IMAGE, axis="cnn", description="D_cnn: the network's output")
         self.refined_tap = Tap("refined", signal="refined", layout=IMAGE, axis="refined",
                                description="the refined depth: (I + lambda L_w) D = D_cnn solved exactly")
+        self.energy_tap = Tap("energy", signal="energy", layout=IMAGE, axis="refined",
+                              description="the refinement energy per pixel: unit 0 the data term (D - D_cnn)^2, "
+                                          "unit 1 the colour term (lambda/2) sum_j w_ij (D_i - D_j)^2")
 
     @property
     def branches(self) -> list[nn.ModuleList]:
@@ -297,7 +318,9 @@ class DepthSR(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         d, guide = self.cnn(images)
         lam = self.refine_lambda if (not self.training or self.refine_in_training) else 0.0
-        return self.refined_tap(colour_refine(d, guide, lam, self.sigma_c))
+        refined = self.refined_tap(colour_refine(d, guide, lam, self.sigma_c))
+        self.energy_tap(energy_terms(refined, d, guide, lam, self.sigma_c))
+        return refined
 
     def extra_repr(self) -> str:
         return (f"stages={self.stages}, target_channels={self.num_classes}, guide_channels={self.guide_channels}, "
@@ -325,7 +348,7 @@ SPEC = EngineSpec(
     build=build,
     default_config={"hidden_size": 16, "num_layers": 3, "stages": 2, "refine_lambda": 0.0, "sigma_c": 0.1,
                     "refine_in_training": False},
-    taps=("lowres", "s*_conv*", "s*_out", "cnn", "refined"),
+    taps=("lowres", "s*_conv*", "s*_out", "cnn", "refined", "energy"),
     train_defaults={"steps": 1500, "batch_size": 32, "lr": 0.001, "eval_every": 250, "optimizer": "adam",
                     "clip": 5.0, "seed": 0},
     default_dataset="depth-synth",

@@ -83,6 +83,39 @@ def test_the_refinement_satisfies_the_linear_system_to_1e_8():
     assert dd.grad is not None and torch.isfinite(dd.grad).all() and dd.grad.abs().sum() > 0
 
 
+def test_the_energy_tap_sums_to_the_energy_that_the_refinement_minimises():
+    from lstmviz.engines.vision.depth_sr import energy_terms
+
+    torch.manual_seed(3)
+    d = torch.rand(2, 1, 6, 7, dtype=torch.float64)
+    guide = torch.rand(2, 3, 6, 7, dtype=torch.float64)
+    lam, sigma = 3.0, 0.2
+    lap = [laplacian_np(guide[b].numpy(), sigma) for b in range(2)]
+
+    def energy(x, b):  # ||x - d||^2 + lambda x^T L_w x (= lambda sum_pairs w (x_i - x_j)^2)
+        v = x.reshape(-1)
+        return float(((v - d[b, 0].reshape(-1).numpy()) ** 2).sum() + lam * v @ lap[b] @ v)
+
+    refined = colour_refine(d, guide, lam, sigma)
+    terms = energy_terms(refined, d, guide, lam, sigma)
+    assert terms.shape == (2, 2, 6, 7) and (terms >= 0).all()
+    rng = np.random.default_rng(0)
+    for b in range(2):
+        best = energy(refined[b, 0].numpy(), b)
+        assert float(terms[b].sum()) == pytest.approx(best, rel=1e-12)
+        for _ in range(5):  # the solve is the minimum: any nudge raises the energy
+            assert energy(refined[b, 0].numpy() + 1e-3 * rng.standard_normal((6, 7)), b) > best
+    m = model(refine_lambda=lam)
+    x, _ = random_input()
+    seen = {}
+    with HookScope() as hooks:
+        hooks.read(find_taps(m)["energy"], lambda module, args, kwargs, out: seen.__setitem__("e", out))
+        with torch.no_grad():
+            out = m(x)
+            d_cnn, guide = m.cnn(x)
+    torch.testing.assert_close(seen["e"], energy_terms(out, d_cnn, guide, lam, m.sigma_c))
+
+
 def test_edge_preservation_with_two_flat_colour_regions_and_blurring_with_a_constant_colour():
     h, w = 8, 10
     depth = torch.zeros(1, 1, h, w, dtype=torch.float64)
@@ -169,8 +202,10 @@ def test_taps_fire_on_their_own_grids_and_the_axes_say_so():
         with torch.no_grad():
             m(random_input()[0])
     assert shapes["lowres"] == (2, 1, 4, 4) and shapes["s1_conv0"] == (2, 16, 8, 8) and shapes["s2_out"] == (2, 1, 16, 16)
+    taps = find_taps(m)
+    assert shapes["energy"] == (2, 2, 16, 16) and taps["energy"].axis == "refined"
     for name, shape in shapes.items():
-        size = axes[name].size
+        size = axes[taps[name].axis].size
         assert shape[2:] == (size.height, size.width), name
     g = {name: axes[name].geometry for name in axes}
     assert g["lowres"].stride == (4, 4) and g["lowres"].offset == (1.5, 1.5) and g["lowres"].receptive_field == (4, 4)
