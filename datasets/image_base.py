@@ -8,7 +8,9 @@ image (its class ...). Models read ``image`` (float32 ``[channels, height, width
 ``[0, 1]``); training reads ``target`` (a class id) or, for a multi-label dataset, ``targets`` (a
 0/1 vector over the classes), or, for a segmentation dataset, ``mask`` (int64 ``[height, width]``: the
 class id ``0 .. K-1`` of every pixel, ``-1`` = an ignored pixel; ``K`` = the number of pixel classes,
-``class_names`` naming them). ``tokens`` are what the window's text strip shows per pixel (ids
+``class_names`` naming them), or, for a regression dataset, ``target_map`` (float32 ``[Ct, height, width]``,
+finite: ``Ct`` target values per pixel, ``Ct = len(class_names)``, ``class_names`` naming the target
+channels, e.g. ``("depth",)``). ``tokens`` are what the window's text strip shows per pixel (ids
 into the dataset's ``vocab``). Nothing here imports torch.
 """
 
@@ -24,14 +26,11 @@ from lstmviz.errors import ExpectedError
 
 from .base import AnnotationSpec, ItemDataset
 
-TASKS = ("class", "multilabel", "segmentation")
+TASKS = ("class", "multilabel", "segmentation", "regression")
 """``class``: one class per image (cross-entropy); ``multilabel``: a set of classes per image;
-``segmentation``: one class per pixel (``ImageItem.mask``; the model returns logits ``[B, K, H, W]``).
-
-A later per-pixel regression task (depth, chroma) would add ``"regression"`` here with a float target map
-beside ``mask`` (``ImageItem.values [T, H, W]``, NaN = ignored) and the same three places to teach:
-the objective's loss and metrics, the recorder's per-pixel target / prediction annotations (numeric
-instead of categorical), and the perturbation's per-pixel output change (docs/engines.md, "Dense tasks")."""
+``segmentation``: one class per pixel (``ImageItem.mask``; the model returns logits ``[B, K, H, W]``);
+``regression``: ``Ct`` real values per pixel (``ImageItem.target_map [Ct, H, W]``; the model returns
+``[B, Ct, H, W]``; ``ImageData.num_classes`` and ``len(class_names)`` count the target channels ``Ct``)."""
 
 IGNORE = -1
 """The mask value of an ignored pixel (no loss, no metric, stored as a missing annotation)."""
@@ -87,10 +86,33 @@ def check_mask(mask: Any, *, height: int | None = None, width: int | None = None
     return a
 
 
+def check_target_map(target_map: Any, *, channels: int | None = None, height: int | None = None,
+                     width: int | None = None, what: str = "the target map") -> np.ndarray:
+    """``target_map`` as float32 ``[Ct, H, W]`` with every value finite, or :class:`ImageError` saying what is
+    wrong with it (one sentence: its shape or its finiteness)."""
+    if target_map is None:
+        raise ImageError(f"{what} is missing; a regression image needs a target map, [channels, height, width] "
+                         f"real values")
+    a = np.asarray(target_map)
+    if a.ndim != 3:
+        raise ImageError(f"{what} has shape {tuple(a.shape)}; expected [target channels, height, width]")
+    for got, want, name in zip(a.shape, (channels, height, width), ("target channels", "height", "width")):
+        if want is not None and got != want:
+            raise ImageError(f"{what} has {got} {name} (shape {tuple(a.shape)}); expected {want}")
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+        raise ImageError(f"{what} holds {a.dtype} values; expected real numbers")
+    a = a.astype(np.float32, copy=False)
+    if not np.isfinite(a).all():
+        raise ImageError(f"{what} has {int((~np.isfinite(a)).sum())} non-finite value(s) (NaN or inf); every "
+                         f"target value must be finite")
+    return a
+
+
 @dataclass
 class ImageItem:
     """One image (see the module docstring). A ``mask`` is checked on construction (shape ``[H, W]`` of the
-    image, integer ids >= -1; the upper bound needs the dataset's classes: :func:`check_mask`)."""
+    image, integer ids >= -1; the upper bound needs the dataset's classes: :func:`check_mask`); a ``target_map``
+too (float32 ``[Ct, H, W]`` of the image's size, finite: :func:`check_target_map`)."""
 
     image: np.ndarray
     tokens: np.ndarray
@@ -99,12 +121,15 @@ class ImageItem:
     annotations: dict[str, np.ndarray] = field(default_factory=dict)
     item_annotations: dict[str, int | float] = field(default_factory=dict)
     mask: np.ndarray | None = None
+    target_map: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        shape = np.shape(self.image)
+        h, w = (shape[1], shape[2]) if len(shape) == 3 else (None, None)
         if self.mask is not None:
-            shape = np.shape(self.image)
-            h, w = (shape[1], shape[2]) if len(shape) == 3 else (None, None)
             self.mask = check_mask(self.mask, height=h, width=w, what="the image's mask")
+        if self.target_map is not None:
+            self.target_map = check_target_map(self.target_map, height=h, width=w, what="the image's target map")
 
     @property
     def height(self) -> int:
@@ -123,7 +148,7 @@ class ImageDataset(ItemDataset):
 
     Subclasses set ``name``, ``split``, ``vocab``, ``annotation_specs``, ``options``, ``source``,
     ``task`` (:data:`TASKS`), ``channels``, ``height``, ``width``, ``class_names`` (for ``segmentation``:
-    the pixel classes) and implement ``__len__`` and ``_item``. Every split of one dataset has the same image size and classes.
+    the pixel classes; for ``regression``: the target channels) and implement ``__len__`` and ``_item``. Every split of one dataset has the same image size and classes.
     """
 
     name: str

@@ -656,8 +656,13 @@ def _perturb_images(args, rec, out: Path) -> int:
                 edits = resolve([spec], live, rec, item, length=b - a)
             effect = perturb_recorded_image(live, rec, item, occlude=occlude, edits=edits)
             flipped += effect.prediction_changed()
-            predicted = ({"pixels_changed": effect.pixels_changed()} if effect.dense else  # segmentation
-                         {"prediction_clean": effect.prediction_clean, "prediction_edited": effect.prediction_edited})
+            if getattr(effect, "regression", False):  # values per pixel: how many changed and by how much at most
+                predicted = {"pixels_changed": effect.pixels_changed(),
+                             "max_prediction_change": float(effect.logit_delta_map().max(initial=0.0))}
+            elif effect.dense:  # segmentation
+                predicted = {"pixels_changed": effect.pixels_changed()}
+            else:
+                predicted = {"prediction_clean": effect.prediction_clean, "prediction_edited": effect.prediction_edited}
             for row in effect.to_table():
                 rows.append({"item": item, **row, **predicted, "output_change": effect.output_change()})
             task.progress(done + 1, len(items), "perturb")

@@ -56,7 +56,8 @@ class ArrayImageDataset(ImageDataset):
     """One split held as stacked arrays; items are views built on access.
 
     ``images [N, C, H, W]`` float32 in [0, 1]; ``targets [N]`` class ids; ``multi [N, K]`` 0/1 (multilabel
-    only); ``masks [N, H, W]`` int64 pixel class ids, -1 = ignored (segmentation only); ``tokens [N, H*W]``;
+    only); ``masks [N, H, W]`` int64 pixel class ids, -1 = ignored (segmentation only); ``target_maps [N, Ct, H, W]`` float32 (regression only, ``Ct = len(class_names)``);
+    ``tokens [N, H*W]``;
     ``position [name] -> [N, H*W]``; ``item [name] -> [N]``.
     """
 
@@ -64,7 +65,7 @@ class ArrayImageDataset(ImageDataset):
                  vocab: list[str], class_names: tuple[str, ...], annotation_specs: list[AnnotationSpec],
                  position: dict[str, np.ndarray], item: dict[str, np.ndarray], options: dict[str, Any],
                  source: str, task: str = "class", multi: np.ndarray | None = None,
-                 masks: np.ndarray | None = None):
+                 masks: np.ndarray | None = None, target_maps: np.ndarray | None = None):
         self.name, self.split, self.vocab, self.class_names = name, split, list(vocab), tuple(class_names)
         self.annotation_specs, self.options, self.source, self.task = annotation_specs, options, source, task
         self.images = np.ascontiguousarray(images, dtype=np.float32)
@@ -77,6 +78,12 @@ class ArrayImageDataset(ImageDataset):
                 raise ValueError(f"masks: expected shape {(len(self.images), self.height, self.width)}, "
                                  f"got {self.masks.shape}")
             self.masks.flags.writeable = False
+        self.target_maps = None if target_maps is None else np.ascontiguousarray(target_maps, dtype=np.float32)
+        if self.target_maps is not None:
+            want = (len(self.images), len(self.class_names), self.height, self.width)
+            if self.target_maps.shape != want:
+                raise ValueError(f"target_maps: expected shape {want}, got {self.target_maps.shape}")
+            self.target_maps.flags.writeable = False
         self.tokens = np.asarray(tokens, dtype=np.int64)
         self.position = position
         self.item = item
@@ -94,4 +101,5 @@ class ArrayImageDataset(ImageDataset):
         return ImageItem(image=self.images[i], tokens=self.tokens[i], target=int(self.targets[i]),
                          targets=None if self.multi is None else self.multi[i],
                          mask=None if self.masks is None else self.masks[i],
+                         target_map=None if self.target_maps is None else self.target_maps[i],
                          annotations={k: v[i] for k, v in self.position.items()}, item_annotations=item_values)

@@ -46,6 +46,12 @@ effect then reports the per-pixel change instead of one prediction — the predi
 :attr:`ImageEffect.mask_edited`), the number of pixels whose class changed
 (:meth:`ImageEffect.pixels_changed`) and :math:`\lVert\Delta z_{:,y,x}\rVert` per pixel
 (:meth:`ImageEffect.logit_delta_map`); its probabilities are the softmax over the classes at every pixel.
+A ``regression`` model's output is a map of values ``[Ct, H, W]`` (a depth, chroma): the effect reports the
+prediction before and after (:attr:`ImageEffect.prediction_map_clean`, :attr:`ImageEffect.prediction_map_edited`),
+:math:`\lVert\Delta \hat y_{:,y,x}\rVert` per pixel (:meth:`ImageEffect.logit_delta_map`, the absolute change
+for ``Ct = 1``) and the number of pixels whose prediction changed by more than the tolerance
+(:meth:`ImageEffect.pixels_changed`); it has no classes, masks or probabilities (asking for them is refused in
+words).
 
 Choices the issue leaves open, named here: the ``mean`` fill is the whole image's mean (not the box's,
 which would change little on a flat region); a box given in fractional pixels takes the pixels whose
@@ -113,13 +119,15 @@ def tap_axes(model, height: int, width: int) -> dict[str, Any]:
 
 def model_task(model) -> str:
     task = getattr(model, "task", "class")
-    return task if task in ("class", "multilabel", "segmentation") else "class"
+    return task if task in ("class", "multilabel", "segmentation", "regression") else "class"
 
 
 def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
     """Class probabilities of ``logits`` ``[..., classes]``: softmax (``class``) or sigmoid (``multilabel``);
     for ``segmentation`` ``logits`` is ``[..., classes, H, W]`` and the softmax runs over the classes of
-    every pixel."""
+    every pixel. A ``regression`` model has no probabilities: refused in words."""
+    if task == "regression":
+        raise PerturbError("a regression model predicts values per pixel, not classes, so it has no probabilities")
     z = np.asarray(logits, dtype=np.float64)
     if task == "multilabel":
         return 1.0 / (1.0 + np.exp(-z))
@@ -257,7 +265,7 @@ class ImageEffect:
     sources: np.ndarray  # [n, 4] input boxes of the edited cells and occluded pixels
     edited_taps: tuple[str, ...]
     occlusion: tuple | None  # (box, fill) or None
-    logits_clean: np.ndarray  # [classes]; segmentation: [classes, H, W]
+    logits_clean: np.ndarray  # [classes]; segmentation: [classes, H, W]; regression: the values [Ct, H, W]
     logits_edited: np.ndarray
     task: str = "class"
     tolerance: float = 0.0
@@ -331,10 +339,19 @@ class ImageEffect:
 
     @property
     def dense(self) -> bool:
-        """Whether the model predicts per pixel (a ``segmentation`` model: logits ``[K, H, W]``)."""
-        return self.task == "segmentation" or np.ndim(self.logits_clean) == 3
+        """Whether the model predicts per pixel (a ``segmentation`` model: logits ``[K, H, W]``; a ``regression``
+        model: values ``[Ct, H, W]``)."""
+        return self.task in ("segmentation", "regression") or np.ndim(self.logits_clean) == 3
+
+    @property
+    def regression(self) -> bool:
+        """Whether the model predicts real values per pixel (no classes)."""
+        return self.task == "regression"
 
     def _image_level(self, what: str) -> None:
+        if self.regression:
+            raise PerturbError(f"a regression model predicts values per pixel, so it has no single {what}; use "
+                               "prediction_map_clean / prediction_map_edited and pixels_changed()")
         if self.dense:
             raise PerturbError(f"a segmentation model predicts a class per pixel, so it has no single {what}; use "
                                "mask_clean / mask_edited and pixels_changed()")
@@ -355,29 +372,57 @@ class ImageEffect:
                                "segmentation model")
 
     @property
+    def prediction_map_clean(self) -> np.ndarray:
+        """``[Ct, H, W]``: the predicted values before the change (regression)."""
+        self._regression_only()
+        return self.logits_clean
+
+    @property
+    def prediction_map_edited(self) -> np.ndarray:
+        """``[Ct, H, W]``: the predicted values after the change (regression)."""
+        self._regression_only()
+        return self.logits_edited
+
+    def _regression_only(self) -> None:
+        if not self.regression:
+            raise PerturbError("this model predicts classes; prediction maps of values exist only for a regression "
+                               "model")
+
+    def _classes_per_pixel(self) -> None:
+        self._dense_only()
+        if self.regression:
+            raise PerturbError("a regression model predicts values per pixel, not classes, so it has no mask; use "
+                               "prediction_map_clean / prediction_map_edited")
+
+    @property
     def mask_clean(self) -> np.ndarray:
         """``[H, W]`` int64: the predicted class of every pixel before the change (segmentation)."""
-        self._dense_only()
+        self._classes_per_pixel()
         return np.argmax(self.logits_clean, axis=0)
 
     @property
     def mask_edited(self) -> np.ndarray:
         """``[H, W]`` int64: the predicted class of every pixel after the change (segmentation)."""
-        self._dense_only()
+        self._classes_per_pixel()
         return np.argmax(self.logits_edited, axis=0)
 
     def pixels_changed(self) -> int:
-        """How many pixels' predicted class changed (segmentation)."""
+        """How many pixels' predicted class changed (segmentation), or how many pixels' predicted values changed by
+        more than the tolerance (regression: ‖Δ ŷ‖ over the target channels)."""
+        if self.regression:
+            return int((self.logit_delta_map() > self.tolerance).sum())
         return int((self.mask_clean != self.mask_edited).sum())
 
     def logit_delta_map(self) -> np.ndarray:
-        """``[H, W]``: ‖Δ logits‖ over the classes at every pixel (segmentation)."""
+        """``[H, W]``: ‖Δ logits‖ over the classes at every pixel (segmentation); ‖Δ ŷ‖ over the target channels
+        (regression: |Δ prediction| for one channel)."""
         self._dense_only()
         d = self.logits_edited.astype(np.float64) - self.logits_clean.astype(np.float64)
         return np.sqrt(np.square(d).sum(axis=0))
 
     def prediction_changed(self) -> bool:
-        """Whether the prediction changed: the image's class, or (segmentation) any pixel's class."""
+        """Whether the prediction changed: the image's class, or (segmentation) any pixel's class, or (regression)
+        any pixel's values beyond the tolerance."""
         if self.dense:
             return self.pixels_changed() > 0
         return self.prediction_clean != self.prediction_edited

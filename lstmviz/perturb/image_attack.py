@@ -38,7 +38,8 @@ one (one batch of two through :class:`lstmviz.recording.recorder_context.Recorde
 Lipschitz bound).
 
 Only ``class`` models: a ``multilabel`` model (one sigmoid per class) has no single prediction to flip, and
-is refused in words; so is a ``segmentation`` model (one prediction per pixel).
+is refused in words; so is a ``segmentation`` model (one prediction per pixel) and a ``regression`` model
+(values per pixel, no class).
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ class _Image:
         if getattr(model, "task", "class") == "segmentation":
             raise PerturbError("this model segments (one class per pixel), so there is no single prediction to "
                                "flip; adversarial images need a model trained for one class per image")
+        if getattr(model, "task", "class") == "regression":
+            raise PerturbError("this model predicts values per pixel (regression), so there is no class to flip; "
+                               "adversarial images need a model trained for one class per image")
         self.model = model
         self.dtype, self.device = _dtype(model)
         x = torch.as_tensor(np.asarray(image) if not isinstance(image, Tensor) else image.detach())

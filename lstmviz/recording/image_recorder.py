@@ -14,7 +14,11 @@ What the file holds (docs/format.md, "Position geometry"):
   arg-max of the logits; multilabel: the highest-scoring class) unless the dataset has annotations of
   those names; for a ``segmentation`` dataset (logits ``[B, K, H, W]``) ``target`` and ``prediction`` are
   **position** annotations instead (categorical, labels = the dataset's pixel classes): the mask
-  (ignored pixels, -1, stored as missing) and the arg-max over the classes at every pixel;
+  (ignored pixels, -1, stored as missing) and the arg-max over the classes at every pixel; for a
+  ``regression`` dataset (output ``[B, Ct, H, W]``) they are **numeric position** annotations: ``target`` and
+  ``prediction`` (the target map and the model's value at every pixel) when ``Ct = 1``, else
+  ``target_c{k}`` and ``prediction_c{k}`` per target channel ``k`` (annotation names are HDF5 link names
+  and cannot hold ``/``, so not ``target/c{k}``), each skipped when the dataset has an annotation of that name;
 - the tap ``input`` on ``positions``: the image itself, ``C`` units (the [0, 1] pixel values);
 - one axis per entry of ``model.image_axes(H, W)`` that a recorded tap lives on (``image`` geometry with
   the feature map's stride, receptive field and offset and per item its ``ImageGeometry``, or ``scalar``:
@@ -40,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmviz.datasets.image_base import ImageError, check_image, check_mask
+from lstmviz.datasets.image_base import ImageError, check_image, check_mask, check_target_map
 from lstmviz.engines.families.image.api import INPUT_AXIS, input_axis
 from lstmviz.geometry import ImageGeometry
 from lstmviz.recording.writer import RecordingWriter
@@ -133,6 +137,22 @@ def _masks(masks, start: int, h: int, w: int, num_classes: int) -> np.ndarray:
                      for k, m in enumerate(masks)]).reshape(len(masks), h * w)
 
 
+def regression_names(ct: int) -> list[tuple[str, str]]:
+    """``(target name, prediction name)`` per target channel of a regression recording: ``("target",
+    "prediction")`` for one channel, else ``("target_c{k}", "prediction_c{k}")``."""
+    if ct == 1:
+        return [(TARGET, PREDICTION)]
+    return [(f"{TARGET}_c{k}", f"{PREDICTION}_c{k}") for k in range(ct)]
+
+
+def _target_maps(dataset, start: int, stop: int, ct: int, h: int, w: int) -> np.ndarray:
+    """``[n, Ct, H, W]`` float32: the target maps of images ``start .. stop-1``, each checked."""
+    stored = getattr(dataset, "target_maps", None)
+    maps = stored[start:stop] if stored is not None else [dataset[i].target_map for i in range(start, stop)]
+    return np.stack([check_target_map(m, channels=ct, height=h, width=w, what=f"the target map of image {start + k}")
+                     for k, m in enumerate(maps)])
+
+
 def _gather(dataset, start: int, stop: int, c: int, h: int, w: int, segmentation: bool = False):
     """Images ``[n, C, H, W]``, tokens ``[n, HW]``, position annotations ``{name: [n, HW]}``, item annotations
     ``{name: [n]}``, targets ``[n]`` and (segmentation) masks ``[n, HW]`` (else None) of items
@@ -219,7 +239,12 @@ def record_images(
     names = {s.name for s in specs}
     extra = [n for n in (TARGET, PREDICTION) if n not in names]
     segmentation = str(dataset.task) == "segmentation"
+    regression = str(dataset.task) == "regression"
     n_classes = len(dataset.class_names)
+    value_names = [(t, p) for t, p in regression_names(n_classes)] if regression else []
+    value_extra = [n for pair in value_names for n in pair if n not in names]
+    if regression:
+        extra = []
     position_specs = [s for s in specs if s.level == "position"]
     item_specs = [s for s in specs if s.level == "item"]
     meta = _provenance(model, dataset, [INPUT_TAP, *recorder.signals], provenance)
@@ -251,6 +276,10 @@ def record_images(
                     raise ValueError(f"the model returned logits of shape {list(logits.shape)} for a segmentation "
                                      f"dataset; expected per-pixel logits [images, classes, height, width] = "
                                      f"{[stop - start, n_classes, h, w]}")
+                if regression and tuple(logits.shape) != (stop - start, n_classes, h, w):
+                    raise ValueError(f"the model returned an output of shape {list(logits.shape)} for a regression "
+                                     f"dataset; expected per-pixel values [images, target channels, height, width] = "
+                                     f"{[stop - start, n_classes, h, w]}")
                 states = recorder.collect()
                 arrays = {}
                 for name, value in states.items():
@@ -261,7 +290,12 @@ def record_images(
                     # a [n, positions, units] view of the kept values (float16 when storing float16): strided
                     # for a channels-first map; the writer's one copy into its buffer lays it out
                     arrays[name] = value.cpu().numpy()
-                predicted = logits.argmax(dim=1).cpu().numpy()  # [n] (segmentation: [n, H, W])
+                if regression:
+                    predicted = logits.float().cpu().numpy().reshape(stop - start, n_classes, h * w)
+                    truth = _target_maps(dataset, start, stop, n_classes, h, w).reshape(stop - start, n_classes,
+                                                                                        h * w)
+                else:
+                    predicted = logits.argmax(dim=1).cpu().numpy()  # [n] (segmentation: [n, H, W])
                 pixels = images.reshape(stop - start, c, h * w).transpose(0, 2, 1)
                 if writer is None:
                     writer = RecordingWriter(out, vocab=list(dataset.vocab), provenance=meta, dtype=dtype)
@@ -279,6 +313,15 @@ def record_images(
                         writer.add_annotation(spec.name, kind=spec.kind, level=spec.level,
                                               labels=None if spec.labels is None else list(spec.labels),
                                               description=spec.description)
+                    for k, (t_name, p_name) in enumerate(value_names):
+                        where = "" if n_classes == 1 else f" (target channel {k}, {dataset.class_names[k]})"
+                        if t_name in value_extra:
+                            writer.add_annotation(t_name, kind="numeric", level="position",
+                                                  description=f"the pixel's target value{where} in the "
+                                                              f"{dataset.split} split's target map")
+                        if p_name in value_extra:
+                            writer.add_annotation(p_name, kind="numeric", level="position",
+                                                  description=f"the model's predicted value at the pixel{where}")
                     for name in extra:
                         if segmentation:
                             writer.add_annotation(name, kind="categorical", level="position",
@@ -298,6 +341,11 @@ def record_images(
                     placed[TARGET] = masks if segmentation else targets
                 if PREDICTION in extra:
                     placed[PREDICTION] = predicted.reshape(n, h * w) if segmentation else predicted
+                for k, (t_name, p_name) in enumerate(value_names):
+                    if t_name in value_extra:
+                        position_values[t_name] = truth[:, k]
+                    if p_name in value_extra:
+                        position_values[p_name] = predicted[:, k]
                 writes.submit(writer.append_items, tokens, {INPUT_TAP: pixels, **arrays},
                               position_values, item_values or None, geometry=geometry)
                 task.progress(stop, total, "recording")
@@ -345,4 +393,5 @@ def estimate_image_bytes(model: nn.Module, dataset, *, signals=None, dtype: str 
     return int(per_image * np.dtype(dtype).itemsize * total)
 
 
-__all__ = ["INPUT_TAP", "PREDICTION", "TARGET", "ImageError", "estimate_image_bytes", "record_images"]
+__all__ = ["INPUT_TAP", "PREDICTION", "TARGET", "ImageError", "estimate_image_bytes", "record_images",
+           "regression_names"]

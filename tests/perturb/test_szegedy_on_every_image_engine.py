@@ -30,10 +30,11 @@ def _one_thread():
 
 
 def test_every_image_engine_builds_for_the_class_task():
-    """...except the dense-prediction engines, which build only for segmentation (the attacks refuse them)."""
+    """...except the dense-prediction engines, which build only for segmentation or regression (the attacks
+    refuse them)."""
     dense = {name for name, spec in registry.all().items()
-             if spec.family == "image" and supported_tasks(spec) == ["segmentation"]}
-    assert "seg-cnn" in dense and "cnn" in CLASS_ENGINES
+             if spec.family == "image" and supported_tasks(spec) in (["segmentation"], ["regression"])}
+    assert "seg-cnn" in dense and "depth-sr" in dense and "cnn" in CLASS_ENGINES
     assert set(CLASS_ENGINES) | dense == {name for name, spec in registry.all().items() if spec.family == "image"}
 
 

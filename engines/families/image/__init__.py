@@ -1,14 +1,17 @@
-"""Family ``image``: models that read a batch of images and classify each one, or each of its pixels.
+"""Family ``image``: models that read a batch of images and classify each one, or each of its pixels, or
+predict real values per pixel.
 
 - data description: :class:`ImageData` (``channels``, ``height``, ``width``, ``num_classes``, ``task``),
   from an :class:`~lstmviz.datasets.image_base.ImageDataset` or from a checkpoint (its ``data`` entry);
 - inputs: float32 ``[B, C, H, W]`` tensors in ``[0, 1]`` (:func:`sample_inputs`); outputs ``[B, classes]``
   logits (``class``, ``multilabel``) or ``[B, classes, H, W]`` per-pixel logits (``segmentation``:
-  ``num_classes`` counts the pixel classes); taps are feature maps (``IMAGE``) or vectors (``SCALAR``) on axes the model describes
+  ``num_classes`` counts the pixel classes) or ``[B, Ct, H, W]`` real values (``regression``: ``num_classes``
+  counts the target channels ``Ct``); taps are feature maps (``IMAGE``) or vectors (``SCALAR``) on axes the model describes
   (:mod:`.api`);
 - training (:mod:`.objective`): cross-entropy over the images (``class`` task) or per-class binary
   cross-entropy (``multilabel``) or per-pixel cross-entropy over the non-ignored pixels
-  (``segmentation``), ``batch_size`` images per step; an engine with its own ``loss``
+  (``segmentation``) or the mean squared error over every target value (``regression``), ``batch_size``
+  images per step; an engine with its own ``loss``
   is trained by it instead;
 - contract: :mod:`.contract`.
 
@@ -35,8 +38,10 @@ class ImageData:
     channels: int = field(metadata={"meaning": "the number of image channels"})
     height: int = field(metadata={"meaning": "the image height in pixels"})
     width: int = field(metadata={"meaning": "the image width in pixels"})
-    num_classes: int = field(metadata={"meaning": "the number of target classes (segmentation: pixel classes)"})
-    task: str = field(default="class", metadata={"meaning": "the task (class, multilabel or segmentation)"})
+    num_classes: int = field(metadata={"meaning": "the number of target classes (segmentation: pixel classes; "
+                                                  "regression: target channels Ct)"})
+    task: str = field(default="class", metadata={"meaning": "the task (class, multilabel, segmentation or "
+                                                            "regression)"})
 
     def __post_init__(self) -> None:
         for name in ("channels", "height", "width", "num_classes"):
@@ -72,7 +77,9 @@ def describe_checkpoint(payload: Mapping[str, Any]) -> ImageData:
 def random_image_item(data: ImageData, rng: np.random.Generator) -> ImageItem:
     """A random image of the data's size: a bright random rectangle on noise, its class random. For the
     ``segmentation`` task the mask is 0 (background) off the rectangle and ``1 + class % (K - 1)`` on it
-    (``K = 1``: all 0), with the top-left pixel ignored (-1) so that the ignore rule is exercised."""
+    (``K = 1``: all 0), with the top-left pixel ignored (-1) so that the ignore rule is exercised. For the
+    ``regression`` task the target map ``[Ct, H, W]`` is channel ``k`` = ``0.5 * image[k % C] + 0.25 * (k + 1) /
+    Ct`` (a per-pixel function of the image, so a per-pixel model can learn it)."""
     c, h, w = data.channels, data.height, data.width
     image = (0.1 * rng.random((c, h, w))).astype(np.float32)
     y0, x0 = int(rng.integers(0, max(1, h // 2))), int(rng.integers(0, max(1, w // 2)))
@@ -89,8 +96,13 @@ def random_image_item(data: ImageData, rng: np.random.Generator) -> ImageItem:
         k = data.num_classes
         mask = np.where(on.reshape(h, w), 1 + target % (k - 1) if k > 1 else 0, 0).astype(np.int64)
         mask[0, 0] = -1
+    target_map = None
+    if data.task == "regression":
+        ct = data.num_classes
+        target_map = np.stack([0.5 * image[k % c] + 0.25 * (k + 1) / ct for k in range(ct)]).astype(np.float32)
     return ImageItem(image=image, tokens=on.astype(np.int64), target=target, targets=targets,
-                     annotations={"stroke": on.astype(np.float32)}, item_annotations={"class": target}, mask=mask)
+                     annotations={"stroke": on.astype(np.float32)}, item_annotations={"class": target}, mask=mask,
+                     target_map=target_map)
 
 
 def sample_inputs(data: ImageData, *, batch: int = 3, length: int | None = None, seed: int = 0):
@@ -112,6 +124,8 @@ class SampleImages(ImageDataset):
         self.class_names = tuple(f"class{i}" for i in range(data.num_classes))
         if data.task == "segmentation":
             self.class_names = ("background",) + self.class_names[1:]
+        if data.task == "regression":
+            self.class_names = tuple(f"c{k}" for k in range(data.num_classes))
         self.annotation_specs = [
             AnnotationSpec(name="stroke", kind="numeric", level="position",
                            description="1 on the bright rectangle, 0 on the background"),
@@ -134,8 +148,9 @@ class SampleImages(ImageDataset):
 
 FAMILY = Family(
     name="image",
-    description="a batch of images in, class logits out (per image, or per pixel for segmentation); trained by "
-                "cross-entropy over the images (or their pixels)",
+    description="a batch of images in, class logits out (per image, or per pixel for segmentation) or real values "
+                "per pixel (regression); trained by cross-entropy over the images (or their pixels) or the mean "
+                "squared error",
     data=ImageData,
     describe_dataset=describe_dataset,
     describe_checkpoint=describe_checkpoint,

@@ -4,7 +4,9 @@ A model of the family takes a batch of images and returns logits:
 
 - ``model(images) -> logits``: ``images`` float32 ``[B, C, H, W]`` (values in ``[0, 1]``, the size of
   the data description), ``logits`` ``[B, num_classes]`` (one class per image; for a ``multilabel``
-  task, one logit per class, trained by the objective's task loss).
+  task, one logit per class, trained by the objective's task loss); a ``segmentation`` model returns per-pixel
+  logits ``[B, num_classes, H, W]`` and a ``regression`` model per-pixel values ``[B, Ct, H, W]``
+  (``num_classes`` = the target channels ``Ct``).
 - taps: :class:`lstmviz.hooks.Tap` modules with ``layout=IMAGE`` (a feature map ``[B, C, H', W']``:
   channels are units, the ``H' * W'`` cells are positions in raster order) or ``layout=SCALAR``
   (``[B, units]``, one position per image: a fully connected layer, a pooled vector, the logits), and

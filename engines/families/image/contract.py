@@ -4,9 +4,10 @@
 ``tests/engines/test_engine_contract.py`` runs each for every registered image engine, on tiny float64
 models (``TINY_CONFIG``, the keys an engine's build accepts) and small random images
 (:class:`~lstmviz.engines.families.image.SampleImages`): 3 channels, 8×8 (the digits' size), 4 classes,
-for every task the engine builds for (``class``, ``multilabel``, ``segmentation``: 4 pixel classes).
-An engine supports a task when it builds for it without ``ValueError`` and, for ``segmentation``, returns
-per-pixel logits ``[B, K, H, W]``: an image classifier that accepts the task but returns ``[B, K]`` is
+for every task the engine builds for (``class``, ``multilabel``, ``segmentation``: 4 pixel classes;
+``regression``: :data:`TARGET_CHANNELS` = 2 target channels, so that the per-channel paths are exercised).
+An engine supports a task when it builds for it without ``ValueError`` and, for ``segmentation`` and
+``regression``, returns per-pixel outputs ``[B, K, H, W]`` (``[B, Ct, H, W]``): an image classifier that accepts the task but returns ``[B, K]`` is
 counted as not supporting it (the objective refuses that pairing in words at the first step). Recording every image engine
 into a file and reading it back is tested in ``tests/engines/image/test_image_engines_record.py`` (the
 engines package does not import the recording package).
@@ -28,13 +29,17 @@ from .api import INPUT_AXIS
 CHANNELS, HEIGHT, WIDTH, CLASSES = 3, 8, 8, 4
 #: hyperparameters that keep every engine tiny; only the keys an engine's build() accepts are used
 TINY_CONFIG = {"hidden_size": 4, "num_layers": 3}
+TARGET_CHANNELS = 2
+"""``Ct`` of the regression task's contract data (``num_classes``): 2, so that per-channel code is exercised."""
+DENSE = ("segmentation", "regression")
 
 
 def data_for(task: str) -> ImageData:
-    return ImageData(channels=CHANNELS, height=HEIGHT, width=WIDTH, num_classes=CLASSES, task=task)
+    classes = TARGET_CHANNELS if task == "regression" else CLASSES
+    return ImageData(channels=CHANNELS, height=HEIGHT, width=WIDTH, num_classes=classes, task=task)
 
 
-TASKS = ("class", "multilabel", "segmentation")
+TASKS = ("class", "multilabel", "segmentation", "regression")
 
 
 def predicts_pixels(model, data: ImageData) -> bool:
@@ -60,7 +65,7 @@ def supported_tasks(spec) -> list[str]:
             model = spec.build_model(data_for(task), **spec.default_config)
         except ValueError:
             continue
-        if task == "segmentation" and not predicts_pixels(model, data_for(task)):
+        if task in DENSE and not predicts_pixels(model, data_for(task)):
             continue
         tasks.append(task)
     return tasks
@@ -68,7 +73,8 @@ def supported_tasks(spec) -> list[str]:
 
 def output_shape(task: str, batch: int) -> tuple[int, ...]:
     """The logits' shape for ``batch`` images of :func:`data_for` ``(task)``."""
-    return (batch, CLASSES, HEIGHT, WIDTH) if task == "segmentation" else (batch, CLASSES)
+    k = data_for(task).num_classes
+    return (batch, k, HEIGHT, WIDTH) if task in DENSE else (batch, k)
 
 
 def tiny_model(spec, task: str, seed: int = 0, **overrides):
@@ -103,8 +109,8 @@ def output_shapes_and_eval_determinism(spec, tmp_path) -> None:
         assert first.dtype == torch.float64 and torch.isfinite(first).all()
         assert torch.equal(first, again), f"{spec.name} ({task}) is not deterministic in eval mode"
         torch.testing.assert_close(one[0], first[1])  # an image's logits do not depend on the batch
-        if task == "segmentation":  # every pixel's logits are finite and the map is not constant
-            assert first.flatten(2).std(dim=2).max() > 0, f"{spec.name}: the per-pixel logits are the same everywhere"
+        if task in DENSE:  # every pixel's output is finite and the map is not constant
+            assert first.flatten(2).std(dim=2).max() > 0, f"{spec.name}: the per-pixel outputs are the same everywhere"
 
 
 def every_tap_fires_once_on_a_described_axis_with_its_positions(spec, tmp_path) -> None:

@@ -1,5 +1,6 @@
 """The image family's objective: cross-entropy over a batch of images (``class`` task), per-class binary
-cross-entropy with logits (``multilabel`` task) or per-pixel cross-entropy (``segmentation`` task).
+cross-entropy with logits (``multilabel`` task), per-pixel cross-entropy (``segmentation`` task) or the mean
+squared error over every target value (``regression`` task).
 
 Each step takes the next ``batch_size`` images of the training split (a new seeded shuffle every epoch;
 all images stacked once in :meth:`ImageObjective.prepare`, each checked with ``check_image``), runs
@@ -10,17 +11,20 @@ all images stacked once in :meth:`ImageObjective.prepare`, each checked with ``c
 - segmentation: with logits ``z [B, K, H, W]`` and ``m = item.mask [H, W]`` (class ids, -1 = ignored),
   ``(1/|V|) Σ_{(b,y,x) ∈ V} −log softmax(z_{b,:,y,x})[m_byx]`` over the non-ignored pixels
   ``V = {m ≠ −1}`` of the batch (``F.cross_entropy(..., ignore_index=-1)``; a batch without one
-  non-ignored pixel gives 0 with a zero gradient, not NaN).
+  non-ignored pixel gives 0 with a zero gradient, not NaN);
+- regression: with the prediction ``ŷ [B, Ct, H, W]`` and ``t = item.target_map [Ct, H, W]`` (finite, checked),
+  ``(1/(B Ct H W)) Σ (ŷ − t)²`` (``F.mse_loss``).
 
 The model's output shape is checked against the task at every step (``[B, K]``, or ``[B, K, H, W]`` for
-segmentation) and refused in one sentence: a classifier trained on a segmentation dataset says so.
+segmentation and regression) and refused in one sentence: a classifier trained on a segmentation dataset says so.
 
 An engine with its own ``model.loss(images, batch) -> (loss, count)`` (``batch``: the items' dict
-``{"target": [B] int64, "targets": [B, K] float or None, "mask": [B, H, W] int64 or None}``; ``mask``
-only for segmentation, where ``target`` is the item's image-level class or -1) is trained and validated
+``{"target": [B] int64, "targets": [B, K] float or None, "mask": [B, H, W] int64 or None, "target_map":
+[B, Ct, H, W] float or None}``; ``mask`` only for segmentation, ``target_map`` only for regression, where
+``target`` is the item's image-level class or -1) is trained and validated
 by it instead (its validation loss: the mean of its loss over the images; a class model's accuracy and a
-segmentation model's pixel accuracy and Dice are still measured from ``model(images)``, its class scores or
-logits; a multilabel model with its own loss decides its label sets its own way, so it gets no
+segmentation model's pixel accuracy and Dice and a regression model's ``valid_rmse`` are still measured from
+``model(images)``, its class scores, logits or per-pixel values; a multilabel model with its own loss decides its label sets its own way, so it gets no
 ``valid_accuracy``). Validation runs over the whole validation split in chunks of 512 images, eval mode; its
 loss is the mean over images (segmentation: over the split's non-ignored pixels), and it also measures
 ``valid_accuracy``: class — the share of images whose arg-max class is the target; multilabel — the
@@ -30,7 +34,10 @@ plus ``valid_dice`` (:func:`mean_dice`): the mean over the non-background classe
 ``Dice_k = 2 |P_k ∩ T_k| / (|P_k| + |T_k|)``, with ``P_k`` / ``T_k`` the predicted / true pixels of class
 ``k`` pooled over the whole validation split (non-ignored pixels only). A class absent from both the
 prediction and the mask (``|P_k| + |T_k| = 0``) is **skipped** (neither 1 nor 0); with every class skipped
-``valid_dice`` is None. Class 0 is the background by convention (the datasets name it so).
+``valid_dice`` is None. Class 0 is the background by convention (the datasets name it so); regression —
+``valid_accuracy`` is None and ``valid_rmse`` = ``sqrt((1/(N Ct H W)) Σ (ŷ − t)²)`` over the whole split (the
+root of the split's mean squared error, not a mean of per-chunk roots); the validation loss is that mean squared
+error (or the engine's own loss).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmviz.datasets.image_base import IGNORE, check_image, check_mask
+from lstmviz.datasets.image_base import IGNORE, check_image, check_mask, check_target_map
 
 from . import describe_dataset
 
@@ -55,7 +62,7 @@ def stack_split(dataset, data, what: str) -> tuple[np.ndarray, np.ndarray, np.nd
     items' image-level class where they have one (else -1, unchecked: the loss reads the masks,
     :func:`stack_masks`)."""
     n = len(dataset)
-    segmentation = data.task == "segmentation"
+    segmentation = data.task in ("segmentation", "regression")  # no class target is required per image
     images = np.empty((n, data.channels, data.height, data.width), np.float32)
     target = np.zeros(n, np.int64)
     targets = np.zeros((n, data.num_classes), np.float32) if data.task == "multilabel" else None
@@ -89,11 +96,32 @@ def stack_masks(dataset, data, what: str) -> np.ndarray:
     return masks
 
 
+def stack_target_maps(dataset, data, what: str) -> np.ndarray:
+    """``[N, Ct, H, W]`` float32: the target maps of a regression split, each checked (:func:`check_target_map`:
+    shape and finiteness, one sentence naming the item)."""
+    n = len(dataset)
+    stored = getattr(dataset, "target_maps", None)
+    if isinstance(stored, np.ndarray) and stored.shape == (n, data.num_classes, data.height, data.width) \
+            and np.isfinite(stored).all():
+        return np.asarray(stored, np.float32)
+    maps = np.empty((n, data.num_classes, data.height, data.width), np.float32)
+    for i in range(n):
+        maps[i] = check_target_map(dataset[i].target_map, channels=data.num_classes, height=data.height,
+                                   width=data.width, what=f"{what} image {i}'s target map")
+    return maps
+
+
 def check_logits(logits: Tensor, task: str, batch: int, num_classes: int, height: int, width: int) -> None:
     """Refuse, in one sentence, logits whose shape does not fit the task (``[B, K]``; segmentation:
     ``[B, K, H, W]``)."""
     shape = tuple(logits.shape)
-    if task == "segmentation":
+    if task == "regression":
+        want = (batch, num_classes, height, width)
+        if shape != want:
+            hint = " (one vector per image: this engine does not predict per pixel)" if len(shape) == 2 else ""
+            raise ValueError(f"the model returned an output of shape {list(shape)}{hint}; the regression task needs "
+                             f"per-pixel values [images, target channels, height, width] = {list(want)}")
+    elif task == "segmentation":
         want = (batch, num_classes, height, width)
         if shape != want:
             hint = (" (one class per image: this engine classifies whole images, not pixels)"
@@ -170,12 +198,14 @@ class ImageObjective:
         self.order = np.zeros(0, np.int64)
         self.last_accuracy: float | None = None
         self.last_dice: float | None = None
+        self.last_rmse: float | None = None
 
     @staticmethod
     def _stack(dataset, data, what: str) -> tuple:
-        """``(images, target, targets, masks or None)`` of a split."""
+        """``(images, target, targets, masks or None, target maps or None)`` of a split."""
         masks = stack_masks(dataset, data, what) if data.task == "segmentation" else None
-        return (*stack_split(dataset, data, what), masks)
+        maps = stack_target_maps(dataset, data, what) if data.task == "regression" else None
+        return (*stack_split(dataset, data, what), masks, maps)
 
     def _next_batch(self) -> np.ndarray:
         parts, need = [], self.batch_size
@@ -188,17 +218,20 @@ class ImageObjective:
         return np.concatenate(parts)
 
     def _tensors(self, split, indices, dtype) -> tuple[Tensor, dict]:
-        images, target, targets, masks = split
+        images, target, targets, masks, maps = split
         x = torch.from_numpy(images[indices]).to(self.device, dtype)
         batch = {"target": torch.from_numpy(target[indices]).to(self.device),
                  "targets": None if targets is None else torch.from_numpy(targets[indices]).to(self.device, dtype),
-                 "mask": None if masks is None else torch.from_numpy(masks[indices]).to(self.device)}
+                 "mask": None if masks is None else torch.from_numpy(masks[indices]).to(self.device),
+                 "target_map": None if maps is None else torch.from_numpy(maps[indices]).to(self.device, dtype)}
         return x, batch
 
     def _loss(self, logits: Tensor, batch: dict, reduction: str) -> Tensor:
         check_logits(logits, self.task, len(batch["target"]), self.num_classes, self.height, self.width)
         if self.task == "segmentation":
             return segmentation_loss(logits, batch["mask"], reduction)
+        if self.task == "regression":
+            return F.mse_loss(logits, batch["target_map"], reduction=reduction)
         if self.task == "multilabel":
             loss = F.binary_cross_entropy_with_logits(logits, batch["targets"], reduction="none").mean(1)
             return loss.sum() if reduction == "sum" else loss.mean()
@@ -228,6 +261,7 @@ class ImageObjective:
         model.eval()
         total, hits, n = 0.0, 0, len(self.valid[0])
         counts: dict[str, Tensor] = {}
+        squared, values = 0.0, 0
         dtype = self._dtype(model)
         own = hasattr(model, "loss")
         try:
@@ -243,13 +277,20 @@ class ImageObjective:
                 else:
                     logits = model(x)
                     total += float(self._loss(logits, batch, "sum"))
-                if self.task == "segmentation":
+                if self.task == "regression":
+                    squared += float(F.mse_loss(logits, batch["target_map"], reduction="sum"))
+                    values += logits.numel()
+                elif self.task == "segmentation":
                     for key, value in segmentation_counts(logits, batch["mask"], self.num_classes).items():
                         counts[key] = counts[key] + value if key in counts else value
                 else:
                     hits += self._hits(logits, batch)
         finally:
             model.train(was_training)
+        if self.task == "regression":
+            self.last_accuracy = None
+            self.last_rmse = float(np.sqrt(squared / values)) if values else None
+            return total / n if own else (squared / values if values else 0.0)
         if self.task == "segmentation":
             pixels = int(counts["pixels"])
             self.last_accuracy = int(counts["hits"]) / pixels if pixels else None
@@ -263,7 +304,10 @@ class ImageObjective:
 
     def metrics(self) -> dict:
         """What the shared loop adds to the metrics: the last validation accuracy (None before one); for
-        segmentation the pixel accuracy and ``valid_dice``."""
+        segmentation the pixel accuracy and ``valid_dice``; for regression ``valid_accuracy`` None and
+        ``valid_rmse``."""
+        if self.task == "regression":
+            return {"valid_accuracy": None, "valid_rmse": self.last_rmse}
         if self.task == "segmentation":
             return {"valid_accuracy": self.last_accuracy, "valid_dice": self.last_dice}
         return {"valid_accuracy": self.last_accuracy}

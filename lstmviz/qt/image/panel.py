@@ -953,8 +953,15 @@ class ImagePanel(TaskPanel):
         if not has_image_attack():
             self.perturb_box.clear_effect("This build has no image attack (lstmviz.perturb.image_attack).")
             return False
-        target = recording.annotations.get("target")
-        if target is not None and getattr(target, "level", "item") == "position":  # a segmentation model's
+        target = recording.annotations.get("target", recording.annotations.get("target_c0"))
+        per_pixel = target is not None and getattr(target, "level", "item") == "position"
+        if per_pixel and getattr(target, "kind", "") == "numeric":  # a regression model's values per pixel
+            self.perturb_box.clear_effect("This recording's model predicts values per pixel (regression), so there "
+                                          "is no class to flip: the attacks need a model trained for one class per "
+                                          "image. Occlusion and unit edits work: brush a box and Perturb.")
+            self.tabs.setCurrentWidget(self.perturb_box)
+            return False
+        if per_pixel:  # a segmentation model's
             self.perturb_box.clear_effect("This recording's model segments (one class per pixel), so there is no "
                                           "single prediction to flip: the attacks need a model trained for one class "
                                           "per image. Occlusion and unit edits work: brush a box and Perturb.")

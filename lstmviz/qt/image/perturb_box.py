@@ -13,7 +13,10 @@ perturbation in a worker):
 - the class probabilities before (grey) and after (red), and a sentence; for a segmentation model (an
   effect with per-pixel logits, ``effect.dense``) the predicted masks before and after (one colour per pixel
   class, named in a legend) and ‖Δ logits‖ per pixel in place of the bars, and a sentence that counts the
-  pixels whose class changed.
+  pixels whose class changed; for a regression model (``effect.regression``: values per pixel, a depth) the
+  prediction before and after (grey, one scale for both, said in the legend row; with several target channels
+  channel 0, said in the titles) and |Δ prediction| per pixel (‖Δ‖ over the channels), and a sentence with the
+  number of pixels that changed and the largest and mean change.
 """
 
 from __future__ import annotations
@@ -279,7 +282,9 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self._draw_images(effect)
         dense = bool(getattr(effect, "dense", False))
         self._show_masks(dense)
-        if dense:
+        if getattr(effect, "regression", False):
+            self._draw_values(effect, class_names)
+        elif dense:
             self._draw_masks(effect, class_names)
         else:
             self._draw_probabilities(effect, class_names)
@@ -402,6 +407,37 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.mask_legend.setText(" ".join(f'<span style="background:{_hex(colors[k])}">&nbsp;&nbsp;&nbsp;</span>'
                                           f"&nbsp;{names[k]}" for k in present))
 
+    def _draw_values(self, effect, class_names) -> None:
+        """The predicted values before and after and |Δ prediction| per pixel (a regression model)."""
+        self.masks.clear()
+        self.mask_views = []
+        before, after = effect.prediction_map_clean, effect.prediction_map_edited
+        ct = int(before.shape[0])
+        channel = "" if ct == 1 else (f" ({class_names[0]})" if class_names is not None and len(class_names) == ct
+                                      else " (c0)")
+        b0, a0 = before[0].astype(np.float32), after[0].astype(np.float32)
+        low = float(min(b0.min(), a0.min()))
+        high = float(max(b0.max(), a0.max()))
+        levels = (low, high if high > low else low + 1.0)
+        delta = effect.logit_delta_map().astype(np.float32)
+        top = float(delta.max(initial=0.0))
+        shown = (("prediction before" + channel, b0, None, levels, "the predicted value of every pixel before"),
+                 ("prediction after" + channel, a0, None, levels,
+                  f"the predicted value of every pixel after the change ({effect.pixels_changed()} pixels changed)"),
+                 ("|Δ prediction|", delta, self._delta_lut, (0.0, top if top > 0 else 1.0),
+                  f"|Δ prediction| at every pixel (‖Δ‖ over the {ct} target channels)" if ct > 1 else
+                  f"|Δ prediction| at every pixel: white 0, dark red {top:.3g}"))
+        for col, (title, image, lut, lv, tip) in enumerate(shown):
+            self.masks.addLabel(title, row=0, col=col, size="8pt")
+            view = _image_view(image, lut=lut, levels=lv)
+            view.setToolTip(tip)
+            self.masks.addItem(view, row=1, col=col)
+            self.mask_views.append(view)
+            self.masks.ci.layout.setColumnFixedWidth(col, MAP_SIZE)
+        self.masks.ci.layout.setRowFixedHeight(1, MAP_SIZE)
+        self.mask_legend.setText(f"prediction{channel}: black {levels[0]:.3g} … white {levels[1]:.3g} (one scale "
+                                 f"before and after); |Δ prediction|: white 0 … dark red {top:.3g}")
+
     def _sentence(self, effect, described: str, class_names) -> str:
         def name(c: int) -> str:
             return str(class_names[c]) if class_names is not None and c < len(class_names) else str(c)
@@ -410,6 +446,11 @@ class ImagePerturbBox(QtWidgets.QWidget):
         region = ("every change lies within the receptive-field region of what was changed" if outside == 0
                   else f"{outside} cells changed OUTSIDE the receptive-field region (the model's stated geometry "
                        "is wrong)")
+        if getattr(effect, "regression", False):
+            delta = effect.logit_delta_map()
+            return (f"{described}: the prediction changed at {effect.pixels_changed()} of {delta.size} pixels; "
+                    f"largest |Δ prediction| at a pixel {delta.max(initial=0.0):.3g}, mean {delta.mean():.3g}; "
+                    f"{region}.")
         if getattr(effect, "dense", False):
             before, after = effect.mask_clean, effect.mask_edited
             changed = before != after

@@ -47,5 +47,17 @@ def test_records_a_few_images_and_reads_them_back(engine, tmp_path):
                     x = torch.from_numpy(np.stack([it.image for it in images])).double()
                     predicted = model(x).argmax(1).reshape(-1).numpy()
                 assert np.array_equal(rec.annotation("prediction"), predicted)
+            elif task == "regression":  # the target map and the prediction per pixel and channel, numeric
+                ct = data_for(task).num_classes
+                maps = np.stack([it.target_map for it in images])  # [n, Ct, H, W]
+                with torch.no_grad():
+                    x = torch.from_numpy(np.stack([it.image for it in images])).double()
+                    predicted = model(x).numpy()
+                for k in range(ct):
+                    assert rec.annotations[f"target_c{k}"].kind == "numeric"
+                    assert rec.annotations[f"prediction_c{k}"].level == "position"
+                    np.testing.assert_allclose(rec.annotation(f"target_c{k}"), maps[:, k].reshape(-1), rtol=1e-6)
+                    np.testing.assert_allclose(rec.annotation(f"prediction_c{k}"), predicted[:, k].reshape(-1),
+                                               rtol=1e-5, atol=1e-6)
             else:
                 assert rec.annotations["target"].level == "item"
