@@ -15,7 +15,9 @@
      bytes = 2 (16/f)^2 per image (raw samples).
 3. Collapse check: the share of regions each branch wins, on the training set (last 100 steps) and test.
 
-Usage: python benchmarks/colorization_claims.py [--steps 800] [--y-quality 90]
+Usage: python benchmarks/colorization_claims.py [--steps 800] [--y-quality 90] [--seed 0] [--photos]
+
+--photos: the optional real-photo variant (china patches for training, a flower crop for testing) instead.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def psnr(pred: np.ndarray, target: np.ndarray) -> float:
 
 def train(K: int, data: dict, steps: int, seed: int, batch: int = 32, lr: float = 0.005, **config):
     torch.manual_seed(seed)
-    model = build(1, 16, 16, 2, K=K, **config)
+    model = build(1, *data["images"].shape[2:], 2, K=K, **config)
     x, c = torch.from_numpy(data["images"]), torch.from_numpy(data["target_maps"])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -77,6 +79,52 @@ def jpeg_bytes(image, **kw) -> tuple[int, np.ndarray]:
     return size, np.asarray(Image.open(buf), dtype=np.float64) / 255.0
 
 
+def photos(args) -> None:
+    """The optional real-photo variant: train on random 32x32 patches of china, test on a 256 x 384 crop of
+    flower cut into 96 patches; the codec against Pillow JPEG on that crop (bytes per 32x32 patch)."""
+    from PIL import Image
+
+    from lstmviz.datasets.images.colour_digits import photo_patches
+    from lstmviz.datasets.images.photos import load_photos
+
+    tr = photo_patches("train", count=4096, size=32, seed=args.seed)
+    crop = load_photos()[1][:, 64:320, 128:512].astype(np.float64)
+    rows, cols = 8, 12
+    n = rows * cols
+    rgb8 = np.round(crop.transpose(1, 2, 0) * 255).astype(np.uint8)
+    rgb_img = Image.fromarray(rgb8)
+    truth = unmosaic(rgb_to_ycbcr(rgb8.transpose(2, 0, 1) / 255.0)[1:], rows, cols, 32, 32)
+    _, y_dec = jpeg_bytes(rgb_img.convert("L"), quality=args.y_quality)
+    y_test = torch.from_numpy(unmosaic(y_dec[None], rows, cols, 32, 32).astype(np.float32))
+    print(f"photos: {len(tr['images'])} random 32x32 china patches (train), flower crop 256x384 = {n} patches "
+          f"(test); {args.steps} steps, batch 16; codec on the q={args.y_quality} grey JPEG's Y")
+    rd = []
+    for K in (1, 4):
+        t0 = time.perf_counter()
+        model, loss, wins = train(K, tr, args.steps, args.seed, batch=16)
+        with torch.no_grad():
+            rd.append((f"codec K={K}, no side info", 0.0, psnr(model(y_test).numpy(), truth)))
+            for region in (32, 8, 4) if K > 1 else ():
+                idx = model.encode(y_test, torch.from_numpy(truth.astype(np.float32)), region=region)
+                rd.append((f"codec K={K}, 1 index / {region}x{region}", model.side_bits(32, 32, region) / 8,
+                           psnr(model.decode(y_test, idx, region=region).numpy(), truth)))
+        print(f"K={K}: {time.perf_counter() - t0:.1f} s, train loss {loss:.5f}, win rates "
+              f"{' '.join(f'{w:.2f}' for w in wins)}")
+    for sub_name, sub in (("4:2:0", 2), ("4:4:4", 0)):
+        for q in (5, 10, 20, 50, 75, 90):
+            size, dec = jpeg_bytes(rgb_img, quality=q, subsampling=sub)
+            gsize, _ = jpeg_bytes(rgb_img.convert("L"), quality=q)
+            chroma = unmosaic(rgb_to_ycbcr(dec.transpose(2, 0, 1))[1:], rows, cols, 32, 32)
+            rd.append((f"JPEG {sub_name} q={q}", (size - gsize) / n, psnr(chroma, truth)))
+    for f in (8, 16, 32):
+        low = torch.round(torch.nn.functional.avg_pool2d(torch.from_numpy(truth), f) * 255) / 255
+        up = low.repeat_interleave(f, 2).repeat_interleave(f, 3).numpy()
+        rd.append((f"subsample {f}x{f}, 8-bit", 2 * (32 // f) ** 2, psnr(up, truth)))
+    print("chroma bytes per 32x32 patch vs chroma PSNR:")
+    for name, b, p in sorted(rd, key=lambda r: (r[1], -r[2])):
+        print(f"{name:<32} {b:8.3f} B {p:7.2f} dB")
+
+
 def main() -> None:
     from PIL import Image
 
@@ -84,8 +132,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--y-quality", type=int, default=90)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--photos", action="store_true", help="run the real-photo variant instead (slower)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.photos:
+        photos(args)
+        return
     tr, te = chroma_split("train"), chroma_split("test")
     n = len(te["label"])
     rows, cols = 18, n // 18
