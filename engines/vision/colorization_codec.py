@@ -247,6 +247,7 @@ SPEC = EngineSpec(
     ),
     build=build,
     default_config={"hidden_size": 16, "num_layers": 4, "K": 4, "region": 4, "relax": 0.0, "init_spread": 0.1},
+    default_dataset="digits-chroma",  # registered with the engine by the lead (see docs/engines.md)
     taps=("trunk{layer}", "branch*", "hypotheses", "chroma"),  # branch0 .. branch{K-1}
     train_defaults={"steps": 800, "batch_size": 32, "lr": 0.005, "eval_every": 100, "optimizer": "adam",
                     "clip": 5.0, "seed": 0},
