@@ -393,6 +393,15 @@ class ImagePerturbBox(QtWidgets.QWidget):
                   f"the predicted class of every pixel after the change ({changed} pixels changed class)"),
                  ("‖Δ logits‖", delta, self._delta_lut, (0.0, top if top > 0 else 1.0),
                   f"‖Δ logits‖ over the classes at every pixel: white 0, dark red {top:.3g}"))
+        self._show_pixel_maps(shown)
+        names = list(class_names) if class_names is not None and len(class_names) == n else [str(i) for i in range(n)]
+        colors = class_colors(n)
+        present = sorted(set(np.unique(before).tolist()) | set(np.unique(after).tolist()))
+        self.mask_legend.setText(" ".join(f'<span style="background:{_hex(colors[k])}">&nbsp;&nbsp;&nbsp;</span>'
+                                          f"&nbsp;{names[k]}" for k in present))
+
+    def _show_pixel_maps(self, shown) -> None:
+        """Draw ``(title, image, lut, levels, tooltip)`` per column in the per-pixel output row (masks or values)."""
         for col, (title, image, lut, levels, tip) in enumerate(shown):
             self.masks.addLabel(title, row=0, col=col, size="8pt")
             view = _image_view(image, lut=lut, levels=levels)
@@ -401,11 +410,6 @@ class ImagePerturbBox(QtWidgets.QWidget):
             self.mask_views.append(view)
             self.masks.ci.layout.setColumnFixedWidth(col, MAP_SIZE)
         self.masks.ci.layout.setRowFixedHeight(1, MAP_SIZE)
-        names = list(class_names) if class_names is not None and len(class_names) == n else [str(i) for i in range(n)]
-        colors = class_colors(n)
-        present = sorted(set(np.unique(before).tolist()) | set(np.unique(after).tolist()))
-        self.mask_legend.setText(" ".join(f'<span style="background:{_hex(colors[k])}">&nbsp;&nbsp;&nbsp;</span>'
-                                          f"&nbsp;{names[k]}" for k in present))
 
     def _draw_values(self, effect, class_names) -> None:
         """The predicted values before and after and |Δ prediction| per pixel (a regression model)."""
@@ -427,14 +431,7 @@ class ImagePerturbBox(QtWidgets.QWidget):
                  ("|Δ prediction|", delta, self._delta_lut, (0.0, top if top > 0 else 1.0),
                   f"|Δ prediction| at every pixel (‖Δ‖ over the {ct} target channels)" if ct > 1 else
                   f"|Δ prediction| at every pixel: white 0, dark red {top:.3g}"))
-        for col, (title, image, lut, lv, tip) in enumerate(shown):
-            self.masks.addLabel(title, row=0, col=col, size="8pt")
-            view = _image_view(image, lut=lut, levels=lv)
-            view.setToolTip(tip)
-            self.masks.addItem(view, row=1, col=col)
-            self.mask_views.append(view)
-            self.masks.ci.layout.setColumnFixedWidth(col, MAP_SIZE)
-        self.masks.ci.layout.setRowFixedHeight(1, MAP_SIZE)
+        self._show_pixel_maps(shown)
         self.mask_legend.setText(f"prediction{channel}: black {levels[0]:.3g} … white {levels[1]:.3g} (one scale "
                                  f"before and after); |Δ prediction|: white 0 … dark red {top:.3g}")
 
