@@ -329,6 +329,10 @@ def _perturb_parser() -> argparse.ArgumentParser:
                    help="image recordings: search each image for an adversarial change instead (Szegedy et al.'s "
                         "box-constrained L-BFGS: the smallest r that changes the prediction; or PGD within --eps); "
                         "a row per item and tap with the attack's target, flip, |r| and each layer's change")
+    p.add_argument("--switch", action="append", default=[], metavar="NAME=VALUE",
+                   help="image recordings: run the model with a structural switch changed (repeatable): drop a "
+                        "modality (hemis: modality1=off), force a branch (colorization-codec: branch=2), prune "
+                        "edges (cnmm: prune=0.5); `--switch list` prints the model's switches")
     p.add_argument("--target", type=int, metavar="CLASS",
                    help="--attack: the class to reach (default: any other class than the model's prediction)")
     p.add_argument("--eps", type=float, default=0.1,
@@ -504,9 +508,9 @@ def cmd_perturb(args: argparse.Namespace) -> int:
         if args.occlude is not None:
             raise UsageError("--occlude is for recordings of image models; this recording's positions are "
                              f"{rec.axis_geometry().kind}")
-        if args.attack is not None:
-            raise UsageError("--attack is for recordings of image models; this recording's positions are "
-                             f"{rec.axis_geometry().kind}")
+        if args.attack is not None or args.switch:
+            raise UsageError(f"--{'attack' if args.attack is not None else 'switch'} is for recordings of image "
+                             f"models; this recording's positions are {rec.axis_geometry().kind}")
         if args.tap is None or args.action is None:
             raise UsageError("--tap and --action are required: name the tap to edit and what to do to it")
         perturbation = _perturb_spec(args, rec)
@@ -621,8 +625,10 @@ def _perturb_images(args, rec, out: Path) -> int:
             raise UsageError("--attack searches the change itself: give it without --occlude and --tap (run those "
                              "separately)")
         return _attack_images(args, rec, out)
-    if args.tap is None and occlude is None:
-        raise UsageError("nothing to perturb: give --occlude Y0,X0,Y1,X1 and/or --tap T --action A, or --attack")
+    switches = _switch_settings(args.switch)
+    if args.tap is None and occlude is None and not switches and args.switch != ["list"]:
+        raise UsageError("nothing to perturb: give --occlude Y0,X0,Y1,X1 and/or --tap T --action A, --switch "
+                         "NAME=VALUE, or --attack")
     if args.sweep or args.per_position:
         raise UsageError("--sweep and --per-position are for sequence recordings; an image recording writes one row "
                          "per item and tap")
@@ -636,11 +642,15 @@ def _perturb_images(args, rec, out: Path) -> int:
         perturbation = _perturb_spec(args, rec)
     items = _perturb_items(args.items, rec.n_items)
     live = load_image_model(rec, Path(args.checkpoint) if args.checkpoint else None)
+    if args.switch == ["list"]:
+        return _list_switches(live.model)
     rows: list[dict] = []
     flipped = 0
     said = []
     if occlude is not None:
         said.append(f"occlude {args.occlude} with {args.fill}")
+    if switches:
+        said.append("switch " + ", ".join(f"{k}={v}" for k, v in switches.items()))
     if perturbation is not None:
         said.append(perturbation.describe() + (" at every cell" if perturbation.positions is None else ""))
     with progress_task("perturb", unit="images", quiet=args.quiet) as task:
@@ -654,7 +664,7 @@ def _perturb_images(args, rec, out: Path) -> int:
                 if spec.positions is None:
                     spec = dataclasses.replace(spec, positions=tuple(range(b - a)))
                 edits = resolve([spec], live, rec, item, length=b - a)
-            effect = perturb_recorded_image(live, rec, item, occlude=occlude, edits=edits)
+            effect = perturb_recorded_image(live, rec, item, occlude=occlude, edits=edits, switches=switches or None)
             flipped += effect.prediction_changed()
             if getattr(effect, "regression", False):  # values per pixel: how many changed and by how much at most
                 predicted = {"pixels_changed": effect.pixels_changed(),
@@ -669,9 +679,39 @@ def _perturb_images(args, rec, out: Path) -> int:
     for row in rows:
         row["perturbation"] = "; ".join(said)
     outside = sum(int(row["outside"]) for row in rows)
+    where = (f"{outside} cell{'s' if outside != 1 else ''} changed outside the receptive-field region" if not switches
+             else "a switch changes the model itself, so no receptive field bounds where it shows")
     _say(f"{'; '.join(said)} on {len(items)} image{'s' if len(items) != 1 else ''}: the prediction changed on "
-         f"{flipped}; {outside} cell{'s' if outside != 1 else ''} changed outside the receptive-field region")
+         f"{flipped}; {where}")
     _say(f"wrote {write_table(out, _columns(rows))}")
+    return 0
+
+
+def _switch_settings(values: list[str]) -> dict[str, str]:
+    """``--switch NAME=VALUE`` (repeatable) as a dict; ``--switch list`` alone gives {} (the caller lists)."""
+    if values == ["list"]:
+        return {}
+    settings: dict[str, str] = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UsageError(f"--switch takes NAME=VALUE (e.g. modality1=off, branch=2, prune=0.5) or list, got "
+                             f"{text!r}")
+        if name.strip() in settings:
+            raise UsageError(f"--switch {name.strip()} is given twice")
+        settings[name.strip()] = value.strip()
+    return settings
+
+
+def _list_switches(model) -> int:
+    from lstmviz.perturb.image import model_switches
+
+    switches = model_switches(model)
+    if not switches:
+        _say(f"{type(model).__name__} has no switches (no modalities, branches or edges to change)")
+        return 0
+    for sw in switches:
+        _say(f"{sw.name}: {' | '.join(sw.choices)} (default {sw.default}) - {sw.description}")
     return 0
 
 

@@ -91,6 +91,7 @@ Open choices (the paper may differ; each is fixed here and documented in docs/en
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -100,7 +101,7 @@ from torch import Tensor, nn
 
 from lstmviz.hooks import IMAGE, SCALAR, Tap
 
-from ..families.image.api import SCALAR_AXIS, ConvStep, ImageAxis, conv_chain
+from ..families.image.api import SCALAR_AXIS, ConvStep, ImageAxis, Switch, checked_settings, conv_chain
 from ..spec import ConfigError, EngineSpec, Paper
 
 ENGINE = "cnmm"
@@ -360,6 +361,32 @@ class CNMM(nn.Module):
         self.live.copy_(torch.tensor(live))
         self.hard.fill_(bool(hard))
         return self.live.clone()
+
+    PRUNE_CHOICES = ("none", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.99")
+
+    def perturbation_switches(self) -> list[Switch]:
+        """``prune``: a threshold on the edge probabilities (edges with ``p_e`` below it and the dead ones are
+        removed), or ``none`` (the model as it is)."""
+        return [Switch("prune", self.PRUNE_CHOICES, "none",
+                       "drop the edges whose probability p_e is below this threshold (and the dead ones)")]
+
+    @contextlib.contextmanager
+    def switched(self, settings):
+        """Run pruned at the ``prune`` switch's threshold (soft gates on the kept edges), the live mask and the
+        gate mode restored after."""
+        value = checked_settings(self.perturbation_switches(), settings)["prune"]
+        saved_live, saved_hard = self.live.clone(), self.hard.clone()
+        if value != "none":
+            mask = self.prune_mask(float(value)) & saved_live
+            if not bool(mask.any()):
+                raise ValueError(f"pruning at {value} removes every edge (the largest edge probability is "
+                                 f"{float(self.edge_probs().max()):.3g}); choose a lower threshold")
+            self.live.copy_(torch.tensor(self.dag.live(mask.tolist()), device=self.live.device))
+        try:
+            yield self
+        finally:
+            self.live.copy_(saved_live)
+            self.hard.copy_(saved_hard)
 
     def unprune(self) -> None:
         """Restore the full DAG with the expectation (soft) gates."""

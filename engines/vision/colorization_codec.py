@@ -45,12 +45,13 @@ point; optional ``relax`` (the multiple-choice-learning relaxation) for the lose
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import Tensor, nn
 
-from lstmviz.engines.families.image.api import ConvStep, ImageAxis, conv_chain
+from lstmviz.engines.families.image.api import ConvStep, ImageAxis, Switch, checked_settings, conv_chain
 from lstmviz.engines.spec import EngineSpec, Paper
 from lstmviz.hooks import IMAGE, Tap
 
@@ -203,6 +204,22 @@ class ColorizationCodec(nn.Module):
     def decode(self, images: Tensor, indices: Tensor, region: int | None = None) -> Tensor:
         """``chroma [B, C_t, H, W]``: every pixel from the branch its cell's index names."""
         return self._select(self.hypotheses(images), indices, self.region if region is None else region)
+
+    def perturbation_switches(self) -> list[Switch]:
+        """``branch``: ``mean`` (the hypotheses' mean, no side information) or one branch forced everywhere."""
+        return [Switch("branch", ("mean", *map(str, range(self.K))), "mean",
+                       "the chroma the model outputs: the mean of its hypotheses, or branch k at every pixel")]
+
+    @contextlib.contextmanager
+    def switched(self, settings):
+        """Run with ``model.indices`` set by the ``branch`` switch, restored after."""
+        value = checked_settings(self.perturbation_switches(), settings)["branch"]
+        saved = self.indices
+        self.indices = None if value == "mean" else int(value)
+        try:
+            yield self
+        finally:
+            self.indices = saved
 
     def forward(self, images: Tensor) -> Tensor:
         hyp = self.hypotheses(images)

@@ -58,6 +58,7 @@ Choices the paper leaves open or that differ from it (written down, as issue 17 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmviz.engines.families.image.api import ConvStep, ImageAxis, conv_chain
+from lstmviz.engines.families.image.api import ConvStep, ImageAxis, Switch, checked_settings, conv_chain
 from lstmviz.engines.spec import EngineSpec, Paper
 from lstmviz.hooks import IMAGE, Tap
 
@@ -176,6 +177,25 @@ class HeMIS(nn.Module):
     def extra_repr(self) -> str:
         return (f"modalities={self.channels}, hidden_size={self.hidden_size}, front_size={self.front_size}, "
                 f"num_classes={self.num_classes}, curriculum_steps={self.curriculum_steps}, drop_max={self.drop_max}")
+
+    def perturbation_switches(self) -> list[Switch]:
+        """One switch per modality, ``on`` (present) or ``off`` (dropped: its back-end never runs)."""
+        return [Switch(f"modality{k}", ("on", "off"), "on", f"modality {k}: present, or dropped (never read)")
+                for k in range(self.channels)]
+
+    @contextlib.contextmanager
+    def switched(self, settings):
+        """Run with the modalities that ``settings`` leaves ``on`` (``model.available``), restored after."""
+        values = checked_settings(self.perturbation_switches(), settings)
+        flags = tuple(values[f"modality{k}"] == "on" for k in range(self.channels))
+        if not any(flags):
+            raise ValueError("every modality is off; HeMIS needs at least one modality to segment")
+        saved = self.available
+        self.available = flags
+        try:
+            yield self
+        finally:
+            self.available = saved
 
     def image_axes(self, height: int, width: int) -> dict[str, ImageAxis]:
         backend = conv_chain(height, width, BACKEND_STEPS)

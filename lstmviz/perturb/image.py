@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -149,11 +149,18 @@ def check_input(model, image) -> np.ndarray:
         raise PerturbError(str(e)) from None
 
 
-def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Sequence[str] = ()
-                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def model_switches(model) -> list:
+    """The model's perturbation switches (``lstmviz.engines.families.image.api.Switch``: a modality dropped, a
+    branch forced, a pruning threshold), ``[]`` for a model without any."""
+    get = getattr(model, "perturbation_switches", None)
+    return list(get()) if callable(get) and callable(getattr(model, "switched", None)) else []
+
+
+def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Sequence[str] = (),
+                  switches: Mapping[str, str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The logits ``[classes]`` (a segmentation model's: ``[classes, H, W]``) and the states
     ``{tap: [positions, units]}`` (float32) of ``taps`` for one image ``[C, H, W]``, with the hook-layer
-    ``edits`` applied."""
+    ``edits`` applied and the model run under its ``switches`` (``model.switched``)."""
     from lstmviz.hooks import intervene
     from lstmviz.recording.recorder import Recorder
 
@@ -164,6 +171,8 @@ def image_forward(model, image: np.ndarray, edits: Sequence[Any] = (), taps: Seq
         x = x.to(param.device, dtype=param.dtype if param.dtype.is_floating_point else x.dtype)
     with torch.no_grad(), ExitStack() as stack:
         try:
+            if switches:
+                stack.enter_context(model.switched(dict(switches)))
             if edits:
                 stack.enter_context(intervene(model, list(edits)))
             recorder = stack.enter_context(Recorder(model, taps)) if taps else None
@@ -305,9 +314,10 @@ class ImageEffect:
 
     def region(self, tap: str) -> np.ndarray:
         """bool ``[positions]``: the cells whose receptive field contains an edited cell's or occluded pixel's
-        (where a change may show; every position of a vector tap)."""
+        (where a change may show; every position of a vector tap, and every cell when the model itself was
+        switched: ``extra["switches"]``)."""
         axis = self.axes[tap]
-        if axis.size is None:
+        if axis.size is None or self.extra.get("switches"):
             return np.ones(len(self.clean[tap]), dtype=bool)
         return contains(_cell_boxes(axis), self.sources)
 
@@ -460,19 +470,36 @@ def _describe(occlusion, edits) -> str:
 
 
 def perturb_image(model, image, *, occlude=None, edits: Sequence[Any] = (), taps: Sequence[str] | None = None,
-                  tolerance: float = 0.0, edited_input=None) -> ImageEffect:
+                  tolerance: float = 0.0, edited_input=None, switches: Mapping[str, str] | None = None
+                  ) -> ImageEffect:
     """Run ``image`` (``[C, H, W]`` in [0, 1]) clean and with the input box ``occlude = (box, fill)``
     occluded and/or ``edits`` (:class:`lstmviz.hooks.Edit` at raster cells of image taps) applied, and
     compare every tap in ``taps`` (default: every image and vector tap of the model).
 
     ``edited_input``: a whole edited image instead of an occlusion (an adversarial image ``x + r``); every
-    pixel where it differs from ``image`` is a source of the change."""
+    pixel where it differs from ``image`` is a source of the change. ``switches``: the edited run under the
+    model's switches (:func:`model_switches`: drop a modality, force a branch, prune edges) - a change of the
+    model itself, so every cell of every tap may change (no receptive-field region bounds it)."""
     from lstmviz.engines.families.image.api import input_axis
     from lstmviz.hooks import Edit
 
     edits = list(edits or ())
-    if occlude is None and not edits and edited_input is None:
-        raise PerturbError("nothing to perturb: give an occlusion box or edits of units at cells")
+    if occlude is None and not edits and edited_input is None and not switches:
+        raise PerturbError("nothing to perturb: give an occlusion box, edits of units at cells or model switches")
+    switched = {}
+    if switches:
+        from lstmviz.engines.families.image.api import checked_settings
+
+        available = model_switches(model)
+        if not available:
+            raise PerturbError(f"{type(model).__name__} has no switches to set (no modalities, branches or edges "
+                               f"to change)")
+        try:
+            values = checked_settings(available, switches)
+        except ValueError as e:
+            raise PerturbError(str(e)) from None
+        defaults = {sw.name: sw.default for sw in available}
+        switched = {name: value for name, value in values.items() if value != defaults[name]}
     if occlude is not None and edited_input is not None:
         raise PerturbError("give an occlusion or a whole edited input, not both")
     image = check_input(model, image)
@@ -524,13 +551,21 @@ def perturb_image(model, image, *, occlude=None, edits: Sequence[Any] = (), taps
     if unknown:
         raise PerturbError(f"the model has no tap {', '.join(map(repr, unknown))}; it has {', '.join(axes)}")
     logits_clean, clean = image_forward(model, image, (), taps)
-    logits_edited, edited = image_forward(model, edited_image, edits, taps)
-    return ImageEffect(image, edited_image, clean, edited, {t: axes[t] for t in taps},
-                       np.concatenate(sources) if sources else np.zeros((0, 4)),
-                       tuple(dict.fromkeys(e.signal for e in edits)), occlude, logits_clean, logits_edited,
-                       model_task(model), float(tolerance),
-                       _describe(occlude, edits) or ("an edited input" if edited_input is not None else ""))
+    try:
+        logits_edited, edited = image_forward(model, edited_image, edits, taps, switched)
+    except ValueError as e:  # a combination of switches the model cannot run, in its words
+        raise PerturbError(str(e)) from None
+    effect = ImageEffect(image, edited_image, clean, edited, {t: axes[t] for t in taps},
+                         np.concatenate(sources) if sources else np.zeros((0, 4)),
+                         tuple(dict.fromkeys(e.signal for e in edits)), occlude, logits_clean, logits_edited,
+                         model_task(model), float(tolerance),
+                         "; ".join(filter(None, [_describe(occlude, edits)
+                                                 or ("an edited input" if edited_input is not None else ""),
+                                                 ", ".join(f"{k}={v}" for k, v in switched.items())])))
+    if switched:
+        effect.extra["switches"] = dict(switched)
+    return effect
 
 
-__all__ = ["BLUR_WIDTH", "FILLS", "ImageEffect", "box_blur", "check_input", "image_forward", "image_taps",
+__all__ = ["BLUR_WIDTH", "FILLS", "ImageEffect", "box_blur", "check_input", "image_forward", "model_switches", "image_taps",
            "occluded", "perturb_image", "pixels_in_box", "probabilities", "tap_axes"]

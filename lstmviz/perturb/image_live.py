@@ -129,11 +129,11 @@ def reproduces(live: LiveImage, recording, item: int, taps: Sequence[str] | None
 
 
 def perturb_recorded_image(live: LiveImage, recording, item: int, *, occlude=None, edits=(), taps=None,
-                           tolerance: float = 0.0) -> ImageEffect:
+                           tolerance: float = 0.0, switches=None) -> ImageEffect:
     """:func:`lstmviz.perturb.image.perturb_image` on image ``item`` of ``recording`` (checked first); every
     tap of the model by default."""
     return perturb_image(live.model, check_item(live, recording, item), occlude=occlude, edits=edits, taps=taps,
-                         tolerance=tolerance)
+                         tolerance=tolerance, switches=switches)
 
 
 ATTACKS = ("lbfgs", "pgd-linf", "pgd-l2")

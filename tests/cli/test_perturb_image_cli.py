@@ -131,3 +131,45 @@ def test_occlude_on_a_sequence_recording_is_refused(tmp_path, capsys):
     assert "--attack is for recordings of image models" in capsys.readouterr().err
     assert main(["perturb", str(path), "--out", str(tmp_path / "t.csv")]) != 0
     assert "--tap and --action are required" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def hemis_recording(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("perturb_switch_cli")
+    ckpt, rec = folder / "hemis.pt", folder / "hemis.h5"
+    assert main(["train", "hemis", "--steps", "5", "--set", "hidden_size=4", "--set", "front_size=4",
+                 "-o", str(ckpt), "--quiet"]) == 0
+    assert main(["record", str(ckpt), "-o", str(rec), "--split", "test", "--max-items", "3", "--quiet"]) == 0
+    return rec
+
+
+def test_a_switch_drops_a_modality_and_list_prints_the_switches(hemis_recording, tmp_path, capsys):
+    from lstmviz.perturb.image_live import load_image_model, perturb_recorded_image
+    from lstmviz.recording import open_recording
+
+    out = tmp_path / "drop.csv"
+    assert main(["perturb", str(hemis_recording), "--switch", "list", "--out", str(out), "--quiet"]) == 0
+    assert "modality2: on | off (default on)" in capsys.readouterr().out and not out.exists()
+    assert main(["perturb", str(hemis_recording), "--switch", "modality2=off", "--items", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert "switch modality2=off on 1 image" in said and "changes the model itself" in said
+    rows = {r["tap"]: r for r in _rows(out)}
+    with open_recording(hemis_recording) as rec:
+        effect = perturb_recorded_image(load_image_model(rec), rec, 1, switches={"modality2": "off"})
+    assert int(rows["backend_2"]["changed"]) == int(effect.changed("backend_2").sum()) > 0
+    assert rows["backend_0"]["changed"] == "0" and all(r["outside"] == "0" for r in rows.values())
+    assert int(rows["logits"]["pixels_changed"]) == effect.pixels_changed()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--switch", "modality2"], "--switch takes NAME=VALUE"),
+    (["--switch", "branch=1"], "no switch 'branch'"),
+    (["--switch", "modality0=maybe"], "switch 'modality0' takes on, off"),
+    (["--switch", "modality0=on", "--switch", "modality0=off"], "given twice"),
+])
+def test_bad_switches_are_one_sentence_and_write_nothing(hemis_recording, tmp_path, capsys, argv, message):
+    out = tmp_path / "bad.csv"
+    assert main(["perturb", str(hemis_recording), *argv, "--out", str(out), "--quiet"]) != 0
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -18,6 +18,11 @@ A model of the family takes a batch of images and returns logits:
   :func:`conv_chain` computes them from the layers' kernel, stride and padding.
 - optionally ``model.loss(images, batch) -> (loss, count)`` for an engine trained by its own objective
   instead of the family's (a regulariser added to the cross-entropy, a label-embedding regression).
+- optionally **switches** for the perturbation panel: ``model.perturbation_switches() -> list[Switch]`` (named
+  settings of the model's structure, each with its allowed values as strings and its default: a modality
+  present or dropped, a forced branch, a pruning threshold) and ``model.switched(settings: dict[str, str])``, a
+  context manager that runs the model under those settings and restores it after (refusing an unknown name or
+  value, or a combination the model cannot run, with a ``ValueError`` in one sentence).
 
 Nothing here imports torch.
 """
@@ -113,5 +118,37 @@ def cell_box(axis: ImageAxis, y: int, x: int) -> tuple[float, float, float, floa
     return (cy + 0.5 - hy, cx + 0.5 - hx, cy + 0.5 + hy, cx + 0.5 + hx)
 
 
-__all__ = ["ConvStep", "INPUT_AXIS", "ImageAxis", "SCALAR_AXIS", "cell_box", "conv_chain", "input_axis"]
+@dataclass(frozen=True)
+class Switch:
+    """One named setting of a model's structure that a perturbation may change (module docstring)."""
+
+    name: str
+    choices: tuple[str, ...]
+    default: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.default not in self.choices:
+            raise ValueError(f"switch {self.name!r}: its default {self.default!r} is not one of its choices "
+                             f"{', '.join(self.choices)}")
+
+    def check(self, value: str) -> str:
+        """``value`` as given, or a ``ValueError`` naming the choices."""
+        if str(value) not in self.choices:
+            raise ValueError(f"switch {self.name!r} takes {', '.join(self.choices)}; got {value!r}")
+        return str(value)
+
+
+def checked_settings(switches: Iterable[Switch], settings) -> dict[str, str]:
+    """Every switch's value under ``settings`` (a name -> value mapping; missing names keep their default),
+    checked: an unknown name or a value outside a switch's choices is a ``ValueError`` in one sentence."""
+    known = {sw.name: sw for sw in switches}
+    unknown = [name for name in dict(settings or {}) if name not in known]
+    if unknown:
+        raise ValueError(f"the model has no switch {', '.join(map(repr, unknown))}; it has "
+                         f"{', '.join(known) or 'none'}")
+    return {name: sw.check(dict(settings or {}).get(name, sw.default)) for name, sw in known.items()}
+
+
+__all__ = ["ConvStep", "INPUT_AXIS", "Switch", "checked_settings", "ImageAxis", "SCALAR_AXIS", "cell_box", "conv_chain", "input_axis"]
 
