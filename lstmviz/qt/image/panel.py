@@ -267,6 +267,8 @@ class ImagePanel(TaskPanel):
         self.perturb_box.run_requested.connect(self.perturb)
         self.perturb_box.attack_requested.connect(self.attack)
         self.perturb_box.locate_requested.connect(self.locate_checkpoint)
+        self.perturb_box.switch_requested.connect(self.perturb_switched)
+        self.perturb_box.switches_load_requested.connect(self.load_switches)
         self.tabs.addTab(self.perturb_box, "Perturb")
 
         controls = QtWidgets.QHBoxLayout()
@@ -375,6 +377,7 @@ class ImagePanel(TaskPanel):
         self._live = None
         self._checkpoint = None
         self.perturb_box.clear_effect()
+        self.perturb_box.reset_switches()
         if recording is None:
             self.message_label.setText(NO_RECORDING)
             self.stack.setCurrentIndex(0)
@@ -929,7 +932,7 @@ class ImagePanel(TaskPanel):
             model, effect = result
             if recording is not self.workspace.recording or item != self.item:
                 return
-            self._live = (recording, model)
+            self._remember_live(recording, model)
             self.perturb_box.show_effect(effect, effect.described, class_names=names)
             self.set_status(f"Perturbed image {item} ({what}): the Perturb tab shows Δ per layer.")
             self.tabs.setCurrentWidget(self.perturb_box)
@@ -988,7 +991,7 @@ class ImagePanel(TaskPanel):
             model, effect = result
             if recording is not self.workspace.recording or item != self.item:
                 return
-            self._live = (recording, model)
+            self._remember_live(recording, model)
             self.perturb_box.show_effect(effect, effect.described, class_names=names)
             self.set_status(f"Attacked image {item}: the Perturb tab shows the adversarial image, r and Δ per layer.")
             self.tabs.setCurrentWidget(self.perturb_box)
@@ -998,6 +1001,72 @@ class ImagePanel(TaskPanel):
                     stage="attack", on_failed=self._perturb_failed,
                     on_cancelled=lambda: self.set_status("Attack cancelled."))
         self.set_status(f"Attacking image {item} ({fields['method']})…")
+        self.wants_dock.emit()
+        return True
+
+    def _remember_live(self, recording, model) -> None:
+        """Keep the loaded model for the next run, and show its switches (once per model)."""
+        from lstmviz.perturb.image import model_switches
+
+        fresh = self._live is None or self._live[1] is not model
+        self._live = (recording, model)
+        if fresh:
+            self.perturb_box.set_switches(model_switches(model.model))
+
+    def load_switches(self) -> bool:
+        """Load the recording's model (a worker) to show its switches in the Perturb tab."""
+        recording = self.workspace.recording
+        if recording is None or not self.has_images:
+            self.set_status("Open a recording of an image model to see its switches.", problem=True)
+            return False
+        checkpoint = self._checkpoint
+
+        def job(task):
+            from lstmviz.perturb.image_live import load_image_model
+
+            return load_image_model(recording, checkpoint)
+
+        def finished(model) -> None:
+            if recording is self.workspace.recording:
+                self._remember_live(recording, model)
+                self.set_status("Loaded the model: its switches are in the Perturb tab.")
+
+        self.submit("image-perturb", job, on_finished=finished, what="load the model", title="Cannot load the model",
+                    stage="perturb", on_failed=self._perturb_failed)
+        return True
+
+    def perturb_switched(self) -> bool:
+        """Run this image with the model's switches as set in the Perturb tab (a worker)."""
+        recording = self.workspace.recording
+        live = self._live[1] if self._live is not None and self._live[0] is recording else None
+        if recording is None or live is None:
+            self.set_status("Load the model first (Perturb tab, Model switches: Load).", problem=True)
+            return False
+        settings = self.perturb_box.switch_settings()
+        item = self.item
+        names = self._class_names(recording)
+
+        def job(task):
+            from lstmviz.perturb.image_live import perturb_recorded_image
+
+            task.progress(0, 1, "perturbing")
+            return live, perturb_recorded_image(live, recording, item, switches=settings)
+
+        def finished(result) -> None:
+            model, effect = result
+            if recording is not self.workspace.recording or item != self.item:
+                return
+            self.perturb_box.show_effect(effect, effect.described or "the switches at their defaults: no change",
+                                         class_names=names)
+            self.set_status(f"Ran image {item} with the model switched ({effect.described or 'defaults'}): the "
+                            "Perturb tab shows Δ per layer.")
+            self.tabs.setCurrentWidget(self.perturb_box)
+            self.perturbed.emit(effect)
+
+        self.submit("image-perturb", job, on_finished=finished, what="run the switched model",
+                    title="Cannot run the switched model", stage="perturb", on_failed=self._perturb_failed,
+                    on_cancelled=lambda: self.set_status("Perturbation cancelled."))
+        self.set_status(f"Running image {item} with the model switched…")
         self.wants_dock.emit()
         return True
 

@@ -116,6 +116,10 @@ class ImagePerturbBox(QtWidgets.QWidget):
     attack_requested = QtCore.Signal()
     #: the user asked to choose the recording's checkpoint file (it was moved or is another model)
     locate_requested = QtCore.Signal()
+    #: the user asked to run the image with the model's switches as set (drop a modality, force a branch, prune)
+    switch_requested = QtCore.Signal()
+    #: the user asked to load the model to see its switches
+    switches_load_requested = QtCore.Signal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
@@ -168,6 +172,25 @@ class ImagePerturbBox(QtWidgets.QWidget):
                        labelled("eps", self.eps_spin), self.attack_button):
             ar.addWidget(widget)
         ar.addStretch(1)
+        # a model's structural switches (hemis: modalities, colorization-codec: branch, cnmm: pruning); the combos
+        # appear once the model is loaded (the first perturbation, or Load)
+        self.switch_combos: dict[str, QtWidgets.QComboBox] = {}
+        self.switch_row = QtWidgets.QWidget()
+        self._switch_layout = QtWidgets.QHBoxLayout(self.switch_row)
+        self._switch_layout.setContentsMargins(0, 0, 0, 0)
+        self.switch_note = QtWidgets.QLabel("Model switches:")
+        self.switch_load_button = QtWidgets.QPushButton("Load")
+        self.switch_load_button.setToolTip("Load the recording's model to list its switches (modalities, branches, "
+                                           "pruning), if it has any")
+        self.switch_load_button.clicked.connect(self.switches_load_requested)
+        self.switch_button = QtWidgets.QPushButton("Run switched")
+        self.switch_button.setToolTip("Run this image with the model switched as set and show what changed")
+        self.switch_button.clicked.connect(self.switch_requested)
+        self.switch_button.hide()
+        self._switch_layout.addWidget(self.switch_note)
+        self._switch_layout.addWidget(self.switch_load_button)
+        self._switch_layout.addWidget(self.switch_button)
+        self._switch_layout.addStretch(1)
         self.attack_row.setVisible(has_image_attack())
 
         self.maps = pg.GraphicsLayoutWidget()
@@ -227,6 +250,7 @@ class ImagePerturbBox(QtWidgets.QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(row)
         outer.addWidget(self.attack_row)
+        outer.addWidget(self.switch_row)
         outer.addWidget(self.scroll, 1)
         self.clear_effect()
 
@@ -325,6 +349,38 @@ class ImagePerturbBox(QtWidgets.QWidget):
         self.scale_label.setText(f"‖Δ‖ per cell, one scale for every layer: 0 {stops} {top:.3g} &nbsp; "
                                  "<span style='color:#666'>×: amplification ‖Δ‖ / ‖change made‖</span>"
                                  if taps else "The model has no feature-map taps: no Δ maps.")
+
+    def set_switches(self, switches) -> None:
+        """Show one combo per switch of the loaded model (``lstmviz.perturb.image.model_switches``); none: say so."""
+        for combo in self.switch_combos.values():
+            self._switch_layout.removeWidget(combo.parentWidget())
+            combo.parentWidget().deleteLater()
+        self.switch_combos = {}
+        self.switch_load_button.hide()
+        if not switches:
+            self.switch_note.setText("Model switches: none (this model has no modalities, branches or edges to "
+                                     "switch)")
+            self.switch_button.hide()
+            return
+        self.switch_note.setText("Model switches:")
+        for k, sw in enumerate(switches):
+            combo = QtWidgets.QComboBox()
+            combo.addItems(list(sw.choices))
+            combo.setCurrentText(sw.default)
+            combo.setToolTip(f"{sw.description} (default {sw.default})")
+            self.switch_combos[sw.name] = combo
+            self._switch_layout.insertWidget(1 + k, labelled(sw.name, combo))
+        self.switch_button.show()
+
+    def reset_switches(self) -> None:
+        """No model loaded: the switches are offered after loading it."""
+        self.set_switches([])
+        self.switch_note.setText("Model switches:")
+        self.switch_load_button.show()
+
+    def switch_settings(self) -> dict[str, str]:
+        """The switches as set in the combos."""
+        return {name: combo.currentText() for name, combo in self.switch_combos.items()}
 
     def _maps_per_row(self) -> int:
         """How many Δ maps fit side by side in the tab's width (the rest wrap onto further rows, so a model with
@@ -443,6 +499,8 @@ class ImagePerturbBox(QtWidgets.QWidget):
         region = ("every change lies within the receptive-field region of what was changed" if outside == 0
                   else f"{outside} cells changed OUTSIDE the receptive-field region (the model's stated geometry "
                        "is wrong)")
+        if effect.extra.get("switches"):
+            region = "the model itself was switched, so any cell may change"
         if getattr(effect, "regression", False):
             delta = effect.logit_delta_map()
             return (f"{described}: the prediction changed at {effect.pixels_changed()} of {delta.size} pixels; "
