@@ -58,11 +58,11 @@ EVAL_CHUNK = 512
 
 def stack_split(dataset, data, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(images [N, C, H, W] float32, target [N] int64, targets [N, K] float32 or None)`` of a split, every
-    image checked (one sentence naming the item on bad input). For a segmentation split ``target`` is the
+    image checked (one sentence naming the item on bad input). For a segmentation or regression split ``target`` is the
     items' image-level class where they have one (else -1, unchecked: the loss reads the masks,
     :func:`stack_masks`)."""
     n = len(dataset)
-    segmentation = data.task in ("segmentation", "regression")  # no class target is required per image
+    dense = data.task in ("segmentation", "regression")  # per-pixel targets: no class is required per image
     images = np.empty((n, data.channels, data.height, data.width), np.float32)
     target = np.zeros(n, np.int64)
     targets = np.zeros((n, data.num_classes), np.float32) if data.task == "multilabel" else None
@@ -75,7 +75,7 @@ def stack_split(dataset, data, what: str) -> tuple[np.ndarray, np.ndarray, np.nd
                 raise ValueError(f"{what} image {i}: a multilabel image needs targets, one 0/1 value per class "
                                  f"({data.num_classes})")
             targets[i] = item.targets
-        elif segmentation:
+        elif dense:
             target[i] = -1 if item.target is None else int(item.target)
         elif item.target is None or not 0 <= int(item.target) < data.num_classes:
             raise ValueError(f"{what} image {i}: its target {item.target!r} is not a class id in "
