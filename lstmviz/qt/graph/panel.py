@@ -34,7 +34,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
-from lstmviz.qt.checkpoint_dialog import ask_checkpoint
+from lstmviz.qt.checkpoint_dialog import LocatesCheckpoint
 from lstmviz.qt.graph import data
 from lstmviz.qt.graph.canvas import GraphCanvas, colour_table
 from lstmviz.qt.graph.perturb_box import GraphPerturbBox
@@ -60,7 +60,7 @@ def _hex(rgb) -> str:
     return "#%02x%02x%02x" % tuple(int(c) for c in rgb[:3])
 
 
-class GraphPanel(TaskPanel):
+class GraphPanel(LocatesCheckpoint, TaskPanel):
     """See the module docstring."""
 
     #: the panel has something to show: its dock should open
@@ -617,27 +617,6 @@ class GraphPanel(TaskPanel):
                         f"{_count(len(self.brushed), 'node')}…")
         return True
 
-    def _perturb_failed(self, exc: BaseException) -> None:
-        from lstmviz.perturb.live_model import LOCATE_HINT, CheckpointProblem
-
-        located = isinstance(exc, CheckpointProblem)
-        text = describe(exc)
-        if located:  # the button beside Perturb locates it here
-            text = text.replace(LOCATE_HINT, "locate it with Locate checkpoint… beside the Perturb button")
-        self.perturb_box.clear_effect(f"Cannot perturb: {text}", locate=located)
-
-    def locate_checkpoint(self, path: str | None = None) -> bool:
-        """Use the checkpoint file ``path`` (asked for when None) for this recording and perturb again."""
-        recording = self.workspace.recording
-        if recording is None:
-            return False
-        if path is None:
-            path = ask_checkpoint(self, recording.path, self._checkpoint)
-            if path is None:
-                return False
-        self._checkpoint = str(path)
-        self._live = None
-        return self.perturb()
 
     def _effect_shown(self) -> bool:
         if self.effect is None:

@@ -42,7 +42,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.errors import describe, expected_errors
 from lstmviz.qt.binding import StateBinding
-from lstmviz.qt.checkpoint_dialog import ask_checkpoint
+from lstmviz.qt.checkpoint_dialog import LocatesCheckpoint
 from lstmviz.qt.image import data
 from lstmviz.qt.image.canvas import ImageCanvas, overlay_lut
 from lstmviz.qt.image.directions import RandomDirectionBox
@@ -80,7 +80,7 @@ def has_image_match() -> bool:
     return hasattr(image_match, "image_match") and hasattr(image_match, "ImageMatchQuery")
 
 
-class ImagePanel(TaskPanel):
+class ImagePanel(LocatesCheckpoint, TaskPanel):
     """See the module docstring."""
 
     #: the panel has something to show: its dock should open
@@ -1070,28 +1070,8 @@ class ImagePanel(TaskPanel):
         self.wants_dock.emit()
         return True
 
-    def _perturb_failed(self, exc: BaseException) -> None:
-        from lstmviz.perturb.live_model import LOCATE_HINT, CheckpointProblem
-
-        located = isinstance(exc, CheckpointProblem)
-        text = describe(exc)
-        if located:  # the button beside Perturb locates it here
-            text = text.replace(LOCATE_HINT, "locate it with Locate checkpoint… beside the Perturb button")
-        self.perturb_box.clear_effect(f"Cannot perturb: {text}", locate=located)
+    def _failed_shown(self) -> None:
         self.tabs.setCurrentWidget(self.perturb_box)
-
-    def locate_checkpoint(self, path: str | None = None) -> bool:
-        """Use the checkpoint file ``path`` (asked for when None) for this recording and perturb again."""
-        recording = self.workspace.recording
-        if recording is None:
-            return False
-        if path is None:
-            path = ask_checkpoint(self, recording.path, self._checkpoint)
-            if path is None:
-                return False
-        self._checkpoint = str(path)
-        self._live = None
-        return self.perturb()
 
     # ------------------------------------------------------------------ life cycle
     def restore_work(self) -> None:
