@@ -928,22 +928,10 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             task.progress(2, 3, "perturbing")
             return model, perturb_recorded_image(model, recording, item, occlude=occlude, edits=edits)
 
-        def finished(result) -> None:
-            model, effect = result
-            if recording is not self.workspace.recording or item != self.item:
-                return
-            self._remember_live(recording, model)
-            self.perturb_box.show_effect(effect, effect.described, class_names=names)
-            self.set_status(f"Perturbed image {item} ({what}): the Perturb tab shows Δ per layer.")
-            self.tabs.setCurrentWidget(self.perturb_box)
-            self.perturbed.emit(effect)
-
-        self.submit("image-perturb", job, on_finished=finished, what="perturb the image",
-                    title="Cannot perturb the image", stage="perturb", on_failed=self._perturb_failed,
-                    on_cancelled=lambda: self.set_status("Perturbation cancelled."))
-        self.set_status(f"Perturbing image {item}: {what}…")
-        self.wants_dock.emit()
-        return True
+        return self._submit_effect("image-perturb", job, recording, item, names, stage="perturb",
+                                   what="perturb the image", running=f"Perturbing image {item}: {what}…",
+                                   done=lambda effect: f"Perturbed image {item} ({what}): the Perturb tab shows Δ "
+                                                       "per layer.")
 
     def attack(self) -> bool:
         """Attack this image with ``lstmviz.perturb.image_attack`` (a worker with progress and Cancel)."""
@@ -987,20 +975,31 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             task.progress(0, 1, "attacking")
             return model, attack_recorded_image(model, recording, item, **fields, task=task)
 
+        return self._submit_effect("image-attack", job, recording, item, names, stage="attack",
+                                   what="attack the image", running=f"Attacking image {item} ({fields['method']})…",
+                                   done=lambda effect: f"Attacked image {item}: the Perturb tab shows the adversarial "
+                                                       "image, r and Δ per layer.")
+
+    def _submit_effect(self, channel: str, job, recording, item: int, names, *, stage: str, what: str, running: str,
+                       done) -> bool:
+        """Run ``job`` (returns ``(LiveImage, effect)``) on a worker; when it ends on the same recording and image,
+        keep the model, draw the effect in the Perturb tab and say ``done(effect)``."""
         def finished(result) -> None:
             model, effect = result
             if recording is not self.workspace.recording or item != self.item:
                 return
             self._remember_live(recording, model)
-            self.perturb_box.show_effect(effect, effect.described, class_names=names)
-            self.set_status(f"Attacked image {item}: the Perturb tab shows the adversarial image, r and Δ per layer.")
+            self.perturb_box.show_effect(effect, effect.described or "nothing changed (the defaults)",
+                                         class_names=names)
+            self.set_status(done(effect))
             self.tabs.setCurrentWidget(self.perturb_box)
             self.perturbed.emit(effect)
 
-        self.submit("image-attack", job, on_finished=finished, what="attack the image", title="Cannot attack the image",
-                    stage="attack", on_failed=self._perturb_failed,
-                    on_cancelled=lambda: self.set_status("Attack cancelled."))
-        self.set_status(f"Attacking image {item} ({fields['method']})…")
+        self.submit(channel, job, on_finished=finished, what=what, title=f"Cannot {what}", stage=stage,
+                    on_failed=self._perturb_failed,
+                    on_cancelled=lambda: self.set_status(f"{'Perturbation' if stage == 'perturb' else 'Attack'} "
+                                                         "cancelled."))
+        self.set_status(running)
         self.wants_dock.emit()
         return True
 
@@ -1052,23 +1051,12 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             task.progress(0, 1, "perturbing")
             return live, perturb_recorded_image(live, recording, item, switches=settings)
 
-        def finished(result) -> None:
-            model, effect = result
-            if recording is not self.workspace.recording or item != self.item:
-                return
-            self.perturb_box.show_effect(effect, effect.described or "the switches at their defaults: no change",
-                                         class_names=names)
-            self.set_status(f"Ran image {item} with the model switched ({effect.described or 'defaults'}): the "
-                            "Perturb tab shows Δ per layer.")
-            self.tabs.setCurrentWidget(self.perturb_box)
-            self.perturbed.emit(effect)
-
-        self.submit("image-perturb", job, on_finished=finished, what="run the switched model",
-                    title="Cannot run the switched model", stage="perturb", on_failed=self._perturb_failed,
-                    on_cancelled=lambda: self.set_status("Perturbation cancelled."))
-        self.set_status(f"Running image {item} with the model switched…")
-        self.wants_dock.emit()
-        return True
+        return self._submit_effect("image-perturb", job, recording, item, names, stage="perturb",
+                                   what="run the switched model",
+                                   running=f"Running image {item} with the model switched…",
+                                   done=lambda effect: f"Ran image {item} with the model switched "
+                                                       f"({effect.described or 'defaults'}): the Perturb tab shows Δ "
+                                                       "per layer.")
 
     def _failed_shown(self) -> None:
         self.tabs.setCurrentWidget(self.perturb_box)
