@@ -35,7 +35,7 @@ import numpy as np
 
 from lstmviz.analysis.direction_coherence import (bootstrap_mean_ci, chance_purity, mann_whitney_p, purity,
                                                   random_directions, unit_directions)
-from lstmviz.analysis.image_top import REDUCE, SLAB_ROWS, item_reduce, rank
+from lstmviz.analysis.image_top import REDUCE, item_reduce, item_slabs, rank
 from lstmviz.tasks import ensure_task
 
 __all__ = ["DirectionTop", "PurityComparison", "cell_projections", "direction_scores", "item_labels",
@@ -92,20 +92,10 @@ def direction_scores(recording, tap: str, directions, *, reduce: str = "max", ta
     scores = np.full((d, n_items), np.nan)
     cells = np.full((d, n_items), -1, np.int64)
     peaks = np.full((d, n_items), np.nan)
-    total = int(offsets[-1])
-    message = f"Projecting {tap} on {d} direction{'s' if d != 1 else ''}"
-    task.progress(0, total, message)
-    i = 0
-    while i < n_items:
-        task.check()
-        j = int(np.searchsorted(offsets, offsets[i] + SLAB_ROWS, side="right")) - 1
-        j = min(max(j, i + 1), n_items)
-        a, b = int(offsets[i]), int(offsets[j])
+    for i, j, a, b in item_slabs(offsets, task, f"Projecting {tap} on {d} direction{'s' if d != 1 else ''}"):
         proj = cell_projections(recording.states(tap, a, b), directions)
         for k in range(d):
             scores[k, i:j], cells[k, i:j], peaks[k, i:j] = item_reduce(proj[:, k], offsets[i:j + 1] - a, reduce)
-        task.progress(b, total, message)
-        i = j
     return scores, cells, peaks
 
 

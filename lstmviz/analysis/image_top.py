@@ -117,24 +117,30 @@ def top_activating(recording, tap: str, units, signs=None, *, limit: int = 24, r
     scores = np.full(n_items, np.nan)
     cells = np.full(n_items, -1, np.int64)
     peaks = np.full(n_items, np.nan)
-    total = int(offsets[-1])
-    message = f"Top-activating images of {tap}"
-    task.progress(0, total, message)
-    i = 0
-    while i < n_items:
-        task.check()
-        # whole items, about SLAB_ROWS rows (at least one item)
-        j = int(np.searchsorted(offsets, offsets[i] + SLAB_ROWS, side="right")) - 1
-        j = min(max(j, i + 1), n_items)
-        a, b = int(offsets[i]), int(offsets[j])
+    for i, j, a, b in item_slabs(offsets, task, f"Top-activating images of {tap}"):
         values = recording.states(tap, a, b, units=units)
         s, c, p = item_reduce(cell_scores(values, signs), offsets[i:j + 1] - a, reduce)
         scores[i:j], cells[i:j], peaks[i:j] = s, c, p
-        task.progress(b, total, message)
-        i = j
     order = rank(scores, limit)
     return TopImages(tap, tuple(units), tuple(signs), reduce, order.astype(np.int64), scores[order],
                      cells[order], peaks[order])
 
 
-__all__ = ["REDUCE", "TopImages", "cell_scores", "item_reduce", "rank", "top_activating"]
+def item_slabs(offsets: np.ndarray, task, message: str):
+    """``(i, j, a, b)``: items ``i .. j-1`` (rows ``a .. b-1``) in slabs of whole items of about
+    :data:`SLAB_ROWS` rows (at least one item each), checking for a cancel before and reporting rows after
+    each slab."""
+    n_items, total = len(offsets) - 1, int(offsets[-1])
+    task.progress(0, total, message)
+    i = 0
+    while i < n_items:
+        task.check()
+        j = int(np.searchsorted(offsets, offsets[i] + SLAB_ROWS, side="right")) - 1
+        j = min(max(j, i + 1), n_items)
+        a, b = int(offsets[i]), int(offsets[j])
+        yield i, j, a, b
+        task.progress(b, total, message)
+        i = j
+
+
+__all__ = ["REDUCE", "TopImages", "cell_scores", "item_reduce", "item_slabs", "rank", "top_activating"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from image_recordings import STRIDE2, random_maps, write_image_recording
 
-from lstmviz.analysis import image_directions, image_top
+from lstmviz.analysis import image_top
 from lstmviz.analysis.direction_coherence import purity as label_purity
 from lstmviz.analysis.image_directions import (direction_scores, item_labels, purity_units_vs_random,
                                                random_directions, top_along, unit_direction)
@@ -31,7 +31,7 @@ def recording(tmp_path):
 @pytest.mark.parametrize("reduce", ["max", "mean"])
 @pytest.mark.parametrize("unit", [0, 3, 5])
 def test_a_unit_direction_reproduces_the_units_own_ranking(recording, monkeypatch, reduce, unit):
-    monkeypatch.setattr(image_directions, "SLAB_ROWS", 13)  # many slabs
+    monkeypatch.setattr(image_top, "SLAB_ROWS", 13)  # many slabs (both rankings slice through image_top)
     rec, _ = recording
     own = top_activating(rec, "conv0", [unit], limit=30, reduce=reduce)
     along = top_along(rec, "conv0", unit_direction(6, unit), limit=30, reduce=reduce)
