@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from lstmviz.engines.vision.lowrank_cnn import build, count_macs, factorise
+from minibatch_training import train
 
 FOREGROUND = [(1.0, 0.2, 0.2), (0.2, 1.0, 0.2), (0.3, 0.4, 1.0), (1.0, 1.0, 0.2), (1.0, 0.3, 1.0)]
 BACKGROUND = [(0.0, 0.0, 0.0), (0.25, 0.25, 0.35), (0.3, 0.2, 0.1)]
@@ -40,20 +41,6 @@ def coloured_digits(seed: int = 0):
     order = g.permutation(len(images))
     x, y = torch.from_numpy(images[order]), torch.from_numpy(d.target[order]).long()
     return x[:1297], y[:1297], x[1297:], y[1297:]
-
-
-def train(model, x, y, steps, seed, lr=3e-3, batch=64):
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(x), (batch,), generator=g)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return model
 
 
 @torch.no_grad()

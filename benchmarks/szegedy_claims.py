@@ -48,6 +48,7 @@ from lstmviz.hooks import SCALAR, Tap
 from lstmviz.perturb.image_attack import lbfgs_image_attack
 from lstmviz.recording import open_recording
 from lstmviz.recording.image_recorder import record_images
+from minibatch_training import train
 
 
 class MLP(nn.Module):
@@ -77,20 +78,6 @@ def digits():
     train, test = build_digits("train"), build_digits("test")
     as_t = lambda d: (torch.tensor(np.array(d.images)), torch.tensor(np.array(d.targets)).long())  # noqa: E731
     return train, test, as_t(train), as_t(test)
-
-
-def train(model, x, y, steps, seed, lr=3e-3, batch=64):
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(x), (batch,), generator=g)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return model
 
 
 @torch.no_grad()
