@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--checkpoint")
     parser.add_argument("--train-steps", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", choices=("teacher-forced", "greedy", "beam"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
