@@ -1186,7 +1186,8 @@ def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size:
 def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
     """`lstmviz record` of an engine of the seq2seq family: source tokens on the main axis, decoder steps on
     the axis ``decoder`` (the reference, or the greedy / beam output with --decode)."""
-    from lstmviz.recording.seq2seq_recorder import record_seq2seq
+    from lstmviz.recording.seq2seq_recorder import estimate_seq2seq_bytes, record_seq2seq
+    from lstmviz.recording.size_estimate import format_bytes
 
     if checkpoints:
         raise UsageError("several checkpoints of a seq2seq engine cannot be recorded into one file yet; record "
@@ -1195,6 +1196,12 @@ def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_siz
         raise UsageError(f"--beam must be positive, got {args.beam}")
     if args.max_len is not None and args.max_len < 1:
         raise UsageError(f"--max-len must be positive, got {args.max_len}")
+    size = estimate_seq2seq_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
+    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
+    if size > max_size:
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: record fewer pairs (--max-items) or signals (--signals), or "
+                         f"allow it with --max-size {_size_argument(size)}")
     with progress_task("recording", unit="pairs", quiet=args.quiet) as task:
         out = record_seq2seq(model, dataset, args.out, decode=args.decode, beam=args.beam, max_len=args.max_len,
                              length_penalty=args.length_penalty, signals=args.signals, batch_size=args.batch_size,

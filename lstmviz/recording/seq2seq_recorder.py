@@ -209,4 +209,33 @@ def record_seq2seq(
             module.training = training
 
 
-__all__ = ["DECODER_AXIS", "MODES", "record_seq2seq"]
+def estimate_seq2seq_bytes(model: nn.Module, dataset, *, signals=None, dtype: str = "float32",
+                           max_items: int | None = None) -> int:
+    """About how many bytes the states of :func:`record_seq2seq` take: units per source token (encoder taps)
+    and per decoder step (decoder taps; the attention tap ``S_max``), with the reference's length + 1 as the
+    number of decoder steps (what teacher forcing records; decoded outputs are about as long once trained)."""
+    total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
+    if total == 0:
+        return 0
+    items = [dataset[i] for i in range(total)]
+    recorder = Recorder(model, signals)
+    tap_axes = _tap_axes(recorder)
+    first = items[0]
+    batch = batch_pairs([(first.tokens, first.target)]).to(next(model.parameters()).device)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), recorder:
+            model(batch.src, batch.src_lengths, batch.tgt_in)
+            states = recorder.collect()
+    finally:
+        model.train(was)
+    s_max = max(len(item.tokens) for item in items)
+    source_rows = sum(len(item.tokens) for item in items)
+    decoder_rows = sum(len(item.target) + 1 for item in items)
+    per_source = sum(int(v.shape[2]) for n, v in states.items() if tap_axes[n] != DECODER_AXIS)
+    per_step = sum(s_max if n == ATTENTION else int(v.shape[2]) for n, v in states.items() if tap_axes[n] == DECODER_AXIS)
+    return int((per_source * source_rows + per_step * decoder_rows) * np.dtype(dtype).itemsize)
+
+
+__all__ = ["DECODER_AXIS", "MODES", "estimate_seq2seq_bytes", "record_seq2seq"]

@@ -136,6 +136,10 @@ def test_the_cli_records_a_seq2seq_engine_with_each_decoder(tmp_path, capsys):
         with open_recording(out) as rec:
             assert rec.n_items == 6 and rec.provenance["decode"]["mode"] == mode
     assert "decoder: beam" in capsys.readouterr().out
+    refused = tmp_path / "big.h5"
+    assert main(["record", "seq2seq-attn", "--dataset", "reverse", "--dataset-option", "items=6", "--max-size", "1K",
+                 "-o", str(refused), "--quiet"]) == 2
+    assert not refused.exists() and "more than --max-size" in capsys.readouterr().err
     assert main(["record", "lstm", "--dataset", "parens", "--dataset-option", "tokens=200", "--decode", "greedy",
                  "-o", str(tmp_path / "x.h5"), "--quiet"]) == 2
 
