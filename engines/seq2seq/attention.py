@@ -132,6 +132,8 @@ class Seq2SeqAttention(nn.Module):
     ``model(src [B, S], src_lengths [B], tgt_in [B, T]) -> logits [B, T, V]`` (teacher forced: ``tgt_in``
     starts with ``<bos>``); :meth:`encode`, :meth:`initial_state`, :meth:`decode_step` (one step, used by
     every decoder), :meth:`greedy`, :meth:`beam_search`. Uses h_t, c_t, tanh, sigma as in the docstring.
+    The decoders run as called: call ``model.eval()`` (no dropout) and wrap them in ``torch.no_grad()`` for
+    inference; with autograd on, :meth:`decode_step` is differentiable (sampling-based training can use it).
     """
 
     pad_id, bos_id, eos_id = PAD, BOS, EOS
