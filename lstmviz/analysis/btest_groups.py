@@ -281,6 +281,8 @@ def compare_groups(recording, taps, groups: Groups, *, units=None, per_item="sam
         na, nb = len(s.x), len(s.y)
         n = min(na, nb)
         need = 4 if block_size is None else 2 * int(block_size)
+        if block_size is not None and int(block_size) == n >= 2:
+            need = n  # one block: the quadratic-time MMD²_u alone (no p-value)
         if n < need:
             raise ValueError(
                 f"too few items for a B-test on {tap!r}: {groups.name_a} has {na} item(s) and "
