@@ -5,7 +5,9 @@ independent, and the B-test assumes independent samples (models_graph_vision A2 
 contributes **one** vector to a group:
 
 - ``per_item="sample"``: the state at one row drawn at random (seeded) among the item's rows in the group;
-- ``per_item="mean"``: the mean state over the item's rows in the group.
+- ``per_item="mean"``: the mean state over the item's rows in the group. Means over more rows scatter
+  less, so when one group has many rows per item and the other few (a node class against the rest)
+  the test also sees that difference in spread; ``"sample"`` compares the states themselves.
 
 and the two groups are made of **disjoint items**: an item with rows in both groups is given to one of
 them (seeded; each such item goes to the group that has fewer items so far, ties at random), so no item
@@ -283,6 +285,11 @@ def compare_groups(recording, taps, groups: Groups, *, units=None, per_item="sam
         need = 4 if block_size is None else 2 * int(block_size)
         if block_size is not None and int(block_size) == n >= 2:
             need = n  # one block: the quadratic-time MMD²_u alone (no p-value)
+        if n < need and recording.n_items < 2 * need:
+            raise ValueError(
+                f"too few items for a B-test on {tap!r}: the recording has {recording.n_items} item(s), and the "
+                f"test takes one vector per item (positions of one item are dependent), so it needs at least "
+                f"{need} items on each side, {2 * need} in all; {groups.name_a} has {na} and {groups.name_b} {nb}")
         if n < need:
             raise ValueError(
                 f"too few items for a B-test on {tap!r}: {groups.name_a} has {na} item(s) and "

@@ -159,3 +159,48 @@ def test_image_taps_with_item_classes_and_position_groups_on_another_axis(tmp_pa
         pos = annotation_groups(r, "label", "background", "object")
         with pytest.raises(ValueError, match="rows of axis 'positions' but tap 'conv0' lives on axis 'conv0'"):
             compare_groups(r, ["conv0"], pos)
+
+
+def test_graphs_with_filler_nodes_and_a_pooled_axis(tmp_path):
+    """Many small graphs (items); the last node of each is a filler (never sampled); node annotation
+    ``role`` (hub/leaf) and item annotation ``family``; family b shifts unit 0 of every real node."""
+    from lstmviz.geometry import AxisGeometry, GraphGeometry
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "graphs.h5"
+    fill_value = 50.0  # a filler row that entered a sample would make every test reject
+    with RecordingWriter(path, vocab=["<pad>", "node"]) as w:
+        w.set_geometry("positions", "graph")
+        w.add_axis("level1", description="pairs", geometry=AxisGeometry("graph", pooled_from="positions"))
+        w.add_tap("h", 3)
+        w.add_tap("level1/h", 2, axis="level1")
+        w.add_annotation("role", kind="categorical", labels=["hub", "leaf"])
+        w.add_annotation("family", kind="categorical", level="item", labels=["a", "b"])
+        for i in range(80):
+            n = 6
+            g = GraphGeometry.from_edges(n, [(0, k) for k in range(1, n - 1)], filler=[0] * (n - 1) + [1])
+            coarse = GraphGeometry.from_edges(3, [(0, 1), (0, 2)], pooling_map=np.arange(n) // 2, finer_nodes=n)
+            h = rng.normal(size=(n, 3))
+            h[:, 0] += 3.0 * (i % 2)
+            h[n - 1] = fill_value if i % 2 == 0 else 0.0
+            w.append_item(np.ones(n, np.int64), {"h": h, "level1/h": rng.normal(size=(3, 2))},
+                          annotations={"role": [0] + [1] * (n - 1)}, item_annotations={"family": i % 2},
+                          geometry={"positions": g, "level1": coarse})
+    with open_recording(path) as r:
+        fam = annotation_groups(r, "family", "a", "b")
+        s = item_samples(r, "h", fam)
+        assert not np.any(s.x == fill_value)
+        c = compare_groups(r, ["h", "level1/h"], fam)
+        assert c.tests[0].result.p_value < 1e-4 and c.tests[1].result.p_value > 1e-3
+        # hubs against leaves (position classes; every graph has both): disjoint items, no filler
+        roles = compare_groups(r, ["h"], annotation_groups(r, "role", "hub", "leaf"))
+        assert roles.tests[0].items_a + roles.tests[0].items_b == 80
+        assert roles.tests[0].result.p_value > 1e-3
+
+
+def test_one_item_recordings_are_refused_with_the_reason(tmp_path, write_recording):
+    path = write_recording([np.random.default_rng(0).normal(size=(200, 2))])
+    with open_recording(path) as r:
+        g = row_groups(np.arange(100), np.arange(100, 200), "positions")
+        with pytest.raises(ValueError, match="the recording has 1 item.*one vector per item"):
+            compare_groups(r, ["h"], g)
