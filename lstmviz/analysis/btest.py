@@ -33,7 +33,7 @@ Choices the paper leaves open, written down:
   keeps pairs together; with one block it is skipped (it cannot change the statistic), so that
   ``b_test(x, y, block_size=len(x)).statistic == mmd2_unbiased(x, y, σ)`` holds bit for bit.
 - **Bandwidth.** The median heuristic: ``σ`` = the median Euclidean distance between distinct points of
-  the pooled sample ``x ∪ y`` (a seeded subsample of at most ``MEDIAN_SUBSAMPLE`` points). When that
+  the pooled sample ``x ∪ y`` after trimming (a seeded subsample of at most ``MEDIAN_SUBSAMPLE`` points). When that
   median is 0 (more than half the pairs coincide) the mean non-zero distance is used, and 1.0 when all
   points coincide.
 - **Too few samples.** At least two blocks are needed for a p-value, so ``n < 2 B`` raises, except for

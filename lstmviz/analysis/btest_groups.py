@@ -30,7 +30,7 @@ and with ``"sample"`` the same rows, are used for every tap on one axis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -91,10 +91,9 @@ class GroupComparison:
     units: tuple[int, ...] | None
     alpha: float
     seed: int
-    extra: dict = field(default_factory=dict)
 
 
-def _label_id(info, label: str, recording) -> int:
+def _label_id(info, label: str) -> int:
     labels = list(info.labels or [])
     if label in labels:
         return labels.index(label)
@@ -111,7 +110,7 @@ def annotation_groups(recording, name: str, label_a: str, label_b: str) -> Group
         raise ValueError(f"annotation {name!r} is {info.kind}, not categorical: it has no classes to compare")
     if label_a == label_b:
         raise ValueError(f"compare two different labels of {name!r}, got {label_a!r} twice")
-    ia, ib = _label_id(info, label_a, recording), _label_id(info, label_b, recording)
+    ia, ib = _label_id(info, label_a), _label_id(info, label_b)
     values = recording.annotation(name)
     a = np.flatnonzero(values == ia).astype(np.int64)
     b = np.flatnonzero(values == ib).astype(np.int64)
