@@ -56,7 +56,7 @@ class MemberValues(QtWidgets.QWidget):
 
     def set_values(self, values: np.ndarray, levels: tuple[float, float], style: str, absent: bool) -> None:
         self.values, self.levels, self.style, self.absent = np.asarray(values, np.float32), levels, style, absent
-        self.setFixedHeight(48 if style == "bars" else 22)
+        self.setFixedHeight(52 if style == "bars" else 26)
         self.update()
 
     def _slot(self, unit: int) -> QtCore.QRectF:
@@ -139,12 +139,13 @@ class MemberRow(QtWidgets.QWidget):
 
 
 class ScaleBar(QtWidgets.QWidget):
-    """The shared scale under the rows: the ramp (heat strip) or the axis (bars) from ``lo`` to ``hi``."""
+    """Under the rows: the unit numbers in the rows' columns, then the shared scale from ``lo`` to ``hi`` (the
+    colour ramp for a heat strip; the bars' range in words)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.levels, self.style, self.units = (0.0, 1.0), "strip", 0
-        self.setFixedHeight(34)
+        self.setFixedHeight(48)
 
     def set_scale(self, levels, style: str, units: int) -> None:
         self.levels, self.style, self.units = levels, style, units
@@ -153,28 +154,32 @@ class ScaleBar(QtWidgets.QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt)
         painter = QtGui.QPainter(self)
         metrics = painter.fontMetrics()
-        w = self.width()
+        w, n = self.width(), max(1, self.units)
         lo, hi = self.levels
-        if self.style == "strip":
-            for x in range(w):
-                painter.fillRect(QtCore.QRectF(x, 0, 1, 10), ramp_colour(x / max(1, w - 1)))
-        else:  # unit numbers under the bars
-            n = max(1, self.units)
-            painter.setPen(QtGui.QColor(60, 60, 60))
-            for u in range(self.units):
-                painter.drawText(QtCore.QRectF(u * w / n, 0, w / n, 12), QtCore.Qt.AlignmentFlag.AlignCenter,
-                                 f"unit {u}" if w / n > 40 else str(u))
+        slot = w / n
+        wide = metrics.horizontalAdvance(str(max(0, self.units - 1))) + 4
+        every = max(1, int(np.ceil(wide / slot)))  # label every k-th unit when the columns are narrow
+        painter.setPen(QtGui.QColor(60, 60, 60))
+        label_h = metrics.height()
+        for u in range(0, self.units, every):
+            text = f"unit {u}" if slot > metrics.horizontalAdvance("unit 00") + 6 else str(u)
+            painter.drawText(QtCore.QRectF(u * slot, 0, slot * every if every > 1 else slot, label_h),
+                             QtCore.Qt.AlignmentFlag.AlignHCenter if every == 1 else QtCore.Qt.AlignmentFlag.AlignLeft,
+                             text)
+        y0 = label_h + 4
         painter.setPen(QtGui.QColor(40, 40, 40))
-        y = 12 + metrics.ascent()
         if self.style == "strip":
-            painter.drawText(QtCore.QPointF(0, y), f"{lo:.3g}")
-            text = f"{hi:.3g}"
-            painter.drawText(QtCore.QPointF(w - metrics.horizontalAdvance(text), y), text)
-            mid = f"units 0 .. {self.units - 1} →"
-            painter.drawText(QtCore.QPointF((w - metrics.horizontalAdvance(mid)) / 2, y), mid)
+            lo_text, hi_text = f"{lo:.3g}", f"{hi:.3g}"
+            left, right = metrics.horizontalAdvance(lo_text) + 6, metrics.horizontalAdvance(hi_text) + 6
+            span = max(1.0, w - left - right)
+            for x in range(int(span)):
+                painter.fillRect(QtCore.QRectF(left + x, y0, 1, 12), ramp_colour(x / max(1.0, span - 1)))
+            baseline = y0 + 6 + metrics.ascent() / 2 - 1
+            painter.drawText(QtCore.QPointF(0, baseline), lo_text)
+            painter.drawText(QtCore.QPointF(w - right + 6, baseline), hi_text)
         else:
-            text = f"bars from 0; shared scale {lo:.3g} .. {hi:.3g}"
-            painter.drawText(QtCore.QPointF((w - metrics.horizontalAdvance(text)) / 2, y), text)
+            text = f"bars from 0, one scale for all members: {lo:.3g} .. {hi:.3g}"
+            painter.drawText(QtCore.QPointF((w - metrics.horizontalAdvance(text)) / 2, y0 + metrics.ascent()), text)
         painter.end()
 
 
