@@ -436,8 +436,9 @@ class RecordingWriter:
 
         ``tokens``: ``[n, L]``; ``states[tap]``: ``[n, rows, units]`` (``rows == L`` on the main axis);
         ``annotations[name]``: ``[n, L]``; ``item_annotations[name]``: ``[n]`` values (``None`` or NaN /
-        -1 = missing); ``geometry[axis]``: one item geometry that every item has (an image or scalar
-        axis; graph and set axes, whose geometry differs per item, go through :meth:`append_item`).
+        -1 = missing); ``geometry[axis]``: one item geometry that every item has (an image, scalar or set
+        axis: a set's member ids are the same for every item; graph axes, whose geometry differs per item,
+        go through :meth:`append_item`).
         Everything is checked before anything is stored.
         """
         self._check_open("append_items")
@@ -451,7 +452,7 @@ class RecordingWriter:
             raise ValueError(f"tokens: expected [items, positions] token ids for append_items, got shape {list(t.shape)}")
         n, length = t.shape
         for axis, g in self._geometry.geometries.items():
-            if g.kind in ("graph", "set"):
+            if g.kind == "graph":
                 raise ValueError(f"append_items takes items of one geometry; axis {axis!r} is a {g.kind} axis, whose "
                                  f"items differ: append them with append_item")
         ids = self._check_tokens(t.reshape(-1))
