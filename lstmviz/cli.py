@@ -148,6 +148,14 @@ def _record_parser() -> argparse.ArgumentParser:
                    help=f"refuse to write a recording estimated above SIZE, e.g. 500M, 10G, none "
                         f"(default {DEFAULT_MAX_SIZE})")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--decode", choices=("teacher-forced", "greedy", "beam"), default="teacher-forced",
+                   help="seq2seq models: the decoder reads the reference (teacher-forced, default) or its own "
+                        "greedy or beam-search output; the decoder axis holds those tokens")
+    p.add_argument("--beam", type=int, default=5, help="seq2seq --decode beam: hypotheses kept (default 5)")
+    p.add_argument("--max-len", type=int, help="seq2seq greedy/beam: most tokens decoded (default 2 x longest "
+                                                "source + 10)")
+    p.add_argument("--length-penalty", type=float, default=0.0,
+                   help="seq2seq --decode beam: GNMT length penalty alpha (default 0: plain log-probability)")
     p.add_argument("--max-items", type=int, help="record only the first N items")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for an untrained engine")
     p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
@@ -1270,6 +1278,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         return _record_graph(args, model, dataset, provenance, checkpoints, max_size)
     if family == "image":
         return _record_images(args, model, dataset, provenance, checkpoints, max_size)
+    if family == "seq2seq":
+        return _record_seq2seq(args, model, dataset, provenance, checkpoints, max_size)
+    if args.decode != "teacher-forced":
+        raise UsageError(f"--decode {args.decode} applies to seq2seq models; this one is of the {family} family")
 
     _check_size(args, model, dataset, len(checkpoints or []) or 1, max_size)
     with progress_task("recording", unit="items", quiet=args.quiet) as task:
@@ -1304,6 +1316,33 @@ def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size:
         out = record_graph(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
                            provenance=provenance, max_items=args.max_items)
     _say(f"wrote {out}")
+    return 0
+
+
+def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
+    """`lstmviz record` of an engine of the seq2seq family: source tokens on the main axis, decoder steps on
+    the axis ``decoder`` (the reference, or the greedy / beam output with --decode)."""
+    from lstmviz.recording.seq2seq_recorder import estimate_seq2seq_bytes, record_seq2seq
+    from lstmviz.recording.size_estimate import format_bytes
+
+    if checkpoints:
+        raise UsageError("several checkpoints of a seq2seq engine cannot be recorded into one file yet; record "
+                         "each checkpoint on its own")
+    if args.beam < 1:
+        raise UsageError(f"--beam must be positive, got {args.beam}")
+    if args.max_len is not None and args.max_len < 1:
+        raise UsageError(f"--max-len must be positive, got {args.max_len}")
+    size = estimate_seq2seq_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
+    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
+    if size > max_size:
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: record fewer pairs (--max-items) or signals (--signals), or "
+                         f"allow it with --max-size {_size_argument(size)}")
+    with progress_task("recording", unit="pairs", quiet=args.quiet) as task:
+        out = record_seq2seq(model, dataset, args.out, decode=args.decode, beam=args.beam, max_len=args.max_len,
+                             length_penalty=args.length_penalty, signals=args.signals, batch_size=args.batch_size,
+                             dtype=args.dtype, task=task, provenance=provenance, max_items=args.max_items)
+    _say(f"wrote {out} (decoder: {args.decode})")
     return 0
 
 

@@ -85,6 +85,7 @@ class TapInfo:
     layer: int | None
     signal: str
     description: str
+    units_are: str = ""  # "positions": unit j = main-axis position j of the item (UNITS_ARE_ATTR)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,15 @@ def axis_path(axis: str, name: str | None = None) -> str:
 
 # --- attributes of taps, axes and annotations ------------------------------------------------
 TAP_ATTRS = ("layer", "signal", "axis", "description")
+UNITS_ARE_ATTR = "units_are"
+"""Optional tap attribute (text): what the tap's units are when they are not neurons. ``"positions"``:
+unit ``j`` of an item's row is main-axis position ``j`` of the same item (item-local), e.g. an attention
+distribution over the source tokens; units past the item's length are 0. Absent or "": units are units."""
+UNITS_ARE = ("positions",)
+AXIS_TOKENS = TOKENS
+"""Optional dataset ``/axes/<axis>/tokens`` (int32 [rows of the axis], ``crc32``) of an extra axis of
+geometry ``tokens``: the token id at each of its positions, in the recording's one vocabulary (a
+decoder's tokens beside the source tokens of the main axis)."""
 NO_LAYER = -1
 KIND, LEVEL, DESCRIPTION = "kind", "level", "description"
 

@@ -283,15 +283,33 @@ class Recording:
 
     # --- tokens ----------------------------------------------------------------------------
 
-    def token_ids(self, start: int, stop: int) -> np.ndarray:
-        """int64 token ids of positions ``[start, stop)``."""
-        a, b = _range(start, stop, self.n_positions, "position")
-        with self._reading(f"tokens {a}..{b}"):
-            return self._view[fmt.TOKENS][a:b].astype(np.int64)
+    def axis_has_tokens(self, axis: str = fmt.MAIN_AXIS) -> bool:
+        """Whether ``axis`` has token ids: the main axis always, an extra axis with ``/axes/<axis>/tokens``."""
+        self._layout(axis)  # an unknown axis is refused
+        return axis == fmt.MAIN_AXIS or axis in self._header.axis_tokens
 
-    def tokens(self, start: int, stop: int) -> list[str]:
-        """Token strings of positions ``[start, stop)`` (the ids as text if the file has no vocabulary)."""
-        ids = self.token_ids(start, stop)
+    def token_ids(self, start: int, stop: int, axis: str = fmt.MAIN_AXIS) -> np.ndarray:
+        """int64 token ids of positions ``[start, stop)`` of ``axis`` (the main axis, or an extra axis that stores
+        tokens: :meth:`axis_has_tokens`)."""
+        if axis == fmt.MAIN_AXIS:
+            a, b = _range(start, stop, self.n_positions, "position")
+            with self._reading(f"tokens {a}..{b}"):
+                return self._view[fmt.TOKENS][a:b].astype(np.int64)
+        if not self.axis_has_tokens(axis):
+            raise KeyError(f"axis {axis!r} has no tokens of its own (axes with tokens: "
+                           f"{', '.join([fmt.MAIN_AXIS, *sorted(self._header.axis_tokens)])})")
+        a, b = _range(start, stop, self.axis_length(axis), "position")
+        with self._reading(f"tokens {a}..{b} of axis {axis!r}"):
+            return self._view[fmt.axis_path(axis, fmt.AXIS_TOKENS)][a:b].astype(np.int64)
+
+    def item_token_ids(self, item: int, axis: str = fmt.MAIN_AXIS) -> np.ndarray:
+        """int64 token ids of item ``item`` on ``axis``."""
+        a, b = self.item_range(item, axis)
+        return self.token_ids(a, b, axis)
+
+    def tokens(self, start: int, stop: int, axis: str = fmt.MAIN_AXIS) -> list[str]:
+        """Token strings of positions ``[start, stop)`` of ``axis`` (the ids as text if the file has no vocabulary)."""
+        ids = self.token_ids(start, stop, axis)
         if not self.vocab:
             return [str(i) for i in ids]
         if ids.size and ids.max() >= len(self.vocab):

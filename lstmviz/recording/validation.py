@@ -46,6 +46,7 @@ class Header:
     annotations: dict[str, AnnotationInfo]
     checkpoints: list[CheckpointInfo]  # training order; [] for a recording of one model state
     layouts: dict[str, AxisLayout] = field(default_factory=dict)  # axis -> checked geometry (format v3)
+    axis_tokens: frozenset = frozenset()  # extra axes that store their own token ids (/axes/<axis>/tokens)
 
     @property
     def n_items(self) -> int:
@@ -130,6 +131,7 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
                                    f"'/{fmt.TOKENS}' has {tokens.shape[0]} positions")
     vocab = _vocab(f, path, crcs)
     _scan_tokens(tokens, len(vocab), path, crcs)
+    axis_tokens = _axis_tokens(f, path, offsets, layouts, len(vocab), crcs)
 
     taps = _taps(f, path, offsets)
     header = Header(
@@ -142,6 +144,7 @@ def read_header(f: h5py.File, path: str | Path, version: int) -> Header:
         annotations=_annotations(f, path, n_positions, n_items, crcs),
         checkpoints=_checkpoints(f, path, taps),
         layouts=layouts,
+        axis_tokens=axis_tokens,
     )
     for ds, computed, what in crcs:  # last: a problem of the layout says more than "damaged"
         _expect_checksum(ds, computed, what, path)
@@ -229,11 +232,22 @@ def _taps(f: h5py.File, path, offsets: dict[str, np.ndarray]) -> dict[str, TapIn
             raise RecordingError(path, f"tap {name!r} must have an integer 'layer' attribute (-1 = none), "
                                        f"got {raw_layer!r}")
         layer = int(raw_layer)
+        units_are = _as_str(ds.attrs.get(fmt.UNITS_ARE_ATTR, "")) or ""
+        if units_are and units_are not in fmt.UNITS_ARE:
+            raise RecordingError(path, f"tap {name!r} has units_are = {units_are!r}; lstmviz knows "
+                                       f"{', '.join(fmt.UNITS_ARE)} (or none)")
+        if units_are == "positions":
+            main = offsets[fmt.MAIN_AXIS]
+            longest = int(np.diff(main).max()) if len(main) > 1 else 0
+            if ds.shape[1] < longest:
+                raise RecordingError(path, f"tap {name!r}: its units are the item's positions, but it has "
+                                           f"{ds.shape[1]} units and the longest item {longest} positions")
         taps[name] = TapInfo(
             name=name, units=int(ds.shape[1]), dtype=ds.dtype.name, axis=axis,
             layer=None if layer < 0 else layer,
             signal=_as_str(ds.attrs.get("signal", "")) or name.rsplit("/", 1)[-1],
             description=_as_str(ds.attrs.get("description", "")),
+            units_are=units_are,
         )
     return taps
 
@@ -374,7 +388,32 @@ def _check_label_range(values: h5py.Dataset, n_labels: int, name: str, path, crc
     crcs.append((values, crc, f"the values of annotation {name!r}"))
 
 
-def _scan_tokens(tokens: h5py.Dataset, n_vocab: int, path, crcs: list) -> None:
+def _axis_tokens(f: h5py.File, path, offsets: dict[str, np.ndarray], layouts: dict[str, AxisLayout], n_vocab: int,
+                 crcs: list) -> frozenset:
+    """The extra axes with an (optional) ``/axes/<axis>/tokens``, checked like ``/tokens``."""
+    found = set()
+    for axis, o in offsets.items():
+        if axis == fmt.MAIN_AXIS:
+            continue
+        ds = f.get(fmt.axis_path(axis, fmt.AXIS_TOKENS))
+        if ds is None:
+            continue
+        what = f"'/{fmt.axis_path(axis, fmt.AXIS_TOKENS)}'"
+        if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "iu":
+            raise RecordingError(path, f"{what} must be a 1-D integer dataset of token ids")
+        kind = layouts[axis].geometry.kind if axis in layouts else "tokens"
+        if kind != "tokens":
+            raise RecordingError(path, f"{what}: only an axis of geometry 'tokens' stores tokens; axis {axis!r} is "
+                                       f"a {kind} axis")
+        if ds.shape[0] != int(o[-1]):
+            raise RecordingError(path, f"{what} has {ds.shape[0]} token ids but axis {axis!r} has {int(o[-1])} "
+                                       f"positions (its last item offset)")
+        _scan_tokens(ds, n_vocab, path, crcs, what=f"the token ids of axis {axis!r}")
+        found.add(axis)
+    return frozenset(found)
+
+
+def _scan_tokens(tokens: h5py.Dataset, n_vocab: int, path, crcs: list, what: str = "the token ids") -> None:
     """Every token id in ``0 .. n_vocab - 1`` (``>= 0`` without a vocabulary), and the checksum: one pass."""
     crc = 0
     for start in range(0, tokens.shape[0], _SCAN_BLOCK):
@@ -387,8 +426,10 @@ def _scan_tokens(tokens: h5py.Dataset, n_vocab: int, path, crcs: list) -> None:
             i = int(np.argmax(block < 0)) if low < 0 else int(np.argmax(block >= n_vocab))
             where = (f"outside the vocabulary (ids 0..{n_vocab - 1}, {n_vocab} entries)" if n_vocab
                      else "negative (a token id is never negative)")
-            raise RecordingError(path, f"token id {block[i]} at position {start + i} is {where}; the file is damaged")
-    crcs.append((tokens, crc, "the token ids"))
+            prefix = "" if what == "the token ids" else f"{what}: "
+            raise RecordingError(path, f"{prefix}token id {block[i]} at position {start + i} is {where}; the file is "
+                                       f"damaged")
+    crcs.append((tokens, crc, what))
 
 
 def _expect_checksum(ds: h5py.Dataset, computed: int, what: str, path) -> None:

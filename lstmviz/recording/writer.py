@@ -56,6 +56,7 @@ class _TapSpec:
     layer: int | None
     signal: str
     description: str
+    units_are: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class RecordingWriter:
         provenance_text = provenance_to_json(provenance)
 
         self._axes: dict[str, str] = {fmt.MAIN_AXIS: ""}
+        self._axis_tokens: list[str] = []  # extra tokens axes that store /axes/<axis>/tokens
         self._geometry = GeometryWriter()
         self._geometry.declare(fmt.MAIN_AXIS, None)
         self._taps: dict[str, _TapSpec] = {}
@@ -217,18 +219,27 @@ class RecordingWriter:
 
     # --- declaration -----------------------------------------------------------------------
 
-    def add_axis(self, name: str, *, description: str = "", geometry: AxisGeometry | str | None = None) -> None:
+    def add_axis(self, name: str, *, description: str = "", geometry: AxisGeometry | str | None = None,
+                 tokens: bool = False) -> None:
         """Declare an extra position axis (e.g. a layer at another resolution) with its own offsets.
 
         ``geometry``: what its positions are (:class:`lstmviz.geometry.AxisGeometry` or a kind name;
         default ``"tokens"``); a pooled graph level is ``AxisGeometry("graph", pooled_from=<finer axis>)``.
+        ``tokens``: the axis (of geometry ``tokens``) stores a token id per position
+        (``/axes/<axis>/tokens``, e.g. a decoder's tokens): every :meth:`append_item` then gives them
+        (``axis_tokens={name: ids}``).
         """
         self._check_declaring("add_axis")
         fmt.check_plain_name(name, "axis")
         if name in self._axes:
             raise ValueError(f"axis {name!r} is already declared")
+        if tokens and AxisGeometry.of(geometry).kind != "tokens":
+            raise ValueError(f"axis {name!r}: only an axis of geometry 'tokens' stores tokens, this one is "
+                             f"{AxisGeometry.of(geometry).kind!r}")
         self._geometry.declare(name, geometry)
         self._axes[name] = str(description)
+        if tokens:
+            self._axis_tokens.append(name)
 
     def set_geometry(self, axis: str, geometry: AxisGeometry | str) -> None:
         """Set the geometry of a declared axis (the main axis ``"positions"`` is ``"tokens"`` until set).
@@ -247,8 +258,14 @@ class RecordingWriter:
         return dict(self._geometry.geometries)
 
     def add_tap(self, name: str, units: int, *, axis: str = fmt.MAIN_AXIS, layer: int | None = None,
-                signal: str = "", description: str = "", dtype: str | None = None) -> None:
-        """Declare a tap: a ``[rows of axis, units]`` dataset filled by every ``append_item``."""
+                signal: str = "", description: str = "", dtype: str | None = None, units_are: str = "") -> None:
+        """Declare a tap: a ``[rows of axis, units]`` dataset filled by every ``append_item``.
+
+        ``units_are="positions"``: unit ``j`` is main-axis position ``j`` of the same item (an attention
+        distribution over the source); ``units`` must then cover the longest item (checked per item)."""
+        if units_are not in ("", *fmt.UNITS_ARE):
+            raise ValueError(f"tap {name!r}: units_are must be '' or one of {', '.join(fmt.UNITS_ARE)}, "
+                             f"got {units_are!r}")
         self._check_declaring("add_tap")
         fmt.check_tap_name(name)
         if name in self._taps:
@@ -264,7 +281,7 @@ class RecordingWriter:
             raise ValueError(f"tap {name!r}: layer must be None or a non-negative integer, got {layer!r}")
         storage = self._dtype if dtype is None else _storage_dtype(dtype, f"tap {name!r}: dtype")
         self._taps[name] = _TapSpec(int(units), storage, axis, None if layer is None else int(layer),
-                                    str(signal or name.rsplit("/", 1)[-1]), str(description))
+                                    str(signal or name.rsplit("/", 1)[-1]), str(description), units_are)
 
     def add_annotation(self, name: str, *, kind: str, level: str = fmt.POSITION,
                        labels: list[str] | None = None, description: str = "") -> None:
@@ -362,7 +379,8 @@ class RecordingWriter:
     def append_item(self, tokens, states: Mapping[str, Any],
                     annotations: Mapping[str, Any] | None = None,
                     item_annotations: Mapping[str, Any] | None = None,
-                    geometry: Mapping[str, Any] | None = None) -> int:
+                    geometry: Mapping[str, Any] | None = None,
+                    axis_tokens: Mapping[str, Any] | None = None) -> int:
         """Append one item and return its index.
 
         ``tokens``: int ids ``[n]``; ``states[tap]``: ``[rows, units]`` with ``rows == n`` on the main
@@ -372,6 +390,7 @@ class RecordingWriter:
         :class:`~lstmviz.geometry.ImageGeometry` or :class:`~lstmviz.geometry.SetGeometry` for every
         graph, image and set axis; its positions must equal the item's rows on that axis (graph:
         ``num_nodes``, image: ``height * width``, set: ``len(member)``; a scalar axis has 1 row).
+        ``axis_tokens[axis]``: the token ids ``[rows on axis]`` of every axis declared with ``tokens=True``.
         Everything is checked before anything is stored, so a ``ValueError`` (a ``GeometryError``
         for geometry, naming the item and axis) leaves the writer as it was.
         """
@@ -381,12 +400,16 @@ class RecordingWriter:
         ids = self._check_tokens(tokens)
         n = len(ids)
         rows, converted = self._check_states(states, n)
+        self._check_units_are(converted, n)
+        extra_ids = self._check_axis_tokens(axis_tokens, rows)
         position_values = self._check_position_annotations(annotations, n)
         item_values = self._check_item_annotations(item_annotations)
         geometry_values = self._geometry.check_item(self._n_items, rows, geometry)
 
         self._geometry.store(self, geometry_values, rows)
         self._push_array(fmt.TOKENS, ids)
+        for axis, values in extra_ids.items():
+            self._push_array(fmt.axis_path(axis, fmt.AXIS_TOKENS), values)
         for name, data in converted.items():
             self._push_array(fmt.tap_path(name), data)
         for name, values in position_values.items():
@@ -419,6 +442,9 @@ class RecordingWriter:
         Everything is checked before anything is stored.
         """
         self._check_open("append_items")
+        if self._axis_tokens or any(spec.units_are for spec in self._taps.values()):
+            raise ValueError("append_items cannot store the tokens of an extra axis nor check taps whose units are "
+                             "positions; append such items with append_item")
         if self._state == "declaring":
             self._begin()
         t = np.asarray(tokens)
@@ -472,6 +498,70 @@ class RecordingWriter:
         first = self._n_items
         self._n_items += n
         self._appends_per_flush = 1
+        if self._buffered_bytes >= self._flush_bytes:
+            self._flush(final=False)
+        return first
+
+    def append_ragged(self, tokens, lengths, states: Mapping[str, Any],
+                      annotations: Mapping[str, Any] | None = None,
+                      item_annotations: Mapping[str, Any] | None = None, *,
+                      axis_lengths: Mapping[str, Any] | None = None,
+                      axis_tokens: Mapping[str, Any] | None = None) -> int:
+        """Append ``n`` items of different lengths at once and return the index of the first; the same file as
+        ``n`` calls of :meth:`append_item`, checked as a whole (every axis must be a ``tokens`` axis).
+
+        ``tokens``: the items' token ids concatenated; ``lengths``: ``[n]`` main-axis rows per item;
+        ``axis_lengths[axis]``: ``[n]`` rows per item of every extra axis; ``states[tap]``: ``[rows of its
+        axis, all items, units]``; ``annotations[name]``: ``[sum of lengths]``; ``item_annotations[name]``:
+        ``[n]``; ``axis_tokens[axis]``: the ids of every axis declared with ``tokens=True``, concatenated.
+        """
+        self._check_open("append_ragged")
+        for axis, g in self._geometry.geometries.items():
+            if g.kind != "tokens":
+                raise ValueError(f"append_ragged takes items of tokens axes only; axis {axis!r} is a {g.kind} axis: "
+                                 f"append its items with append_item")
+        if self._state == "declaring":
+            self._begin()
+        counts = {fmt.MAIN_AXIS: np.asarray(lengths)}
+        given = {} if axis_lengths is None else dict(axis_lengths)
+        _check_keys("axis_lengths", given, {a: None for a in self._axes if a != fmt.MAIN_AXIS}, "extra axis")
+        counts.update({a: np.asarray(v) for a, v in given.items()})
+        n = len(counts[fmt.MAIN_AXIS])
+        for axis, c in counts.items():
+            if c.ndim != 1 or c.dtype.kind not in "iu" or len(c) != n or n == 0 or (c < 1).any():
+                raise ValueError(f"lengths of axis {axis!r}: expected {n or 'at least 1'} positive row counts (one per "
+                                 f"item; zero-length items are not allowed), got {c.tolist()}")
+        ids = self._check_tokens(tokens)
+        total = int(counts[fmt.MAIN_AXIS].sum())
+        if len(ids) != total:
+            raise ValueError(f"tokens: expected {total} token ids (the sum of lengths), got {len(ids)}")
+        rows, converted = self._check_states(states, total)
+        for axis, c in counts.items():
+            if rows.get(axis, int(c.sum())) != int(c.sum()):
+                raise ValueError(f"axis {axis!r}: the taps have {rows[axis]} rows but the lengths sum to {int(c.sum())}")
+        self._check_units_are(converted, int(counts[fmt.MAIN_AXIS].max()))
+        extra_ids = self._check_axis_tokens(axis_tokens, rows)
+        position_values = self._check_position_annotations(
+            {k: np.asarray(v).reshape(-1) for k, v in (annotations or {}).items()}, total)
+        item_values = self._check_item_annotation_arrays(item_annotations, n)
+
+        self._push_array(fmt.TOKENS, ids)
+        for axis, values in extra_ids.items():
+            self._push_array(fmt.axis_path(axis, fmt.AXIS_TOKENS), values)
+        for name, data in converted.items():
+            self._push_array(fmt.tap_path(name), data)
+        for name, values in position_values.items():
+            self._push_array(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        for name, values in item_values.items():
+            self._push_scalars(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        for axis, c in counts.items():
+            ends = self._axis_rows[axis] + np.cumsum(c.astype(np.int64))
+            self._axis_rows[axis] = int(ends[-1])
+            self._push_scalars(fmt.axis_offsets_path(axis), ends.tolist())
+            if axis in self._item_ends:
+                self._item_ends[axis].extend(ends.tolist())
+        first = self._n_items
+        self._n_items += n
         if self._buffered_bytes >= self._flush_bytes:
             self._flush(final=False)
         return first
@@ -639,12 +729,16 @@ class RecordingWriter:
             self._axis_rows[axis] = 0
         self._geometry.begin(self, f)
         self._plan_vector(fmt.TOKENS, fmt.TOKEN_DTYPE)
+        for axis in self._axis_tokens:
+            self._plan_vector(fmt.axis_path(axis, fmt.AXIS_TOKENS), fmt.TOKEN_DTYPE)
 
         taps = f.create_group(fmt.TAPS)
         taps.attrs.create(fmt.ORDER_ATTR, np.array(list(self._taps), dtype=object), dtype=_STR)
         for name, spec in self._taps.items():
             attrs = {"layer": np.int64(fmt.NO_LAYER if spec.layer is None else spec.layer),
                      "signal": spec.signal, "axis": spec.axis, "description": spec.description}
+            if spec.units_are:
+                attrs[fmt.UNITS_ARE_ATTR] = spec.units_are
             self._plans[fmt.tap_path(name)] = _DatasetPlan(
                 spec.dtype, spec.units, fmt.tap_chunk_rows(spec.units, spec.dtype.itemsize), attrs)
             self._arrays[fmt.tap_path(name)] = _Stage(spec.dtype)
@@ -843,6 +937,30 @@ class RecordingWriter:
                 _check_float16_range(name, a)
             checked[name] = a
         return rows, checked
+
+    def _check_units_are(self, states: Mapping[str, np.ndarray], n: int) -> None:
+        """A tap whose units are the item's positions has a unit for each of its ``n`` positions."""
+        for name, spec in self._taps.items():
+            if spec.units_are == "positions" and spec.units < n:
+                raise ValueError(f"tap {name!r}: its units are the item's positions, but the item has {n} positions "
+                                 f"and the tap {spec.units} units; declare it with units >= the longest item")
+
+    def _check_axis_tokens(self, axis_tokens, rows: Mapping[str, int]) -> dict[str, np.ndarray]:
+        given = {} if axis_tokens is None else axis_tokens
+        if not isinstance(given, Mapping):
+            raise ValueError(f"axis_tokens: expected a dict axis -> token ids, got {type(given).__name__}")
+        _check_keys("axis_tokens", given, dict.fromkeys(self._axis_tokens), "axis with tokens")
+        out = {}
+        for axis in self._axis_tokens:
+            try:
+                ids = self._check_tokens(given[axis])
+            except ValueError as e:
+                raise ValueError(f"axis_tokens[{axis!r}]: {e}") from None
+            if len(ids) != rows[axis]:
+                raise ValueError(f"axis_tokens[{axis!r}]: expected {rows[axis]} token ids (one per row of the axis), "
+                                 f"got {len(ids)}")
+            out[axis] = ids
+        return out
 
     def _check_position_annotations(self, annotations, n: int) -> dict[str, np.ndarray]:
         declared = {k: s for k, s in self._annotations.items() if s.level == fmt.POSITION}
