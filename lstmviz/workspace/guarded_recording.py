@@ -53,8 +53,11 @@ class GuardedRecording:
         return f"GuardedRecording({self.unguarded!r})"
 
     # ------------------------------------------------------------------ the guarded reads
-    def tokens(self, start: int, stop: int) -> list[str]:
-        return self._read("tokens", lambda: self.unguarded.tokens(start, stop),
+    def tokens(self, start: int, stop: int, axis: str | None = None) -> list[str]:
+        if axis is None:  # the main axis; a recording made before per-axis tokens takes no axis
+            return self._read("tokens", lambda: self.unguarded.tokens(start, stop),
+                              lambda: [BLANK_TOKEN] * (int(stop) - int(start)))
+        return self._read(f"tokens:{axis}", lambda: self.unguarded.tokens(start, stop, axis=axis),
                           lambda: [BLANK_TOKEN] * (int(stop) - int(start)))
 
     def states(self, tap: str, start: int | None = None, stop: int | None = None, units=None) -> np.ndarray:
