@@ -20,6 +20,10 @@
   modality_names=noisy,blurred,edges,inverted``, trained here into a temporary folder, about a minute, then
   ``lstmviz record ... --split test --max-items 60``): test image 3's ``modalities`` tap, the four modalities'
   mean-pooled back-end embeddings side by side as heat strips on one colour scale
+- attention.png: the Attention dock on a seq2seq-attn model of the ``reverse`` task (``lstmviz train
+  seq2seq-attn --dataset reverse --steps 1200``, trained here into a temporary folder, then ``lstmviz record
+  ... --split test --max-items 60``): test pair 4's attention matrix (decoder steps × source tokens), decoder
+  step 2's row, and ``decoder/layer1/h`` beside the matrix
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -156,6 +160,29 @@ def image_set_window(app, png: Path) -> None:
         _close(app, window)
 
 
+def attention_window(app, png: Path) -> None:
+    import tempfile
+
+    from lstmviz.cli import main as lstmviz_main
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint, recording = Path(folder) / "reverse.pt", Path(folder) / "reverse.h5"
+        for argv in (["train", "seq2seq-attn", "--dataset", "reverse", "--steps", "1200", "--out", str(checkpoint),
+                      "--quiet"],
+                     ["record", str(checkpoint), "--split", "test", "--max-items", "60", "--out", str(recording)]):
+            if lstmviz_main(argv) != 0:
+                raise SystemExit(f"lstmviz {' '.join(argv)} failed")
+        window = _window(app, (1600, 1000))
+        window.open_file(recording)
+        window.show()
+        panel = window.panels["attention"]
+        window.workspace.go_to_item(4)
+        panel.set_step(2)
+        app.processEvents()
+        panel.grab().save(str(png))
+        _close(app, window)
+
+
 def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
@@ -201,6 +228,8 @@ def main() -> None:
     print("wrote image-perturb.png")
     image_set_window(app, HERE / "image-set.png")
     print("wrote image-set.png")
+    attention_window(app, HERE / "attention.png")
+    print("wrote attention.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")

@@ -104,3 +104,21 @@ def test_a_recording_without_attention_is_said_in_words(window, tmp_path):
     assert window.open_file(write_recording(tmp_path / "lm.h5"))
     panel = window.panels["attention"]
     assert panel.stack.currentIndex() == 0 and "no attention tap" in panel.message.text()
+
+
+def test_the_decoders_states_are_drawn_beside_the_matrix_on_its_rows(qtbot, attention_window, seq2seq_path):
+    panel = attention_window.panels["attention"]
+    names = [panel.state_combo.itemText(i) for i in range(panel.state_combo.count())]
+    with open_recording(seq2seq_path) as rec:
+        on_decoder = [n for n, info in rec.taps.items() if info.axis == "decoder" and n != "decoder/attention"]
+        assert names == on_decoder and panel.state_combo.currentText() == "decoder/layer0/h"
+        attention_window.workspace.go_to_item(2)
+        np.testing.assert_array_equal(panel.states, rec.item_states("decoder/layer0/h", 2))
+        assert panel.states.shape[0] == panel.matrix.shape[0]  # one row per decoder step, as the matrix
+        np.testing.assert_array_equal(panel.states_image.image, panel.states)
+        bound = float(np.abs(panel.states).max())
+        assert panel.states_image.levels.tolist() == [-bound, bound]  # symmetric around 0
+        panel.state_combo.setCurrentText("decoder/attn_hidden")
+        np.testing.assert_array_equal(panel.states, rec.item_states("decoder/attn_hidden", 2))
+    panel.set_step(1)
+    assert panel.states_frame.rect().top() == 1 and panel.states_frame.rect().width() == panel.states.shape[1]

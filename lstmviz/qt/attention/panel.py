@@ -1,11 +1,14 @@
-"""The Attention panel's widget: the current item's attention matrix and the selected decoder step's row.
+"""The Attention panel's widget: the current item's attention matrix, the selected decoder step's row, and
+the decoder's states beside the matrix.
 
 Top: the matrix ``[T_dec, S]`` of the chosen attention tap for the workspace's current item, decoder steps
 top to bottom (labelled with the tokens they emit), source positions left to right (labelled with the
 source tokens), one fixed colour scale 0–1 (attention weights are probabilities), the selected decoder step
 framed. Bottom: that step's distribution over the source as bars, its arg-max in another colour. Clicking a
 row of the matrix, the step box, or Up/Down choose the step; hovering a source token in the main window
-marks its column. Reading one item is a few kilobytes, so it runs on the GUI thread.
+marks its column. Right of the matrix, on the same rows, the states of a chosen tap of the decoder's axis
+(``decoder/layer1/h`` ...: the window's panes show only the source axis) as a heat map over units, on a
+scale symmetric around 0 for the item. Reading one item is a few kilobytes, so it runs on the GUI thread.
 """
 
 from __future__ import annotations
@@ -69,7 +72,10 @@ class AttentionPanel(QtWidgets.QWidget):
     def _build(self) -> None:
         self.tap_combo = QtWidgets.QComboBox()
         self.tap_combo.setToolTip("Which attention tap to show")
-        self.tap_combo.currentIndexChanged.connect(lambda _i: self._draw())
+        self.tap_combo.currentIndexChanged.connect(lambda _i: self._tap_chosen())
+        self.state_combo = QtWidgets.QComboBox()
+        self.state_combo.setToolTip("A tap of the decoder's axis, drawn beside the matrix: one row per decoder step")
+        self.state_combo.currentIndexChanged.connect(lambda _i: self._draw_states())
         self.item_spin = QtWidgets.QSpinBox()
         self.item_spin.setToolTip("The item shown (follows the main window's item)")
         self.item_spin.valueChanged.connect(self._item_chosen)
@@ -87,6 +93,8 @@ class AttentionPanel(QtWidgets.QWidget):
         controls.addWidget(self.item_spin)
         controls.addWidget(QtWidgets.QLabel("Decoder step"))
         controls.addWidget(self.step_spin)
+        controls.addWidget(QtWidgets.QLabel("Decoder states"))
+        controls.addWidget(self.state_combo)
         controls.addWidget(self.summary, 1)
 
         self.plots = pg.GraphicsLayoutWidget()
@@ -113,6 +121,29 @@ class AttentionPanel(QtWidgets.QWidget):
         self.matrix_plot.addItem(self.frame)
         self.matrix_hover = pg.InfiniteLine(angle=90, pen=pg.mkPen(_HOVER, width=2, style=QtCore.Qt.DashLine))
         self.matrix_plot.addItem(self.matrix_hover)
+
+        self.states_plot = self.plots.addPlot(row=0, col=2)
+        self.states_plot.setMenuEnabled(False)
+        self.states_plot.setMouseEnabled(x=False, y=False)
+        self.states_plot.hideButtons()
+        self.states_plot.invertY(True)
+        self.states_plot.setYLink(self.matrix_plot)
+        self.states_plot.getAxis("left").setStyle(showValues=False)
+        self.states_plot.setLabel("bottom", "unit")
+        self.states_image = pg.ImageItem(axisOrder="row-major")
+        self.states_plot.addItem(self.states_image)
+        diverging = pg.ColorMap([0.0, 0.5, 1.0], [(30, 70, 200), (255, 255, 255), (200, 30, 30)])
+        self.states_image.setLookupTable(diverging.getLookupTable(0.0, 1.0, 256))
+        self.states_bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=diverging, interactive=False, width=12)
+        self.states_bar.setImageItem(self.states_image)
+        self.plots.addItem(self.states_bar, row=0, col=3)
+        self.states_frame = QtWidgets.QGraphicsRectItem()
+        self.states_frame.setPen(pg.mkPen(_FRAME, width=2))
+        self.states_frame.setZValue(10)
+        self.states_plot.addItem(self.states_frame)
+        self.states = np.zeros((0, 0), np.float32)
+        self.plots.ci.layout.setColumnStretchFactor(0, 3)
+        self.plots.ci.layout.setColumnStretchFactor(2, 2)
 
         self.row_plot = self.plots.addPlot(row=1, col=0)
         self.row_plot.setMenuEnabled(False)
@@ -166,12 +197,34 @@ class AttentionPanel(QtWidgets.QWidget):
             self.matrix = np.zeros((0, 0), np.float32)
             return
         self.stack.setCurrentIndex(1)
+        self._fill_state_taps()
         with QtCore.QSignalBlocker(self.item_spin):
             self.item_spin.setRange(0, max(0, int(recording.n_items) - 1))
         self.item = min(int(self.workspace.item), int(recording.n_items) - 1)
         self.step = 0
         self._draw()
         self.wants_dock.emit()
+
+    def _tap_chosen(self) -> None:
+        self._fill_state_taps()
+        self._draw()
+
+    def _fill_state_taps(self) -> None:
+        """The taps on the attention tap's axis, attention itself left out; the last layer's ``h`` first chosen."""
+        recording, tap = self.workspace.recording, self.tap
+        names = []
+        if recording is not None and tap is not None:
+            axis = recording.taps[tap].axis
+            names = [name for name, info in recording.taps.items()
+                     if info.axis == axis and getattr(info, "units_are", "") != "positions"]
+        current = self.state_combo.currentText()
+        with QtCore.QSignalBlocker(self.state_combo):
+            self.state_combo.clear()
+            self.state_combo.addItems(names)
+            hidden = [name for name in names if name.endswith("/h")]
+            choice = current if current in names else (hidden[-1] if hidden else (names[0] if names else ""))
+            self.state_combo.setCurrentText(choice)
+        self.state_combo.setEnabled(bool(names))
 
     def _workspace_item_changed(self, item: int) -> None:
         if attention_taps(self.workspace.recording) and int(item) != self.item:
@@ -227,9 +280,31 @@ class AttentionPanel(QtWidgets.QWidget):
         self.matrix_plot.setXRange(0, max(width, 1), padding=0)
         self.matrix_plot.setYRange(0, max(steps, 1), padding=0)
         self.step = min(self.step, max(0, steps - 1))
+        self._draw_states()
         self._draw_step()
         self._draw_hover()
         self.shown.emit(self.item)
+
+    def _draw_states(self) -> None:
+        recording, name = self.workspace.recording, self.state_combo.currentText()
+        steps = len(self.matrix)
+        if recording is None or not name or name not in recording.taps:
+            self.states = np.zeros((0, 0), np.float32)
+            self.states_image.clear()
+            return
+        self.states = np.asarray(recording.item_states(name, self.item), np.float32)
+        if len(self.states) != steps:  # not one row per decoder step: a tap of another axis
+            self.states = np.zeros((0, 0), np.float32)
+            self.states_image.clear()
+            return
+        finite = self.states[np.isfinite(self.states)]
+        bound = float(np.abs(finite).max()) if finite.size else 1.0
+        bound = bound if bound > 0 else 1.0
+        self.states_image.setImage(self.states, autoLevels=False, levels=(-bound, bound))
+        self.states_image.setRect(QtCore.QRectF(0, 0, self.states.shape[1], steps))
+        self.states_bar.setLevels((-bound, bound))
+        self.states_plot.setXRange(0, self.states.shape[1], padding=0)
+        self.states_plot.setLabel("bottom", f"unit of {name}")
 
     def _draw_step(self) -> None:
         steps, width = self.matrix.shape
@@ -238,6 +313,9 @@ class AttentionPanel(QtWidgets.QWidget):
         with QtCore.QSignalBlocker(self.step_spin):
             self.step_spin.setValue(self.step)
         self.frame.setRect(QtCore.QRectF(0, self.step, width, 1))
+        self.states_frame.setVisible(bool(self.states.size))
+        if self.states.size:
+            self.states_frame.setRect(QtCore.QRectF(0, self.step, self.states.shape[1], 1))
         row = self.matrix[self.step].astype(np.float64)
         top = int(np.argmax(row))
         brushes = [pg.mkBrush(_BAR_TOP if j == top else _BAR) for j in range(width)]
