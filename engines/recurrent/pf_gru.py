@@ -125,6 +125,9 @@ class ProfessorForcingGRU(GRULanguageModel):
     ``disc_gate`` (0.99).
     """
 
+    #: D runs only during training, over behaviour sequences: the recorder offers none of its signals
+    unrecorded_modules = ("discriminator",)
+
     def __init__(self, *, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 128, num_layers: int = 2,
                  dropout: float = 0.0, init_range: float = 0.1, pf_weight: float = 1.0, teacher_weight: float = 0.0,
                  disc_hidden: int = 64, disc_logits: bool = False, adversary_gate: float = 0.75,
