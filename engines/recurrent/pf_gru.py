@@ -33,8 +33,8 @@ engine-owned loss hook) returns ``NLL + λ g_G (C_f + μ C_t) + g_D L_D`` where 
 gradients: L_D reads the behaviours *detached* (its gradient reaches φ only), and C_f / C_t run D through
 ``torch.func.functional_call`` with φ *detached* (their gradient reaches θ only). So θ receives
 ``∇_θ(NLL + λ C_f)`` and φ receives ``∇_φ L_D``, exactly the two players' gradients. When D is gated off,
-L_D is left out, φ's gradients stay ``None`` and Adam skips φ (no momentum step). One leftover of sharing:
-gradient clipping (``clip``) takes the global norm over θ and φ together.
+L_D is left out, φ's gradients stay ``None`` and Adam skips φ (no momentum step). Gradient clipping
+(``clip``) takes each player's own norm (:meth:`clip_groups`), so D's gradient never rescales G's.
 
 **D's structure** (the authors' ``Descriminator_Hidden.py``, anirudh9119/LM_GANS): three GRU layers,
 the middle one reading time backwards (so D is bidirectional), each fed the behaviour features and the
@@ -157,6 +157,10 @@ class ProfessorForcingGRU(GRULanguageModel):
     def generator_parameters(self):
         """θ: every parameter but the discriminator's."""
         return [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
+
+    def clip_groups(self):
+        """θ and φ: the shared training loop clips each player's gradient by its own norm."""
+        return [self.generator_parameters(), list(self.discriminator.parameters())]
 
     # ------------------------------------------------------------------ the two players' losses
 

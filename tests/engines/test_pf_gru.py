@@ -133,3 +133,12 @@ def test_discriminator_middle_layer_reads_time_backwards():
     b2[-1] += 1.0  # a change at the last step reaches D's output; so does the time order
     assert not torch.allclose(d(b2), out)
     assert not torch.allclose(d(b.flip(0)), out)
+
+
+def test_the_shared_loop_clips_each_player_by_its_own_norm():
+    from lstmviz.engines.training import clip_groups
+
+    m = model()
+    groups = clip_groups(m)
+    assert len(groups) == 2 and {id(p) for p in groups[1]} == {id(p) for p in m.discriminator.parameters()}
+    assert {id(p) for g in groups for p in g} == {id(p) for p in m.parameters()}
