@@ -23,7 +23,8 @@ parens item (the start of an item: depth 0):
 Claim in direction (Lamb et al.): TF+PF has more valid long samples and a smaller TF/FR gap than
 TF-only. GAN training is noisy: several seeds, direction only.
 
-    python benchmarks/professor_forcing_claims.py [--seeds 0 1] [--warm 300] [--steps 150]
+    python benchmarks/professor_forcing_claims.py [--seeds 0 1 2] [--warm 600] [--steps 300]
+        [--adversary-gate 0.75] [--disc-logits] [--pf-start carried|zero]
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def measure(model, first: torch.Tensor, held_out: torch.Tensor, length: int, ste
 def run_seed(seed: int, args, train_data, first, held_out, valid_stream) -> dict:
     spec = registry.get("pf-gru")
     config = {**spec.default_config, "embedding_dim": 16, "hidden_size": args.hidden, "num_layers": args.layers,
-              "disc_hidden": 32, "adversary_gate": args.adversary_gate, "disc_logits": args.disc_logits}
+              "disc_hidden": 32, "adversary_gate": args.adversary_gate, "disc_logits": args.disc_logits,
+              "pf_start": args.pf_start}
     torch.manual_seed(seed)
     base = spec.build_model(TokenData(vocab_size=len(train_data.vocab)), **{**config, "pf_weight": 0.0})
     settings = {"batch_size": args.batch, "bptt": args.bptt, "valid_tokens": None}
@@ -128,15 +130,17 @@ def run_seed(seed: int, args, train_data, first, held_out, valid_stream) -> dict
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--warm", type=int, default=300, help="shared teacher-forcing steps before the two modes")
-    p.add_argument("--steps", type=int, default=150, help="steps of each mode after the shared start")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--warm", type=int, default=600, help="shared teacher-forcing steps before the two modes")
+    p.add_argument("--steps", type=int, default=300, help="steps of each mode after the shared start")
     p.add_argument("--bptt", type=int, default=25, help="training length (segment length)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--adversary-gate", type=float, default=0.75,
                    help="C_f is used only while D's batch accuracy is above this (paper: 0.75; 0: always)")
+    p.add_argument("--pf-start", choices=("carried", "zero"), default="carried",
+                   help="state the TF and FR behaviour runs start from (pf-gru's pf_start)")
     p.add_argument("--disc-logits", action="store_true", help="D also reads the pre-softmax logits")
     p.add_argument("--items", type=int, default=400, help="free-running samples and held-out items")
     p.add_argument("--at", type=int, nargs="+", default=[5, 25, 50], help="steps t of the B-test (1-based)")
@@ -155,7 +159,7 @@ def main() -> None:
     valid_stream = torch.as_tensor(valid.token_stream()[:20_000]).reshape(8, -1)
     print(f"parens, GRU {args.layers}x{args.hidden}, bptt (training length) {args.bptt}, samples of {length} tokens, "
           f"{len(items)} held-out items / samples, warm {args.warm} TF steps, then {args.steps} steps per mode; "
-          f"adversary gate {args.adversary_gate}, D reads logits: {args.disc_logits}")
+          f"adversary gate {args.adversary_gate}, D reads logits: {args.disc_logits}, pf_start {args.pf_start}")
     table = {}
     for seed in args.seeds:
         r = run_seed(seed, args, train_data, first, held_out, valid_stream)
@@ -176,11 +180,14 @@ def main() -> None:
     if b_test is not None:
         keys = sorted(table[args.seeds[0]]["TF-only"]["gap"])
         smaller = sum(table[s]["TF+PF"]["gap"][k][0] < table[s]["TF-only"]["gap"][k][0] for s in args.seeds for k in keys)
-        print(f"  TF/FR gap (B-test MMD^2) smaller with PF in {smaller}/{len(keys) * len(args.seeds)} (seed, t, layer)")
+        total = len(keys) * len(args.seeds)
+        print(f"  TF/FR gap (B-test MMD^2 estimate) smaller with PF in {smaller}/{total} (seed, t, layer); significant "
+              f"gaps (p < 0.05): TF-only {sum(table[s]['TF-only']['gap'][k][1] < 0.05 for s in args.seeds for k in keys)}"
+              f"/{total}, TF+PF {sum(table[s]['TF+PF']['gap'][k][1] < 0.05 for s in args.seeds for k in keys)}/{total}")
         for k in keys:
             a = np.mean([table[s]["TF-only"]["gap"][k][0] for s in args.seeds])
             b = np.mean([table[s]["TF+PF"]["gap"][k][0] for s in args.seeds])
-            print(f"    t={k[0]} layer{k[1]}: mean MMD^2 TF-only {a:.4f}  TF+PF {b:.4f}  ratio PF/TF {b / a if a else float('nan'):.2f}")
+            print(f"    t={k[0]} layer{k[1]}: mean MMD^2 TF-only {a:+.4f}  TF+PF {b:+.4f}")
     print(f"  next-token NLL: TF-only {np.mean([table[s]['TF-only']['nll'] for s in args.seeds]):.4f}, "
           f"TF+PF {np.mean([table[s]['TF+PF']['nll'] for s in args.seeds]):.4f} (nats)")
 

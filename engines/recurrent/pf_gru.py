@@ -43,7 +43,9 @@ previous layer's ReLU output; ReLU, mean over time; three ReLU dense layers; a l
 
 Choices the paper leaves open, made here: the behaviour is every layer's h (``disc_logits`` adds the
 logits); the free-running run starts from the teacher-forced run's initial state (the carried state of
-stateful truncated BPTT) with the segment's first data token; both runs have the segment's length
+stateful truncated BPTT; ``pf_start="zero"``: both behaviour runs start from the zero state, the paper's
+runs over whole sequences, and the NLL is still computed from the carried state) with the segment's first
+data token; both runs have the segment's length
 (``bptt``); λ = 1; D's hidden size ``disc_hidden`` (default 64); D's and G's parameters are drawn from the
 same ``U(-init_range, init_range)``; dropout (if any) applies in both runs with independent masks.
 """
@@ -58,6 +60,9 @@ from ..families.language_model.free_running import sampler, teacher, unroll
 from ..spec import EngineSpec, Paper
 from .gru import GRULanguageModel, GRULayer
 from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, _positive_int
+
+
+PF_STARTS = ("carried", "zero")
 
 
 class BehaviourDiscriminator(nn.Module):
@@ -122,7 +127,8 @@ class ProfessorForcingGRU(GRULanguageModel):
 
     Extra keywords: ``pf_weight`` (λ; 0 = teacher forcing only), ``teacher_weight`` (μ, weight of C_t),
     ``disc_hidden``, ``disc_logits`` (D also reads the pre-softmax logits), ``adversary_gate`` (0.75),
-    ``disc_gate`` (0.99).
+    ``disc_gate`` (0.99), ``pf_start`` (``"carried"``: both behaviour runs start from the carried TBPTT state;
+    ``"zero"``: from the zero state, as the paper's whole sequences do, while the NLL keeps the carried state).
     """
 
     #: D runs only during training, over behaviour sequences: the recorder offers none of its signals
@@ -131,7 +137,7 @@ class ProfessorForcingGRU(GRULanguageModel):
     def __init__(self, *, vocab_size: int, embedding_dim: int = 128, hidden_size: int = 128, num_layers: int = 2,
                  dropout: float = 0.0, init_range: float = 0.1, pf_weight: float = 1.0, teacher_weight: float = 0.0,
                  disc_hidden: int = 64, disc_logits: bool = False, adversary_gate: float = 0.75,
-                 disc_gate: float = 0.99):
+                 disc_gate: float = 0.99, pf_start: str = "carried"):
         super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,
                          num_layers=num_layers, dropout=dropout, init_range=init_range)
         self.pf_weight = _weight("pf_weight", pf_weight)
@@ -141,6 +147,9 @@ class ProfessorForcingGRU(GRULanguageModel):
         if not isinstance(disc_logits, bool):
             raise ValueError(f"expected disc_logits to be a bool, got {disc_logits!r}")
         self.disc_logits = disc_logits
+        if pf_start not in PF_STARTS:
+            raise ValueError(f"expected pf_start to be one of {', '.join(PF_STARTS)}, got {pf_start!r}")
+        self.pf_start = pf_start
         features = num_layers * hidden_size + (vocab_size if disc_logits else 0)
         self.discriminator = BehaviourDiscriminator(features, disc_hidden)
         with torch.no_grad():  # G's parameters were drawn by the GRU LM's reset; D's from the same range
@@ -152,7 +161,7 @@ class ProfessorForcingGRU(GRULanguageModel):
     def config(self) -> dict:
         return {**super().config, "pf_weight": self.pf_weight, "teacher_weight": self.teacher_weight,
                 "disc_hidden": self.discriminator.hidden_size, "disc_logits": self.disc_logits,
-                "adversary_gate": self.adversary_gate, "disc_gate": self.disc_gate}
+                "adversary_gate": self.adversary_gate, "disc_gate": self.disc_gate, "pf_start": self.pf_start}
 
     def generator_parameters(self):
         """θ: every parameter but the discriminator's."""
@@ -182,6 +191,10 @@ class ProfessorForcingGRU(GRULanguageModel):
         T = x.shape[1]
         tf = unroll(self, x[:, 0], T, teacher(x), state)
         nll = F.cross_entropy(tf.logits.reshape(-1, tf.logits.shape[-1]), y.reshape(-1))
+        carried = tf.state
+        if self.pf_start == "zero" and state is not None:  # the two behaviour runs start from the zero state
+            tf = unroll(self, x[:, 0], T, teacher(x), None)
+            state = None
         fr = unroll(self, x[:, 0], T, next_token or sampler(), state)
         b_tf, b_fr = self.behaviour(tf), self.behaviour(fr)
         ones, zeros = b_tf.new_ones(x.shape[0]), b_tf.new_zeros(x.shape[0])
@@ -193,7 +206,7 @@ class ProfessorForcingGRU(GRULanguageModel):
                if self.teacher_weight > 0 else nll.new_zeros(()))
         return {"nll": nll, "c_f": c_f, "c_t": c_t, "d_loss": d_loss, "d_accuracy": accuracy,
                 "adversary_on": accuracy > self.adversary_gate, "disc_on": accuracy <= self.disc_gate,
-                "tf": tf, "fr": fr, "state": tf.state}
+                "tf": tf, "fr": fr, "state": carried}
 
     def loss(self, x: Tensor, y: Tensor, state=None):
         """The language-model objective's engine-owned loss: ``(loss, state to carry)``; see the module docstring.

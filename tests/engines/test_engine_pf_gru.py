@@ -142,3 +142,19 @@ def test_the_shared_loop_clips_each_player_by_its_own_norm():
     groups = clip_groups(m)
     assert len(groups) == 2 and {id(p) for p in groups[1]} == {id(p) for p in m.discriminator.parameters()}
     assert {id(p) for g in groups for p in g} == {id(p) for p in m.parameters()}
+
+
+def test_pf_start_zero_runs_the_behaviours_from_the_zero_state_and_carries_the_nll_state():
+    x, y = batch()
+    m = model(pf_start="zero")
+    carried = (torch.randn(L, B, H, dtype=torch.float64),)
+    seen = []
+    m.discriminator.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    terms = m.pf_terms(x, y, carried)
+    from_zero, from_carried = unroll(m, x[:, 0], T, teacher(x)), unroll(m, x[:, 0], T, teacher(x), carried)
+    assert torch.equal(seen[0], from_zero.hidden) and not torch.allclose(seen[0], from_carried.hidden)
+    assert torch.equal(terms["state"][0], from_carried.state[0])  # truncated BPTT carries the NLL run's state
+    logits, _ = m(x, carried)
+    assert torch.allclose(terms["nll"], torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1)))
+    with pytest.raises(ValueError, match="pf_start to be one of carried, zero"):
+        model(pf_start="data")
