@@ -8,8 +8,10 @@ copied) it is trained ``--steps`` more steps twice: TF-only (``pf_weight=0``) an
 both by the language-model family's own objective (stateful truncated BPTT, ``bptt`` = the training
 length; ``model.loss`` is pf-gru's), Adam lr 3e-3, clip 5, as the shared loop does.
 
-Measured on each final model, in eval mode, from the zero state with the first token of a held-out
-parens item (the start of an item: depth 0):
+Measured on each final model, in eval mode, from the state after reading (teacher-forced) the last
+``2 x bptt`` tokens of the previous held-out item, which ends at depth 0, with the first token of the
+held-out item (the language-model objective trains on a stream with the state carried, so the zero state
+is one the model has hardly seen; valid samples from the zero state are printed too):
 
 - **long samples**: the fraction of free-running samples of ``2 x bptt`` tokens that are grammatical
   from first to last token (and the fraction of tokens after which the sample is still grammatical);
@@ -78,13 +80,20 @@ def train_steps(model, optimizer, objective, steps: int) -> float:
 
 
 @torch.no_grad()
-def measure(model, first: torch.Tensor, held_out: torch.Tensor, length: int, steps_at, seed: int,
+def measure(model, prefix: torch.Tensor, held_out: torch.Tensor, length: int, steps_at, seed: int,
             valid_stream: torch.Tensor) -> dict:
+    """Free-running and teacher-forced runs of ``length`` steps from the state after reading ``prefix``
+    teacher-forced (the end of the previous held-out item: depth 0), first token = the item's first."""
     model.eval()
-    fr = unroll(model, first, length, sampler(torch.Generator().manual_seed(seed)))
-    tf = unroll(model, held_out[:, 0], held_out.shape[1], teacher(held_out))
+    burn = unroll(model, prefix[:, 0], prefix.shape[1], teacher(prefix))
+    first = held_out[:, 0]
+    fr = unroll(model, first, length, sampler(torch.Generator().manual_seed(seed)), burn.state)
+    tf = unroll(model, first, held_out.shape[1], teacher(held_out), burn.state)
+    zero = unroll(model, first, length, sampler(torch.Generator().manual_seed(seed)))  # from the zero state
     prefixes = np.array([grammatical_prefix(row) for row in fr.tokens.numpy()])
+    zero_prefixes = np.array([grammatical_prefix(row) for row in zero.tokens.numpy()])
     out = {"valid": float(np.mean(prefixes == length)), "valid_tokens": float(np.mean(prefixes) / length),
+           "valid_zero": float(np.mean(zero_prefixes == length)),
            "nll": evaluate(model, valid_stream, 50), "gap": {}}
     L, H = model.num_layers, model.hidden_size
     for t in steps_at:
@@ -97,7 +106,7 @@ def measure(model, first: torch.Tensor, held_out: torch.Tensor, length: int, ste
     return out
 
 
-def run_seed(seed: int, args, train_data, first, held_out, valid_stream) -> dict:
+def run_seed(seed: int, args, train_data, prefix, held_out, valid_stream) -> dict:
     spec = registry.get("pf-gru")
     config = {**spec.default_config, "embedding_dim": 16, "hidden_size": args.hidden, "num_layers": args.layers,
               "disc_hidden": 32, "adversary_gate": args.adversary_gate, "disc_logits": args.disc_logits,
@@ -122,7 +131,7 @@ def run_seed(seed: int, args, train_data, first, held_out, valid_stream) -> dict
         tick = time.perf_counter()
         train_steps(model, opt, obj, args.steps)
         seconds = time.perf_counter() - tick
-        results[name] = {**measure(model, first, held_out, 2 * args.bptt, args.at, seed, valid_stream),
+        results[name] = {**measure(model, prefix, held_out, 2 * args.bptt, args.at, seed, valid_stream),
                          "seconds": seconds, "pf": dict(model.pf_stats)}
     results["warm_s"] = warm_s
     return results
@@ -153,21 +162,24 @@ def main() -> None:
         raise SystemExit(f"--at must be at most 2 x bptt = {length}")
     train_data = load_dataset("parens", "train", tokens=200_000)
     valid = load_dataset("parens", "valid", tokens=60_000, item_length=length)
-    items = [valid[i].tokens for i in range(len(valid)) if len(valid[i].tokens) >= length][: args.items]
-    held_out = torch.as_tensor(np.stack([t[:length] for t in items]))
-    first = held_out[:, 0]
+    # item i (its first `length` tokens) after the last `length` tokens of item i - 1 (which ends at depth 0)
+    pairs = [(valid[i - 1].tokens, valid[i].tokens) for i in range(1, len(valid) - 1)
+             if len(valid[i - 1].tokens) >= length and len(valid[i].tokens) >= length][: args.items]
+    prefix = torch.as_tensor(np.stack([a[-length:] for a, _ in pairs]))
+    held_out = torch.as_tensor(np.stack([b[:length] for _, b in pairs]))
     valid_stream = torch.as_tensor(valid.token_stream()[:20_000]).reshape(8, -1)
     print(f"parens, GRU {args.layers}x{args.hidden}, bptt (training length) {args.bptt}, samples of {length} tokens, "
-          f"{len(items)} held-out items / samples, warm {args.warm} TF steps, then {args.steps} steps per mode; "
+          f"{len(pairs)} held-out items / samples, warm {args.warm} TF steps, then {args.steps} steps per mode; "
           f"adversary gate {args.adversary_gate}, D reads logits: {args.disc_logits}, pf_start {args.pf_start}")
     table = {}
     for seed in args.seeds:
-        r = run_seed(seed, args, train_data, first, held_out, valid_stream)
+        r = run_seed(seed, args, train_data, prefix, held_out, valid_stream)
         table[seed] = r
         for mode in ("TF-only", "TF+PF"):
             m = r[mode]
             gaps = "  ".join(f"t={t} l{l}: {s:.4f} (p {pv:.2g})" for (t, l), (s, pv) in sorted(m["gap"].items()))
             print(f"seed {seed} {mode:8s} valid@{length} {m['valid']:.3f}  tokens ok {m['valid_tokens']:.3f}  "
+                  f"(from the zero state {m['valid_zero']:.3f})  "
                   f"nll {m['nll']:.4f}  {m['seconds']:.0f}s  gap(MMD^2) {gaps}")
         pf = r["TF+PF"]["pf"]
         print(f"         TF+PF gates: adversary on {pf['adversary_on']}/{pf['steps']} steps, D updated "
@@ -176,7 +188,9 @@ def main() -> None:
     better_valid = sum(table[s]["TF+PF"]["valid"] > table[s]["TF-only"]["valid"] for s in args.seeds)
     print(f"  valid long samples higher with PF in {better_valid}/{len(args.seeds)} seeds; means "
           f"TF-only {np.mean([table[s]['TF-only']['valid'] for s in args.seeds]):.3f}, "
-          f"TF+PF {np.mean([table[s]['TF+PF']['valid'] for s in args.seeds]):.3f}")
+          f"TF+PF {np.mean([table[s]['TF+PF']['valid'] for s in args.seeds]):.3f}; from the zero state: TF-only "
+          f"{np.mean([table[s]['TF-only']['valid_zero'] for s in args.seeds]):.3f}, "
+          f"TF+PF {np.mean([table[s]['TF+PF']['valid_zero'] for s in args.seeds]):.3f}")
     if b_test is not None:
         keys = sorted(table[args.seeds[0]]["TF-only"]["gap"])
         smaller = sum(table[s]["TF+PF"]["gap"][k][0] < table[s]["TF-only"]["gap"][k][0] for s in args.seeds for k in keys)
