@@ -44,8 +44,9 @@ previous layer's ReLU output; ReLU, mean over time; three ReLU dense layers; a l
 Choices the paper leaves open, made here: the behaviour is every layer's h (``disc_logits`` adds the
 logits); the free-running run starts from the teacher-forced run's initial state (the carried state of
 stateful truncated BPTT; ``pf_start="zero"``: both behaviour runs start from the zero state, the paper's
-runs over whole sequences, and the NLL is still computed from the carried state) with the segment's first
-data token; both runs have the segment's length
+runs over whole sequences, and the NLL is still computed from the carried state; on a stream cut at
+arbitrary positions the teacher-forced behaviour from the zero state is itself off the data's distribution,
+and in docs/engines.md a long run with it degraded G) with the segment's first data token; both runs have the segment's length
 (``bptt``); λ = 1; D's hidden size ``disc_hidden`` (default 64); D's and G's parameters are drawn from the
 same ``U(-init_range, init_range)``; dropout (if any) applies in both runs with independent masks.
 """
