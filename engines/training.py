@@ -6,7 +6,8 @@ and at the end, and the checkpoints. The family's objective (:class:`~lstmviz.en
 arranges the data, gives the loss of each step and the validation loss: for the ``language-model``
 family, stateful truncated BPTT on the token stream (``engines/families/language_model/objective.py``).
 A model with a method ``after_optimizer_step()`` has it called after every optimiser step (a projection
-onto a constraint set: ``rkhs-reg``'s spectral-norm constraint).
+onto a constraint set: ``rkhs-reg``'s spectral-norm constraint). A model with ``clip_groups()`` has each
+group's gradients clipped by that group's own norm (two players sharing one optimiser: ``pf-gru``).
 
 Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
 nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
@@ -287,7 +288,8 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings["clip"]:
-            nn.utils.clip_grad_norm_(model.parameters(), settings["clip"])
+            for group in clip_groups(model):
+                nn.utils.clip_grad_norm_(group, settings["clip"])
         optimizer.step()
         if after_step is not None:
             after_step()  # e.g. a projection of the weights onto a constraint set (rkhs-reg's spectral constraint)
@@ -312,6 +314,13 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
             save(step)
 
     return save(total_steps)  # the metrics in the checkpoint are the ones returned
+
+
+def clip_groups(model: nn.Module) -> list:
+    """The parameter groups whose gradients are clipped each by its own global norm: the model's
+    ``clip_groups()`` when it has one (a generator and its discriminator: ``pf-gru``), else all parameters."""
+    own = getattr(model, "clip_groups", None)
+    return [list(g) for g in own()] if callable(own) else [list(model.parameters())]
 
 
 def _make_optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:

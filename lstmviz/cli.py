@@ -156,8 +156,14 @@ def _record_parser() -> argparse.ArgumentParser:
                                                 "source + 10)")
     p.add_argument("--length-penalty", type=float, default=0.0,
                    help="seq2seq --decode beam: GNMT length penalty alpha (default 0: plain log-probability)")
-    p.add_argument("--max-items", type=int, help="record only the first N items")
+    p.add_argument("--max-items", type=int, help="record only the first N items (with --modes: N source items, "
+                                                 "each recorded once per mode)")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed for an untrained engine")
+    p.add_argument("--modes", metavar="MODE[,MODE]",
+                   help="language models: record each item in these modes, e.g. teacher-forced,free-running "
+                        "(free-running: the model's own sampled tokens from the item's first token), with item "
+                        "annotations mode and pair and the position annotation tf_fr_distance")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of the free-running samples (default 0)")
     p.add_argument("--set", dest="config", action="append", metavar="KEY=VALUE",
                    help="hyperparameter of an untrained engine (repeatable)")
     p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
@@ -1274,6 +1280,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         _say(f"note: recording an untrained {spec.name} (random weights, seed {args.seed})", file=sys.stderr)
         family = spec.family
 
+    if args.modes and family not in (None, "language-model"):
+        raise UsageError(f"--modes applies to language models; this is an engine of family {family!r} "
+                         "(seq2seq models: --decode teacher-forced|greedy|beam)")
     if family == "graph":
         return _record_graph(args, model, dataset, provenance, checkpoints, max_size)
     if family == "image":
@@ -1283,6 +1292,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.decode != "teacher-forced":
         raise UsageError(f"--decode {args.decode} applies to seq2seq models; this one is of the {family} family")
 
+    if args.modes:
+        dataset = _modes_dataset(args, model, dataset, family, checkpoints)
     _check_size(args, model, dataset, len(checkpoints or []) or 1, max_size)
     with progress_task("recording", unit="items", quiet=args.quiet) as task:
         out = record(
@@ -1296,6 +1307,24 @@ def cmd_record(args: argparse.Namespace) -> int:
     else:
         _say(f"wrote {out}")
     return 0
+
+
+def _modes_dataset(args, model, dataset, family, checkpoints):
+    """`lstmviz record --modes`: the dataset with one item per source item and mode (recording/free_running.py)."""
+    from lstmviz.recording.free_running import ModesDataset, parse_modes
+
+    if family not in (None, "language-model"):
+        raise UsageError(f"--modes applies to language models; this is an engine of family {family!r}")
+    if checkpoints:
+        raise UsageError("--modes records one checkpoint; give one checkpoint file")
+    try:
+        modes = parse_modes(args.modes)
+    except ValueError as exc:
+        raise UsageError(f"--modes: {exc}") from None
+    wrapped = ModesDataset(dataset, model, modes, seed=args.sample_seed, max_items=args.max_items,
+                           batch_size=args.batch_size)
+    args.max_items = None  # the source items are already cut; every wrapped item is recorded
+    return wrapped
 
 
 def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:

@@ -86,12 +86,17 @@ def signal_catalog(model: nn.Module) -> dict[str, SignalInfo]:
     """Every recordable signal of ``model`` by name, in module order.
 
     A tap name takes precedence over a module path of the same spelling (the module's output is then
-    not offered); a tap name equal to an RNN signal name is an error.
+    not offered); a tap name equal to an RNN signal name is an error. A model may name submodules that
+    never run over the recorded positions in ``model.unrecorded_modules`` (module paths, e.g. professor
+    forcing's training-only discriminator ``("discriminator",)``): they and their children offer no signals.
     """
     find_taps(model)  # raises on duplicate tap names
     catalog: dict[str, SignalInfo] = {}
     module_paths: list[tuple[str, nn.Module]] = []
+    skipped = tuple(getattr(model, "unrecorded_modules", ()))
     for path, module in model.named_modules():
+        if any(path == s or path.startswith(s + ".") for s in skipped):
+            continue
         if isinstance(module, Tap):
             entries = [
                 SignalInfo(module.name, "tap", path, module, module.layer, module.signal, module.description,

@@ -6,6 +6,12 @@ trains on the next ``bptt`` columns: the model reads ``x = data[:, p : p+bptt]``
 its graph (Zaremba et al.'s stateful truncated BPTT). When the rows run out, the next epoch starts at
 column 0 with a zero state. The loss is the mean next-token cross-entropy (nats per token).
 Validation loss is computed over the validation stream with the state carried and dropout off.
+
+An engine with its own training loss (``pf-gru``'s professor forcing) defines
+``model.loss(x, y, state) -> (loss, state to carry)``; :meth:`TruncatedBPTT.train_step` then trains on it
+(the state it returns is detached and carried like the model's), while validation stays the next-token
+cross-entropy of ``model(x, state)``. A model with ``training_metrics() -> dict`` adds those entries to
+the checkpoint's metrics.
 """
 
 from __future__ import annotations
@@ -107,11 +113,20 @@ class TruncatedBPTT:
             self.column, self.state = 0, None
         x = self.train_data[:, self.column : self.column + bptt]
         y = self.train_data[:, self.column + 1 : self.column + 1 + bptt]
-        logits, state = model(x, self.state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        if hasattr(model, "loss"):  # an engine-owned loss (e.g. professor forcing's two players)
+            loss, state = model.loss(x, y, self.state)
+            self._own_metrics = getattr(model, "training_metrics", None)
+        else:
+            logits, state = model(x, self.state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.state = detach_state(state)
         self.column += bptt
         return loss, x.numel()
+
+    def metrics(self) -> dict:
+        """The engine's own training measures (``model.training_metrics()``), if it has any."""
+        own = getattr(self, "_own_metrics", None)
+        return dict(own()) if callable(own) else {}
 
     def evaluate(self, model: nn.Module) -> float | None:
         return None if self.valid_data is None else evaluate(model, self.valid_data, self.bptt)
