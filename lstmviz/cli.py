@@ -339,6 +339,10 @@ def _btest_parser() -> argparse.ArgumentParser:
     g.add_argument("--rows-a", metavar="FILE.npy", help="rows of group A on the taps' axis (with --rows-b)")
     p.add_argument("--rows-b", metavar="FILE.npy", help="rows of group B on the taps' axis")
     p.add_argument("--units", metavar="LIST", help="only these units of every tap, e.g. '0,3,5-7'")
+    p.add_argument("--steps", metavar="LIST",
+                   help="test each tap once per item-local position (time step) in LIST, e.g. '0,10,20-22', on "
+                        "the items' states at that step (teacher-forced vs free-running per layer and step); the "
+                        "correction then runs over every tap and step")
     p.add_argument("--block-size", type=int, metavar="B", help="block size (default: floor(sqrt(n)))")
     p.add_argument("--alpha", type=float, default=0.05, help="level of each test and of the BH correction")
     p.add_argument("--per-item", choices=("sample", "mean"), default="sample",
@@ -373,12 +377,15 @@ def _btest_table(comparison, file: str) -> str:
     lines = [f"B-test {g.name_a} vs {g.name_b} in {file}: {g.description}",
              f"one vector per item ({comparison.per_item}), alpha {comparison.alpha:g}, seed {comparison.seed}"
              + (f", units {','.join(map(str, comparison.units))}" if comparison.units else "")]
-    width = max(len(t.tap) for t in comparison.tests + (type("T", (), {"tap": "tap"}),))
-    lines.append(f"  {'tap':<{width}}  items A/B      n    B  statistic   std.err   p-value   BH p     decision")
-    for t in comparison.tests:
+    stepped = any(t.step is not None for t in comparison.tests)
+    names = [t.tap + (f" @{t.step}" if t.step is not None else "") for t in comparison.tests]
+    width = max(len(n) for n in names + ["tap @step" if stepped else "tap"])
+    lines.append(f"  {'tap @step' if stepped else 'tap':<{width}}  items A/B      n    B  statistic   std.err   "
+                 f"p-value   BH p     decision")
+    for name, t in zip(names, comparison.tests):
         r = t.result
         decision = "differ" if t.reject_bh else ("n/a (1 block)" if r.n_blocks == 1 else "no difference")
-        lines.append(f"  {t.tap:<{width}}  {t.items_a:>4}/{t.items_b:<4}  {r.n:>5} {r.block_size:>4}  "
+        lines.append(f"  {name:<{width}}  {t.items_a:>4}/{t.items_b:<4}  {r.n:>5} {r.block_size:>4}  "
                      f"{r.statistic:9.3g}  {r.std_error:8.2g}  {r.p_value:8.2g}  {t.adjusted_p:8.2g}  {decision}")
         if t.dropped:
             lines.append(f"  note: {t.tap}: {t.dropped} item vector(s) held NaN or inf and were left out")
@@ -387,11 +394,14 @@ def _btest_table(comparison, file: str) -> str:
         lines.append(f"note: {few} blocks only: the normal approximation behind the p-value is rough, so read "
                      f"very small p-values as 'far beyond chance', not as exact (more items give more blocks)")
     if len(comparison.tests) > 1:
-        lines.append(f"decisions: Benjamini-Hochberg over {len(comparison.tests)} taps at q = {comparison.alpha:g}")
+        what = "taps and steps" if stepped else "taps"
+        lines.append(f"decisions: Benjamini-Hochberg over {len(comparison.tests)} {what} at q = {comparison.alpha:g}")
     return "\n".join(lines)
 
 
 def cmd_btest(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from lstmviz.analysis.btest_groups import annotation_groups, compare_groups, row_groups
     from lstmviz.analysis.unit_spec import parse_units
     from lstmviz.recording import open_recording
@@ -415,6 +425,13 @@ def cmd_btest(args: argparse.Namespace) -> int:
                 units = parse_units(args.units, narrowest, f"the narrowest tap given ({narrowest} units)")
             except ValueError as exc:
                 raise UsageError(f"--units: {exc}") from None
+        steps = None
+        if args.steps:
+            longest = max(int(np.diff(rec.axis_offsets(rec.taps[t].axis)).max()) for t in args.taps)
+            try:
+                steps = parse_units(args.steps, longest, f"the longest item ({longest} positions)")
+            except ValueError as exc:
+                raise UsageError(f"--steps: {exc}") from None
         try:
             if args.groups is not None:
                 name, sep, labels = args.groups.partition("=")
@@ -430,7 +447,7 @@ def cmd_btest(args: argparse.Namespace) -> int:
                 groups = row_groups(_load_rows(args.rows_a, "--rows-a"), _load_rows(args.rows_b, "--rows-b"),
                                     axes.pop(), names=(Path(args.rows_a).stem, Path(args.rows_b).stem))
             comparison = compare_groups(rec, args.taps, groups, units=units, per_item=args.per_item,
-                                        block_size=args.block_size, alpha=args.alpha, seed=args.seed)
+                                        block_size=args.block_size, alpha=args.alpha, seed=args.seed, steps=steps)
         except ValueError as exc:
             raise UsageError(one_line(exc)) from None
     if args.json:
@@ -441,7 +458,7 @@ def cmd_btest(args: argparse.Namespace) -> int:
         for t in comparison.tests:
             r = t.result
             out["tests"].append({
-                "tap": t.tap, "items_a": t.items_a, "items_b": t.items_b, "dropped": t.dropped,
+                "tap": t.tap, "step": t.step, "items_a": t.items_a, "items_b": t.items_b, "dropped": t.dropped,
                 "n": r.n, "block_size": r.block_size, "n_blocks": r.n_blocks, "bandwidth": r.bandwidth,
                 "statistic": _finite(r.statistic), "std_error": _finite(r.std_error),
                 "p_value": _finite(r.p_value), "reject": r.reject,

@@ -78,9 +78,10 @@ class TapTest:
     result: BTestResult
     items_a: int  # items available on each side (the test pairs min of them, trimmed to a multiple of B)
     items_b: int
-    adjusted_p: float = float("nan")  # Benjamini-Hochberg over the taps of one comparison
+    adjusted_p: float = float("nan")  # Benjamini-Hochberg over the tests of one comparison
     reject_bh: bool = False
     dropped: int = 0  # item vectors left out (non-finite)
+    step: int | None = None  # the item-local position (time step) tested; None: every position of the group
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,9 @@ def row_groups(rows_a, rows_b, axis: str = "positions", names=("A", "B")) -> Gro
                   f"rows {names[0]} ({a.size}) against rows {names[1]} ({b.size})")
 
 
-def _rows_on(recording, groups: Groups, tap: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """The groups as rows of ``tap``'s axis (filler rows removed)."""
+def _rows_on(recording, groups: Groups, tap: str, step: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """The groups as rows of ``tap``'s axis (filler rows removed; with ``step``, only each item's row at that
+    item-local position)."""
     info = recording.taps.get(tap)
     if info is None:
         raise ValueError(f"the recording has no tap {tap!r} (taps: {', '.join(recording.taps) or 'none'})")
@@ -178,6 +180,8 @@ def _rows_on(recording, groups: Groups, tap: str) -> tuple[np.ndarray, np.ndarra
     filler = recording.filler(axis)
     if filler.any():
         a, b = a[~filler[a]], b[~filler[b]]
+    if step is not None:
+        a, b = (rows[rows - offsets[np.searchsorted(offsets, rows, side="right") - 1] == int(step)] for rows in (a, b))
     return a.astype(np.int64), b.astype(np.int64), axis
 
 
@@ -238,12 +242,13 @@ def _item_means(recording, tap, rows, row_items, units, task):
 
 
 def item_samples(recording, tap: str, groups: Groups, *, units=None, per_item="sample", seed=0,
-                 task=None) -> ItemSamples:
-    """One vector per item of each group on ``tap`` (see the module doc for the rule)."""
+                 task=None, step: int | None = None) -> ItemSamples:
+    """One vector per item of each group on ``tap`` (see the module doc for the rule); with ``step``, the
+    item's state at that item-local position (items shorter than ``step + 1`` drop out)."""
     task = ensure_task(task)
     if per_item not in PER_ITEM:
         raise ValueError(f"per_item must be one of {', '.join(PER_ITEM)}, got {per_item!r}")
-    rows_a, rows_b, axis = _rows_on(recording, groups, tap)
+    rows_a, rows_b, axis = _rows_on(recording, groups, tap, step)
     offsets = recording.axis_offsets(axis)
     items_a = np.searchsorted(offsets, rows_a, side="right") - 1
     items_b = np.searchsorted(offsets, rows_b, side="right") - 1
@@ -265,20 +270,28 @@ def item_samples(recording, tap: str, groups: Groups, *, units=None, per_item="s
 
 
 def compare_groups(recording, taps, groups: Groups, *, units=None, per_item="sample", block_size=None,
-                   alpha=0.05, seed=0, task=None) -> GroupComparison:
-    """B-test of group A against group B on every tap of ``taps``; BH-corrected over the taps at ``alpha``.
+                   alpha=0.05, seed=0, task=None, steps=None) -> GroupComparison:
+    """B-test of group A against group B on every tap of ``taps``; BH-corrected over all tests at ``alpha``.
 
-    ``units``: unit indices kept on every tap (None: all). Raises ``ValueError`` in words for an unknown
-    tap, groups on another axis than a tap, or fewer than ``2 B`` items on a side (4 with the default B).
+    ``units``: unit indices kept on every tap (None: all). ``steps``: item-local positions (time steps);
+    given, every tap is tested once per step on the items' states at that step (e.g. teacher-forced against
+    free-running hidden states per layer and time step), and the correction runs over every (tap, step).
+    Raises ``ValueError`` in words for an unknown tap, groups on another axis than a tap, a negative step, or
+    fewer than ``2 B`` items on a side (4 with the default B).
     """
     task = ensure_task(task)
     taps = [taps] if isinstance(taps, str) else list(taps)
     if not taps:
         raise ValueError("name at least one tap to test")
+    step_list = [None] if steps is None else [int(t) for t in steps]
+    if not step_list or any(t is not None and t < 0 for t in step_list):
+        raise ValueError(f"steps must be item-local positions 0, 1, ..., got {steps!r}")
+    cells = [(tap, step) for tap in taps for step in step_list]
     tests = []
-    for k, tap in enumerate(taps):
-        task.progress(k, len(taps), f"B-test on {tap}")
-        s = item_samples(recording, tap, groups, units=units, per_item=per_item, seed=seed, task=task)
+    for k, (tap, step) in enumerate(cells):
+        task.progress(k, len(cells), f"B-test on {tap}" + ("" if step is None else f" at step {step}"))
+        where = "" if step is None else f" at step {step}"
+        s = item_samples(recording, tap, groups, units=units, per_item=per_item, seed=seed, task=task, step=step)
         na, nb = len(s.x), len(s.y)
         n = min(na, nb)
         need = 4 if block_size is None else 2 * int(block_size)
@@ -291,15 +304,16 @@ def compare_groups(recording, taps, groups: Groups, *, units=None, per_item="sam
                 f"{need} items on each side, {2 * need} in all; {groups.name_a} has {na} and {groups.name_b} {nb}")
         if n < need:
             raise ValueError(
-                f"too few items for a B-test on {tap!r}: {groups.name_a} has {na} item(s) and "
+                f"too few items for a B-test on {tap!r}{where}: {groups.name_a} has {na} item(s) and "
                 f"{groups.name_b} has {nb} (disjoint items, one vector each); it needs at least {need} per side")
         res = b_test(s.x, s.y, block_size=block_size, alpha=alpha, seed=seed)
-        tests.append(TapTest(tap, res, na, nb, dropped=s.dropped))
+        tests.append(TapTest(tap, res, na, nb, dropped=s.dropped, step=step))
     adj = bh_adjust([t.result.p_value for t in tests])
     tests = tuple(
-        TapTest(t.tap, t.result, t.items_a, t.items_b, float(p), bool(np.isfinite(p) and p <= alpha), t.dropped)
+        TapTest(t.tap, t.result, t.items_a, t.items_b, float(p), bool(np.isfinite(p) and p <= alpha), t.dropped,
+                t.step)
         for t, p in zip(tests, adj)
     )
-    task.progress(len(taps), len(taps), "B-test done")
+    task.progress(len(cells), len(cells), "B-test done")
     return GroupComparison(groups, tests, per_item, None if units is None else tuple(int(u) for u in units),
                            float(alpha), int(seed))

@@ -204,3 +204,40 @@ def test_one_item_recordings_are_refused_with_the_reason(tmp_path, write_recordi
         g = row_groups(np.arange(100), np.arange(100, 200), "positions")
         with pytest.raises(ValueError, match="the recording has 1 item.*one vector per item"):
             compare_groups(r, ["h"], g)
+
+
+def _stepped_recording(path, n_items=120, seed=0):
+    """Items of 6..9 positions; item class c1 differs from c0 at item-local position 2 only (unit 0 + 3)."""
+    rng = np.random.default_rng(seed)
+    with RecordingWriter(path, vocab=["x"]) as w:
+        w.add_tap("h", 3)
+        w.add_annotation("mode", kind="categorical", level="item", labels=["tf", "fr"])
+        for i in range(n_items):
+            n = int(rng.integers(6, 10))
+            h = rng.normal(size=(n, 3)).astype(np.float32)
+            h[:, 1] = i  # marks the item: which rows were sampled can be read back
+            h[:, 2] = np.arange(n)  # marks the step
+            if i % 2:
+                h[2, 0] += 3.0
+            w.append_item(np.zeros(n, np.int64), {"h": h}, item_annotations={"mode": i % 2})
+    return open_recording(path)
+
+
+def test_per_step_tests_read_each_items_state_at_that_step_and_correct_over_taps_and_steps(tmp_path):
+    with _stepped_recording(tmp_path / "steps.h5") as rec:
+        g = annotation_groups(rec, "mode", "tf", "fr")
+        s = item_samples(rec, "h", g, step=4)
+        assert (s.x[:, 2] == 4).all() and (s.y[:, 2] == 4).all()  # every vector is its item's state at step 4
+        assert sorted(s.x[:, 1].astype(int)) == sorted(s.items_x.tolist())
+        c = compare_groups(rec, ["h"], g, units=[0], steps=[0, 2, 5])
+        assert [t.step for t in c.tests] == [0, 2, 5]
+        by_step = {t.step: t for t in c.tests}
+        assert by_step[2].reject_bh and by_step[2].result.p_value < 1e-6
+        assert not by_step[0].reject_bh and not by_step[5].reject_bh
+        assert np.allclose([t.adjusted_p for t in c.tests], bh_adjust([t.result.p_value for t in c.tests]))
+        # over all positions of an item the one shifted step is diluted: sampled rows mostly miss it
+        assert compare_groups(rec, ["h"], g, units=[0]).tests[0].result.p_value > by_step[2].result.p_value
+        with pytest.raises(ValueError, match="too few items .* at step 9"):
+            compare_groups(rec, ["h"], g, units=[0], steps=[9])  # no item is 10 long
+        with pytest.raises(ValueError, match="item-local positions"):
+            compare_groups(rec, ["h"], g, steps=[-1])

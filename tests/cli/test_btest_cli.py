@@ -87,3 +87,15 @@ def test_mistakes_are_one_line_with_the_usage(recording, capsys, extra, words):
     err = capsys.readouterr().err
     assert "usage: lstmviz btest" in err
     assert words in err
+
+
+def test_steps_test_every_tap_at_every_step(recording, capsys):
+    assert main(["btest", str(recording), "--tap", "h", "--tap", "z", "--groups", "cls=c0,c1", "--steps", "0-1",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(t["tap"], t["step"]) for t in out["tests"]] == [("h", 0), ("h", 1), ("z", 0), ("z", 1)]
+    assert main(["btest", str(recording), "--tap", "h", "--groups", "cls=c0,c1", "--steps", "0,1"]) == 0
+    table = capsys.readouterr().out
+    assert "h @0" in table and "h @1" in table and "over 2 taps and steps" in table
+    assert main(["btest", str(recording), "--tap", "h", "--groups", "cls=c0,c1", "--steps", "x"]) == 2
+    assert "--steps" in capsys.readouterr().err
