@@ -145,3 +145,26 @@ def test_without_input_feeding_the_attentional_state_does_not_enter_the_next_ste
             results[feeding, edit] = seen[1]
     assert not torch.allclose(results[True, False], results[True, True])
     assert torch.equal(results[False, False], results[False, True])
+
+
+def test_the_encoder_is_pytorchs_fused_lstm_on_a_packed_batch():
+    """Same weights in torch.nn.LSTM (cuDNN/MKL's fused kernel on a packed, variable-length batch): the memory
+    at every real source position and each layer's final (h, c) agree."""
+    model = tiny(vocab_size=7, init_range=0.5)
+    lstm = torch.nn.LSTM(4, 6, num_layers=2, batch_first=True).double()
+    with torch.no_grad():
+        for l, layer in enumerate(model.encoder_layers):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(lstm, f"{name}_l{l}").copy_(getattr(layer, name))
+    src = torch.tensor([[3, 4, 5, 6, 3], [4, 6, 0, 0, 0], [5, 5, 3, 0, 0]])
+    lengths = torch.tensor([5, 2, 3])
+    with torch.no_grad():
+        memory = model.encode(src, lengths)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(model.embedding(src), lengths, batch_first=True,
+                                                         enforce_sorted=False)
+        out, (h_n, c_n) = lstm(packed)
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(memory.states[b, :n], out[b, :n], rtol=0, atol=1e-12)
+    torch.testing.assert_close(memory.h, h_n, rtol=0, atol=1e-12)
+    torch.testing.assert_close(memory.c, c_n, rtol=0, atol=1e-12)
