@@ -11,6 +11,7 @@ has several correct outputs per source; see seq2seq_kd_claims.py). Claims: class
     python benchmarks/nmt_pruning_claims.py                              # trains its teacher
     python benchmarks/nmt_pruning_claims.py --teacher /tmp/kd/teacher.pt # reuse one (e.g. --keep of the KD claims)
     python benchmarks/nmt_pruning_claims.py --quick
+    python benchmarks/nmt_pruning_claims.py --teacher T.pt --fractions 0.8 --schemes class-blind --retrain-epochs 5
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--items", type=int, default=2000, help="training pairs (one retraining epoch = these)")
-    parser.add_argument("--teacher-steps", type=int, default=700)
+    parser.add_argument("--teacher-steps", type=int, default=1500)
     parser.add_argument("--valid-items", type=int, default=200)
     parser.add_argument("--fractions", default="0,0.2,0.4,0.6,0.8,0.9")
+    parser.add_argument("--schemes", default="class-blind,class-uniform,class-distribution")
+    parser.add_argument("--retrain-epochs", type=float, default=1.0, help="retraining epochs (default 1)")
     parser.add_argument("--teacher", help="reuse this translit teacher checkpoint (max_length 6) instead of training")
     args = parser.parse_args()
     if args.quick:
@@ -75,20 +78,25 @@ def main() -> None:
     print(f"{'scheme':<20}{'pruned':>7}{'loss':>8}{'valid':>7}{'loss retrained':>16}{'valid retrained':>17}"
           f"{'  removed per class (embedding, enc..., dec..., attention, softmax)'}")
     results = {}
-    for scheme in SCHEMES:
+    schemes = args.schemes.split(",")
+    unknown = set(schemes) - set(SCHEMES)
+    if unknown:
+        parser.error(f"unknown schemes {sorted(unknown)}; known: {', '.join(SCHEMES)}")
+    print(f"retraining: {args.retrain_epochs:g} epoch(s), Adam 1e-3, batch 64, masks fixed")
+    for scheme in schemes:
         for fraction in fractions:
             model = copy.deepcopy(teacher)
             plan = magnitude_masks(model, scheme, fraction)
             apply_masks(model, plan.masks)
             loss, ok = measure(model, valid)
-            retrain(model, plan.masks, train, epochs=1.0, batch_size=64, lr=1e-3, seed=0)
+            retrain(model, plan.masks, train, epochs=args.retrain_epochs, batch_size=64, lr=1e-3, seed=0)
             loss_r, ok_r = measure(model, valid)
             results[scheme, fraction] = (loss, ok, loss_r, ok_r)
             shares = " ".join(f"{plan.removed[c] / plan.sizes[c]:.2f}" for c in plan.classes)
             print(f"{scheme:<20}{fraction:>7.0%}{loss:>8.3f}{ok:>7.3f}{loss_r:>16.3f}{ok_r:>17.3f}  {shares}",
                   flush=True)
     print()
-    for fraction in fractions:
+    for fraction in fractions if {"class-blind", "class-uniform"} <= set(schemes) else []:
         blind, uniform = results["class-blind", fraction], results["class-uniform", fraction]
         print(f"{fraction:>4.0%}: class-blind - class-uniform: loss {blind[0] - uniform[0]:+.3f} "
               f"(retrained {blind[2] - uniform[2]:+.3f}), valid {blind[1] - uniform[1]:+.3f} "
