@@ -395,7 +395,8 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
 
     ``meta`` has engine, family, config, vocab, dataset, step, metrics, train_settings, versions, created,
     run (the training run's id, None when unknown), format_version, path, sha256 (of the file's
-    bytes, for provenance) and pruning (a pruned model's ``{"info", "masks"}``, else None). Raises :class:`CheckpointError`.
+    bytes, for provenance) and pruning (a pruned model's ``{"info", "masks"}``, else None). Raises
+    :class:`CheckpointError`.
     """
     from . import registry  # the registry imports no torch; engines are loaded on demand
 

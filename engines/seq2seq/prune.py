@@ -115,10 +115,11 @@ class Pruning:
 
     def info(self) -> dict[str, Any]:
         """Everything but the masks, as plain values (for a checkpoint, a recording, a report)."""
-        return {"scheme": self.scheme, "fraction": float(self.fraction), "classes": {k: list(v) for k, v in
-                                                                                   self.classes.items()},
+        return {"scheme": self.scheme, "fraction": float(self.fraction),
+                "classes": {k: list(v) for k, v in self.classes.items()},
                 "sizes": dict(self.sizes), "removed": dict(self.removed), "thresholds": dict(self.thresholds),
-                "sigma": dict(self.sigma), "lambda": self.lam, "removed_fraction": self.removed_total / max(self.total, 1)}
+                "sigma": dict(self.sigma), "lambda": self.lam,
+                "removed_fraction": self.removed_total / max(self.total, 1)}
 
 
 def _magnitudes(model: nn.Module, classes: Mapping[str, list[str]]) -> dict[str, Tensor]:

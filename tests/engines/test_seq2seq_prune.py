@@ -168,3 +168,25 @@ def test_lstmviz_prune_writes_masks_and_a_recording_carries_the_surviving_units(
     assert provenance["pruning"]["lambda"] == pytest.approx(info["lambda"])
     assert main(["prune", str(out), "--scheme", "class-blind", "--fraction", "0.1", "--out",
                  str(tmp_path / "q.pt"), "--quiet", "--valid-items", "0"]) == 2  # already pruned: refused
+
+
+def test_a_checkpoint_with_bad_pruning_masks_is_refused(tmp_path):
+    from lstmviz.engines.checkpoint import CheckpointError
+
+    model = tiny().float()
+    plan = magnitude_masks(model, "class-blind", 0.3)
+    path = tmp_path / "p.pt"
+    vocab = ["<pad>", "<bos>", "<eos>"] + list("abcdef")
+    save_checkpoint(path, model, engine="seq2seq-attn", config=CONFIG, vocab=vocab, dataset=None, step=0, metrics={},
+                    family="seq2seq", pruning={"info": plan.info(), "masks": plan.masks})
+    _, meta = load_checkpoint(path)
+    assert set(meta["pruning"]["masks"]) == set(plan.masks) and meta["pruning"]["info"]["scheme"] == "class-blind"
+    payload = torch.load(path, weights_only=True)
+    for bad in ({"output.weight": torch.ones(2, 2, dtype=torch.bool)}, {"output.weight": torch.ones(9, 7)}):
+        payload["pruning"]["masks"] = bad
+        torch.save(payload, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match="pruning"):
+            load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="pruning mask"):
+        save_checkpoint(tmp_path / "x.pt", model, engine="seq2seq-attn", config=CONFIG, vocab=[], dataset=None, step=0,
+                        metrics={}, family="seq2seq", pruning={"info": {}, "masks": {"nope": torch.ones(1).bool()}})
