@@ -152,3 +152,13 @@ def test_train_with_word_kd_writes_the_teacher_into_the_checkpoint(tmp_path):
     assert len(metrics["distill_teacher_sha256"]) == 64 and metrics["valid_exact"] is not None
     payload = torch.load(tmp_path / "student.pt", weights_only=True)
     assert payload["train_settings"]["distill"] == "word" and payload["train_settings"]["teacher"] == str(path)
+
+
+def test_per_step_kl_is_zero_for_the_teacher_itself_and_positive_otherwise():
+    from lstmviz.engines.seq2seq.distill import per_step_kl
+
+    logits, _ = _logits_and_targets(seed=2)
+    q = torch.softmax(logits, -1)
+    assert torch.allclose(per_step_kl(logits, q), torch.zeros(logits.shape[:2], dtype=logits.dtype), atol=1e-12)
+    kl = per_step_kl(logits + torch.randn_like(logits), q)
+    assert kl.shape == logits.shape[:2] and bool((kl > 0).all())
