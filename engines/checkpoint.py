@@ -145,6 +145,7 @@ def save_checkpoint(
     family: str = DEFAULT_FAMILY,
     data: dict | None = None,
     dataset_options: dict | None = None,
+    pruning: dict | None = None,
 ) -> Path:
     """Write ``model``'s weights and what is needed to rebuild it; atomic (temp file + rename).
 
@@ -153,8 +154,9 @@ def save_checkpoint(
     ``train_settings`` (optional) records how it was trained, ``run`` (optional) the id of the training
     run it belongs to, ``data`` (optional) the family's data description as a dict (the graph family
     rebuilds its models from it), ``dataset_options`` (optional) the options the training dataset was
-    built with (``lstmviz record`` rebuilds the same data from them). Values must be plain (TypeError
-    otherwise).
+    built with (``lstmviz record`` rebuilds the same data from them), ``pruning`` (optional) a pruned
+    model's masks and how they were chosen: ``{"info": {plain values}, "masks": {parameter: bool tensor
+    (True = kept)}}`` (``engines/seq2seq/prune.py``). Values must be plain (TypeError otherwise).
     """
     state_dict = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
     payload = {
@@ -177,6 +179,14 @@ def save_checkpoint(
         payload["data"] = _plain(data, "data")
     if dataset_options is not None:
         payload["dataset_options"] = _plain(dataset_options, "dataset_options")
+    if pruning is not None:
+        params = dict(model.named_parameters())
+        masks = {}
+        for name, mask in dict(pruning.get("masks") or {}).items():
+            if name not in params or tuple(mask.shape) != tuple(params[name].shape):
+                raise ValueError(f"pruning mask {name!r}: not a parameter of the model or not of its shape")
+            masks[str(name)] = mask.detach().to(torch.bool).cpu().clone()
+        payload["pruning"] = {"info": _plain(pruning.get("info") or {}, "pruning info"), "masks": masks}
     return atomic_torch_save(payload, path)
 
 
@@ -336,6 +346,13 @@ def _check_payload(path: Path, payload: Any) -> dict:
         raise CheckpointError(path, "bad 'vocab': expected a list of token strings")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload["state_dict"].items()):
         raise CheckpointError(path, "bad 'state_dict': expected parameter names mapped to tensors only")
+    pruning = payload.get("pruning")
+    if pruning is not None:
+        if (not isinstance(pruning, dict) or not isinstance(pruning.get("info"), dict)
+                or not isinstance(pruning.get("masks"), dict)
+                or not all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.dtype == torch.bool
+                           for k, v in pruning["masks"].items())):
+            raise CheckpointError(path, "bad 'pruning': expected {'info': dict, 'masks': {parameter: bool tensor}}")
     return payload
 
 
@@ -377,8 +394,9 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model of a checkpoint (in eval mode) and return ``(model, meta)``.
 
     ``meta`` has engine, family, config, vocab, dataset, step, metrics, train_settings, versions, created,
-    run (the training run's id, None when unknown), format_version, path and sha256 (of the file's
-    bytes, for provenance). Raises :class:`CheckpointError`.
+    run (the training run's id, None when unknown), format_version, path, sha256 (of the file's
+    bytes, for provenance) and pruning (a pruned model's ``{"info", "masks"}``, else None). Raises
+    :class:`CheckpointError`.
     """
     from . import registry  # the registry imports no torch; engines are loaded on demand
 
@@ -428,6 +446,13 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(path, f"state_dict does not match the config: {_first_line(str(exc))}") from None
+    pruning = payload.get("pruning")
+    if pruning is not None:
+        shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        odd = [k for k, v in pruning["masks"].items() if shapes.get(k) != tuple(v.shape)]
+        if odd:
+            raise CheckpointError(path, f"bad 'pruning': masks that fit no parameter: {', '.join(odd[:5])}")
+        pruning = {"info": dict(pruning["info"]), "masks": dict(pruning["masks"])}
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     model.eval()
@@ -449,5 +474,6 @@ def load_checkpoint(path, *, map_location="cpu") -> tuple[nn.Module, dict]:
         "format_version": payload["version"],
         "path": str(path.resolve()),
         "sha256": sha256,
+        "pruning": pruning,  # a pruned model's {"info", "masks"} (engines/seq2seq/prune.py), else None
     }
     return model, meta

@@ -10,6 +10,8 @@
     lstmviz info FILE                                summarise a recording
     lstmviz probe FILE --label L                     linear probes per tap (with control task and baselines)
     lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
+    lstmviz prune CKPT --scheme S --fraction X --out P.pt  magnitude pruning of a seq2seq model by weight
+                                                     class (See et al.), --retrain-epochs N with masks fixed
     lstmviz perturb FILE --tap T --action A --out T.csv  re-run the live model with hidden states edited
                                                      (image recordings: also --occlude Y0,X0,Y1,X1,
                                                      or --attack lbfgs|pgd-linf|pgd-l2)
@@ -45,6 +47,7 @@ COMMANDS = {
     "annotate": "attach annotations from a CSV file to a recording",
     "perturb": "re-run the model of a recording with hidden states edited; what changes",
     "btest": "kernel two-sample B-test between two groups of states (items as the sampling unit)",
+    "prune": "magnitude-prune a seq2seq checkpoint by weight class (optionally retrain); a pruned checkpoint",
 }
 DEFAULT_MAX_SIZE = "2G"
 #: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
@@ -121,6 +124,31 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-valid", action="store_true", help="skip validation")
     p.add_argument("--quiet", action="store_true",
                    help="no progress (else a bar on a terminal, a line every few seconds otherwise)")
+    return p
+
+
+def _prune_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lstmviz prune",
+                description="Magnitude pruning of a seq2seq checkpoint by weight class (See, Luong & Manning 2016): "
+                            "class-blind (one global threshold), class-uniform (the fraction of every class) or "
+                            "class-distribution (thresholds lambda*sigma_c); optionally retrain with the masks "
+                            "fixed. Writes a checkpoint that carries its masks; `lstmviz record` of it stores the "
+                            "per-unit surviving recurrent weights in the provenance (docs/engines.md).")
+    p.add_argument("checkpoint", help="the seq2seq checkpoint to prune")
+    p.add_argument("--scheme", required=True, choices=("class-blind", "class-uniform", "class-distribution"))
+    p.add_argument("--fraction", type=float, required=True, help="fraction of the prunable weights to remove, 0..1")
+    p.add_argument("--out", "-o", required=True, help="the pruned checkpoint to write")
+    p.add_argument("--retrain-epochs", type=float, default=0.0,
+                   help="passes over the training data with the masks fixed (default 0: no retraining)")
+    p.add_argument("--retrain-lr", type=float, default=1e-3, help="Adam learning rate of retraining (default 0.001)")
+    p.add_argument("--batch-size", type=int, help="pairs per step (default: the checkpoint's training batch size)")
+    p.add_argument("--dataset", help="dataset (default: the checkpoint's, with its options)")
+    p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
+                   help="dataset option (repeatable)")
+    p.add_argument("--valid-items", type=int, default=500,
+                   help="validation pairs measured before and after (default 500; 0: no validation)")
+    p.add_argument("--seed", type=int, default=0, help="retraining seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     return p
 
 
@@ -1232,6 +1260,52 @@ def _check_output_folder(out: str) -> None:
                          "give the name of a file to write")
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.fraction <= 1.0:
+        raise UsageError(f"--fraction must be in [0, 1], got {args.fraction}")
+    if args.retrain_epochs < 0 or args.retrain_lr <= 0:
+        raise UsageError("--retrain-epochs must be >= 0 and --retrain-lr positive")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.valid_items < 0:
+        raise UsageError(f"--valid-items must be >= 0, got {args.valid_items}")
+    _check_output_folder(args.out)
+    from lstmviz.datasets import load_dataset
+    from lstmviz.engines.checkpoint import load_checkpoint
+    from lstmviz.engines.seq2seq.prune import prune_checkpoint
+
+    _, meta = load_checkpoint(args.checkpoint)
+    options = _key_values(args.dataset_options, "--dataset-option")
+    name = args.dataset or meta["dataset"]
+    if name == meta["dataset"]:
+        options = {**(meta.get("dataset_options") or {}), **options}
+    train = load_dataset(name, "train", **options) if args.retrain_epochs else None
+    valid = load_dataset(name, "valid", **options) if args.valid_items else None
+    try:
+        with progress_task("prune", unit="steps", quiet=args.quiet) as task:
+            report = prune_checkpoint(args.checkpoint, args.out, scheme=args.scheme, fraction=args.fraction,
+                                      dataset_train=train, dataset_valid=valid, retrain_epochs=args.retrain_epochs,
+                                      retrain_lr=args.retrain_lr, batch_size=args.batch_size,
+                                      valid_items=args.valid_items or None, seed=args.seed, task=task)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    info = report["pruning"]
+    _say(f"wrote {args.out}: {args.scheme}, removed {info['removed_fraction']:.1%} of "
+         f"{sum(info['sizes'].values()):,} weights" + (f" (lambda {info['lambda']:.4g})" if info["lambda"] else ""))
+    _say(f"  {'class':<16} {'weights':>9} {'removed':>8} {'threshold':>10}")
+    for cls, size in info["sizes"].items():
+        t = info["thresholds"][cls]
+        _say(f"  {cls:<16} {size:>9,} {info['removed'][cls] / max(size, 1):>8.1%} "
+             f"{'-' if t is None else f'{t:.4g}':>10}")
+    for label, key in (("before", "before"), ("pruned", "after_prune"), ("retrained", "after")):
+        m = report[key]
+        if m is None or (key == "after" and report["retrain"] is None):
+            continue
+        _say(f"  {label:<10} valid loss {m['loss']:.4f}  token accuracy {m['token_accuracy']:.4f}  "
+             f"greedy exact {m['exact']:.4f}")
+    return 0
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from lstmviz.recording.size_estimate import parse_size
 
@@ -1276,6 +1350,10 @@ def cmd_record(args: argparse.Namespace) -> int:
             sha256=meta["sha256"], checkpoint_step=meta["step"], train_metrics=meta.get("metrics", {}),
             trained_on=meta["dataset"],
         )
+        if meta.get("pruning"):  # a pruned model: which units keep their recurrent weights (docs/engines.md)
+            from lstmviz.engines.seq2seq.prune import pruning_provenance
+
+            provenance["pruning"] = pruning_provenance(model, meta["pruning"])
         family = meta["family"]
         _check_data_fits(meta, dataset, dataset_name, options, model_path)
         if len(run) > 1:
@@ -1532,9 +1610,10 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 # ---------------------------------------------------------------------------------------------- main
 
 _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
-            "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser}
+            "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser,
+            "prune": _prune_parser}
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
-             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest}
+             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune}
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 

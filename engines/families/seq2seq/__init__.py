@@ -10,7 +10,9 @@
   ``model.beam_search(src, src_lengths, beam=, max_len=, length_penalty=)`` (lists of token ids without
   bos/eos); see ``engines/seq2seq/attention.py`` for the reference engine;
 - training (:mod:`.objective`): teacher-forced NLL of ``tgt_out`` with pads ignored, ``batch_size`` pairs
-  per step; validation: loss, token accuracy, exact-sequence accuracy of greedy decoding;
+  per step; validation: loss, token accuracy, exact-sequence accuracy of greedy decoding; with the
+  settings ``distill=word|seq`` and ``teacher=CKPT``, Kim & Rush's knowledge distillation
+  (``engines/seq2seq/distill.py``);
 - contract: :mod:`.contract`.
 
 Nothing here imports torch.
@@ -113,6 +115,11 @@ FAMILY = Family(
     train_settings={
         "valid_items": None,  # validate on the first N validation pairs (None: all)
         "valid_decode": True,  # also greedy-decode the validation pairs (exact-sequence accuracy)
+        # knowledge distillation (Kim & Rush 2016; engines/seq2seq/distill.py)
+        "distill": "none",  # "none", "word" (word-KD, interpolated with NLL) or "seq" (seq-KD: teacher's beam outputs)
+        "teacher": None,  # the teacher's checkpoint (needed by distill=word|seq)
+        "distill_alpha": 0.5,  # word-KD: L = (1 - alpha) NLL + alpha word-KD
+        "distill_beam": 5,  # seq-KD: the teacher's beam
     },
     default_dataset="reverse",
 )

@@ -11,6 +11,12 @@ accuracy (arg-max under teacher forcing equals the reference token, over the sco
 ``valid_decode`` (default), the exact-sequence accuracy of greedy decoding (``model.greedy`` with
 ``max_len = len(reference) + 1``: a longer output is cut there and counts as wrong). They appear in the
 metrics as ``valid_token_accuracy`` and ``valid_exact``.
+
+Knowledge distillation (Kim & Rush 2016, :mod:`lstmviz.engines.seq2seq.distill`): ``distill="word"``
+trains on ``(1 - distill_alpha) NLL + distill_alpha word-KD`` against the per-step distribution of the
+checkpoint ``teacher`` under the gold prefix; ``distill="seq"`` replaces every training target by the
+teacher's beam-search output (beam ``distill_beam``) before the first step and trains by NLL on them.
+The teacher must have the training data's vocabulary. Validation scores the references either way.
 """
 
 from __future__ import annotations
@@ -93,6 +99,16 @@ class Seq2SeqObjective:
         need("valid_decode", isinstance(s["valid_decode"], bool) or s["valid_decode"] in (0, 1),
              "a bool (true/false or 1/0)")
         s["valid_decode"] = bool(s["valid_decode"])
+        need("distill", s["distill"] in ("none", "word", "seq"), "none, word or seq")
+        need("teacher", s["teacher"] is None or (isinstance(s["teacher"], str) and s["teacher"] != ""),
+             "a checkpoint path or None")
+        need("teacher", s["distill"] == "none" or s["teacher"] is not None,
+             f"a checkpoint path (distill={s['distill']} needs a teacher)")
+        need("distill_alpha", isinstance(s["distill_alpha"], (int, float)) and not isinstance(s["distill_alpha"], bool)
+             and 0 <= s["distill_alpha"] <= 1, "a number in [0, 1]")
+        need("distill_beam", is_int(s["distill_beam"]) and s["distill_beam"] >= 1, "a positive int")
+        s["distill_alpha"] = float(s["distill_alpha"])
+        s["distill_beam"] = int(s["distill_beam"])
 
     def prepare(self, dataset_train, dataset_valid, settings: dict, device) -> None:
         data = describe_dataset(dataset_train)
@@ -112,6 +128,30 @@ class Seq2SeqObjective:
         self.device = device
         self.order: list[int] = []
         self.last: dict[str, float] = {}
+        self.distill, self.teacher, self.teacher_sha256 = settings["distill"], None, None
+        self.alpha = settings["distill_alpha"]
+        if self.distill != "none":
+            self._prepare_distillation(settings, dataset_train, device)
+
+    def _prepare_distillation(self, settings: dict, dataset_train, device) -> None:
+        from lstmviz.engines.checkpoint import load_checkpoint
+        from lstmviz.engines.seq2seq.distill import seq_kd_pairs
+
+        teacher, meta = load_checkpoint(settings["teacher"], map_location=device)
+        if meta["family"] != "seq2seq":
+            raise ValueError(f"teacher {settings['teacher']}: a checkpoint of the {meta['family']!r} family, "
+                             "expected a seq2seq model")
+        if [str(t) for t in meta["vocab"]] != [str(t) for t in dataset_train.vocab]:
+            raise ValueError(f"teacher {settings['teacher']}: trained with another vocabulary than the training data")
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher_sha256 = meta["sha256"]
+        if self.distill == "seq":
+            self.train_pairs = seq_kd_pairs(teacher, self.train_pairs, beam=settings["distill_beam"],
+                                            batch_size=max(self.batch_size, 64))
+        else:
+            self.teacher = teacher
 
     def _next_batch(self) -> Seq2SeqBatch:
         chosen = []
@@ -123,6 +163,12 @@ class Seq2SeqObjective:
 
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         batch = self._next_batch()
+        if self.teacher is not None:  # word-KD
+            if hasattr(model, "loss"):
+                raise ValueError(f"{type(model).__name__} trains by its own loss(); it cannot be word-distilled")
+            from lstmviz.engines.seq2seq.distill import word_kd_step
+
+            return word_kd_step(model, self.teacher, batch, self.alpha)
         if hasattr(model, "loss"):
             return model.loss(batch)
         loss, _ = nll(model, batch)
@@ -136,4 +182,7 @@ class Seq2SeqObjective:
 
     def metrics(self) -> dict:
         """The last validation's token accuracy and exact-sequence accuracy (None before one)."""
-        return {"valid_token_accuracy": self.last.get("token_accuracy"), "valid_exact": self.last.get("exact")}
+        out = {"valid_token_accuracy": self.last.get("token_accuracy"), "valid_exact": self.last.get("exact")}
+        if self.distill != "none":
+            out["distill_teacher_sha256"] = self.teacher_sha256
+        return out
