@@ -122,3 +122,40 @@ def test_the_decoders_states_are_drawn_beside_the_matrix_on_its_rows(qtbot, atte
         np.testing.assert_array_equal(panel.states, rec.item_states("decoder/attn_hidden", 2))
     panel.set_step(1)
     assert panel.states_frame.rect().top() == 1 and panel.states_frame.rect().width() == panel.states.shape[1]
+
+
+@pytest.fixture
+def fifo(tmp_path, monkeypatch):
+    from hostile_recordings import FifoWatch
+
+    monkeypatch.chdir(tmp_path)  # Qt resolves <img src=x.fifo> against the working directory
+    watch = FifoWatch(tmp_path)
+    yield watch
+    watch.stop()
+
+
+def test_hostile_tokens_and_tap_names_are_shown_as_text_and_open_nothing(qtbot, window, tmp_path, fifo):
+    from hostile_recordings import HOSTILE
+
+    from lstmviz.recording import RecordingWriter
+
+    path = tmp_path / "hostile-s2s.h5"
+    vocab = ["<pad>", "<bos>", "<eos>", HOSTILE, "a"]
+    with RecordingWriter(path, vocab=vocab) as w:
+        w.add_axis("decoder", tokens=True)
+        w.add_tap("enc", 2)
+        w.add_tap("decoder/attention", 3, axis="decoder", units_are="positions")
+        w.add_tap(f"{HOSTILE}/h", 2, axis="decoder", description=HOSTILE)
+        attention = np.array([[0.1, 0.8, 0.1], [0.5, 0.25, 0.25]], np.float32)
+        w.append_item(np.array([3, 4, 3]), {"enc": np.zeros((3, 2), np.float32), "decoder/attention": attention,
+                                            f"{HOSTILE}/h": np.ones((2, 2), np.float32)},
+                      axis_tokens={"decoder": np.array([3, 2])})
+    assert window.open_file(path)
+    window.show_panel("attention")
+    panel = window.panels["attention"]
+    assert panel.decoder == [HOSTILE, "<eos>"] and panel.state_combo.currentText() == f"{HOSTILE}/h"
+    panel.set_step(1)
+    panel.set_step(0)
+    assert HOSTILE not in panel.summary.text() and "&lt;img" in panel.summary.text()
+    panel.grab()
+    assert fifo.stop() == 0  # nothing opened the FIFO

@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.analysis.attention import attention_matrix
+from lstmviz.qt.plain_text import escape
 from lstmviz.recording import RecordingError
 
 NO_RECORDING = "No recording is open."
@@ -83,6 +84,7 @@ class AttentionPanel(QtWidgets.QWidget):
         self.step_spin.setToolTip("The decoder step whose attention is drawn below (click a row, or Up/Down)")
         self.step_spin.valueChanged.connect(self.set_step)
         self.summary = QtWidgets.QLabel()
+        self.summary.setTextFormat(QtCore.Qt.TextFormat.RichText)  # ours, with every token escaped
         self.summary.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
 
         controls = QtWidgets.QHBoxLayout()
@@ -163,6 +165,7 @@ class AttentionPanel(QtWidgets.QWidget):
         self.plots.scene().sigMouseClicked.connect(self._clicked)
 
         self.message = QtWidgets.QLabel()
+        self.message.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # it may quote a tap name or an error
         self.message.setWordWrap(True)
         self.message.setAlignment(QtCore.Qt.AlignCenter)
         self.stack = QtWidgets.QStackedWidget()
@@ -304,7 +307,7 @@ class AttentionPanel(QtWidgets.QWidget):
         self.states_image.setRect(QtCore.QRectF(0, 0, self.states.shape[1], steps))
         self.states_bar.setLevels((-bound, bound))
         self.states_plot.setXRange(0, self.states.shape[1], padding=0)
-        self.states_plot.setLabel("bottom", f"unit of {name}")
+        self.states_plot.setLabel("bottom", f"unit of {escape(name)}")
 
     def _draw_step(self) -> None:
         steps, width = self.matrix.shape
@@ -324,9 +327,10 @@ class AttentionPanel(QtWidgets.QWidget):
         entropy = float(-(p * np.log(p)).sum()) if len(p) else 0.0
         exact = self._item_label("exact")
         self.summary.setText(
-            f"item {self.item}: step {self.step} emits <b>{self.decoder[self.step]}</b> · most attention on source "
-            f"{top} <b>{self.source[top] if top < len(self.source) else '?'}</b> ({row[top]:.2f}) · entropy "
-            f"{entropy:.2f} nats (uniform {math.log(max(width, 1)):.2f})" + (f" · exact: {exact}" if exact else ""))
+            f"item {self.item}: step {self.step} emits <b>{escape(self.decoder[self.step])}</b> · most attention on "
+            f"source {top} <b>{escape(self.source[top]) if top < len(self.source) else '?'}</b> ({row[top]:.2f}) · "
+            f"entropy {entropy:.2f} nats (uniform {math.log(max(width, 1)):.2f})"
+            + (f" · exact: {escape(exact)}" if exact else ""))
 
     def _item_label(self, name: str) -> str | None:
         recording = self.workspace.recording

@@ -235,6 +235,7 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         self.set_style_combo.currentIndexChanged.connect(lambda _i: self._fill_set_view())
         self.set_view = SetView()
         self.set_legend = QtWidgets.QLabel()
+        self.set_legend.setTextFormat(QtCore.Qt.TextFormat.RichText)  # ours, every name escaped
         self.set_legend.setWordWrap(True)
         set_scroll = QtWidgets.QScrollArea()
         set_scroll.setWidgetResizable(True)
@@ -664,14 +665,14 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             rows = data.set_rows(recording, tap, self.item)
         except expected_errors() as exc:
             self.set_view.clear()
-            self.set_legend.setText(f"Cannot read {tap} for image {self.item}: {describe(exc)}")
+            self.set_legend.setText(f"Cannot read {html.escape(tap)} for image {self.item}: {html.escape(describe(exc))}")
             return
         self.set_view.show_rows(rows, self.set_style_combo.currentData() or "auto")
         info = recording.taps[tap]
         absent = int(rows.absent.sum())
         lo, hi = self.set_view.levels
         self.set_legend.setText(
-            f"<b>{tap}</b>, image {self.item}: {_count(len(rows), 'member')} × {_count(info.units, 'unit')}, "
+            f"<b>{html.escape(tap)}</b>, image {self.item}: {_count(len(rows), 'member')} × {_count(info.units, 'unit')}, "
             f"one scale {lo:.3g} .. {hi:.3g} (this image)"
             + (f"; {absent} absent (greyed)" if absent else "")
             + (f"<br><span style='color:#666'>{html.escape(info.description)}</span>" if info.description else ""))

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from lstmviz.qt.plain_text import literal
+
 STYLES = ("auto", "strip", "bars")
 STYLE_TITLES = {"auto": "automatic", "strip": "heat strip", "bars": "bars"}
 BARS_MAX_UNITS = 8
@@ -122,6 +124,7 @@ class MemberRow(QtWidgets.QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.name_label = QtWidgets.QLabel()
+        self.name_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # a member name comes from the file
         self.name_label.setMinimumWidth(70)
         self.name_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.values = MemberValues()
@@ -133,8 +136,8 @@ class MemberRow(QtWidgets.QWidget):
     def show_member(self, name: str, values, levels, style: str, absent: bool) -> None:
         self.name_label.setText(f"{name} (absent)" if absent else name)
         self.name_label.setStyleSheet("color: #999" if absent else "")
-        self.name_label.setToolTip(f"{name}: no row or all zeros in this image (a member the input lacks)"
-                                   if absent else name)
+        self.name_label.setToolTip(literal(f"{name}: no row or all zeros in this image (a member the input lacks)"
+                                           if absent else name))
         self.values.set_values(values, levels, style, absent)
 
 

@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtWidgets
 
 from lstmviz.errors import describe
 from lstmviz.qt.errors import report_exception
-from lstmviz.qt.plain_text import escape
+from lstmviz.qt.plain_text import escape, literal
 
 CHANNEL = "btest"
 BADGE_IDLE = "B-test vs background: match first."
@@ -201,14 +201,14 @@ class BTestRow(QtWidgets.QWidget):
             text, tip = summary(comparison, "B-test vs background")
             self.comparison = comparison
             self.badge.setText(text)
-            self.badge.setToolTip(tip)
+            self.badge.setToolTip(literal(tip))
             self.badge_changed.emit(comparison)
         else:
             g = comparison.groups
             text, tip = summary(comparison, f"{g.name_a} vs {g.name_b.split('=', 1)[-1]}")
             self.classes_comparison = comparison
             self.classes_label.setText(text)
-            self.classes_label.setToolTip(tip)
+            self.classes_label.setToolTip(literal(tip))
             self.classes_changed.emit(comparison)
 
     def _failed(self, exc) -> None:
@@ -222,7 +222,7 @@ class BTestRow(QtWidgets.QWidget):
         else:
             label.setText(f"{what} failed: {describe(exc)}")
             report_exception(exc, "Cannot run the B-test", self.notify)
-        label.setToolTip(label.text())
+        label.setToolTip(literal(label.text()))
         self._emit_none(kind)
 
     def _cancelled(self) -> None:
