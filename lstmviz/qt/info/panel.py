@@ -25,7 +25,11 @@ _EMPTY_HTML = (
 
 
 #: Provenance keys not listed: their content is shown elsewhere in the panel (annotations, taps).
-_PROVENANCE_HIDDEN = {"dataset_details", "signals", "vocab"}
+_PROVENANCE_HIDDEN = {"dataset_details", "signals", "vocab", "pruning"}
+#: eight levels of a per-unit sparkline (0 .. 1)
+_SPARKS = "▁▂▃▄▅▆▇█"
+#: units per sparkline row (a row is prefixed with its first unit)
+_SPARK_ROW = 32
 #: Longer values are cut; `lstmviz info FILE` prints them whole.
 _MAX_VALUE_CHARS = 90
 
@@ -77,6 +81,10 @@ def recording_html(recording) -> str:
     out.append("<h4>Provenance</h4>")
     out.append(_table(rows) if rows else "<p style='color:#666'>none recorded</p>")
 
+    pruning = (recording.provenance or {}).get("pruning")
+    if isinstance(pruning, dict):
+        out.append(pruning_html(pruning))
+
     out.append("<h4>Taps</h4>")
     tap_rows = []
     for info in recording.taps.values():
@@ -105,6 +113,41 @@ def recording_html(recording) -> str:
             for label, (r, g, b) in grouped_legend(list(info.labels), colors):
                 swatches.append(f"<span style='color:rgb({r},{g},{b}); font-size:large'>■</span>&nbsp;{_esc(label)}")
             out.append("<p style='margin-top:0'>" + " &nbsp; ".join(swatches) + "</p>")
+    return "\n".join(out)
+
+
+def sparkline(values) -> str:
+    """One character per value in 0 .. 1, from ▁ (0) to █ (1)."""
+    chars = []
+    for v in values:
+        v = min(max(float(v), 0.0), 1.0)
+        chars.append(_SPARKS[min(int(v * len(_SPARKS)), len(_SPARKS) - 1)])
+    return "".join(chars)
+
+
+def pruning_html(pruning: dict) -> str:
+    """The Pruning section: scheme and share removed, and per LSTM layer which units keep their recurrent
+    weights (``surviving_recurrent``: per unit, the share of its incoming recurrent weights not pruned) as a
+    sparkline over the units, with the mean and the least-kept units."""
+    removed = pruning.get("removed_fraction", pruning.get("fraction"))
+    head = f"scheme <b>{_esc(str(pruning.get('scheme', '?')))}</b>"
+    if isinstance(removed, int | float):
+        head += f", {100 * float(removed):.1f}% of the prunable weights removed"
+    out = ["<h4>Pruning</h4>", f"<p style='margin-top:0'>{head}</p>"]
+    surviving = pruning.get("surviving_recurrent") or {}
+    if surviving:
+        out.append(f"<p style='color:#666; margin-bottom:2px'>per unit, {_SPARK_ROW} to a row (each row starts "
+                   "with its first unit): the share of its incoming recurrent weights kept, ▁ none … █ all</p>")
+    for layer, values in surviving.items():
+        values = [float(v) for v in values]
+        if not values:
+            continue
+        order = sorted(range(len(values)), key=lambda j: (values[j], j))[:5]
+        least = ", ".join(f"{j} ({100 * values[j]:.0f}%)" for j in order)
+        lines = "<br>".join(f"<tt>{j:>3} {sparkline(values[j : j + _SPARK_ROW])}</tt>".replace(" ", "&nbsp;")
+                            for j in range(0, len(values), _SPARK_ROW))
+        out.append(f"<p style='margin-bottom:0'><b>{_esc(layer)}</b>: mean {100 * sum(values) / len(values):.0f}% "
+                   f"kept<br>{lines}<br><span style='color:#666'>fewest kept: {least}</span></p>")
     return "\n".join(out)
 
 
