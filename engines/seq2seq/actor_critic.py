@@ -56,6 +56,10 @@ Choices the paper leaves open or that differ from it, written down:
   with its own weights and embedding (sizes ``critic_*``, default: the actor's);
 - the critic's source is ``Y`` followed by ``<eos>`` (never empty), its decoder reads ``<bos> ŷ``;
 - losses are means over emitted tokens, not sums; the variance penalty runs over ``A`` only;
+- ``critic_init``: ``"random"`` (default, as in the paper: the critic starts from its own random
+  weights) or ``"actor"`` (NOT in the paper): with ``init``, the critic's embedding, encoder, decoder
+  and attention start as copies of the LL actor's, only its output layer (the value head ``Q̂``) is
+  fresh — a critic that already reads and aligns like the actor, for short runs (docs/engines.md);
 - ``init`` (a checkpoint path) is read once, when training starts (``prepare_training``), never when a
   ``seq2seq-ac`` checkpoint is loaded; the checkpoint must be a ``seq2seq-attn`` (or ``seq2seq-ac``)
   model with this model's actor sizes and the training data's vocabulary;
@@ -101,6 +105,7 @@ from ..spec import EngineSpec, Paper
 from .attention import DECODER_AXIS, Seq2SeqAttention
 
 REWARDS = ("bleu", "edit")
+CRITIC_INITS = ("random", "actor")
 SAMPLE_EXTRA = 4  # sampled outputs have at most max |Y| + 1 + SAMPLE_EXTRA tokens
 
 
@@ -261,10 +266,13 @@ class ActorCritic(nn.Module):
                  dropout: float = 0.0, init_range: float = 0.1, critic_embedding_size: int | None = None,
                  critic_hidden_size: int | None = None, critic_layers: int | None = None, reward: str = "bleu",
                  bleu_order: int = 4, variance_penalty: float = 1e-3, tau: float = 1e-3,
-                 critic_pretrain_steps: int = 200, ll_weight: float = 0.0, init: str | None = None):
+                 critic_pretrain_steps: int = 200, ll_weight: float = 0.0, init: str | None = None,
+                 critic_init: str = "random"):
         super().__init__()
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        if critic_init not in CRITIC_INITS:
+            raise ValueError(f"critic_init must be one of {', '.join(CRITIC_INITS)}, got {critic_init!r}")
         if not 0 < tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         if variance_penalty < 0 or ll_weight < 0 or int(critic_pretrain_steps) < 0 or int(bleu_order) < 1:
@@ -276,7 +284,7 @@ class ActorCritic(nn.Module):
         self.reward, self.bleu_order = reward, int(bleu_order)
         self.variance_penalty, self.tau, self.ll_weight = float(variance_penalty), float(tau), float(ll_weight)
         self.critic_pretrain_steps = int(critic_pretrain_steps)
-        self.init = init
+        self.init, self.critic_init = init, critic_init
         self.q_tap = _ScalarTap("critic/q", signal="q", layout=STEP, axis=DECODER_AXIS,
                                 description="critic value Q(y_{t+1}; y_<=t, Y) of the token emitted at row t")
         self.reward_tap = _ScalarTap("critic/reward", signal="reward", layout=STEP, axis=DECODER_AXIS,
@@ -509,7 +517,15 @@ class ActorCritic(nn.Module):
                 raise ValueError(f"init={self.init}: the checkpoint's actor has {key}={theirs}, this model {mine}; "
                                  f"pass --set {key}={theirs}")
         ref = next(self.actor.parameters())
-        self.actor.load_state_dict({k: v.to(ref) for k, v in model.state_dict().items()})
+        state = {k: v.to(ref) for k, v in model.state_dict().items()}
+        self.actor.load_state_dict(state)
+        if self.critic_init == "actor":  # the critic reads like the LL actor; its value head stays fresh
+            for key in ("embedding_size", "hidden_size", "num_layers"):
+                if getattr(self.critic, key) != getattr(self.actor, key):
+                    raise ValueError(f"critic_init=actor needs the critic's sizes equal to the actor's; critic "
+                                     f"{key}={getattr(self.critic, key)}, actor {getattr(self.actor, key)}")
+            head = {k: v for k, v in self.critic.state_dict().items() if k.startswith("output.")}
+            self.critic.load_state_dict({**state, **head})
         self.sync_delayed()
 
 
@@ -528,7 +544,7 @@ SPEC = EngineSpec(
     build=ActorCritic,
     default_config={"embedding_size": 32, "hidden_size": 64, "num_layers": 2, "init_range": 0.1, "reward": "bleu",
                     "bleu_order": 4, "variance_penalty": 1e-3, "tau": 1e-3, "critic_pretrain_steps": 200,
-                    "ll_weight": 0.0, "init": None},
+                    "ll_weight": 0.0, "init": None, "critic_init": "random"},
     taps=("encoder/layer{layer}/h", "encoder/layer{layer}/c", "decoder/layer{layer}/h", "decoder/layer{layer}/c",
           "decoder/attn_hidden", "decoder/attention", "critic/h", "critic/q", "critic/reward", "critic/advantage"),
     default_dataset="spelling",

@@ -257,6 +257,16 @@ def test_init_loads_an_ll_trained_actor_and_refuses_other_sizes(tmp_path):
     for name, value in ll_state.items():
         assert torch.equal(model.actor.state_dict()[name], value)
         assert torch.equal(getattr(model, model._buffer_name("actor", name)), value)  # p' starts as p
+    # critic_init=actor: the critic reads like the LL actor, its value head (output layer) stays fresh
+    torch.manual_seed(0)
+    copied = registry.get("seq2seq-ac").build_model(Seq2SeqData(vocab_size=len(train_set.vocab)),
+                                                    **{**registry.get("seq2seq-ac").default_config, **config,
+                                                       "init": str(ll), "critic_init": "actor"})
+    head = {k: v.clone() for k, v in copied.critic.state_dict().items() if k.startswith("output.")}
+    copied.prepare_training(train_set)
+    for name, value in copied.critic.state_dict().items():
+        assert torch.equal(value, head[name] if name.startswith("output.") else ll_state[name]), name
+    assert not torch.equal(head["output.weight"], ll_state["output.weight"])
     wrong = registry.get("seq2seq-ac").build_model(Seq2SeqData(vocab_size=len(train_set.vocab)),
                                                    **{**registry.get("seq2seq-ac").default_config, **config,
                                                       "hidden_size": 7, "init": str(ll)})
