@@ -19,6 +19,10 @@ Per seed, on ``spelling`` (``--words`` lexicon words of 3–8 letters over 26 le
    ``AC/actor`` — the critic's encoder/decoder start as copies of the LL actor's, its value head fresh
    (``critic_init=actor``, not in the paper: a critic that can tell tokens apart after a short pre-training).
 
+With ``--ll-weight`` > 0 (the paper's optional LL term in the actor's loss) a third baseline ``LL-ft`` is the
+LL checkpoint fine-tuned by the LL term alone with the AC run's optimiser and batches (:func:`ll_finetune`),
+so that a gain of AC+LL is not credited to the critic when the LL term alone gives it.
+
 Each model greedy-decodes the test split (``--test`` pairs); printed: exact-word accuracy, character
 accuracy ``1 − CER`` (CER = total Levenshtein edits / total reference characters) and the mean smoothed
 sentence BLEU (the reward's BLEU+1, order 4), per seed and averaged, and the sign of AC − LL and AC − LL+;
@@ -91,6 +95,32 @@ def critic_quality(model, pairs) -> dict:
     return {"critic_top1": float(top1.sum() / rows.sum()), "q_gap": float(gap[rows].mean())}
 
 
+def ll_finetune(path, train_set, a):
+    """The control for an AC run with an LL term: the LL checkpoint fine-tuned by teacher-forced NLL alone with
+    the AC run's optimiser (Adam ``--lr``, clip 1) on the batches of its joint phase (the same objective, seed
+    and batch order; the critic phase's batches are drawn and skipped)."""
+    import torch
+
+    from lstmviz.engines.checkpoint import load_checkpoint
+    from lstmviz.engines.families.seq2seq.objective import Seq2SeqObjective, nll
+
+    model = load_checkpoint(path)[0].train()
+    objective = Seq2SeqObjective()
+    objective.prepare(train_set, None, {"valid_items": None, "batch_size": 32, "valid_decode": False,
+                                        "seed": a.seed}, torch.device("cpu"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
+    for step in range(a.critic_steps + a.joint_steps):
+        batch = objective._next_batch()
+        if step < a.critic_steps:
+            continue
+        loss, _ = nll(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    return model
+
+
 def run_seed(args_dict: dict) -> dict:
     import torch
 
@@ -118,6 +148,8 @@ def run_seed(args_dict: dict) -> dict:
         ll_at = kept_checkpoint_path(ll, a.ll_steps)
         out["LL"] = evaluate(load_checkpoint(ll_at)[0], test_pairs)
         out["LL+"] = evaluate(load_checkpoint(ll)[0], test_pairs)
+        if a.ll_weight:
+            out["LL-ft"] = evaluate(ll_finetune(ll_at, train_set, a), test_pairs)
         out["ac_seconds"] = 0.0
         for variant in a.variants.split(","):
             t = time.perf_counter()
@@ -162,7 +194,8 @@ def main() -> None:
     print(f"spelling: {args.words} words, 20% noise; LL {args.ll_steps} steps, then {args.critic_steps} critic + "
           f"{args.joint_steps} joint AC steps (tau {args.tau}, lr {args.lr}, lambda {args.variance_penalty}, "
           f"ll_weight {args.ll_weight}); greedy on {args.test} test pairs")
-    names = ["LL", "LL+", *(f"AC/{v}" for v in args.variants.split(","))]
+    names = ["LL", "LL+", *(["LL-ft"] if args.ll_weight else []), *(f"AC/{v}" for v in args.variants.split(","))]
+    bases = ["LL", "LL+", *(["LL-ft"] if args.ll_weight else [])]
     print(f"{'seed':>4} {'model':>9} {'exact':>7} {'char acc':>9} {'BLEU':>7}")
     for r in results:
         for name in names:
@@ -172,11 +205,11 @@ def main() -> None:
              for name in names}
     for name, m in means.items():
         print(f"mean {name:>9} {m['exact']:7.3f} {m['char_acc']:9.3f} {m['bleu']:7.3f}")
-    for ac in names[2:]:
+    for ac in names[len(bases):]:
         print(f"{ac} critic at the end: best token = reference token on " + ", ".join(
             f"{r[ac]['critic_top1']:.3f}" for r in results) + " of the reference rows (chance ~0.037); "
             "Q(reference) - mean Q = " + ", ".join(f"{r[ac]['q_gap']:+.3f}" for r in results) + " (per seed)")
-        for base in ("LL", "LL+"):
+        for base in bases:
             diffs = {k: [r[ac][k] - r[base][k] for r in results] for k in ("exact", "char_acc", "bleu")}
             wins = {k: sum(d > 0 for d in v) for k, v in diffs.items()}
             print(f"{ac} - {base:<3}: " + ", ".join(f"{k} {np.mean(v):+.3f} (better in {wins[k]}/{len(results)} seeds)"
