@@ -7,8 +7,9 @@ split is the same on every machine. Vocabulary: ``<pad> <bos> <eos>`` (ids 0, 1,
 ``reverse``
     source: a random string of ``min_length .. max_length`` symbols (uniform) over an alphabet of
     ``symbols`` letters ``a b c ...``; target: the source reversed. A known answer: source position
-    ``i`` of an item of length ``n`` is emitted at decoder step ``n - 1 - i``, so a correct attention is
-    the anti-diagonal. Position annotations: ``from_end`` (``n - 1 - i``, the decoder step that copies
+    ``i`` of an item of length ``n`` is emitted at decoder step ``n - 1 - i``, so an attention on the
+    emitted token is the anti-diagonal (a trained model may sit one position off: docs/engines.md,
+    ``seq2seq-attn``). Position annotations: ``from_end`` (``n - 1 - i``, the decoder step that copies
     the token) and ``symbol``; item annotation ``source_length``.
 
 ``translit``

@@ -13,6 +13,8 @@
     lstmviz perturb FILE --tap T --action A --out T.csv  re-run the live model with hidden states edited
                                                      (image recordings: also --occlude Y0,X0,Y1,X1,
                                                      or --attack lbfgs|pgd-linf|pgd-l2)
+    lstmviz btest FILE --tap T --groups ANNOT=A,B    B-test: do two groups of states differ in distribution
+                                                     (one vector per item; BH over several --tap)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -42,8 +44,11 @@ COMMANDS = {
     "probe": "fit linear probes per tap for an annotation",
     "annotate": "attach annotations from a CSV file to a recording",
     "perturb": "re-run the model of a recording with hidden states edited; what changes",
+    "btest": "kernel two-sample B-test between two groups of states (items as the sampling unit)",
 }
 DEFAULT_MAX_SIZE = "2G"
+#: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
+FEW_BLOCKS = 10
 
 
 class _Parser(argparse.ArgumentParser):
@@ -308,6 +313,137 @@ def _probe_text(report) -> str:
                      f"{', '.join(unconverged)}; {'their' if len(unconverged) > 1 else 'its'} accuracy may "
                      f"be a little low")
     return "\n".join(lines)
+
+
+def _btest_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lstmviz btest",
+        description="Kernel two-sample B-test (Zaremba, Gretton, Blaschko 2013) between two groups of states "
+                    "of a recording, per tap: does the distribution of the states differ? Items are the "
+                    "sampling unit: each item gives one vector (a random row of it in the group, or the mean "
+                    "of those rows), and an item with rows in both groups serves one group only. Several "
+                    "--tap: the decisions are corrected over the taps (Benjamini-Hochberg at --alpha).")
+    p.add_argument("file", help="recording file")
+    p.add_argument("--tap", dest="taps", action="append", required=True, metavar="T",
+                   help="tap to test (repeatable)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--groups", metavar="ANNOT=A,B",
+                   help="two labels of a categorical annotation (per item: any tap; per position: taps on "
+                        "the main axis)")
+    g.add_argument("--rows-a", metavar="FILE.npy", help="rows of group A on the taps' axis (with --rows-b)")
+    p.add_argument("--rows-b", metavar="FILE.npy", help="rows of group B on the taps' axis")
+    p.add_argument("--units", metavar="LIST", help="only these units of every tap, e.g. '0,3,5-7'")
+    p.add_argument("--block-size", type=int, metavar="B", help="block size (default: floor(sqrt(n)))")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of each test and of the BH correction")
+    p.add_argument("--per-item", choices=("sample", "mean"), default="sample",
+                   help="one random row per item (default) or the mean of the item's rows in the group")
+    p.add_argument("--seed", type=int, default=0, help="seed of the item sampling and the blocks (default 0)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    return p
+
+
+def _load_rows(path: str, option: str):
+    import numpy as np
+
+    if not Path(path).is_file():
+        raise UsageError(f"{option}: no such file: {path}")
+    try:
+        rows = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{option}: {path} is not a .npy array of rows ({one_line(exc)})") from None
+    if rows.dtype.kind not in "iu":
+        raise UsageError(f"{option}: {path} must hold integer row numbers, got dtype {rows.dtype}")
+    return rows.ravel()
+
+
+def _finite(v):
+    import math
+
+    return v if isinstance(v, (bool, int)) or math.isfinite(v) else None
+
+
+def _btest_table(comparison, file: str) -> str:
+    g = comparison.groups
+    lines = [f"B-test {g.name_a} vs {g.name_b} in {file}: {g.description}",
+             f"one vector per item ({comparison.per_item}), alpha {comparison.alpha:g}, seed {comparison.seed}"
+             + (f", units {','.join(map(str, comparison.units))}" if comparison.units else "")]
+    width = max(len(t.tap) for t in comparison.tests + (type("T", (), {"tap": "tap"}),))
+    lines.append(f"  {'tap':<{width}}  items A/B      n    B  statistic   std.err   p-value   BH p     decision")
+    for t in comparison.tests:
+        r = t.result
+        decision = "differ" if t.reject_bh else ("n/a (1 block)" if r.n_blocks == 1 else "no difference")
+        lines.append(f"  {t.tap:<{width}}  {t.items_a:>4}/{t.items_b:<4}  {r.n:>5} {r.block_size:>4}  "
+                     f"{r.statistic:9.3g}  {r.std_error:8.2g}  {r.p_value:8.2g}  {t.adjusted_p:8.2g}  {decision}")
+        if t.dropped:
+            lines.append(f"  note: {t.tap}: {t.dropped} item vector(s) held NaN or inf and were left out")
+    few = min(t.result.n_blocks for t in comparison.tests)
+    if 1 < few < FEW_BLOCKS:
+        lines.append(f"note: {few} blocks only: the normal approximation behind the p-value is rough, so read "
+                     f"very small p-values as 'far beyond chance', not as exact (more items give more blocks)")
+    if len(comparison.tests) > 1:
+        lines.append(f"decisions: Benjamini-Hochberg over {len(comparison.tests)} taps at q = {comparison.alpha:g}")
+    return "\n".join(lines)
+
+
+def cmd_btest(args: argparse.Namespace) -> int:
+    from lstmviz.analysis.btest_groups import annotation_groups, compare_groups, row_groups
+    from lstmviz.analysis.unit_spec import parse_units
+    from lstmviz.recording import open_recording
+
+    if not Path(args.file).exists():
+        raise UsageError(f"no such file: {args.file}")
+    if (args.rows_a is None) != (args.rows_b is None):
+        raise UsageError("--rows-a and --rows-b go together")
+    if args.block_size is not None and args.block_size < 2:
+        raise UsageError(f"--block-size must be at least 2, got {args.block_size}")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must lie between 0 and 1, got {args.alpha}")
+    with open_recording(args.file) as rec:
+        unknown = [t for t in args.taps if t not in rec.taps]
+        if unknown:
+            raise UsageError(f"--tap: {args.file} has no tap {unknown[0]!r}; it has {', '.join(rec.taps)}")
+        units = None
+        if args.units:
+            narrowest = min(rec.taps[t].units for t in args.taps)
+            try:
+                units = parse_units(args.units, narrowest, f"the narrowest tap given ({narrowest} units)")
+            except ValueError as exc:
+                raise UsageError(f"--units: {exc}") from None
+        try:
+            if args.groups is not None:
+                name, sep, labels = args.groups.partition("=")
+                label_a, comma, label_b = labels.partition(",")
+                if not (sep and comma and name and label_a and label_b):
+                    raise UsageError(f"--groups must look like ANNOT=LABEL_A,LABEL_B, got {args.groups!r}")
+                groups = annotation_groups(rec, name, label_a, label_b)
+            else:
+                axes = {rec.taps[t].axis for t in args.taps}
+                if len(axes) > 1:
+                    raise UsageError(f"--rows-a/--rows-b are rows of one axis, but the taps lie on "
+                                     f"{', '.join(sorted(axes))}; test them one axis at a time")
+                groups = row_groups(_load_rows(args.rows_a, "--rows-a"), _load_rows(args.rows_b, "--rows-b"),
+                                    axes.pop(), names=(Path(args.rows_a).stem, Path(args.rows_b).stem))
+            comparison = compare_groups(rec, args.taps, groups, units=units, per_item=args.per_item,
+                                        block_size=args.block_size, alpha=args.alpha, seed=args.seed)
+        except ValueError as exc:
+            raise UsageError(one_line(exc)) from None
+    if args.json:
+        g = comparison.groups
+        out = {"file": str(args.file), "group_a": g.name_a, "group_b": g.name_b, "description": g.description,
+               "per_item": comparison.per_item, "units": list(units) if units else None,
+               "alpha": comparison.alpha, "seed": comparison.seed, "tests": []}
+        for t in comparison.tests:
+            r = t.result
+            out["tests"].append({
+                "tap": t.tap, "items_a": t.items_a, "items_b": t.items_b, "dropped": t.dropped,
+                "n": r.n, "block_size": r.block_size, "n_blocks": r.n_blocks, "bandwidth": r.bandwidth,
+                "statistic": _finite(r.statistic), "std_error": _finite(r.std_error),
+                "p_value": _finite(r.p_value), "reject": r.reject,
+                "adjusted_p": _finite(t.adjusted_p), "reject_bh": t.reject_bh})
+        print(json.dumps(out, indent=1))
+    else:
+        _say(_btest_table(comparison, args.file))
+    return 0
 
 
 def _perturb_parser() -> argparse.ArgumentParser:
@@ -1186,7 +1322,8 @@ def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size:
 def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
     """`lstmviz record` of an engine of the seq2seq family: source tokens on the main axis, decoder steps on
     the axis ``decoder`` (the reference, or the greedy / beam output with --decode)."""
-    from lstmviz.recording.seq2seq_recorder import record_seq2seq
+    from lstmviz.recording.seq2seq_recorder import estimate_seq2seq_bytes, record_seq2seq
+    from lstmviz.recording.size_estimate import format_bytes
 
     if checkpoints:
         raise UsageError("several checkpoints of a seq2seq engine cannot be recorded into one file yet; record "
@@ -1195,6 +1332,12 @@ def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_siz
         raise UsageError(f"--beam must be positive, got {args.beam}")
     if args.max_len is not None and args.max_len < 1:
         raise UsageError(f"--max-len must be positive, got {args.max_len}")
+    size = estimate_seq2seq_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
+    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
+    if size > max_size:
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: record fewer pairs (--max-items) or signals (--signals), or "
+                         f"allow it with --max-size {_size_argument(size)}")
     with progress_task("recording", unit="pairs", quiet=args.quiet) as task:
         out = record_seq2seq(model, dataset, args.out, decode=args.decode, beam=args.beam, max_len=args.max_len,
                              length_penalty=args.length_penalty, signals=args.signals, batch_size=args.batch_size,
@@ -1343,9 +1486,9 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 # ---------------------------------------------------------------------------------------------- main
 
 _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
-            "annotate": _annotate_parser, "perturb": _perturb_parser}
+            "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser}
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
-             "annotate": cmd_annotate, "perturb": cmd_perturb}
+             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest}
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 

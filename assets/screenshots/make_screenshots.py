@@ -16,6 +16,10 @@
   its units' heatmap, and the top-activating digits for them; image-perturb.png: the same digit with the
   box over its upper-middle (rows 1-5, columns 2-6) occluded by zeros by the live model (Perturb tab): the Δ
   map of every layer on one scale, the input before and after, and the class probabilities
+- image-set.png: the Image panel's Sets tab on a HeMIS model (``lstmviz train hemis --steps 300 --set
+  modality_names=noisy,blurred,edges,inverted``, trained here into a temporary folder, about a minute, then
+  ``lstmviz record ... --split test --max-items 60``): test image 3's ``modalities`` tap, the four modalities'
+  mean-pooled back-end embeddings side by side as heat strips on one colour scale
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -128,6 +132,30 @@ def image_perturb_window(app, png: Path) -> None:
     _close(app, window)
 
 
+def image_set_window(app, png: Path) -> None:
+    import tempfile
+
+    from lstmviz.cli import main as lstmviz_main
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint, recording = Path(folder) / "hemis.pt", Path(folder) / "hemis.h5"
+        for argv in (["train", "hemis", "--steps", "300", "--set", "modality_names=noisy,blurred,edges,inverted",
+                      "--out", str(checkpoint), "--quiet"],
+                     ["record", str(checkpoint), "--split", "test", "--max-items", "60", "--out", str(recording)]):
+            if lstmviz_main(argv) != 0:
+                raise SystemExit(f"lstmviz {' '.join(argv)} failed")
+        window = _window(app, (1600, 1000))
+        window.open_file(recording)
+        window.show()
+        panel = window.panels["image"]
+        window.workspace.go_to_item(3)
+        panel.set_item(3)
+        panel.show_set_tap("modalities")
+        app.processEvents()
+        panel.grab().save(str(png))
+        _close(app, window)
+
+
 def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
@@ -171,6 +199,8 @@ def main() -> None:
     print("wrote image.png")
     image_perturb_window(app, HERE / "image-perturb.png")
     print("wrote image-perturb.png")
+    image_set_window(app, HERE / "image-set.png")
+    print("wrote image-set.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")

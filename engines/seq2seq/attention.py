@@ -32,6 +32,8 @@ Choices the paper leaves open or that differ from it, written down:
   ``-inf`` so their weights are exactly 0 and the memory at pads is never read.
 - ``<pad>`` and ``<bos>`` are never emitted by :meth:`greedy` / :meth:`beam_search` (their logits are
   masked), the decoder's first input is ``<bos>``; decoding stops at ``<eos>``.
+- ``input_feeding=False`` (an ablation, not the paper's model): layer 0 of the decoder reads ``E y_{t-1}``
+  only (Luong et al.'s "global attention without feed input"); ``benchmarks/seq2seq_claims.py`` compares.
 - Dropout (``dropout``) on the embeddings, between stacked layers and on ``\tilde h_t`` before ``W_s``,
   never on the recurrent connections nor on the fed-back ``\tilde h_{t-1}``; weights uniform in
   ``[-init_range, init_range]`` (the paper: 0.1).
@@ -130,12 +132,14 @@ class Seq2SeqAttention(nn.Module):
     ``model(src [B, S], src_lengths [B], tgt_in [B, T]) -> logits [B, T, V]`` (teacher forced: ``tgt_in``
     starts with ``<bos>``); :meth:`encode`, :meth:`initial_state`, :meth:`decode_step` (one step, used by
     every decoder), :meth:`greedy`, :meth:`beam_search`. Uses h_t, c_t, tanh, sigma as in the docstring.
+    The decoders run as called: call ``model.eval()`` (no dropout) and wrap them in ``torch.no_grad()`` for
+    inference; with autograd on, :meth:`decode_step` is differentiable (sampling-based training can use it).
     """
 
     pad_id, bos_id, eos_id = PAD, BOS, EOS
 
     def __init__(self, vocab_size: int, embedding_size: int = 64, hidden_size: int = 128, num_layers: int = 2,
-                 dropout: float = 0.0, init_range: float = 0.1):
+                 dropout: float = 0.0, init_range: float = 0.1, input_feeding: bool = True):
         super().__init__()
         if num_layers < 1 or hidden_size < 1 or embedding_size < 1:
             raise ValueError("num_layers, hidden_size and embedding_size must be positive")
@@ -144,10 +148,12 @@ class Seq2SeqAttention(nn.Module):
         self.vocab_size, self.embedding_size = int(vocab_size), int(embedding_size)
         self.hidden_size, self.num_layers = int(hidden_size), int(num_layers)
         self.dropout_p = float(dropout)
+        self.input_feeding = bool(input_feeding)
         H, E, L = self.hidden_size, self.embedding_size, self.num_layers
         self.embedding = nn.Embedding(vocab_size, E)  # shared by encoder and decoder
         self.encoder_layers = nn.ModuleList(LSTMLayer(E if l == 0 else H, H) for l in range(L))
-        self.decoder_layers = nn.ModuleList(LSTMLayer(E + H if l == 0 else H, H) for l in range(L))
+        first = E + H if self.input_feeding else E
+        self.decoder_layers = nn.ModuleList(LSTMLayer(first if l == 0 else H, H) for l in range(L))
         self.attn_W = nn.Linear(H, H, bias=False)  # W_a of the general score
         self.attn_combine = nn.Linear(2 * H, H, bias=False)  # W_c
         self.output = nn.Linear(H, vocab_size)  # W_s, b_s
@@ -223,7 +229,7 @@ class Seq2SeqAttention(nn.Module):
 
         ``step`` is the decoder position (passed to the taps)."""
         x = self.dropout(self.embedding(y_prev))
-        inp = torch.cat([x, state.feed], dim=1)  # input feeding: h~_{t-1} enters step t
+        inp = torch.cat([x, state.feed], dim=1) if self.input_feeding else x  # input feeding: h~_{t-1} enters step t
         hs, cs = [], []
         for l, layer in enumerate(self.decoder_layers):
             taps = self.decoder_taps[l]
@@ -376,5 +382,8 @@ SPEC = EngineSpec(
           "decoder/attn_hidden", "decoder/attention"),
     default_dataset="reverse",
     train_defaults={"steps": 2000, "batch_size": 64, "lr": 2e-3, "optimizer": "adam", "clip": 1.0,
-                    "dropout": 0.0, "eval_every": 500, "seed": 0},
+                    "dropout": 0.0, "eval_every": 500, "seed": 0,
+                    # a small model stepped in Python: a second torch thread only adds waiting on shared cores
+                    # (2000 steps on reverse: 65 s with 1 thread, 117 s with 2, same weights and metrics)
+                    "threads": 1},
 )

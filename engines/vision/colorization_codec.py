@@ -32,7 +32,13 @@ every pixel takes the stored branch of its region. Both run the same determinist
 **forward(images)** (the image family's regression contract, no side information): if ``model.indices`` is
 ``None`` (default) the per-pixel **mean of the K hypotheses**; an int ``k``: branch ``k`` everywhere (forcing a
 branch); a tensor ``[B, R]`` (or ``[R]``, broadcast over the batch) of region indices: :meth:`decode` with them.
-Tap ``chroma`` holds what forward returns.
+Tap ``chroma`` holds what forward returns. Tap ``branches_mean`` (SET, axis ``branch``, members ``b0 .. b{K−1}``,
+``K`` rows per image) holds, per branch ``k``, the hypothesis averaged over the image, ``mean_p ĉ_k(p)``
+(``C_t`` units: for ``digits-chroma`` the mean Cb and Cr), and one more unit ``share_k``: the branch's weight in
+what forward returned, averaged over the pixels (``1/K`` for every branch in the default mean; 1 for a forced
+branch, 0 for the others; with region indices the share of pixels whose region selected ``k``). The arg-min branch
+needs the true chroma, which forward does not have, so a recording of forward shows the share of the output,
+not of the encoder's choice. A read-out: nothing downstream uses its value.
 
 Choices the paper leaves open, fixed here (docs/engines.md): trunk = dilated full-resolution blocks (every map's
 geometry is an exact :func:`conv_chain`); one 3×3 hidden block per branch; default ``K = 4``; default ``region = 4``
@@ -51,9 +57,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from lstmviz.engines.families.image.api import ConvStep, ImageAxis, Switch, checked_settings, conv_chain
+from lstmviz.engines.families.image.api import ConvStep, ImageAxis, Switch, checked_settings, conv_chain, set_axis
 from lstmviz.engines.spec import EngineSpec, Paper
-from lstmviz.hooks import IMAGE, Tap
+from lstmviz.hooks import IMAGE, SET, Tap
 
 ENGINE = "colorization-codec"
 
@@ -135,6 +141,10 @@ class ColorizationCodec(nn.Module):
         self.chroma_tap = Tap("chroma", signal="prediction", layout=IMAGE, axis="hypotheses",
                               description="forward's output: mean of the hypotheses, or the branch(es) of "
                                           "model.indices when set")
+        self.branches_tap = Tap("branches_mean", signal="branches", layout=SET, axis="branch",
+                                description=f"per branch b0 .. b{self.K - 1}: its chroma hypothesis averaged over "
+                                            f"the image ({self.num_classes} units, one per target channel), then "
+                                            f"its share of forward's output (1/K each for the mean)")
         self.reset_heads()
 
     @torch.no_grad()
@@ -159,6 +169,7 @@ class ColorizationCodec(nn.Module):
         branch = [*self._trunk_steps(layers), ConvStep(3, 1, 1)]
         axes["branches"] = conv_chain(height, width, branch)
         axes["hypotheses"] = conv_chain(height, width, [*branch, ConvStep(1)])
+        axes["branch"] = set_axis([f"b{k}" for k in range(self.K)])
         return axes
 
     def num_regions(self, height: int, width: int, region: int | None = None) -> int:
@@ -223,14 +234,23 @@ class ColorizationCodec(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         hyp = self.hypotheses(images)
+        b, k, _, h, w = hyp.shape
         if self.indices is None:
             out = hyp.mean(1)
+            share = hyp.new_full((b, k), 1.0 / k)
         elif isinstance(self.indices, int):
             if not 0 <= self.indices < self.K:
                 raise ValueError(f"expected model.indices in 0 .. {self.K - 1}, got {self.indices}")
             out = hyp[:, self.indices]
+            share = hyp.new_zeros((b, k))
+            share[:, self.indices] = 1.0
         else:
             out = self._select(hyp, self.indices, self.region)
+            ids, _ = region_ids(h, w, self.region, hyp.device)
+            chosen = torch.as_tensor(self.indices, device=hyp.device).long()
+            chosen = chosen.expand(b, -1) if chosen.dim() == 1 else chosen
+            share = nn.functional.one_hot(chosen[:, ids], k).to(hyp.dtype).mean(1)  # [B, K]
+        self.branches_tap(torch.cat([hyp.mean(dim=(3, 4)), share[:, :, None]], dim=2))  # [B, K, C_t + 1]
         return self.chroma_tap(out)
 
     def loss(self, images: Tensor, batch: dict) -> tuple[Tensor, int]:
@@ -265,7 +285,7 @@ SPEC = EngineSpec(
     build=build,
     default_config={"hidden_size": 16, "num_layers": 4, "K": 4, "region": 4, "relax": 0.0, "init_spread": 0.1},
     default_dataset="digits-chroma",
-    taps=("trunk{layer}", "branch*", "hypotheses", "chroma"),  # branch0 .. branch{K-1}
+    taps=("trunk{layer}", "branch*", "branches_mean", "hypotheses", "chroma"),  # branch*: branch0 .. branch{K-1}
     train_defaults={"steps": 800, "batch_size": 32, "lr": 0.005, "eval_every": 100, "optimizer": "adam",
                     "clip": 5.0, "seed": 0},
 )

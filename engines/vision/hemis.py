@@ -51,9 +51,16 @@ Choices the paper leaves open or that differ from it (written down, as issue 17 
   ``t`` is the buffer ``steps_seen``, the number of training-mode ``loss`` calls so far (saved with the
   checkpoint). In eval mode ``loss`` uses ``model.available`` (validation on all modalities by default).
 - **Taps.** ``backend_{k}`` (IMAGE, one axis per modality, named like the tap; ``SPEC.taps`` writes it
-  ``backend_{layer}``, the registry's placeholder, which here counts modalities), ``mu`` and ``s2`` (IMAGE, axis
-  ``abstraction``), ``front0`` and ``front1`` (IMAGE, their own axes), ``logits`` (IMAGE, axis ``logits``: the
-  per-pixel class scores, all 11 as units, as ``seg-cnn``'s ``logits``). No SCALAR tap.
+  ``backend_{layer}``, the registry's placeholder, which here counts modalities), ``modalities`` (SET, axis
+  ``modality``: one row per modality, ``M`` rows per image, row ``k`` = ``mean_{y,x} g_k(x_k)``, the spatially
+  mean-pooled back-end map, ``C = hidden_size`` units; so the per-modality embeddings of one image sit side by
+  side in the Image dock's Sets tab), ``mu`` and ``s2`` (IMAGE, axis ``abstraction``), ``front0`` and ``front1``
+  (IMAGE, their own axes), ``logits`` (IMAGE, axis ``logits``: the per-pixel class scores, all 11 as units, as
+  ``seg-cnn``'s ``logits``). No SCALAR tap. The ``modalities`` tap is a read-out: nothing downstream uses its
+  value, so editing it changes nothing. A modality the example lacks keeps its row, all zeros (its back-end map
+  is zeros there); the set axis's member names are ``modality_names`` (a sequence, or one comma-separated
+  string, of ``M`` names; default ``m0 .. m{M-1}``, since the model does not know its data set; for
+  ``digits-modalities`` pass ``noisy,blurred,edges,inverted``).
 """
 
 from __future__ import annotations
@@ -66,9 +73,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmviz.engines.families.image.api import ConvStep, ImageAxis, Switch, checked_settings, conv_chain
+from lstmviz.engines.families.image.api import ConvStep, ImageAxis, Switch, checked_settings, conv_chain, set_axis
 from lstmviz.engines.spec import EngineSpec, Paper
-from lstmviz.hooks import IMAGE, Tap
+from lstmviz.hooks import IMAGE, SET, Tap
 
 ENGINE = "hemis"
 BACKEND_STEPS = (ConvStep(3, 1, 1), ConvStep(3, 1, 1))
@@ -112,12 +119,26 @@ def _as_mask(available: Any, batch: int, modalities: int, device) -> Tensor:
     return a.to(device)
 
 
+def _modality_names(names, modalities: int) -> tuple[str, ...]:
+    """``names`` (a sequence or one comma-separated string; None: ``m0 .. m{M-1}``) as ``M`` distinct names."""
+    if names is None:
+        return tuple(f"m{k}" for k in range(modalities))
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",")]
+    out = tuple(str(n) for n in names)
+    if len(out) != modalities or len(set(out)) != len(out) or not all(out):
+        raise ValueError(f"expected modality_names to be {modalities} distinct non-empty names (one per modality), "
+                         f"got {list(out)}")
+    return out
+
+
 class HeMIS(nn.Module):
     """Per-modality back-ends, mean and variance over the available modalities, a front-end segmenter
     (module docstring). ``channels`` = number of modalities (one channel each)."""
 
     def __init__(self, channels: int, height: int, width: int, num_classes: int, task: str = "segmentation", *,
-                 hidden_size: int = 16, front_size: int = 32, curriculum_steps: int = 200, drop_max: float = 0.5):
+                 hidden_size: int = 16, front_size: int = 32, curriculum_steps: int = 200, drop_max: float = 0.5,
+                 modality_names=None):
         super().__init__()
         if task != "segmentation":
             raise ValueError(f"hemis segments images (task 'segmentation'), got task {task!r}")
@@ -131,6 +152,7 @@ class HeMIS(nn.Module):
         if not 0.0 <= drop_max < 1.0:
             raise ValueError(f"expected drop_max in [0, 1), got {drop_max}")
         self.channels, self.height, self.width, self.task = channels, height, width, task
+        self.modality_names = _modality_names(modality_names, channels)
         self.num_classes, self.hidden_size, self.front_size = num_classes, hidden_size, front_size
         self.curriculum_steps, self.drop_max = int(curriculum_steps), float(drop_max)
         self.backends = nn.ModuleList(
@@ -140,6 +162,9 @@ class HeMIS(nn.Module):
             Tap(f"backend_{k}", signal="backend", layer=k, layout=IMAGE, axis=f"backend_{k}",
                 description=f"modality {k}'s back-end map g_{k}(x_{k}) (zeros for examples without modality {k})")
             for k in range(channels))
+        self.modalities_tap = Tap("modalities", signal="modalities", layout=SET, axis="modality",
+                                  description=f"per modality ({', '.join(self.modality_names)}): its back-end map "
+                                              f"g_k(x_k) mean-pooled over the image (zeros for a missing modality)")
         self.mu_tap = Tap("mu", layout=IMAGE, axis="abstraction",
                           description="mean of the back-end maps over the available modalities")
         self.s2_tap = Tap("s2", layout=IMAGE, axis="abstraction",
@@ -175,7 +200,7 @@ class HeMIS(nn.Module):
         self._available = tuple(bool(v) for v in mask)
 
     def extra_repr(self) -> str:
-        return (f"modalities={self.channels}, hidden_size={self.hidden_size}, front_size={self.front_size}, "
+        return (f"modalities={self.channels} ({', '.join(self.modality_names)}), hidden_size={self.hidden_size}, front_size={self.front_size}, "
                 f"num_classes={self.num_classes}, curriculum_steps={self.curriculum_steps}, drop_max={self.drop_max}")
 
     def perturbation_switches(self) -> list[Switch]:
@@ -200,6 +225,7 @@ class HeMIS(nn.Module):
     def image_axes(self, height: int, width: int) -> dict[str, ImageAxis]:
         backend = conv_chain(height, width, BACKEND_STEPS)
         axes = {f"backend_{k}": backend for k in range(self.channels)}
+        axes["modality"] = set_axis(self.modality_names)
         axes["abstraction"] = backend
         axes["front0"] = conv_chain(height, width, BACKEND_STEPS + FRONT_STEPS[:1])
         axes["front1"] = conv_chain(height, width, BACKEND_STEPS + FRONT_STEPS)
@@ -235,7 +261,9 @@ class HeMIS(nn.Module):
         """Per-pixel logits ``[B, num_classes, H, W]`` from ``images [B, M, H, W]`` with the modalities that
         ``available`` (``[M]`` or ``[B, M]`` bool; None: ``model.available``, else all) marks present."""
         a = self.mask_for(images, available)
-        mu, s2 = abstraction(self.embed(images, a), a)
+        features = self.embed(images, a)
+        self.modalities_tap(features.mean(dim=(3, 4)))  # [B, M, C]: a read-out, nothing uses it
+        mu, s2 = abstraction(features, a)
         u = torch.cat([self.mu_tap(mu), self.s2_tap(s2)], dim=1)
         for conv, tap in zip(self.front, self.front_taps):
             u = tap(conv(u).relu())
@@ -268,9 +296,10 @@ class HeMIS(nn.Module):
 
 
 def build(channels: int, height: int, width: int, num_classes: int, task: str = "segmentation", *,
-          hidden_size: int = 16, front_size: int = 32, curriculum_steps: int = 200, drop_max: float = 0.5) -> HeMIS:
+          hidden_size: int = 16, front_size: int = 32, curriculum_steps: int = 200, drop_max: float = 0.5,
+          modality_names=None) -> HeMIS:
     return HeMIS(channels, height, width, num_classes, task, hidden_size=hidden_size, front_size=front_size,
-                 curriculum_steps=curriculum_steps, drop_max=drop_max)
+                 curriculum_steps=curriculum_steps, drop_max=drop_max, modality_names=modality_names)
 
 
 SPEC = EngineSpec(
@@ -286,7 +315,7 @@ SPEC = EngineSpec(
     ),
     build=build,
     default_config={"hidden_size": 16, "front_size": 32, "curriculum_steps": 200, "drop_max": 0.5},
-    taps=("backend_{layer}", "mu", "s2", "front0", "front1", "logits"),
+    taps=("backend_{layer}", "modalities", "mu", "s2", "front0", "front1", "logits"),
     default_dataset="digits-modalities",
     train_defaults={"steps": 1200, "batch_size": 32, "lr": 0.003, "eval_every": 200, "optimizer": "adam",
                     "clip": 5.0, "seed": 0},

@@ -8,7 +8,7 @@ reached through their :class:`~lstmviz.hooks.rnn_point.RNNPoint`.
 """
 
 from .intervene import ACTIONS, Edit, Intervention, intervene
-from .layout import GEOMETRIES, GRAPH, IMAGE, SCALAR, SEQUENCE, STEP, TOKENS, TOKENS_TIME_MAJOR, TapLayout
+from .layout import GEOMETRIES, GRAPH, IMAGE, SCALAR, SEQUENCE, SET, STEP, TOKENS, TOKENS_TIME_MAJOR, TapLayout
 from .scope import HookScope
 from .signals import SignalInfo, list_signals, select_signals, signal_catalog
 from .taps import Tap, TapDecl, find_taps
@@ -23,6 +23,7 @@ __all__ = [
     "Intervention",
     "SCALAR",
     "SEQUENCE",
+    "SET",
     "STEP",
     "SignalInfo",
     "TOKENS",

@@ -20,6 +20,8 @@ Built-in layouts:
 - :data:`GRAPH`: ``[1, nodes, units]``, one graph per call (engines of the ``graph`` family).
 - ``TapLayout(geometry="image", positions=(2, 3), units=1)``: ``[B, C, H, W]`` feature maps, positions
   in raster order (H then W).
+- :data:`SET`: ``[B, M, units]``, one position per member of a set (an image engine's modalities or branches),
+  members in the order of the axis's member names.
 """
 
 from __future__ import annotations
@@ -129,3 +131,5 @@ IMAGE = TapLayout(geometry="image", positions=(2, 3), units=1)
 """``[B, C, H, W]``: feature maps, channels are units, positions in raster order (y, then x)."""
 SCALAR = TapLayout(geometry="scalar", positions=())
 """``[B, units]``: one position per item (a fully connected layer, a pooled feature vector, the logits)."""
+SET = TapLayout(geometry="set", positions=(1,))
+"""``[B, M, units]``: one position per member of a set (row ``m`` = member ``m`` of the axis's names)."""

@@ -76,7 +76,11 @@ def load_image_model(recording, checkpoint: Path | str | None = None) -> LiveIma
     elif INPUT_TAP not in recording.taps:
         raise PerturbError(f"the recording {name} names no dataset and holds no input tap, so its images cannot be "
                            "rebuilt; from a script, use lstmviz.perturb.image.perturb_image(model, image, ...)")
-    missing = [t for t in recording.taps if t != INPUT_TAP and t not in image_taps(model)]
+    from lstmviz.hooks import find_taps
+
+    # every recorded tap must be one of the model's (set-axis taps too, though the Δ maps compare only the
+    # image and vector taps: model_taps)
+    missing = [t for t in recording.taps if t != INPUT_TAP and t not in find_taps(model)]
     if missing:
         raise CheckpointProblem("mismatch", path, f"the checkpoint's model has no tap {missing[0]!r}, which the "
                                                   f"recording holds; it is another model")

@@ -245,13 +245,17 @@ class GeometryWriter:
             pending.arrays[path] = data
 
     def store_repeated(self, writer, pending: _Pending, rows: Mapping[str, int], n: int) -> None:
-        """Push the geometry of ``n`` items that all have ``pending``'s (image and scalar axes only)."""
-        if pending.arrays or pending.edges or pending.optional:
-            raise ValueError("only image and scalar geometry can be repeated over items; append graph and set "
+        """Push the geometry of ``n`` items that all have ``pending``'s (image, scalar and set axes: a set
+        item's member ids are tiled ``n`` times)."""
+        members = {fmt.axis_path(axis, fmt.MEMBER) for axis, g in self.geometries.items() if g.kind == "set"}
+        if pending.edges or pending.optional or any(path not in members for path in pending.arrays):
+            raise ValueError("only image, scalar and set geometry can be repeated over items; append graph "
                              "items one at a time")
         self._first_stored = True
         for path, value in pending.scalars.items():
             writer._push_scalars(path, [value] * n)
+        for path, member in pending.arrays.items():
+            writer._push_array(path, np.tile(member, n))
         for axis in self._rows_total:
             self._rows_total[axis] += rows[axis] * n
 

@@ -21,10 +21,12 @@ What the file holds (docs/format.md, "Position geometry"):
   and cannot hold ``/``, so not ``target/c{k}``), each skipped when the dataset has an annotation of that name;
 - the tap ``input`` on ``positions``: the image itself, ``C`` units (the [0, 1] pixel values);
 - one axis per entry of ``model.image_axes(H, W)`` that a recorded tap lives on (``image`` geometry with
-  the feature map's stride, receptive field and offset and per item its ``ImageGeometry``, or ``scalar``:
-  one row per image);
-- every tap on its axis: ``[H' W', channels]`` per image (IMAGE layout, rows in raster order) or
-  ``[1, units]`` (SCALAR);
+  the feature map's stride, receptive field and offset and per item its ``ImageGeometry``; ``scalar``:
+  one row per image; or ``set``: the member names, and per item the same ``SetGeometry`` ``0 .. M-1``,
+  one row per member in order);
+- every tap on its axis: ``[H' W', channels]`` per image (IMAGE layout, rows in raster order),
+  ``[1, units]`` (SCALAR) or ``[M, units]`` (SET; a member the input lacks keeps its row with the values
+  the engine gives it, zeros by convention: the recorder marks nothing);
 - provenance as :func:`lstmviz.recording.recorder.record` gathers it (dataset and its options, model
   class, versions, signals) plus what the caller gives (engine, config, checkpoint path and sha256), so
   ``lstmviz record`` can rebuild the dataset.
@@ -104,13 +106,14 @@ def _check_model(model: nn.Module, dataset) -> dict:
 
 
 def _checked_signals(recorder: Recorder, axes: dict) -> dict[str, str]:
-    """``{signal: axis}``: image taps on an image axis of ``model.image_axes``, scalar taps on a scalar one."""
+    """``{signal: axis}``: image taps on an image axis of ``model.image_axes``, scalar taps on a scalar one, set
+    taps on a set one."""
     out = {}
     for name, info in recorder.infos.items():
         layout = info.layout
-        if info.kind != "tap" or layout is None or layout.geometry not in ("image", "scalar"):
+        if info.kind != "tap" or layout is None or layout.geometry not in ("image", "scalar", "set"):
             what = layout.describe() if layout is not None else "no declared layout"
-            raise ValueError(f"signal {name!r} is not an image or scalar tap ({info.kind}, {what}); an image "
+            raise ValueError(f"signal {name!r} is not an image, scalar or set tap ({info.kind}, {what}); an image "
                              f"recording holds the taps of image engines: leave it out with --signals")
         axis = info.module.axis
         if name == INPUT_TAP:
@@ -129,6 +132,12 @@ def _checked_signals(recorder: Recorder, axes: dict) -> dict[str, str]:
     if not out:
         raise ValueError("no signals selected: the model has no taps matching the given names")
     return out
+
+
+def _axis_description(axis) -> str:
+    if axis.geometry.kind == "set":
+        return f"one row per member of a set ({', '.join(axis.geometry.members)}) per image"
+    return "an image axis of the model (image_axes)" if axis.size is not None else "one row per image"
 
 
 def _masks(masks, start: int, h: int, w: int, num_classes: int) -> np.ndarray:
@@ -256,7 +265,9 @@ def record_images(
     used_axes = sorted({a for a in tap_axes.values() if a != INPUT_AXIS})
     geometry = {INPUT_AXIS: ImageGeometry(h, w)}
     for axis in used_axes:
-        if axes[axis].size is not None:
+        if axes[axis].geometry.kind == "set":
+            geometry[axis] = axes[axis].set_geometry()  # the same members 0 .. M-1 for every image
+        elif axes[axis].size is not None:
             geometry[axis] = axes[axis].size
     rows = {INPUT_AXIS: h * w, **{a: axes[a].num_positions for a in used_axes}}
 
@@ -302,8 +313,7 @@ def record_images(
                     writer.set_geometry(INPUT_AXIS, input_axis(h, w).geometry)
                     for axis in used_axes:
                         writer.add_axis(axis, geometry=axes[axis].geometry,
-                                        description="an image axis of the model (image_axes)"
-                                        if axes[axis].size is not None else "one row per image")
+                                        description=_axis_description(axes[axis]))
                     writer.add_tap(INPUT_TAP, c, description="the input image: one unit per channel, the [0, 1] "
                                                              "pixel values")
                     for name, info in recorder.infos.items():

@@ -40,6 +40,7 @@ from lstmviz.geometry import AxisGeometry
 from lstmviz.recording.writer import RecordingWriter
 from lstmviz.tasks import Task, ensure_task
 
+from .image_recorder import _keep_float, _keep_float16
 from .recorder_context import Recorder
 from .recorder_run import _provenance
 
@@ -100,7 +101,8 @@ def record_seq2seq(
     s_max = max(len(item.tokens) for item in items)
     if max_len is None:
         max_len = 2 * s_max + 10
-    recorder = Recorder(model, signals)
+    # the values are converted to the storage dtype (and checked for float16) once per batch, as they are kept
+    recorder = Recorder(model, signals, keep=_keep_float16 if np.dtype(dtype) == np.float16 else _keep_float)
     tap_axes = _tap_axes(recorder)
     specs = list(dataset.annotation_specs)
     names = {s.name for s in specs}
@@ -177,32 +179,29 @@ def record_seq2seq(
                     exact = hits.all(dim=1).tolist()
                 else:
                     exact = [o == r for o, r in zip(outputs, references)]
-                arrays = {name: value.float().cpu().numpy() if value.dtype == torch.bfloat16 else value.cpu().numpy()
-                          for name, value in states.items()}
-                for b, item in enumerate(chunk):
-                    s = len(sources[b])
-                    steps = len(feeds[b]) + 1
-                    dec_tokens = np.asarray(outputs[b] + ([EOS] if ended[b] else []), dtype=np.int64)
-                    assert len(dec_tokens) == steps
-                    item_states = {}
-                    for name, value in arrays.items():
-                        if tap_axes[name] == DECODER_AXIS:
-                            rows = value[b, :steps]
-                            if name == ATTENTION:
-                                padded = np.zeros((steps, s_max), dtype=rows.dtype)
-                                padded[:, :s] = rows[:, :s]
-                                rows = padded
-                        else:
-                            rows = value[b, :s]
-                        item_states[name] = rows
-                    annotations = {spec.name: np.asarray(item.annotations[spec.name]) for spec in position_specs}
-                    item_values = {spec.name: item.item_annotations.get(spec.name) for spec in item_specs}
-                    if "source_length" in extra_item:
-                        item_values["source_length"] = s
-                    if "exact" in extra_item:
-                        item_values["exact"] = int(bool(exact[b]))
-                    writer.append_item(sources[b], item_states, annotations or None, item_values or None,
-                                       axis_tokens={DECODER_AXIS: dec_tokens})
+                src_len = np.array([len(x) for x in sources], dtype=np.int64)
+                steps = np.array([len(f) + 1 for f in feeds], dtype=np.int64)
+                dec_tokens = np.concatenate([np.asarray(o + ([EOS] if e else []), dtype=np.int64)
+                                             for o, e in zip(outputs, ended)])
+                # rows of real positions / steps, item after item: boolean masks over [batch, time]
+                arrays = {}
+                for name, value in states.items():
+                    value = value.cpu().numpy()
+                    length = steps if tap_axes[name] == DECODER_AXIS else src_len
+                    rows = value[np.arange(value.shape[1])[None, :] < length[:, None]]
+                    if name == ATTENTION and rows.shape[1] < s_max:  # units: the source positions of the recording
+                        rows = np.concatenate([rows, np.zeros((len(rows), s_max - rows.shape[1]), rows.dtype)], 1)
+                    arrays[name] = rows
+                annotations = {spec.name: np.concatenate([np.asarray(item.annotations[spec.name]) for item in chunk])
+                               for spec in position_specs}
+                item_values = {spec.name: [item.item_annotations.get(spec.name) for item in chunk]
+                               for spec in item_specs}
+                if "source_length" in extra_item:
+                    item_values["source_length"] = src_len
+                if "exact" in extra_item:
+                    item_values["exact"] = np.array(exact, dtype=np.int64)
+                writer.append_ragged(np.concatenate(sources), src_len, arrays, annotations or None, item_values or None,
+                                     axis_lengths={DECODER_AXIS: steps}, axis_tokens={DECODER_AXIS: dec_tokens})
                 task.progress(min(start + batch_size, total), total, "recording")
         return writer.close()
     except BaseException:
@@ -214,4 +213,34 @@ def record_seq2seq(
             module.training = training
 
 
-__all__ = ["DECODER_AXIS", "MODES", "record_seq2seq"]
+def estimate_seq2seq_bytes(model: nn.Module, dataset, *, signals=None, dtype: str = "float32",
+                           max_items: int | None = None) -> int:
+    """About how many bytes the states of :func:`record_seq2seq` take: units per source token (encoder taps)
+    and per decoder step (decoder taps; the attention tap ``S_max``), with the reference's length + 1 as the
+    number of decoder steps (what teacher forcing records; decoded outputs are about as long once trained)."""
+    total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
+    if total == 0:
+        return 0
+    items = [dataset[i] for i in range(total)]
+    recorder = Recorder(model, signals)
+    tap_axes = _tap_axes(recorder)
+    first = items[0]
+    batch = batch_pairs([(first.tokens, first.target)]).to(next(model.parameters()).device)
+    extra = {"reference": [np.asarray(first.target).tolist()]} if getattr(model, "reads_reference", False) else {}
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), recorder:
+            model(batch.src, batch.src_lengths, batch.tgt_in, **extra)
+            states = recorder.collect()
+    finally:
+        model.train(was)
+    s_max = max(len(item.tokens) for item in items)
+    source_rows = sum(len(item.tokens) for item in items)
+    decoder_rows = sum(len(item.target) + 1 for item in items)
+    per_source = sum(int(v.shape[2]) for n, v in states.items() if tap_axes[n] != DECODER_AXIS)
+    per_step = sum(s_max if n == ATTENTION else int(v.shape[2]) for n, v in states.items() if tap_axes[n] == DECODER_AXIS)
+    return int((per_source * source_rows + per_step * decoder_rows) * np.dtype(dtype).itemsize)
+
+
+__all__ = ["DECODER_AXIS", "MODES", "estimate_seq2seq_bytes", "record_seq2seq"]

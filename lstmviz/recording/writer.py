@@ -436,8 +436,9 @@ class RecordingWriter:
 
         ``tokens``: ``[n, L]``; ``states[tap]``: ``[n, rows, units]`` (``rows == L`` on the main axis);
         ``annotations[name]``: ``[n, L]``; ``item_annotations[name]``: ``[n]`` values (``None`` or NaN /
-        -1 = missing); ``geometry[axis]``: one item geometry that every item has (an image or scalar
-        axis; graph and set axes, whose geometry differs per item, go through :meth:`append_item`).
+        -1 = missing); ``geometry[axis]``: one item geometry that every item has (an image, scalar or set
+        axis: a set's member ids are the same for every item; graph axes, whose geometry differs per item,
+        go through :meth:`append_item`).
         Everything is checked before anything is stored.
         """
         self._check_open("append_items")
@@ -451,7 +452,7 @@ class RecordingWriter:
             raise ValueError(f"tokens: expected [items, positions] token ids for append_items, got shape {list(t.shape)}")
         n, length = t.shape
         for axis, g in self._geometry.geometries.items():
-            if g.kind in ("graph", "set"):
+            if g.kind == "graph":
                 raise ValueError(f"append_items takes items of one geometry; axis {axis!r} is a {g.kind} axis, whose "
                                  f"items differ: append them with append_item")
         ids = self._check_tokens(t.reshape(-1))
@@ -497,6 +498,70 @@ class RecordingWriter:
         first = self._n_items
         self._n_items += n
         self._appends_per_flush = 1
+        if self._buffered_bytes >= self._flush_bytes:
+            self._flush(final=False)
+        return first
+
+    def append_ragged(self, tokens, lengths, states: Mapping[str, Any],
+                      annotations: Mapping[str, Any] | None = None,
+                      item_annotations: Mapping[str, Any] | None = None, *,
+                      axis_lengths: Mapping[str, Any] | None = None,
+                      axis_tokens: Mapping[str, Any] | None = None) -> int:
+        """Append ``n`` items of different lengths at once and return the index of the first; the same file as
+        ``n`` calls of :meth:`append_item`, checked as a whole (every axis must be a ``tokens`` axis).
+
+        ``tokens``: the items' token ids concatenated; ``lengths``: ``[n]`` main-axis rows per item;
+        ``axis_lengths[axis]``: ``[n]`` rows per item of every extra axis; ``states[tap]``: ``[rows of its
+        axis, all items, units]``; ``annotations[name]``: ``[sum of lengths]``; ``item_annotations[name]``:
+        ``[n]``; ``axis_tokens[axis]``: the ids of every axis declared with ``tokens=True``, concatenated.
+        """
+        self._check_open("append_ragged")
+        for axis, g in self._geometry.geometries.items():
+            if g.kind != "tokens":
+                raise ValueError(f"append_ragged takes items of tokens axes only; axis {axis!r} is a {g.kind} axis: "
+                                 f"append its items with append_item")
+        if self._state == "declaring":
+            self._begin()
+        counts = {fmt.MAIN_AXIS: np.asarray(lengths)}
+        given = {} if axis_lengths is None else dict(axis_lengths)
+        _check_keys("axis_lengths", given, {a: None for a in self._axes if a != fmt.MAIN_AXIS}, "extra axis")
+        counts.update({a: np.asarray(v) for a, v in given.items()})
+        n = len(counts[fmt.MAIN_AXIS])
+        for axis, c in counts.items():
+            if c.ndim != 1 or c.dtype.kind not in "iu" or len(c) != n or n == 0 or (c < 1).any():
+                raise ValueError(f"lengths of axis {axis!r}: expected {n or 'at least 1'} positive row counts (one per "
+                                 f"item; zero-length items are not allowed), got {c.tolist()}")
+        ids = self._check_tokens(tokens)
+        total = int(counts[fmt.MAIN_AXIS].sum())
+        if len(ids) != total:
+            raise ValueError(f"tokens: expected {total} token ids (the sum of lengths), got {len(ids)}")
+        rows, converted = self._check_states(states, total)
+        for axis, c in counts.items():
+            if rows.get(axis, int(c.sum())) != int(c.sum()):
+                raise ValueError(f"axis {axis!r}: the taps have {rows[axis]} rows but the lengths sum to {int(c.sum())}")
+        self._check_units_are(converted, int(counts[fmt.MAIN_AXIS].max()))
+        extra_ids = self._check_axis_tokens(axis_tokens, rows)
+        position_values = self._check_position_annotations(
+            {k: np.asarray(v).reshape(-1) for k, v in (annotations or {}).items()}, total)
+        item_values = self._check_item_annotation_arrays(item_annotations, n)
+
+        self._push_array(fmt.TOKENS, ids)
+        for axis, values in extra_ids.items():
+            self._push_array(fmt.axis_path(axis, fmt.AXIS_TOKENS), values)
+        for name, data in converted.items():
+            self._push_array(fmt.tap_path(name), data)
+        for name, values in position_values.items():
+            self._push_array(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        for name, values in item_values.items():
+            self._push_scalars(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        for axis, c in counts.items():
+            ends = self._axis_rows[axis] + np.cumsum(c.astype(np.int64))
+            self._axis_rows[axis] = int(ends[-1])
+            self._push_scalars(fmt.axis_offsets_path(axis), ends.tolist())
+            if axis in self._item_ends:
+                self._item_ends[axis].extend(ends.tolist())
+        first = self._n_items
+        self._n_items += n
         if self._buffered_bytes >= self._flush_bytes:
             self._flush(final=False)
         return first

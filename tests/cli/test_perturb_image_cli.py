@@ -156,7 +156,9 @@ def test_a_switch_drops_a_modality_and_list_prints_the_switches(hemis_recording,
     assert "switch modality2=off on 1 image" in said and "changes the model itself" in said
     rows = {r["tap"]: r for r in _rows(out)}
     with open_recording(hemis_recording) as rec:
+        assert rec.axis_geometry(rec.taps["modalities"].axis).kind == "set"  # a set tap does not stop the live model
         effect = perturb_recorded_image(load_image_model(rec), rec, 1, switches={"modality2": "off"})
+    assert "modalities" not in rows  # the Δ rows compare image and vector taps
     assert int(rows["backend_2"]["changed"]) == int(effect.changed("backend_2").sum()) > 0
     assert rows["backend_0"]["changed"] == "0" and all(r["outside"] == "0" for r in rows.values())
     assert int(rows["logits"]["pixels_changed"]) == effect.pixels_changed()

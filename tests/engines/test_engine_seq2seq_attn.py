@@ -124,3 +124,24 @@ def test_training_on_reverse_lowers_the_loss_and_reports_accuracies(tmp_path):
     model, meta = load_checkpoint(tmp_path / "m.pt")
     assert meta["family"] == "seq2seq" and meta["vocab"][:3] == ["<pad>", "<bos>", "<eos>"]
     assert meta["metrics"]["valid_exact"] == metrics["valid_exact"]
+
+
+def test_without_input_feeding_the_attentional_state_does_not_enter_the_next_step():
+    from lstmviz.hooks import HookScope, find_taps
+
+    b = batch_pairs([([3, 4, 5], [5, 4, 3]), ([4, 4], [4, 3])])
+    results = {}
+    for feeding in (True, False):
+        model = tiny(vocab_size=6, seed=4, init_range=0.5, input_feeding=feeding)
+        assert model.decoder_layers[0].input_size == (4 + 6 if feeding else 4)
+        taps = find_taps(model)
+        for edit in (False, True):
+            seen = {}
+            with HookScope() as hooks, torch.no_grad():
+                if edit:
+                    hooks.write(taps["decoder/attn_hidden"], lambda m, a, k, out: out + 0.5 if k["step"] == 0 else None)
+                hooks.read(taps["decoder/layer0/h"], lambda m, a, k, out: seen.__setitem__(k["step"], out.clone()))
+                model(b.src, b.src_lengths, b.tgt_in)
+            results[feeding, edit] = seen[1]
+    assert not torch.allclose(results[True, False], results[True, True])
+    assert torch.equal(results[False, False], results[False, True])

@@ -50,7 +50,7 @@ def make_base(path: Path) -> Path:
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 40, 12)
     with RecordingWriter(path, vocab=VOCAB, provenance={"engine": "lstm", "config": {"hidden_size": 16}}) as w:
-        w.add_axis("half", description="every second position")
+        w.add_axis("half", description="every second position", tokens=True)  # with its own tokens
         w.add_tap("layer0/h", 16, layer=0)
         w.add_tap("layer0/c", 8, layer=0, dtype="float16")
         w.add_tap("pool", 4, axis="half")
@@ -65,7 +65,7 @@ def make_base(path: Path) -> Path:
                               "pool": rng.standard_normal((m, 4))}
             w.append_item(rng.integers(0, len(VOCAB), n), states(),
                           {"pos": rng.integers(-1, 5, n), "depth": rng.standard_normal(n)},
-                          {"src": int(rng.integers(0, 3))})
+                          {"src": int(rng.integers(0, 3))}, axis_tokens={"half": rng.integers(0, len(VOCAB), m)})
             w.append_checkpoint_item("step-000001", states())
     return path
 
@@ -143,6 +143,8 @@ def read_all(path: Path) -> tuple[dict, dict]:
             "vocab": rec.vocab,
             "token ids": rec.token_ids(0, rec.n_positions).tolist(),
             "tokens": rec.tokens(0, rec.n_positions),
+            "axis tokens": {a: rec.tokens(0, rec.axis_length(a), axis=a) for a in rec.axes if a != "positions"
+                            and rec.axis_has_tokens(a)},
             "provenance": {k: v for k, v in rec.provenance.items() if k != "created"},
             "taps": {k: list(v.__dict__.values()) for k, v in rec.taps.items()},
             "annotations": {k: list(v.__dict__.values()) for k, v in rec.annotations.items()},
@@ -357,6 +359,16 @@ STRUCTURED_REFUSED = {
     "tokens 2-D": _edit(lambda f, rng, ctx: _replace(f, "tokens", f["tokens"][()].reshape(-1, 1))),
     "tokens one short": _edit(lambda f, rng, ctx: _replace(f, "tokens", f["tokens"][:-1])),
     "tokens sparse 2^33": _edit(lambda f, rng, ctx: (_sparse(f, "tokens", (2 ** 33,), np.int32, f["tokens"][()]))),
+    # the tokens of an extra axis (optional)
+    **{f"extra-axis token id {v}": _edit(_set_item("axes/half/tokens", v)) for v in (-1, len(VOCAB), 2 ** 31 - 1)},
+    **{f"extra-axis token id changed within the vocabulary #{i}": _edit(_shift_in_range("axes/half/tokens", len(VOCAB)))
+       for i in range(3)},
+    "extra-axis tokens one short": _edit(lambda f, rng, ctx: _replace(f, "axes/half/tokens",
+                                                                      f["axes/half/tokens"][:-1])),
+    "extra-axis tokens as floats": _edit(lambda f, rng, ctx: _replace(f, "axes/half/tokens",
+                                                                      f["axes/half/tokens"][()] * 1.0)),
+    "units_are unknown": _edit(_set("taps/layer0/h", "units_are", "neurons")),
+    "units_are positions on too few units": _edit(_set("taps/layer0/c", "units_are", "positions")),
     # offsets
     "offsets as floats": _edit(lambda f, rng, ctx: _replace(f, "axes/positions/item_offsets",
                                                             f["axes/positions/item_offsets"][()] * 1.0)),
@@ -603,7 +615,7 @@ STRUCTURED_SAME = {  # changes that alter nothing a user reads: refusing them wo
 def cases() -> list[tuple[str, str, object]]:
     """``(family, case id, damage)``: every case, in a fixed order (the damage draws from a seeded rng)."""
     out = [("random bit flips", f"flips #{i}", _flip_anywhere) for i in range(100)]
-    aimed = {"tokens": ["tokens"], "offsets": ["axes/positions/item_offsets", "axes/half/item_offsets"],
+    aimed = {"tokens": ["tokens", "axes/half/tokens"], "offsets": ["axes/positions/item_offsets", "axes/half/item_offsets"],
              "annotation values": ["annotations/pos/values", "annotations/depth/values", "annotations/src/values"],
              "tap values": ["taps/layer0/h", "taps/layer0/c", "taps/pool", "checkpoints/step-000001/taps/pool"]}
     for what, names in aimed.items():

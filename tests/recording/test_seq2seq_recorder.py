@@ -136,6 +136,10 @@ def test_the_cli_records_a_seq2seq_engine_with_each_decoder(tmp_path, capsys):
         with open_recording(out) as rec:
             assert rec.n_items == 6 and rec.provenance["decode"]["mode"] == mode
     assert "decoder: beam" in capsys.readouterr().out
+    refused = tmp_path / "big.h5"
+    assert main(["record", "seq2seq-attn", "--dataset", "reverse", "--dataset-option", "items=6", "--max-size", "1K",
+                 "-o", str(refused), "--quiet"]) == 2
+    assert not refused.exists() and "more than --max-size" in capsys.readouterr().err
     assert main(["record", "lstm", "--dataset", "parens", "--dataset-option", "tokens=200", "--decode", "greedy",
                  "-o", str(tmp_path / "x.h5"), "--quiet"]) == 2
 
@@ -188,3 +192,39 @@ def test_axis_tokens_are_checked_when_written_and_when_read(tmp_path):
         f["taps/att"].attrs["units_are"] = "neurons"
     with pytest.raises(RecordingError, match="units_are"):
         open_recording(bad)
+
+
+def test_append_ragged_writes_the_same_file_as_one_append_item_per_item(tmp_path):
+    rng = np.random.default_rng(0)
+    items = []
+    for n, t in ((2, 3), (1, 1), (3, 2)):
+        items.append(dict(tokens=rng.integers(3, 5, n), enc=rng.normal(size=(n, 2)), att=rng.normal(size=(t, 3)),
+                          dec=rng.integers(2, 5, t), pos=rng.normal(size=n), kind=int(rng.integers(0, 2))))
+
+    def writer(name):
+        w = _writer(tmp_path / name)
+        w.add_annotation("pos", kind="numeric")
+        w.add_annotation("kind", kind="categorical", level="item", labels=["x", "y"])
+        return w
+
+    one = writer("one.h5")
+    for it in items:
+        one.append_item(it["tokens"], {"enc": it["enc"], "att": it["att"]}, {"pos": it["pos"]}, {"kind": it["kind"]},
+                        axis_tokens={"decoder": it["dec"]})
+    ragged = writer("ragged.h5")
+    cat = lambda key: np.concatenate([it[key] for it in items])  # noqa: E731
+    with pytest.raises(ValueError, match="lengths sum to"):
+        ragged.append_ragged(cat("tokens"), [2, 1, 3], {"enc": cat("enc"), "att": cat("att")}, {"pos": cat("pos")},
+                             {"kind": [it["kind"] for it in items]}, axis_lengths={"decoder": [3, 1, 1]},
+                             axis_tokens={"decoder": cat("dec")})
+    ragged.append_ragged(cat("tokens"), [2, 1, 3], {"enc": cat("enc"), "att": cat("att")}, {"pos": cat("pos")},
+                         {"kind": [it["kind"] for it in items]}, axis_lengths={"decoder": [3, 1, 2]},
+                         axis_tokens={"decoder": cat("dec")})
+    with open_recording(one.close()) as a, open_recording(ragged.close()) as b:
+        for axis in ("positions", "decoder"):
+            assert a.axis_offsets(axis).tolist() == b.axis_offsets(axis).tolist()
+            assert a.token_ids(0, a.axis_length(axis), axis).tolist() == b.token_ids(0, b.axis_length(axis), axis).tolist()
+        for tap in ("enc", "att"):
+            np.testing.assert_array_equal(a.states(tap), b.states(tap))
+        for name in ("pos", "kind"):
+            np.testing.assert_array_equal(a.annotation(name), b.annotation(name))

@@ -9,11 +9,13 @@ A model of the family takes a batch of images and returns logits:
   (``num_classes`` = the target channels ``Ct``).
 - taps: :class:`lstmviz.hooks.Tap` modules with ``layout=IMAGE`` (a feature map ``[B, C, H', W']``:
   channels are units, the ``H' * W'`` cells are positions in raster order) or ``layout=SCALAR``
-  (``[B, units]``, one position per image: a fully connected layer, a pooled vector, the logits), and
+  (``[B, units]``, one position per image: a fully connected layer, a pooled vector, the logits) or
+  ``layout=SET`` (``[B, M, units]``: one row per member of a named set, e.g. a modality or a branch), and
   ``axis=`` the recording axis the rows go to.
 - ``model.image_axes(height, width) -> dict[str, ImageAxis]``: for every axis a tap writes to, what
   its positions are for an input of that size (an ``image`` axis: stride, receptive field and centre
-  offset in input pixels, and the feature map's size; a ``scalar`` axis: one position). The recorder
+  offset in input pixels, and the feature map's size; a ``scalar`` axis: one position; a ``set`` axis
+  (:func:`set_axis`): its member names, ``M`` rows per image, row ``m`` = member ``m``). The recorder
   stores them (format v3) without guessing; a conv tap without an entry here is refused.
   :func:`conv_chain` computes them from the layers' kernel, stride and padding.
 - optionally ``model.loss(images, batch) -> (loss, count)`` for an engine trained by its own objective
@@ -32,7 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from lstmviz.geometry import AxisGeometry, ImageGeometry
+import numpy as np
+
+from lstmviz.geometry import AxisGeometry, ImageGeometry, SetGeometry
 
 INPUT_AXIS = "positions"
 """The main axis: the input's pixels (stride 1, receptive field 1), where per-pixel annotations live."""
@@ -43,20 +47,44 @@ class ImageAxis:
     """The positions of one recording axis for one input size.
 
     Attributes:
-        geometry: the axis's geometry (``image``: stride, receptive_field, offset; or ``scalar``).
+        geometry: the axis's geometry (``image``: stride, receptive_field, offset; ``scalar``; or ``set``:
+            the member names).
         size: ``image``: the feature map's ``ImageGeometry(height, width)`` for that input size;
-            ``None`` for a ``scalar`` axis.
+            ``None`` for a ``scalar`` or ``set`` axis.
+
+    A **set axis** (``AxisGeometry(kind="set", members=names)``, built by :func:`set_axis`) has a fixed
+    number of rows per image, ``M = len(names)``: row ``m`` of every image is member ``m`` (member ids
+    ``0 .. M-1`` in order; the recorder stores that same ``SetGeometry`` for every image). Its taps have
+    layout ``SET``, ``[B, M, units]``. A member the input lacks (a HeMIS example without modality ``k``)
+    keeps its row, with the values the engine gives it (zeros by convention); nothing else marks it.
     """
 
     geometry: AxisGeometry
     size: ImageGeometry | None = None
 
+    def __post_init__(self) -> None:
+        if self.geometry.kind == "set" and self.size is not None:
+            raise ValueError("a set axis has no feature-map size (its rows are its members); leave size out")
+
     @property
     def num_positions(self) -> int:
+        if self.geometry.kind == "set":
+            return len(self.geometry.members)
         return 1 if self.size is None else self.size.num_positions
+
+    def set_geometry(self) -> SetGeometry:
+        """A set axis's item geometry: every image has members ``0 .. M-1`` in order."""
+        if self.geometry.kind != "set":
+            raise ValueError(f"a {self.geometry.kind} axis has no set members")
+        return SetGeometry(np.arange(len(self.geometry.members), dtype=np.int64))
 
 
 SCALAR_AXIS = ImageAxis(AxisGeometry(kind="scalar"))
+
+
+def set_axis(members) -> ImageAxis:
+    """A set axis with these member names (one row per member per image, in this order)."""
+    return ImageAxis(AxisGeometry(kind="set", members=tuple(members)))
 
 
 @dataclass(frozen=True)
@@ -150,5 +178,6 @@ def checked_settings(switches: Iterable[Switch], settings) -> dict[str, str]:
     return {name: sw.check(dict(settings or {}).get(name, sw.default)) for name, sw in known.items()}
 
 
-__all__ = ["ConvStep", "INPUT_AXIS", "Switch", "checked_settings", "ImageAxis", "SCALAR_AXIS", "cell_box", "conv_chain", "input_axis"]
+__all__ = ["ConvStep", "INPUT_AXIS", "Switch", "checked_settings", "ImageAxis", "SCALAR_AXIS", "cell_box", "conv_chain", "input_axis",
+           "set_axis"]
 

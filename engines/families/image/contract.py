@@ -129,7 +129,7 @@ def every_tap_fires_once_on_a_described_axis_with_its_positions(spec, tmp_path) 
         for name, tap in taps.items():
             assert any(fnmatch.fnmatchcase(name, p) for p in patterns), f"{name} is not declared in spec.taps"
             assert tap.description, name
-            assert tap.layout.geometry in ("image", "scalar"), (name, tap.layout)
+            assert tap.layout.geometry in ("image", "scalar", "set"), (name, tap.layout)
             assert len(calls[name]) == 1, f"{name} fired {len(calls[name])} times in one forward"
             shape = calls[name][0]
             assert shape[0] == 2, (name, shape)
@@ -141,6 +141,8 @@ def every_tap_fires_once_on_a_described_axis_with_its_positions(spec, tmp_path) 
             assert entry.geometry.kind == tap.layout.geometry, (name, entry.geometry.kind)
             if tap.layout.geometry == "image":
                 assert len(shape) == 4 and shape[2:] == (entry.size.height, entry.size.width), (name, shape, entry)
+            elif tap.layout.geometry == "set":  # [B, M, units]: one row per member of the axis
+                assert len(shape) == 3 and shape[1] == entry.num_positions, (name, shape, entry)
             else:
                 assert len(shape) == 2 and entry.num_positions == 1, (name, shape)
 

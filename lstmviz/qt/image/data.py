@@ -62,6 +62,49 @@ def scalar_taps(recording) -> list[str]:
     return [name for name, info in recording.taps.items() if axis_kind(recording, info.axis) == "scalar"]
 
 
+def set_taps(recording) -> list[str]:
+    """The taps on set axes (one row per named member: HeMIS's modalities, colourisation's branches)."""
+    return [name for name, info in recording.taps.items() if axis_kind(recording, info.axis) == "set"]
+
+
+class SetRows:
+    """One image's rows of a set tap, as the Sets tab shows them: ``names[r]`` and ``values[r]`` (float32
+    ``[units]``) for every row ``r`` in stored order, then every member of the axis that has no row in this
+    image (values NaN); ``absent[r]``: no row, or a row of exact zeros (the recorders' convention for a member
+    the input lacks, e.g. a HeMIS modality left out)."""
+
+    def __init__(self, names: list[str], values: np.ndarray, absent: np.ndarray):
+        self.names, self.values, self.absent = names, values, absent
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def scale(self) -> tuple[float, float]:
+        """One colour scale for every member: the range of the present members' values (0 included)."""
+        present = self.values[~self.absent]
+        finite = present[np.isfinite(present)]
+        if not finite.size:
+            return (0.0, 1.0)
+        lo, hi = min(0.0, float(finite.min())), max(0.0, float(finite.max()))
+        return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+
+def set_rows(recording, tap: str, item: int) -> SetRows:
+    """Image ``item``'s rows of set tap ``tap`` with their member names (:class:`SetRows`)."""
+    axis = tap_axis(recording, tap)
+    members = recording.axis_geometry(axis).members
+    ids = np.asarray(recording.item_geometry(int(item), axis).member, dtype=np.int64)
+    values = np.asarray(recording.item_states(tap, int(item)), dtype=np.float32)
+    seen = [int(m) for m in ids]
+    names = [members[m] if seen.count(m) == 1 else f"{members[m]} (row {r})" for r, m in enumerate(seen)]
+    missing = [m for m in range(len(members)) if m not in seen]
+    if missing:
+        names += [members[m] for m in missing]
+        values = np.concatenate([values, np.full((len(missing), values.shape[1]), np.nan, np.float32)])
+    absent = np.array([not np.any(row) or not np.isfinite(row).any() for row in values], dtype=bool)
+    return SetRows(names, values, absent)
+
+
 def tap_axis(recording, tap: str) -> str:
     return recording.taps[tap].axis
 

@@ -8,7 +8,9 @@ the ``stride × stride`` input pixels around the pixel it is centred on; with "r
 hovered cell's receptive field is outlined. The colour scale is fixed per tap and units (from the
 recording's per-unit statistics, the same for every image; see ``data.overlay_scale``) and drawn
 under the image; until the statistics are computed (a worker), the image's own range is used and the
-legend says so. Taps on scalar axes (one row per image) are listed beside it, unit by unit.
+legend says so. Taps on scalar axes (one row per image) are listed beside it, unit by unit (Vector taps), and
+taps on set axes (one row per named member: HeMIS's modalities, colourisation's branches) show the image's
+members side by side on one colour scale, as a heat strip over the units or bars (the Sets tab, ``set_view``).
 
 Brushing: a left drag draws a box; the cells whose centre lies in it go to the box Select rule
 (``image_regions.select_box_units``: on at ``ceil(tolerance·|S|)`` cells inside, off on the ring of
@@ -37,6 +39,8 @@ A missing or moved checkpoint is said with "Locate checkpoint…".
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
@@ -47,6 +51,7 @@ from lstmviz.qt.image import data
 from lstmviz.qt.image.canvas import ImageCanvas, overlay_lut
 from lstmviz.qt.image.directions import RandomDirectionBox
 from lstmviz.qt.image.perturb_box import ImagePerturbBox
+from lstmviz.qt.image.set_view import STYLE_TITLES, STYLES, SetView
 from lstmviz.qt.image.state import IMAGE_RANGES, ImageSettings
 from lstmviz.qt.image.thumbnails import ImageThumbnailGrid
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
@@ -99,6 +104,8 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
     matches_ready = QtCore.Signal(object)
     #: a perturbation's or an attack's effect arrived (``lstmviz.perturb.image.ImageEffect`` or the attack's)
     perturbed = QtCore.Signal(object)
+    #: the Sets tab shows an image's members of a set tap (item, tap)
+    set_shown = QtCore.Signal(int, str)
 
     SUPERSEDED = "The request was superseded by another request; start it again."
 
@@ -217,6 +224,33 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         sv.addWidget(labelled("Tap", self.scalar_combo))
         sv.addWidget(self.scalar_table, 1)
 
+        # set taps: the image's members side by side
+        self.set_combo = QtWidgets.QComboBox()
+        self.set_combo.setToolTip("A tap on a set axis: one row per named member (modalities, branches)")
+        self.set_combo.currentIndexChanged.connect(lambda _i: self._fill_set_view())
+        self.set_style_combo = QtWidgets.QComboBox()
+        for style in STYLES:
+            self.set_style_combo.addItem(STYLE_TITLES[style], style)
+        self.set_style_combo.setToolTip("Heat strip over the units, or bars (automatic: bars up to 8 units)")
+        self.set_style_combo.currentIndexChanged.connect(lambda _i: self._fill_set_view())
+        self.set_view = SetView()
+        self.set_legend = QtWidgets.QLabel()
+        self.set_legend.setWordWrap(True)
+        set_scroll = QtWidgets.QScrollArea()
+        set_scroll.setWidgetResizable(True)
+        set_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        set_scroll.setWidget(self.set_view)
+        sets = QtWidgets.QWidget()
+        setv = QtWidgets.QVBoxLayout(sets)
+        setv.setContentsMargins(0, 0, 0, 0)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(labelled("Tap", self.set_combo))
+        row.addWidget(labelled("Show", self.set_style_combo))
+        row.addStretch(1)
+        setv.addLayout(row)
+        setv.addWidget(self.set_legend)
+        setv.addWidget(set_scroll, 1)
+
         # top-activating images
         self.reduce_combo = QtWidgets.QComboBox()
         for reduce, title in REDUCE_TITLES.items():
@@ -263,6 +297,7 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         self.tabs.addTab(top, "Top images")
         self.tabs.addTab(matches, "Match")
         self.tabs.addTab(scalars, "Vector taps")
+        self.sets_tab = self.tabs.addTab(sets, "Sets")
         self.perturb_box = ImagePerturbBox()
         self.perturb_box.run_requested.connect(self.perturb)
         self.perturb_box.attack_requested.connect(self.attack)
@@ -400,6 +435,12 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             self.scalar_combo.clear()
             for tap in data.scalar_taps(recording):
                 self.scalar_combo.addItem(tap, tap)
+        with QtCore.QSignalBlocker(self.set_combo):
+            self.set_combo.clear()
+            for tap in data.set_taps(recording):
+                members = recording.axis_geometry(data.tap_axis(recording, tap)).members
+                self.set_combo.addItem(f"{tap} (set {data.tap_axis(recording, tap)}: {len(members)} members)", tap)
+        self.tabs.setTabEnabled(self.sets_tab, self.set_combo.count() > 0)
         self.settings_binding.model_changed(self.settings)
         self.tap_name = self.tap_combo.currentData()
         with QtCore.QSignalBlocker(self.item_spin):
@@ -498,6 +539,7 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         self._reselect()
         self._redraw_overlay()
         self._fill_scalar_table()
+        self._fill_set_view()
         self.image_shown.emit(self.item, self.tap_name or "")
 
     def _scale(self, mode, units, signs, values) -> tuple[tuple[float, float], bool]:
@@ -601,6 +643,39 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             table.setItem(u, 1, value)
         table.setSortingEnabled(True)
         table.sortItems(1, QtCore.Qt.SortOrder.DescendingOrder)
+
+    def show_set_tap(self, tap: str) -> None:
+        """Show set tap ``tap`` in the Sets tab and bring the tab forward."""
+        i = self.set_combo.findData(tap)
+        if i < 0:
+            raise ValueError(f"the recording has no set tap {tap!r}")
+        self.set_combo.setCurrentIndex(i)
+        self.tabs.setCurrentIndex(self.sets_tab)
+        self._fill_set_view()
+
+    def _fill_set_view(self) -> None:
+        recording, tap = self.workspace.recording, self.set_combo.currentData()
+        if recording is None or tap is None or not self.has_images:
+            self.set_view.clear()
+            self.set_legend.setText("This recording has no tap on a set axis (e.g. HeMIS's modalities, "
+                                    "colourisation's branches).")
+            return
+        try:
+            rows = data.set_rows(recording, tap, self.item)
+        except expected_errors() as exc:
+            self.set_view.clear()
+            self.set_legend.setText(f"Cannot read {tap} for image {self.item}: {describe(exc)}")
+            return
+        self.set_view.show_rows(rows, self.set_style_combo.currentData() or "auto")
+        info = recording.taps[tap]
+        absent = int(rows.absent.sum())
+        lo, hi = self.set_view.levels
+        self.set_legend.setText(
+            f"<b>{tap}</b>, image {self.item}: {_count(len(rows), 'member')} × {_count(info.units, 'unit')}, "
+            f"one scale {lo:.3g} .. {hi:.3g} (this image)"
+            + (f"; {absent} absent (greyed)" if absent else "")
+            + (f"<br><span style='color:#666'>{html.escape(info.description)}</span>" if info.description else ""))
+        self.set_shown.emit(self.item, tap)
 
     # ------------------------------------------------------------------ brushing and the Select rule
     def set_box(self, box) -> None:

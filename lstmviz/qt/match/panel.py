@@ -16,6 +16,11 @@ and chosen annotations under the tokens) sit beside the aggregate view (the dist
 annotation at each offset, against the corpus, computed on channel "aggregate"). Clicking a result (or
 Enter) asks the workspace to show it (``workspace.show_match``).
 
+Under the settings, the significance row (``BTestRow``) tests the shown matches against the background
+(rows outside every match, one vector per item, on the matched tap and units: the B-test of
+``analysis.btest_groups``) on channel "btest" whenever the results change, and **Test classes…** tests two
+classes of a categorical annotation on the source pane's tap.
+
 Exports: ``export_view`` (PNG/SVG/PDF: the results and the aggregate as a figure, in full), ``export_matches`` and
 ``export_aggregate`` (CSV/NPY); the actions ``export_view_action`` and ``export_data_action`` open a
 file dialog. The main window puts ``menu_actions()`` in the Match menu and opens the dock on
@@ -34,6 +39,7 @@ from lstmviz.errors import describe
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.errors import report_exception
 from lstmviz.qt.match.aggregate_view import AggregateView
+from lstmviz.qt.match.btest_row import BTestRow
 from lstmviz.qt.match.figure import FIGURE_ROWS, close_figure, match_figure
 from lstmviz.qt.match.figure import PARTS as FIGURE_PARTS
 from lstmviz.qt.match.table_model import COUNT_STRIP, MatchTableModel
@@ -183,6 +189,8 @@ class MatchPanel(TaskPanel):
         self.view.hovered.connect(self._hovered)
         self.aggregate_view = AggregateView()
         self.aggregate_view.annotation_chosen.connect(self._aggregate_chosen)
+        self.btest_row = BTestRow(self.runner, workspace.notify)
+        self.btest_row.source = self._btest_source
 
         # the controls show the panel's state in the workspace (MatchSettings) and change it
         self.settings_binding = StateBinding(self.settings_from_controls, self._show_settings, self._store_settings)
@@ -336,6 +344,7 @@ class MatchPanel(TaskPanel):
         layout.setSpacing(4)
         layout.addLayout(row1)
         layout.addLayout(row2)
+        layout.addWidget(self.btest_row)
         layout.addWidget(self.splitter, 1)
 
     def _build_actions(self) -> None:
@@ -435,6 +444,7 @@ class MatchPanel(TaskPanel):
     # ------------------------------------------------------------------ workspace changes
     def _recording_changed(self, recording=None) -> None:
         self.abandon()
+        self.btest_row.reset()
         self._index_cache.clear()
         self._set_results(None, None)
         recording = self.workspace.recording
@@ -675,6 +685,7 @@ class MatchPanel(TaskPanel):
             self._cancel_aggregate()
             self.model.set_results(None, self.workspace.recording)
             self._show_aggregate(None, [])
+            self.btest_row.clear_badge()
         else:
             q = context.query
             counter = _counter(context.index, q.units, q.signs)
@@ -682,6 +693,8 @@ class MatchPanel(TaskPanel):
             self.model.set_results(results, context.recording, counter=counter, units_total=q.k)
             self.set_status(self._result_status())
             self._start_aggregate()
+            # significance of the matches: matched rows against the background, on the matched units
+            self.btest_row.test_matches(context.recording, context.key.tap, results, q.units)
         self._refresh_paint_combo()
         self._update_legend()
         self.results_changed.emit(results)
@@ -932,6 +945,16 @@ class MatchPanel(TaskPanel):
         """Cancel this panel's running requests (call before the runner shuts down)."""
         super().shutdown()
         self._cancel_aggregate()
+        self.btest_row.shutdown()
+
+    def _btest_source(self):
+        """(recording, tap, selected units) for the B-test of two classes: the source pane's."""
+        recording, pane = self.workspace.recording, self._source
+        if recording is None or pane is None or getattr(pane, "tap", None) not in recording.taps:
+            return None
+        selection = pane.selection
+        units = None if selection is None or len(selection) == 0 else [int(u) for u in selection.units]
+        return recording, pane.tap, units
 
 
 def _has_units(pane) -> bool:

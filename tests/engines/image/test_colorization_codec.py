@@ -145,7 +145,8 @@ def test_side_channel_is_lossless_and_costs_r_times_ceil_log2_k_bits():
 def test_taps_fire_on_described_axes_and_receptive_fields_are_honest():
     model = _model(K=2, region=4, h=20, w=20, num_layers=3).eval()
     axes = model.image_axes(20, 20)
-    assert set(axes) == {"trunk0", "trunk1", "trunk2", "branches", "hypotheses"}
+    assert set(axes) == {"trunk0", "trunk1", "trunk2", "branches", "hypotheses", "branch"}
+    assert axes["branch"].geometry.kind == "set" and axes["branch"].geometry.members == ("b0", "b1")
     assert [axes[f"trunk{i}"].geometry.receptive_field[0] for i in range(3)] == [3, 7, 15]
     assert axes["branches"].geometry.receptive_field == (17, 17)
     assert axes["hypotheses"].geometry.receptive_field == (17, 17)
@@ -155,11 +156,13 @@ def test_taps_fire_on_described_axes_and_receptive_fields_are_honest():
         for tap in find_taps(model).values():
             hooks.read(tap, lambda module, args, kwargs, value: seen.__setitem__(module.name, value))
         model(x)
-    assert set(seen) == {"trunk0", "trunk1", "trunk2", "branch0", "branch1", "hypotheses", "chroma"}
+    assert set(seen) == {"trunk0", "trunk1", "trunk2", "branch0", "branch1", "hypotheses", "chroma", "branches_mean"}
     assert seen["hypotheses"].shape == (1, 4, 20, 20) and seen["branch1"].shape == (1, 4, 20, 20)
+    assert seen["branches_mean"].shape == (1, 2, 3)  # [B, K, C_t + 1] on the set axis
     taps = find_taps(model)
     for name, value in seen.items():
-        assert taps[name].axis in axes and value.shape[2:] == (20, 20), name
+        if name != "branches_mean":
+            assert taps[name].axis in axes and value.shape[2:] == (20, 20), name
     for name in ("trunk1", "branch0", "hypotheses"):
         x.grad = None
         seen[name][0, :, 10, 9].sum().backward(retain_graph=True)
@@ -204,3 +207,48 @@ def test_colour_digits_two_colours_of_a_class_share_the_luminance():
     pil = np.asarray(Image.fromarray(rgb8).convert("YCbCr"), dtype=np.float64) / 255
     ours = rgb_to_ycbcr(rgb8.transpose(2, 0, 1) / 255.0).transpose(1, 2, 0)
     assert np.abs(pil - ours).max() <= 1.5 / 255
+
+
+def _branches_mean(model, x):
+    seen = {}
+    with HookScope() as hooks, torch.no_grad():
+        hooks.read(find_taps(model)["branches_mean"],
+                   lambda module, args, kwargs, value: seen.__setitem__("v", value.clone()))
+        model(x)
+    return seen["v"]
+
+
+def test_branches_mean_holds_each_branch_mean_chroma_and_its_share_of_the_output():
+    model = _model(K=3, region=4, h=8, w=8).eval()
+    x = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        hyp = model.hypotheses(x)  # [B, K, C, H, W]
+    v = _branches_mean(model, x)
+    assert v.shape == (2, 3, 3)
+    torch.testing.assert_close(v[:, :, :2], hyp.mean(dim=(3, 4)))  # row k = branch k, in order
+    assert torch.equal(v[:, :, 2], torch.full((2, 3), 1 / 3, dtype=torch.float64))  # the mean: 1/K each
+    with model.switched({"branch": "2"}):
+        forced = _branches_mean(model, x)
+    assert forced[:, :, 2].tolist() == [[0.0, 0.0, 1.0]] * 2
+    # region indices: 4 cells of 4x4; branch 0 in one cell, branch 1 in three, branch 2 in none
+    model.indices = torch.tensor([[0, 1, 1, 1], [2, 2, 2, 2]])
+    chosen = _branches_mean(model, x)
+    model.indices = None
+    torch.testing.assert_close(chosen[:, :, 2], torch.tensor([[0.25, 0.75, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64))
+
+
+def test_branches_mean_records_on_a_set_axis_named_b0_to_bk(tmp_path):
+    from lstmviz.engines.families.image import ImageData, SampleImages
+    from lstmviz.recording.image_recorder import record_images
+    from lstmviz.recording.reader import open_recording
+
+    model = _model(K=3, region=4, h=8, w=8).float().eval()
+    data = SampleImages(ImageData(channels=1, height=8, width=8, num_classes=2, task="regression"), images=3, seed=0)
+    path = record_images(model, data, tmp_path / "c.h5", signals=["branches_mean", "chroma"])
+    x = torch.from_numpy(np.stack([data[i].image for i in range(3)]))
+    expected = _branches_mean(model, x).numpy()
+    with open_recording(path) as rec:
+        assert rec.axis_geometry("branch").members == ("b0", "b1", "b2")
+        for i in range(3):
+            assert rec.item_geometry(i, "branch").member.tolist() == [0, 1, 2]
+            np.testing.assert_allclose(rec.item_states("branches_mean", i), expected[i], rtol=1e-6)

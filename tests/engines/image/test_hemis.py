@@ -203,10 +203,14 @@ def test_a_bad_available_mask_is_refused_in_one_sentence(bad, message):
 def test_taps_fire_once_on_described_axes():
     model, x = model_and_input(batch=2)
     logits, taps = taps_of(model, x, (True, False, False, True))
-    assert set(taps) == {f"backend_{k}" for k in range(M)} | {"mu", "s2", "front0", "front1", "logits"}
+    assert set(taps) == {f"backend_{k}" for k in range(M)} | {"mu", "s2", "front0", "front1", "logits", "modalities"}
     axes = model.image_axes(H, W)
     for name, tap in find_taps(model).items():
-        assert tap.description and tap.layout.geometry == "image"
+        assert tap.description and tap.layout.geometry == ("set" if name == "modalities" else "image")
+        if name == "modalities":
+            assert axes[tap.axis].geometry.members == ("m0", "m1", "m2", "m3")
+            assert tuple(taps[name].shape) == (len(x), M, model.hidden_size)
+            continue
         entry = axes[tap.axis]
         assert tuple(taps[name].shape[2:]) == (entry.size.height, entry.size.width), name
     assert find_taps(model)["backend_2"].axis == "backend_2"
@@ -305,3 +309,33 @@ def test_modality_digits_shapes_ranges_masks_and_seeding():
     assert edges.max() == 1.0 and STROKE == 0.25
     with pytest.raises(ValueError, match="split"):
         modality_split("dev")
+
+
+def test_modalities_rows_are_each_modalitys_pooled_embedding_and_zero_when_missing():
+    model, x = model_and_input(batch=2)
+    avail = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    _, taps = taps_of(model, x, avail)
+    rows = taps["modalities"]  # [B, M, C]
+    for k in range(M):
+        torch.testing.assert_close(rows[:, k], taps[f"backend_{k}"].mean(dim=(2, 3)))
+    assert torch.equal(rows[0, 1], torch.zeros_like(rows[0, 1]))  # the missing modality: a zero row
+    assert bool((rows[1, 1] != 0).any())
+
+
+def test_modality_names_name_the_set_members_and_bad_names_are_refused(tmp_path):
+    from lstmviz.datasets.images.modalities import build_modalities
+    from lstmviz.recording.image_recorder import record_images
+    from lstmviz.recording.reader import open_recording
+
+    data = build_modalities("valid", max_images=3)
+    model = build(M, data.height, data.width, NUM_CLASSES, hidden_size=3, front_size=5,
+                  modality_names=",".join(MODALITIES)).eval()
+    path = record_images(model, data, tmp_path / "h.h5", signals=["modalities", "mu"])
+    with open_recording(path) as rec:
+        assert rec.axis_geometry("modality").members == MODALITIES
+        assert rec.item_geometry(2, "modality").member.tolist() == [0, 1, 2, 3]
+        assert rec.item_states("modalities", 2).shape == (M, 3)
+    with pytest.raises(ValueError, match="4 distinct"):
+        build(M, H, W, NUM_CLASSES, modality_names=("a", "b"))
+    with pytest.raises(ValueError, match="4 distinct"):
+        build(M, H, W, NUM_CLASSES, modality_names="a,a,b,c")
