@@ -549,5 +549,6 @@ SPEC = EngineSpec(
           "decoder/attn_hidden", "decoder/attention", "critic/h", "critic/q", "critic/reward", "critic/advantage"),
     default_dataset="spelling",
     train_defaults={"steps": 600, "batch_size": 32, "lr": 1e-3, "optimizer": "adam", "clip": 1.0,
-                    "dropout": 0.0, "eval_every": 200, "seed": 0},
+                    "dropout": 0.0, "eval_every": 200, "seed": 0,
+                    "threads": 1},  # small models stepped in Python: one torch thread, as seq2seq-attn
 )
