@@ -21,7 +21,9 @@ decoding; an item's rows past its ``<eos>`` are dropped). Beam search reorders i
 step, so it runs first without hooks and the model is then run teacher-forced on ``<bos>`` + the best
 hypothesis inside the recorder: with input feeding that pass recomputes the states the decoder had
 along that hypothesis (same inputs, same ``h~_{t-1}``). Batches of ``batch_size`` consecutive pairs
-(the same ``max_len`` for all); eval mode, no autograd.
+(the same ``max_len`` for all); eval mode, no autograd. A model with ``reads_reference = True`` (an
+actor-critic's critic reads the target, ``seq2seq-ac``) is given the items' references as ``reference=``
+in the recorded pass (``model(...)`` or ``model.greedy(...)``), so its critic taps fire along the actor's.
 """
 
 from __future__ import annotations
@@ -123,10 +125,12 @@ def record_seq2seq(
                 references = [np.asarray(item.target, dtype=np.int64).tolist() for item in chunk]
                 sources = [np.asarray(item.tokens, dtype=np.int64) for item in chunk]
                 batch = batch_pairs(zip(sources, references)).to(device)
+                # a model that reads the reference (a critic, reads_reference = True) gets it as reference=
+                extra = {"reference": references} if getattr(model, "reads_reference", False) else {}
                 if decode == "greedy":  # the taps fire while decoding: no second pass
                     with recorder:
                         recorder.clear()
-                        outputs = model.greedy(batch.src, batch.src_lengths, max_len=max_len)
+                        outputs = model.greedy(batch.src, batch.src_lengths, max_len=max_len, **extra)
                         states = recorder.collect()
                     ended = [len(o) < max_len for o in outputs]
                     feeds = [o if e else o[:-1] for o, e in zip(outputs, ended)]
@@ -142,7 +146,7 @@ def record_seq2seq(
                     if decode != "teacher-forced":
                         batch = batch_pairs(zip(sources, feeds)).to(device)
                     with recorder:
-                        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+                        logits = model(batch.src, batch.src_lengths, batch.tgt_in, **extra)
                         states = recorder.collect()
                 if writer is None:
                     writer = RecordingWriter(out, vocab=list(dataset.vocab), provenance=meta, dtype=dtype)
@@ -222,11 +226,12 @@ def estimate_seq2seq_bytes(model: nn.Module, dataset, *, signals=None, dtype: st
     tap_axes = _tap_axes(recorder)
     first = items[0]
     batch = batch_pairs([(first.tokens, first.target)]).to(next(model.parameters()).device)
+    extra = {"reference": [np.asarray(first.target).tolist()]} if getattr(model, "reads_reference", False) else {}
     was = model.training
     model.eval()
     try:
         with torch.no_grad(), recorder:
-            model(batch.src, batch.src_lengths, batch.tgt_in)
+            model(batch.src, batch.src_lengths, batch.tgt_in, **extra)
             states = recorder.collect()
     finally:
         model.train(was)

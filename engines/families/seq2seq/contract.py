@@ -6,7 +6,9 @@ models and random pairs of varied lengths (:func:`~lstmviz.engines.families.seq2
 An engine: ``model(src, src_lengths, tgt_in) -> logits [B, T, V]``, ``model.encode(src, src_lengths)``,
 ``model.initial_state(memory)``, ``model.decode_step(memory, y_prev, state, step) -> (logits [B, V], state,
 attention [B, S])``, ``model.greedy``, ``model.beam_search``; taps on the main axis (encoder, source
-positions) and on the axis ``decoder`` (decoder steps), among them ``decoder/attention``.
+positions) and on the axis ``decoder`` (decoder steps), among them ``decoder/attention``. A model with
+``reads_reference = True`` (a critic that reads the target, ``seq2seq-ac``) is called with ``reference=``
+(the target ids per item) where its taps are checked, and a tap with a ``units`` attribute has that width.
 """
 
 from __future__ import annotations
@@ -94,16 +96,19 @@ def every_declared_tap_fires_on_its_axis(spec, tmp_path) -> None:
 
     x = batch(seed=2)
     S, T = x.src.shape[1], x.tgt_in.shape[1]
+    # a model that also reads the reference (a critic: reads_reference = True) gets it, as the recorder gives it
+    extra = {"reference": x.references()} if getattr(model, "reads_reference", False) else {}
     with HookScope() as hooks:
         for name in declared:
             hooks.read(taps[name], seen)
         with torch.no_grad():
-            model(x.src, x.src_lengths, x.tgt_in)
+            model(x.src, x.src_lengths, x.tgt_in, **extra)
     for name in declared:
         tap = taps[name]
         assert tap.description, name
         if tap.axis == DECODER_AXIS:
-            units = S if name == "decoder/attention" else config["hidden_size"]
+            # a tap may declare its width (``units``: a scalar per step); else the hidden size
+            units = S if name == "decoder/attention" else getattr(tap, "units", None) or config["hidden_size"]
             assert calls[name] == [(t, (B, units)) for t in range(T)], name
         else:
             assert tap.axis == "positions", name
