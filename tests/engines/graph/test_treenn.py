@@ -4,8 +4,7 @@
 - identity init: a chain of unary operators maps the leaf vector ``a`` to about ``ReLU(a)``, a binary
   node to about ``ReLU(u * w)``; random init does not;
 - the tree read by ``prepare`` is the expression tree (pre-order, left child first);
-- trained briefly, equal expressions map close: on held-out trees the mean root-vector distance within
-  a class is well below the distance between classes.
+- trained briefly, held-out trees are classified above chance.
 """
 
 from __future__ import annotations
@@ -97,32 +96,26 @@ def test_taps_hold_phi_pre_and_subtree_logits():
     assert torch.allclose(got["node/phi"][0, inner], torch.relu(got["node/pre"][0, inner]))
 
 
-def test_trained_briefly_equal_expressions_map_close():
-    """Held-out trees: mean root distance within a class << between classes (a ratio well below 1)."""
-    train = E.build("train", max_ops=2, min_class_size=8, per_class=20)
-    test = E.build("test", max_ops=2, min_class_size=8, per_class=20)
+def test_trained_briefly_it_classifies_held_out_trees_above_chance():
+    """120 Adam steps on the 2-operator trees: held-out trees (never trained on) are classified well above
+    chance, so the root vector carries the class of an unseen expression (the embedding-distance claim on
+    the full data is measured by benchmarks/treenn_claims.py)."""
+    opts = {"max_ops": 2, "min_class_size": 8, "per_class": 20}
+    train, test = E.build("train", **opts), E.build("test", **opts)
     torch.manual_seed(0)
     m = TreeNN(train.num_features, train.num_classes, "graph", dim=12).double()
     opt = torch.optim.Adam(m.parameters(), lr=0.01)
     prepared = [(m.prepare(it), it.graph_target) for it in train]
+    held_out = [(m.prepare(it), it.graph_target) for it in test]
     rng = np.random.default_rng(0)
-
-    def ratio() -> float:
-        with torch.no_grad():
-            z = torch.stack([m.embed(m.prepare(it)) for it in test])
-        y = np.array([it.graph_target for it in test])
-        d = torch.cdist(z, z).numpy()
-        same = y[:, None] == y[None, :]
-        off = ~np.eye(len(y), dtype=bool)
-        return float(d[same & off].mean() / d[~same].mean())
-
-    before = ratio()
-    for step in range(120):
+    for _ in range(120):
         batch = rng.choice(len(prepared), size=16, replace=False)
         loss = sum(torch.nn.functional.cross_entropy(m(prepared[i][0]), torch.tensor([prepared[i][1]]))
                    for i in batch) / len(batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = ratio()
-    assert after < 0.6 and after < 0.8 * before, (before, after)
+    with torch.no_grad():
+        accuracy = np.mean([int(m(p).argmax()) == y for p, y in held_out])
+    chance = 1 / train.num_classes
+    assert accuracy > 2.5 * chance, (accuracy, chance)
