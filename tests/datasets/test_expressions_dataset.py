@@ -111,3 +111,25 @@ def test_bad_options_are_refused():
         E.build("train", max_ops=5)
     with pytest.raises(DatasetError):
         E.build("train", max_ops=1, min_class_size=1000)
+
+
+def test_registered_and_annotations_match_their_specs():
+    import json
+
+    from lstmviz.datasets import load_dataset, registry
+
+    spec = registry.get("expressions")
+    ds = load_dataset("expressions", "valid", max_ops=2, min_class_size=5)
+    assert {s.name for s in ds.annotation_specs} == set(spec.annotations)
+    specs = {s.name: s for s in ds.annotation_specs}
+    for item in ds:
+        for key, values in item.annotations.items():
+            s = specs[key]
+            assert s.level == "position" and values.shape == (len(item),)
+            if s.kind == "categorical":
+                assert values.dtype.kind == "i" and ((values >= -1) & (values < len(s.labels))).all()
+            else:
+                assert values.dtype.kind == "f"
+        assert 0 <= item.item_annotations["class"] < len(specs["class"].labels)
+    prov = json.loads(json.dumps(ds.provenance()))
+    assert prov["name"] == "expressions" and prov["prime"] == E.PRIME and prov["classes"] == list(ds.class_names)
