@@ -119,3 +119,23 @@ def test_trained_briefly_it_classifies_held_out_trees_above_chance():
         accuracy = np.mean([int(m(p).argmax()) == y for p, y in held_out])
     chance = 1 / train.num_classes
     assert accuracy > 2.5 * chance, (accuracy, chance)
+
+
+def test_recording_holds_trees_with_symbol_names_and_the_forward_states(tmp_path):
+    from lstmviz.recording import open_recording
+    from lstmviz.recording.graph_recorder import record_graph
+
+    data = E.build("test", max_ops=2, min_class_size=8, per_class=20)
+    m = TreeNN(data.num_features, data.num_classes, "graph", dim=6).eval()
+    out = record_graph(m, data, tmp_path / "trees.h5", max_items=4)
+    with open_recording(out) as rec:
+        assert rec.n_items == 4 and rec.axis_geometry("positions").kind == "graph"
+        for i in range(4):
+            item = data[i]
+            g = rec.item_geometry(i)
+            assert list(g.node_names) == [E.SYMBOLS[t] for t in item.tokens]
+            assert {tuple(e) for e in g.edges.tolist()} == {tuple(e) for e in item.geometry.edges.tolist()}
+            np.testing.assert_allclose(np.asarray(g.coordinates), np.asarray(item.geometry.coordinates))
+            with torch.no_grad():
+                phi, _ = m.node_states(m.prepare(item))
+            np.testing.assert_allclose(rec.item_states("node/phi", i), phi.numpy(), rtol=1e-6, atol=1e-6)
