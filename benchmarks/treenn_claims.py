@@ -62,13 +62,13 @@ def measure(model: TreeNN, test) -> dict:
     return out
 
 
-EMBEDDINGS = ("phi", "phi/|phi|", "softmax")
+EMBEDDINGS = ("phi", "unit-phi", "softmax")
 
 
 def embeddings(model: TreeNN, prepared: list) -> dict[str, torch.Tensor]:
-    """The root vector phi, phi scaled to unit length, and the class distribution softmax(H phi + b)."""
+    """The root vector phi, phi scaled to unit length (unit-phi), and the class distribution softmax(H phi + b)."""
     phi = torch.stack([model.embed(p) for p in prepared])
-    return {"phi": phi, "phi/|phi|": phi / phi.norm(dim=1, keepdim=True).clamp_min(1e-12),
+    return {"phi": phi, "unit-phi": phi / phi.norm(dim=1, keepdim=True).clamp_min(1e-12),
             "softmax": torch.softmax(model.head(phi), dim=1)}
 
 
