@@ -119,14 +119,14 @@ def psi(x: Tensor, kind: str, p: float, c: float, *, generator: torch.Generator 
     if p == 0.0:
         return f(x)
     u0, slope = _LINEAR[kind]
-    f_star = f(x) - u0
-    u_star = slope * x
+    fx = f(x)
+    # sgn(u*) min(|u*|, |f* + sgn(u*)|s||) + u(0) = f(x) + clip(u(x) - f(x), -|s|, |s|), because f* and u* have
+    # the sign of x and |f*| <= |u*| (for sigmoid and tanh): the noise moves f(x) towards u(x) by at most |s|
+    gap = torch.add(x, u0 / slope).mul_(slope).sub_(fx)  # u(x) - f(x)
     xi = torch.randn(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-    s = (p * c) * torch.sigmoid(x) * xi
-    sign = torch.sign(u_star)
-    out = sign * torch.minimum(u_star.abs(), (f_star + sign * s.abs()).abs()) + u0
+    s = (fx if kind == "sigmoid" else torch.sigmoid(x)).mul(xi.abs_()).mul_(p * c)  # |s| = p c sigma(x) |xi|
     low, high = _RANGE[kind]
-    return out.clamp(low, high)  # the range of f: keeps an LSTM's carried cell state bounded (see docstring)
+    return (fx + torch.minimum(torch.maximum(gap, -s), s)).clamp(low, high)  # clip to f's range (docstring)
 
 
 def _functions(*names: str) -> frozenset:

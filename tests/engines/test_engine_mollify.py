@@ -101,3 +101,19 @@ def test_noisy_activations_act_inside_the_cell_step(engine):
         linear = model(x)[0]
     assert not torch.allclose(linear, plain, atol=1e-3)
     assert torch.isfinite(linear).all()
+
+
+@pytest.mark.parametrize("kind", ["sigmoid", "tanh"])
+def test_psi_is_the_papers_formula_clipped_to_the_range_of_f(kind):
+    """psi computes f + clip(u - f, -|s|, |s|); check it against sgn(u*) min(|u*|, |f* + sgn(u*)|s||) + u(0)."""
+    x = torch.linspace(-8, 8, 401, dtype=torch.float64)
+    p, c = 0.7, 2.0
+    got = mollify.psi(x, kind, p, c, generator=torch.Generator().manual_seed(5))
+    xi = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(5))
+    f, u0, slope = (torch.sigmoid, 0.5, 0.25) if kind == "sigmoid" else (torch.tanh, 0.0, 1.0)
+    f_star, u_star, s = f(x) - u0, slope * x, p * c * torch.sigmoid(x) * xi
+    sign = torch.sign(u_star)
+    paper = sign * torch.minimum(u_star.abs(), (f_star + sign * s.abs()).abs()) + u0
+    low, high = (0.0, 1.0) if kind == "sigmoid" else (-1.0, 1.0)
+    assert torch.allclose(got, paper.clamp(low, high), atol=1e-12)
+    assert (paper.clamp(low, high) != paper).any()  # the clip is active somewhere at this noise level
