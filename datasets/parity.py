@@ -13,8 +13,6 @@ numpy's PCG64 (``np.random.default_rng``).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .base import AnnotationSpec, DatasetSpec, SequenceDataset, SequenceItem, check_int, check_split

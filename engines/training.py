@@ -9,6 +9,10 @@ A model with a method ``after_optimizer_step()`` has it called after every optim
 onto a constraint set: ``rkhs-reg``'s spectral-norm constraint). A model with ``clip_groups()`` has each
 group's gradients clipped by that group's own norm (two players sharing one optimiser: ``pf-gru``).
 
+Mollifying networks (``mollify=N``, ``mollify_c``; engines built on ``engines/recurrent/stack.py``): the
+first N steps train a mollified network whose noise level / skip probability ``p`` is annealed from 1 to 0
+(``engines/recurrent/mollify.py``); every checkpoint's metrics hold the annealing state (``metrics["mollify"]``).
+
 Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
 nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
 or holds the last *periodic* checkpoint (``checkpoint_every``), which is complete and loads cleanly.
