@@ -9,6 +9,10 @@ A model with a method ``after_optimizer_step()`` has it called after every optim
 onto a constraint set: ``rkhs-reg``'s spectral-norm constraint). A model with ``clip_groups()`` has each
 group's gradients clipped by that group's own norm (two players sharing one optimiser: ``pf-gru``).
 
+Mollifying networks (``mollify=N``, ``mollify_c``; engines built on ``engines/recurrent/stack.py``): the
+first N steps train a mollified network whose noise level / skip probability ``p`` is annealed from 1 to 0
+(``engines/recurrent/mollify.py``); every checkpoint's metrics hold the annealing state (``metrics["mollify"]``).
+
 Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
 nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
 or holds the last *periodic* checkpoint (``checkpoint_every``), which is complete and loads cleanly.
@@ -42,6 +46,8 @@ from lstmviz.tasks import Task, ensure_task
 from . import registry
 from .checkpoint import check_output_path, save_checkpoint
 from .families import Family
+from .recurrent import mollify as mollify_mod
+from .recurrent.stack import RecurrentStack
 from .spec import ConfigError
 
 #: the training settings every family shares, and their defaults; a family adds its own
@@ -61,6 +67,8 @@ SHARED_TRAIN_SETTINGS: dict[str, Any] = {
     "seed": 0,
     "device": "cpu",
     "threads": None,  # torch intra-op threads during training (None: leave torch's setting)
+    "mollify": 0,  # mollifying networks (engines/recurrent/mollify.py): anneal p from 1 to 0 over N steps (0: off)
+    "mollify_c": 1.0,  # the mollifier's noise scale c (noise std p * c * sigmoid(x))
 }
 
 
@@ -111,14 +119,18 @@ def resolve_train_settings(family: Family, engine_defaults: dict, overrides: dic
     need("optimizer", s["optimizer"] in _OPTIMIZERS, f"one of {', '.join(_OPTIMIZERS)}")
     need("device", isinstance(s["device"], str), "a device name such as 'cpu' or 'cuda'")
     need("threads", s["threads"] is None or (is_int(s["threads"]) and s["threads"] >= 1), "a positive int or None")
+    need("mollify", isinstance(s["mollify"], (int, np.integer)) and not isinstance(s["mollify"], bool)
+         and s["mollify"] >= 0, "an int >= 0 (annealing steps; 0: off)")
+    need("mollify_c", is_number(s["mollify_c"]) and s["mollify_c"] >= 0 and math.isfinite(s["mollify_c"]),
+         "a finite number >= 0")
     need("keep_checkpoints", isinstance(s["keep_checkpoints"], bool) or (is_int(s["keep_checkpoints"])
                                                                        and s["keep_checkpoints"] in (0, 1)),
          "a bool (true/false or 1/0)")
     s["keep_checkpoints"] = bool(s["keep_checkpoints"])
     family.objective_class().check_settings(s, need, is_int)
-    for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "seed"):
+    for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "seed", "mollify"):
         s[key] = int(s[key])
-    for key in ("lr", "momentum", "weight_decay"):
+    for key in ("lr", "momentum", "weight_decay", "mollify_c"):
         s[key] = float(s[key])
     s["clip"] = None if not s["clip"] else float(s["clip"])
     s["dropout"] = None if s["dropout"] is None else float(s["dropout"])
@@ -238,6 +250,13 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
     if callable(prepare) and dataset_train is not None:
         prepare(dataset_train)  # an engine fixed by statistics of its training data (label-embed's label table)
     optimizer = _make_optimizer(model, settings)
+    anneal = settings["mollify"]
+    stacks = [m for m in model.modules() if isinstance(m, RecurrentStack)] if anneal else []
+    if anneal and not stacks:
+        raise ConfigError(f"training setting 'mollify': engine {spec.name!r} has no recurrent stack "
+                          "(engines/recurrent/stack.py) to mollify; use mollify=0")
+    mollify_layers = max((len(stack) for stack in stacks), default=0)
+    last_step = [0]
     losses: list[float] = []
     best = {"loss": math.inf, "step": None}
     valid_loss = None
@@ -276,6 +295,9 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
             "best_valid_step": best["step"],
             # a family's own measures (the graph family's valid_accuracy); additive, never a shared key
             **{k: v for k, v in (objective.metrics() if hasattr(objective, "metrics") else {}).items()},
+            # the annealing state of the mollifier (engines/recurrent/mollify.py) at this checkpoint
+            **({"mollify": mollify_mod.describe(last_step[0], anneal, mollify_layers, settings["mollify_c"])}
+               if anneal else {}),
         }
 
     if settings["keep_checkpoints"]:
@@ -284,7 +306,13 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
     after_step = getattr(model, "after_optimizer_step", None)  # optional: model.after_optimizer_step()
     for step in range(1, total_steps + 1):
         tick = time.perf_counter()
-        loss, count = objective.train_step(model)
+        last_step[0] = step
+        if anneal:
+            mollifier = mollify_mod.Mollifier(mollify_mod.schedule(step, anneal, mollify_layers), settings["mollify_c"])
+            with mollify_mod.mollifying(mollifier):
+                loss, count = objective.train_step(model)
+        else:
+            loss, count = objective.train_step(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings["clip"]:

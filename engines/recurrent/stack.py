@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import mollify
 from .base import RecurrentLayer, State
 
 
@@ -73,14 +74,32 @@ class RecurrentStack(nn.ModuleList):
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:
             state = self.init_state(x.shape[0], x)
+        mollifier = mollify.current() if self.training else None
+        if mollifier is not None and mollifier.off:
+            mollifier = None  # p = 0 everywhere: exactly the plain code path below
         final: list[State] = []
         for index, layer in enumerate(self):
             if index > 0:
                 x = F.dropout(x, self.dropout_p, self.training)
             layer_state = tuple(part[index] for part in state)
-            x, layer_state = self.unroll(layer, x, layer_state)
+            if mollifier is None or mollifier.layer_p(index) == 0.0:
+                x, layer_state = self.unroll(layer, x, layer_state)
+            else:
+                x, layer_state = self._mollified_unroll(layer, x, layer_state, mollifier.layer_p(index), mollifier.c)
             final.append(layer_state)
         return x, tuple(torch.stack([s[k] for s in final]) for k in range(len(self.state_names)))
+
+    def _mollified_unroll(self, layer: RecurrentLayer, x: Tensor, state: State, p: float,
+                          c: float) -> tuple[Tensor, State]:
+        """Mollifying networks (``mollify.py``): noisy linearised sigmoid/tanh inside the layer's steps,
+        then the stochastic skip ``y = pi * x + (1 - pi) * h``, ``pi ~ Bernoulli(p)`` per element; the
+        layer's own state is carried along time (no skip along time)."""
+        with mollify.NoisyActivations(p, c):
+            out, state = self.unroll(layer, x, state)
+        if x.shape[-1] == out.shape[-1]:  # no skip where the input has another size (layer 0, E != H)
+            skip = torch.rand(out.shape, dtype=out.dtype, device=out.device) < p
+            out = torch.where(skip, x, out)
+        return out, state
 
     @staticmethod
     def unroll(layer: RecurrentLayer, x: Tensor, state: State) -> tuple[Tensor, State]:
