@@ -19,7 +19,9 @@ chorale (index % 10 == 8) is valid, (index % 10 == 9) test, the rest train.
 Tokens are notes, a (pitch, duration) pair in one vocabulary, ``id = pitch_index * len(DURATIONS) +
 duration_index`` (:func:`note_id`), named readably: the pitch name with sharps or flats as in
 ``PITCH_NAMES`` (``E4``, ``F#4``, ``Bb3``) or ``rest``, then the duration in quarter notes after a
-colon (``E4:1`` a quarter note, ``G4:½`` an eighth, ``C5:2`` a half note); ``end`` ends a tune. The
+colon (``E4:1`` a quarter note, ``G4:½`` an eighth, ``C5:2`` a half note); ``end`` ends a tune; id 0
+(C2 without a duration, which never occurs) is ``<pad>`` as in every lstmviz vocabulary; other pitch x
+duration combinations that never occur (a pitch with the end token's duration ``-``) keep their names. The
 duration is also its own stream: the per-position annotation ``duration``. Pitches outside
 C2..C6 (never in the chorales) are clamped into it by octaves; a duration not on the grid ``DURATIONS``
 (e.g. 1.75, 2.5, fermata-lengthened 5) is mapped to the nearest grid value on a log scale.
@@ -67,6 +69,8 @@ def note_id(pitch: int, duration: int) -> int:
 def _token_name(pitch: int, duration: int) -> str:
     if pitch == END and duration == 0:
         return "end"
+    if pitch == 0 and duration == 0:  # C2 without a duration never occurs: id 0 is the usual padding id
+        return "<pad>"
     return f"{PITCH_NAMES[pitch]}:{DURATION_LABELS[duration]}"
 
 

@@ -25,7 +25,7 @@ def test_vocabulary_is_a_readable_pitch_by_duration_grid():
     assert len(ch.VOCAB) == len(ch.PITCH_NAMES) * len(ch.DURATIONS) == len(set(ch.VOCAB))
     assert ch.VOCAB[ch.note_id(ch.PITCH_NAMES.index("E4"), ch.DURATIONS.index(1.0))] == "E4:1"
     assert ch.VOCAB[ch.note_id(ch.REST, ch.DURATIONS.index(0.5))] == "rest:½"
-    assert ch.VOCAB[ch.END_ID] == "end"
+    assert ch.VOCAB[ch.END_ID] == "end" and ch.VOCAB[0] == "<pad>"
     assert ch.duration_index(1.75) == ch.DURATIONS.index(2.0) and ch.duration_index(0.25) == 1
     assert ch.pitch_index(24) == ch.PITCH_NAMES.index("C2") and ch.pitch_index(None) == ch.REST
 
