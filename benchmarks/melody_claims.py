@@ -4,7 +4,8 @@ the upcoming duration, model melodies better than one GRU network of similar siz
 Data: the ``chorales`` dataset (Bach chorale melodies from music21's bundled corpus, transposed to C major
 / A minor; ``--voices soprano`` or ``all``), note tokens ``pitch:duration``. Both models are trained by
 the shared loop (``lstmviz.engines.training.train``: the language-model family's truncated BPTT, Adam,
-the same steps, batch, bptt, lr, dropout and seed), in the same run:
+the same steps, batch, bptt, lr, dropout and seed, one torch thread: on a shared 2-core machine two
+threads were 3x slower per step), in the same run:
 
 - ``melody-gru``: rhythm net (durations only) + melody net (pitches, conditioned on the upcoming
   duration), 2 layers x ``--hidden`` units each;
@@ -16,7 +17,7 @@ distribution: for melody-gru, rhythm NLL + melody NLL, each shown), the baseline
 (duration marginal + pitch given duration, from its joint softmax), and a few sampled melodies as pitch
 names (duration in quarter notes after the colon). Claim in direction: melody-gru's NLL < the baseline's.
 
-    python benchmarks/melody_claims.py [--steps 800] [--hidden 128] [--voices soprano] [--seed 0]
+    python benchmarks/melody_claims.py [--steps 300] [--hidden 128] [--voices soprano] [--seed 0] [--threads 1]
 """
 
 from __future__ import annotations
@@ -53,13 +54,14 @@ def split_nll(model, stream, num_durations: int, bptt: int = 64) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--voices", default="soprano")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--samples", type=int, default=4)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     from lstmviz.datasets.chorales import DURATIONS, ChoralesDataset
     from lstmviz.engines.checkpoint import load_checkpoint
@@ -84,7 +86,7 @@ def main() -> None:
                                                          num_layers=2)) - target))
     gru_config = {"hidden_size": best, "embedding_dim": 64, "num_layers": 2}
     settings = dict(steps=args.steps, seed=args.seed, batch_size=16, bptt=32, lr=3e-3, dropout=0.1,
-                    eval_every=max(args.steps // 4, 1), threads=2)
+                    eval_every=max(args.steps // 4, 1), threads=args.threads)
     valid_stream = torch.from_numpy(valid_set.token_stream())
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -274,6 +274,6 @@ SPEC = EngineSpec(
                     "num_layers": 2, "init_range": 0.1},
     taps=GRULayer.tap_patterns() + RhythmGRULayer.tap_patterns(),
     default_dataset="chorales",
-    train_defaults={**LANGUAGE_MODEL_TRAIN_DEFAULTS, "steps": 1500, "batch_size": 16, "bptt": 32, "dropout": 0.1,
-                    "eval_every": 250},
+    train_defaults={**LANGUAGE_MODEL_TRAIN_DEFAULTS, "steps": 400, "batch_size": 16, "bptt": 32, "dropout": 0.1,
+                    "eval_every": 100, "threads": 1},
 )
