@@ -374,32 +374,63 @@ class NKLM(nn.Module):
     # ------------------------------------------------------------------ training
 
     def loss(self, tokens: Tensor, fact_labels: Tensor, pos_labels: Tensor):
-        """``(mean loss per text word, number of text words)``: the supervised NKLM loss (module docstring)."""
-        _, _, kept, text_start = self.run(tokens, fact_labels, pos_labels, full=False)
+        """``(mean loss per text word, number of text words)``: the supervised NKLM loss (module docstring).
+
+        Vectorised over time: with the labels every input is known, so only the LSTM runs step by step, and
+        only the labelled fact's switch, vocabulary and position heads are evaluated (no taps fire)."""
+        self._check(tokens)
         B, T = tokens.shape
-        total = tokens.new_zeros((), dtype=self.embedding.weight.dtype)
-        count = 0
-        for t in range(T - 1):
-            target = tokens[:, t + 1]
-            scored = (torch.as_tensor(t + 1) >= text_start) & (target != PAD)
-            if not scored.any():
-                continue
-            log_fact, log_z, log_not_z, log_gen, log_pos = kept[t]
-            rows = torch.arange(B)
-            f = (fact_labels[:, t + 1] + 1).clamp(min=0) if self.knowledge else torch.zeros_like(target)
-            n = pos_labels[:, t + 1]
-            copied = n >= 0
-            gen_term = log_gen[rows, f].gather(-1, self.closed(target).unsqueeze(-1)).squeeze(-1)
-            if self.knowledge:
-                pos_term = log_pos[rows, f].gather(-1, n.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-                z_term = torch.where(copied, log_z[rows, f], log_not_z[rows, f])
-                word = torch.where(copied, pos_term, gen_term)
-                nll = -(log_fact[rows, f] + z_term + word)
-            else:
-                nll = -gen_term
-            total = total + nll[scored].sum()
-            count += int(scored.sum())
-        return total / max(count, 1), count
+        rel, obj, visible, _, text_start = parse_header(tokens, self.max_facts, self.max_positions)
+        src_fact = (fact_labels + 1).clamp(min=0)
+        copied = pos_labels >= 0
+        w_v = self.embedding(self.closed(tokens)) * (~copied).unsqueeze(-1)
+        if self.knowledge:
+            table = self.fact_table(rel, obj)  # [B, 1+F, A]
+            a_prev = torch.gather(table, 1, src_fact.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+            w_o = self.position_embedding(pos_labels.clamp(min=0)) * copied.unsqueeze(-1)
+            x = torch.cat([a_prev, w_v, w_o], -1)
+        else:
+            x = w_v
+        x = self.drop(x)
+        h = c = x.new_zeros(B, self.hidden_size)
+        hs = []
+        for t in range(T):
+            h, c = self.lstm(x[:, t], (h, c))
+            hs.append(h)
+        hd = self.drop(torch.stack(hs, 1))  # [B, T, H]: step t predicts token t+1
+        target = torch.zeros_like(tokens)
+        target[:, :-1] = tokens[:, 1:]
+        f = torch.zeros_like(tokens)
+        f[:, :-1] = src_fact[:, 1:]
+        n = torch.full_like(tokens, -1)
+        n[:, :-1] = pos_labels[:, 1:]
+        steps = torch.arange(T, device=tokens.device)
+        scored = (steps.unsqueeze(0) + 1 >= text_start.to(tokens.device).unsqueeze(1)) & (target != PAD)
+        scored[:, -1] = False
+        if not self.knowledge:
+            gen = F.log_softmax(self.gen(hd), -1).gather(-1, self.closed(target).unsqueeze(-1)).squeeze(-1)
+            nll = -gen
+        else:
+            f = f.clamp(max=self.max_facts)
+            fact_mask = torch.cat([torch.ones(B, T, 1, dtype=torch.bool, device=hd.device),
+                                   visible.unsqueeze(1) <= steps.view(1, T, 1)], -1)
+            scores = torch.einsum("bta,bka->btk", self.fact_key(hd), table)
+            log_fact = F.log_softmax(scores.masked_fill(~fact_mask, -math.inf), -1)
+            a = torch.gather(table, 1, f.unsqueeze(-1).expand(-1, -1, table.shape[-1]))  # [B, T, A]
+            u = torch.cat([hd, a], -1)
+            copy_logit = self.copy(u).squeeze(-1)
+            obj_full = torch.cat([obj.new_zeros(B, 1, self.max_positions), obj], 1)
+            words = torch.gather(obj_full, 1, f.unsqueeze(-1).expand(-1, -1, self.max_positions)) != PAD
+            log_pos = F.log_softmax(self.pos(u).masked_fill(~words, -1e9), -1)
+            pos_term = log_pos.gather(-1, n.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            gen_term = F.log_softmax(self.gen(u), -1).gather(-1, self.closed(target).unsqueeze(-1)).squeeze(-1)
+            is_copy = n >= 0
+            z_term = torch.where(f == 0, torch.zeros_like(copy_logit),  # NaF: z = 0, no switch term
+                                 torch.where(is_copy, F.logsigmoid(copy_logit), F.logsigmoid(-copy_logit)))
+            fact_term = log_fact.gather(-1, f.unsqueeze(-1)).squeeze(-1)
+            nll = -(fact_term + z_term + torch.where(is_copy, pos_term, gen_term))
+        count = int(scored.sum())
+        return nll.masked_fill(~scored, 0.0).sum() / max(count, 1), count
 
 
 SPEC = EngineSpec(

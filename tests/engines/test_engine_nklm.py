@@ -147,3 +147,27 @@ def test_training_with_alignment_labels_learns_to_copy_the_name():
     # without labels, the observed NAME at step 9 is attributed to a copy of fact 1 (0-based 0)
     assert seen["nklm/copied"][0, 9, 0] == 1 and seen["nklm/source_fact"][0, 9, 0] == 1
     assert seen["nklm/copied"][0, 8, 0] == 0
+
+
+def test_an_nklm_records_every_tap_of_wikifacts_documents(tmp_path):
+    from lstmviz.datasets.wikifacts import WikiFactsDataset
+    from lstmviz.recording.reader import open_recording
+    from lstmviz.recording.recorder import record
+
+    ds = WikiFactsDataset("test", entities=30, pool=10, max_items=3)
+    torch.manual_seed(0)
+    m = NKLM(vocab_size=len(ds.vocab), closed_vocab=ds.closed_vocab(20), hidden_size=8, embedding_dim=6,
+             fact_dim=4, position_dim=3, mlp_size=8).eval()
+    path = record(m, ds, tmp_path / "nklm.h5", batch_size=2, progress=False)
+    with open_recording(path) as rec:
+        assert set(rec.taps) == set(find_taps(m)) and rec.n_items == 3
+        assert rec.n_positions == sum(len(item) for item in ds)
+        for name in rec.taps:
+            assert torch.isfinite(torch.as_tensor(rec.states(name))).all(), name
+        fact = torch.as_tensor(rec.item_states("nklm/fact", 1), dtype=torch.float64)
+        torch.testing.assert_close(fact.sum(-1), torch.ones(len(ds[1]), dtype=torch.float64), rtol=0, atol=2e-3)
+        seen = []
+        with torch.no_grad(), HookScope() as hooks:
+            hooks.read(find_taps(m)["nklm/copy_z"], lambda mod, a, k, out: seen.append(out.clone()))
+            m(torch.as_tensor(ds[1].tokens)[None])
+        assert torch.allclose(torch.as_tensor(rec.item_states("nklm/copy_z", 1)).float(), torch.cat(seen), atol=1e-3)
