@@ -94,11 +94,13 @@ def main() -> None:
     train_docs = documents(train_set, V, "train")
     test_docs = documents(test_set, V, "test")
     print(f"wikifacts: {len(train_docs)} train / {len(test_docs)} held-out-entity test documents, vocabulary {V}, "
-          f"closed vocabulary {K} (|V_unk| = {V - K}); {args.steps} steps x {args.batch} documents, seed {args.seed}")
+          f"closed vocabulary {K} (|V_unk| = {V - K}); {args.steps} steps x {args.batch} documents, seed {args.seed}", flush=True)
     rows = {}
     for name, knowledge in (("lstm-lm", False), ("nklm", True)):
         t0 = time.perf_counter()
         model = train(knowledge, train_docs, V, K, args.steps, args.batch, args.seed)
+        trained = time.perf_counter() - t0
+        print(f"  {name}: trained in {trained:.0f} s; scoring ...", flush=True)
         rows[name] = {**score(model, test_docs, K), "train_s": round(time.perf_counter() - t0, 1)}
     keys = ["UPP", "UPP_known", "UPP_unknown", "unk_outputs", "unk_outputs_at_unknown", "unknown_targets",
             "exact_unknown_word", "words", "train_s"]
