@@ -171,3 +171,24 @@ def test_an_nklm_records_every_tap_of_wikifacts_documents(tmp_path):
             hooks.read(find_taps(m)["nklm/copy_z"], lambda mod, a, k, out: seen.append(out.clone()))
             m(torch.as_tensor(ds[1].tokens)[None])
         assert torch.allclose(torch.as_tensor(rec.item_states("nklm/copy_z", 1)).float(), torch.cat(seen), atol=1e-3)
+
+
+def test_the_shared_training_loop_trains_an_nklm_on_whole_documents_and_validates_upp(tmp_path):
+    from lstmviz.datasets.wikifacts import WikiFactsDataset
+    from lstmviz.engines.checkpoint import load_checkpoint
+    from lstmviz.engines.families.knowledge_lm.objective import documents, evaluate
+    from lstmviz.engines.training import train
+
+    tr = WikiFactsDataset("train", entities=40, pool=10)
+    va = WikiFactsDataset("valid", entities=40, pool=10)
+    config = {"closed_vocab": tr.closed_vocab(30), "hidden_size": 12, "embedding_dim": 8, "fact_dim": 6,
+              "position_dim": 4, "mlp_size": 12}
+    metrics = train("nklm", tr, va, out=tmp_path / "m.pt", steps=25, config=config, batch_size=8, lr=0.02,
+                    eval_every=0)
+    assert metrics["train_loss"] < 0.75 * metrics["first_train_loss"]
+    model, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["family"] == "knowledge-lm" and meta["vocab"] == tr.vocab
+    docs = documents(va, len(va.vocab), "valid")
+    assert evaluate(model, docs, 8) == pytest.approx(metrics["valid_loss"], rel=1e-6)
+    assert metrics["valid_ppl"] == pytest.approx(math.exp(metrics["valid_loss"]), rel=1e-3)  # UPP
+    assert metrics["words"] > 25 * 8 * 10  # text words counted, not tokens
