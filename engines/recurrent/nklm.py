@@ -62,6 +62,7 @@ from ..spec import EngineSpec, Paper
 
 PAD, UNK, FACT, TEXT, EOS = range(5)
 FIRST_RELATION = 5
+NO_PROBABILITY = -1e30  # the log-probability of an output that has none (exp() is exactly 0)
 
 
 def _positive_int(name: str, value) -> int:
@@ -248,7 +249,9 @@ class NKLM(nn.Module):
             return log_gen
         unk = log_gen[..., UNK : UNK + 1] - math.log(V - K)
         out = torch.cat([log_gen, unk.expand(*log_gen.shape[:-1], V - K)], -1)
-        return out.index_fill(-1, torch.tensor([UNK], device=out.device), -math.inf)
+        # <unk> itself gets probability 0: a finite log (not -inf), so that 0 * log 0 terms (a KL divergence in
+        # `lstmviz perturb`) are 0, not NaN
+        return out.index_fill(-1, torch.tensor([UNK], device=out.device), NO_PROBABILITY)
 
     def marginal(self, heads, obj_full: Tensor) -> Tensor:
         """``log P(w_{t+1} = w)`` [B, V] from the step's heads."""
