@@ -2,7 +2,7 @@
 
 ``registry`` maps family names to :class:`Family` objects, filled from the entry-point group
 ``lstmviz.families``: a third-party family registers there, and so does the built-in
-``language-model``, ``graph``, ``image`` and ``seq2seq`` (pyproject.toml). The built-in families are also registered here, by the same object,
+``language-model``, ``graph``, ``image``, ``seq2seq`` and ``knowledge-lm`` (pyproject.toml). The built-in families are also registered here, by the same object,
 so that it is found where the installed package metadata predates families (an editable install made
 before them lists no ``lstmviz.families`` entry points until it is reinstalled). An :class:`~lstmviz.engines.spec.EngineSpec` names its family; building, training, loading a
 checkpoint and the contract tests go through it. Importing this package does not import torch.
@@ -20,6 +20,7 @@ registry: Registry[Family] = Registry[Family]("lstmviz.families", "family")
 def _register_built_in() -> None:
     from .graph import FAMILY as GRAPH  # no torch: the objective and the contract load when used
     from .image import FAMILY as IMAGE
+    from .knowledge_lm import FAMILY as KNOWLEDGE_LM
     from .language_model import FAMILY
     from .seq2seq import FAMILY as SEQ2SEQ
 
@@ -27,6 +28,7 @@ def _register_built_in() -> None:
     registry.register(GRAPH)
     registry.register(IMAGE)
     registry.register(SEQ2SEQ)
+    registry.register(KNOWLEDGE_LM)
 
 
 _register_built_in()

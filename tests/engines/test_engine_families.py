@@ -107,7 +107,7 @@ def test_the_language_model_family_describes_token_data():
         family.build_kwargs(VectorData(1, 1))
     assert family.objective_class().__name__ == "TruncatedBPTT"
     assert {"bptt", "valid_tokens"} <= set(train_settings_for(family))
-    with pytest.raises(UnknownName, match="unknown family 'sound'; available: graph, image, language-model"):
+    with pytest.raises(UnknownName, match="unknown family 'sound'; available: graph, image, knowledge-lm, language-model"):
         families.get("sound")
 
 
