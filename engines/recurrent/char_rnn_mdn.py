@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from lstmviz.hooks.taps import Tap
 
+from ..spec import EngineSpec, Paper
 from . import mdn
 from .gru import GRULayer
 
@@ -88,16 +89,29 @@ class StrokeRecogniser(nn.Module):
         super().__init__()
         self.num_classes, self.hidden_size = num_classes, hidden_size
         self.rnn = GRULayer(6, hidden_size, layer=0)
-        self.pooled_tap = Tap("pooled", description="mean of layer0/h over the item's steps")
+        self.pooled_tap = Tap("pooled", description="running mean of layer0/h over steps 1..t (at the item's last "
+                                                    "step: the pooled vector the class is read from)")
+        self.class_prob_tap = Tap("class_prob", description="softmax of the classifier applied to the running mean: "
+                                                            "the class the recogniser would give if the drawing ended here")
         self.out = nn.Linear(hidden_size, num_classes)
 
     def forward(self, steps: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Class logits ``[B, K]`` from the mean of ``h`` over each item's real steps."""
+        return self.running_logits(steps, mask)[1]
+
+    def running_logits(self, steps: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(logits_t [B, T, K], logits [B, K])``: ``logits_t`` classifies the mean of ``h_1 .. h_t`` (what the
+        recogniser decides if the drawing stopped at t; tap ``class_prob`` is its softmax), ``logits`` is it at
+        each item's last real step."""
         if mask is None:
             mask = torch.ones(steps.shape[:2], dtype=torch.bool, device=steps.device)
         h = _unroll(self.rnn, recogniser_features(steps), steps.new_zeros(steps.shape[0], self.hidden_size))
         m = mask.unsqueeze(-1).to(h.dtype)
-        pooled = self.pooled_tap((h * m).sum(1) / m.sum(1).clamp_min(1))
-        return self.out(pooled)
+        running = self.pooled_tap((h * m).cumsum(1) / m.cumsum(1).clamp_min(1))
+        logits_t = self.out(running)
+        self.class_prob_tap(torch.softmax(logits_t, -1))
+        last = (mask.sum(1) - 1).clamp_min(0)
+        return logits_t, logits_t[torch.arange(len(last), device=last.device), last]
 
     def loss(self, steps: Tensor, mask: Tensor, classes: Tensor) -> Tensor:
         return F.cross_entropy(self(steps, mask), classes)
@@ -135,15 +149,11 @@ class StrokeGenerator(nn.Module):
         return raw
 
     def _tap_params(self, raw: Tensor) -> None:
-        if not any(t._forward_hooks or t._forward_pre_hooks for t in (self.pi_tap, self.sigma_tap, self.rho_tap,
-                                                                      self.pen_tap)):
-            return
         p = mdn.mixture_params(raw, self.components)
-        for t in range(raw.shape[1]):
-            self.pi_tap(p.log_pi[:, t].exp(), step=t)
-            self.sigma_tap(p.sigma[:, t].flatten(-2), step=t)
-            self.rho_tap(p.rho[:, t], step=t)
-            self.pen_tap(torch.sigmoid(p.pen_logit[:, t, None]), step=t)
+        self.pi_tap(p.log_pi.exp())
+        self.sigma_tap(p.sigma.flatten(-2))
+        self.rho_tap(p.rho)
+        self.pen_tap(torch.sigmoid(p.pen_logit).unsqueeze(-1))
 
     def loss(self, steps: Tensor, mask: Tensor, classes: Tensor) -> Tensor:
         """Mean over real steps of ``−log p(Δx, Δy, s)`` (nats per step)."""
@@ -155,8 +165,9 @@ class StrokeGenerator(nn.Module):
                ) -> Tensor:
         """``[B, length, 3]`` sampled steps for each class id, each sampled step fed back."""
         b = classes.shape[0]
-        h = torch.zeros(b, self.hidden_size)
-        prev = torch.zeros(b, 3)
+        w = self.head.weight
+        h = w.new_zeros(b, self.hidden_size)
+        prev = w.new_zeros(b, 3)
         emb = self.embedding(classes)
         out = []
         for t in range(length):
@@ -172,3 +183,62 @@ class StrokeGenerator(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, hidden_size={self.hidden_size}, components={self.components}, "
                 f"embedding_dim={self.embedding_dim}")
+
+
+class CharRNNMDN(nn.Module):
+    """Engine ``char-rnn-mdn`` of the ``strokes`` family: a :class:`StrokeRecogniser` and a :class:`StrokeGenerator`
+    over the same pen points, trained together (their parameters are disjoint, so the summed loss gives each
+    its own gradient).
+
+    ``forward(steps, classes, mask) -> (class_logits [B, K], raw [B, T, 6M+1])``; ``loss(steps, mask,
+    classes) -> (generator NLL per step + recogniser cross-entropy per item, points)``. Taps are prefixed
+    ``recogniser/`` and ``generator/`` (e.g. ``generator/layer0/h``, ``generator/mdn/pi``,
+    ``recogniser/class_prob``).
+    """
+
+    def __init__(self, *, num_classes: int, hidden_size: int = 128, recogniser_hidden: int = 64,
+                 components: int = 10, embedding_dim: int = 16):
+        super().__init__()
+        self.num_classes = num_classes
+        self.recogniser = StrokeRecogniser(num_classes=num_classes, hidden_size=recogniser_hidden)
+        self.generator = StrokeGenerator(num_classes=num_classes, hidden_size=hidden_size, components=components,
+                                         embedding_dim=embedding_dim)
+        for prefix, part in (("recogniser/", self.recogniser), ("generator/", self.generator)):
+            for module in part.modules():
+                if isinstance(module, Tap):
+                    module.name = prefix + module.name
+
+    def forward(self, steps: Tensor, classes: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.recogniser(steps, mask), self.generator(steps, classes)
+
+    def loss(self, steps: Tensor, mask: Tensor, classes: Tensor) -> tuple[Tensor, int]:
+        logits, raw = self(steps, classes, mask)
+        nll = mdn.mdn_nll(raw, steps, self.generator.components)
+        count = int(mask.sum())
+        return (nll * mask).sum() / max(count, 1) + F.cross_entropy(logits, classes), count
+
+    def sample(self, classes: Tensor, length: int, **kwargs) -> Tensor:
+        return self.generator.sample(classes, length, **kwargs)
+
+
+_GRU_TAPS = tuple(GRULayer.tap_patterns())
+
+SPEC = EngineSpec(
+    name="char-rnn-mdn",
+    description="Drawing and recognising characters: GRU recogniser + class-conditional GRU generator with a "
+                "bivariate mixture-density head (Zhang et al. 2016; Graves 2013)",
+    family="strokes",
+    paper=Paper(
+        title="Drawing and Recognizing Chinese Characters with Recurrent Neural Network",
+        authors="Xu-Yao Zhang, Fei Yin, Yan-Ming Zhang, Cheng-Lin Liu, Yoshua Bengio",
+        arxiv="1606.06539",
+        year=2016,
+    ),
+    build=CharRNNMDN,
+    default_config={"hidden_size": 128, "recogniser_hidden": 64, "components": 10, "embedding_dim": 16},
+    taps=tuple(f"recogniser/{p.format(layer=0)}" for p in _GRU_TAPS) + ("recogniser/pooled", "recogniser/class_prob")
+    + tuple(f"generator/{p.format(layer=0)}" for p in _GRU_TAPS)
+    + ("generator/mdn/pi", "generator/mdn/sigma", "generator/mdn/rho", "generator/mdn/pen"),
+    default_dataset="hershey-strokes",
+    train_defaults={"steps": 1500, "batch_size": 32, "lr": 3e-3, "optimizer": "adam", "clip": 1.0, "eval_every": 250},
+)
