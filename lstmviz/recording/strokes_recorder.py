@@ -7,6 +7,13 @@ annotations are copied, and three numeric position annotations are added so that
 rebuilt from the file alone: ``dx``, ``dy`` (the step's offset) and ``pen_up`` (0/1); with them
 :func:`steps_from_recording` gives an item's steps back (the window's "strokes" view draws them).
 Items are run in padded batches (the family's models ignore padding, checked by its contract).
+
+With ``drawing=True`` (the default) the main axis is also declared a ``graph`` axis (docs/format.md): each
+item's points are the nodes of a graph whose edges join consecutive points drawn with the pen down and whose
+fixed coordinates are the points' absolute positions (the running sum of the offsets). The window's Graph
+view then draws the character as its pen trajectory, the points coloured by the selected units (the viewer
+of Zhang et al.'s §16 (b): a trajectory overlay coloured by a unit's activation); the unit panes still read
+the ``·`` / ``↑`` tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstmviz.geometry import AxisGeometry, GraphGeometry
 from lstmviz.tasks import Task, ensure_task
 
 from .recorder_context import Recorder
@@ -42,7 +50,7 @@ def _batch(items, dtype):
 
 def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals: list[str] | str | None = None,
                    batch_size: int = 32, dtype: str = "float32", task: Task | None = None,
-                   provenance: dict | None = None, max_items: int | None = None) -> Path:
+                   provenance: dict | None = None, max_items: int | None = None, drawing: bool = True) -> Path:
     """Record ``signals`` (names or patterns; ``None``: every tap) of strokes model ``model`` over ``dataset``
     into ``out`` (module docstring). Returns the path."""
     total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
@@ -58,6 +66,8 @@ def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals
     meta = _provenance(model, dataset, recorder.signals, provenance)
     param = next(model.parameters())
     writer = RecordingWriter(out, vocab=list(dataset.vocab), provenance=meta, dtype=dtype)
+    if drawing:
+        writer.set_geometry("positions", AxisGeometry("graph"))
     was = model.training
     model.eval()
     declared = False
@@ -91,7 +101,8 @@ def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals
                     for k, (name, _) in enumerate(STEP_ANNOTATIONS):
                         annotations[name] = np.asarray(item.steps[:, k], np.float32)
                     writer.append_item(item.tokens, {name: a[b, :n] for name, a in states.items()}, annotations,
-                                       item.item_annotations or None)
+                                       item.item_annotations or None,
+                                       geometry={"positions": trajectory_graph(item.steps)} if drawing else None)
                 task.progress(min(total, start + batch_size), total, "recording")
         return writer.close()
     except BaseException:
@@ -99,6 +110,18 @@ def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals
         raise
     finally:
         model.train(was)
+
+
+def trajectory_graph(steps: np.ndarray) -> GraphGeometry:
+    """The pen trajectory as a graph: node t = point t at its absolute position, an edge (t, t+1) when the pen
+    stays down after point t."""
+    steps = np.asarray(steps, np.float64)
+    n = len(steps)
+    down = np.flatnonzero(steps[:-1, 2] < 0.5)
+    edges = np.stack([down, down + 1], 1) if len(down) else np.zeros((0, 2), np.int64)
+    names = [f"{t} {'↑' if steps[t, 2] > 0.5 else '·'}" for t in range(n)]
+    return GraphGeometry.from_edges(n, edges, coordinates=np.cumsum(steps[:, :2], 0).astype(np.float32),
+                                    node_names=names)
 
 
 def steps_from_recording(reader, item: int) -> np.ndarray:
