@@ -1,6 +1,6 @@
 """Claims of char-rnn-mdn (Zhang et al. 2016; Graves 2013; Graves 2016), in direction, on hershey-strokes digits.
 
-    python benchmarks/mdn_claims.py [--steps 300] [--seed 0]
+    python benchmarks/mdn_claims.py [--steps 300] [--seed 0] [--png generated.png]
 
 Prints, all measured in this run:
 
@@ -110,6 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--png", help="also draw the 100 generated characters into this PNG (Qt offscreen)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     train_items = list(HersheyStrokes("train", per_font=4))
@@ -149,6 +150,11 @@ def main() -> None:
     with torch.no_grad():
         gacc = float((rec(x, mask).argmax(1) == torch.tensor([c for _, c in drawn])).float().mean())
     print(f"[3] recogniser accuracy on 100 generated characters (bias 0.5): {gacc:.3f} | chance {1 / k:.3f}")
+    if args.png:
+        from lstmviz.qt.strokes_png import render_strokes_png
+
+        render_strokes_png([d for d, _ in drawn], args.png, cols=10, labels=[str(c) for _, c in drawn])
+        print(f"    drew them into {args.png} (one row per class)")
 
     vp, vs = graves_variance(args.seed)
     print(f"[4] gradient variance, 3-component 1-D mixture, d/dθ E[sin x + 0.1 x²]: pathwise (Graves 2016) "
