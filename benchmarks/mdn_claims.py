@@ -39,8 +39,9 @@ def batches(items, steps, batch, seed):
         yield pad_steps([items[i] for i in take])
 
 
-def train(model, items, steps, seed, lr=3e-3):
-    torch.manual_seed(seed)
+def train(make, items, steps, seed, lr=3e-3):
+    torch.manual_seed(seed)  # the same initialisation and data order for every model of a comparison
+    model = make()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for x, mask, c in batches(items, steps, 32, seed):
         loss = model.loss(x, mask, c)
@@ -120,7 +121,7 @@ def main() -> None:
           f"{np.mean([len(i) for i in train_items]):.1f} points per item; {args.steps} Adam steps of 32 items")
 
     t0 = time.perf_counter()
-    rec = train(StrokeRecogniser(num_classes=k, hidden_size=64), train_items, args.steps, args.seed)
+    rec = train(lambda: StrokeRecogniser(num_classes=k, hidden_size=64), train_items, args.steps, args.seed)
     t_rec = time.perf_counter() - t0
     acc = accuracy(rec, test_items)
     base = logistic(resampled, train_items, test_items)
@@ -131,7 +132,8 @@ def main() -> None:
     results = {}
     for m in (10, 1):
         t0 = time.perf_counter()
-        gen = train(StrokeGenerator(num_classes=k, hidden_size=128, components=m), train_items, args.steps, args.seed)
+        gen = train(lambda: StrokeGenerator(num_classes=k, hidden_size=128, components=m), train_items, args.steps,
+                    args.seed)
         results[m] = (gen, nll(gen, test_items), nll(gen, train_items), time.perf_counter() - t0)
     (gen, te10, tr10, t10), (_, te1, tr1, t1) = results[10], results[1]
     print(f"[2] generator NLL, nats per point (test / train): MDN M=10 {te10:.3f} / {tr10:.3f} | unimodal M=1 "

@@ -172,7 +172,8 @@ def test_the_built_in_families_are_declared_as_entry_points_like_plugins():
     assert declared == {"language-model": "lstmviz.engines.families.language_model:FAMILY",
                         "graph": "lstmviz.engines.families.graph:FAMILY",
                         "image": "lstmviz.engines.families.image:FAMILY",
-                        "seq2seq": "lstmviz.engines.families.seq2seq:FAMILY"}
+                        "seq2seq": "lstmviz.engines.families.seq2seq:FAMILY",
+                        "strokes": "lstmviz.engines.families.strokes:FAMILY"}
 
 
 def test_the_workspace_model_never_imports_qt():

@@ -51,3 +51,19 @@ def test_the_trajectory_is_the_graph_of_the_main_axis(tmp_path):
     plain = record_strokes(model, items, tmp_path / "p.h5", drawing=False)
     with open_recording(plain) as rec:
         assert rec.axis_geometry().kind == "tokens"
+
+
+def test_lstmviz_train_and_record_a_strokes_engine(tmp_path):
+    import pytest
+
+    pytest.importorskip("HersheyFonts")
+    from lstmviz.cli import main
+
+    ckpt, out = tmp_path / "m.pt", tmp_path / "m.h5"
+    assert main(["train", "char-rnn-mdn", "--dataset", "hershey-strokes", "--out", str(ckpt), "--steps", "2",
+                 "--set", "hidden_size=8", "--set", "recogniser_hidden=4", "--set", "components=2",
+                 "--dataset-option", "per_font=1", "--quiet"]) == 0
+    assert main(["record", str(ckpt), "--split", "test", "--max-items", "5", "--out", str(out), "--quiet"]) == 0
+    with open_recording(out) as rec:
+        assert rec.axis_geometry().kind == "graph" and rec.tokens(0, 3) == ["·", "·", "·"]
+        assert "generator/mdn/pi" in rec.taps
