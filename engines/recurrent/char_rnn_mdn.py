@@ -29,10 +29,12 @@ and ``ŷ_t`` parameterises ``p(Δx_t, Δy_t, s_t | c, steps_{<t})`` by the bivar
 ``Σ_t −log p`` over the item's steps (:meth:`StrokeGenerator.loss`); sampling feeds each sampled step back,
 with sampling bias ``b`` (Graves 2013 §5.4). ``M = 1`` is the unimodal Gaussian head (the baseline).
 
-The GRU is lstmviz's :class:`~.gru.GRULayer` (PyTorch's formulation), one layer. Taps (per step,
-``[batch, units]``): ``layer0/gates/{r,z,n}``, ``layer0/h`` (both models); generator ``mdn/pi`` (``[B, M]``
-mixture weights), ``mdn/sigma`` (``[B, 2M]``), ``mdn/rho`` (``[B, M]``), ``mdn/pen`` (``[B, 1]`` pen-up
-probability); recogniser ``pooled`` (``[B, H]``, once per item, the mean of ``h``).
+The GRU is lstmviz's :class:`~.gru.GRULayer` (PyTorch's formulation), one layer. Taps (one row per pen
+point): ``layer0/gates/{r,z,n}``, ``layer0/h`` (both models); generator ``mdn/pi`` (``[B, T, M]`` mixture
+weights), ``mdn/sigma`` (``[B, T, 2M]``), ``mdn/rho`` (``[B, T, M]``), ``mdn/pen`` (``[B, T, 1]`` pen-up
+probability); recogniser ``pooled`` (the running mean of ``h`` over steps 1..t; at the last step the pooled
+vector) and ``class_prob`` (the classifier's softmax of it). In engine ``char-rnn-mdn`` (:class:`CharRNNMDN`)
+they are prefixed ``recogniser/`` and ``generator/``.
 
 Choices the paper leaves open (or that differ from it), made here: the pen state is Graves' Bernoulli
 pen-up (two states; Zhang et al. use three with an end-of-character state — here a sample has a given
