@@ -1384,6 +1384,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         return _record_images(args, model, dataset, provenance, checkpoints, max_size)
     if family == "seq2seq":
         return _record_seq2seq(args, model, dataset, provenance, checkpoints, max_size)
+    if family == "strokes":
+        return _record_strokes(args, model, dataset, provenance, checkpoints)
     if args.decode != "teacher-forced":
         raise UsageError(f"--decode {args.decode} applies to seq2seq models; this one is of the {family} family")
 
@@ -1467,6 +1469,20 @@ def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_siz
                              length_penalty=args.length_penalty, signals=args.signals, batch_size=args.batch_size,
                              dtype=args.dtype, task=task, provenance=provenance, max_items=args.max_items)
     _say(f"wrote {out} (decoder: {args.decode})")
+    return 0
+
+
+def _record_strokes(args, model, dataset, provenance: dict, checkpoints) -> int:
+    """`lstmviz record` of an engine of the strokes family: one position per pen point (recording/strokes_recorder.py)."""
+    from lstmviz.recording.strokes_recorder import record_strokes
+
+    if checkpoints:
+        raise UsageError("several checkpoints of a strokes engine cannot be recorded into one file yet; record each "
+                         "checkpoint on its own")
+    with progress_task("recording", unit="items", quiet=args.quiet) as task:
+        out = record_strokes(model, dataset, args.out, signals=args.signals, batch_size=max(args.batch_size, 1),
+                             dtype=args.dtype, task=task, provenance=provenance, max_items=args.max_items)
+    _say(f"wrote {out}")
     return 0
 
 

@@ -173,7 +173,8 @@ def test_the_built_in_families_are_declared_as_entry_points_like_plugins():
                         "graph": "lstmviz.engines.families.graph:FAMILY",
                         "image": "lstmviz.engines.families.image:FAMILY",
                         "seq2seq": "lstmviz.engines.families.seq2seq:FAMILY",
-                        "knowledge-lm": "lstmviz.engines.families.knowledge_lm:FAMILY"}
+                        "knowledge-lm": "lstmviz.engines.families.knowledge_lm:FAMILY",
+                        "strokes": "lstmviz.engines.families.strokes:FAMILY"}
 
 
 def test_the_workspace_model_never_imports_qt():
