@@ -14,7 +14,7 @@ from lstmviz.engines import registry
 from lstmviz.engines.families.seq2seq import Seq2SeqData
 from lstmviz.recording import open_recording
 from lstmviz.recording.seq2seq_recorder import record_seq2seq
-from tests.qt.conftest import write_recording
+from window_helpers import write_recording
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from tests.qt.conftest import send_mouse, write_recording
-from tests.qt.graph_recordings import PLANTED, write_karate_recording
+from window_helpers import send_mouse, write_recording
+from graph_recordings import PLANTED, write_karate_recording
 
 
 @pytest.fixture

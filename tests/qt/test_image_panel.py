@@ -5,8 +5,8 @@ top-activating images like numpy, and moves between images. Recordings: tests/qt
 import numpy as np
 import pytest
 
-from tests.qt.conftest import send_mouse, write_recording
-from tests.qt.image_recordings import CONV0, PEAK, PLANTED_BOX, write_image_recording
+from window_helpers import send_mouse, write_recording
+from image_recordings import CONV0, PEAK, PLANTED_BOX, write_image_recording
 
 
 @pytest.fixture

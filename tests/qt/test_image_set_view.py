@@ -5,7 +5,7 @@ Recordings: tests/qt/image_recordings.py (``with_set``)."""
 import numpy as np
 
 from lstmviz.qt.image.set_view import resolve_style
-from tests.qt.image_recordings import SET_ABSENT_ITEM, SET_MEMBERS, set_values, write_image_recording
+from image_recordings import SET_ABSENT_ITEM, SET_MEMBERS, set_values, write_image_recording
 
 
 def open_with_set(window, tmp_path, **kw):
