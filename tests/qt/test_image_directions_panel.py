@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lstmviz.analysis.image_directions import random_directions
-from image_recordings import CONV0, write_image_recording
+from qt_image_recordings import CONV0, write_image_recording
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """The Image panel: opens on an image recording only, draws the heatmap of the selected units over the
 input at the right pixels with a fixed colour scale, brushes a box into the box Select rule, ranks the
-top-activating images like numpy, and moves between images. Recordings: tests/qt/image_recordings.py."""
+top-activating images like numpy, and moves between images. Recordings: tests/qt/qt_image_recordings.py."""
 
 import numpy as np
 import pytest
 
 from window_helpers import send_mouse, write_recording
-from image_recordings import CONV0, PEAK, PLANTED_BOX, write_image_recording
+from qt_image_recordings import CONV0, PEAK, PLANTED_BOX, write_image_recording
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """The Image panel's Sets tab: a tap on a set axis shows one panel per member with its name and the image's
 values, one colour scale for all members, greys a member the image lacks, and follows the image shown.
-Recordings: tests/qt/image_recordings.py (``with_set``)."""
+Recordings: tests/qt/qt_image_recordings.py (``with_set``)."""
 
 import numpy as np
 
 from lstmviz.qt.image.set_view import resolve_style
-from image_recordings import SET_ABSENT_ITEM, SET_MEMBERS, set_values, write_image_recording
+from qt_image_recordings import SET_ABSENT_ITEM, SET_MEMBERS, set_values, write_image_recording
 
 
 def open_with_set(window, tmp_path, **kw):
