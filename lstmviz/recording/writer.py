@@ -376,6 +376,16 @@ class RecordingWriter:
         """Main-axis positions appended so far."""
         return self._axis_rows.get(fmt.MAIN_AXIS, 0)
 
+    def _push_rows(self, ids, extra_ids, converted, position_values) -> None:
+        """Buffer the per-row data of one or more checked items: tokens, axis tokens, taps, position annotations."""
+        self._push_array(fmt.TOKENS, ids)
+        for axis, values in extra_ids.items():
+            self._push_array(fmt.axis_path(axis, fmt.AXIS_TOKENS), values)
+        for name, data in converted.items():
+            self._push_array(fmt.tap_path(name), data)
+        for name, values in position_values.items():
+            self._push_array(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+
     def append_item(self, tokens, states: Mapping[str, Any],
                     annotations: Mapping[str, Any] | None = None,
                     item_annotations: Mapping[str, Any] | None = None,
@@ -407,13 +417,7 @@ class RecordingWriter:
         geometry_values = self._geometry.check_item(self._n_items, rows, geometry)
 
         self._geometry.store(self, geometry_values, rows)
-        self._push_array(fmt.TOKENS, ids)
-        for axis, values in extra_ids.items():
-            self._push_array(fmt.axis_path(axis, fmt.AXIS_TOKENS), values)
-        for name, data in converted.items():
-            self._push_array(fmt.tap_path(name), data)
-        for name, values in position_values.items():
-            self._push_array(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        self._push_rows(ids, extra_ids, converted, position_values)
         for name, value in item_values.items():
             self._push_scalar(f"{fmt.annotation_path(name)}/{fmt.VALUES}", value)
         for axis, count in rows.items():
@@ -545,13 +549,7 @@ class RecordingWriter:
             {k: np.asarray(v).reshape(-1) for k, v in (annotations or {}).items()}, total)
         item_values = self._check_item_annotation_arrays(item_annotations, n)
 
-        self._push_array(fmt.TOKENS, ids)
-        for axis, values in extra_ids.items():
-            self._push_array(fmt.axis_path(axis, fmt.AXIS_TOKENS), values)
-        for name, data in converted.items():
-            self._push_array(fmt.tap_path(name), data)
-        for name, values in position_values.items():
-            self._push_array(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
+        self._push_rows(ids, extra_ids, converted, position_values)
         for name, values in item_values.items():
             self._push_scalars(f"{fmt.annotation_path(name)}/{fmt.VALUES}", values)
         for axis, c in counts.items():
