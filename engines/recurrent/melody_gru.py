@@ -61,7 +61,7 @@ from lstmviz.hooks.taps import TapDecl
 from ..spec import EngineSpec, Paper
 from .base import State
 from .gru import GRULayer
-from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, _positive_int
+from .language_model import LANGUAGE_MODEL_TRAIN_DEFAULTS, _positive_int, check_token_ids
 from .stack import RecurrentStack
 
 #: the chorales dataset's duration grid size (``len(lstmviz.datasets.chorales.DURATIONS)``)
@@ -187,18 +187,7 @@ class MelodyGRU(nn.Module):
     # ------------------------------------------------------------------ input checks
 
     def _check_tokens(self, tokens) -> None:
-        if not isinstance(tokens, Tensor):
-            raise TypeError(f"expected tokens as a torch.LongTensor [batch, time], got {type(tokens).__name__}")
-        if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
-            raise TypeError(f"expected integer token ids (torch.int64), got dtype {tokens.dtype}")
-        if tokens.dim() != 2:
-            raise ValueError(f"expected tokens of shape [batch, time], got shape {tuple(tokens.shape)}")
-        if tokens.shape[0] == 0 or tokens.shape[1] == 0:
-            raise ValueError(f"expected at least one sequence and one step, got tokens of shape {tuple(tokens.shape)}")
-        low, high = int(tokens.min()), int(tokens.max())
-        if low < 0 or high >= self.vocab_size:
-            raise ValueError(f"expected token ids in [0, {self.vocab_size}) (vocab_size={self.vocab_size}), "
-                             f"got ids from {low} to {high}")
+        check_token_ids(tokens, self.vocab_size)
 
     def _check_state(self, state, batch: int) -> State:
         dtype = self.pitch_decoder.weight.dtype
