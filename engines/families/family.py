@@ -108,3 +108,20 @@ class Family:
 
     def contract_checks(self) -> tuple[Callable, ...]:
         return tuple(_load(self.contract).CHECKS)
+
+
+def train_objective_briefly(objective: Objective, model: Any, steps: int, lr: float = 0.03) -> tuple[float, float]:
+    """For contract suites: the validation loss of ``model`` under a prepared ``objective``, before and after
+    ``steps`` Adam steps in training mode (every step must count something and give a finite loss)."""
+    import torch
+
+    first = objective.evaluate(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss, count = objective.train_step(model)
+        assert count > 0 and torch.isfinite(loss), f"step loss {loss}, count {count}"
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return first, objective.evaluate(model)

@@ -17,6 +17,7 @@ import torch
 
 from lstmviz.hooks import GRAPH, HookScope, find_taps
 
+from ..family import train_objective_briefly
 from . import FAMILY, GraphData, SampleGraphs, sample_inputs
 from .api import PreparedGraph
 
@@ -178,16 +179,7 @@ def a_few_training_steps_lower_the_loss(spec, tmp_path) -> None:
         objective.prepare(graphs, graphs, {"batch_size": 4, "seed": 0}, torch.device("cpu"))
         torch.manual_seed(0)
         model = spec.build_model(data, **{k: v for k, v in TINY_CONFIG.items() if k in spec.config_keys()}).double()
-        first = objective.evaluate(model)
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
-        model.train()
-        for _ in range(60):
-            loss, count = objective.train_step(model)
-            assert count > 0
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        last = objective.evaluate(model)
+        first, last = train_objective_briefly(objective, model, 60)
         assert last < 0.8 * first, f"{spec.name} ({task}): loss {first:.3f} -> {last:.3f} after 60 steps"
 
 

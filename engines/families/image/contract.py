@@ -23,6 +23,7 @@ import torch
 
 from lstmviz.hooks import HookScope, find_taps
 
+from ..family import train_objective_briefly
 from . import FAMILY, ImageData, SampleImages, sample_inputs
 from .api import INPUT_AXIS
 
@@ -157,16 +158,7 @@ def a_few_training_steps_lower_the_loss(spec, tmp_path) -> None:
         objective = ImageObjective()
         objective.prepare(images, images, {"batch_size": 8, "seed": 0}, torch.device("cpu"))
         model, _ = tiny_model(spec, task)
-        first = objective.evaluate(model)
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
-        model.train()
-        for _ in range(40):
-            loss, count = objective.train_step(model)
-            assert count > 0 and torch.isfinite(loss)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        last = objective.evaluate(model)
+        first, last = train_objective_briefly(objective, model, 40)
         assert np.isfinite(last) and last < 0.8 * first, f"{spec.name} ({task}): loss {first:.3f} -> {last:.3f}"
 
 

@@ -17,6 +17,7 @@ import torch
 
 from lstmviz.hooks import HookScope, find_taps
 
+from ..family import train_objective_briefly
 from . import FAMILY, SampleStrokes, StrokeData, sample_inputs
 
 DATA = StrokeData(num_classes=3)
@@ -82,16 +83,7 @@ def a_few_training_steps_lower_the_loss(spec, tmp_path) -> None:
     objective = StrokesObjective()
     objective.prepare(items, items, {"batch_size": 6, "seed": 0}, torch.device("cpu"))
     model, _ = tiny_model(spec)
-    first = objective.evaluate(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
-    model.train()
-    for _ in range(40):
-        loss, count = objective.train_step(model)
-        assert count > 0 and torch.isfinite(loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    last = objective.evaluate(model)
+    first, last = train_objective_briefly(objective, model, 40)
     assert np.isfinite(last) and last < first - 0.1, f"{spec.name}: loss {first:.3f} -> {last:.3f}"
     assert objective.metrics()["valid_accuracy"] is not None
 
