@@ -1427,17 +1427,12 @@ def _modes_dataset(args, model, dataset, family, checkpoints):
 def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
     """`lstmviz record` of an engine of the graph family: one graph per forward, into a v3 graph recording."""
     from lstmviz.recording.graph_recorder import estimate_graph_bytes, record_graph
-    from lstmviz.recording.size_estimate import format_bytes
 
     if checkpoints:
         raise UsageError("several checkpoints of a graph engine cannot be recorded into one file yet; record each "
                          "checkpoint on its own")
     size = estimate_graph_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
-    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
-    if size > max_size:
-        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
-                         f"{format_bytes(max_size)}: record fewer graphs (--max-items) or signals (--signals), or "
-                         f"allow it with --max-size {_size_argument(size)}")
+    _refuse_oversize(args, size, max_size, "graphs")
     with progress_task("recording", unit="graphs", quiet=args.quiet) as task:
         out = record_graph(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
                            provenance=provenance, max_items=args.max_items)
@@ -1449,7 +1444,6 @@ def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_siz
     """`lstmviz record` of an engine of the seq2seq family: source tokens on the main axis, decoder steps on
     the axis ``decoder`` (the reference, or the greedy / beam output with --decode)."""
     from lstmviz.recording.seq2seq_recorder import estimate_seq2seq_bytes, record_seq2seq
-    from lstmviz.recording.size_estimate import format_bytes
 
     if checkpoints:
         raise UsageError("several checkpoints of a seq2seq engine cannot be recorded into one file yet; record "
@@ -1459,11 +1453,7 @@ def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_siz
     if args.max_len is not None and args.max_len < 1:
         raise UsageError(f"--max-len must be positive, got {args.max_len}")
     size = estimate_seq2seq_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
-    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
-    if size > max_size:
-        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
-                         f"{format_bytes(max_size)}: record fewer pairs (--max-items) or signals (--signals), or "
-                         f"allow it with --max-size {_size_argument(size)}")
+    _refuse_oversize(args, size, max_size, "pairs")
     with progress_task("recording", unit="pairs", quiet=args.quiet) as task:
         out = record_seq2seq(model, dataset, args.out, decode=args.decode, beam=args.beam, max_len=args.max_len,
                              length_penalty=args.length_penalty, signals=args.signals, batch_size=args.batch_size,
@@ -1489,22 +1479,28 @@ def _record_strokes(args, model, dataset, provenance: dict, checkpoints) -> int:
 def _record_images(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
     """`lstmviz record` of an engine of the image family: batches of images per forward, into a v3 image recording."""
     from lstmviz.recording.image_recorder import estimate_image_bytes, record_images
-    from lstmviz.recording.size_estimate import format_bytes
 
     if checkpoints:
         raise UsageError("several checkpoints of an image engine cannot be recorded into one file yet; record each "
                          "checkpoint on its own")
     size = estimate_image_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
-    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
-    if size > max_size:
-        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
-                         f"{format_bytes(max_size)}: record fewer images (--max-items) or signals (--signals), or "
-                         f"allow it with --max-size {_size_argument(size)}")
+    _refuse_oversize(args, size, max_size, "images")
     with progress_task("recording", unit="images", quiet=args.quiet) as task:
         out = record_images(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
                             provenance=provenance, max_items=args.max_items, chunk=max(args.batch_size, 1))
     _say(f"wrote {out}")
     return 0
+
+
+def _refuse_oversize(args, size: int, max_size: float, items: str) -> None:
+    """Print a family recorder's size estimate; refuse it above ``--max-size`` (``items``: what --max-items counts)."""
+    from lstmviz.recording.size_estimate import format_bytes
+
+    _say(f"lstmviz record: {args.out} will take about {format_bytes(size)} of states", file=sys.stderr)
+    if size > max_size:
+        raise UsageError(f"the recording would take {format_bytes(size)}, more than --max-size "
+                         f"{format_bytes(max_size)}: record fewer {items} (--max-items) or signals (--signals), or "
+                         f"allow it with --max-size {_size_argument(size)}")
 
 
 def _check_size(args, model, dataset, n_checkpoints: int, max_size: float) -> None:
