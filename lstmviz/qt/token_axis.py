@@ -36,6 +36,20 @@ TOKEN_ROW_TIP = (
 )
 
 
+def fit_prefix(metrics, text: str, room: float) -> str:
+    """``text`` if it fits ``room`` pixels, else its longest beginning that does, ending in "…" when that
+    leaves at least one character (else the bare first character): a rare long token among short ones
+    (``odd`` among ``0``/``1`` in a column sized for the digits) reads as its start, not as its clipped
+    middle over the neighbouring columns."""
+    if metrics.horizontalAdvance(text) <= room or len(text) <= 1:
+        return text
+    for end in range(len(text) - 1, 0, -1):
+        candidate = text[:end] + "\u2026"
+        if metrics.horizontalAdvance(candidate) <= room:
+            return candidate
+    return text[0]
+
+
 @dataclass(frozen=True)
 class TokenDrag:
     """A drag over the token row: where it started and where the pointer is, in data x."""
@@ -78,6 +92,8 @@ class TokenAxis(pg.AxisItem):
     PADDING = 4
     MAX_VERTICAL_HEIGHT = 72
     MIN_FONT_SCALE = 0.72
+    #: pixels a horizontal label may overhang its column before it is cut to its beginning
+    OVERHANG = 3.0
     #: vertical labels shrink to this share of the font before tokens are left out (about 6.3 pt)
     MIN_VERTICAL_SCALE = 0.7
 
@@ -265,6 +281,7 @@ class TokenAxis(pg.AxisItem):
         bounds = layout.bounds
         top = bounds.top()
         self.drawn_labels = [label.text for label in layout.labels]
+        self.drawn_text: list[str] = []  # what the horizontal labels show (a long rare token: its beginning)
         p.setRenderHint(p.RenderHint.Antialiasing, False)
         p.setRenderHint(p.RenderHint.TextAntialiasing, True)
         p.setClipRect(bounds)
@@ -299,9 +316,11 @@ class TokenAxis(pg.AxisItem):
                 )
                 p.restore()
             else:
+                text = fit_prefix(metrics, label.text, layout.cell + self.OVERHANG)
+                self.drawn_text.append(text)
                 p.drawText(
                     QtCore.QRectF(label.x - layout.cell / 2, top + self.PADDING + 2, layout.cell, line),
                     int(QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop),
-                    label.text,
+                    text,
                 )
 

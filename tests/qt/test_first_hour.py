@@ -286,6 +286,38 @@ def test_every_word_of_a_sentence_is_drawn_at_the_default_window(qtbot, tmp_path
     assert axis.drawn_labels == shown  # every token, in order: none thinned out
 
 
+def test_a_rare_long_token_among_digits_reads_as_its_beginning(qtbot, tmp_path):
+    """Parity-like text: columns sized for '0'/'1'; 'odd' and 'even' show their first letter (with '…' when
+    it fits), never their clipped middle drawn over the neighbouring digits."""
+    from lstmviz.qt.main_window import MainWindow
+    from lstmviz.qt.token_axis import fit_prefix
+
+    vocab = ["0", "1", "=", "odd", "even"]
+    ids = [0, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 2, 3] * 3 + [0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 2, 4]
+    path = tmp_path / "parity.h5"
+    rng = np.random.default_rng(0)
+    with RecordingWriter(path, vocab=vocab) as writer:
+        writer.add_tap("layer0/h", 8, layer=0, signal="h")
+        for start in range(0, len(ids), 18):
+            item = ids[start:start + 18]
+            writer.append_item(np.array(item), {"layer0/h": rng.normal(size=(18, 8)).astype(np.float32)})
+    window = MainWindow(settings=None)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.open_file(path)
+    axis = window.state_plot.pane_plots[0].token_axis
+    window.grab()
+    qtbot.waitUntil(lambda: len(axis.drawn_text) > 0)
+    assert axis.drawn_labels == axis.tokens()  # every token has its column
+    words = {label: text for label, text in zip(axis.drawn_labels, axis.drawn_text)}
+    assert words["0"] == "0" and words["="] == "="
+    assert words["odd"] in ("o", "o…", "od…") and words["even"] in ("e", "e…", "ev…", "eve…")
+    metrics = QtGui.QFontMetricsF(QtGui.QFont())
+    assert fit_prefix(metrics, "even", 1e6) == "even"
+    assert fit_prefix(metrics, "even", 1.0) == "e"
+
+
 # ------------------------------------------------------------------ the Match dock and its pane
 def test_the_match_dock_stays_with_the_pane_whose_selection_it_shows(planted, qtbot, tmp_path, captured_errors):
     window = planted
