@@ -41,6 +41,11 @@ as unverified against the paper's Fig. 1):
 - training: the language-model family's truncated BPTT on the concatenated stream of tunes (the
   ``end`` token separates them), Adam; the paper trains on whole tunes.
 
+**Ablation** (``upcoming_duration=False``): the same melody net without the upcoming-duration input,
+``P(p_{t+1} | p_{\le t}, d_{\le t}) = softmax(V_M \tanh(W_M h^{M,L}_t + b_M))`` (no ``U_M``), so the next
+pitch no longer depends on the next duration; the rhythm net and everything else are unchanged. The
+paper's comparison for the conditioning (``benchmarks/melody_claims.py`` runs it).
+
 A token id ``v`` of a vocabulary that is not a full grid (``vocab_size`` not a multiple of D) still
 decomposes as ``(v // D, v % D)``, with at least two pitch rows (a vocabulary smaller than 2D, as in
 the contract suite's tiny models, still depends on both networks); the joint log-probabilities of ids
@@ -96,8 +101,12 @@ class MelodyGRU(nn.Module):
     state_names = ("h", "h_rhythm")
 
     def __init__(self, *, vocab_size: int, num_durations: int = DEFAULT_NUM_DURATIONS, embedding_dim: int = 32,
-                 hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.0, init_range: float = 0.1):
+                 hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.0, init_range: float = 0.1,
+                 upcoming_duration: bool = True):
         super().__init__()
+        if not isinstance(upcoming_duration, bool):
+            raise ValueError(f"expected upcoming_duration to be true or false, got {upcoming_duration!r}")
+        self.conditioned = upcoming_duration
         self.vocab_size = _positive_int("vocab_size", vocab_size)
         self.num_durations = _positive_int("num_durations", num_durations)
         self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
@@ -117,7 +126,8 @@ class MelodyGRU(nn.Module):
         self.layers = RecurrentStack(GRULayer, input_size=2 * E, hidden_size=H, num_layers=num_layers,
                                      dropout=self.dropout_p)
         self.melody_readout = nn.Linear(H, H)
-        self.upcoming_duration = nn.Embedding(D, H)  # U_M[d_{t+1}]
+        # U_M[d_{t+1}]; absent in the ablation (upcoming_duration=False)
+        self.upcoming_duration = nn.Embedding(D, H) if upcoming_duration else None
         self.pitch_decoder = nn.Linear(H, P)
         # rhythm network
         self.rhythm_embedding = nn.Embedding(D, E)
@@ -133,7 +143,7 @@ class MelodyGRU(nn.Module):
     def config(self) -> dict:
         return {"num_durations": self.num_durations, "embedding_dim": self.embedding_dim,
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers, "dropout": self.dropout_p,
-                "init_range": self.init_range}
+                "init_range": self.init_range, "upcoming_duration": self.conditioned}
 
     def reset_parameters(self) -> None:
         """Draw every parameter from U(-init_range, init_range)."""
@@ -172,7 +182,10 @@ class MelodyGRU(nn.Module):
         x_r = self.drop(self.rhythm_embedding(duration))
         y_r, (h_r,) = self.rhythm_layers(x_r, (state[1],))
         log_d = F.log_softmax(self.duration_decoder(self.drop(y_r)), dim=-1)
-        g = torch.tanh(self.melody_readout(self.drop(y_m)).unsqueeze(2) + self.upcoming_duration.weight)
+        readout = self.melody_readout(self.drop(y_m)).unsqueeze(2)  # [B, T, 1, H]
+        if self.upcoming_duration is not None:
+            readout = readout + self.upcoming_duration.weight  # [B, T, D, H]
+        g = torch.tanh(readout.expand(-1, -1, self.num_durations, -1))
         log_p = F.log_softmax(self.pitch_decoder(g), dim=-1)
         return log_d, log_p, (h_m, h_r)
 

@@ -72,6 +72,31 @@ def test_melody_is_conditioned_on_the_upcoming_duration():
     assert torch.equal(p1[:, :3], p2[:, :3]) and not torch.allclose(p1[:, 3], p2[:, 3])
 
 
+def test_the_ablation_drops_only_the_upcoming_duration_input():
+    torch.manual_seed(1)
+    m = MelodyGRU(vocab_size=V, num_durations=D, embedding_dim=6, hidden_size=8, num_layers=2, init_range=0.5,
+                  upcoming_duration=False).double().eval()
+    assert m.upcoming_duration is None and m.config["upcoming_duration"] is False
+    full = model(1)
+    assert sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in m.parameters()) == D * 8
+    x = notes([0, 1, 2, 3], [1, 2, 1, 3])
+    with torch.no_grad():
+        logits, _ = m(x)
+        _, log_p, _ = m.run(x)
+    joint = logits.view(1, 4, P, D)
+    for t in range(4):
+        cond = joint[0, t] - joint[0, t].logsumexp(0, keepdim=True)
+        # P(p | d) is one distribution for every d: the next pitch ignores the next duration
+        for d in range(1, D):
+            torch.testing.assert_close(cond[:, d], cond[:, 0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(cond.t(), log_p[0, t], rtol=0, atol=1e-12)
+    with torch.no_grad():  # the melody net still reads the current durations
+        _, other, _ = m.run(notes([0, 1, 2, 3], [1, 2, 0, 3]))
+    assert not torch.allclose(other[:, 2], log_p[:, 2])
+    with pytest.raises(ValueError, match="upcoming_duration"):
+        MelodyGRU(vocab_size=V, num_durations=D, upcoming_duration="no")
+
+
 def test_the_networks_share_no_parameters():
     m = model(2)
     x, y = notes([0, 1, 2, 3, 4], [1, 2, 1, 3, 0]), notes([1, 2, 3, 4, 0], [2, 1, 3, 0, 1])
