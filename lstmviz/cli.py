@@ -171,8 +171,9 @@ def _record_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's dataset)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--out", "-o", required=True, help="recording file to write (.h5)")
-    p.add_argument("--signals", nargs="+", metavar="PATTERN",
-                   help="tap names or patterns to record, e.g. 'layer*/c' (default: all)")
+    p.add_argument("--signals", "--taps", dest="signals", nargs="+", metavar="PATTERN",
+                   help="tap names or patterns to record, e.g. 'layer*/c' (default: all); under torchrun write "
+                        "--taps, as torchrun reads --signals as an abbreviation of its own --signals-to-handle")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                    help="storage dtype (default float16: half the size, error <= 4.9e-4 for |x| <= 1; "
                         "float32 for unbounded values whose small differences matter, see docs/format.md)")

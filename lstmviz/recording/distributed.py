@@ -136,7 +136,7 @@ def _record(out: Path, total: int, record_shard: RecordShard, settings: dict, wo
         record_shard(shard, items, {sh.SHARD_PROVENANCE: expected}, _crash_hook(world))
         sh.write_checksum(shard, sh.file_sha256(shard))
     elapsed = time.monotonic() - started
-    _meet(world, max(timeout, 2 * elapsed + 60), "finish their shards")
+    _meet(world, max(timeout, 2 * elapsed), "finish their shards")
     problem = _write_logical(out, total, world, settings) if world.rank == 0 else None
     _share(world, problem, "write the logical file")
     return out

@@ -181,18 +181,14 @@ def is_sharded(path: str | os.PathLike) -> bool:
     return bool(read_shard_table(path))
 
 
-def source_names(f: h5py.File) -> set[str] | None:
-    """The file names virtual datasets of ``f`` may read (as the shard table stores them); None if not sharded."""
+def source_names(f: h5py.File, path: str | os.PathLike) -> set[str] | None:
+    """The file names virtual datasets of ``f`` may read (as its shard table stores them); None if not sharded.
+    ``RecordingError`` for a malformed table or one naming a file outside the logical file's folder."""
     raw = f.attrs.get(SHARDS_ATTR)
     if raw is None:
         return None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    try:
-        rows = json.loads(str(raw))
-        return {row["file"] for row in rows}
-    except (ValueError, TypeError, KeyError):
-        return set()  # parse_shard_table says what is wrong
+    parse_shard_table(raw, path)
+    return {row["file"] for row in json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))}
 
 
 def is_tap_path(where: str) -> bool:
@@ -227,7 +223,7 @@ def check_shards(f: h5py.File, path: str | os.PathLike) -> None:
         where = f"shard {k} ({_shown(entry.path, path)})"
         problem = input_problem(entry.path, "shard")
         if problem is not None:
-            raise RecordingError(path, f"is a logical file over shards, and {where} {problem}; put the shards folder "
+            raise RecordingError(path, f"is a logical file over shards, and {where}: {problem}; put the shards folder "
                                        f"back beside it (it must move with the logical file) or record again")
         try:
             with h5py.File(entry.path, "r") as s:

@@ -28,7 +28,7 @@ def check_objects(f: h5py.File, path: str | Path) -> None:
     """Raise ``RecordingError`` for a link, virtual dataset, external storage or sparse dataset in ``f``."""
     file_size = _file_size(f, path)
     problems: list[str] = []
-    shard_files = shards.source_names(f)  # None: not a logical file, no virtual dataset is allowed
+    shard_files = shards.source_names(f, path)  # None: not a logical file, no virtual dataset is allowed
 
     def visit(name: bytes, info) -> int | None:
         where = "/" + name.decode("utf-8", "replace")
