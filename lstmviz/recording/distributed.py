@@ -135,6 +135,7 @@ def _record(out: Path, total: int, record_shard: RecordShard, settings: dict, wo
         sh.checksum_path(shard).unlink(missing_ok=True)  # first: no checksum file ever vouches for a new shard
         record_shard(shard, items, {sh.SHARD_PROVENANCE: expected}, _crash_hook(world))
         sh.write_checksum(shard, sh.file_sha256(shard))
+        _say(world, f"recorded {shard.name} (items {items[0]}..{items[1] - 1}) in {time.monotonic() - started:.2f} s")
     elapsed = time.monotonic() - started
     _meet(world, max(timeout, 2 * elapsed), "finish their shards")
     problem = _write_logical(out, total, world, settings) if world.rank == 0 else None

@@ -86,11 +86,11 @@ def _dataset_problem(dsid: h5d.DatasetID, where: str, file_size: int | None,
         count = dcpl.get_virtual_count()
         sources = sorted({dcpl.get_virtual_filename(i) for i in range(count)})
         if shard_files is not None and shards.is_tap_path(where):
-            if all(dcpl.get_virtual_filename(i) in shard_files and dcpl.get_virtual_dsetname(i) == where
+            if all(dcpl.get_virtual_filename(i) in shard_files and shards.is_tap_path(dcpl.get_virtual_dsetname(i))
                    for i in range(count)):
                 return None  # a logical file's tap over its shards; shards.check_shards checks them on open
             return (f"{where!r} is a virtual dataset over {', '.join(map(repr, sources[:3]))}, which are not the "
-                    f"shards its shard table names (or not their {where!r}); the file is refused")
+                    f"shards its shard table names (or not their taps); the file is refused")
         return (f"{where!r} is a virtual dataset whose values come from {', '.join(map(repr, sources[:3]))}; "
                 f"a recording stores its own values and never refers to other files, so it is refused")
     if dcpl.get_external_count() > 0:

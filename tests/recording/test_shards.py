@@ -104,6 +104,23 @@ def test_a_language_model_recording_over_uneven_shards_equals_one_recording(pare
                                           one.states("rnn/layer1/c", a, b, units=[3, 0]))
 
 
+def test_a_recording_of_several_checkpoints_over_shards_equals_one_recording(parens, tmp_path):
+    model = tiny_lm(parens)
+    early = {k: v + 0.1 for k, v in model.state_dict().items()}
+    checkpoints = [(100, early), (200, model)]
+    single = record(model, parens, tmp_path / "one.h5", batch_size=2, checkpoints=checkpoints)
+    out = tmp_path / "run.h5"
+    shard_by_hand(lambda p, items, extra: record(model, parens, p, items=items, batch_size=2, provenance=extra,
+                                                 checkpoints=checkpoints), out, [(0, 4), (4, 10)])
+    assert_same_recording(single, out)
+    with open_recording(out) as rec, open_recording(single) as one:
+        assert [c.name for c in rec.checkpoints] == ["step-000100", "step-000200"]
+        np.testing.assert_array_equal(rec.at_checkpoint("step-000100").states("rnn/layer0/c"),
+                                      one.at_checkpoint("step-000100").states("rnn/layer0/c"))
+    with h5py.File(out, "r") as f:  # the main checkpoint's states are /taps itself, as in any recording
+        assert f["checkpoints/step-000200/taps/rnn/layer0/c"].id == f["taps/rnn/layer0/c"].id
+
+
 def test_a_graph_recording_with_pooled_levels_over_shards_equals_one_recording(tmp_path):
     from lstmviz.engines import build_engine
     from lstmviz.engines.families.graph import GraphData, SampleGraphs
