@@ -7,6 +7,7 @@
     lstmviz record (ENGINE|CKPT [CKPT ...]) --dataset D --out FILE
                                                      record hidden states into a recording (several
                                                      checkpoints of one run: one recording of all)
+    torchrun --nproc-per-node N -m lstmviz record ...  the same, N processes: one shard each, one logical file
     lstmviz info FILE                                summarise a recording
     lstmviz probe FILE --label L                     linear probes per tap (with control task and baselines)
     lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
@@ -28,6 +29,7 @@ any command (exit 130, "interrupted") and leaves the files it would have replace
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import itertools
 import json
@@ -159,7 +161,9 @@ def _record_parser() -> argparse.ArgumentParser:
                     "Given several checkpoint files of one training run (e.g. from `lstmviz train --train "
                     "checkpoint_every=200 --train keep_checkpoints=1`), it records the states of each over "
                     "the same items into one recording, ordered by training step; the last checkpoint's "
-                    "states are the recording's main states.",
+                    "states are the recording's main states. Under torchrun (torchrun --nproc-per-node N -m "
+                    "lstmviz record ...) each process records its block of the items into OUT's folder "
+                    "<stem>.shards/ and rank 0 writes OUT over the shards; running it again resumes (docs/scale.md).",
     )
     p.add_argument("model", nargs="+", metavar="CKPT|ENGINE",
                    help="a checkpoint file written by `lstmviz train`, several checkpoint files of one "
@@ -167,8 +171,9 @@ def _record_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset name (default: the checkpoint's dataset)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument("--out", "-o", required=True, help="recording file to write (.h5)")
-    p.add_argument("--signals", nargs="+", metavar="PATTERN",
-                   help="tap names or patterns to record, e.g. 'layer*/c' (default: all)")
+    p.add_argument("--signals", "--taps", dest="signals", nargs="+", metavar="PATTERN",
+                   help="tap names or patterns to record, e.g. 'layer*/c' (default: all); under torchrun write "
+                        "--taps, as torchrun reads --signals as an abbreviation of its own --signals-to-handle")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                    help="storage dtype (default float16: half the size, error <= 4.9e-4 for |x| <= 1; "
                         "float32 for unbounded values whose small differences matter, see docs/format.md)")
@@ -1324,7 +1329,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from lstmviz.datasets import load_dataset
     from lstmviz.engines import registry as engines
     from lstmviz.engines.checkpoint import load_checkpoint
-    from lstmviz.recording.recorder import CheckpointSource, record
+    from lstmviz.recording.recorder import CheckpointSource
 
     provenance: dict = {}
     checkpoints = None
@@ -1378,24 +1383,68 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.modes and family not in (None, "language-model"):
         raise UsageError(f"--modes applies to language models; this is an engine of family {family!r} "
                          "(seq2seq models: --decode teacher-forced|greedy|beam)")
+    settings = _record_settings(args, family, dataset_name, options, provenance, checkpoints)
     if family == "graph":
-        return _record_graph(args, model, dataset, provenance, checkpoints, max_size)
-    if family == "image":
-        return _record_images(args, model, dataset, provenance, checkpoints, max_size)
-    if family == "seq2seq":
-        return _record_seq2seq(args, model, dataset, provenance, checkpoints, max_size)
-    if family == "strokes":
-        return _record_strokes(args, model, dataset, provenance, checkpoints)
-    if args.decode != "teacher-forced":
-        raise UsageError(f"--decode {args.decode} applies to seq2seq models; this one is of the {family} family")
+        recorder = functools.partial(_record_graph, args, model, dataset, provenance, checkpoints, max_size)
+    elif family == "image":
+        recorder = functools.partial(_record_images, args, model, dataset, provenance, checkpoints, max_size)
+    elif family == "seq2seq":
+        recorder = functools.partial(_record_seq2seq, args, model, dataset, provenance, checkpoints, max_size)
+    elif family == "strokes":
+        recorder = functools.partial(_record_strokes, args, model, dataset, provenance, checkpoints)
+    else:
+        if args.decode != "teacher-forced":
+            raise UsageError(f"--decode {args.decode} applies to seq2seq models; this one is of the {family} family")
+        if args.modes:
+            dataset = _modes_dataset(args, model, dataset, family, checkpoints)
+        recorder = functools.partial(_record_sequences, args, model, dataset, provenance, checkpoints, max_size)
+    total = len(dataset) if args.max_items is None else min(len(dataset), args.max_items)
+    return _record_here_or_sharded(args, recorder, total, settings)
 
-    if args.modes:
-        dataset = _modes_dataset(args, model, dataset, family, checkpoints)
+
+def _record_settings(args, family, dataset_name: str, options: dict, provenance: dict, checkpoints) -> dict:
+    """What makes a shard's values what they are: a shard recorded with other settings is not kept on resume."""
+    return {
+        "command": "lstmviz record", "family": family, "engine": provenance.get("engine"),
+        "config": provenance.get("config"), "checkpoint_sha256": provenance.get("sha256"),
+        "checkpoints": [c.sha256 for c in checkpoints] if checkpoints else None,
+        "untrained_seed": provenance.get("untrained_seed"), "dataset": dataset_name, "split": args.split,
+        "dataset_options": options, "max_items": args.max_items, "signals": args.signals, "dtype": args.dtype,
+        "batch_size": args.batch_size, "decode": args.decode, "beam": args.beam, "max_len": args.max_len,
+        "length_penalty": args.length_penalty, "modes": args.modes, "sample_seed": args.sample_seed,
+    }
+
+
+def _record_here_or_sharded(args, recorder, total: int, settings: dict) -> int:
+    """Record in this process, or (under torchrun) this rank's shard and, on rank 0, the logical file."""
+    from lstmviz.recording.distributed import record_sharded, torchrun_world
+
+    if torchrun_world() is None:
+        return recorder()
+    out = Path(args.out)
+    if out.suffix != ".h5":
+        raise UsageError(f"--out {args.out}: a sharded recording's logical file ends in .h5 (its shards go to "
+                         f"{out.stem}.shards/ beside it)")
+
+    def record_shard(shard: Path, items, extra: dict, wrap) -> Path:
+        recorder(out=shard, items=items, extra=extra, wrap=wrap)
+        return shard
+
+    record_sharded(out, total, record_shard, settings)
+    return 0
+
+
+def _record_sequences(args, model, dataset, provenance: dict, checkpoints, max_size: float, *, out=None, items=None,
+                      extra=None, wrap=None) -> int:
+    """`lstmviz record` of a language model (``record``); ``out``/``items``/``extra``/``wrap``: one shard's."""
+    from lstmviz.recording.recorder import record
+
     _check_size(args, model, dataset, len(checkpoints or []) or 1, max_size)
     with progress_task("recording", unit="items", quiet=args.quiet) as task:
         out = record(
-            model, dataset, args.out, signals=args.signals, batch_size=args.batch_size, dtype=args.dtype,
-            progress=False, task=task, provenance=provenance, max_items=args.max_items, checkpoints=checkpoints,
+            model, dataset, out or args.out, signals=args.signals, batch_size=args.batch_size, dtype=args.dtype,
+            progress=False, task=_wrapped(task, wrap), provenance={**provenance, **(extra or {})},
+            max_items=args.max_items, checkpoints=checkpoints, items=items,
         )
     if checkpoints:
         steps = ", ".join(str(c.step) for c in sorted(checkpoints, key=lambda c: c.step))
@@ -1424,7 +1473,8 @@ def _modes_dataset(args, model, dataset, family, checkpoints):
     return wrapped
 
 
-def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
+def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size: float, *, out=None, items=None,
+                  extra=None, wrap=None) -> int:
     """`lstmviz record` of an engine of the graph family: one graph per forward, into a v3 graph recording."""
     from lstmviz.recording.graph_recorder import estimate_graph_bytes, record_graph
 
@@ -1434,13 +1484,15 @@ def _record_graph(args, model, dataset, provenance: dict, checkpoints, max_size:
     size = estimate_graph_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
     _refuse_oversize(args, size, max_size, "graphs")
     with progress_task("recording", unit="graphs", quiet=args.quiet) as task:
-        out = record_graph(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
-                           provenance=provenance, max_items=args.max_items)
+        out = record_graph(model, dataset, out or args.out, signals=args.signals, dtype=args.dtype,
+                           task=_wrapped(task, wrap), provenance={**provenance, **(extra or {})},
+                           max_items=args.max_items, items=items)
     _say(f"wrote {out}")
     return 0
 
 
-def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
+def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_size: float, *, out=None, items=None,
+                    extra=None, wrap=None) -> int:
     """`lstmviz record` of an engine of the seq2seq family: source tokens on the main axis, decoder steps on
     the axis ``decoder`` (the reference, or the greedy / beam output with --decode)."""
     from lstmviz.recording.seq2seq_recorder import estimate_seq2seq_bytes, record_seq2seq
@@ -1455,14 +1507,16 @@ def _record_seq2seq(args, model, dataset, provenance: dict, checkpoints, max_siz
     size = estimate_seq2seq_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
     _refuse_oversize(args, size, max_size, "pairs")
     with progress_task("recording", unit="pairs", quiet=args.quiet) as task:
-        out = record_seq2seq(model, dataset, args.out, decode=args.decode, beam=args.beam, max_len=args.max_len,
-                             length_penalty=args.length_penalty, signals=args.signals, batch_size=args.batch_size,
-                             dtype=args.dtype, task=task, provenance=provenance, max_items=args.max_items)
+        out = record_seq2seq(model, dataset, out or args.out, decode=args.decode, beam=args.beam,
+                             max_len=args.max_len, length_penalty=args.length_penalty, signals=args.signals,
+                             batch_size=args.batch_size, dtype=args.dtype, task=_wrapped(task, wrap),
+                             provenance={**provenance, **(extra or {})}, max_items=args.max_items, items=items)
     _say(f"wrote {out} (decoder: {args.decode})")
     return 0
 
 
-def _record_strokes(args, model, dataset, provenance: dict, checkpoints) -> int:
+def _record_strokes(args, model, dataset, provenance: dict, checkpoints, *, out=None, items=None, extra=None,
+                    wrap=None) -> int:
     """`lstmviz record` of an engine of the strokes family: one position per pen point (recording/strokes_recorder.py)."""
     from lstmviz.recording.strokes_recorder import record_strokes
 
@@ -1470,13 +1524,15 @@ def _record_strokes(args, model, dataset, provenance: dict, checkpoints) -> int:
         raise UsageError("several checkpoints of a strokes engine cannot be recorded into one file yet; record each "
                          "checkpoint on its own")
     with progress_task("recording", unit="items", quiet=args.quiet) as task:
-        out = record_strokes(model, dataset, args.out, signals=args.signals, batch_size=max(args.batch_size, 1),
-                             dtype=args.dtype, task=task, provenance=provenance, max_items=args.max_items)
+        out = record_strokes(model, dataset, out or args.out, signals=args.signals,
+                             batch_size=max(args.batch_size, 1), dtype=args.dtype, task=_wrapped(task, wrap),
+                             provenance={**provenance, **(extra or {})}, max_items=args.max_items, items=items)
     _say(f"wrote {out}")
     return 0
 
 
-def _record_images(args, model, dataset, provenance: dict, checkpoints, max_size: float) -> int:
+def _record_images(args, model, dataset, provenance: dict, checkpoints, max_size: float, *, out=None, items=None,
+                   extra=None, wrap=None) -> int:
     """`lstmviz record` of an engine of the image family: batches of images per forward, into a v3 image recording."""
     from lstmviz.recording.image_recorder import estimate_image_bytes, record_images
 
@@ -1486,10 +1542,16 @@ def _record_images(args, model, dataset, provenance: dict, checkpoints, max_size
     size = estimate_image_bytes(model, dataset, signals=args.signals, dtype=args.dtype, max_items=args.max_items)
     _refuse_oversize(args, size, max_size, "images")
     with progress_task("recording", unit="images", quiet=args.quiet) as task:
-        out = record_images(model, dataset, args.out, signals=args.signals, dtype=args.dtype, task=task,
-                            provenance=provenance, max_items=args.max_items, chunk=max(args.batch_size, 1))
+        out = record_images(model, dataset, out or args.out, signals=args.signals, dtype=args.dtype,
+                            task=_wrapped(task, wrap), provenance={**provenance, **(extra or {})},
+                            max_items=args.max_items, chunk=max(args.batch_size, 1), items=items)
     _say(f"wrote {out}")
     return 0
+
+
+def _wrapped(task, wrap):
+    """The task a recorder reports to: ``task``, or what a sharded run makes of it (its test hook)."""
+    return task if wrap is None else wrap(task)
 
 
 def _refuse_oversize(args, size: int, max_size: float, items: str) -> None:

@@ -126,6 +126,7 @@ INCOMPLETE_ATTR = "lstmviz_incomplete"
 """Set while a writer is filling a temporary file; a finished recording never carries it."""
 
 TEXT_CHECKSUM_ATTR = "attributes_crc32"
+SHARDS_ATTR = "lstmviz_shards"  # the shard table of a logical file (lstmviz/recording/shards.py)
 """Root attribute (int64): the CRC-32 of the format's text attributes (:func:`crc32_of_text_attributes`).
 HDF5 keeps variable-length strings outside the checksummed object headers. Optional, verified on open."""
 CHECKSUM_ATTR = "crc32"
@@ -318,6 +319,7 @@ def text_attributes(f) -> list[tuple[str, str]]:
         out += [(f"/{checkpoint_path(c)}", a) for c in order(CHECKPOINTS) for a in ("path", "sha256", "metrics")]
     # v3, last: a v2 file's checksum continues over them when it is upgraded (upgrades._v2_to_v3)
     out += [(f"/{AXES}/{axis}", a) for axis in sorted(f[AXES]) for a in (GEOMETRY_ATTR, POOLED_FROM_ATTR)]
+    out.append(("/", SHARDS_ATTR))  # a logical file over shards (docs/format.md, "Sharded recordings")
     return out
 
 

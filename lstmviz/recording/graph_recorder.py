@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from lstmviz.geometry import AxisGeometry, GraphGeometry
+from lstmviz.recording.item_range import select_items
 from lstmviz.recording.writer import RecordingWriter
 from lstmviz.tasks import Task, ensure_task
 
@@ -149,11 +150,12 @@ def record_graph(
     task: Task | None = None,
     provenance: dict | None = None,
     max_items: int | None = None,
+    items: tuple[int, int] | None = None,
 ) -> Path:
     """Record ``signals`` (names or patterns; ``None``: every tap) of graph model ``model`` over every graph
     of ``dataset`` (a :class:`~lstmviz.datasets.graph_base.GraphDataset`) into ``out``; see the module
     docstring. The file appears only when recording succeeded; ``task.cancel()`` stops within one graph
-    and leaves no file. Returns the path."""
+    and leaves no file. ``items=(start, stop)``: only those graphs (of the first ``max_items``). Returns the path."""
     if not callable(getattr(model, "prepare", None)):
         raise ValueError(f"{type(model).__name__} is not a graph model (it has no prepare(item)); record it with "
                          f"lstmviz.recording.recorder.record")
@@ -164,6 +166,7 @@ def record_graph(
     total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
     if total == 0:
         raise ValueError("no items to record: the dataset is empty")
+    block = select_items(total, items)
     task = ensure_task(task)
     recorder = Recorder(model, signals)
     tap_axes = _checked_signals(recorder)
@@ -179,7 +182,7 @@ def record_graph(
     writer = None
     try:
         with torch.no_grad(), recorder:
-            for i in range(total):
+            for i in block:
                 task.check()
                 item = dataset[i]
                 prepared = model.prepare(item)
@@ -225,7 +228,7 @@ def record_graph(
                     item_values[TARGET] = -1 if item.graph_target is None else int(item.graph_target)
                 writer.append_item(tokens, arrays, annotations or None, item_values or None,
                                    geometry=layout.geometry(levels))
-                task.progress(i + 1, total, "recording")
+                task.progress(i + 1 - block.start, len(block), "recording")
         return writer.close()
     except BaseException:
         if writer is not None:

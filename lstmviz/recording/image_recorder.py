@@ -49,6 +49,7 @@ from torch import nn
 from lstmviz.datasets.image_base import ImageError, check_image, check_mask, check_target_map
 from lstmviz.engines.families.image.api import INPUT_AXIS, input_axis
 from lstmviz.geometry import ImageGeometry
+from lstmviz.recording.item_range import select_items
 from lstmviz.recording.writer import RecordingWriter
 from lstmviz.tasks import Task, ensure_task
 
@@ -230,15 +231,18 @@ def record_images(
     max_items: int | None = None,
     chunk: int = CHUNK,
     background_writes: bool = True,
+    items: tuple[int, int] | None = None,
 ) -> Path:
     """Record ``signals`` (names or patterns; ``None``: every tap) of image model ``model`` over the images of
     ``dataset`` (an :class:`~lstmviz.datasets.image_base.ImageDataset`) into ``out``; see the module docstring.
     ``task.cancel()`` stops within one batch and leaves no file. ``background_writes=False`` writes each
-    batch in the caller before the next forward (the same file, byte for byte). Returns the path."""
+    batch in the caller before the next forward (the same file, byte for byte). ``items=(start, stop)``: only
+    those images (of the first ``max_items``). Returns the path."""
     axes = _check_model(model, dataset)
     total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
     if total == 0:
         raise ValueError("no items to record: the dataset is empty")
+    block = select_items(total, items)
     task = ensure_task(task)
     half = np.dtype(dtype) == np.float16
     recorder = Recorder(model, signals, keep=_keep_float16 if half else _keep_float)
@@ -277,9 +281,9 @@ def record_images(
     writes = _OneWriteBehind(background_writes)
     try:
         with torch.no_grad(), recorder:
-            for start in range(0, total, chunk):
+            for start in range(block.start, block.stop, chunk):
                 task.check()
-                stop = min(total, start + chunk)
+                stop = min(block.stop, start + chunk)
                 images, tokens, position, item, targets, masks = _gather(dataset, start, stop, c, h, w, segmentation)
                 recorder.clear()
                 logits = model(torch.as_tensor(np.array(images, dtype=np.float32), device=device).to(fdtype))
@@ -358,7 +362,7 @@ def record_images(
                         position_values[p_name] = predicted[:, k]
                 writes.submit(writer.append_items, tokens, {INPUT_TAP: pixels, **arrays},
                               position_values, item_values or None, geometry=geometry)
-                task.progress(stop, total, "recording")
+                task.progress(stop - block.start, len(block), "recording")
             writes.finish()
         if writer is None:
             raise ValueError("no items were recorded")

@@ -18,7 +18,7 @@ import numpy as np
 
 from lstmviz.geometry import AxisGeometry, GraphGeometry, ImageGeometry, ItemGeometry, SetGeometry
 from lstmviz.recording import format as fmt
-from lstmviz.recording import heap_checks, storage_checks, upgrades, validation
+from lstmviz.recording import heap_checks, shards, storage_checks, upgrades, validation
 from lstmviz.recording.format import (
     AnnotationInfo,
     CheckpointInfo,
@@ -39,6 +39,8 @@ def open_recording(path: str | os.PathLike) -> Recording:
     try:
         version = validation.check_root(f, p)
         storage_checks.check_objects(f, p)  # on the file itself: the overlay of an old file maps onto it
+        if shards.SHARDS_ATTR in f.attrs:  # a logical file: its shards must be there before anything is read
+            shards.check_shards(f, p)
         view = upgrades.for_reading(f, p)
         header = validation.read_header(view, p, version)
     except BaseException as e:

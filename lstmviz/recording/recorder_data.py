@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .item_range import select_items
+
 
 @dataclass
 class Item:
@@ -60,9 +62,11 @@ def token_ids(seq: Any, index: int, vocab_size: int | None) -> np.ndarray:
 
 
 class DataSource:
-    """Items of ``data`` in order, at most ``max_items`` of them, with their annotation specs."""
+    """Items of ``data`` in order, at most ``max_items`` of them (of those, only ``items=(start, stop)``
+    when given; an item's index is its index in ``data``), with their annotation specs."""
 
-    def __init__(self, data: Any, max_items: int | None = None, vocab_size: int | None = None):
+    def __init__(self, data: Any, max_items: int | None = None, vocab_size: int | None = None,
+                 items: tuple[int, int] | None = None):
         if isinstance(data, (str, bytes)):
             raise ValueError("data: expected a dataset or an iterable of token-id sequences, got a string")
         if max_items is not None and (isinstance(max_items, bool) or int(max_items) < 1):
@@ -75,11 +79,19 @@ class DataSource:
         total = len(data) if hasattr(data, "__len__") else None
         if total is not None and max_items is not None:
             total = min(total, int(max_items))
+        self.first = 0
+        self.stop: int | None = total
+        if items is not None:
+            if total is None:
+                raise ValueError(f"items=(start, stop) needs data whose length is known (a dataset or a list), got "
+                                 f"a {type(data).__name__}")
+            block = select_items(total, items)
+            self.first, self.stop, total = block.start, block.stop, len(block)
         self.total: int | None = total
 
     def __iter__(self) -> Iterator[Item]:
         if self.dataset:
-            raw: Iterable = (self.data[i] for i in range(len(self.data)))
+            raw: Iterable = (self.data[i] for i in range(self.first, len(self.data)))
         else:
             try:
                 raw = iter(self.data)
@@ -87,9 +99,11 @@ class DataSource:
                 raise ValueError(
                     f"data: expected a dataset or an iterable of token-id sequences, got {type(self.data).__name__}"
                 ) from None
-        if self.max_items is not None:
-            raw = islice(raw, int(self.max_items))
-        for index, element in enumerate(raw):
+        if not self.dataset and self.first:
+            raw = islice(raw, self.first, None)
+        if self.stop is not None or self.max_items is not None:
+            raw = islice(raw, (self.stop if self.stop is not None else int(self.max_items)) - self.first)
+        for index, element in enumerate(raw, self.first):
             yield self._item(index, element)
 
     def _item(self, index: int, element: Any) -> Item:

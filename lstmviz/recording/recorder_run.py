@@ -82,6 +82,8 @@ def record(
     max_items: int | None = None,
     pad_id: int = 0,
     checkpoints: Sequence[CheckpointSource | tuple] | None = None,
+    items: tuple[int, int] | None = None,
+    distributed: bool = False,
 ) -> Path:
     """Record ``signals`` of ``model`` over every item of ``data`` into the recording file ``out``.
 
@@ -121,14 +123,25 @@ def record(
             ``sha256``, ``checkpoint_step`` and ``train_metrics`` unless ``provenance`` gives them.
             A single checkpoint is recorded like a plain model (no ``/checkpoints`` entries).
             ``model``'s own weights are restored afterwards.
+        items: record only the items ``[start, stop)`` (of the first ``max_items``), e.g. one shard.
+        distributed: in a script started by ``torchrun``: every rank records its block of the items into
+            its shard and rank 0 writes ``out`` as one logical file over the shards (``docs/scale.md``,
+            :mod:`lstmviz.recording.distributed`); re-running resumes from the shards that finished.
 
     Returns the path of the written file.
     """
+    if distributed:
+        from .distributed import record_distributed_call
+
+        return record_distributed_call(
+            record, model, data, out, signals=signals, vocab=vocab, batch_size=batch_size, batch_first=batch_first,
+            forward=forward, dtype=dtype, device=device, task=task, progress=progress, provenance=provenance,
+            max_items=max_items, pad_id=pad_id, checkpoints=checkpoints, items=items)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if vocab is None and hasattr(data, "vocab"):
         vocab = list(data.vocab)
-    source = DataSource(data, max_items, vocab_size=len(vocab) if vocab else None)
+    source = DataSource(data, max_items, vocab_size=len(vocab) if vocab else None, items=items)
     sources = _checkpoint_sources(checkpoints)
     if len(sources) > 1 and not source.dataset and _one_shot(data):
         raise ValueError(

@@ -41,6 +41,7 @@ from lstmviz.recording.writer import RecordingWriter
 from lstmviz.tasks import Task, ensure_task
 
 from .image_recorder import _keep_float, _keep_float16
+from .item_range import select_items
 from .recorder_context import Recorder
 from .recorder_run import _provenance
 
@@ -81,11 +82,14 @@ def record_seq2seq(
     task: Task | None = None,
     provenance: dict | None = None,
     max_items: int | None = None,
+    items: tuple[int, int] | None = None,
 ) -> Path:
     """Record ``signals`` (``None``: every tap) of seq2seq model ``model`` over the pairs of ``dataset`` into
     ``out`` (module docstring). ``decode``: ``"teacher-forced"`` (the reference), ``"greedy"`` or ``"beam"``
     (``beam`` hypotheses, ``length_penalty``); ``max_len`` (decoding; default ``2 * S_max + 10``) is the
-    same for every item. The file appears only when recording succeeded. Returns the path."""
+    same for every item. ``items=(start, stop)``: only those pairs (of the first ``max_items``); the attention
+    tap's width and the default ``max_len`` still come from all of them, so every block of a sharded recording
+    has the same taps. The file appears only when recording succeeded. Returns the path."""
     if decode not in MODES:
         raise ValueError(f"decode must be one of {', '.join(MODES)}, got {decode!r}")
     for name in ("encode", "decode_step", "greedy", "beam_search"):
@@ -96,9 +100,11 @@ def record_seq2seq(
         raise ValueError("no items to record: the dataset is empty")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    block = select_items(total, items)
     task = ensure_task(task)
-    items = [dataset[i] for i in range(total)]
-    s_max = max(len(item.tokens) for item in items)
+    s_max = max(len(dataset[i].tokens) for i in range(total))  # of every item, also when recording a block
+    items = [dataset[i] for i in block]
+    total = len(items)
     if max_len is None:
         max_len = 2 * s_max + 10
     # the values are converted to the storage dtype (and checked for float16) once per batch, as they are kept

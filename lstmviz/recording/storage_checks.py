@@ -2,8 +2,9 @@
 
 HDF5 can make a reader open other files: external links, virtual datasets (values mapped from other
 files) and external raw storage (a dataset's bytes kept in any file by name, a FIFO included). The
-recording format defines none of them, so any of them is refused, as are soft links (the format
-names every object by a hard link). HDF5 also lets a chunked dataset declare a shape far beyond the
+recording format defines one of them: the taps of a logical file over shards are virtual datasets
+whose sources are the shards named in its shard table (``shards.py``); any other is refused, as are
+soft links (the format names every object by a hard link). HDF5 also lets a chunked dataset declare a shape far beyond the
 bytes stored (unwritten chunks read as zeros): a dataset must store what it declares.
 
 One visit of every link in the file, with low-level h5py calls: nothing is followed, no data is read.
@@ -19,6 +20,7 @@ from pathlib import Path
 import h5py
 from h5py import h5d, h5l, h5o
 
+from lstmviz.recording import shards
 from lstmviz.recording.format import RecordingError
 
 
@@ -26,13 +28,14 @@ def check_objects(f: h5py.File, path: str | Path) -> None:
     """Raise ``RecordingError`` for a link, virtual dataset, external storage or sparse dataset in ``f``."""
     file_size = _file_size(f, path)
     problems: list[str] = []
+    shard_files = shards.source_names(f, path)  # None: not a logical file, no virtual dataset is allowed
 
     def visit(name: bytes, info) -> int | None:
         where = "/" + name.decode("utf-8", "replace")
         try:  # an exception must not escape into HDF5's C iteration
             problem = _link_problem(f, name, where, info)
             if problem is None and info.type == h5l.TYPE_HARD:
-                problem = _object_problem(f, name, where, file_size)
+                problem = _object_problem(f, name, where, file_size, shard_files)
         except Exception as e:
             problem = f"the object {where!r} cannot be read ({hdf5_reason(e)}); the file is damaged"
         if problem is not None:
@@ -60,7 +63,8 @@ def _link_problem(f: h5py.File, name: bytes, where: str, info) -> str | None:
             f"file is refused")
 
 
-def _object_problem(f: h5py.File, name: bytes, where: str, file_size: int | None) -> str | None:
+def _object_problem(f: h5py.File, name: bytes, where: str, file_size: int | None,
+                    shard_files: set[str] | None = None) -> str | None:
     try:
         oid = h5o.open(f.id, name)
     except Exception as e:  # a hard link to a damaged object header
@@ -68,17 +72,25 @@ def _object_problem(f: h5py.File, name: bytes, where: str, file_size: int | None
     try:
         if not isinstance(oid, h5d.DatasetID):
             return None
-        return _dataset_problem(oid, where, file_size)
+        return _dataset_problem(oid, where, file_size, shard_files)
     finally:
         if hasattr(oid, "close"):
             oid.close()
 
 
-def _dataset_problem(dsid: h5d.DatasetID, where: str, file_size: int | None) -> str | None:
+def _dataset_problem(dsid: h5d.DatasetID, where: str, file_size: int | None,
+                     shard_files: set[str] | None = None) -> str | None:
     dcpl = dsid.get_create_plist()
     layout = dcpl.get_layout()
     if layout == h5d.VIRTUAL:
-        sources = sorted({dcpl.get_virtual_filename(i) for i in range(dcpl.get_virtual_count())})
+        count = dcpl.get_virtual_count()
+        sources = sorted({dcpl.get_virtual_filename(i) for i in range(count)})
+        if shard_files is not None and shards.is_tap_path(where):
+            if all(dcpl.get_virtual_filename(i) in shard_files and shards.is_tap_path(dcpl.get_virtual_dsetname(i))
+                   for i in range(count)):
+                return None  # a logical file's tap over its shards; shards.check_shards checks them on open
+            return (f"{where!r} is a virtual dataset over {', '.join(map(repr, sources[:3]))}, which are not the "
+                    f"shards its shard table names (or not their taps); the file is refused")
         return (f"{where!r} is a virtual dataset whose values come from {', '.join(map(repr, sources[:3]))}; "
                 f"a recording stores its own values and never refers to other files, so it is refused")
     if dcpl.get_external_count() > 0:

@@ -28,6 +28,7 @@ from torch import nn
 from lstmviz.geometry import AxisGeometry, GraphGeometry
 from lstmviz.tasks import Task, ensure_task
 
+from .item_range import select_items
 from .recorder_context import Recorder
 from .recorder_run import _provenance
 from .writer import RecordingWriter
@@ -50,12 +51,15 @@ def _batch(items, dtype):
 
 def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals: list[str] | str | None = None,
                    batch_size: int = 32, dtype: str = "float32", task: Task | None = None,
-                   provenance: dict | None = None, max_items: int | None = None, drawing: bool = True) -> Path:
+                   provenance: dict | None = None, max_items: int | None = None, drawing: bool = True,
+                   items: tuple[int, int] | None = None) -> Path:
     """Record ``signals`` (names or patterns; ``None``: every tap) of strokes model ``model`` over ``dataset``
-    into ``out`` (module docstring). Returns the path."""
+    into ``out`` (module docstring); ``items=(start, stop)``: only those items (of the first ``max_items``).
+    Returns the path."""
     total = len(dataset) if max_items is None else min(len(dataset), int(max_items))
     if total == 0:
         raise ValueError("no items to record: the dataset is empty")
+    block = select_items(total, items)
     task = ensure_task(task)
     recorder = Recorder(model, signals, batch_first=True, accumulate=True)
     specs = list(dataset.annotation_specs)
@@ -73,9 +77,9 @@ def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals
     declared = False
     try:
         with torch.no_grad(), recorder:
-            for start in range(0, total, batch_size):
+            for start in range(block.start, block.stop, batch_size):
                 task.check()
-                items = [dataset[i] for i in range(start, min(total, start + batch_size))]
+                items = [dataset[i] for i in range(start, min(block.stop, start + batch_size))]
                 steps, mask, classes = _batch(items, param.dtype)
                 recorder.clear()
                 model(steps, classes, mask)
@@ -103,7 +107,7 @@ def record_strokes(model: nn.Module, dataset, out: str | os.PathLike, *, signals
                     writer.append_item(item.tokens, {name: a[b, :n] for name, a in states.items()}, annotations,
                                        item.item_annotations or None,
                                        geometry={"positions": trajectory_graph(item.steps)} if drawing else None)
-                task.progress(min(total, start + batch_size), total, "recording")
+                task.progress(min(block.stop, start + batch_size) - block.start, len(block), "recording")
         return writer.close()
     except BaseException:
         writer.abort()

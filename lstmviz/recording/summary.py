@@ -28,6 +28,7 @@ def summarize(recording: Recording) -> str:
         _row("Format", f"lstmviz recording, format version {rec.format_version}"
              + ("" if rec.format_version == fmt.FORMAT_VERSION else f" (upgraded to {fmt.FORMAT_VERSION} on read)")),
         _row("Size", _size(rec.path)),
+        *_shards(rec),
         _row("Items", f"{rec.n_items:,}"),
         _row("Positions", _positions(rec)),
         _row("Vocabulary", f"{len(rec.vocab):,} tokens" if rec.vocab else "none (token ids only)"),
@@ -63,6 +64,22 @@ def summarize(recording: Recording) -> str:
     return "\n".join(lines)
 
 
+def _shards(rec: Recording) -> list[str]:
+    """A logical file over shards: how many, where, and their size (the logical file itself is small)."""
+    sharded = rec.provenance.get("sharded")
+    if not isinstance(sharded, dict) or not isinstance(sharded.get("shards"), list):
+        return []
+    files = [s.get("file", "") for s in sharded["shards"] if isinstance(s, dict)]
+    total = 0
+    for name in files:
+        try:
+            total += os.path.getsize(os.path.join(os.path.dirname(os.fspath(rec.path)), name))
+        except (OSError, TypeError):
+            pass
+    folder = os.path.dirname(files[0]) if files else ""
+    return [_row("Shards", f"{len(files)} in {folder or '.'}/ ({_bytes(total)}), read through HDF5 virtual datasets")]
+
+
 _SHOWN_METRICS = ("train_loss", "valid_loss", "valid_ppl")
 
 
@@ -80,6 +97,10 @@ def _size(path) -> str:
         n = os.path.getsize(path)
     except OSError:
         return "unknown"
+    return _bytes(n)
+
+
+def _bytes(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:,} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
