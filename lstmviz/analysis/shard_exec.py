@@ -48,12 +48,16 @@ class _Backend:
     name = ""
     workers = 1
 
-    def run(self, calls, slots=None, *, task=None, message: str = ""):
+    def run(self, calls, slots=None, *, task=None, message: str = "", wait: bool = True):
         """Results of ``calls`` (``[(fn, args)]``) in order; ``slots[i]`` picks call i's worker. Progress:
-        ``task.progress(calls done, calls, message)``; a cancelled task cancels what has not started."""
+        ``task.progress(calls done, calls, message)``; a cancelled task cancels what has not started.
+        ``wait=False``: submit and return None at once (clean-up whose result nobody needs)."""
         task = ensure_task(task)
         slots = list(range(len(calls))) if slots is None else list(slots)
         futures = [self._submit(fn, args, slot) for (fn, args), slot in zip(calls, slots)]
+        if not wait:
+            self._pending = [f for f in getattr(self, "_pending", []) if not f.done()] + futures
+            return None
         try:
             return self._gather(futures, task, message)
         except BaseException:

@@ -14,13 +14,14 @@ are scored and kept, and ``matching.match`` decides that from three things that 
 
 So the coordinator runs ``matching.match``'s own control flow on the sums, and the shards do the
 work in phases (each a task per shard, ``shard_exec``): **counts** (c and its histogram; returns p_ge),
-**collect** at a level lo (returns per_level), and **take** (the shard's share of the candidates the
-coordinator chose, scored, in global coordinates). In ``lstmvis`` mode the level m_lo (the highest m
+**collect** at a level lo (returns per_level), and **take** (scored mode: the shard's share of the
+candidates the coordinator chose, scored, in global coordinates). In ``lstmvis`` mode the level m_lo (the highest m
 with at least ``candidate_cap`` candidates of level >= m) is fixed by the summed per_level; each shard
 orders its candidates of level >= m_lo by (score2 descending, level descending, start) as the single
-file does, keeps its first ``candidate_cap`` (no more of its candidates can be among the global first
-``candidate_cap`` in that order), and scores them; the coordinator merges by the same order, cuts to
-``candidate_cap`` and ranks stably by (-I, U, -length), so ties break in the single file's order. In
+file does and returns its first ``candidate_cap`` (no more of its candidates can be among the global
+first ``candidate_cap`` in that order); the coordinator merges them by the same order and cuts to
+``candidate_cap``, the shards score only the survivors (**score**), and the coordinator ranks them
+stably by (-I, U, -length) from the merged order, so ties break in the single file's order. In
 ``scored`` mode the coordinator runs ``matching._match_scored``'s band loop, handing each shard the
 length of its prefix of each band (the cap cuts a band by level, then by shard, then by start); the
 stopping bound and the final ranking (by score, -I, start, length, a total order) are computed on the
@@ -125,7 +126,7 @@ def phase_take(ref: ShardRef, q: MatchQuery, qid: str, lo: int, m_cut: int, hi: 
 
 def phase_lstmvis(ref: ShardRef, q: MatchQuery, qid: str, lo: int, m_lo: int) -> dict:
     """Phase 3, lstmvis mode (a task): the shard's candidates of level >= m_lo in the single file's
-    order (score2 descending, level descending, start), its first ``candidate_cap``, scored."""
+    order (score2 descending, level descending, start), its first ``candidate_cap``, not yet scored."""
     s = _state(ref, q, qid)
     s.collected(lo)
     starts, lengths, levels = s.runs.take(m_lo, q.k)
@@ -137,7 +138,15 @@ def phase_lstmvis(ref: ShardRef, q: MatchQuery, qid: str, lo: int, m_lo: int) ->
     order = np.argsort(-score2, kind="stable")
     if q.candidate_cap is not None:
         order = order[:q.candidate_cap]
-    return s.scored(starts[order], lengths[order], levels[order], score2=score2[order])
+    return {"starts": starts[order] + ref.row_offset, "lengths": lengths[order], "levels": levels[order],
+            "score2": score2[order]}
+
+
+def phase_score(ref: ShardRef, q: MatchQuery, qid: str, starts, lengths, levels) -> dict:
+    """Phase 4, lstmvis mode (a task): score the shard's candidates that survived the global cap
+    (``starts`` in global positions)."""
+    s = _state(ref, q, qid)
+    return s.scored(np.asarray(starts, np.int64) - ref.row_offset, np.asarray(lengths, np.int64), levels)
 
 
 def phase_release(qid: str) -> int:
@@ -199,12 +208,11 @@ def match_shards(shards, key: IndexKey, query: MatchQuery, backend, *, stats: Un
         p_ge = np.sum(run(phase_counts), axis=0)
         task.progress(1, 4, "finding runs")
         if q.mode == "lstmvis":
-            parts, m_lo = _lstmvis(q, p_ge, run, every)
-            res = _merge_lstmvis(q, parts, m_lo)
+            res = _lstmvis(q, p_ge, run, every)
         else:
             res = _scored(q, p_ge, run, every, task)
     finally:
-        backend.run([(phase_release, (qid,)) for _ in refs], slots)
+        backend.run([(phase_release, (qid,)) for _ in refs], slots, wait=False)
     timings["total"] = time.perf_counter() - t_begin
     task.progress(4, 4, f"{len(res)} matches")
     return MatchResults(
@@ -214,8 +222,9 @@ def match_shards(shards, key: IndexKey, query: MatchQuery, backend, *, stats: Un
         extra={"timings": timings, "rounds": rounds[0], "shards": len(refs)})
 
 
-def _lstmvis(q, p_ge, run, every):
-    """``matching.match``'s level search in lstmvis mode on the summed per-level counts."""
+def _lstmvis(q, p_ge, run, every) -> MatchResults:
+    """``matching.match`` in lstmvis mode: the level search on the summed per-level counts; the shards'
+    candidates merged in the single file's order and cut to the cap; only the survivors are scored."""
     k, cap = q.k, q.candidate_cap
     lo = 1 if cap is None else _start_level(p_ge, 4 * cap, k + 1)
     while True:
@@ -228,28 +237,37 @@ def _lstmvis(q, p_ge, run, every):
             m_lo = 1
             break
         lo = _next_level(p_ge, lo, int(cum[lo]), cap)
-    return run(phase_lstmvis, every(lo), every(m_lo)), m_lo
-
-
-def _cat(parts, name, dtype):
-    return np.concatenate([np.asarray(p[name], dtype) for p in parts]) if parts else np.zeros(0, dtype)
-
-
-def _merge_lstmvis(q, parts, m_lo) -> MatchResults:
+    parts = run(phase_lstmvis, every(lo), every(m_lo))
+    shard = np.concatenate([np.full(len(p["starts"]), j, np.int64) for j, p in enumerate(parts)]) if parts else \
+        np.zeros(0, np.int64)
     starts, lengths, levels = _cat(parts, "starts", np.int64), _cat(parts, "lengths", np.int64), \
         _cat(parts, "levels", np.int32)
-    items, inter, union = _cat(parts, "items", np.int64), _cat(parts, "inter", np.int32), _cat(parts, "union", np.int32)
     score2 = _cat(parts, "score2", np.int64)
     order = np.lexsort((starts, -levels.astype(np.int64), -score2))  # the single file's candidate order
-    if q.candidate_cap is not None:
-        order = order[:q.candidate_cap]
-    starts, lengths, levels, items, inter, union = (a[order] for a in (starts, lengths, levels, items, inter, union))
+    if cap is not None:
+        order = order[:cap]
+    keep = [order[shard[order] == j] for j in range(len(parts))]  # each shard's survivors, in that order
+    scored = run(phase_score, [starts[o] for o in keep], [lengths[o] for o in keep], [levels[o] for o in keep])
+    # back into the merged order: survivors of shard j are its entries of `order`, in order
+    inter = np.empty(len(order), np.int32)
+    union = np.empty(len(order), np.int32)
+    items = np.empty(len(order), np.int64)
+    position = np.empty(len(starts), np.int64)
+    position[order] = np.arange(len(order))
+    for o, got in zip(keep, scored):
+        at = position[o]
+        inter[at], union[at], items[at] = got["inter"], got["union"], got["items"]
+    starts, lengths, levels = starts[order], lengths[order], levels[order]
     rank = np.lexsort((-lengths, union, -inter.astype(np.int64)))
     if q.limit is not None:
         rank = rank[:q.limit]
     jac = inter[rank] / union[rank]
     return MatchResults(q, starts[rank], lengths[rank], items[rank], levels[rank], inter[rank], union[rank], jac,
                         np.ones(len(rank)), jac.copy(), n_candidates=len(starts), exact=True, lowest_level=m_lo)
+
+
+def _cat(parts, name, dtype):
+    return np.concatenate([np.asarray(p[name], dtype) for p in parts]) if parts else np.zeros(0, dtype)
 
 
 def _scored(q, p_ge, run, every, task) -> MatchResults:
