@@ -28,12 +28,15 @@ stopping bound and the final ranking (by score, -I, start, length, a total order
 merged scores.
 
 Results equal the single file's in every field that describes matches (starts, lengths, items,
-levels, intersection, union, jaccard, length factor, score, order) and in ``exact``,
-``n_candidates`` and ``lowest_level`` whenever the summed histogram equals the single file's (it is
-exact when every shard has at most 64 blocks of counts, about 16M positions); on larger shards the
-sampled histogram can choose another ``lo``, which changes only how many passes collect runs, and in
-scored mode possibly ``n_candidates`` and ``lowest_level`` (the top ``limit`` is the same: the band
-loop only stops once it is proven). The per-shard counts are kept in the worker between the phases
+levels, intersection, union, jaccard, length factor, score, order) and in ``exact``; in lstmvis mode
+also in ``n_candidates`` and ``lowest_level`` (both follow from the exact per-level counts). The
+histogram is sampled (``matching._counts``) when the corpus has 524,288 positions or more, and the
+shards' summed estimate can then choose another ``lo`` than the single file's: that changes only how
+many passes collect runs and, in scored mode, possibly ``n_candidates`` and ``lowest_level``. The
+matches cannot change: in scored mode the result is always the top ``limit`` (by score, -I, start,
+length) of the first ``candidate_cap`` candidates in (level descending, start) order, however the
+bands were cut (the loop stops early only once that top is proven), and ``exact`` is whether that top
+is proven for all candidates. The per-shard counts are kept in the worker between the phases
 of one query (``shard_exec.worker_state``) and recomputed if that worker lost them.
 """
 

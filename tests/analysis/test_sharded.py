@@ -265,3 +265,32 @@ def test_units_outside_the_tap_are_refused(corpus16):
     _, shards = corpus16
     with pytest.raises(ValueError, match=r"unit 24 is outside 0\.\.23"):
         sharded.match(sharded.open_shards(shards), KEYS[0], MatchQuery(units=(1, 24)), sharded.InlineBackend())
+
+
+def test_matches_equal_where_the_histogram_is_sampled(tmp_path):
+    """From 524,288 positions on the count histogram is sampled, and the shards' sum of estimates
+    differs from the single file's estimate: the matches (and `exact`) must not."""
+    rng = np.random.default_rng(7)
+    items = []
+    for _ in range(150):
+        n = int(rng.integers(3000, 5000))
+        walk = np.cumsum(rng.normal(0, 0.3, (n, sc.UNITS)), axis=0)
+        items.append((rng.integers(1, 6, n), np.tanh(walk).astype(np.float32), np.zeros(n, np.int32)))
+    ranges = ((0, 40), (40, 41), (41, 100), (100, 150))
+    single = sc.write(tmp_path / "big.h5", items, dtype="float16")
+    shards = [sc.write(tmp_path / f"big{j}.h5", items[a:b], dtype="float16") for j, (a, b) in enumerate(ranges)]
+    s = sharded.open_shards(shards)
+    assert s.axis_length() >= 524_288
+    key = IndexKey("h", "raw", 0.3)
+    with open_recording(single) as rec:
+        one = open_index(rec, key)
+        for q in (MatchQuery(units=(0, 1, 2, 3, 4), limit=50, candidate_cap=500),
+                  MatchQuery(units=(0, 1, 2, 3, 4, 5), signs=(1, -1, 1, -1, 1, -1), mode="scored", limit=30,
+                             candidate_cap=2000),
+                  MatchQuery(units=(2, 5, 7), mode="scored", limit=100, candidate_cap=None)):
+            expected = match(one, q)
+            got = sharded.match(s, key, q, sharded.InlineBackend())
+            assert len(expected) == q.limit
+            for f in FIELDS:
+                np.testing.assert_array_equal(getattr(got, f), getattr(expected, f), err_msg=f)
+            assert got.exact == expected.exact
