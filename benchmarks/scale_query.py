@@ -8,7 +8,7 @@ Then, in one run:
   (a) index build: ``open_index`` of the single file vs ``sharded.build_indices`` of the shards on
       each backend (the first backend builds them; each shard's index is cached beside it);
   (b) query time for k = 3, 10, 30 planted units in both modes (``benchmarks/match.py``'s queries),
-      median of --repeats after one warm-up, on the single file (``matching.match``) and over the
+      median of --repeats after one warm-up, timed alternately, on the single file (``matching.match``) and over the
       shards (``sharded.match``) on each backend, the ratio sharded / single (goal <= 1.5x), and
       whether the results are identical (starts, lengths, items, scores, order).
 
@@ -117,14 +117,19 @@ def build(folder: Path, n: int, n_shards: int, seed: int = 0) -> tuple[Path, lis
     return single_path, shard_paths, planted
 
 
-def median_time(fn, repeats: int):
-    out = fn()  # warm-up: compilation, page cache, opening the indices in the workers
-    times = []
+def paired_times(fn_a, fn_b, repeats: int):
+    """Medians of ``fn_a`` and ``fn_b`` timed alternately (so both see the same load of a shared
+    machine), after one warm-up each (compilation, page cache, opening the indices in the workers)."""
+    out_a, out_b = fn_a(), fn_b()
+    times_a, times_b = [], []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        out_a = fn_a()
+        times_a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        out_b = fn_b()
+        times_b.append(time.perf_counter() - t)
+    return statistics.median(times_a), out_a, statistics.median(times_b), out_b
 
 
 def same(a, b) -> bool:
@@ -175,19 +180,17 @@ def query_benchmark(positions: int = 10_000_000, n_shards: int = 4, data_dir: Pa
             sets = [(f"k={k}", planted[:k]) for k in (3, 10, 30)]
             queries = [(name, mode, make_q(units)) for name, units in sets
                        for mode, make_q in (("lstmvis", mb.lstmvis_query), ("scored", mb.scored_query))]
-            single = {}
-            for name, mode, q in queries:
-                single[name, mode] = median_time(lambda q=q: match(one, q), repeats)
             for b in backends:
                 with make(b, n_shards) as backend:
                     t = time.perf_counter()
                     sharded.build_indices(shards, key, backend)
                     print(f"    {len(shard_paths)} shards on {b} ({backend.workers} workers): "
                           f"{time.perf_counter() - t:.1f} s (cached after the first backend)", flush=True)
-                    print(f"\n(b) query time, median of {repeats}: single file vs {n_shards} shards on {b}")
+                    print(f"\n(b) query time, median of {repeats} (timed alternately): single file vs "
+                          f"{n_shards} shards on {b}")
                     for name, mode, q in queries:
-                        sec, res = median_time(lambda q=q: sharded.match(shards, key, q, backend), repeats)
-                        base, expected = single[name, mode]
+                        base, expected, sec, res = paired_times(
+                            lambda q=q: match(one, q), lambda q=q: sharded.match(shards, key, q, backend), repeats)
                         ok = same(res, expected)
                         out[b, name, mode] = (base, sec, ok)
                         print(f"  {name:>5} {mode:<7} single {1e3 * base:7.1f} ms  shards {1e3 * sec:7.1f} ms  "

@@ -109,9 +109,13 @@ def global_stats(shards, tap: str, backend, *, task=None, cache: bool = True) ->
 
 
 def index_stats(shards, key: IndexKey, backend, *, task=None) -> UnitStats | None:
-    """The statistics a key's shard indices are built with: global ones for a z-score key, else None."""
+    """The statistics a key's shard indices are built with: global ones for a z-score key over several
+    shards; else None (a single file's own statistics are the global ones, and its index is then the
+    very cache file the window uses)."""
     check_threshold(key.threshold, key.transform)
-    return global_stats(shards, key.tap, backend, task=task) if key.transform == "zscore" else None
+    if key.transform != "zscore" or len(shards) == 1:
+        return None
+    return global_stats(shards, key.tap, backend, task=task)
 
 
 def shard_index_task(path: str, key: IndexKey, stats: UnitStats | None, fingerprint: str) -> dict:

@@ -152,10 +152,18 @@ def test_the_logical_file_is_read_through_its_table(corpus16, tmp_path):
         assert_same(sharded.match(s, key, q, sharded.InlineBackend()), match(open_index(rec, key), q))
 
 
-def test_an_ordinary_file_is_one_shard(corpus16):
+def test_an_ordinary_file_is_one_shard_indexed_as_the_window_indexes_it(corpus16):
     single, _ = corpus16
     s = sharded.open_shards(single)
     assert len(s) == 1 and s.source is None
+    key = KEYS[2]
+    backend = sharded.InlineBackend()
+    assert sharded.index_stats(s, key, backend) is None  # its own statistics are the global ones
+    built = sharded.build_indices(s, key, backend)
+    with open_recording(single) as rec:
+        one = open_index(rec, key)
+        assert built[0]["cache"] == str(one.path)  # the same cache file, not a second index
+        assert_same(sharded.match(s, key, QUERIES[0], backend), match(one, QUERIES[0]))
 
 
 def test_probes_stream_from_shards_and_equal_the_single_files(corpus32, monkeypatch):
