@@ -18,6 +18,9 @@
                                                      or --attack lbfgs|pgd-linf|pgd-l2)
     lstmviz btest FILE --tap T --groups ANNOT=A,B    B-test: do two groups of states differ in distribution
                                                      (one vector per item; BH over several --tap)
+    lstmviz index FILE [FILE ...] --tap T            build the match index (of each shard in parallel)
+    lstmviz match FILE [FILE ...] --tap T --units U  whole-corpus matching (over shards: the single file's
+                                                     results; on a Dask cluster with --scheduler ADDRESS)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -50,6 +53,8 @@ COMMANDS = {
     "perturb": "re-run the model of a recording with hidden states edited; what changes",
     "btest": "kernel two-sample B-test between two groups of states (items as the sampling unit)",
     "prune": "magnitude-prune a seq2seq checkpoint by weight class (optionally retrain); a pruned checkpoint",
+    "index": "build the match index of a tap (of every shard of a sharded recording, in parallel)",
+    "match": "find where units are on together in the whole corpus (one recording or its shards)",
 }
 DEFAULT_MAX_SIZE = "2G"
 #: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
@@ -1683,11 +1688,21 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 
 # ---------------------------------------------------------------------------------------------- main
 
+def _shard_command(name: str):
+    """A parser or command of ``cli_shards`` (index, match), imported when used."""
+    def call(*args):
+        from lstmviz import cli_shards
+
+        return getattr(cli_shards, name)(*args)
+    return call
+
+
 _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
             "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser,
-            "prune": _prune_parser}
+            "prune": _prune_parser, "index": _shard_command("index_parser"), "match": _shard_command("match_parser")}
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
-             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune}
+             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune,
+             "index": _shard_command("cmd_index"), "match": _shard_command("cmd_match")}
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 

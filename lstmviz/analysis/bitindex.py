@@ -45,6 +45,7 @@ cannot be read, is a cache miss (``cache.load_cached``): discarded, noted in the
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import queue
@@ -155,27 +156,36 @@ def build_index(recording, key: IndexKey, *, task=None, stats: UnitStats | None 
                     thresholds={1: pos, -1: neg}, row_counts=sink.counts)
 
 
-def open_index(recording, key: IndexKey, *, task=None, cache: bool = True) -> BitIndex:
+def open_index(recording, key: IndexKey, *, task=None, cache: bool = True,
+               stats: UnitStats | None = None) -> BitIndex:
     """The index of ``key``: loaded from the cache if it was built from this very recording file and
     key, else built in one streaming pass straight into the cache file and memory-mapped from it.
 
     ``cache=False`` (or a cache directory that cannot be written) builds it in memory instead. A
-    cancelled build leaves no cache file behind.
+    cancelled build leaves no cache file behind. ``stats``: the statistics a z-score key uses instead
+    of the file's own (a shard of a larger recording is indexed with the statistics of the whole,
+    ``sharded``); such an index is cached under a name of its own and checked against its bounds.
     """
     task = ensure_task(task)
     if not cache:
-        return build_index(recording, key, task=task)
+        return build_index(recording, key, task=task, stats=stats)
     key = _canonical(key)
     info = _tap_info(recording, key.tap)
     check_threshold(key.threshold, key.transform)
-    path = index_path(recording, key)
+    bounds = None
+    if stats is not None:
+        info, pos, neg = _thresholds(recording, key, task, stats)
+        bounds = (pos, neg)
+    path = index_path(recording, key, bounds=bounds)
     fingerprint = _cache.recording_fingerprint(recording)
     n = recording.axis_length(info.axis)
     offsets = recording.axis_offsets(info.axis)
-    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets), "match index")
+    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets, bounds=bounds),
+                               "match index")
     if index is not None:
         return index
-    info, pos, neg = _thresholds(recording, key, task, None)
+    if bounds is None:
+        info, pos, neg = _thresholds(recording, key, task, None)
     _cache.remove_stale_temps(path.parent)
     try:
         with _cache.atomic_path(path) as temp:
@@ -186,21 +196,28 @@ def open_index(recording, key: IndexKey, *, task=None, cache: bool = True) -> Bi
                 sink.close()
             sink.write_checksums()
     except OSError:  # the cache cannot be written (read-only, disk full): keep this index in memory
-        return build_index(recording, key, task=task)
+        return build_index(recording, key, task=task, stats=stats)
     # just written from the checksums' own data: map it without reading it all back
-    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets, verify=False),
-                               "match index")
+    index = _cache.load_cached(path, lambda p: _load(p, key, fingerprint, info, n, offsets, verify=False,
+                                                     bounds=bounds), "match index")
     if index is None:
-        return build_index(recording, key, task=task)
+        return build_index(recording, key, task=task, stats=stats)
     return index
 
 
-def index_path(recording, key: IndexKey) -> Path:
-    """The cache file of ``key`` for ``recording`` (it may not exist)."""
+def index_path(recording, key: IndexKey, *, bounds=None) -> Path:
+    """The cache file of ``key`` for ``recording`` (it may not exist); ``bounds`` ``(pos, neg)``: of an
+    index built with statistics other than the file's own (``open_index(stats=)``)."""
     key = _canonical(key)
+    extra = () if bounds is None else (f"bounds={_bounds_digest(*bounds)}",)
     name = _cache.cache_name("index", key.tap, key.transform, key.threshold, *_cache.view_parts(recording),
-                             suffix=".h5")
+                             *extra, suffix=".h5")
     return _cache.cache_dir_for(recording.path) / name
+
+
+def _bounds_digest(pos, neg) -> str:
+    data = np.ascontiguousarray(pos, np.float64).tobytes() + np.ascontiguousarray(neg, np.float64).tobytes()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def key_thresholds(pos: np.ndarray, neg: np.ndarray, dtype) -> tuple[np.ndarray, ...]:
@@ -476,7 +493,7 @@ class _FileSink:
 
 
 def _load(path: Path, key: IndexKey, fingerprint: str, info, n_positions: int, item_offsets, *,
-          verify: bool = True) -> BitIndex | None:
+          verify: bool = True, bounds=None) -> BitIndex | None:
     """The cached index at ``path`` if it was built from these inputs (None: stale); raises if the file
     is damaged (unreadable, a shape or a checksum that does not match). Used through ``load_cached``.
     ``verify=False`` skips the checksums of the large arrays (for the file this process just wrote)."""
@@ -516,6 +533,9 @@ def _load(path: Path, key: IndexKey, fingerprint: str, info, n_positions: int, i
             raise _cache.CacheDamaged("the offsets or thresholds do not match their checksum")
     if not np.array_equal(offsets, item_offsets):
         raise _cache.CacheDamaged("item offsets differ from the recording's")
+    if bounds is not None and not (np.array_equal(thresholds[1], bounds[0])
+                                   and np.array_equal(thresholds[-1], bounds[1])):
+        return None  # built from other statistics
     arrays = _map_arrays(path, layout)
     if verify:
         _verify(arrays, checksums, block)

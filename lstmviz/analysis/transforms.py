@@ -251,36 +251,64 @@ def _compute_stats(recording, tap: str, task) -> UnitStats:
     n = recording.axis_length(info.axis)
     d = info.units
     dtype = np.dtype(info.dtype)
-    view = np.int16 if dtype == np.float16 else None
-    total_n = np.zeros(d, np.int64)
-    mean = np.zeros(d)
-    m2 = np.zeros(d)
-    lo = np.full(d, np.inf)
-    hi = np.full(d, -np.inf)
+    fold = StatsFold(d)
     message = f"Statistics of {tap}"
     task.progress(0, n, message)
     with SlabReader(recording, tap, slab_rows(d, dtype.itemsize, STATS_BLOCK_ROWS)) as slabs:
         for a, b, x in slabs:
-            blocks = -(-(b - a) // STATS_BLOCK_ROWS)
-            c = np.empty((blocks, d), np.int64)
-            shift, s1, s2, mn, mx = (np.empty((blocks, d)) for _ in range(5))
-            with KERNEL_LOCK:
-                stats_slab(x.view(view) if view is not None else x, c, shift, s1, s2, mn, mx)
-            lo = np.minimum(lo, mn.min(0))
-            hi = np.maximum(hi, mx.max(0))
-            # every block's (count, mean, M2), then Chan et al.'s merge into the running totals
-            with np.errstate(invalid="ignore", divide="ignore"):
-                block_mean = np.where(c > 0, shift + s1 / c, 0.0)
-                block_m2 = np.where(c > 0, np.maximum(s2 - s1 * s1 / c, 0.0), 0.0)
-            for i in range(blocks):
-                total_n, mean, m2 = _merge(total_n, mean, m2, c[i], block_mean[i], block_m2[i])
+            fold.add(*block_stats(x))
             task.progress(b, n, message)
-    no_value = ~(lo <= hi)
-    lo[no_value] = np.nan
-    hi[no_value] = np.nan
+    return fold.result(n)
+
+
+def block_stats(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per block of ``STATS_BLOCK_ROWS`` rows of ``x`` (stored dtype ``[rows, D]``): ``(count, mean, M2,
+    minimum, maximum)``, each ``[blocks, D]``. A block's numbers depend only on its rows, so blocks at
+    the same global rows give the same numbers whichever read they come from (``sharded``)."""
+    d = x.shape[1]
+    view = np.int16 if x.dtype == np.float16 else None
+    blocks = -(-len(x) // STATS_BLOCK_ROWS)
+    c = np.empty((blocks, d), np.int64)
+    shift, s1, s2, mn, mx = (np.empty((blocks, d)) for _ in range(5))
+    if blocks:
+        with KERNEL_LOCK:
+            stats_slab(x.view(view) if view is not None else x, c, shift, s1, s2, mn, mx)
     with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.where(total_n > 0, np.sqrt(m2 / np.maximum(total_n, 1)), 0.0)
-    return UnitStats(mean=mean, std=std, minimum=lo, maximum=hi, count=int(n), finite=total_n)
+        block_mean = np.where(c > 0, shift + s1 / c, 0.0)
+        block_m2 = np.where(c > 0, np.maximum(s2 - s1 * s1 / c, 0.0), 0.0)
+    return c, block_mean, block_m2, mn, mx
+
+
+class StatsFold:
+    """Running per-unit statistics: blocks merged one after another, in row order, by Chan et al.'s
+    formula (``_merge``); min and max do not depend on the order."""
+
+    def __init__(self, d: int):
+        self.total_n = np.zeros(d, np.int64)
+        self.mean = np.zeros(d)
+        self.m2 = np.zeros(d)
+        self.lo = np.full(d, np.inf)
+        self.hi = np.full(d, -np.inf)
+
+    def add(self, c, block_mean, block_m2, mn, mx) -> None:
+        """Merge blocks ``[blocks, D]`` (as ``block_stats`` gives them), in order."""
+        if len(c) == 0:
+            return
+        self.lo = np.minimum(self.lo, mn.min(0))
+        self.hi = np.maximum(self.hi, mx.max(0))
+        for i in range(len(c)):
+            self.total_n, self.mean, self.m2 = _merge(self.total_n, self.mean, self.m2, c[i], block_mean[i],
+                                                      block_m2[i])
+
+    def result(self, n: int) -> UnitStats:
+        lo, hi = self.lo.copy(), self.hi.copy()
+        no_value = ~(lo <= hi)
+        lo[no_value] = np.nan
+        hi[no_value] = np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.where(self.total_n > 0, np.sqrt(self.m2 / np.maximum(self.total_n, 1)), 0.0)
+        return UnitStats(mean=self.mean.copy(), std=std, minimum=lo, maximum=hi, count=int(n),
+                         finite=self.total_n.copy())
 
 
 def _merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
