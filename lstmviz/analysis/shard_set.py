@@ -34,10 +34,12 @@ import numpy as np
 
 from lstmviz.analysis import cache as _cache
 from lstmviz.errors import ExpectedError
+from lstmviz.recording import format as fmt
+from lstmviz.recording.format import RecordingError
+from lstmviz.recording.shards import file_sha256, read_shard_table
 
-SHARDS_ATTR = "lstmviz_shards"
+SHARDS_ATTR = fmt.SHARDS_ATTR
 VERIFIED_NAME = "verified-sha256.json"
-_HASH_BLOCK = 8 * 1024 * 1024
 #: provenance entries that must agree between shards (those present in either)
 _SAME_PROVENANCE = ("engine", "config", "model", "checkpoint", "sha256", "dataset", "split", "dataset_options",
                     "signals")
@@ -119,34 +121,16 @@ class ShardSet:
 
 def read_table(path: str | os.PathLike) -> list[dict] | None:
     """The shard table of ``path`` (``[{"file", "items", "sha256"}]``, files resolved against its folder),
-    or None for an ordinary file. ``ShardError`` for a table that is not a list of such entries."""
-    from lstmviz.recording.reader import open_h5
-
-    p = Path(path)
-    with open_h5(p) as f:
-        raw = f.attrs.get(SHARDS_ATTR)
-    if raw is None:
-        return None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
+    or None for an ordinary file; the table is parsed and checked by the recording package
+    (:func:`lstmviz.recording.shards.read_shard_table`: relative names below the logical file's folder,
+    item blocks in order), whose ``RecordingError`` becomes a ``ShardError``."""
     try:
-        table = json.loads(str(raw))
-    except json.JSONDecodeError as e:
-        raise ShardError(f"{p}: the shard table ({SHARDS_ATTR}) is not JSON ({e.msg}); the file is damaged") from None
-    if not isinstance(table, list) or not table:
-        raise ShardError(f"{p}: the shard table ({SHARDS_ATTR}) must be a non-empty list of shards")
-    out = []
-    for i, entry in enumerate(table):
-        ok = (isinstance(entry, dict) and isinstance(entry.get("file"), str) and entry["file"]
-              and isinstance(entry.get("items"), list) and len(entry["items"]) == 2
-              and all(isinstance(v, int) and not isinstance(v, bool) for v in entry["items"])
-              and isinstance(entry.get("sha256", ""), str))
-        if not ok:
-            raise ShardError(f"{p}: entry {i} of the shard table must look like "
-                             f'{{"file": "NAME.h5", "items": [START, STOP], "sha256": "HEX"}}, got {entry!r}')
-        out.append({"file": str((p.parent / entry["file"]).resolve()), "items": tuple(entry["items"]),
-                    "sha256": entry.get("sha256", "").lower()})
-    return out
+        entries = read_shard_table(path)
+    except RecordingError as e:
+        raise ShardError(str(e)) from None
+    if not entries:
+        return None
+    return [{"file": str(e.path.resolve()), "items": tuple(e.items), "sha256": e.sha256.lower()} for e in entries]
 
 
 def open_shards(source, *, verify: bool = True) -> ShardSet:
@@ -221,14 +205,6 @@ def verify_sha256(path: str, expected: str, logical: str | None = None) -> None:
             temp.write_text(json.dumps({**stamp, "sha256": got}))
     except OSError:  # an unwritable cache folder costs a hash next time, nothing more
         pass
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_table(entries: list[dict], logical: str | None) -> None:

@@ -81,3 +81,35 @@ def test_a_shard_of_another_checkpoint_is_refused(recorded):
     _, shards, other = recorded
     with pytest.raises(sharded.ShardError, match=r"other\.h5 was not recorded like .*part0\.h5: its provenance 'sha256'"):
         sharded.open_shards([shards[0], shards[1], other])
+
+
+def test_a_logical_file_with_virtual_taps_matches_like_the_whole_recording(recorded, tmp_path):
+    """The recording side's logical file (HDF5 virtual datasets over the shards, lstmviz.recording.logical_file)
+    is what `lstmviz match` and the window open: per-shard matching through its table and the single-index
+    match on the logical file itself both give the whole recording's matches."""
+    from lstmviz.recording.logical_file import write_logical
+    from lstmviz.recording.shards import ShardEntry, file_sha256, read_shard_table, shard_path
+
+    whole, shards, _ = recorded
+    out = tmp_path / "logical.h5"
+    entries = []
+    for rank, (part, block) in enumerate(zip(shards, RANGES)):
+        target = shard_path(out, rank, len(RANGES))
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(part.read_bytes())
+        entries.append(ShardEntry(target.absolute(), block, file_sha256(target)))
+    write_logical(out, entries)
+    assert [e.items for e in read_shard_table(out)] == list(RANGES)
+    s = sharded.open_shards(out)
+    assert s.source == str(out.resolve()) and len(s.shards) == len(RANGES)
+    q = MatchQuery(units=(0, 3, 5))
+    with open_recording(whole) as rec, open_recording(out) as logical:
+        tap = next(iter(rec.taps))
+        key = IndexKey(tap, "zscore", 0.8)
+        expected = match(open_index(rec, key), q)
+        through_shards = sharded.match(s, key, q, sharded.InlineBackend())
+        on_the_logical_file = match(open_index(logical, key), q)
+        assert len(expected) > 0
+        for got in (through_shards, on_the_logical_file):
+            for f in ("starts", "lengths", "items", "levels", "score"):
+                np.testing.assert_array_equal(getattr(got, f), getattr(expected, f), err_msg=f)
