@@ -52,7 +52,8 @@ Bookkeeping:
   (``fisher_sample_loss``: the image family's class task and the language-model family, without an
   engine-owned loss).
 - Only ``nn.Linear`` layers are preconditioned. Every other trainable parameter (convolutions, embeddings,
-  recurrent weights that are not ``nn.Linear``, norms) keeps its plain gradient and gets the same SGD step
+  recurrent weights that are not ``nn.Linear``, norms, and a Linear with more than ``MAX_FACTOR`` = 4096 inputs or
+  outputs, whose factor alone would be a 4096² matrix to eigendecompose: a 10,000-word decoder) keeps its plain gradient and gets the same SGD step
   (``lr``, ``momentum``, ``weight_decay``); the checkpoint metrics list which parameters are which.
 """
 
@@ -66,6 +67,7 @@ from torch import Tensor, nn
 DECAY = 0.95  # exponential moving average of A, G and s* over steps
 MODES = ("kfac", "ekfac")
 FISHERS = ("empirical", "sampled")
+MAX_FACTOR = 4096  # a Linear whose A or G would be larger (a 10,000-word decoder) is left to plain SGD
 _CHUNK_ELEMENTS = 1 << 22  # per-example coordinate block [examples, out, in+1] computed this many at a time
 
 
@@ -105,14 +107,15 @@ class KroneckerPreconditioner:
     EKFAC direction (module docstring). Call :meth:`remove` when done."""
 
     def __init__(self, model: nn.Module, *, mode: str = "ekfac", damping: float = 1e-3, refresh: int = 20,
-                 fisher: str = "empirical"):
+                 fisher: str = "empirical", max_factor: int = MAX_FACTOR):
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
         if fisher not in FISHERS:
             raise ValueError(f"fisher: expected one of {', '.join(FISHERS)}, got {fisher!r}")
         self.mode, self.damping, self.refresh, self.fisher = mode, float(damping), int(refresh), fisher
         self.layers = [_Layer(name, m) for name, m in model.named_modules()
-                       if isinstance(m, nn.Linear) and m.weight.requires_grad]
+                       if isinstance(m, nn.Linear) and m.weight.requires_grad
+                       and max(m.in_features + 1, m.out_features) <= max_factor]
         covered = {id(layer.module.weight) for layer in self.layers} | {
             id(layer.module.bias) for layer in self.layers if layer.bias}
         self.preconditioned = [n for n, p in model.named_parameters() if id(p) in covered]
@@ -180,7 +183,10 @@ class KroneckerPreconditioner:
         projected = [(a @ layer.UA, (g * n_examples) @ layer.UG) for a, g in rows]
         out, inp = layer.UG.shape[0], layer.UA.shape[0]
         total = torch.zeros(out, inp, dtype=layer.UA.dtype, device=layer.UA.device)
-        if len({a.shape[0] for a, _ in rows}) == 1:  # one example axis shared by every call: sum calls per example
+        if len(projected) == 1 and projected[0][0].shape[1] == 1:  # one row per example: Σ_i (g'_i)²(a'_i)²ᵀ
+            a, g = projected[0]
+            total = (g[:, 0] ** 2).T @ (a[:, 0] ** 2)
+        elif len({a.shape[0] for a, _ in rows}) == 1:  # one example axis shared by every call: sum calls per example
             n = rows[0][0].shape[0]
             chunk = max(1, _CHUNK_ELEMENTS // (out * inp))
             for start in range(0, n, chunk):

@@ -172,3 +172,15 @@ def test_sampled_fisher_is_refused_in_words_where_labels_cannot_be_sampled(tmp_p
     with pytest.raises(ConfigError, match="ekfac_fisher.*empirical"):
         _train("cnn", "digits-multi", tmp_path, config={"hidden_size": 4, "num_layers": 2}, optimizer="kfac", ekfac_fisher="sampled",
                steps=1, batch_size=4, eval_every=0)
+
+
+def test_a_layer_too_large_to_factor_is_left_to_plain_sgd():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 10))
+    pre = KroneckerPreconditioner(model, max_factor=8)
+    assert pre.preconditioned == ["0.weight", "0.bias"] and pre.plain == ["2.weight", "2.bias"]
+    x = torch.randn(6, 3)
+    nn.functional.cross_entropy(model(x), torch.randint(0, 10, (6,))).backward()
+    raw = model[2].weight.grad.clone()
+    pre.step()
+    pre.remove()
+    assert torch.equal(model[2].weight.grad, raw)
