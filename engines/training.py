@@ -13,6 +13,12 @@ Mollifying networks (``mollify=N``, ``mollify_c``; engines built on ``engines/re
 first N steps train a mollified network whose noise level / skip probability ``p`` is annealed from 1 to 0
 (``engines/recurrent/mollify.py``); every checkpoint's metrics hold the annealing state (``metrics["mollify"]``).
 
+Optimizers and privacy: ``optimizer=kfac|ekfac`` preconditions every ``nn.Linear``'s gradient in its
+Kronecker-factored eigenbasis before an SGD step (``engines/ekfac.py``; ``ekfac_damping``, ``ekfac_refresh``,
+``ekfac_fisher``); ``privacy=dpsgd`` replaces the batch gradient by DP-SGD's clipped, noised per-example sum over
+a Poisson-sampled lot (``engines/dpsgd.py``; ``dp_clip``, ``dp_noise``, ``dp_rate``, ``dp_delta``), with ε in the
+progress line and the metrics; the shared ``clip`` is not applied under DP.
+
 Cancellation (``task.cancel()``): :class:`~lstmviz.tasks.Cancelled` propagates at the next step and
 nothing more is written: the file at ``out`` is either untouched (a previous file stays as it was),
 or holds the last *periodic* checkpoint (``checkpoint_every``), which is complete and loads cleanly.
@@ -39,12 +45,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lstmviz.tasks import Task, ensure_task
 
 from . import registry
 from .checkpoint import check_output_path, save_checkpoint
+from .dpsgd import DPSGD
+from .ekfac import KroneckerPreconditioner
 from .families import Family
 from .recurrent import mollify as mollify_mod
 from .recurrent.stack import RecurrentStack
@@ -69,6 +77,18 @@ SHARED_TRAIN_SETTINGS: dict[str, Any] = {
     "threads": None,  # torch intra-op threads during training (None: leave torch's setting)
     "mollify": 0,  # mollifying networks (engines/recurrent/mollify.py): anneal p from 1 to 0 over N steps (0: off)
     "mollify_c": 1.0,  # the mollifier's noise scale c (noise std p * c * sigmoid(x))
+    # optimizer=kfac|ekfac (engines/ekfac.py): damping added to the eigenvalues, eigenbasis refresh interval,
+    # and whose labels give the curvature statistics (empirical: the training labels; sampled: the model's)
+    "ekfac_damping": 1e-3,
+    "ekfac_refresh": 20,
+    "ekfac_fisher": "empirical",
+    # privacy=dpsgd (engines/dpsgd.py): per-example clip C, noise multiplier sigma, Poisson sampling rate q
+    # (None: batch_size / examples) and the delta at which epsilon is reported
+    "privacy": "none",
+    "dp_clip": 1.0,
+    "dp_noise": 1.0,
+    "dp_rate": None,
+    "dp_delta": 1e-5,
 }
 
 
@@ -77,7 +97,8 @@ def train_settings_for(family: Family) -> dict[str, Any]:
     return {**SHARED_TRAIN_SETTINGS, **family.train_settings}
 
 
-_OPTIMIZERS = ("adam", "sgd")
+_OPTIMIZERS = ("adam", "sgd", "kfac", "ekfac")
+_PRIVACY = ("none", "dpsgd")
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -127,6 +148,7 @@ def resolve_train_settings(family: Family, engine_defaults: dict, overrides: dic
                                                                        and s["keep_checkpoints"] in (0, 1)),
          "a bool (true/false or 1/0)")
     s["keep_checkpoints"] = bool(s["keep_checkpoints"])
+    _check_optimizer_and_privacy(s, need, is_int, is_number)
     family.objective_class().check_settings(s, need, is_int)
     for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "seed", "mollify"):
         s[key] = int(s[key])
@@ -135,6 +157,33 @@ def resolve_train_settings(family: Family, engine_defaults: dict, overrides: dic
     s["clip"] = None if not s["clip"] else float(s["clip"])
     s["dropout"] = None if s["dropout"] is None else float(s["dropout"])
     return s
+
+
+def _check_optimizer_and_privacy(s: dict, need, is_int, is_number) -> None:
+    """The K-FAC / EKFAC and DP-SGD settings (engines/ekfac.py, engines/dpsgd.py), checked and normalised."""
+    need("ekfac_damping", is_number(s["ekfac_damping"]) and s["ekfac_damping"] > 0
+         and math.isfinite(s["ekfac_damping"]), "a positive number (added to the curvature eigenvalues)")
+    need("ekfac_refresh", is_int(s["ekfac_refresh"]) and s["ekfac_refresh"] >= 1,
+         "a positive int (steps between eigenbasis recomputations)")
+    need("ekfac_fisher", s["ekfac_fisher"] in ("empirical", "sampled"), "empirical or sampled")
+    need("privacy", s["privacy"] in _PRIVACY, f"one of {', '.join(_PRIVACY)}")
+    if isinstance(s["dp_clip"], str) and s["dp_clip"].lower() in ("inf", "infinity"):
+        s["dp_clip"] = math.inf
+    need("dp_clip", is_number(s["dp_clip"]) and s["dp_clip"] > 0, "a positive number (the per-example norm bound C)")
+    need("dp_noise", is_number(s["dp_noise"]) and s["dp_noise"] >= 0 and math.isfinite(s["dp_noise"]),
+         "a finite number >= 0 (the noise multiplier sigma)")
+    need("dp_rate", s["dp_rate"] is None or (is_number(s["dp_rate"]) and 0 < s["dp_rate"] <= 1),
+         "a sampling rate in (0, 1] or None (batch_size / training examples)")
+    need("dp_delta", is_number(s["dp_delta"]) and 0 < s["dp_delta"] < 1, "a number in (0, 1)")
+    if s["privacy"] == "dpsgd":
+        need("optimizer", s["optimizer"] in ("sgd", "adam"),
+             "sgd or adam with privacy=dpsgd (K-FAC / EKFAC statistics read the raw, unclipped examples, "
+             "which the privacy accounting does not cover)")
+        need("dp_clip", math.isfinite(s["dp_clip"]) or s["dp_noise"] == 0,
+             "a finite number when dp_noise > 0 (dp_clip=inf, no clipping, only with dp_noise=0: no privacy)")
+    s["ekfac_damping"], s["ekfac_refresh"] = float(s["ekfac_damping"]), int(s["ekfac_refresh"])
+    s["dp_clip"], s["dp_noise"], s["dp_delta"] = float(s["dp_clip"]), float(s["dp_noise"]), float(s["dp_delta"])
+    s["dp_rate"] = None if s["dp_rate"] is None else float(s["dp_rate"])
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -250,6 +299,8 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
     if callable(prepare) and dataset_train is not None:
         prepare(dataset_train)  # an engine fixed by statistics of its training data (label-embed's label table)
     optimizer = _make_optimizer(model, settings)
+    preconditioner = _make_preconditioner(model, settings, spec.name)
+    private = DPSGD(model, objective, settings, spec.name) if settings["privacy"] == "dpsgd" else None
     anneal = settings["mollify"]
     stacks = [m for m in model.modules() if isinstance(m, RecurrentStack)] if anneal else []
     if anneal and not stacks:
@@ -298,50 +349,72 @@ def _run(spec, data, model_config, settings, vocab, objective, out, dataset_name
             # the annealing state of the mollifier (engines/recurrent/mollify.py) at this checkpoint
             **({"mollify": mollify_mod.describe(last_step[0], anneal, mollify_layers, settings["mollify_c"])}
                if anneal else {}),
+            # K-FAC / EKFAC: which parameters were preconditioned; DP-SGD: epsilon so far and the clipping record
+            **(preconditioner.metrics() if preconditioner is not None else {}),
+            **(private.metrics() if private is not None else {}),
         }
+
+    def gradients() -> tuple[Tensor, int]:
+        """This step's loss and count, with the gradient to step along in every ``.grad``."""
+        optimizer.zero_grad(set_to_none=True)
+        if private is not None:
+            return private.step(model)  # writes the privatised gradient
+        loss, count = objective.train_step(model)
+        loss.backward()
+        if preconditioner is not None:
+            if settings["ekfac_fisher"] == "sampled":
+                preconditioner.collect_sampled(lambda: _fisher_sample_loss(objective, model, spec.name))
+            preconditioner.step()
+        return loss, count
 
     if settings["keep_checkpoints"]:
         save(0, main=False)  # the initial weights: the first point of a curve over training
     model.train()
     after_step = getattr(model, "after_optimizer_step", None)  # optional: model.after_optimizer_step()
-    for step in range(1, total_steps + 1):
-        tick = time.perf_counter()
-        last_step[0] = step
-        if anneal:
-            mollifier = mollify_mod.Mollifier(mollify_mod.schedule(step, anneal, mollify_layers), settings["mollify_c"])
-            with mollify_mod.mollifying(mollifier):
-                loss, count = objective.train_step(model)
-        else:
-            loss, count = objective.train_step(model)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings["clip"]:
-            for group in clip_groups(model):
-                nn.utils.clip_grad_norm_(group, settings["clip"])
-        optimizer.step()
-        if after_step is not None:
-            after_step()  # e.g. a projection of the weights onto a constraint set (rkhs-reg's spectral constraint)
-        counted += count
-        losses.append(loss.item())
-        train_seconds += time.perf_counter() - tick
+    try:
+        for step in range(1, total_steps + 1):
+            tick = time.perf_counter()
+            last_step[0] = step
+            if anneal:
+                mollifier = mollify_mod.Mollifier(mollify_mod.schedule(step, anneal, mollify_layers),
+                                                  settings["mollify_c"])
+                with mollify_mod.mollifying(mollifier):
+                    loss, count = gradients()
+            else:
+                loss, count = gradients()
+            if settings["clip"] and private is None:  # under DP the per-example clip replaces the global one
+                for group in clip_groups(model):
+                    nn.utils.clip_grad_norm_(group, settings["clip"])
+            optimizer.step()
+            if after_step is not None:
+                after_step()  # e.g. a projection of the weights onto a constraint set (rkhs-reg's spectral constraint)
+            counted += count
+            if private is None or count:  # an empty Poisson lot has no loss to show
+                losses.append(loss.item())
+            train_seconds += time.perf_counter() - tick
 
-        if step == total_steps or (settings["eval_every"] and step % settings["eval_every"] == 0):
-            checked = objective.evaluate(model)
-            if checked is not None:
-                valid_loss = checked
-                if valid_loss < best["loss"]:
-                    best.update(loss=valid_loss, step=step)
-        message = f"loss {np.mean(losses[-20:]):.3f}"
-        if valid_loss is not None:
-            message += (f" | valid ppl {_perplexity(valid_loss):.3f}" if perplexity
-                        else f" | valid loss {valid_loss:.3f}")
-        if train_seconds > 0:
-            message += f" | {counted / train_seconds:,.0f} {objective.rate_unit}"
-        task.progress(step, total_steps, message)  # raises Cancelled when cancelled
-        if settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0 and step < total_steps:
-            save(step)
+            if step == total_steps or (settings["eval_every"] and step % settings["eval_every"] == 0):
+                checked = objective.evaluate(model)
+                if checked is not None:
+                    valid_loss = checked
+                    if valid_loss < best["loss"]:
+                        best.update(loss=valid_loss, step=step)
+            message = f"loss {np.mean(losses[-20:]):.3f}" if losses else "loss -"
+            if valid_loss is not None:
+                message += (f" | valid ppl {_perplexity(valid_loss):.3f}" if perplexity
+                            else f" | valid loss {valid_loss:.3f}")
+            if train_seconds > 0:
+                message += f" | {counted / train_seconds:,.0f} {objective.rate_unit}"
+            if private is not None:
+                message += f" | {private.progress()}"  # the privacy spent so far
+            task.progress(step, total_steps, message)  # raises Cancelled when cancelled
+            if settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0 and step < total_steps:
+                save(step)
 
-    return save(total_steps)  # the metrics in the checkpoint are the ones returned
+        return save(total_steps)  # the metrics in the checkpoint are the ones returned
+    finally:
+        if preconditioner is not None:
+            preconditioner.remove()  # the hooks go with the run
 
 
 def clip_groups(model: nn.Module) -> list:
@@ -352,8 +425,34 @@ def clip_groups(model: nn.Module) -> list:
 
 
 def _make_optimizer(model: nn.Module, settings: dict) -> torch.optim.Optimizer:
+    """Adam, or SGD (also for kfac / ekfac: the preconditioned gradients then take a plain SGD step)."""
     if settings["optimizer"] == "adam":
         return torch.optim.Adam(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     return torch.optim.SGD(
         model.parameters(), lr=settings["lr"], momentum=settings["momentum"], weight_decay=settings["weight_decay"]
     )
+
+
+def _make_preconditioner(model: nn.Module, settings: dict, engine: str):
+    """The K-FAC / EKFAC preconditioner (engines/ekfac.py) for optimizer=kfac|ekfac, else None."""
+    if settings["optimizer"] not in ("kfac", "ekfac"):
+        return None
+    pre = KroneckerPreconditioner(model, mode=settings["optimizer"], damping=settings["ekfac_damping"],
+                                  refresh=settings["ekfac_refresh"], fisher=settings["ekfac_fisher"])
+    if not pre.layers:
+        pre.remove()
+        raise ConfigError(f"training setting 'optimizer': engine {engine!r} has no trainable nn.Linear layer, so "
+                          f"optimizer={settings['optimizer']} would precondition nothing; use sgd or adam")
+    return pre
+
+
+def _fisher_sample_loss(objective, model: nn.Module, engine: str) -> Tensor:
+    """The objective's loss of labels sampled from the model on the batch just trained (ekfac_fisher=sampled)."""
+    sample = getattr(objective, "fisher_sample_loss", None)
+    if not callable(sample):
+        raise ConfigError(f"training setting 'ekfac_fisher': the objective of engine {engine!r} "
+                          f"({type(objective).__name__}) cannot sample labels from the model; use ekfac_fisher=empirical")
+    try:
+        return sample(model)
+    except ValueError as exc:
+        raise ConfigError(f"training setting 'ekfac_fisher': {exc}; use ekfac_fisher=empirical") from None

@@ -32,6 +32,12 @@ class Objective(Protocol):
     and ``tokens_per_s``), ``rate_unit`` how a rate of it is printed (``"tok/s"``). An objective whose
     validation loss is not a next-token cross-entropy sets ``reports_perplexity = False`` (default True):
     its progress and metrics then give the loss, and ``valid_ppl`` / ``best_valid_ppl`` are None.
+
+    Optional, for the training options of ``engines/dpsgd.py`` and ``engines/ekfac.py``:
+    ``dp_examples() -> (tensor pytree [N, ...], "what one example is")`` and ``example_loss(call, example)``
+    (one example's loss; ``call(...)`` runs the model, ``call.loss(...)`` an engine-owned loss; ``dp_method =
+    "loop"`` when vmap cannot map it) give DP-SGD its per-example view; ``fisher_sample_loss(model)`` (the loss
+    of labels drawn from the model on the batch just trained) gives K-FAC / EKFAC the true Fisher.
     """
 
     count_name: str

@@ -163,7 +163,7 @@ def test_clear_errors(pattern_dataset, tmp_path):
         train("lstm", data, out=out, config={"hidden": 3})
     with pytest.raises(ConfigError, match=r"dropout is a training setting"):
         train("lstm", data, out=out, config={"dropout": 0.5})
-    with pytest.raises(ConfigError, match=r"'optimizer': expected one of adam, sgd, got 'rmsprop'"):
+    with pytest.raises(ConfigError, match=r"'optimizer': expected one of adam, sgd, kfac, ekfac, got 'rmsprop'"):
         train("lstm", data, out=out, optimizer="rmsprop")
     with pytest.raises(ConfigError, match=r"'batch_size': expected a positive int, got 0"):
         train("lstm", data, out=out, batch_size=0)

@@ -131,6 +131,29 @@ class GraphObjective:
         total, count, _ = self._cross_entropy(model, "train", indices, self.train_items, self.train_targets)
         return total / max(count, 1), max(count, 1)
 
+    # -- DP-SGD's example view (engines/dpsgd.py) ------------------------------------------------------------
+
+    dp_method = "loop"  # graphs of different sizes, prepared by the model: one example at a time
+
+    def dp_examples(self) -> tuple[Tensor, str]:
+        """The training graphs' indices (graph task: the privacy unit is a graph). The node task is refused:
+        message passing mixes the nodes of a graph, so one node's gradient is not its own."""
+        if self.task == "node":
+            raise ValueError("the node task trains on the nodes of shared graphs and message passing mixes them, "
+                             "so a node's gradient depends on its neighbours and per-node clipping bounds nothing; "
+                             "DP-SGD here protects whole graphs: use a graph-classification dataset")
+        return torch.arange(len(self.train_items)), "a graph"
+
+    def example_loss(self, call, index: Tensor) -> Tensor:
+        """The cross-entropy of one training graph (or the engine's own loss of it)."""
+        i = int(index)
+        prepared = self._prepared(call.module, "train", i, self.train_items[i])
+        if hasattr(call.module, "loss"):
+            return call.loss([prepared], [self.train_items[i]])[0]
+        logits = call(prepared)
+        y = torch.from_numpy(self.train_targets[i]).to(logits.device)
+        return F.cross_entropy(logits, y)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> float | None:
         if not self.valid_items:

@@ -247,11 +247,41 @@ class ImageObjective:
         p = next(model.parameters(), None)
         return torch.float32 if p is None or not p.is_floating_point() else p.dtype
 
+    # -- DP-SGD's example view (engines/dpsgd.py) and K-FAC's sampled Fisher (engines/ekfac.py) ------------------
+
+    def dp_examples(self) -> tuple[tuple[Tensor, dict], str]:
+        """Every training image with its targets (``(images [N, C, H, W], {key: [N, ...]})``): the privacy unit is
+        an image."""
+        x, batch = self._tensors(self.train, np.arange(len(self.train[0])), torch.float32)
+        return (x, {k: v for k, v in batch.items() if v is not None}), "an image"
+
+    def example_loss(self, call, example) -> Tensor:
+        """The loss of one image (``call``: :class:`~lstmviz.engines.dpsgd.ModelCall`), as :meth:`train_step`'s
+        mean over a batch of one."""
+        x, batch = example
+        dtype = self._dtype(call.module)
+        one = {key: None for key in ("target", "targets", "mask", "target_map")}
+        one.update({k: (v[None].to(dtype) if v.is_floating_point() else v[None]) for k, v in batch.items()})
+        if hasattr(call.module, "loss"):
+            return call.loss(x[None].to(dtype), one)[0]
+        return self._loss(call(x[None].to(dtype)), one, "mean")
+
     def train_step(self, model: nn.Module) -> tuple[Tensor, int]:
         x, batch = self._tensors(self.train, self._next_batch(), self._dtype(model))
+        self._last_x = x
         if hasattr(model, "loss"):
             return model.loss(x, batch)
         return self._loss(model(x), batch, "mean"), len(x)
+
+    def fisher_sample_loss(self, model: nn.Module) -> Tensor:
+        """The cross-entropy of classes drawn from the model's softmax on the batch just trained (the true Fisher's
+        labels; class task only)."""
+        if self.task != "class" or hasattr(model, "loss"):
+            raise ValueError(f"only a class-task model trained by the family's cross-entropy can sample its labels "
+                             f"(this is a {self.task} task{' with an engine-owned loss' if hasattr(model, 'loss') else ''})")
+        from lstmviz.engines.ekfac import sampled_cross_entropy
+
+        return sampled_cross_entropy(model(self._last_x))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> float | None:

@@ -114,6 +114,16 @@ class DocumentObjective:
         loss, count = model.loss(x, f, p)
         return loss, count
 
+    def dp_examples(self) -> tuple[tuple[Tensor, Tensor, Tensor], str]:
+        """Every training document, padded (``tokens, fact_labels, position_labels``): the privacy unit is a
+        document (DP-SGD, engines/dpsgd.py)."""
+        return pad_documents(self.train_docs, self.device), "a document"
+
+    def example_loss(self, call, example) -> Tensor:
+        """The model's supervised loss of one document."""
+        x, f, p = example
+        return call.loss(x[None], f[None], p[None])[0]
+
     def evaluate(self, model: nn.Module) -> float | None:
         if not self.valid_docs:
             return None

@@ -10,7 +10,10 @@ Validation loss is computed over the validation stream with the state carried an
 An engine with its own training loss (``pf-gru``'s professor forcing) defines
 ``model.loss(x, y, state) -> (loss, state to carry)``; :meth:`TruncatedBPTT.train_step` then trains on it
 (the state it returns is detached and carried like the model's), while validation stays the next-token
-cross-entropy of ``model(x, state)``. A model with ``training_metrics() -> dict`` adds those entries to
+cross-entropy of ``model(x, state)``.
+
+DP-SGD (``privacy=dpsgd``) cannot carry a state between examples: its examples are windows of ``bptt + 1``
+tokens (the same segments the steps read), each read from a zero state (:meth:`TruncatedBPTT.dp_examples`). A model with ``training_metrics() -> dict`` adds those entries to
 the checkpoint's metrics.
 """
 
@@ -113,6 +116,7 @@ class TruncatedBPTT:
             self.column, self.state = 0, None
         x = self.train_data[:, self.column : self.column + bptt]
         y = self.train_data[:, self.column + 1 : self.column + 1 + bptt]
+        self._last = (x, self.state)  # for fisher_sample_loss
         if hasattr(model, "loss"):  # an engine-owned loss (e.g. professor forcing's two players)
             loss, state = model.loss(x, y, self.state)
             self._own_metrics = getattr(model, "training_metrics", None)
@@ -122,6 +126,37 @@ class TruncatedBPTT:
         self.state = detach_state(state)
         self.column += bptt
         return loss, x.numel()
+
+    # -- DP-SGD's example view (engines/dpsgd.py) and K-FAC's sampled Fisher (engines/ekfac.py) ------------------
+
+    def dp_examples(self) -> tuple[Tensor, str]:
+        """``[N, bptt + 1]``: the training stream's rows cut into windows of ``bptt`` inputs and their next tokens
+        (stride ``bptt``, as the training steps read them). The privacy unit is such a window, read from a zero
+        state: NOT a document or a user, whose text may span many windows."""
+        rows, columns = self.train_data.shape
+        per_row = (columns - 1) // self.bptt
+        windows = [self.train_data[:, k * self.bptt : k * self.bptt + self.bptt + 1] for k in range(per_row)]
+        return torch.stack(windows, dim=1).reshape(rows * per_row, self.bptt + 1), \
+            f"a window of {self.bptt + 1} tokens"
+
+    def example_loss(self, call, window: Tensor) -> Tensor:
+        """Mean next-token cross-entropy of one window, from a zero state (no state carried between examples)."""
+        x, y = window[:-1][None], window[1:][None]
+        if hasattr(call.module, "loss"):
+            return call.loss(x, y, None)[0]
+        logits, _ = call(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def fisher_sample_loss(self, model: nn.Module) -> Tensor:
+        """The cross-entropy of next tokens drawn from the model itself on the segment just trained (from the state
+        it started in): the true Fisher's labels."""
+        if hasattr(model, "loss"):
+            raise ValueError(f"{type(model).__name__} trains by its own loss, whose labels cannot be sampled")
+        from lstmviz.engines.ekfac import sampled_cross_entropy
+
+        x, state = self._last
+        logits, _ = model(x, state)
+        return sampled_cross_entropy(logits)
 
     def metrics(self) -> dict:
         """The engine's own training measures (``model.training_metrics()``), if it has any."""

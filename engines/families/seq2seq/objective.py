@@ -174,6 +174,28 @@ class Seq2SeqObjective:
         loss, _ = nll(model, batch)
         return loss, int((batch.tgt_out != PAD).sum())
 
+    # -- DP-SGD's example view (engines/dpsgd.py) ------------------------------------------------------------
+
+    dp_method = "loop"  # each pair is cut to its own lengths, which vmap cannot do
+
+    def dp_examples(self) -> tuple[tuple[Tensor, ...], str]:
+        """Every training pair, padded (``src, src_lengths, tgt_in, tgt_out, tgt_lengths``); the unit is a pair."""
+        if self.teacher is not None:
+            raise ValueError("word-level distillation (distill=word) reads the teacher batch by batch; DP-SGD "
+                             "needs per-pair losses: use distill=none or distill=seq")
+        b = batch_pairs(self.train_pairs).to(self.device)
+        return (b.src, b.src_lengths, b.tgt_in, b.tgt_out, b.tgt_lengths), "a source-target pair"
+
+    def example_loss(self, call, example) -> Tensor:
+        """The teacher-forced NLL of one pair (mean over its scored tokens), cut to its own lengths."""
+        src, src_len, tgt_in, tgt_out, tgt_len = example
+        s, t = int(src_len), int(tgt_len)
+        batch = Seq2SeqBatch(src[None, :s], src_len[None], tgt_in[None, :t], tgt_out[None, :t], tgt_len[None])
+        if hasattr(call.module, "loss"):
+            return call.loss(batch)[0]
+        logits = call(batch.src, batch.src_lengths, batch.tgt_in)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1), ignore_index=PAD)
+
     def evaluate(self, model: nn.Module) -> float | None:
         if not self.valid_pairs:
             return None

@@ -89,6 +89,17 @@ class StrokesObjective:
         steps, mask, classes = pad_steps(self._next_batch(), self.device, _dtype(model))
         return model.loss(steps, mask, classes)
 
+    def dp_examples(self) -> tuple[tuple[Tensor, Tensor, Tensor], str]:
+        """Every training item, padded (``steps, mask, classes``): the privacy unit is a drawn character
+        (DP-SGD, engines/dpsgd.py)."""
+        return pad_steps(self.train, self.device), "a drawn character"
+
+    def example_loss(self, call, example) -> Tensor:
+        """The model's loss of one item."""
+        steps, mask, classes = example
+        dtype = _dtype(call.module)
+        return call.loss(steps[None].to(dtype), mask[None], classes[None])[0]
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> float | None:
         if self.valid is None:
