@@ -220,6 +220,11 @@ class Tagger(nn.Module):
         m_logit = self.m_scale * self.m_norm(self.m_out(dec))
         return z_logit.reshape(batch, k, -1), m_logit.reshape(batch, k, -1), top.reshape(batch, k, -1)
 
+    @staticmethod
+    def masks_from_logits(m_logit: Tensor) -> Tensor:
+        """``m = softmax_k(logits)`` over the groups (dimension 1): every pixel's masks sum to 1."""
+        return m_logit.softmax(dim=1)
+
     def _pixels(self, a: Tensor) -> Tensor:
         """``[B, U, P]`` -> ``[B, U, H, W]`` (an IMAGE tap's layout)."""
         return a.reshape(a.shape[0], a.shape[1], self.height, self.width)
@@ -235,7 +240,8 @@ class Tagger(nn.Module):
 
     def run(self, images: Tensor, init_logits=None, init_z=None, corrupt: bool | None = None) -> dict:
         """Every state of one pass: ``{"masks": [m⁰ .. mᵀ] ([B, K, P]), "zs": [z⁰ .. zᵀ] ([B, K, C, P]),
-        "recons": [x̂⁰ .. x̂ᵀ] ([B, C, P]), "mask_logits": the last mask logits [B, K, P], "clean": x [B, C, P]}``.
+        "recons": [x̂⁰ .. x̂ᵀ] ([B, C, P]), "mask_logits": the last mask logits [B, K, P], "clean": x [B, C, P],
+        "noisy": x̃ [B, C, P] (the input the mapping read)}``.
         ``corrupt``: None = in training mode only."""
         x = self._check(images)
         b = len(x)
@@ -256,11 +262,11 @@ class Tagger(nn.Module):
             z_logit, m_logit, top = self._map(inputs, b)
             self.top_taps[t](top)
             z_in = z_logit.reshape(z.shape)
-            m, z, recon = self._state_taps(t + 1, m_logit.softmax(dim=1), torch.sigmoid(z_in))
+            m, z, recon = self._state_taps(t + 1, self.masks_from_logits(m_logit), torch.sigmoid(z_in))
             masks.append(m)
             zs.append(z)
             recons.append(recon)
-        return {"masks": masks, "zs": zs, "recons": recons, "mask_logits": m_logit, "clean": x}
+        return {"masks": masks, "zs": zs, "recons": recons, "mask_logits": m_logit, "clean": x, "noisy": noisy}
 
     def forward(self, images: Tensor, init_logits=None, init_z=None) -> Tensor:
         """Per-pixel log-masks of the last iteration ``[B, K, H, W]`` (module docstring)."""
