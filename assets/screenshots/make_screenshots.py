@@ -24,6 +24,10 @@
   seq2seq-attn --dataset reverse --steps 1200``, trained here into a temporary folder, then ``lstmviz record
   ... --split test --max-items 60``): test pair 4's attention matrix (decoder steps × source tokens), decoder
   step 2's row, and ``decoder/layer1/h`` beside the matrix
+- tagger.png: the whole window on a Tagger model of the ``shapes`` data (``lstmviz train tagger --steps 2000``,
+  trained here into a temporary folder, ~5 min on a free core, then ``lstmviz record ... --max-items 100``; the
+  same as ``lstmviz --screenshot tagger.png t.h5 --size 1600x1100``): test image 0, the Image dock's Unit maps
+  tab in front (an iterative recording opens on it) with the masks of the 4 groups after each iteration
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -183,6 +187,21 @@ def attention_window(app, png: Path) -> None:
         _close(app, window)
 
 
+def tagger_window(png: Path) -> None:
+    import tempfile
+
+    from lstmviz.cli import main as lstmviz_main
+    from lstmviz.qt import app as lstmviz_app
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint, recording = Path(folder) / "tagger.pt", Path(folder) / "tagger.h5"
+        for argv in (["train", "tagger", "--steps", "2000", "--out", str(checkpoint), "--quiet"],
+                     ["record", str(checkpoint), "--max-items", "100", "--out", str(recording)]):
+            if lstmviz_main(argv) != 0:
+                raise SystemExit(f"lstmviz {' '.join(argv)} failed")
+        lstmviz_app.screenshot(str(png), str(recording), size=(1600, 1100))
+
+
 def probe_curves(app, recording: Path, png: Path) -> None:
     window = _window(app, (1600, 1000))
     window.open_file(recording)
@@ -230,6 +249,8 @@ def main() -> None:
     print("wrote image-set.png")
     attention_window(app, HERE / "attention.png")
     print("wrote attention.png")
+    tagger_window(HERE / "tagger.png")
+    print("wrote tagger.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")

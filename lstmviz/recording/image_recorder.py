@@ -27,6 +27,11 @@ What the file holds (docs/format.md, "Position geometry"):
 - every tap on its axis: ``[H' W', channels]`` per image (IMAGE layout, rows in raster order),
   ``[1, units]`` (SCALAR) or ``[M, units]`` (SET; a member the input lacks keeps its row with the values
   the engine gives it, zeros by convention: the recorder marks nothing);
+- for a model with ``item_measures(images, batch)`` and ``item_measure_names()`` (``tagger``: grouping AMI and
+  cost per iteration; ``engines/families/image/objective.py``), each measure as a **numeric item** annotation
+  (its description from ``item_measure_names``; ``batch`` = ``{"mask": [n, H, W] int64}`` for a segmentation
+  dataset, else ``{"mask": None}``), computed by a second forward of the batch after its taps are read (the
+  taps' values are the first forward's), each skipped when the dataset has an annotation of that name;
 - provenance as :func:`lstmviz.recording.recorder.record` gathers it (dataset and its options, model
   class, versions, signals) plus what the caller gives (engine, config, checkpoint path and sha256), so
   ``lstmviz record`` can rebuild the dataset.
@@ -258,6 +263,8 @@ def record_images(
     value_extra = [n for pair in value_names for n in pair if n not in names]
     if regression:
         extra = []
+    measure_names = model.item_measure_names() if callable(getattr(model, "item_measures", None)) else {}
+    measure_names = {k: v for k, v in measure_names.items() if k not in names}
     position_specs = [s for s in specs if s.level == "position"]
     item_specs = [s for s in specs if s.level == "item"]
     meta = _provenance(model, dataset, [INPUT_TAP, *recorder.signals], provenance)
@@ -286,7 +293,8 @@ def record_images(
                 stop = min(block.stop, start + chunk)
                 images, tokens, position, item, targets, masks = _gather(dataset, start, stop, c, h, w, segmentation)
                 recorder.clear()
-                logits = model(torch.as_tensor(np.array(images, dtype=np.float32), device=device).to(fdtype))
+                x = torch.as_tensor(np.array(images, dtype=np.float32), device=device).to(fdtype)
+                logits = model(x)
                 if segmentation and tuple(logits.shape) != (stop - start, n_classes, h, w):
                     raise ValueError(f"the model returned logits of shape {list(logits.shape)} for a segmentation "
                                      f"dataset; expected per-pixel logits [images, classes, height, width] = "
@@ -296,6 +304,10 @@ def record_images(
                                      f"dataset; expected per-pixel values [images, target channels, height, width] = "
                                      f"{[stop - start, n_classes, h, w]}")
                 states = recorder.collect()
+                measures = {}
+                if measure_names:  # a second forward; its tap values are never collected (cleared next batch)
+                    mask_batch = None if masks is None else torch.as_tensor(masks.reshape(-1, h, w), device=device)
+                    measures = model.item_measures(x, {"mask": mask_batch})
                 arrays = {}
                 for name, value in states.items():
                     n_rows = rows[tap_axes[name]]
@@ -327,6 +339,8 @@ def record_images(
                         writer.add_annotation(spec.name, kind=spec.kind, level=spec.level,
                                               labels=None if spec.labels is None else list(spec.labels),
                                               description=spec.description)
+                    for name, description in measure_names.items():
+                        writer.add_annotation(name, kind="numeric", level="item", description=description)
                     for k, (t_name, p_name) in enumerate(value_names):
                         where = "" if n_classes == 1 else f" (target channel {k}, {dataset.class_names[k]})"
                         if t_name in value_extra:
@@ -349,6 +363,8 @@ def record_images(
                                               if name == TARGET else "the class of the largest logit")
                 n = stop - start
                 item_values = {s.name: item[s.name] if s.name in item else [None] * n for s in item_specs}
+                for name in measure_names:
+                    item_values[name] = np.asarray(measures[name], dtype=np.float64).reshape(n)
                 position_values = {s.name: position[s.name] for s in position_specs}
                 placed = position_values if segmentation else item_values
                 if TARGET in extra:

@@ -20,6 +20,10 @@ A model of the family takes a batch of images and returns logits:
   :func:`conv_chain` computes them from the layers' kernel, stride and padding.
 - optionally ``model.loss(images, batch) -> (loss, count)`` for an engine trained by its own objective
   instead of the family's (a regulariser added to the cross-entropy, a label-embedding regression).
+- optionally, with its own loss, ``model.item_measures(images, batch) -> {name: float array [B]}`` and
+  ``model.item_measure_names() -> {name: description}``: per-image measures (NaN = undefined) that validation
+  averages into ``valid_<name>`` instead of the task's arg-max accuracy and the recorder stores as numeric item
+  annotations (``tagger``: its exchangeable groups are no classes, so it reports the grouping AMI per iteration).
 - optionally **switches** for the perturbation panel: ``model.perturbation_switches() -> list[Switch]`` (named
   settings of the model's structure, each with its allowed values as strings and its default: a modality
   present or dropped, a forced branch, a pruning threshold) and ``model.switched(settings: dict[str, str])``, a

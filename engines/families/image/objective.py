@@ -18,6 +18,12 @@ all images stacked once in :meth:`ImageObjective.prepare`, each checked with ``c
 The model's output shape is checked against the task at every step (``[B, K]``, or ``[B, K, H, W]`` for
 segmentation and regression) and refused in one sentence: a classifier trained on a segmentation dataset says so.
 
+An engine with its own loss (below) whose outputs are not class scores in the dataset's class order (``tagger``'s
+exchangeable groups) may define ``model.item_measures(images, batch) -> {name: float array [B]}`` (per-image measures, NaN = not
+defined for that image): validation then reports the mean of each over the split's images where it is finite as
+``valid_<name>`` (None where it is nowhere finite) **instead of** the task's accuracy (``valid_accuracy`` and
+``valid_dice`` are None: an arg-max over exchangeable groups is no class).
+
 An engine with its own ``model.loss(images, batch) -> (loss, count)`` (``batch``: the items' dict
 ``{"target": [B] int64, "targets": [B, K] float or None, "mask": [B, H, W] int64 or None, "target_map":
 [B, Ct, H, W] float or None}``; ``mask`` only for segmentation, ``target_map`` only for regression, where
@@ -199,6 +205,7 @@ class ImageObjective:
         self.last_accuracy: float | None = None
         self.last_dice: float | None = None
         self.last_rmse: float | None = None
+        self.last_measures: dict[str, float | None] = {}
 
     @staticmethod
     def _stack(dataset, data, what: str) -> tuple:
@@ -294,12 +301,22 @@ class ImageObjective:
         squared, values = 0.0, 0
         dtype = self._dtype(model)
         own = hasattr(model, "loss")
+        measured = own and callable(getattr(model, "item_measures", None))
+        sums: dict[str, list[float]] = {}
         try:
             for start in range(0, n, EVAL_CHUNK):
                 x, batch = self._tensors(self.valid, np.arange(start, min(n, start + EVAL_CHUNK)), dtype)
                 if own:
                     loss, count = model.loss(x, batch)
                     total += float(loss) * len(x)
+                if measured:
+                    for name, values in model.item_measures(x, batch).items():
+                        v = np.asarray(values, dtype=np.float64)
+                        acc = sums.setdefault(name, [0.0, 0])
+                        acc[0] += float(v[np.isfinite(v)].sum())
+                        acc[1] += int(np.isfinite(v).sum())
+                    continue  # the model's own measures replace the task's arg-max accuracy
+                if own:
                     if self.task == "multilabel":
                         continue  # an own multilabel loss decides its sets its own way: no exact-set accuracy
                     logits = model(x)  # class scores or per-pixel logits: arg-max accuracy (and Dice) still apply
@@ -317,6 +334,10 @@ class ImageObjective:
                     hits += self._hits(logits, batch)
         finally:
             model.train(was_training)
+        if measured:
+            self.last_measures = {name: (acc[0] / acc[1] if acc[1] else None) for name, acc in sums.items()}
+            self.last_accuracy = self.last_dice = self.last_rmse = None
+            return total / n
         if self.task == "regression":
             self.last_accuracy = None
             self.last_rmse = float(np.sqrt(squared / values)) if values else None
@@ -335,7 +356,10 @@ class ImageObjective:
     def metrics(self) -> dict:
         """What the shared loop adds to the metrics: the last validation accuracy (None before one); for
         segmentation the pixel accuracy and ``valid_dice``; for regression ``valid_accuracy`` None and
-        ``valid_rmse``."""
+        ``valid_rmse``; for a model with ``item_measures``, ``valid_accuracy`` None and ``valid_<name>`` per measure."""
+        own = {f"valid_{name}": value for name, value in self.last_measures.items()}
+        if own:
+            return {"valid_accuracy": None, **own}
         if self.task == "regression":
             return {"valid_accuracy": None, "valid_rmse": self.last_rmse}
         if self.task == "segmentation":

@@ -105,6 +105,59 @@ def set_rows(recording, tap: str, item: int) -> SetRows:
     return SetRows(names, values, absent)
 
 
+MAP_UNITS_MAX = 16
+"""The Unit maps tab draws taps of at most this many units (a map per unit: groups, a few channels)."""
+
+
+def map_signals(recording) -> dict[str, list[str]]:
+    """``{signal: taps}``: the image taps (:func:`image_taps`) of at most :data:`MAP_UNITS_MAX` units grouped by
+    their ``signal``, each list ordered by ``layer`` (Tagger's iterations ``iter0/mask``, ``iter1/mask`` ...; a
+    tap without a layer first), then by name; signals in the order their first tap appears in the file."""
+    out: dict[str, list[str]] = {}
+    for name in image_taps(recording):
+        info = recording.taps[name]
+        if info.units <= MAP_UNITS_MAX:
+            out.setdefault(info.signal or name, []).append(name)
+    for taps in out.values():
+        taps.sort(key=lambda t: (-1 if recording.taps[t].layer is None else recording.taps[t].layer, t))
+    return out
+
+
+def iterative_signal(recording) -> str | None:
+    """The first signal of :func:`map_signals` with taps at two or more layers (an iterative model's state per
+    iteration), or None."""
+    for signal, taps in map_signals(recording).items():
+        if len({recording.taps[t].layer for t in taps}) >= 2:
+            return signal
+    return None
+
+
+class UnitMaps:
+    """One image's maps of the taps of one signal: ``rows[r] = (tap, maps [units, h, w] float32)``, and one colour
+    scale ``levels`` for all of them (the range over every shown value, this image; a constant range widened
+    by 0.5 either side)."""
+
+    def __init__(self, rows: list[tuple[str, np.ndarray]]):
+        self.rows = rows
+        values = np.concatenate([m.reshape(-1) for _, m in rows]) if rows else np.zeros(0, np.float32)
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        self.levels = (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+
+def unit_maps(recording, signal: str, item: int) -> UnitMaps:
+    """Image ``item``'s maps, unit by unit, of every tap of ``signal`` (:func:`map_signals`)."""
+    taps = map_signals(recording).get(signal)
+    if not taps:
+        raise ValueError(f"the recording has no image tap of signal {signal!r} with at most {MAP_UNITS_MAX} units")
+    rows = []
+    for tap in taps:
+        size = recording.item_geometry(int(item), tap_axis(recording, tap))
+        block = np.asarray(recording.item_states(tap, int(item)), dtype=np.float32)  # [cells, units]
+        rows.append((tap, np.ascontiguousarray(block.T.reshape(block.shape[1], size.height, size.width))))
+    return UnitMaps(rows)
+
+
 def tap_axis(recording, tap: str) -> str:
     return recording.taps[tap].axis
 

@@ -11,6 +11,9 @@ under the image; until the statistics are computed (a worker), the image's own r
 legend says so. Taps on scalar axes (one row per image) are listed beside it, unit by unit (Vector taps), and
 taps on set axes (one row per named member: HeMIS's modalities, colourisation's branches) show the image's
 members side by side on one colour scale, as a heat strip over the units or bars (the Sets tab, ``set_view``).
+The Unit maps tab (``unit_maps``) draws the image's map of every unit of the taps of one signal, one row per tap
+ordered by layer, on one colour scale: for an iterative model (Tagger) the group masks of every iteration at
+once. A recording with such a signal (image taps of one signal at two or more layers) opens with that tab in front.
 
 Brushing: a left drag draws a box; the cells whose centre lies in it go to the box Select rule
 (``image_regions.select_box_units``: on at ``ceil(tolerance·|S|)`` cells inside, off on the ring of
@@ -53,6 +56,7 @@ from lstmviz.qt.image.directions import RandomDirectionBox
 from lstmviz.qt.image.perturb_box import ImagePerturbBox
 from lstmviz.qt.image.set_view import STYLE_TITLES, STYLES, SetView
 from lstmviz.qt.image.state import IMAGE_RANGES, ImageSettings
+from lstmviz.qt.image.unit_maps import RampLegend, UnitMapsView
 from lstmviz.qt.image.thumbnails import ImageThumbnailGrid
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
 
@@ -106,6 +110,8 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
     perturbed = QtCore.Signal(object)
     #: the Sets tab shows an image's members of a set tap (item, tap)
     set_shown = QtCore.Signal(int, str)
+    #: the Unit maps tab shows an image's maps of a signal's taps (item, signal)
+    maps_shown = QtCore.Signal(int, str)
 
     SUPERSEDED = "The request was superseded by another request; start it again."
 
@@ -252,6 +258,31 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         setv.addWidget(self.set_legend)
         setv.addWidget(set_scroll, 1)
 
+        # unit maps: every unit of a signal's taps (a row per layer / iteration)
+        self.maps_combo = QtWidgets.QComboBox()
+        self.maps_combo.setToolTip("Image taps of one signal (at most 16 units each), a row per tap ordered by layer: "
+                                   "e.g. Tagger's group masks per iteration")
+        self.maps_combo.currentIndexChanged.connect(lambda _i: self._fill_unit_maps())
+        self.maps_view = UnitMapsView()
+        self.maps_legend = RampLegend()
+        self.maps_label = QtWidgets.QLabel()
+        self.maps_label.setWordWrap(True)
+        self.maps_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        maps_scroll = QtWidgets.QScrollArea()
+        maps_scroll.setWidgetResizable(True)
+        maps_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        maps_scroll.setWidget(self.maps_view)
+        maps = QtWidgets.QWidget()
+        mapv = QtWidgets.QVBoxLayout(maps)
+        mapv.setContentsMargins(0, 0, 0, 0)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(labelled("Signal", self.maps_combo))
+        row.addWidget(self.maps_legend)
+        row.addStretch(1)
+        mapv.addLayout(row)
+        mapv.addWidget(self.maps_label)
+        mapv.addWidget(maps_scroll, 1)
+
         # top-activating images
         self.reduce_combo = QtWidgets.QComboBox()
         for reduce, title in REDUCE_TITLES.items():
@@ -299,6 +330,7 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         self.tabs.addTab(matches, "Match")
         self.tabs.addTab(scalars, "Vector taps")
         self.sets_tab = self.tabs.addTab(sets, "Sets")
+        self.maps_tab = self.tabs.addTab(maps, "Unit maps")
         self.perturb_box = ImagePerturbBox()
         self.perturb_box.run_requested.connect(self.perturb)
         self.perturb_box.attack_requested.connect(self.attack)
@@ -442,6 +474,16 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
                 members = recording.axis_geometry(data.tap_axis(recording, tap)).members
                 self.set_combo.addItem(f"{tap} (set {data.tap_axis(recording, tap)}: {len(members)} members)", tap)
         self.tabs.setTabEnabled(self.sets_tab, self.set_combo.count() > 0)
+        with QtCore.QSignalBlocker(self.maps_combo):
+            self.maps_combo.clear()
+            for signal, taps in data.map_signals(recording).items():
+                self.maps_combo.addItem(f"{signal} ({_count(len(taps), 'tap')})", signal)
+            iterative = data.iterative_signal(recording)
+            if iterative is not None:
+                self.maps_combo.setCurrentIndex(self.maps_combo.findData(iterative))
+        self.tabs.setTabEnabled(self.maps_tab, self.maps_combo.count() > 0)
+        if iterative is not None:
+            self.tabs.setCurrentIndex(self.maps_tab)
         self.settings_binding.model_changed(self.settings)
         self.tap_name = self.tap_combo.currentData()
         with QtCore.QSignalBlocker(self.item_spin):
@@ -541,6 +583,7 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
         self._redraw_overlay()
         self._fill_scalar_table()
         self._fill_set_view()
+        self._fill_unit_maps()
         self.image_shown.emit(self.item, self.tap_name or "")
 
     def _scale(self, mode, units, signs, values) -> tuple[tuple[float, float], bool]:
@@ -677,6 +720,34 @@ class ImagePanel(LocatesCheckpoint, TaskPanel):
             + (f"; {absent} absent (greyed)" if absent else "")
             + (f"<br><span style='color:#666'>{html.escape(info.description)}</span>" if info.description else ""))
         self.set_shown.emit(self.item, tap)
+
+    def show_unit_maps(self, signal: str) -> None:
+        """Show the maps of ``signal``'s taps in the Unit maps tab and bring the tab forward."""
+        i = self.maps_combo.findData(signal)
+        if i < 0:
+            raise ValueError(f"the recording has no image taps of signal {signal!r} to draw unit by unit")
+        self.maps_combo.setCurrentIndex(i)
+        self.tabs.setCurrentIndex(self.maps_tab)
+        self._fill_unit_maps()
+
+    def _fill_unit_maps(self) -> None:
+        recording, signal = self.workspace.recording, self.maps_combo.currentData()
+        if recording is None or signal is None or not self.has_images:
+            self.maps_view.clear()
+            self.maps_label.setText("This recording has no image tap of at most 16 units to draw unit by unit.")
+            return
+        try:
+            maps = data.unit_maps(recording, signal, self.item)
+        except expected_errors() as exc:
+            self.maps_view.clear()
+            self.maps_label.setText(f"Cannot read the {signal} taps of image {self.item}: {describe(exc)}")
+            return
+        self.maps_view.show_maps(maps)
+        self.maps_legend.set_levels(maps.levels)
+        lo, hi = maps.levels
+        self.maps_label.setText(f"Image {self.item}: {_count(len(maps.rows), 'tap')} of signal {signal}, a row per "
+                                f"tap (by layer), a map per unit; one scale {lo:.3g} .. {hi:.3g} (this image).")
+        self.maps_shown.emit(self.item, signal)
 
     # ------------------------------------------------------------------ brushing and the Select rule
     def set_box(self, box) -> None:
