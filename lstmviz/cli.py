@@ -17,6 +17,8 @@
                                                      or --attack lbfgs|pgd-linf|pgd-l2)
     lstmviz btest FILE --tap T --groups ANNOT=A,B    B-test: do two groups of states differ in distribution
                                                      (one vector per item; BH over several --tap)
+    lstmviz ntk FILE --label L [--over-training]     tangent-kernel alignment and effective rank per layer,
+                                                     NTK spectrum with the label energy (lstmviz/cli_ntk.py)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -48,6 +50,7 @@ COMMANDS = {
     "perturb": "re-run the model of a recording with hidden states edited; what changes",
     "btest": "kernel two-sample B-test between two groups of states (items as the sampling unit)",
     "prune": "magnitude-prune a seq2seq checkpoint by weight class (optionally retrain); a pruned checkpoint",
+    "ntk": "tangent-kernel alignment and effective rank per layer (over training), NTK spectrum",
 }
 DEFAULT_MAX_SIZE = "2G"
 #: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
@@ -1626,6 +1629,22 @@ _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_pars
             "prune": _prune_parser}
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
              "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune}
+
+
+def _ntk_parser() -> argparse.ArgumentParser:
+    from lstmviz.cli_ntk import ntk_parser
+
+    return ntk_parser(_Parser)
+
+
+def cmd_ntk(args: argparse.Namespace) -> int:
+    from lstmviz.cli_ntk import cmd_ntk as run
+
+    return run(args, UsageError)
+
+
+_PARSERS["ntk"] = _ntk_parser
+_COMMANDS["ntk"] = cmd_ntk
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 
