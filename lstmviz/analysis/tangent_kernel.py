@@ -149,13 +149,7 @@ def tangent_kernel(model: nn.Module, output_of: OutputOf, examples, *, params: I
         named = dict(model.named_parameters())
         layer_names = list(groups)
         sizes = [int(sum(named[p].numel() for p in groups[layer])) for layer in layer_names]
-        blocks: dict[str, np.ndarray] = {}
-        for layer in layer_names:
-            if layer in inputs:
-                block = _factored_block(model, output_of, examples, groups[layer], inputs[layer], kind, max_bytes,
-                                        chunk, method)
-                if block is not None:
-                    blocks[layer] = block
+        blocks = _factored_blocks(model, output_of, examples, groups, inputs, kind, max_bytes, method) if inputs else {}
         shortcut = [layer in blocks for layer in layer_names]
         rest = [layer for layer in layer_names if layer not in blocks]
         passes = _passes(model, output_of, examples, groups, rest, max_bytes, chunk, method)
@@ -299,18 +293,30 @@ def _linear_inputs(model, output_of, examples, groups) -> dict[str, Tensor]:
     return keep
 
 
-def _factored_block(model, output_of, examples, names, a, kind, max_bytes, chunk, method) -> np.ndarray | None:
-    """The exact Linear shortcut (module docstring); None when the bias Jacobian would not fit."""
-    bias = [p for p in names if p.endswith("bias")]
+def _factored_blocks(model, output_of, examples, groups, inputs, kind, max_bytes, method) -> dict[str, np.ndarray]:
+    """The exact Linear shortcut (module docstring) for every layer in ``inputs``, from one Jacobian pass
+    over their biases; layers whose bias Jacobians do not fit ``max_bytes`` together are left to the
+    generic path."""
     n = func_grads.batch_size_of(examples)
-    first = _jacobian(model, output_of, examples, bias, 0, 1, chunk, method)
-    if first[0].numel() * first.element_size() * n > max_bytes:
-        return None
-    g = _jacobian(model, output_of, examples, bias, 0, n, chunk, method)  # [n, O, d_out]
-    a64 = a.double()
-    inputs = a64 @ a64.T + 1.0
-    gg = _contract(g, g, kind)
-    return (gg * inputs).numpy()
+    biases = {layer: next(p for p in groups[layer] if p.endswith("bias")) for layer in inputs}
+    first = func_grads.per_example_jacobians(model, output_of, func_grads._slice(examples, 0, 1),
+                                             params=list(biases.values()), chunk=1, method=method)
+    chosen, used = [], 0
+    for layer, name in biases.items():
+        cost = n * first[name][0].numel() * first[name].element_size()
+        if used + cost <= max_bytes:
+            chosen.append(layer)
+            used += cost
+    if not chosen:
+        return {}
+    jac = func_grads.per_example_jacobians(model, output_of, examples, params=[biases[k] for k in chosen],
+                                           chunk=None, method=method)
+    out = {}
+    for layer in chosen:
+        g = jac.pop(biases[layer])  # [n, O, d_out]: G = ∂f/∂z at the layer's output
+        a64 = inputs[layer].double()
+        out[layer] = (_contract(g, g, kind) * (a64 @ a64.T + 1.0)).numpy()
+    return out
 
 
 # ------------------------------------------------------------------------------------------ measures

@@ -39,9 +39,14 @@ def _reference(model, x):
     return per
 
 
-@pytest.mark.parametrize("options", [{}, {"factored": False}, {"factored": False, "max_bytes": 700},
-                                     {"max_bytes": 2000}, {"method": "loop"}])
-def test_kernel_equals_jacobian_gram_and_layers_sum_to_it(options):
+@pytest.mark.parametrize("options, shortcut", [
+    ({}, [False, True, True]),  # layer 0 has no bias: always the generic path
+    ({"factored": False}, [False, False, False]),
+    ({"factored": False, "max_bytes": 700}, [False, False, False]),  # item blocks
+    ({"max_bytes": 2000}, [False, True, False]),  # only layer 2's bias Jacobian fits beside nothing else
+    ({"method": "loop"}, [False, True, True]),
+])
+def test_kernel_equals_jacobian_gram_and_layers_sum_to_it(options, shortcut):
     model, x = _mlp(bias=False), _x()
     with torch.no_grad():
         model[0].weight.mul_(1.5)
@@ -55,8 +60,7 @@ def test_kernel_equals_jacobian_gram_and_layers_sum_to_it(options):
     total = sum(per.values()).numpy()
     np.testing.assert_allclose(kernel.total(), total, rtol=0, atol=1e-11)
     np.testing.assert_allclose(kernel.blocks.sum(0), kernel.total(), rtol=0, atol=1e-12)
-    shortcut = options.get("factored", True)
-    assert kernel.factored == [False, shortcut, shortcut]  # layer 0 has no bias: always the generic path
+    assert kernel.factored == shortcut
 
 
 def test_per_class_kernels_sum_to_the_trace_kernel():
