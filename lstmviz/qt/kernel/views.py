@@ -57,6 +57,7 @@ class _StackedPlots(QtWidgets.QWidget):
                 plot.getAxis(side).setPen(_pen(AXIS))
                 plot.getAxis(side).setTextPen(_pen(FOREGROUND))
             plot.getAxis("left").setWidth(52)  # as the probe curves: linked x axes line up
+            plot.getAxis("left").enableAutoSIPrefix(False)
             plot.setMenuEnabled(False)
             plot.hideButtons()
             plot.setMouseEnabled(x=False, y=False)
@@ -102,7 +103,7 @@ class KernelCurvesView(_StackedPlots):
         super().__init__(2, parent)
         self.curves = None
         self.series: dict[str, dict] = {}
-        self.plots[0].setLabel("left", "alignment A(K, YYᵀ)")
+        self.plots[0].setLabel("left", "alignment")
         self.plots[1].setLabel("left", "effective rank")
         self.plots[1].setXLink(self.plots[0])
         self.set_curves(None)
@@ -134,7 +135,7 @@ class KernelCurvesView(_StackedPlots):
                                              symbolBrush=pg.mkBrush(*color), symbolPen=_pen(color)))
             self.series[name] = {"x": x, "alignment": np.asarray(al), "effective_rank": np.asarray(er), "color": color}
             legend.append(_entry(color, name))
-        legend.append(unbreakable(f"{curves.items} items, rank: {curves.rank} (centred kernel)"))
+        legend.append(unbreakable(f"{curves.items} items; top: A(K, YYᵀ), bottom: eff. rank ({curves.rank}, centred K)"))
         self.legend_label.setText(" &nbsp; ".join(legend))
         span = float(x[-1] - x[0]) if len(x) > 1 else 1.0
         pad = 0.04 * span if span > 0 else 0.5

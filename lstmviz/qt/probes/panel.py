@@ -699,6 +699,8 @@ class ProbePanel(TaskPanel):
         self.kernel_curves = kernel_curves
         self.kernel_view.set_curves(kernel_curves)
         self.kernel_view.setVisible(kernel_curves is not None)
+        if kernel_curves is not None:
+            self.training_view.setSizes([1000, 1000])  # the probe curves and the kernel's two plots share the tab
         if report is None:
             self.outcome = None
         self.chart.set_report(report, message)
