@@ -21,6 +21,8 @@
     lstmviz index FILE [FILE ...] --tap T            build the match index (of each shard in parallel)
     lstmviz match FILE [FILE ...] --tap T --units U  whole-corpus matching (over shards: the single file's
                                                      results; on a Dask cluster with --scheduler ADDRESS)
+    lstmviz ntk FILE --label L [--over-training]     tangent-kernel alignment and effective rank per layer,
+                                                     NTK spectrum with the label energy (lstmviz/cli_ntk.py)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -55,6 +57,7 @@ COMMANDS = {
     "prune": "magnitude-prune a seq2seq checkpoint by weight class (optionally retrain); a pruned checkpoint",
     "index": "build the match index of a tap (of every shard of a sharded recording, in parallel)",
     "match": "find where units are on together in the whole corpus (one recording or its shards)",
+    "ntk": "tangent-kernel alignment and effective rank per layer (over training), NTK spectrum",
 }
 DEFAULT_MAX_SIZE = "2G"
 #: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
@@ -1703,6 +1706,22 @@ _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_pars
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
              "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune,
              "index": _shard_command("cmd_index"), "match": _shard_command("cmd_match")}
+
+
+def _ntk_parser() -> argparse.ArgumentParser:
+    from lstmviz.cli_ntk import ntk_parser
+
+    return ntk_parser(_Parser)
+
+
+def cmd_ntk(args: argparse.Namespace) -> int:
+    from lstmviz.cli_ntk import cmd_ntk as run
+
+    return run(args, UsageError)
+
+
+_PARSERS["ntk"] = _ntk_parser
+_COMMANDS["ntk"] = cmd_ntk
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 

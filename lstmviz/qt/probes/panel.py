@@ -14,7 +14,10 @@ majority and input-token baselines), ``ProbeDetail`` for one probe (confusion ma
 accuracy, the top units per class: clicking one selects it in the active pane, which switches to the
 probe's tap if it shows another one) and, for a recording of several checkpoints
 (``Recording.checkpoints``), ``ProbeCurvesView``: accuracy per tap against training step
-(``probe_curves``, when "over training" is ticked).
+(``probe_curves``, when "over training" is ticked), with, when "tangent kernel" is also ticked, the
+tangent-kernel alignment and effective rank per layer below it on the same training-step axis
+(``KernelCurvesView``, from ``lstmviz.analysis.ntk_recording.kernel_curves`` on at most 256 of the items,
+computed in the same run; it needs the run's checkpoint files).
 
 Saved workspaces: the panel keeps its state in the workspace (``workspace.panel_state("probes")``, a
 ``ProbeState``, bound to the controls by a ``StateBinding``) equal to what it shows —
@@ -23,9 +26,9 @@ and follows it when it is set from outside (a workspace being restored): it take
 when ``shown`` asks for a result it does not show, runs the probes on its worker as Run does (from
 the cache when the same settings ran before), then reopens ``open_probe`` when the result arrives.
 
-Exports: ``export_chart`` / ``export_detail`` / ``export_curves`` (PNG/SVG/PDF), ``export_table`` /
-``export_curves_table`` (CSV/NPY: one row per tap, then the input baseline); the actions open file
-dialogs. Problems from the worker go through the workspace's ``error_occurred``.
+Exports: ``export_chart`` / ``export_detail`` / ``export_curves`` / ``export_kernel_curves`` (PNG/SVG/PDF),
+``export_table`` / ``export_curves_table`` / ``export_kernel_table`` (CSV/NPY: one row per tap, then the
+input baseline; one row per checkpoint and layer); the actions open file dialogs. Problems from the worker go through the workspace's ``error_occurred``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from lstmviz.qt.plain_text import escape, literal
 from lstmviz.qt.probes.state import PROBE_SHIFT_RANGE, PROBE_STATE, ProbeState
 from lstmviz.qt.task_panel import TaskPanel, duration, labelled
 from lstmviz.qt.probes.chart import ProbeChart, percent
+from lstmviz.qt.kernel.views import KernelCurvesView
 from lstmviz.qt.probes.curves_view import ProbeCurvesView, describe_x, has_curves
 from lstmviz.qt.probes.detail import ProbeDetail
 from lstmviz.qt.probes.figure import close_figure, detail_figure
@@ -77,6 +81,12 @@ def _probe_curves(recording, annotation, taps, task, **options):
     return probe_curves(recording, annotation, taps, task=task, **options)
 
 
+def _kernel_curves(recording, annotation, task):
+    from lstmviz.analysis.ntk_recording import kernel_curves
+
+    return kernel_curves(recording, annotation, task=task)
+
+
 def _ordered_taps(recording) -> list[str]:
     from lstmviz.analysis.probe_report import ordered_taps
 
@@ -97,6 +107,7 @@ class ProbeSettings:
     control: bool = True
     baseline: bool = True
     curves: bool = False
+    kernel: bool = False  # also the tangent-kernel curves over training (with ``curves``)
 
 
 @dataclass
@@ -109,6 +120,7 @@ class ProbeOutcome:
     seconds: float = 0.0
     cached: bool = False
     recording: object = field(default=None, repr=False)
+    kernel_curves: object = None
 
 
 def probe_job(recording, settings: ProbeSettings, task) -> ProbeOutcome:
@@ -116,7 +128,8 @@ def probe_job(recording, settings: ProbeSettings, task) -> ProbeOutcome:
     from lstmviz.tasks import Task
 
     t0 = time.perf_counter()
-    parts = 2 if settings.curves else 1
+    with_kernel = settings.curves and settings.kernel
+    parts = 1 + int(settings.curves) + int(with_kernel)
     scale = 1000
 
     def forward(part):
@@ -134,8 +147,11 @@ def probe_job(recording, settings: ProbeSettings, task) -> ProbeOutcome:
     if settings.curves:
         sub = Task(on_progress=forward(1))
         curves = _probe_curves(recording, settings.annotation, list(settings.taps), sub, **options)
+    kernel = None
+    if with_kernel:
+        kernel = _kernel_curves(recording, settings.annotation, Task(on_progress=forward(2)))
     task.progress(parts * scale, parts * scale, "Probes done")
-    return ProbeOutcome(settings, report, curves, time.perf_counter() - t0, cached, recording)
+    return ProbeOutcome(settings, report, curves, time.perf_counter() - t0, cached, recording, kernel)
 
 
 class ProbePanel(TaskPanel):
@@ -175,7 +191,15 @@ class ProbePanel(TaskPanel):
         self.detail.tap_chosen.connect(self._detail_chose)
         self.detail.unit_activated.connect(self.select_unit)
         self.curves_view = ProbeCurvesView(self)
-        self.curves_view.hide()  # in a tab only for a recording of several checkpoints
+        self.kernel_view = KernelCurvesView(self)
+        self.kernel_view.link_x(self.curves_view.plot)  # the same training-step axis
+        self.kernel_curves = None
+        self.training_view = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical, self)
+        self.training_view.addWidget(self.curves_view)
+        self.training_view.addWidget(self.kernel_view)
+        self.training_view.setChildrenCollapsible(False)
+        self.kernel_view.hide()  # shown when the tangent-kernel curves were asked for
+        self.training_view.hide()  # in a tab only for a recording of several checkpoints
 
         self._build_controls()
         self._build_actions()
@@ -223,6 +247,14 @@ class ProbePanel(TaskPanel):
                                      "against the training step")
         self.curves_check.setVisible(False)
         self.curves_check.toggled.connect(self.binding.push)
+        self.kernel_check = QtWidgets.QCheckBox("tangent kernel")
+        self.kernel_check.setToolTip("Over training, also compute the tangent kernel of every checkpoint's model on "
+                                     "at most 256 items: its centred alignment with the label and its effective "
+                                     "rank per layer (Baratin et al.), drawn under the probe curves; needs the "
+                                     "run's checkpoint files")
+        self.kernel_check.setVisible(False)
+        self.kernel_check.toggled.connect(self.binding.push)
+        self.curves_check.toggled.connect(lambda on: self.kernel_check.setEnabled(on))
 
         self.taps_list = QtWidgets.QListWidget()
         self.taps_list.setToolTip("The taps to probe (ordered by layer); untick the ones to skip")
@@ -264,10 +296,15 @@ class ProbePanel(TaskPanel):
                                            None, "Save the open probe (confusion matrix, top units) as PNG, SVG or PDF")
         self.export_curves_action = action("Export Probe C&urves…", lambda: self.choose_and_export_view("curves"),
                                            None, "Save the accuracy-over-training chart as PNG, SVG or PDF")
+        self.export_kernel_action = action("Export Tangent-Kernel C&urves…",
+                                           lambda: self.choose_and_export_view("kernel"), None,
+                                           "Save the tangent-kernel alignment and effective rank over training as "
+                                           "PNG, SVG or PDF")
         self.export_data_action = action("Export Probe &Table…", self.choose_and_export_data, None,
                                          "Save one row per tap (accuracy, intervals, control, selectivity) as CSV or NPY")
         self.fill_menu(self.export_button, (self.export_chart_action, self.export_detail_action,
-                                            self.export_curves_action, None, self.export_data_action))
+                                            self.export_curves_action, self.export_kernel_action, None,
+                                            self.export_data_action))
         self._update_export_enabled()
 
     def _build_layout(self) -> None:
@@ -281,6 +318,7 @@ class ProbePanel(TaskPanel):
         row.addWidget(self.control_check)
         row.addWidget(self.baseline_check)
         row.addWidget(self.curves_check)
+        row.addWidget(self.kernel_check)
         row.addStretch(1)
         row.addWidget(self.run_button)
         row.addWidget(self.progress)
@@ -378,7 +416,9 @@ class ProbePanel(TaskPanel):
         return ProbeSettings(annotation=annotation, taps=tuple(taps), shift=int(self.shift_spin.value()),
                              at=self.at_combo.currentData(), control=self.control_check.isChecked(),
                              baseline=self.baseline_check.isChecked(),
-                             curves=not self.curves_check.isHidden() and self.curves_check.isChecked())
+                             curves=not self.curves_check.isHidden() and self.curves_check.isChecked(),
+                             kernel=(not self.curves_check.isHidden() and self.curves_check.isChecked()
+                                     and self.kernel_check.isChecked()))
 
     def _label_changed(self, _index: int = 0) -> None:
         recording = self.workspace.recording
@@ -413,6 +453,7 @@ class ProbePanel(TaskPanel):
                           at=self.at_combo.currentData(), taps=tuple(self.checked_taps()),
                           control=self.control_check.isChecked(), baseline=self.baseline_check.isChecked(),
                           curves=not self.curves_check.isHidden() and self.curves_check.isChecked(),
+                          kernel=not self.kernel_check.isHidden() and self.kernel_check.isChecked(),
                           shown=shown, open_probe=open_probe)
 
     def _store_state(self, state: ProbeState | None) -> None:
@@ -431,7 +472,7 @@ class ProbePanel(TaskPanel):
     def menu_actions(self) -> list:
         """The Analysis menu (None: a separator)."""
         return [self.run_action, self.cancel_action, None, self.export_chart_action, self.export_detail_action,
-                self.export_curves_action, self.export_data_action]
+                self.export_curves_action, self.export_kernel_action, self.export_data_action]
 
     def _show_state(self, state: ProbeState | None) -> None:
         """Show ``state`` set on the workspace from outside (a restored workspace): its settings, and,
@@ -450,6 +491,7 @@ class ProbePanel(TaskPanel):
         self.control_check.setChecked(bool(state.control))
         self.baseline_check.setChecked(bool(state.baseline))
         self.curves_check.setChecked(bool(state.curves) and not self.curves_check.isHidden())
+        self.kernel_check.setChecked(bool(state.kernel) and not self.kernel_check.isHidden())
         self.set_checked_taps(state.taps)
         if state.shown and not self.busy and not self._shows_current_settings():
             if self.run():
@@ -511,6 +553,8 @@ class ProbePanel(TaskPanel):
         checkpoints = len(getattr(recording, "checkpoints", None) or []) if recording is not None else 0
         offered = has_curves(recording)
         self.curves_check.setVisible(offered)
+        self.kernel_check.setVisible(offered)
+        self.kernel_check.setEnabled(self.curves_check.isChecked())
         self.curves_check.setText(f"over training ({checkpoints} checkpoints)" if offered else "over training")
         self._offer_curves_tab(offered)
         self._label_changed()
@@ -527,17 +571,17 @@ class ProbePanel(TaskPanel):
 
     def _offer_curves_tab(self, offered: bool) -> None:
         """The "Over training" tab exists only for a recording of several checkpoints."""
-        present = self.tabs.indexOf(self.curves_view) >= 0
+        present = self.tabs.indexOf(self.training_view) >= 0
         if offered and not present:
-            self.tabs.addTab(self.curves_view, "Over training")
+            self.tabs.addTab(self.training_view, "Over training")
         elif present and not offered:
-            self.tabs.removeTab(self.tabs.indexOf(self.curves_view))
-            self.curves_view.setParent(self)  # kept (and exportable), not shown
-            self.curves_view.hide()
+            self.tabs.removeTab(self.tabs.indexOf(self.training_view))
+            self.training_view.setParent(self)  # kept (and exportable), not shown
+            self.training_view.hide()
 
     @property
     def curves_offered(self) -> bool:
-        return self.tabs.indexOf(self.curves_view) >= 0
+        return self.tabs.indexOf(self.training_view) >= 0
 
     def _update_run_enabled(self) -> None:
         ok = (self.workspace.recording is not None and self.label_combo.count() > 0
@@ -550,6 +594,7 @@ class ProbePanel(TaskPanel):
         self.export_chart_action.setEnabled(has)
         self.export_detail_action.setEnabled(has and self.detail.result is not None)
         self.export_curves_action.setEnabled(self.curves is not None)
+        self.export_kernel_action.setEnabled(self.kernel_curves is not None)
         self.export_data_action.setEnabled(has)
 
     # ------------------------------------------------------------------ running
@@ -565,7 +610,7 @@ class ProbePanel(TaskPanel):
         with self.binding.batch():
             self.abandon()
             self._reopen = None
-            self._show(None, None, "Probing…")
+            self._show(None, None, None, "Probing…")
 
         def job(task, recording=recording, settings=settings):
             return probe_job(recording, settings, task)
@@ -583,7 +628,7 @@ class ProbePanel(TaskPanel):
             return
         self.outcome = outcome
         with self.binding.batch():
-            self._show(outcome.report, outcome.curves)
+            self._show(outcome.report, outcome.curves, outcome.kernel_curves)
             if reopen is not None and reopen != self.detail.tap and self._has_probe(reopen):
                 self.open_probe(reopen)  # the probe that was open when the workspace was saved
         self.set_status(self._result_status(outcome))
@@ -593,12 +638,12 @@ class ProbePanel(TaskPanel):
 
     def _probe_failed(self, exc: BaseException) -> None:
         self._reopen = None
-        self._show(None, None, "The probes could not run; see the status line.")
+        self._show(None, None, None, "The probes could not run; see the status line.")
         self.run_failed.emit(describe(exc))
 
     def _probe_cancelled(self) -> None:
         self._reopen = None
-        self._show(None, None, "Probing cancelled: no result.")
+        self._show(None, None, None, "Probing cancelled: no result.")
         self.set_status("Probing cancelled; no result was kept. Press Run to start again.")
         self.run_cancelled.emit()
 
@@ -629,6 +674,10 @@ class ProbePanel(TaskPanel):
             text += f"{'; ' if report.mixed_rows() else ', '}input tokens {percent(report.baseline.accuracy)}"
         if outcome.curves is not None:
             text += f"; curves over {describe_x(outcome.curves)}"
+        if outcome.kernel_curves is not None:
+            k = outcome.kernel_curves
+            text += (f"; tangent-kernel alignment {k.total_alignment[0]:.3f} → {k.total_alignment[-1]:.3f}, effective "
+                     f"rank {k.total_effective_rank[0]:.1f} → {k.total_effective_rank[-1]:.1f} ({k.items} items)")
         if report.skipped:  # "tap: why" each; the same reason is said once
             reasons = dict.fromkeys(why.split(": ", 1)[-1] for why in report.skipped.values())
             text += f". Not probed: {', '.join(report.skipped)} ({'; '.join(reasons)})"
@@ -643,10 +692,15 @@ class ProbePanel(TaskPanel):
         return text + ". Click a tap to open its probe."
 
     # ------------------------------------------------------------------ results
-    def _show(self, report, curves, message: str = "") -> None:
+    def _show(self, report, curves, kernel_curves=None, message: str = "") -> None:
         changed = report is not self.report
         self.report = report
         self.curves = curves
+        self.kernel_curves = kernel_curves
+        self.kernel_view.set_curves(kernel_curves)
+        self.kernel_view.setVisible(kernel_curves is not None)
+        if kernel_curves is not None:
+            self.training_view.setSizes([1000, 1000])  # the probe curves and the kernel's two plots share the tab
         if report is None:
             self.outcome = None
         self.chart.set_report(report, message)
@@ -701,7 +755,7 @@ class ProbePanel(TaskPanel):
 
     # ------------------------------------------------------------------ export
     def _view_widget(self, part: str) -> QtWidgets.QWidget:
-        widgets = {"chart": self.chart, "detail": self.detail, "curves": self.curves_view}
+        widgets = {"chart": self.chart, "detail": self.detail, "curves": self.curves_view, "kernel": self.kernel_view}
         if part not in widgets:
             raise ValueError(f"unknown part {part!r}; choose one of {', '.join(widgets)}")
         if self.report is None:
@@ -709,6 +763,9 @@ class ProbePanel(TaskPanel):
         if part == "curves" and self.curves is None:
             raise ValueError("There are no curves over training to export: tick “over training” and run the "
                              "probes on a recording of several checkpoints.")
+        if part == "kernel" and self.kernel_curves is None:
+            raise ValueError("There are no tangent-kernel curves to export: tick “over training” and “tangent "
+                             "kernel” and run the probes on a recording of several checkpoints.")
         return widgets[part]
 
     def export_view(self, path: str | Path, part: str = "chart") -> Path:
@@ -736,6 +793,15 @@ class ProbePanel(TaskPanel):
     def export_curves(self, path: str | Path) -> Path:
         return self.export_view(path, "curves")
 
+    def export_kernel_curves(self, path: str | Path) -> Path:
+        return self.export_view(path, "kernel")
+
+    def export_kernel_table(self, path: str | Path) -> Path:
+        """One row per checkpoint and layer (``KernelCurves.table``), as CSV or NPY."""
+        if self.kernel_curves is None:
+            raise ValueError("There are no tangent-kernel curves to export.")
+        return export_table(path, self.kernel_curves.table())
+
     def export_table(self, path: str | Path) -> Path:
         """One row per tap, then the input baseline (``ProbeReport.table``), as CSV or NPY."""
         if self.report is None:
@@ -753,7 +819,8 @@ class ProbePanel(TaskPanel):
         return self.default_path(f"probes-{label}-{what}{suffix}")
 
     def choose_and_export_view(self, part: str = "chart") -> bool:
-        titles = {"chart": "Export probe chart", "detail": "Export probe detail", "curves": "Export probe curves"}
+        titles = {"chart": "Export probe chart", "detail": "Export probe detail", "curves": "Export probe curves",
+                  "kernel": "Export tangent-kernel curves"}
         path, chosen = QtWidgets.QFileDialog.getSaveFileName(
             self, titles.get(part, "Export"), self._default_path(part, ".png"), ";;".join(VIEW_FORMATS.values()))
         if not path:
@@ -768,9 +835,11 @@ class ProbePanel(TaskPanel):
         if self.curves is not None:
             filters["Curves over training, CSV (*.csv)"] = ("curves", ".csv")
             filters["Curves over training, NumPy array (*.npy)"] = ("curves", ".npy")
+        if self.kernel_curves is not None:
+            filters["Tangent-kernel curves, CSV (*.csv)"] = ("kernel", ".csv")
         answer = ask_table_path(self, "Export probe data", self._default_path("table", ".csv"), filters)
         if answer is None:
             return False
         path, what = answer
-        export = self.export_curves_table if what == "curves" else self.export_table
+        export = {"curves": self.export_curves_table, "kernel": self.export_kernel_table}.get(what, self.export_table)
         return self.export_guarded("Cannot export", lambda: export(path))

@@ -23,7 +23,8 @@ class ProbeState:
     """The Probes panel: what Run asks for (as ``lstmviz.qt.probes.panel.ProbeSettings``) and what it showed.
 
     ``label``: the categorical annotation (None: the panel's default, the first one); ``taps``: the
-    ticked taps (None: every tap); ``curves``: curves over training were asked for; ``shown``: a result
+    ticked taps (None: every tap); ``curves``: curves over training were asked for (``kernel``: with the
+    tangent-kernel curves); ``shown``: a result
     was shown (or being computed), so reopening the workspace runs the probes again (instant from the
     cache); ``open_probe``: the probe open in the detail (a tap, or ``PROBE_INPUT``).
     """
@@ -37,6 +38,7 @@ class ProbeState:
     curves: bool = False
     shown: bool = False
     open_probe: str | None = None
+    kernel: bool = False  # the tangent-kernel curves over training too (with ``curves``)
 
     def __post_init__(self):
         if self.taps is not None and not isinstance(self.taps, tuple):
@@ -57,6 +59,7 @@ class ProbeStateFormat(PanelStateFormat):
         "curves": (Flag(), False),
         "shown": (Flag(), False),
         "open_probe": (Text(nullable=True), None),
+        "kernel": (Flag(), False),
     })
 
     def from_values(self, values: dict) -> ProbeState:
@@ -66,6 +69,8 @@ class ProbeStateFormat(PanelStateFormat):
     def to_values(self, state: ProbeState) -> dict:
         values = asdict(state)
         values["taps"] = None if state.taps is None else list(state.taps)
+        if not state.kernel:
+            del values["kernel"]  # written only when asked for: files without it read the same (default False)
         return values
 
     def for_new_recording(self, state: ProbeState) -> None:
@@ -77,6 +82,7 @@ class ProbeStateFormat(PanelStateFormat):
         be there, a shift on an item's label, curves over training of a recording of one model state;
         without a label or a tap to probe, the result is not run again."""
         label, shift, taps, open_probe, curves, shown = p.label, p.shift, p.taps, p.open_probe, p.curves, p.shown
+        kernel = p.kernel
         not_again = []  # why the result that was shown cannot be computed again
         if label is not None:
             info = recording.annotations.get(label)
@@ -113,6 +119,7 @@ class ProbeStateFormat(PanelStateFormat):
             problems.append("probes: the recording holds the states of one model only, so the curves over training "
                             "were left out")
             curves = False
+            kernel = False
         if shown and not_again:
             problems.append(f"probes: the probe result that was shown was not computed again ({' and '.join(not_again)} "
                             f"did not fit); press Run in the Probes panel")
@@ -129,7 +136,8 @@ class ProbeStateFormat(PanelStateFormat):
                 problems.append(f"probes: the probe of {open_probe!r} cannot be reopened (it is not among the taps "
                                 f"probed); the detail shows the best tap")
                 open_probe = None
-        return replace(p, label=label, shift=shift, taps=taps, curves=curves, shown=shown, open_probe=open_probe)
+        return replace(p, label=label, shift=shift, taps=taps, curves=curves, shown=shown, open_probe=open_probe,
+                       kernel=kernel)
 
 
 PROBE_STATE = ProbeStateFormat()
