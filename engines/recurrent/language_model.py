@@ -191,6 +191,15 @@ class RecurrentLanguageModel(nn.Module):
         return self.layers.check_state(state, batch, self.decoder.weight.dtype)
 
 
+def _is_mapped(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is seen through a ``torch.func`` transform (vmap's one slice, grad's wrapper):
+    per-example gradients, where reading a value is not allowed."""
+    try:
+        return bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
+    except AttributeError:  # a torch without functorch's C API: vmap is not in use
+        return False
+
+
 def check_token_ids(tokens, vocab_size: int) -> None:
     """Refuse, in words, anything but integer token ids ``[batch, time]`` (both non-empty) below ``vocab_size``."""
     if not isinstance(tokens, Tensor):
@@ -201,6 +210,9 @@ def check_token_ids(tokens, vocab_size: int) -> None:
         raise ValueError(f"expected tokens of shape [batch, time], got shape {tuple(tokens.shape)}")
     if tokens.shape[0] == 0 or tokens.shape[1] == 0:
         raise ValueError(f"expected at least one sequence and one step, got tokens of shape {tuple(tokens.shape)}")
+    if _is_mapped(tokens):
+        return  # one example inside torch.func.vmap (per-example gradients): no value can be read here;
+        # an id out of range still fails in the embedding lookup
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= vocab_size:
         raise ValueError(
