@@ -17,6 +17,8 @@
                                                      or --attack lbfgs|pgd-linf|pgd-l2)
     lstmviz btest FILE --tap T --groups ANNOT=A,B    B-test: do two groups of states differ in distribution
                                                      (one vector per item; BH over several --tap)
+    lstmviz analogy SOURCE --generate morphology     embedding geometry: neighbours, analogies, Linzen's
+                                                     baselines per relation (lstmviz/cli_analogy.py)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -48,6 +50,7 @@ COMMANDS = {
     "perturb": "re-run the model of a recording with hidden states edited; what changes",
     "btest": "kernel two-sample B-test between two groups of states (items as the sampling unit)",
     "prune": "magnitude-prune a seq2seq checkpoint by weight class (optionally retrain); a pruned checkpoint",
+    "analogy": "nearest neighbours and analogies in an embedding table, with Linzen's baselines",
 }
 DEFAULT_MAX_SIZE = "2G"
 #: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
@@ -1621,11 +1624,24 @@ def _checkpoint_loader(path: Path, sha256: str, load_checkpoint):
 
 # ---------------------------------------------------------------------------------------------- main
 
+def _analogy_parser() -> argparse.ArgumentParser:
+    from lstmviz.cli_analogy import analogy_parser
+
+    return analogy_parser(_Parser)
+
+
+def cmd_analogy(args: argparse.Namespace) -> int:
+    from lstmviz.cli_analogy import cmd_analogy as run
+
+    return run(args)
+
+
 _PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
             "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser,
-            "prune": _prune_parser}
+            "prune": _prune_parser, "analogy": _analogy_parser}
 _COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
-             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune}
+             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune,
+             "analogy": cmd_analogy}
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 
