@@ -28,6 +28,8 @@ class EmbeddingMap(QtWidgets.QWidget):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
+        for side in ("bottom", "left"):
+            self.plot.getAxis(side).enableAutoSIPrefix(False)  # coordinates have no unit to scale
         self.scatter = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(_DOT))
         self.marked_scatter = pg.ScatterPlotItem(size=8, pen=pg.mkPen("k", width=0.5), brush=pg.mkBrush(_MARK))
         self.plot.addItem(self.scatter)
