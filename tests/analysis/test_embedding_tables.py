@@ -80,6 +80,25 @@ def test_subgraph2vec_phi_rows_are_named_by_depth_without_the_unseen_row(tmp_pat
     np.testing.assert_allclose(table.vectors, model.phi.weight.detach().numpy()[1:size])
 
 
+def test_label_embeddings_are_the_default_table_of_a_label_embed_checkpoint(tmp_path):
+    from lstmviz.engines import registry
+    from lstmviz.engines.checkpoint import save_checkpoint
+    from lstmviz.engines.families.image import ImageData
+
+    data = ImageData(channels=1, height=8, width=8, num_classes=4)
+    torch.manual_seed(0)
+    config = {"embed_size": 3}
+    model = registry.get("label-embed").build_model(data, **config)
+    model.fit_labels(np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 0]])
+    path = save_checkpoint(tmp_path / "le.pt", model, engine="label-embed", config=config, vocab=["a"], dataset=None,
+                           step=1, metrics={}, family="image", data=dataclasses.asdict(data))
+    tables = checkpoint_tables(path)
+    assert tables.default == "label_table"
+    table = tables.table()
+    assert table.names == ("class 0", "class 1", "class 2", "class 3")  # no dataset to name the classes
+    np.testing.assert_allclose(table.vectors, model.label_embeddings().numpy(), atol=1e-6)
+
+
 def test_a_file_that_is_no_checkpoint_is_refused(tmp_path):
     from lstmviz.engines.checkpoint import CheckpointError
 
@@ -141,7 +160,7 @@ def test_class_means_refuse_what_does_not_fit(tmp_path):
     path = write_crossed_recording(tmp_path / "crossed.h5")
     with open_recording(path) as rec:
         with pytest.raises(ValueError, match="no tap 'nope'"):
-            class_means(rec, "h", "digit") if False else class_means(rec, "nope", "digit")
+            class_means(rec, "nope", "digit")
         with pytest.raises(ValueError, match="categorical annotation of the recording: digit, shift, odd; got 'x'"):
             class_means(rec, "h", "x")
         with pytest.raises(ValueError, match="another annotation"):
