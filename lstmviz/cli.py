@@ -23,6 +23,8 @@
                                                      results; on a Dask cluster with --scheduler ADDRESS)
     lstmviz ntk FILE --label L [--over-training]     tangent-kernel alignment and effective rank per layer,
                                                      NTK spectrum with the label energy (lstmviz/cli_ntk.py)
+    lstmviz analogy SOURCE --generate morphology     embedding geometry: neighbours, analogies, Linzen's
+                                                     baselines per relation (lstmviz/cli_analogy.py)
 
 Heavy imports (torch, Qt) happen inside the command that needs them, so ``lstmviz info`` and
 ``--help`` stay fast. Every string that comes from a file is printed through
@@ -58,6 +60,7 @@ COMMANDS = {
     "index": "build the match index of a tap (of every shard of a sharded recording, in parallel)",
     "match": "find where units are on together in the whole corpus (one recording or its shards)",
     "ntk": "tangent-kernel alignment and effective rank per layer (over training), NTK spectrum",
+    "analogy": "nearest neighbours and analogies in an embedding table, with Linzen's baselines",
 }
 DEFAULT_MAX_SIZE = "2G"
 #: btest: fewer blocks than this get a note that the p-value's normal approximation is rough
@@ -1700,12 +1703,16 @@ def _shard_command(name: str):
     return call
 
 
-_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
-            "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser,
-            "prune": _prune_parser, "index": _shard_command("index_parser"), "match": _shard_command("match_parser")}
-_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
-             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune,
-             "index": _shard_command("cmd_index"), "match": _shard_command("cmd_match")}
+def _analogy_parser() -> argparse.ArgumentParser:
+    from lstmviz.cli_analogy import analogy_parser
+
+    return analogy_parser(_Parser)
+
+
+def cmd_analogy(args: argparse.Namespace) -> int:
+    from lstmviz.cli_analogy import cmd_analogy as run
+
+    return run(args)
 
 
 def _ntk_parser() -> argparse.ArgumentParser:
@@ -1720,8 +1727,15 @@ def cmd_ntk(args: argparse.Namespace) -> int:
     return run(args, UsageError)
 
 
-_PARSERS["ntk"] = _ntk_parser
-_COMMANDS["ntk"] = cmd_ntk
+_PARSERS = {"train": _train_parser, "record": _record_parser, "info": _info_parser, "probe": _probe_parser,
+            "annotate": _annotate_parser, "perturb": _perturb_parser, "btest": _btest_parser,
+            "prune": _prune_parser, "index": _shard_command("index_parser"), "match": _shard_command("match_parser"),
+            "analogy": _analogy_parser, "ntk": _ntk_parser}
+_COMMANDS = {"train": cmd_train, "record": cmd_record, "info": cmd_info, "probe": cmd_probe,
+             "annotate": cmd_annotate, "perturb": cmd_perturb, "btest": cmd_btest, "prune": cmd_prune,
+             "index": _shard_command("cmd_index"), "match": _shard_command("cmd_match"),
+             "analogy": cmd_analogy, "ntk": cmd_ntk}
+
 assert set(_PARSERS) == set(_COMMANDS) == set(COMMANDS)
 
 

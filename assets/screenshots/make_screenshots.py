@@ -28,6 +28,10 @@
   trained here into a temporary folder, ~5 min on a free core, then ``lstmviz record ... --max-items 100``; the
   same as ``lstmviz --screenshot tagger.png t.h5 --size 1600x1100``): test image 0, the Image dock's Unit maps
   tab in front (an iterative recording opens on it) with the masks of the 4 groups after each iteration
+- embedding.png, embedding-relations.png: the Embedding geometry dock on the bundled demo: class means of
+  ``layer1/h`` per ``depth`` label crossed with ``token_class`` (13 rows ``depth|class``: no ``0|open``, no ``4|close``), the 3 nearest
+  neighbours of ``2|open``, the PCA map (embedding.png) and every method's accuracy on the relations made from the crossed
+  annotations (embedding-relations.png)
 - probe-curves.png (only with ``--curves RUN.h5``, the recording of 9 checkpoints that the README's
   ``lstmviz train ... --train checkpoint_every=100`` and ``lstmviz record run-step*.pt ...`` commands make):
   the Probes dock on label ``depth`` with "over training" ticked, then Analysis > Export Probe Curves.
@@ -200,6 +204,32 @@ def tagger_window(png: Path) -> None:
             if lstmviz_main(argv) != 0:
                 raise SystemExit(f"lstmviz {' '.join(argv)} failed")
         lstmviz_app.screenshot(str(png), str(recording), size=(1600, 1100))
+def embedding_windows(app, png: Path, relations_png: Path) -> None:
+    window = _window(app, (1600, 1500))
+    window.open_file(HERE.parent / "demo" / "parens-lstm.h5")
+    window.show()
+    window.show_panel("embedding")
+    panel = window.panels["embedding"]
+    panel.source_combo.setCurrentIndex(panel.source_combo.findData("class-means"))
+    panel.tap_combo.setCurrentText("layer1/h")
+    panel.annotation_combo.setCurrentText("depth")
+    panel.by_combo.setCurrentText("token_class")
+    panel.load()
+    _wait(app, lambda: panel.busy)
+    panel.relations_combo.setCurrentIndex(panel.relations_combo.findData("crossed"))
+    panel.run_relations()
+    _wait(app, lambda: panel.busy)
+    panel.k_spin.setValue(3)
+    panel.show_neighbours("2|open")
+    panel.draw_map()
+    _wait(app, lambda: panel.busy)
+    panel.tabs.setCurrentIndex(3)
+    app.processEvents()
+    panel.grab().save(str(png))
+    panel.tabs.setCurrentIndex(2)
+    app.processEvents()
+    panel.grab().save(str(relations_png))
+    _close(app, window)
 
 
 def probe_curves(app, recording: Path, png: Path) -> None:
@@ -251,6 +281,8 @@ def main() -> None:
     print("wrote attention.png")
     tagger_window(HERE / "tagger.png")
     print("wrote tagger.png")
+    embedding_windows(app, HERE / "embedding.png", HERE / "embedding-relations.png")
+    print("wrote embedding.png, embedding-relations.png")
     if args.curves is not None:
         probe_curves(app, args.curves, HERE / "probe-curves.png")
         print("wrote probe-curves.png")

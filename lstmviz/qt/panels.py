@@ -25,7 +25,7 @@ own with an entry point in the group ``lstmviz.panels`` naming its description.
 
 from __future__ import annotations
 
-from lstmviz.qt import attention, find, graph, image, info, kernel, match, perturb, probes, selection
+from lstmviz.qt import attention, embedding, find, graph, image, info, kernel, match, perturb, probes, selection
 from lstmviz.qt.panel_description import AREAS, PanelDescription
 from lstmviz.registry import Registry
 from lstmviz.workspace.panel_state import register_panel_state, unregister_panel_state
@@ -56,7 +56,7 @@ def unregister_panel(name: str) -> None:
 
 #: the panels of lstmviz itself, registered when this module is imported
 BUILT_IN = tuple(register_panel(package.PANEL) for package in (selection, info, find, match, probes, perturb, graph, image,
-                                                                   attention, kernel))
+                                                                   attention, kernel, embedding))
 
 
 def panels() -> list[PanelDescription]:
