@@ -100,7 +100,7 @@ def _first_order(model, data, params, curvature, samples, seed, chunk, method, t
     n = len(data)
     g_sum, h_sum = _zeros(model, params), (_zeros(model, params) if curvature else None)
     parts = _chunks(n, chunk)
-    passes = 1 + {"ggn": _classes(model, data), "sampled-fisher": samples}.get(curvature, 0)
+    passes = 1 + (_classes(model, data) if curvature == "ggn" else samples if curvature == "sampled-fisher" else 0)
     total, done = len(parts) * passes, 0
     loss = 0.0
     gen = torch.Generator().manual_seed(int(seed))
@@ -154,10 +154,12 @@ def _classes(model, data) -> int:
 
 
 def _ggn_chunk(model, data, params, x, y, probs, h_sum, method, task, done, total) -> int:
-    """Σ_i Σ_k p_ik (∇ log p_ik)², one pass of per-example gradients per class k (one prediction per example)."""
+    """Σ_i Σ_k p_ik (∇ log p_ik)², one pass of per-example gradients of √p_ik log p_ik per class k (one
+    prediction per example). One vmapped gradient per class is several times faster on CPU than vmapping
+    ``jacrev`` over the K outputs."""
     counted = (y[:, 0] != IGNORE).double()
     for k in range(probs.shape[-1]):
-        weight = (probs[:, 0, k].sqrt() * counted).to(x.dtype if x.is_floating_point() else torch.float32)
+        weight = probs[:, 0, k].sqrt() * counted
 
         def weighted_log_p(call, example, k=k):
             xi, wi = example
