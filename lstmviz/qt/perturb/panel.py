@@ -969,6 +969,7 @@ class PerturbPanel(TaskPanel):
             self.attack_view.set_result(None)
             self.pruning_view.set_curve(None)
             self.loss_pruning_view.set_result(None)
+            self._share_pruning_tab()
             self.effect = self.sweep = self.batch = None
             self.outcome = None
             self.effect_view.set_effect(None)
@@ -998,15 +999,23 @@ class PerturbPanel(TaskPanel):
         elif kind == "pruning":
             self.pruning = result
             self.pruning_view.set_curve(result)
+            self._share_pruning_tab()
         elif kind == "prune":
             self._show_result("effect", result.effect, None)  # what the pruned weights change downstream
             self.loss_pruning = result
             self.loss_pruning_view.set_result(result.pruning)
             self.prune_label.setText(self._prune_text(result) + ".")
+            self._share_pruning_tab()
         else:
             self.batch = result
             self.batch_view.set_batch(result)
         self._update_enabled()
+
+    def _share_pruning_tab(self) -> None:
+        """The pruning tab shows the plots that have a result (both while neither has one)."""
+        curve, steps = self.pruning is not None, self.loss_pruning is not None
+        self.pruning_box.setVisible(curve or not steps)
+        self.loss_pruning_box.setVisible(steps or not curve)
 
     @staticmethod
     def _default_heatmap_tap(effect, perturbation) -> str | None:
