@@ -4,8 +4,8 @@ Loads the demo LSTM (2 x 128 on parens) beside the demo recording -- ``assets/de
 ``--checkpoint PATH``; ``--train`` trains it first as ``assets/demo/make_demo.sh`` does (a few minutes) --
 and, on the first ``--items`` items of the demo recording (mean next-token NLL), prunes for each fraction
 the lowest-saliency units of a tap (structured, exact Hessian diagonal of the unit mask) and weights of a
-parameter (unstructured, Hutchinson's estimator), ranked by magnitude, first-order Taylor and OBD. It prints,
-per method and fraction, the first-order (linear) and quadratic (OBD) predictions and the measured ΔL.
+parameter (unstructured, Hutchinson's estimator), ranked by magnitude, first-order Taylor, QM and OBD. It prints,
+per method and fraction, the first-order (linear) and quadratic (QM) predictions and the measured ΔL.
 Measured numbers only; nothing is asserted.
 
     python benchmarks/pruning_curve.py

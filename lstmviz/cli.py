@@ -13,6 +13,8 @@
     lstmviz annotate FILE --from LABELS.csv          attach annotations to a recording
     lstmviz prune CKPT --scheme S --fraction X --out P.pt  magnitude pruning of a seq2seq model by weight
                                                      class (See et al.), --retrain-epochs N with masks fixed
+    lstmviz prune CKPT --method M --sparsity X --out P.pt  global loss-model pruning (Laurent et al.: mp, lm,
+                                                     qm, obd; --steps S --lambda L --curvature C)
     lstmviz perturb FILE --tap T --action A --out T.csv  re-run the live model with hidden states edited
                                                      (image recordings: also --occlude Y0,X0,Y1,X1,
                                                      or --attack lbfgs|pgd-linf|pgd-l2)
@@ -56,7 +58,8 @@ COMMANDS = {
     "annotate": "attach annotations from a CSV file to a recording",
     "perturb": "re-run the model of a recording with hidden states edited; what changes",
     "btest": "kernel two-sample B-test between two groups of states (items as the sampling unit)",
-    "prune": "magnitude-prune a seq2seq checkpoint by weight class (optionally retrain); a pruned checkpoint",
+    "prune": "prune a checkpoint: loss-model pruning of any language or image model (--method), or a seq2seq "
+             "model by weight class (--scheme); a pruned checkpoint",
     "index": "build the match index of a tap (of every shard of a sharded recording, in parallel)",
     "match": "find where units are on together in the whole corpus (one recording or its shards)",
     "ntk": "tangent-kernel alignment and effective rank per layer (over training), NTK spectrum",
@@ -140,27 +143,60 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the options of ``lstmviz prune``'s loss-model form (--method), refused with --scheme
+_LOSS_PRUNE_OPTIONS = {"sparsity": "--sparsity", "steps": "--steps", "lam": "--lambda", "curvature": "--curvature",
+                       "schedule": "--schedule", "items": "--items", "split": "--split", "samples": "--samples",
+                       "params": "--param"}
+
+
 def _prune_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lstmviz prune",
-                description="Magnitude pruning of a seq2seq checkpoint by weight class (See, Luong & Manning 2016): "
-                            "class-blind (one global threshold), class-uniform (the fraction of every class) or "
-                            "class-distribution (thresholds lambda*sigma_c); optionally retrain with the masks "
-                            "fixed. Writes a checkpoint that carries its masks; `lstmviz record` of it stores the "
-                            "per-unit surviving recurrent weights in the provenance (docs/engines.md).")
-    p.add_argument("checkpoint", help="the seq2seq checkpoint to prune")
-    p.add_argument("--scheme", required=True, choices=("class-blind", "class-uniform", "class-distribution"))
-    p.add_argument("--fraction", type=float, required=True, help="fraction of the prunable weights to remove, 0..1")
+                description="Two forms. Loss-model pruning (--method; Laurent et al. 2020) of any language-model or "
+                            "image-classifier checkpoint: global masks over all weight matrices ranked by MP |θ|², "
+                            "LM |−gθ|, QM |−gθ + ½hθ²| or OBD ½hθ² (+ ½λθ²), in --steps steps, with the gradient "
+                            "and a diagonal curvature re-estimated on --items examples at each step; prints predicted "
+                            "against measured Δloss per step. Class-based magnitude pruning of a seq2seq checkpoint "
+                            "(--scheme; See, Luong & Manning 2016): class-blind (one global threshold), class-uniform "
+                            "(the fraction of every class) or class-distribution (thresholds lambda*sigma_c). Both "
+                            "optionally retrain with the masks fixed and write a checkpoint that carries its masks "
+                            "(docs/analysis.md, docs/engines.md).")
+    p.add_argument("checkpoint", help="the checkpoint to prune")
+    p.add_argument("--method", choices=("mp", "lm", "qm", "obd"),
+                   help="loss model (Laurent et al.): mp magnitude, lm linear, qm quadratic, obd Optimal Brain Damage")
+    p.add_argument("--sparsity", type=float, help="--method: fraction of the weights to prune, 0 <= X < 1")
+    p.add_argument("--steps", type=int, help="--method: pruning steps reaching --sparsity (default 1)")
+    p.add_argument("--lambda", dest="lam", type=float, help="--method: locality term ½λθ² added to every saliency "
+                                                             "(default 0)")
+    p.add_argument("--curvature", choices=("fisher", "ggn", "sampled-fisher", "hessian", "hutchinson"),
+                   help="--method: diagonal curvature (default fisher: the empirical Fisher; ggn: exact true Fisher, "
+                        "one prediction per example; sampled-fisher: labels sampled from the model)")
+    p.add_argument("--schedule", choices=("exponential", "linear"), help="--method: sparsity schedule (default "
+                                                                           "exponential)")
+    p.add_argument("--items", type=int, help="--method: examples of the split for gradients, curvature and the "
+                                             "measured Δloss (default 1000)")
+    p.add_argument("--split", help="--method: the dataset split pruned on (default train)")
+    p.add_argument("--samples", type=int, help="--method: sampled labels (sampled-fisher) or Rademacher vectors "
+                                               "(hutchinson) per step (default 1 / 16)")
+    p.add_argument("--param", dest="params", action="append", metavar="PATTERN",
+                   help="--method: prune only these parameters (names or shell patterns, repeatable; default every "
+                        "weight matrix, biases and gains unpruned)")
+    p.add_argument("--scheme", choices=("class-blind", "class-uniform", "class-distribution"),
+                   help="seq2seq class-based magnitude pruning (See et al.)")
+    p.add_argument("--fraction", type=float, help="--scheme: fraction of the prunable weights to remove, 0..1")
     p.add_argument("--out", "-o", required=True, help="the pruned checkpoint to write")
     p.add_argument("--retrain-epochs", type=float, default=0.0,
-                   help="passes over the training data with the masks fixed (default 0: no retraining)")
-    p.add_argument("--retrain-lr", type=float, default=1e-3, help="Adam learning rate of retraining (default 0.001)")
-    p.add_argument("--batch-size", type=int, help="pairs per step (default: the checkpoint's training batch size)")
+                   help="passes over the training data with the masks fixed (default 0: no retraining; --method: "
+                        "SGD with momentum 0.9)")
+    p.add_argument("--retrain-lr", type=float, help="learning rate of retraining (default 0.001 Adam with --scheme, "
+                                                    "0.01 SGD with --method)")
+    p.add_argument("--batch-size", type=int, help="examples per step (default: the checkpoint's training batch "
+                                                  "size; 64 with --method)")
     p.add_argument("--dataset", help="dataset (default: the checkpoint's, with its options)")
     p.add_argument("--dataset-option", dest="dataset_options", action="append", metavar="KEY=VALUE",
                    help="dataset option (repeatable)")
     p.add_argument("--valid-items", type=int, default=500,
-                   help="validation pairs measured before and after (default 500; 0: no validation)")
-    p.add_argument("--seed", type=int, default=0, help="retraining seed (default 0)")
+                   help="validation items measured before and after (default 500; 0: no validation)")
+    p.add_argument("--seed", type=int, default=0, help="seed of retraining and of sampled curvature (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress")
     return p
 
@@ -1277,6 +1313,25 @@ def _check_output_folder(out: str) -> None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    given = [flag for key, flag in _LOSS_PRUNE_OPTIONS.items() if getattr(args, key) is not None]
+    if args.method is not None and args.scheme is not None:
+        raise UsageError("--method (loss-model pruning) and --scheme (seq2seq class-based pruning) are two forms of "
+                         "prune; give one of them")
+    if args.method is None and args.scheme is None:
+        raise UsageError("give --method mp|lm|qm|obd --sparsity X (loss-model pruning of any language or image model) "
+                         "or --scheme S --fraction X (class-based pruning of a seq2seq model)")
+    if args.method is not None:
+        from lstmviz.prune_cli import cmd_loss_prune
+
+        if args.fraction is not None:
+            raise UsageError("--fraction belongs to --scheme; with --method give the target as --sparsity")
+        return cmd_loss_prune(args)
+    if given:
+        raise UsageError(f"{given[0]} belongs to loss-model pruning (--method); with --scheme give --fraction")
+    if args.fraction is None:
+        raise UsageError("--scheme needs --fraction, the fraction of the prunable weights to remove (0..1)")
+    if args.retrain_lr is None:
+        args.retrain_lr = 1e-3
     if not 0.0 <= args.fraction <= 1.0:
         raise UsageError(f"--fraction must be in [0, 1], got {args.fraction}")
     if args.retrain_epochs < 0 or args.retrain_lr <= 0:

@@ -6,6 +6,9 @@
 - probes.png: ``lstmviz --screenshot probes.png --workspace probes.lstmviz.json --size 1600x1000``
 - perturb.png: ``lstmviz --screenshot perturb.png --workspace perturb.lstmviz.json --size 1600x1150``
   (the demo's bundled checkpoint is re-run)
+- prune-loss-models.png: ``lstmviz --screenshot prune-loss-models.png --workspace prune-loss-models.lstmviz.json
+  --size 1600x1150`` (the demo's checkpoint pruned by QM to 90 % in 5 steps, λ 1e-3, empirical Fisher, on the
+  first 128 items; the Pruning tab of the Perturb panel)
 - match-view.png: Match > Export Match View of main-window.lstmviz.json's matches, drawn with its best 12 rows
 - graph.png: the bundled graph demo (``assets/demo/karate-chebnet.h5``, ChebNet on Zachary's karate
   club): pane on layer1/h at θ 0.5, the 1-hop ball around node 16 brushed in the Graph panel, its units
@@ -261,7 +264,8 @@ def main() -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from lstmviz.qt import app as lstmviz_app
 
-    for name, size in (("main-window", (1600, 1150)), ("probes", (1600, 1000)), ("perturb", (1600, 1150))):
+    for name, size in (("main-window", (1600, 1150)), ("probes", (1600, 1000)), ("perturb", (1600, 1150)),
+                       ("prune-loss-models", (1600, 1150))):
         started = time.monotonic()
         lstmviz_app.screenshot(str(HERE / f"{name}.png"), None, size=size,
                                workspace=str(HERE / f"{name}.lstmviz.json"))

@@ -16,9 +16,14 @@ Saliencies (the lowest ``fraction`` of them is pruned; one shot, all ranked at t
   over the item set (not the norm of its weights);
 - ``taylor`` (Molchanov et al. 2017, first order): ``|g_i θ_i|`` — for a unit ``|g_{m_i}| =
   |Σ_{b,t} a_{b,t,i} ∂L/∂a_{b,t,i}|`` (summed over the whole set, then the absolute value);
-- ``obd`` (LeCun et al. 1990, Optimal Brain Damage with the gradient term kept, as in Laurent et al.
-  2020): ``|-g_i θ_i + ½ h_ii θ_i²|``; classic OBD assumes ``g = 0`` at a minimum and ranks by
-  ``½ h_ii θ_i²``, which a model not trained to convergence does not satisfy.
+- ``qm`` (Laurent et al. 2020's quadratic model, Optimal Brain Damage with the gradient term kept):
+  ``|-g_i θ_i + ½ h_ii θ_i²|``;
+- ``obd`` (LeCun et al. 1990, Optimal Brain Damage): ``½ h_ii θ_i²`` — it assumes ``g = 0`` at a minimum,
+  which a model not trained to convergence does not satisfy.
+
+These are the definitions of :mod:`.loss_models` (MP, LM, QM, OBD over global masks of a whole model), for
+one tap's units or one parameter. Before issue 20 ``obd`` named what is now ``qm``; it was renamed so that
+one name means one saliency everywhere (docs/analysis.md).
 
 Predicted change of the loss when the set ``S`` is pruned (diagonal models: cross terms between pruned
 elements are ignored, which is OBD's approximation and one reason both fail at large fractions):
@@ -55,7 +60,7 @@ from .errors import PerturbError
 __all__ = ["METHODS", "Pruned", "PruningCurve", "Saliency", "prune", "pruning_curve", "pruning_curve_items",
            "saliency"]
 
-METHODS = ("magnitude", "taylor", "obd")
+METHODS = ("magnitude", "taylor", "qm", "obd")
 Loss = Callable[[nn.Module, Tensor], Tensor]
 Forward = Callable[[nn.Module, Tensor], Any]
 
@@ -233,8 +238,10 @@ class Saliency:
             return self.magnitude
         if method == "taylor":
             return np.abs(self.linear_terms())
-        if method == "obd":
+        if method == "qm":
             return np.abs(self.quadratic_terms())
+        if method == "obd":
+            return self.quadratic_terms() - self.linear_terms()
         raise PerturbError(f"pruning method {method!r} is not known; use one of {', '.join(METHODS)}")
 
     def linear_terms(self) -> np.ndarray:
@@ -242,7 +249,7 @@ class Saliency:
 
     def quadratic_terms(self) -> np.ndarray:
         if self.hessian_diag is None:
-            raise PerturbError("the quadratic (OBD) model needs the Hessian diagonal; compute it with obd")
+            raise PerturbError("the quadratic (QM) and OBD models need the Hessian diagonal; compute it (hessian=)")
         return -self.gradient * self.theta + 0.5 * self.hessian_diag * self.theta ** 2
 
     def order(self, method: str) -> np.ndarray:
@@ -368,7 +375,7 @@ def prune(model: nn.Module, batches, *, tap: str | None = None, parameter: str |
         raise PerturbError(f"pruning method {method!r} is not known; use one of {', '.join(METHODS)}")
     target = _Target(model, tap, parameter)
     if sal is None:
-        if method != "obd":
+        if method not in ("qm", "obd"):
             options.setdefault("hessian", None)
         sal = saliency(model, batches, tap=tap, parameter=parameter, **options)
     target.size = len(sal.theta)
@@ -386,8 +393,8 @@ class PruningCurve:
     """Predicted and measured ΔL when the lowest ``fractions`` are pruned, for each ranking method.
 
     ``measured[m]``, ``linear[m]`` and ``quadratic[m]`` are ``[F]`` arrays for the set that method ``m``
-    prunes; ``predicted[m]`` is method ``m``'s own loss model (taylor: linear; obd and magnitude:
-    quadratic).
+    prunes; ``predicted[m]`` is method ``m``'s own loss model (taylor: linear; qm and magnitude:
+    quadratic; obd: the quadratic term alone, ``Σ ½ h θ²``).
     """
 
     kind: str
@@ -407,7 +414,8 @@ class PruningCurve:
 
     @property
     def predicted(self) -> dict[str, np.ndarray]:
-        return {m: self.linear[m] if m == "taylor" else self.quadratic[m] for m in self.measured}
+        own = {"taylor": lambda m: self.linear[m], "obd": lambda m: self.quadratic[m] - self.linear[m]}
+        return {m: own.get(m, lambda m: self.quadratic[m])(m) for m in self.measured}
 
     def to_table(self) -> list[dict]:
         """One row per (method, fraction), for CSV."""

@@ -56,15 +56,15 @@ def _toy_loss(model, tokens):
 
 @pytest.mark.parametrize("where", [{"parameter": "w"}, {"tap": "toy/y"}])
 @pytest.mark.parametrize("hessian", ["exact", "hutchinson"])
-def test_obd_predicts_a_quadratic_loss_exactly(where, hessian):
+def test_qm_predicts_a_quadratic_loss_exactly(where, hessian):
     model = QuadraticToy()
     curve = pruning_curve(model, torch.zeros(1, 1, dtype=torch.long), **where, loss=_toy_loss, hessian=hessian,
-                          samples=3, fractions=(1 / 6, 0.5, 1.0), methods=("magnitude", "obd"))
-    for m in ("magnitude", "obd"):
+                          samples=3, fractions=(1 / 6, 0.5, 1.0), methods=("magnitude", "qm"))
+    for m in ("magnitude", "qm"):
         assert np.allclose(curve.quadratic[m], curve.measured[m], rtol=1e-9, atol=1e-9)
         assert np.all(curve.measured[m][1:] != 0)
     # the linear model misses the curvature: it is not exact here
-    assert not np.allclose(curve.linear["obd"], curve.measured["obd"], rtol=1e-3)
+    assert not np.allclose(curve.linear["qm"], curve.measured["qm"], rtol=1e-3)
 
 
 def test_taylor_first_order_matches_measured_for_tiny_fractions(lstm):
@@ -123,7 +123,7 @@ def test_weights_are_restored_also_after_an_error(lstm):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.get_parameter(HH).requires_grad_(False)
     with pytest.raises(RuntimeError, match="inside"):
-        with prune(model, tokens, parameter=HH, method="obd", fraction=0.5) as pruned:
+        with prune(model, tokens, parameter=HH, method="qm", fraction=0.5) as pruned:
             w = model.get_parameter(HH).detach().flatten()
             assert torch.all(w[pruned.indices] == 0) and int((w == 0).sum()) == len(pruned.indices)
             raise RuntimeError("inside")
@@ -140,6 +140,20 @@ def test_rankings_differ_by_method(lstm):
     assert np.array_equal(sal.order("magnitude"), np.argsort(np.abs(w), kind="stable"))
     assert np.allclose(sal.scores("taylor"), np.abs(sal.gradient * w))
     assert not np.array_equal(sal.order("magnitude")[:20], sal.order("taylor")[:20])
+
+
+def test_qm_and_obd_are_laurent_et_al_s_definitions(lstm):
+    """qm keeps the gradient term, obd is ½hθ² alone (before issue 20 'obd' named what is now 'qm')."""
+    model, tokens = lstm
+    sal = saliency(model, tokens, tap="layer0/c", hessian="exact")
+    g, h, t = sal.gradient, sal.hessian_diag, sal.theta
+    assert np.allclose(sal.scores("qm"), np.abs(-g * t + 0.5 * h * t ** 2), rtol=0, atol=1e-15)
+    assert np.allclose(sal.scores("obd"), 0.5 * h * t ** 2, rtol=0, atol=1e-15)
+    assert not np.array_equal(sal.order("qm"), sal.order("obd"))
+    curve = pruning_curve(model, tokens, tap="layer0/c", methods=("qm", "obd"), fractions=(0.25,),
+                          hessian="exact")
+    assert curve.predicted["qm"][0] == curve.quadratic["qm"][0]
+    assert curve.predicted["obd"][0] == pytest.approx(curve.quadratic["obd"][0] - curve.linear["obd"][0])
 
 
 def test_user_mistakes_are_sentences(lstm):
@@ -197,7 +211,7 @@ def test_units_of_a_stock_lstm_are_pruned_inside_its_recurrence():
     tokens = torch.randint(0, 7, (3, 10), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         clean = model(tokens)
-    with prune(model, tokens, tap="lstm/layer0/c", method="obd", fraction=0.5) as pruned:
+    with prune(model, tokens, tap="lstm/layer0/c", method="qm", fraction=0.5) as pruned:
         with Recorder(model, ["lstm/layer0/c", "lstm/layer0/h"]) as rec, torch.no_grad():
             model(tokens)
             states = rec.collect()

@@ -199,7 +199,7 @@ def test_the_panel_state_round_trips_through_a_workspace_file_and_reruns(qtbot, 
     assert saved.action == "clamp" and saved.value == 0.75 and saved.units_text == "2, 4-6"
     assert saved.shown == "effect" and saved.heatmap_tap == "layer0/gates/o" and saved.tap == TAP
     section = json.loads(path.read_text())["panels"]["perturb"]
-    assert section["version"] == 1 and section["units_text"] == "2, 4-6"
+    assert section["version"] == 2 and section["units_text"] == "2, 4-6"
     assert load_workspace(path).panels["perturb"] == saved
 
     other = make_window(qtbot)
@@ -271,6 +271,8 @@ def test_an_input_attack_and_a_pruning_curve_show_what_the_api_computes(qtbot, o
         measured, predicted = panel.pruning_view.items[method]
         np.testing.assert_allclose(measured.getData()[1], want.measured[method], atol=1e-5)
         np.testing.assert_allclose(predicted.getData()[1], want.predicted[method], atol=1e-5)
+    for suffix in (".png", ".svg"):  # the plot sits in a plain container: a bare PlotWidget did not render
+        assert panel.export_view(tmp_path / f"pruning{suffix}", "pruning").stat().st_size > 1000
     with open(panel.export_table(tmp_path / "pruning.csv", "pruning"), newline="") as f:
         assert len(list(csv.DictReader(f))) == len(want.methods) * len(want.fractions)
 

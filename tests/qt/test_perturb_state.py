@@ -1,5 +1,7 @@
 """The Perturb panel's saved state without Qt: typed index lists, the schema, fit() against a recording."""
 
+from dataclasses import replace
+
 import pytest
 from conftest import write_recording
 
@@ -24,11 +26,21 @@ def test_the_state_is_written_and_read_back_and_checked():
                          alpha=-2.5, means_label="depth", means_a="2", means_b="0", sweep_range=(-1.0, 3.0),
                          sweep_steps=11, shown="sweep", heatmap_tap="layer1/c")
     written = PERTURB_STATE.write(state)
-    assert written["version"] == 1 and written["sweep_range"] == [-1.0, 3.0]
+    assert written["version"] == 2 and written["sweep_range"] == [-1.0, 3.0]
     assert PERTURB_STATE.read(written, "perturb") == state
     assert PERTURB_STATE.read({"version": 1}, "perturb") == PerturbState()
+    # version 1 had no loss-model pruning settings: they take their defaults; version 2 keeps them
+    old = {k: v for k, v in written.items() if not k.startswith("prune_")}
+    assert PERTURB_STATE.read({**old, "version": 1}, "perturb") == state
+    pruning = replace(state, prune_method="obd", prune_sparsity=0.9, prune_steps=10, prune_lambda=1e-3,
+                      prune_curvature="sampled-fisher", shown="prune")
+    assert PERTURB_STATE.read(PERTURB_STATE.write(pruning), "perturb") == pruning
+    assert pruning.prune_fields() == {"method": "obd", "sparsity": 0.9, "steps": 10, "lam": 1e-3,
+                                      "curvature": "sampled-fisher"}
     for bad, words in [({"action": "explode"}, "not one of"), ({"alpha": "big"}, "finite number"),
-                       ({"sweep_range": [2.0, 1.0]}, "smaller alpha"), ({"version": 2}, "newer lstmviz")]:
+                       ({"sweep_range": [2.0, 1.0]}, "smaller alpha"), ({"version": 3}, "newer lstmviz"),
+                       ({"prune_method": "snip"}, "not one of"), ({"prune_sparsity": 1.0}, "prune_sparsity"),
+                       ({"prune_steps": 0}, "prune_steps")]:
         with pytest.raises(Invalid, match=words):
             PERTURB_STATE.read(bad, "perturb")
     assert state.perturbation_fields() == {"action": "add", "direction": "means", "alpha": -2.5, "seed": 0,

@@ -6,7 +6,9 @@ when the panel has none yet (``load_live_model``; a ``CheckpointProblem`` comes 
 ``PerturbOutcome.checkpoint_problem`` rather than as a failure, so the panel can offer to locate the
 file), resolves a probe's top units when asked, and runs ``perturb_item``, ``sweep_alpha`` or
 ``perturb_items`` — or, for the input side, ``attack_item`` (Szegedy's L-BFGS, PGD, HotFlip) and, for
-pruning, ``pruning_curve_items`` on every item. ``lstmviz.perturb`` (torch) is imported only here, inside the job.
+pruning, ``pruning_curve_items`` on every item, or ``prune_live_model`` (Laurent et al.'s loss-model pruning
+of a copy of the whole model on the first ``PRUNE_ITEMS`` items, and its effect on the item).
+``lstmviz.perturb`` (torch) is imported only here, inside the job.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import numpy as np
 
 #: how many of a probe's units (largest |weight| of the class's row) "a probe's top units" takes
 PROBE_TOP_UNITS = 10
+#: "Prune model" prunes on the recording's first items (the gradient, the curvature and the measured Δloss)
+PRUNE_ITEMS = 128
 
 
 @dataclass(frozen=True)
 class PerturbRequest:
     """What one run asks for. ``kind``: "effect" (one item), "sweep" (alphas on one item), "items"
     (every item, or the matches in ``where``), "attack" (an input-side attack on one item, ``attack``) or
-    "pruning" (the pruning curve of the tap's units over every item). ``fields``: the ``Perturbation`` keywords without
+    "pruning" (the pruning curve of the tap's units over every item) or "prune" (loss-model pruning of the
+    model's weights, ``prune``: ``prune_live_model``'s keywords). ``fields``: the ``Perturbation`` keywords without
     ``units``; ``units``: resolved units (None: all units, or a probe's top units when
     ``probe_units`` names ``(annotation, class)``)."""
 
@@ -39,6 +44,7 @@ class PerturbRequest:
     alphas: tuple[float, ...] = ()
     where: tuple[tuple[int, int, int], ...] | None = None
     attack: dict | None = None  # kind "attack": method, position (item-local) and the method's options
+    prune: dict | None = None  # kind "prune": method, sparsity, steps, lam, curvature
 
 
 @dataclass
@@ -100,6 +106,13 @@ def perturb_job(recording, request: PerturbRequest, live, task) -> PerturbOutcom
         outcome.result = pruning_curve_items(live, recording, None, request.tap, task=task)
         outcome.seconds = time.perf_counter() - t0
         return outcome
+    if request.kind == "prune":
+        from lstmviz.perturb.prune_live import prune_live_model
+
+        outcome.result = prune_live_model(live, recording, request.item, items=PRUNE_ITEMS, task=task,
+                                          **request.prune)
+        outcome.seconds = time.perf_counter() - t0
+        return outcome
     units = request.units
     if request.probe_units is not None:
         units = probe_top_units(recording, request.tap, *request.probe_units, task=task)
@@ -115,3 +128,10 @@ def perturb_job(recording, request: PerturbRequest, live, task) -> PerturbOutcom
                                        else replace(perturbation, positions=None), where=where, task=task)
     outcome.seconds = time.perf_counter() - t0
     return outcome
+
+
+def save_pruned(result, live, path):
+    """Write the pruned copy of a "prune" result as a checkpoint with its masks (atomic)."""
+    from lstmviz.perturb.prune_live import save_live_pruning
+
+    return save_live_pruning(result, live, path)

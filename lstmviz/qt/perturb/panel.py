@@ -24,7 +24,12 @@ Input side and pruning (their own tabs): **Attack** runs ``attack_item`` on the 
 token substitution that moves the prediction at the position most), PGD in embedding space within a
 radius, or Szegedy et al.'s box-constrained L-BFGS — and shows the perturbed input, its distance and the
 Δ of hidden states it causes next to the clean run; **Pruning curve** runs ``pruning_curve_items`` on the
-tap's units over every item and shows predicted against measured Δloss for magnitude, Taylor and OBD.
+tap's units over every item and shows predicted against measured Δloss for magnitude, Taylor (LM), QM and
+OBD. **Prune model** (Laurent et al.'s loss models: MP, LM, QM, OBD; the target sparsity slider, the number
+of steps, λ and the curvature) prunes a copy of the model's weights globally on the recording's first items
+(``prune_live_model``), shows predicted against measured Δloss per step, and shows in the Effect tab what
+the pruned weights change on the item (Δloss, KL, the Δ of every tap); **Save pruned checkpoint…** writes
+the pruned copy with its masks.
 
 The live model is loaded on first use (``load_live_model``: the checkpoint named in the recording); when
 it cannot be found or is another model, the panel says so in its own words and offers **Locate
@@ -47,13 +52,17 @@ from PySide6 import QtCore, QtWidgets
 from lstmviz.errors import describe
 from lstmviz.qt.binding import StateBinding
 from lstmviz.qt.checkpoint_dialog import ask_checkpoint
-from lstmviz.qt.perturb.jobs import PerturbOutcome, PerturbRequest, perturb_job
+from lstmviz.qt.perturb.jobs import PRUNE_ITEMS, PerturbOutcome, PerturbRequest, perturb_job, save_pruned
+from lstmviz.qt.perturb.prune_view import LossPruningView
 from lstmviz.qt.perturb.state import (
     ABLATE_TO,
     ALPHA_RANGE,
     ATTACKS,
     EPS_RANGE,
     PERTURB_STATE,
+    PRUNE_CURVATURES,
+    PRUNE_LAMBDA,
+    PRUNE_STEPS,
     SWEEP_STEPS,
     VALUE_RANGE,
     VIEWS,
@@ -74,8 +83,11 @@ DIRECTION_NAMES = {"unit": "unit vector", "random": "random (same norm)", "probe
 BATCH_NAMES = {"items": "every item", "matches": "the Match panel's matches"}
 START_HINT = "Pick a tap, units and positions, choose an action, then press Run (Ctrl+Shift+R)."
 KIND_WHAT = {"effect": "run the perturbation", "sweep": "sweep alpha", "items": "run the perturbation on all items",
-             "attack": "run the input attack", "pruning": "compute the pruning curve"}
-TAB_OF = {"effect": 0, "sweep": 1, "items": 2, "attack": 3, "pruning": 4}
+             "attack": "run the input attack", "pruning": "compute the pruning curve", "prune": "prune the model"}
+TAB_OF = {"effect": 0, "sweep": 1, "items": 2, "attack": 3, "pruning": 4, "prune": 4}
+PRUNE_METHOD_NAMES = {"mp": "MP (magnitude)", "lm": "LM (linear)", "qm": "QM (quadratic)", "obd": "OBD"}
+PRUNE_CURVATURE_NAMES = {"fisher": "empirical Fisher", "sampled-fisher": "true Fisher (sampled labels)",
+                         "hutchinson": "Hessian (Hutchinson)"}
 ATTACK_NAMES = {"hotflip": "HotFlip (one token)", "pgd": "PGD (embedding)", "lbfgs": "Szegedy L-BFGS (embedding)"}
 
 
@@ -128,6 +140,7 @@ class PerturbPanel(TaskPanel):
         self.batch = None
         self.attack = None
         self.pruning = None
+        self.loss_pruning = None
         self.outcome: PerturbOutcome | None = None
         self._live = None  # (recording, checkpoint, LiveModel)
         self._checkpoint: str | None = None
@@ -143,6 +156,7 @@ class PerturbPanel(TaskPanel):
         self.batch_view.row_activated.connect(self.open_item)
         self.attack_view = AttackView()
         self.pruning_view = PruningView()
+        self.loss_pruning_view = LossPruningView()
 
         self._build_controls()
         self._build_actions()
@@ -304,9 +318,50 @@ class PerturbPanel(TaskPanel):
                                        "every item, prune the lowest fractions and compare predicted with measured "
                                        "Δ loss")
         self.pruning_button.clicked.connect(lambda: self.run("pruning"))
+        self.prune_method_combo = _combo(PRUNE_METHOD_NAMES, "Laurent et al.'s loss model that ranks the weights: MP "
+                                         "|θ|², LM |−gθ|, QM |−gθ + ½hθ²|, OBD ½hθ² (plus ½λθ²)")
+        self.prune_method_combo.currentIndexChanged.connect(push)
+        self.prune_sparsity_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.prune_sparsity_slider.setRange(0, 99)
+        self.prune_sparsity_slider.setValue(50)
+        self.prune_sparsity_slider.setMinimumWidth(120)
+        self.prune_sparsity_slider.setToolTip("The share of all weight matrices' weights pruned at the end (one "
+                                              "global mask; biases and gains are kept)")
+        self.prune_sparsity_label = QtWidgets.QLabel("50%")
+        self.prune_sparsity_slider.valueChanged.connect(lambda v: self.prune_sparsity_label.setText(f"{v}%"))
+        self.prune_sparsity_slider.valueChanged.connect(push)
+        self.prune_steps_spin = QtWidgets.QSpinBox()
+        self.prune_steps_spin.setRange(*PRUNE_STEPS)
+        self.prune_steps_spin.setValue(5)
+        self.prune_steps_spin.setToolTip("Pruning steps reaching the target (exponential schedule); the gradient "
+                                         "and curvature are estimated again at each step's pruned weights")
+        self.prune_steps_spin.valueChanged.connect(push)
+        self.prune_lambda_spin = _spin(*PRUNE_LAMBDA, 0.0, decimals=5, step=0.001)
+        self.prune_lambda_spin.setToolTip("λ of the locality term ½λθ² added to every saliency")
+        self.prune_lambda_spin.valueChanged.connect(push)
+        self.prune_curvature_combo = _combo({k: PRUNE_CURVATURE_NAMES[k] for k in PRUNE_CURVATURES},
+                                            "The diagonal curvature h of QM and OBD (and of every step's quadratic "
+                                            "prediction)")
+        self.prune_curvature_combo.currentIndexChanged.connect(push)
+        self.prune_button = QtWidgets.QPushButton("Prune model")
+        self.prune_button.setToolTip(f"Prune a copy of the model's weights on the first {PRUNE_ITEMS} items, show "
+                                     "predicted against measured Δ loss per step and what the pruned weights change "
+                                     "on the item (Effect tab)")
+        self.prune_button.clicked.connect(lambda: self.run("prune"))
+        self.save_pruned_button = QtWidgets.QPushButton("Save pruned checkpoint…")
+        self.save_pruned_button.setToolTip("Write the pruned model as a checkpoint that carries its masks")
+        self.save_pruned_button.clicked.connect(self.choose_and_save_pruned)
         self.heatmap_combo = QtWidgets.QComboBox()
         self.heatmap_combo.setToolTip("The tap whose Δ the heatmap shows")
         self.heatmap_combo.currentIndexChanged.connect(self._heatmap_chosen)
+
+    @staticmethod
+    def _box(widget) -> QtWidgets.QWidget:
+        box = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(widget)
+        return box
 
     @staticmethod
     def _row(*widgets) -> QtWidgets.QWidget:
@@ -335,11 +390,17 @@ class PerturbPanel(TaskPanel):
                                            None, "Save the input attack and the hidden Δ it causes as PNG, SVG or PDF")
         self.export_pruning_action = action("Export P&runing Curve…", lambda: self.choose_and_export_view("pruning"),
                                             None, "Save predicted against measured Δ loss as PNG, SVG or PDF")
+        self.export_prune_action = action("Export &Loss-model Pruning…", lambda: self.choose_and_export_view("prune"),
+                                          None, "Save predicted against measured Δ loss per pruning step as PNG, SVG "
+                                                "or PDF")
+        self.save_pruned_action = action("Save Pruned C&heckpoint…", self.choose_and_save_pruned, None,
+                                         "Write the pruned model as a checkpoint with its masks")
         self.export_data_action = action("Export Perturbation &Data…", self.choose_and_export_data, None,
                                          "Save the per-position, sweep or item tables as CSV/NPY, or the Δ heatmap as NPY")
         self.fill_menu(self.export_button, (self.export_effect_action, self.export_sweep_action,
                                             self.export_items_action, self.export_attack_action,
-                                            self.export_pruning_action, None, self.export_data_action))
+                                            self.export_pruning_action, self.export_prune_action, None,
+                                            self.export_data_action, self.save_pruned_action))
         self._update_enabled()
 
     def _build_layout(self) -> None:
@@ -412,7 +473,29 @@ class PerturbPanel(TaskPanel):
                                          "Molchanov et al.)"))
         p_row.addStretch(1)
         p_layout.addLayout(p_row)
-        p_layout.addWidget(self.pruning_view, 1)
+        m_row = QtWidgets.QHBoxLayout()
+        m_row.addWidget(labelled("Loss model", self.prune_method_combo))
+        m_row.addWidget(labelled("sparsity", self._row(self.prune_sparsity_slider, self.prune_sparsity_label)))
+        m_row.addWidget(labelled("steps", self.prune_steps_spin))
+        m_row.addWidget(labelled("λ", self.prune_lambda_spin))
+        m_row.addWidget(labelled("curvature", self.prune_curvature_combo))
+        m_row.addWidget(self.prune_button)
+        m_row.addWidget(self.save_pruned_button)
+        m_row.addStretch(1)
+        p_layout.addLayout(m_row)
+        self.prune_label = QtWidgets.QLabel("Prune model: the weights of every matrix, loss over the first "
+                                            f"{PRUNE_ITEMS} items (Laurent et al. 2020).")
+        self.prune_label.setWordWrap(True)
+        self.prune_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        p_layout.addWidget(self.prune_label)
+        self.pruning_splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        # plain containers: a bare pyqtgraph PlotWidget cannot be rendered by export_widget
+        self.pruning_box = self._box(self.pruning_view)
+        self.loss_pruning_box = self._box(self.loss_pruning_view)
+        self.pruning_splitter.addWidget(self.pruning_box)
+        self.pruning_splitter.addWidget(self.loss_pruning_box)
+        self.pruning_splitter.setChildrenCollapsible(False)
+        p_layout.addWidget(self.pruning_splitter, 1)
         self.pruning_tab = pruning_tab
         self.tabs.addTab(pruning_tab, "Pruning")
         self.tabs.currentChanged.connect(self.binding.push)
@@ -448,7 +531,8 @@ class PerturbPanel(TaskPanel):
 
     def _update_enabled(self) -> None:
         has_recording = self.workspace.recording is not None and self.tap_combo.count() > 0
-        for w in (self.run_button, self.run_action, self.batch_button, self.attack_button, self.pruning_button):
+        for w in (self.run_button, self.run_action, self.batch_button, self.attack_button, self.pruning_button,
+                  self.prune_button):
             w.setEnabled(has_recording)
         self.sweep_button.setEnabled(has_recording and self.action_combo.currentData() == "add")
         self.export_effect_action.setEnabled(self.effect is not None)
@@ -456,13 +540,16 @@ class PerturbPanel(TaskPanel):
         self.export_items_action.setEnabled(self.batch is not None)
         self.export_attack_action.setEnabled(self.attack is not None)
         self.export_pruning_action.setEnabled(self.pruning is not None)
+        self.export_prune_action.setEnabled(self.loss_pruning is not None)
+        self.save_pruned_action.setEnabled(self.loss_pruning is not None)
+        self.save_pruned_button.setEnabled(self.loss_pruning is not None)
         self.export_data_action.setEnabled(any(r is not None for r in (self.effect, self.sweep, self.batch,
-                                                                       self.attack, self.pruning)))
+                                                                       self.attack, self.pruning, self.loss_pruning)))
 
     def menu_actions(self) -> list:
         return [self.run_action, self.cancel_action, self.locate_action, None, self.export_effect_action,
                 self.export_sweep_action, self.export_items_action, self.export_attack_action,
-                self.export_pruning_action, self.export_data_action]
+                self.export_pruning_action, self.export_prune_action, self.export_data_action, self.save_pruned_action]
 
     # ------------------------------------------------------------------ the recording
     def _recording_changed(self, recording=None) -> None:
@@ -553,14 +640,17 @@ class PerturbPanel(TaskPanel):
             sweep_steps=int(self.sweep_steps.value()), batch_over=self.batch_combo.currentData(),
             view=VIEWS[max(0, self.tabs.currentIndex())], shown=shown, checkpoint=self._checkpoint,
             attack_method=self.attack_combo.currentData(), attack_position=int(self.attack_position_spin.value()),
-            attack_eps=float(self.attack_eps_spin.value()))
+            attack_eps=float(self.attack_eps_spin.value()), prune_method=self.prune_method_combo.currentData(),
+            prune_sparsity=self.prune_sparsity_slider.value() / 100.0, prune_steps=int(self.prune_steps_spin.value()),
+            prune_lambda=float(self.prune_lambda_spin.value()),
+            prune_curvature=self.prune_curvature_combo.currentData())
 
     def _shown_result(self):
         return self._results().get(self._shown)
 
     def _results(self) -> dict:
         return {"effect": self.effect, "sweep": self.sweep, "items": self.batch, "attack": self.attack,
-                "pruning": self.pruning}
+                "pruning": self.pruning, "prune": self.loss_pruning}
 
     def _store_state(self, state) -> None:
         self.workspace.set_panel_state(PANEL_NAME, state)
@@ -604,6 +694,11 @@ class PerturbPanel(TaskPanel):
         _select(self.attack_combo, s.attack_method)
         self.attack_position_spin.setValue(s.attack_position)
         self.attack_eps_spin.setValue(s.attack_eps)
+        _select(self.prune_method_combo, s.prune_method)
+        self.prune_sparsity_slider.setValue(int(round(100 * s.prune_sparsity)))
+        self.prune_steps_spin.setValue(s.prune_steps)
+        self.prune_lambda_spin.setValue(s.prune_lambda)
+        _select(self.prune_curvature_combo, s.prune_curvature)
         self.tabs.setCurrentIndex(TAB_OF.get(s.view, 0))
         if s.checkpoint != self._checkpoint:
             self._checkpoint = s.checkpoint
@@ -641,7 +736,7 @@ class PerturbPanel(TaskPanel):
         tap = self.tap_combo.currentData()
         if tap is None:
             raise ValueError("This recording has no tap over its positions to perturb.")
-        if kind in ("attack", "pruning"):
+        if kind in ("attack", "pruning", "prune"):
             return self._input_request(kind, tap, item)
         n_units = int(recording.taps[tap].units)
         pane = self.workspace.active_pane
@@ -720,8 +815,9 @@ class PerturbPanel(TaskPanel):
                 attack["k"] = None
             if method == "pgd":
                 attack["eps"] = float(self.attack_eps_spin.value())
+        prune = self.state().prune_fields() if kind == "prune" else None
         return PerturbRequest(kind=kind, tap=tap, fields={}, units=None, positions=None, item=item,
-                              checkpoint=self._checkpoint, attack=attack)
+                              checkpoint=self._checkpoint, attack=attack, prune=prune)
 
     def _matches(self) -> tuple[tuple[int, int, int], ...]:
         """The Match panel's matches as (item, start, stop), item-local."""
@@ -764,7 +860,8 @@ class PerturbPanel(TaskPanel):
                     title="Cannot run the perturbation", on_failed=self._failed, on_cancelled=self._cancelled)
         where = {"effect": f"item {request.item}", "sweep": f"item {request.item}, {len(request.alphas)} alphas",
                  "items": "every item" if request.where is None else f"{len(request.where)} matches",
-                 "attack": f"the input of item {request.item}", "pruning": "every item (pruning)"}[kind]
+                 "attack": f"the input of item {request.item}", "pruning": "every item (pruning)",
+                 "prune": f"the weights, loss over the first {PRUNE_ITEMS} items"}[kind]
         self.set_status(f"Perturbing {request.tap} on {where}…" if live is not None
                         else f"Loading the model, then perturbing {request.tap} on {where}…")
         self.tabs.setCurrentIndex(TAB_OF[kind])
@@ -816,6 +913,8 @@ class PerturbPanel(TaskPanel):
         took = f" in {duration(outcome.seconds)}"
         if outcome.request.kind == "attack":
             return self._attack_text(outcome) + took + "."
+        if outcome.request.kind == "prune":
+            return self._prune_text(result) + f"{took}; the Effect tab shows what it changes on item {result.effect.item}."
         if outcome.request.kind == "pruning":
             best = {m: float(result.measured[m][-1]) for m in result.methods}
             least = min(best, key=best.get)
@@ -838,6 +937,14 @@ class PerturbPanel(TaskPanel):
         return (f"{p.describe()} on {n} {what}{took}: mean Δ loss {mean:+.4g} nats over them; item {top} changes "
                 f"most. Double-click a row to open it.")
 
+    @staticmethod
+    def _prune_text(result) -> str:
+        p = result.pruning
+        last = p.steps[-1]
+        return (f"{p.summary()} on {result.items} items; last step measured {last.measured:+.4g} nats, "
+                f"predicted LM {last.predicted['lm']:+.4g}, QM {last.predicted['qm']:+.4g}, "
+                f"OBD {last.predicted['obd']:+.4g}")
+
     def _attack_text(self, outcome: PerturbOutcome) -> str:
         a = outcome.result
         vocab = getattr(outcome.live, "vocab", None) or self.workspace.recording.vocab
@@ -858,9 +965,11 @@ class PerturbPanel(TaskPanel):
     # ------------------------------------------------------------------ results
     def _show_result(self, kind, result, perturbation) -> None:
         if kind is None:
-            self.attack = self.pruning = None
+            self.attack = self.pruning = self.loss_pruning = None
             self.attack_view.set_result(None)
             self.pruning_view.set_curve(None)
+            self.loss_pruning_view.set_result(None)
+            self._share_pruning_tab()
             self.effect = self.sweep = self.batch = None
             self.outcome = None
             self.effect_view.set_effect(None)
@@ -890,10 +999,23 @@ class PerturbPanel(TaskPanel):
         elif kind == "pruning":
             self.pruning = result
             self.pruning_view.set_curve(result)
+            self._share_pruning_tab()
+        elif kind == "prune":
+            self._show_result("effect", result.effect, None)  # what the pruned weights change downstream
+            self.loss_pruning = result
+            self.loss_pruning_view.set_result(result.pruning)
+            self.prune_label.setText(self._prune_text(result) + ".")
+            self._share_pruning_tab()
         else:
             self.batch = result
             self.batch_view.set_batch(result)
         self._update_enabled()
+
+    def _share_pruning_tab(self) -> None:
+        """The pruning tab shows the plots that have a result (both while neither has one)."""
+        curve, steps = self.pruning is not None, self.loss_pruning is not None
+        self.pruning_box.setVisible(curve or not steps)
+        self.loss_pruning_box.setVisible(steps or not curve)
 
     @staticmethod
     def _default_heatmap_tap(effect, perturbation) -> str | None:
@@ -997,13 +1119,13 @@ class PerturbPanel(TaskPanel):
     def _view_widget(self, part: str) -> QtWidgets.QWidget:
         widgets = {"effect": (self.effect, self.effect_splitter), "sweep": (self.sweep, self.sweep_view),
                    "items": (self.batch, self.batch_view), "attack": (self.attack, self.attack_tab),
-                   "pruning": (self.pruning, self.pruning_view)}
+                   "pruning": (self.pruning, self.pruning_box), "prune": (self.loss_pruning, self.loss_pruning_box)}
         if part not in widgets:
             raise ValueError(f"unknown part {part!r}; choose one of {', '.join(widgets)}")
         result, widget = widgets[part]
         if result is None:
             names = {"effect": "Run", "sweep": "Sweep alpha", "items": "All items", "attack": "Attack",
-                     "pruning": "Pruning curve"}
+                     "pruning": "Pruning curve", "prune": "Prune model"}
             raise ValueError(f"There is nothing to export yet: press {names[part]} first.")
         return widget
 
@@ -1018,8 +1140,8 @@ class PerturbPanel(TaskPanel):
     def export_table(self, path: str | Path, part: str = "effect") -> Path:
         """The per-position table of the effect ("effect"), the sweep ("sweep") or the items ("items") as
         CSV/NPY."""
-        if part not in ("effect", "sweep", "items", "pruning", "attack"):
-            raise ValueError(f"unknown table {part!r}; choose effect, sweep, items, attack or pruning")
+        if part not in ("effect", "sweep", "items", "pruning", "attack", "prune"):
+            raise ValueError(f"unknown table {part!r}; choose effect, sweep, items, attack, pruning or prune")
         result = self._results().get(part)
         if result is None:
             raise ValueError("There is no such result to export yet; run it first.")
@@ -1062,6 +1184,8 @@ class PerturbPanel(TaskPanel):
             filters["Input attack summary, CSV (*.csv)"] = ("attack", ".csv")
         if self.pruning is not None:
             filters["Pruning curve, CSV (*.csv)"] = ("pruning", ".csv")
+        if self.loss_pruning is not None:
+            filters["Loss-model pruning per step, CSV (*.csv)"] = ("prune", ".csv")
         if self.batch is not None:
             filters["Effect per item, CSV (*.csv)"] = ("items", ".csv")
             filters["Effect per item, NumPy array (*.npy)"] = ("items", ".npy")
@@ -1075,3 +1199,22 @@ class PerturbPanel(TaskPanel):
             return self.export_guarded("Cannot export", lambda: self.export_heatmap(path))
         return self.export_guarded("Cannot export", lambda: self.export_table(path, what))
 
+
+    # ------------------------------------------------------------------ the pruned checkpoint
+    def save_pruned_checkpoint(self, path: str | Path) -> Path:
+        """Write the model pruned by the last "Prune model" as a checkpoint carrying its masks (atomic)."""
+        if self.loss_pruning is None or self._live is None:
+            raise ValueError("There is no pruned model yet: press Prune model first.")
+        return Path(save_pruned(self.loss_pruning, self._live[2], path))
+
+    def choose_and_save_pruned(self) -> bool:
+        if self.loss_pruning is None:
+            return False
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save pruned checkpoint",
+                                                        self._default_path("pruned", ".pt"),
+                                                        "Checkpoint (*.pt)")
+        if not path:
+            return False
+        if Path(path).suffix.lower() != ".pt":
+            path += ".pt"
+        return self.export_guarded("Cannot save the pruned checkpoint", lambda: self.save_pruned_checkpoint(path))

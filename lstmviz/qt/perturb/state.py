@@ -5,9 +5,10 @@ active pane's selection, a probe's top units, or a typed list such as ``"3, 17, 
 positions come from — the brushed range, the whole item, or a typed item-local list), the action with
 its settings (the fields of ``lstmviz.perturb.Perturbation``, see ``perturbation_fields``), and the
 view choices (the tap of the Δ heatmap, the alpha sweep's range, what "All items" runs over, which
-result was shown), and the input-side attack (method, item-local position, PGD's radius).
+result was shown), the input-side attack (method, item-local position, PGD's radius), and the
+loss-model pruning of the model (method MP/LM/QM/OBD, target sparsity, steps, λ, curvature).
 ``PERTURB_STATE`` keeps it in the workspace file (``"panels": {"perturb": {...}}``,
-version 1) and says what of it fits a recording (``fit``: a tap the recording lacks is dropped, typed
+version 2: version 1 had no pruning settings, which then take their defaults) and says what of it fits a recording (``fit``: a tap the recording lacks is dropped, typed
 units are clipped to the tap, annotations it lacks are dropped).
 
 ``parse_indices`` reads a typed list of indices (``"3, 17, 40-45"``); a mistake is one sentence.
@@ -36,10 +37,18 @@ BATCH_OVER = ("items", "matches")
 #: the tabs of results
 VIEWS = ("effect", "sweep", "items", "attack", "pruning")
 #: what was shown (and is computed again when a saved workspace is opened)
-SHOWN = ("none", "effect", "sweep", "items", "attack", "pruning")
+SHOWN = ("none", "effect", "sweep", "items", "attack", "pruning", "prune")
 #: the input-side attacks (``lstmviz.perturb.adversarial.METHODS``)
 ATTACKS = ("hotflip", "pgd", "lbfgs")
 EPS_RANGE = (1e-6, 1e6)
+#: Laurent et al.'s loss models (``lstmviz.perturb.loss_models.LOSS_MODELS``)
+PRUNE_METHODS = ("mp", "lm", "qm", "obd")
+#: the curvatures the panel offers for token models (``lstmviz.perturb.curvature.CURVATURES`` without the
+#: exact GGN, which needs one prediction per example, and the exact Hessian, one backward per weight)
+PRUNE_CURVATURES = ("fisher", "sampled-fisher", "hutchinson")
+PRUNE_SPARSITY = (0.0, 0.99)
+PRUNE_STEPS = (1, 50)
+PRUNE_LAMBDA = (0.0, 1e3)
 #: bounds of the numbers the panel's boxes take
 VALUE_RANGE = (-1e6, 1e6)
 ALPHA_RANGE = (-1e6, 1e6)
@@ -140,6 +149,16 @@ class PerturbState:
     attack_method: str = "hotflip"
     attack_position: int = 0
     attack_eps: float = 1.0
+    prune_method: str = "qm"
+    prune_sparsity: float = 0.5
+    prune_steps: int = 5
+    prune_lambda: float = 0.0
+    prune_curvature: str = "fisher"
+
+    def prune_fields(self) -> dict:
+        """The loss-model pruning settings as ``lstmviz.perturb.prune_live.prune_live_model`` keywords."""
+        return {"method": self.prune_method, "sparsity": float(self.prune_sparsity), "steps": int(self.prune_steps),
+                "lam": float(self.prune_lambda), "curvature": self.prune_curvature}
 
     def perturbation_fields(self) -> dict:
         """The settings of the action as ``Perturbation`` keywords (without tap, units, positions)."""
@@ -171,7 +190,7 @@ def _sweep_check(values: dict, where: str) -> None:
 class PerturbStateFormat(PanelStateFormat):
     name = "perturb"
     title = "the Perturb panel"
-    version = 1
+    version = 2
     schema = Record({
         "tap": (Text(nullable=True), None),
         "action": (Text(choices=ACTIONS), "ablate"),
@@ -202,7 +221,17 @@ class PerturbStateFormat(PanelStateFormat):
         "attack_method": (Text(choices=ATTACKS), "hotflip"),
         "attack_position": (Whole(0, MAX_INDEX), 0),
         "attack_eps": (Real(*EPS_RANGE), 1.0),
+        "prune_method": (Text(choices=PRUNE_METHODS), "qm"),
+        "prune_sparsity": (Real(*PRUNE_SPARSITY), 0.5),
+        "prune_steps": (Whole(*PRUNE_STEPS), 5),
+        "prune_lambda": (Real(*PRUNE_LAMBDA), 0.0),
+        "prune_curvature": (Text(choices=PRUNE_CURVATURES), "fisher"),
     }, check=_sweep_check)
+
+    def migrate(self, values: dict, version: int) -> dict:
+        """Version 1 had no loss-model pruning settings (they take their defaults) and its pruning curve
+        named the quadratic saliency ``obd`` (now ``qm``); it saved no method name, so nothing is renamed."""
+        return values
 
     def from_values(self, values: dict) -> PerturbState:
         return PerturbState(**{**values, "sweep_range": tuple(float(v) for v in values["sweep_range"])})
