@@ -75,6 +75,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmviz.engines.families.image.api import ImageAxis, set_axis
+from lstmviz.geometry import AxisGeometry, ImageGeometry
 from lstmviz.engines.spec import EngineSpec, Paper
 from lstmviz.hooks import IMAGE, SET, Tap
 
@@ -82,6 +83,10 @@ from .grouping import grouping_ami
 
 ENGINE = "tagger"
 GROUP_AXIS = "groups"
+#: the per-pixel maps: the input's pixel grid, but every pixel after the first iteration depends on every
+#: pixel of the image (the denoiser is a dense map over the whole image), so the stated receptive field covers
+#: the whole image from any pixel (the perturbation views bound where an edit can show by it)
+PIXEL_AXIS = "pixels"
 CLIP = 1e-4
 """ε: probabilities are squeezed into [ε, 1 − ε] before a logarithm (the reference's soft clip)."""
 
@@ -141,23 +146,23 @@ class Tagger(nn.Module):
         steps = range(self.iterations)
         what = lambda t: "the initial state" if t == 0 else f"after iteration {t}"  # noqa: E731
         self.mask_taps = nn.ModuleList(
-            Tap(f"iter{t}/mask", signal="mask", layer=t, layout=IMAGE,
+            Tap(f"iter{t}/mask", signal="mask", layer=t, layout=IMAGE, axis=PIXEL_AXIS,
                 description=f"masks m_k ({what(t)}): unit k = group k, sums to 1 over the units at every pixel")
             for t in states)
         self.z_taps = nn.ModuleList(
-            Tap(f"iter{t}/z", signal="z", layer=t, layout=IMAGE,
+            Tap(f"iter{t}/z", signal="z", layer=t, layout=IMAGE, axis=PIXEL_AXIS,
                 description=f"reconstructions z_k ({what(t)}): unit k*C + c = group k, channel c")
             for t in states)
         self.recon_taps = nn.ModuleList(
-            Tap(f"iter{t}/recon", signal="recon", layer=t, layout=IMAGE,
+            Tap(f"iter{t}/recon", signal="recon", layer=t, layout=IMAGE, axis=PIXEL_AXIS,
                 description=f"the mixture sum_k m_k z_k ({what(t)}): the denoised image, one unit per channel")
             for t in states)
         self.dz_taps = nn.ModuleList(
-            Tap(f"iter{t}/dz", signal="dz", layer=t, layout=IMAGE,
+            Tap(f"iter{t}/dz", signal="dz", layer=t, layout=IMAGE, axis=PIXEL_AXIS,
                 description=f"iteration {t + 1}'s input dz_k, the likelihood gradient w.r.t. z_k: unit k*C + c")
             for t in steps)
         self.mask_lh_taps = nn.ModuleList(
-            Tap(f"iter{t}/mask_lh", signal="mask_lh", layer=t, layout=IMAGE,
+            Tap(f"iter{t}/mask_lh", signal="mask_lh", layer=t, layout=IMAGE, axis=PIXEL_AXIS,
                 description=f"iteration {t + 1}'s input m^_k, the normalised mask likelihood: unit k = group k")
             for t in steps)
         self.top_taps = nn.ModuleList(
@@ -170,7 +175,10 @@ class Tagger(nn.Module):
                 f"top_size={self.top_size}, noise={self.noise}, z_init={self.z_init}, init_seed={self.init_seed}")
 
     def image_axes(self, height: int, width: int) -> dict[str, ImageAxis]:
-        return {GROUP_AXIS: set_axis(self.group_names)}
+        whole = (2 * height - 1, 2 * width - 1)
+        pixels = ImageAxis(AxisGeometry(kind="image", stride=(1, 1), receptive_field=whole, offset=(0.0, 0.0)),
+                           ImageGeometry(height, width))
+        return {GROUP_AXIS: set_axis(self.group_names), PIXEL_AXIS: pixels}
 
     # -- the model ------------------------------------------------------------------------------------
     def _check(self, images: Tensor) -> Tensor:

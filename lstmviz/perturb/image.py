@@ -251,6 +251,14 @@ def _cell_boxes(axis) -> np.ndarray:
     return np.stack([cy - hy, cx - hx, cy + hy, cx + hx], axis=1)
 
 
+def _clip(boxes: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    """``boxes`` ``(y0, x0, y1, x1)`` cut to the image ``extent`` ``(0, 0, H, W)``."""
+    boxes = np.array(boxes, dtype=float).reshape(-1, 4)
+    boxes[:, :2] = np.maximum(boxes[:, :2], extent[:2])
+    boxes[:, 2:] = np.minimum(boxes[:, 2:], extent[2:])
+    return boxes
+
+
 def contains(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """bool ``[len(outer)]``: which boxes of ``outer`` contain at least one box of ``inner``."""
     if len(inner) == 0:
@@ -319,7 +327,10 @@ class ImageEffect:
         axis = self.axes[tap]
         if axis.size is None or self.extra.get("switches"):
             return np.ones(len(self.clean[tap]), dtype=bool)
-        return contains(_cell_boxes(axis), self.sources)
+        # boxes clipped to the image: only real pixels are read, so a field that spans the whole image (a dense
+        # map over it: tagger) contains every source, while conv chains' nested fields are unchanged inside it
+        extent = np.array([0.0, 0.0, *self.image_clean.shape[-2:]])
+        return contains(_clip(_cell_boxes(axis), extent), _clip(np.asarray(self.sources, float), extent))
 
     def outside(self, tap: str) -> int:
         """How many cells of ``tap`` changed outside :meth:`region` (0 when the geometry is right)."""

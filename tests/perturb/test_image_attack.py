@@ -153,7 +153,10 @@ def test_cnn_engine_float32_attack_and_conv_tap_deltas():
     """A (random) cnn engine: the float32 path, an IMAGE tap's [positions, units] delta."""
     from lstmviz.engines import build_engine
 
-    torch.manual_seed(0)
+    # seed 3: the runner-up class is reachable inside the [0, 1] box by a clear logit margin (0.045, by projected
+    # Adam); seed 0's was reachable by 3e-4 at best, which one CPU's arithmetic (and scipy's L-BFGS-B) found and
+    # another's did not
+    torch.manual_seed(3)
     model = build_engine("cnn", channels=1, height=8, width=8, num_classes=10, task="class", hidden_size=4,
                          num_layers=2)
     image = torch.rand(1, 8, 8)
