@@ -254,6 +254,25 @@ def _next_level(p_ge: np.ndarray, lo: int, nodes_ge_lo: int, want_nodes: float) 
     return _start_level(p_ge, 8 * max(float(p_ge[lo]), 1.0), lo)
 
 
+def ranked_results(q: MatchQuery, parts: list, limit: int | None, **extra) -> MatchResults:
+    """The scored candidates ``parts`` (each ``(starts, lengths, levels, items, intersection, union, jaccard,
+    length_factor, score)``) as results in the one order of every match: score descending, then
+    intersection descending, then start, then length (so a sharded match ties exactly as the single
+    file's); the first ``limit``. ``extra``: ``MatchResults`` fields (``n_candidates``, ...)."""
+    if parts:
+        cols = [np.concatenate([p[j] for p in parts]) for j in range(9)]
+    else:
+        cols = [np.zeros(0, np.int64)] * 4 + [np.zeros(0, np.int32)] * 2 + [np.zeros(0)] * 3
+    starts, lengths, levels, items, inter, union, jac, lf, score = cols
+    rank = np.lexsort((lengths, starts, -inter.astype(np.int64), -score))
+    if limit is not None:
+        rank = rank[:limit]
+    return MatchResults(
+        q, starts[rank].astype(np.int64), lengths[rank].astype(np.int64), items[rank].astype(np.int64),
+        levels[rank].astype(np.int32), inter[rank].astype(np.int32), union[rank].astype(np.int32),
+        jac[rank].astype(np.float64), lf[rank].astype(np.float64), score[rank].astype(np.float64), **extra)
+
+
 def match(index: BitIndex, query: MatchQuery, *, task=None) -> MatchResults:
     """Search the whole index for ranges where the query's units are on together; see the module doc."""
     t_begin = time.perf_counter()
@@ -411,17 +430,5 @@ def _match_scored(q, runs, scorer, p_ge, item_bounds, task, timings, t_runs):
     timings["runs"] = time.perf_counter() - t_runs - t_score
     timings["score"] = t_score
     task.progress(3, _STEPS, "ranking")
-    if parts:
-        cols = [np.concatenate([p[j] for p in parts]) for j in range(9)]
-    else:
-        cols = [np.zeros(0, np.int64)] * 4 + [np.zeros(0, np.int32)] * 2 + [np.zeros(0)] * 3
-    starts, lengths, levels, items, inter, union, jac, lf, score = cols
-    rank = np.lexsort((lengths, starts, -inter.astype(np.int64), -score))
-    if limit is not None:
-        rank = rank[:limit]
-    res = MatchResults(
-        q, starts[rank].astype(np.int64), lengths[rank].astype(np.int64), items[rank].astype(np.int64),
-        levels[rank].astype(np.int32), inter[rank].astype(np.int32), union[rank].astype(np.int32),
-        jac[rank].astype(np.float64), lf[rank].astype(np.float64), score[rank].astype(np.float64),
-        n_candidates=n_scored)
+    res = ranked_results(q, parts, limit, n_candidates=n_scored)
     return res, min(lowest, k), exact

@@ -50,7 +50,15 @@ import numpy as np
 
 from lstmviz.analysis.bitindex import IndexKey
 from lstmviz.analysis.match_types import MatchQuery, MatchResults
-from lstmviz.analysis.matching import _check_units, _counts, _next_level, _Runs, _Scorer, _start_level
+from lstmviz.analysis.matching import (
+    _check_units,
+    _counts,
+    _next_level,
+    _Runs,
+    _Scorer,
+    _start_level,
+    ranked_results,
+)
 from lstmviz.analysis.shard_exec import drop_state, worker_state
 from lstmviz.analysis.shard_index import shard_index
 from lstmviz.analysis.transforms import UnitStats
@@ -329,19 +337,7 @@ def _scored(q, p_ge, run, every, task) -> MatchResults:
         hi = lo - 1
         lo = _next_level(p_ge, lo, int(per_level[lo:].sum()), want)
     task.progress(3, 4, "ranking")
-    if parts:
-        cols = [np.concatenate([p[j] for p in parts]) for j in range(9)]
-    else:
-        cols = [np.zeros(0, np.int64)] * 4 + [np.zeros(0, np.int32)] * 2 + [np.zeros(0)] * 3
-    starts, lengths, levels, items, inter, union, jac, lf, score = cols
-    rank = np.lexsort((lengths, starts, -inter.astype(np.int64), -score))
-    if limit is not None:
-        rank = rank[:limit]
-    return MatchResults(
-        q, starts[rank].astype(np.int64), lengths[rank].astype(np.int64), items[rank].astype(np.int64),
-        levels[rank].astype(np.int32), inter[rank].astype(np.int32), union[rank].astype(np.int32),
-        jac[rank].astype(np.float64), lf[rank].astype(np.float64), score[rank].astype(np.float64),
-        n_candidates=n_scored, exact=exact, lowest_level=min(lowest, k))
+    return ranked_results(q, parts, limit, n_candidates=n_scored, exact=exact, lowest_level=min(lowest, k))
 
 
 def _prefixes(shard_levels: np.ndarray, m_cut: int, hi: int, room: int) -> list[int]:
