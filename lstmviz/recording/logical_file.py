@@ -192,7 +192,7 @@ def _provenance(f: h5py.File, shards: list[h5py.File], entries: list[ShardEntry]
             "provenance_crc32": int(s[fmt.PROVENANCE].attrs[fmt.CHECKSUM_ATTR]),
         })
     meta[SHARDS_PROVENANCE] = {"ranks": len(entries), **extra, "shards": details}
-    meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta["created"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     text = json.dumps(meta, ensure_ascii=False)
     ds = f.create_dataset(fmt.PROVENANCE, data=text, dtype=_STR)
     ds.attrs[fmt.CHECKSUM_ATTR] = np.int64(fmt.crc32_of_strings([text]))

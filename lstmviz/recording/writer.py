@@ -1096,7 +1096,8 @@ def provenance_to_json(provenance: dict | None) -> str:
     versions = dict(versions)
     versions.update(lstmviz=lstmviz.__version__, h5py=h5py.__version__, numpy=np.__version__)
     record["versions"] = versions
-    record["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # microseconds: two recordings made in one second (a shard recorded again) keep distinct provenance
+    record["created"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     try:
         return json.dumps(record, ensure_ascii=False, default=_json_default)
     except (TypeError, ValueError) as e:
