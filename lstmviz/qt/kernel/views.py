@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore
 
 from lstmviz.qt.match.view import unbreakable
-from lstmviz.qt.palette import AXIS, BACKGROUND, DISTINCT, FOREGROUND
+from lstmviz.qt.palette import AXIS, DISTINCT, FOREGROUND
+from lstmviz.qt.probes.chart import LegendOverPlots
 
 ALL_COLOR = (20, 20, 20)
 CURVES_EMPTY = ("Tangent-kernel curves appear here: tick “tangent kernel” and run the probes over training "
@@ -37,19 +38,11 @@ def _entry(color, text: str) -> str:
     return f"<span style='color:rgb{tuple(color)}'>&#9632;</span>&nbsp;{unbreakable(text)}"
 
 
-class _StackedPlots(QtWidgets.QWidget):
+class _StackedPlots(LegendOverPlots):
     """A rich-text legend over pyqtgraph plots stacked in one column (exports render all)."""
 
     def __init__(self, rows: int, parent=None):
-        super().__init__(parent)
-        self.setMinimumSize(320, 220)
-        self.legend_label = QtWidgets.QLabel()
-        self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        self.legend_label.setWordWrap(True)
-        self.legend_label.setContentsMargins(8, 2, 8, 0)
-        self.view = pg.GraphicsLayoutWidget(border=None)
-        self.view.setBackground(BACKGROUND)
-        self.view.ci.layout.setContentsMargins(4, 6, 12, 4)
+        super().__init__(parent, minimum=(320, 220))
         self.plots = []
         for row in range(rows):
             plot = pg.PlotItem()
@@ -64,15 +57,6 @@ class _StackedPlots(QtWidgets.QWidget):
             plot.showGrid(x=True, y=True, alpha=0.15)
             self.view.addItem(plot, row=row, col=0)
             self.plots.append(plot)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.legend_label)
-        layout.addWidget(self.view, 1)
-        self.setAutoFillBackground(True)
-        palette = self.palette()
-        palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(*BACKGROUND))
-        self.setPalette(palette)
         self._items: list = []
 
     def _clear(self) -> None:
@@ -90,10 +74,6 @@ class _StackedPlots(QtWidgets.QWidget):
             plot.setXRange(0, 1, padding=0)
             plot.setYRange(0, 1, padding=0)
             plot.setLogMode(False, False)
-
-    def legend_text(self) -> str:
-        text = QtGui.QTextDocumentFragment.fromHtml(self.legend_label.text()).toPlainText()
-        return text.replace("\xa0", " ").replace("\u2060", "")
 
 
 class KernelCurvesView(_StackedPlots):

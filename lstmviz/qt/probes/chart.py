@@ -156,13 +156,13 @@ def _pen(color, width=1.0, style=QtCore.Qt.PenStyle.SolidLine):
     return pen
 
 
-class AccuracyPlot(QtWidgets.QWidget):
-    """A rich-text legend line (``legend_label``) over a static pyqtgraph plot (``view``, ``plot``)
-    of held-out accuracy, 0–100% on the left axis; exports render both."""
+class LegendOverPlots(QtWidgets.QWidget):
+    """A rich-text legend line (``legend_label``) over a static pyqtgraph layout (``view``) on the
+    window's background; exports render both. Subclasses add their plots to ``view``."""
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None, bottom_axis: pg.AxisItem | None = None):
+    def __init__(self, parent: QtWidgets.QWidget | None = None, minimum: tuple[int, int] = (320, 150)):
         super().__init__(parent)
-        self.setMinimumSize(320, 150)
+        self.setMinimumSize(*minimum)
         self.legend_label = QtWidgets.QLabel()
         self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.legend_label.setWordWrap(True)
@@ -170,13 +170,6 @@ class AccuracyPlot(QtWidgets.QWidget):
         self.view = pg.GraphicsLayoutWidget(border=None)
         self.view.setBackground(BACKGROUND)
         self.view.ci.layout.setContentsMargins(4, 6, 12, 4)
-        self.value_axis = PercentAxis(orientation="left", pen=_pen(AXIS), textPen=_pen(FOREGROUND))
-        axes = {"left": self.value_axis} if bottom_axis is None else {"left": self.value_axis,
-                                                                      "bottom": bottom_axis}
-        self.plot = pg.PlotItem(axisItems=axes)
-        self.view.addItem(self.plot, row=0, col=0)
-        self.plot.getAxis("bottom").setPen(_pen(AXIS))
-        self.plot.getAxis("bottom").setTextPen(_pen(FOREGROUND))
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -186,6 +179,26 @@ class AccuracyPlot(QtWidgets.QWidget):
         palette = self.palette()
         palette.setColor(QtGui.QPalette.ColorRole.Window, QtGui.QColor(*BACKGROUND))
         self.setPalette(palette)
+
+    def legend_text(self) -> str:
+        """The legend as plain text."""
+        text = QtGui.QTextDocumentFragment.fromHtml(self.legend_label.text()).toPlainText()
+        return text.replace("\xa0", " ").replace("\u2060", "")
+
+
+class AccuracyPlot(LegendOverPlots):
+    """A rich-text legend line (``legend_label``) over a static pyqtgraph plot (``view``, ``plot``)
+    of held-out accuracy, 0–100% on the left axis; exports render both."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, bottom_axis: pg.AxisItem | None = None):
+        super().__init__(parent)
+        self.value_axis = PercentAxis(orientation="left", pen=_pen(AXIS), textPen=_pen(FOREGROUND))
+        axes = {"left": self.value_axis} if bottom_axis is None else {"left": self.value_axis,
+                                                                      "bottom": bottom_axis}
+        self.plot = pg.PlotItem(axisItems=axes)
+        self.view.addItem(self.plot, row=0, col=0)
+        self.plot.getAxis("bottom").setPen(_pen(AXIS))
+        self.plot.getAxis("bottom").setTextPen(_pen(FOREGROUND))
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
@@ -193,11 +206,6 @@ class AccuracyPlot(QtWidgets.QWidget):
         self.value_axis.setWidth(52)
         self.value_axis.setTicks([[(v, f"{100 * v:.0f}%") for v in np.arange(0, 1.01, 0.2)],
                                   [(v, "") for v in np.arange(0.1, 1.0, 0.2)]])
-
-    def legend_text(self) -> str:
-        """The legend as plain text."""
-        text = QtGui.QTextDocumentFragment.fromHtml(self.legend_label.text()).toPlainText()
-        return text.replace("\xa0", " ").replace("\u2060", "")
 
 
 class ProbeChart(AccuracyPlot):
