@@ -161,7 +161,17 @@ def test_float16_overflow_is_refused_and_float32_keeps_the_values(tmp_path):
         np.testing.assert_allclose(rec.states("big")[0], data[0].image.reshape(-1)[:3] * 1e6, rtol=1e-6)
 
 
-def test_background_writes_give_the_same_file_byte_for_byte(tmp_path):
+def test_background_writes_give_the_same_file_byte_for_byte(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from lstmviz.recording import writer
+
+    class Frozen(datetime):  # both files get one creation time (provenance "created" is to the microsecond)
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(writer, "datetime", Frozen)
     model, data = model_and_data(7)
     behind = record_images(model, data, tmp_path / "behind.h5", chunk=2, dtype="float16")
     inline = record_images(model, data, tmp_path / "inline.h5", chunk=2, dtype="float16", background_writes=False)
