@@ -254,6 +254,46 @@ def _next_level(p_ge: np.ndarray, lo: int, nodes_ge_lo: int, want_nodes: float) 
     return _start_level(p_ge, 8 * max(float(p_ge[lo]), 1.0), lo)
 
 
+def lstmvis_levels(p_ge: np.ndarray, k: int, cap: int | None, collect) -> tuple[int, int]:
+    """LSTMVis mode's level search: ``(lo, m_lo)``, the level runs were collected from and the highest level
+    ``m_lo`` with at least ``cap`` candidates of level >= m_lo (1 without a cap or when there are fewer).
+    ``collect(lo)`` collects the runs of level >= lo and returns the candidates per level (over the whole
+    corpus: the single file's runs, or the sum over shards); ``p_ge`` chooses where to start."""
+    lo = 1 if cap is None else _start_level(p_ge, 4 * cap, k + 1)
+    while True:
+        cum = np.cumsum(np.asarray(collect(lo))[::-1])[::-1]  # cum[m]: nodes with level >= m
+        if cap is not None and cum[lo] >= cap:
+            return lo, max(m for m in range(lo, k + 1) if cum[m] >= cap)
+        if lo == 1:
+            return lo, 1
+        lo = _next_level(p_ge, lo, int(cum[lo]), cap)
+
+
+def lstmvis_score2(q: MatchQuery, levels: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """LSTMVis's candidate score: the level less the counts just outside the run on the padded sides
+    (the level counted once for both sides)."""
+    if q.pad_left > 0 and q.pad_right > 0:
+        return levels - prev - nxt
+    if q.pad_left > 0:
+        return levels - prev
+    if q.pad_right > 0:
+        return levels - nxt
+    return np.zeros(len(levels), np.int64)
+
+
+def lstmvis_ranked(q: MatchQuery, starts, lengths, items, levels, inter, union, m_lo: int) -> MatchResults:
+    """LSTMVis mode's scored candidates (in the candidate order) ranked by intersection descending, union,
+    then length descending (stable: ties keep the candidate order); the first ``q.limit``."""
+    rank = np.lexsort((-lengths, union, -inter.astype(np.int64)))
+    if q.limit is not None:
+        rank = rank[:q.limit]
+    jac = inter[rank] / union[rank]
+    return MatchResults(
+        q, starts[rank], lengths[rank], items[rank], levels[rank], inter[rank], union[rank], jac,
+        np.ones(len(rank)), jac.copy(), n_candidates=len(starts), exact=True, lowest_level=m_lo,
+        elapsed_s=0.0, extra={})
+
+
 def ranked_results(q: MatchQuery, parts: list, limit: int | None, **extra) -> MatchResults:
     """The scored candidates ``parts`` (each ``(starts, lengths, levels, items, intersection, union, jaccard,
     length_factor, score)``) as results in the one order of every match: score descending, then
@@ -305,34 +345,21 @@ def match(index: BitIndex, query: MatchQuery, *, task=None) -> MatchResults:
     t = time.perf_counter()
     if q.mode == "lstmvis":
         cap = q.candidate_cap
-        lo = 1 if cap is None else _start_level(p_ge, 4 * cap, k + 1)
-        while True:
+
+        def collect(lo):
             per_level = runs.collect(lo)
-            timings["collect"] = time.perf_counter() - t
             task.check()
-            cum = np.cumsum(per_level[::-1])[::-1]  # cum[m]: nodes with level >= m
-            if cap is not None and cum[lo] >= cap:
-                m_lo = max(m for m in range(lo, k + 1) if cum[m] >= cap)
-                break
-            if lo == 1:
-                m_lo = 1
-                break
-            lo = _next_level(p_ge, lo, int(cum[lo]), cap)
+            return per_level
+
+        _, m_lo = lstmvis_levels(p_ge, k, cap, collect)
+        timings["collect"] = time.perf_counter() - t
         starts, lengths, levels = runs.take(m_lo, k)
         timings["take"] = time.perf_counter() - t
         items, item_lo, item_hi = item_bounds(starts)
         # the counts just outside the run; outside its item nothing is on (0)
         prev = np.where(starts > item_lo, c[np.maximum(starts - 1, 0)], 0).astype(np.int64)
         nxt = np.where(starts + lengths < item_hi, c[np.minimum(starts + lengths, n - 1)], 0).astype(np.int64)
-        levels64 = levels.astype(np.int64)
-        if q.pad_left > 0 and q.pad_right > 0:
-            score2 = levels64 - prev - nxt  # LSTMVis counts the level once for both sides
-        elif q.pad_left > 0:
-            score2 = levels64 - prev
-        elif q.pad_right > 0:
-            score2 = levels64 - nxt
-        else:
-            score2 = np.zeros(len(starts), np.int64)
+        score2 = lstmvis_score2(q, levels.astype(np.int64), prev, nxt)
         order = np.argsort(-score2, kind="stable")
         if cap is not None:
             order = order[:cap]
@@ -345,14 +372,7 @@ def match(index: BitIndex, query: MatchQuery, *, task=None) -> MatchResults:
         inter, union = scorer(starts, lengths, item_lo, item_hi)
         timings["score"] = time.perf_counter() - t
         task.progress(3, _STEPS, "ranking")
-        rank = np.lexsort((-lengths, union, -inter.astype(np.int64)))
-        if q.limit is not None:
-            rank = rank[:q.limit]
-        jac = inter[rank] / union[rank]
-        res = MatchResults(
-            q, starts[rank], lengths[rank], items[rank], levels[rank], inter[rank], union[rank], jac,
-            np.ones(len(rank)), jac.copy(), n_candidates=len(starts), exact=True, lowest_level=m_lo,
-            elapsed_s=0.0, extra={})
+        res = lstmvis_ranked(q, starts, lengths, items, levels, inter, union, m_lo)
         lowest = m_lo
         exact = True
     else:

@@ -57,6 +57,9 @@ from lstmviz.analysis.matching import (
     _Runs,
     _Scorer,
     _start_level,
+    lstmvis_levels,
+    lstmvis_ranked,
+    lstmvis_score2,
     ranked_results,
 )
 from lstmviz.analysis.shard_exec import drop_state, worker_state
@@ -145,7 +148,7 @@ def phase_lstmvis(ref: ShardRef, q: MatchQuery, qid: str, lo: int, m_lo: int) ->
     c, n = s.c, s.n
     prev = np.where(starts > item_lo, c[np.maximum(starts - 1, 0)], 0).astype(np.int64)
     nxt = np.where(starts + lengths < item_hi, c[np.minimum(starts + lengths, n - 1)], 0).astype(np.int64)
-    score2 = _score2(q, levels.astype(np.int64), prev, nxt)
+    score2 = lstmvis_score2(q, levels.astype(np.int64), prev, nxt)
     order = np.argsort(-score2, kind="stable")
     if q.candidate_cap is not None:
         order = order[:q.candidate_cap]
@@ -163,16 +166,6 @@ def phase_score(ref: ShardRef, q: MatchQuery, qid: str, starts, lengths, levels)
 def phase_release(qid: str) -> int:
     """Forget the query's per-shard state in this worker (a task)."""
     return drop_state(lambda k: k[0] == "query" and k[1] == qid)
-
-
-def _score2(q, levels, prev, nxt):
-    if q.pad_left > 0 and q.pad_right > 0:
-        return levels - prev - nxt
-    if q.pad_left > 0:
-        return levels - prev
-    if q.pad_right > 0:
-        return levels - nxt
-    return np.zeros(len(levels), np.int64)
 
 
 # --- the coordinator -------------------------------------------------------------------------------
@@ -237,17 +230,7 @@ def _lstmvis(q, p_ge, run, every) -> MatchResults:
     """``matching.match`` in lstmvis mode: the level search on the summed per-level counts; the shards'
     candidates merged in the single file's order and cut to the cap; only the survivors are scored."""
     k, cap = q.k, q.candidate_cap
-    lo = 1 if cap is None else _start_level(p_ge, 4 * cap, k + 1)
-    while True:
-        per_level = np.sum(run(phase_collect, every(lo)), axis=0)
-        cum = np.cumsum(per_level[::-1])[::-1]
-        if cap is not None and cum[lo] >= cap:
-            m_lo = max(m for m in range(lo, k + 1) if cum[m] >= cap)
-            break
-        if lo == 1:
-            m_lo = 1
-            break
-        lo = _next_level(p_ge, lo, int(cum[lo]), cap)
+    lo, m_lo = lstmvis_levels(p_ge, k, cap, lambda lo: np.sum(run(phase_collect, every(lo)), axis=0))
     parts = run(phase_lstmvis, every(lo), every(m_lo))
     shard = np.concatenate([np.full(len(p["starts"]), j, np.int64) for j, p in enumerate(parts)]) if parts else \
         np.zeros(0, np.int64)
@@ -269,12 +252,7 @@ def _lstmvis(q, p_ge, run, every) -> MatchResults:
         at = position[o]
         inter[at], union[at], items[at] = got["inter"], got["union"], got["items"]
     starts, lengths, levels = starts[order], lengths[order], levels[order]
-    rank = np.lexsort((-lengths, union, -inter.astype(np.int64)))
-    if q.limit is not None:
-        rank = rank[:q.limit]
-    jac = inter[rank] / union[rank]
-    return MatchResults(q, starts[rank], lengths[rank], items[rank], levels[rank], inter[rank], union[rank], jac,
-                        np.ones(len(rank)), jac.copy(), n_candidates=len(starts), exact=True, lowest_level=m_lo)
+    return lstmvis_ranked(q, starts, lengths, items, levels, inter, union, m_lo)
 
 
 def _cat(parts, name, dtype):
